@@ -1,0 +1,122 @@
+"""The `careroute` command line: run services, load a jurisdiction, manage local infrastructure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared import infra
+from shared.jurisdiction import JurisdictionError, load_file
+from shared.settings import SERVICE_NAMES, Settings
+
+app = typer.Typer(help="careroute: divert crisis calls to community teams, with an audit trail.")
+infra_app = typer.Typer(help="Start, stop and inspect the local broker and PostgreSQL.")
+app.add_typer(infra_app, name="infra")
+
+
+def _settings() -> Settings:
+    """Settings from the environment, with the local infrastructure's endpoints when it runs."""
+    settings = Settings()
+    endpoints = infra.read_endpoints(settings.run_dir)
+    if endpoints is not None:
+        updates: dict[str, object] = {}
+        if "DATABASE_URL" not in os.environ:
+            updates["database_url"] = endpoints.database_url
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            updates["kafka_bootstrap_servers"] = endpoints.kafka_bootstrap_servers
+        settings = Settings(**{**settings.model_dump(), **updates})
+    return settings
+
+
+@app.command()
+def run(
+    services: Annotated[list[str] | None, typer.Argument(help="intake matching notify audit")] = None,
+) -> None:
+    """Run the named services (all four by default) in this process until Ctrl-C or SIGTERM."""
+    from services.main import main
+
+    settings = _settings()
+    os.environ.setdefault("DATABASE_URL", settings.database_url.get_secret_value())
+    os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
+    main(services or list(SERVICE_NAMES))
+
+
+@app.command()
+def load(
+    file: Annotated[Path, typer.Argument(help="the jurisdiction YAML file", exists=False)],
+    check: Annotated[bool, typer.Option("--check", help="validate only; store nothing")] = False,
+) -> None:
+    """Load a jurisdiction file (idempotent).
+
+    Stores PSAPs, agencies, teams, oversight bodies, tokens and triage rules in every service's
+    schema in one transaction, and creates each agency's topic. Secrets may be written `env:NAME`.
+    Loading again updates what changed and keeps team statuses.
+    """
+    from services import loader
+
+    try:
+        jurisdiction = load_file(file)
+    except JurisdictionError as exc:
+        typer.echo(f"careroute load: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if check:
+        typer.echo(f"{file}: valid")
+        return
+    asyncio.run(loader.load(_settings(), jurisdiction))
+    j = jurisdiction
+    typer.echo(
+        f"loaded {j.jurisdiction.name}: {len(j.psaps)} PSAPs, {len(j.agencies)} agencies, "
+        f"{len(j.teams)} teams, {len(j.oversight)} oversight, rules {j.triage.version}"
+    )
+
+
+@infra_app.command("up")
+def infra_up(
+    broker: Annotated[str, typer.Option(help="apache | tansu | external | auto")] = "",
+) -> None:
+    """Start the local PostgreSQL and broker (reused when already running)."""
+    settings = Settings()
+    chosen = infra.choose_broker(broker or os.environ.get("KAFKA_BROKER") or settings.kafka_broker)
+    try:
+        endpoints = infra.up(
+            settings.run_dir,
+            chosen,
+            database_url=os.environ.get("DATABASE_URL"),
+            external_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if chosen == "external" else None,
+        )
+    except infra.InfraError as exc:
+        typer.echo(f"careroute infra up: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"broker      {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
+    typer.echo(f"postgresql  {endpoints.database_url}")
+    typer.echo(f"run folder  {settings.run_dir.resolve()}")
+
+
+@infra_app.command("down")
+def infra_down() -> None:
+    """Stop everything `infra up` started; nothing is left running."""
+    stopped = infra.down(Settings().run_dir)
+    typer.echo("\n".join(stopped) if stopped else "nothing was running")
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    """Show what runs from the run folder."""
+    for name, state in infra.status(Settings().run_dir).items():
+        typer.echo(f"{name:<10} {state}")
+
+
+@app.command()
+def demo(
+    broker: Annotated[str, typer.Option(help="apache | tansu | external")] = "tansu",
+    jurisdiction: Annotated[Path, typer.Option(help="jurisdiction file")] = Path("examples/lane-valley.yaml"),
+    keep_running: Annotated[bool, typer.Option(help="wait for Ctrl-C at the end")] = True,
+) -> None:
+    """Start everything, load the example, drive a short scenario, and keep running until Ctrl-C."""
+    from services import demo as scenario
+
+    raise typer.Exit(scenario.main(broker, jurisdiction, keep_running=keep_running))

@@ -1,0 +1,257 @@
+"""`make demo`: start everything, load the example, and walk calls from a 911 center to a team."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from aiokafka import AIOKafkaConsumer
+
+from services import loader
+from shared import infra
+from shared.jurisdiction import Jurisdiction, load_file
+from shared.settings import Settings
+from shared.topics import agency_topic
+
+
+def say(step: str, text: str = "") -> None:
+    """One line of the demo's narration."""
+    typer.echo(typer.style(f"==> {step}", bold=True) + (f" {text}" if text else ""))
+
+
+def _base(settings: Settings, service: str) -> str:
+    return f"http://{settings.http_host}:{settings.port_for(service)}"
+
+
+def wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    """Wait until every service answers /readyz, or fail with the log's tail."""
+    deadline = time.monotonic() + timeout_s
+    pending = ["intake", "matching", "notify", "audit"]
+    while pending:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the services exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout_s:.0f} s: {', '.join(pending)}")
+        for name in list(pending):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{_base(settings, name)}/readyz", timeout=2).status_code == 200:
+                    pending.remove(name)
+        time.sleep(0.3)
+
+
+CALLS: list[dict[str, Any]] = [
+    {
+        "title": "A man in distress outside the downtown library; caller says no weapon, calm, Spanish",
+        "body": {
+            "incident_type": "10-96",
+            "location": {"lat": 44.0503, "lon": -123.0889, "address": "100 W 10th Ave"},
+            "safety": {
+                "weapon": "no",
+                "violence": "no",
+                "medical": "no",
+                "self_harm_imminent": "no",
+                "crime_in_progress": "no",
+            },
+            "language": "es",
+            "callback_number": "+15415550123",
+            "caller_name": "(stays in intake)",
+            "narrative": "(stays in intake)",
+        },
+    },
+    {
+        "title": "A welfare check where the caller reports a knife",
+        "body": {
+            "incident_type": "WELCHK",
+            "location": {"lat": 44.0573, "lon": -123.1021},
+            "safety": {
+                "weapon": "yes",
+                "violence": "unknown",
+                "medical": "no",
+                "self_harm_imminent": "no",
+                "crime_in_progress": "no",
+            },
+        },
+    },
+    {
+        "title": "A student in crisis near campus, screen all 'no'",
+        "body": {
+            "incident_type": "SUICTHRT",
+            "location": {"lat": 44.0452, "lon": -123.0711},
+            "safety": {
+                "weapon": "no",
+                "violence": "no",
+                "medical": "no",
+                "self_harm_imminent": "no",
+                "crime_in_progress": "no",
+            },
+            "language": "en",
+            "callback_number": "+15415550188",
+        },
+    },
+]
+
+
+async def _next_offer(
+    consumer: AIOKafkaConsumer, call_id: str, timeout_s: float
+) -> tuple[str, dict[str, Any]] | None:
+    """The first offer for `call_id` on any agency topic, with the topic it came on."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        batch = await consumer.getmany(timeout_ms=500)
+        for records in batch.values():
+            for record in records:
+                event = json.loads(record.value)
+                if event["subject"] == call_id and event["data"]["kind"] == "offered":
+                    return record.topic, dict(event["data"])
+    return None
+
+
+async def scenario(settings: Settings, j: Jurisdiction) -> None:
+    """Three calls from a simulated 911 center; the simulated agencies accept what they get."""
+    psap = j.psaps[0]
+    tokens = {a.id: a.token for a in j.agencies}
+    oversight = next(o for o in j.oversight if o.role == "oversight")
+    agency_of_topic = {settings.topic(agency_topic(a.id)): a.id for a in j.agencies}
+    # One independent consumer follows every agency topic, as each agency's own software would.
+    consumer = AIOKafkaConsumer(
+        *agency_of_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"demo-agencies-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for n, call in enumerate(CALLS, start=1):
+                say(f"Call {n}:", call["title"])
+                body = {"external_id": f"DEMO-{uuid.uuid4().hex[:8].upper()}", **call["body"]}
+                answer = await http.post(
+                    f"{_base(settings, 'intake')}/v1/calls",
+                    json=body,
+                    headers={"Authorization": f"Bearer {psap.token}"},
+                )
+                result = answer.json()
+                decision = result["decision"]
+                say("    911 center got", f"HTTP {answer.status_code}: route={decision['route']}")
+                for reason in decision["reasons"]:
+                    typer.echo(f"      - {reason}")
+                call_id = result["call_id"]
+                if decision["route"] == "community":
+                    offer = await _next_offer(consumer, call_id, 20)
+                    if offer is None:
+                        say("    no offer reached an agency topic within 20 s (see .run/services.log)")
+                        continue
+                    topic, data = offer
+                    agency_id = agency_of_topic[topic]
+                    say(
+                        f"    offer on topic {topic}:",
+                        f"team {data['team_id']}, deadline {data['deadline']}",
+                    )
+                    base = f"{_base(settings, 'notify')}/v1/assignments/{data['assignment_id']}"
+                    auth = {"Authorization": f"Bearer {tokens[agency_id]}"}
+                    steps: list[tuple[str, dict[str, Any] | None]] = [
+                        ("accept", None),
+                        ("status", {"status": "en_route"}),
+                        ("status", {"status": "on_scene"}),
+                        ("status", {"status": "cleared", "disposition": "RESOLVED_ON_SCENE"}),
+                    ]
+                    for path, payload in steps:
+                        r = await http.post(f"{base}/{path}", json=payload, headers=auth)
+                        label = path if payload is None else payload["status"]
+                        say(f"    agency {agency_id}: {label}", f"HTTP {r.status_code}")
+                        await asyncio.sleep(0.3)
+                await asyncio.sleep(1.0)
+                status = await http.get(
+                    f"{_base(settings, 'intake')}/v1/calls/{call_id}",
+                    headers={"Authorization": f"Bearer {psap.token}"},
+                )
+                say("    911 center sees status", status.json().get("status", "?"))
+                trail = await _trail(http, settings, call_id, oversight.token)
+                say("    audit trail:", " -> ".join(trail))
+                typer.echo(
+                    f"      {_base(settings, 'audit')}/v1/audit/calls/{call_id}"
+                    f"  (Authorization: Bearer {oversight.token})"
+                )
+    finally:
+        await consumer.stop()
+
+
+async def _trail(http: httpx.AsyncClient, settings: Settings, call_id: str, token: str) -> list[str]:
+    """The event types of a call's audit trail, waiting briefly for the last ones."""
+    types: list[str] = []
+    for _ in range(20):
+        r = await http.get(
+            f"{_base(settings, 'audit')}/v1/audit/calls/{call_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if r.status_code == 200:
+            new = [e["type"] for e in r.json()["events"]]
+            if new == types and types:
+                break
+            types = new
+        await asyncio.sleep(0.5)
+    return types
+
+
+def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> int:
+    """Run the whole demo; returns the process exit code."""
+    settings = Settings()
+    run_dir = settings.run_dir
+    j = load_file(jurisdiction_file)
+    say("Starting PostgreSQL and the broker", f"({broker}) in {run_dir}/")
+    endpoints = infra.up(run_dir, infra.choose_broker(broker), database_url=os.environ.get("DATABASE_URL"))
+    settings = Settings(
+        **{
+            **settings.model_dump(),
+            "database_url": endpoints.database_url,
+            "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+        }
+    )
+    typer.echo(f"      postgresql {endpoints.database_url}")
+    typer.echo(f"      broker     {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
+    say("Loading the jurisdiction", str(jurisdiction_file))
+    asyncio.run(loader.load(settings, j))
+    log_path = run_dir / "services.log"
+    say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
+    env = {
+        **os.environ,
+        "DATABASE_URL": endpoints.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+    }
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=log, stderr=log)
+    code = 0
+    try:
+        wait_ready(settings, proc)
+        for name in ("intake", "matching", "notify", "audit"):
+            typer.echo(f"      {name:<9} {_base(settings, name)}/docs")
+        asyncio.run(scenario(settings, j))
+        say("Done.", "The system keeps running; press Ctrl-C to stop everything." if keep_running else "")
+        if keep_running:
+            with contextlib.suppress(KeyboardInterrupt):
+                proc.wait()
+    except RuntimeError as exc:
+        say("Demo failed:", f"{exc} (see {log_path})")
+        code = 1
+    finally:
+        say("Stopping the services, the broker and PostgreSQL")
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        infra.down(run_dir)
+    return code

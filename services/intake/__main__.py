@@ -1,0 +1,5 @@
+"""python -m services.intake: run intake alone."""
+
+from services.main import main
+
+main(["intake"])

@@ -1,0 +1,41 @@
+"""Intake's composition root: builds its HTTP app and consumer from the runtime's resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.intake import api, handlers
+from services.intake.repository import SCHEMA
+from shared import topics
+from shared.auth import Authenticator
+from shared.http import make_app
+from shared.runtime import Infra, ServiceParts
+
+FOLLOWED = (
+    topics.ASSIGNMENTS_OFFERED,
+    topics.ASSIGNMENTS_EXPIRED,
+    topics.ASSIGNMENTS_WITHDRAWN,
+    topics.ASSIGNMENTS_RESPONDED,
+    topics.ASSIGNMENTS_STATUS_CHANGED,
+    topics.CALLS_UNASSIGNED,
+)
+
+
+def build(infra: Infra) -> ServiceParts:
+    """Intake: calls in over HTTP, triage, and status kept for the PSAP."""
+    consumer = infra.consumer(SCHEMA, "intake", {t: handlers.on_assignment_event for t in FOLLOWED})
+
+    app = make_app(
+        "intake",
+        {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
+        max_body_bytes=infra.settings.max_body_bytes,
+        description="Calls in from 911 centers, triage, and call status.",
+    )
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    return ServiceParts(
+        name="intake",
+        schema=SCHEMA,
+        migrations=Path(__file__).parent / "migrations",
+        app=app,
+        consumer=consumer,
+    )

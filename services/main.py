@@ -1,0 +1,28 @@
+"""Entry point shared by `python -m services`, `python -m services.<name>` and `careroute run`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import structlog
+
+from services import builders
+from shared.logging import configure_logging
+from shared.runtime import StartupError, run
+from shared.settings import SERVICE_NAMES, Settings
+
+
+def main(names: list[str] | None = None) -> None:
+    """Load settings once, then run the named services (all four by default) until signalled."""
+    chosen = names or list(SERVICE_NAMES)
+    unknown = [n for n in chosen if n not in SERVICE_NAMES]
+    if unknown:
+        sys.exit(f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    try:
+        asyncio.run(run(settings, chosen, builders(chosen)))
+    except StartupError as exc:
+        structlog.get_logger("careroute").error("cannot start", error=str(exc))
+        sys.exit(f"careroute: {exc}")

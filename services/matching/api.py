@@ -1,0 +1,71 @@
+"""Matching's HTTP routes: an agency's own roster, and why a team was chosen."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.matching import handlers, repository
+from shared.auth import Authenticator, Principal
+from shared.errors import not_found
+
+
+class TeamUpdate(BaseModel):
+    """What an agency may change about its own team."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["available", "off_shift", "out_of_service"] | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+def _team(row: asyncpg.Record) -> dict[str, Any]:
+    out = dict(row)
+    out["current_call"] = str(row["current_call"]) if row["current_call"] else None
+    return out
+
+
+def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
+    """The /v1 routes of matching."""
+    api = APIRouter(prefix="/v1")
+    AgencyOrAdmin = Annotated[Principal, Depends(auth.require("agency", "admin"))]
+    Agency = Annotated[Principal, Depends(auth.require("agency"))]
+    Oversight = Annotated[Principal, Depends(auth.require("oversight", "admin"))]
+
+    @api.get("/teams", tags=["roster"])
+    async def list_teams(who: AgencyOrAdmin) -> list[dict[str, Any]]:
+        """An agency's own teams (an admin sees all)."""
+        async with pool.acquire() as conn:
+            rows = await repository.teams_of(conn, None if who.role == "admin" else who.tenant_id)
+        return [_team(r) for r in rows]
+
+    @api.patch("/teams/{team_id}", tags=["roster"])
+    async def update_team(team_id: str, body: TeamUpdate, agency: Agency) -> dict[str, Any]:
+        """Change an agency's own team's status or position (404 for another agency's team)."""
+        async with pool.acquire() as conn:
+            row = await repository.update_team(
+                conn, team_id, agency.tenant_id, body.status, body.lat, body.lon
+            )
+        if row is None:
+            raise not_found("team")
+        return _team(row)
+
+    @api.get("/calls/{call_id}/match", tags=["oversight"])
+    async def match(call_id: str, _: Oversight) -> dict[str, Any]:
+        """Why each team was offered this call (oversight and admin only)."""
+        try:
+            uuid.UUID(call_id)
+        except ValueError:
+            raise not_found("call") from None
+        async with pool.acquire() as conn:
+            rows = await repository.assignments_of_call(conn, call_id)
+        if not rows:
+            raise not_found("call")
+        return {"call_id": call_id, "offers": handlers.match_view(rows)}
+
+    return api

@@ -1,0 +1,35 @@
+"""Matching's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.matching import api
+from services.matching.handlers import MatchingConfig, MatchingHandlers
+from services.matching.repository import SCHEMA
+from shared.auth import Authenticator
+from shared.http import make_app
+from shared.runtime import Infra, ServiceParts
+
+
+def build(infra: Infra) -> ServiceParts:
+    """Matching: the roster, the choice of a team, offers and hand-back."""
+    s = infra.settings
+    handlers = MatchingHandlers(
+        MatchingConfig(offer_timeout_s=s.matching_offer_timeout_s, speed_kmh=s.matching_speed_kmh)
+    )
+    consumer = infra.consumer(SCHEMA, "matching", handlers.table())
+    app = make_app(
+        "matching",
+        {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
+        max_body_bytes=s.max_body_bytes,
+        description="The roster, team choice, offers and hand-back.",
+    )
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    return ServiceParts(
+        name="matching",
+        schema=SCHEMA,
+        migrations=Path(__file__).parent / "migrations",
+        app=app,
+        consumer=consumer,
+    )

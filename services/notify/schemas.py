@@ -1,0 +1,42 @@
+"""Request models of notify's HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import TeamStatus
+
+
+class Decline(BaseModel):
+    """Why an agency declines an offer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason_code: Literal["no_capacity", "out_of_area", "safety_concern", "skill_mismatch", "other"]
+    reason_text: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _other_needs_text(self) -> Decline:
+        if self.reason_code == "other" and not (self.reason_text or "").strip():
+            raise ValueError("reason_text is required when reason_code is 'other'")
+        return self
+
+
+class StatusReport(BaseModel):
+    """A team's progress report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TeamStatus
+    disposition: str | None = Field(default=None, max_length=64)
+    urgency: Literal["routine", "urgent", "emergency"] | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_status(self) -> StatusReport:
+        if self.status == TeamStatus.cleared and not self.disposition:
+            raise ValueError("a cleared report needs a disposition code")
+        if self.status == TeamStatus.backup_requested and not self.urgency:
+            raise ValueError("a backup request needs an urgency")
+        return self

@@ -1,0 +1,43 @@
+"""Notify's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notify import api, handlers, repository
+from services.notify.repository import SCHEMA
+from shared.auth import Authenticator
+from shared.http import make_app
+from shared.kafka import ensure_topics
+from shared.runtime import Infra, ServiceParts
+from shared.topics import agency_topic
+
+
+def build(infra: Infra) -> ServiceParts:
+    """Notify: delivery to agencies, their answers and status reports."""
+    s = infra.settings
+    consumer = infra.consumer(SCHEMA, "notify", handlers.HANDLERS)
+    app = make_app(
+        "notify",
+        {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
+        max_body_bytes=s.max_body_bytes,
+        description="Delivery to agencies, their answers and status reports.",
+    )
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+
+    async def create_agency_topics() -> None:
+        for agency in await repository.agencies(infra.pool):
+            await ensure_topics(
+                s.kafka_bootstrap_servers,
+                [s.topic(agency_topic(agency["id"]))],
+                partitions=agency["partitions"],
+            )
+
+    return ServiceParts(
+        name="notify",
+        schema=SCHEMA,
+        migrations=Path(__file__).parent / "migrations",
+        app=app,
+        consumer=consumer,
+        on_start=create_agency_topics,
+    )

@@ -1,0 +1,86 @@
+"""Bearer tokens bound to one tenant and role, stored as SHA-256 digests in each service's schema."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+
+from shared.db import check_identifier
+from shared.errors import ApiError
+
+ROLES = ("psap", "agency", "oversight", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a tenant (PSAP, agency, oversight body) and its role."""
+
+    tenant_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A token as the jurisdiction file gives it."""
+
+    token: str
+    tenant_id: str
+    role: str
+
+
+def token_digest(token: str) -> bytes:
+    """The stored form of a token: its SHA-256 digest, so a database dump leaks no credential."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def replace_credentials(
+    conn: asyncpg.Connection, schema: str, credentials: Iterable[Credential]
+) -> None:
+    """Make `credentials` the exact set this schema accepts (inside the caller's transaction)."""
+    s = check_identifier(schema)
+    await conn.execute(f"DELETE FROM {s}.credentials")
+    await conn.executemany(
+        f"INSERT INTO {s}.credentials (token_sha256, tenant_id, role) VALUES ($1, $2, $3)"
+        " ON CONFLICT (token_sha256) DO UPDATE SET tenant_id = excluded.tenant_id, role = excluded.role",
+        [(token_digest(c.token), c.tenant_id, c.role) for c in credentials],
+    )
+
+
+class Authenticator:
+    """Resolves `Authorization: Bearer ...` to a Principal using one schema's credentials."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        self._schema = check_identifier(schema)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller's principal, or ApiError 401 for a missing, malformed or unknown token."""
+        if not authorization:
+            raise ApiError(401, "unauthenticated", "missing Authorization: Bearer token")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 512:
+            raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
+        row = await self._pool.fetchrow(
+            f"SELECT tenant_id, role FROM {self._schema}.credentials WHERE token_sha256 = $1",
+            token_digest(token),
+        )
+        if row is None:
+            raise ApiError(401, "unauthenticated", "unknown token")
+        return Principal(tenant_id=row["tenant_id"], role=row["role"])
+
+    def require(self, *roles: str) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+        """A FastAPI dependency admitting only callers with one of `roles` (403 for the others)."""
+
+        async def dependency(request: Request) -> Principal:
+            principal = await self.authenticate(request.headers.get("authorization"))
+            if principal.role not in roles:
+                raise ApiError(403, "forbidden", f"this endpoint is for: {', '.join(roles)}")
+            return principal
+
+        return dependency

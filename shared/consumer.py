@@ -1,0 +1,204 @@
+"""The consumer loop: manual commits, the inbox, bounded retries with backoff, and a dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import BaseModel
+
+from shared import inbox
+from shared.envelope import Envelope
+from shared.kafka import Publisher
+from shared.metrics import EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_PROCESSED, EVENTS_RETRIED
+from shared.topics import UndecodableEvent, decode, dlq_topic
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler's verdict that this event can never succeed: dead-letter it without retrying."""
+
+
+class EventConsumer:
+    """Consumes logical topics into handlers, each effect in one transaction with the inbox row.
+
+    The offset of a record is committed only after its transaction committed, so a crash between
+    the two redelivers the record, and the inbox makes the second delivery a no-op.
+    """
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        schema: str,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        bootstrap_servers: str,
+        handlers: Mapping[str, Handler],
+        topic_name: Callable[[str], str],
+        max_attempts: int = 5,
+        retry_base_s: float = 0.2,
+        fetch_max_wait_ms: int = 20,
+        session_timeout_ms: int = 6000,
+    ) -> None:
+        self.group = group
+        self._schema = schema
+        self._pool = pool
+        self._publisher = publisher
+        self._handlers = dict(handlers)
+        self._by_physical = {topic_name(t): t for t in handlers}
+        self._max_attempts = max_attempts
+        self._retry_base_s = retry_base_s
+        # Subjects (call ids) with a dead-lettered event: their later events follow it to the
+        # dead-letter topic rather than overtake it.
+        self._parked: set[str] = set()
+        self.running = False
+        self._consumer = AIOKafkaConsumer(
+            *self._by_physical,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(300, session_timeout_ms // 3),
+            max_poll_records=200,
+        )
+
+    async def is_running(self) -> bool:
+        """Readiness: the consume loop is running."""
+        return self.running
+
+    async def start(self) -> None:
+        """Connect and join the group."""
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Leave the group and close the connection."""
+        self.running = False
+        await self._consumer.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process batches until `stop` is set; the current record finishes and is committed."""
+        self.running = True
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    done: ConsumerRecord[Any, Any] | None = None
+                    for record in records:
+                        if stop.is_set():
+                            break
+                        await self._process(record)
+                        done = record
+                    if done is not None:
+                        await self.commit(tp, done.offset + 1)
+                    if stop.is_set():
+                        break
+        finally:
+            self.running = False
+
+    async def commit(self, tp: TopicPartition, offset: int) -> None:
+        """Commit one partition's offset; a lost partition's commit fails harmlessly (inbox)."""
+        try:
+            await self._consumer.commit({tp: offset})
+        except CommitFailedError as exc:
+            log.warning("offset commit failed after a rebalance", group=self.group, error=str(exc))
+
+    async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
+        logical = self._by_physical.get(record.topic, record.topic)
+        try:
+            envelope, payload = decode(record.value)
+            if envelope.type != logical:
+                raise UndecodableEvent(f"event type {envelope.type!r} on topic {logical!r}")
+        except UndecodableEvent as exc:
+            await self._dead_letter(record, "undecodable", str(exc))
+            return
+        if envelope.subject in self._parked:
+            await self._dead_letter(record, "parked", "an earlier event of this subject failed")
+            return
+        handler = self._handlers[logical]
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._apply(handler, envelope, payload)
+                return
+            except PermanentError as exc:
+                await self._dead_letter(record, "rejected", str(exc), envelope.subject)
+                return
+            except Exception as exc:
+                EVENTS_RETRIED.labels(group=self.group).inc()
+                if attempt == self._max_attempts:
+                    log.exception("handler failed; giving up", group=self.group, type=logical)
+                    await self._dead_letter(record, "failed", repr(exc), envelope.subject)
+                    return
+                delay = self._retry_base_s * 2 ** (attempt - 1)
+                log.warning(
+                    "handler failed; retrying",
+                    group=self.group,
+                    type=logical,
+                    attempt=attempt,
+                    delay_s=delay,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(delay)
+
+    async def _apply(self, handler: Handler, envelope: Envelope, payload: BaseModel) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, self._schema, envelope):
+                EVENTS_DUPLICATE.labels(group=self.group, type=envelope.type).inc()
+                return
+            await handler(conn, envelope, payload)
+        EVENTS_PROCESSED.labels(group=self.group, type=envelope.type).inc()
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], reason: str, error: str, subject: str | None = None
+    ) -> None:
+        if subject is not None and reason != "parked":
+            self._parked.add(subject)
+        headers = [
+            ("dlq-origin-topic", record.topic.encode()),
+            ("dlq-origin-partition", str(record.partition).encode()),
+            ("dlq-origin-offset", str(record.offset).encode()),
+            ("dlq-group", self.group.encode()),
+            ("dlq-reason", reason.encode()),
+            ("dlq-error", error[:2000].encode()),
+            ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")],
+        ]
+        # Wait for the broker's acknowledgement before the offset can move past this record.
+        while True:
+            try:
+                future = await self._publisher.send(
+                    dlq_topic(self.group), value=record.value, key=record.key, headers=headers
+                )
+                await future
+                break
+            except KafkaError as exc:
+                log.warning("dead-letter publish failed; retrying", error=repr(exc))
+                await asyncio.sleep(1)
+        EVENTS_DEAD_LETTERED.labels(group=self.group, reason=reason).inc()
+        log.error(
+            "event dead-lettered",
+            group=self.group,
+            reason=reason,
+            error=error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+
+async def stop_quietly(consumer: EventConsumer) -> None:
+    """Stop a consumer during shutdown without masking the error that caused it."""
+    with contextlib.suppress(KafkaError, OSError):
+        await consumer.stop()

@@ -1,0 +1,113 @@
+"""The HTTP skeleton every service shares: health, readiness, metrics, body limit, error shape."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import install_error_handlers
+from shared.metrics import HTTP_REQUESTS
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over `max_bytes` with 413 before any route reads it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Buffer the body up to the limit, then replay it to the app."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", ())).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes", "code": "body_too_large"},
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def make_app(
+    service: str,
+    readiness: dict[str, ReadinessCheck],
+    *,
+    max_body_bytes: int = 1_000_000,
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with /healthz, /readyz, /metrics and the project's error handling."""
+    app = FastAPI(title=f"careroute {service}", description=description, version="0.1.0")
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def count_requests(request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        HTTP_REQUESTS.labels(service=service, method=request.method, status=response.status_code).inc()
+        return response
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """The database and broker are reachable and the consumers run."""
+        results: dict[str, bool] = {}
+        for name, check in readiness.items():
+            try:
+                results[name] = await asyncio.wait_for(check(), timeout=3)
+            except (TimeoutError, OSError):
+                results[name] = False
+        ok = all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

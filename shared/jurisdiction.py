@@ -1,0 +1,205 @@
+"""The jurisdiction file (DESIGN.md section 6): one YAML file that describes a deployment."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+Channel = Literal["kafka", "webhook", "sse"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class JurisdictionError(ValueError):
+    """The file cannot be used; the message says where and why."""
+
+
+def _resolve_secret(value: object) -> object:
+    # `env:NAME` keeps secrets out of the file; a missing variable is an error, never an empty secret.
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+Secret = Annotated[str, BeforeValidator(_resolve_secret), Field(min_length=16)]
+
+
+class Model(BaseModel):
+    """Strict base: an unknown key is a typo, and a typo in a deployment file is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Point(Model):
+    """A WGS84 position."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Shift(Model):
+    """Hours a team works on some weekdays, in the jurisdiction's time zone (end may pass midnight)."""
+
+    days: list[Weekday]
+    start: time
+    end: time
+
+
+class Psap(Model):
+    """A 911 center that forwards calls."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    token: Secret
+    signing_secret: Secret | None = None
+    callback_url: str | None = None
+    local_codes: dict[str, str] = Field(default_factory=dict)
+
+
+class Webhook(Model):
+    """An agency's signed webhook endpoint."""
+
+    url: str
+    secret: Secret
+
+
+class Agency(Model):
+    """A community crisis agency and how it is reached."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    token: Secret
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](["kafka"]))
+    partitions: int = Field(default=1, ge=1, le=64)
+    contracted_share: float = Field(default=1.0, gt=0, le=1)
+    webhook: Webhook | None = None
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> Agency:
+        if "webhook" in self.channels and self.webhook is None:
+            raise ValueError(f"agency {self.id} lists the webhook channel but has no webhook")
+        return self
+
+
+class Team(Model):
+    """A team that can be sent to a call."""
+
+    id: str = Field(pattern=_ID)
+    agency: str
+    name: str
+    skills: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    home: Point
+    radius_km: float = Field(default=15.0, gt=0)
+    capacity: int = Field(default=1, ge=0)
+    shifts: list[Shift] = Field(default_factory=list)
+
+
+class Oversight(Model):
+    """An oversight body (or an operator with the admin role) that reads the trail."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    token: Secret
+    role: Literal["oversight", "admin"] = "oversight"
+
+
+SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
+
+
+class Triage(Model):
+    """Declarative triage rules."""
+
+    version: str
+    eligible_types: list[str]
+    exclude: dict[SafetyQuestion, Literal["police", "ems", "review"]]
+    unknown_means: Literal["eligible", "review"] = "review"
+
+    @field_validator("eligible_types")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        return [t.upper() for t in v]
+
+
+class Place(Model):
+    """The jurisdiction itself."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class Jurisdiction(Model):
+    """A whole deployment."""
+
+    jurisdiction: Place
+    triage: Triage
+    psaps: list[Psap]
+    agencies: list[Agency]
+    teams: list[Team]
+    oversight: list[Oversight] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Jurisdiction:
+        agencies = {a.id for a in self.agencies}
+        for team in self.teams:
+            if team.agency not in agencies:
+                raise ValueError(f"team {team.id} names unknown agency {team.agency}")
+        for kind, ids in (
+            ("psap", [p.id for p in self.psaps]),
+            ("agency", [a.id for a in self.agencies]),
+            ("team", [t.id for t in self.teams]),
+            ("oversight", [o.id for o in self.oversight]),
+        ):
+            dupes = {i for i in ids if ids.count(i) > 1}
+            if dupes:
+                raise ValueError(f"duplicate {kind} ids: {sorted(dupes)}")
+        tokens = [p.token for p in self.psaps] + [a.token for a in self.agencies]
+        tokens += [o.token for o in self.oversight]
+        if len(tokens) != len(set(tokens)):
+            raise ValueError("every token must be unique: a token names one tenant and role")
+        return self
+
+
+def parse(text: str, source: str = "<string>") -> Jurisdiction:
+    """Validate a jurisdiction document; JurisdictionError says what is wrong and where."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise JurisdictionError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise JurisdictionError(f"{source}: expected a mapping at the top level")
+    try:
+        return Jurisdiction.model_validate(raw)
+    except ValueError as exc:
+        msg = re.sub(r"\n\s+For further information.*", "", str(exc))
+        raise JurisdictionError(f"{source}: {msg}") from exc
+
+
+def load_file(path: Path) -> Jurisdiction:
+    """Read and validate a jurisdiction file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise JurisdictionError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse(text, str(path))

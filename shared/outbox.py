@@ -1,0 +1,154 @@
+"""The transactional outbox: events written with the state change, published later by a relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka.errors import KafkaError
+
+from shared.db import check_identifier
+from shared.envelope import CONTENT_TYPE, Envelope
+from shared.kafka import Publisher
+from shared.metrics import OUTBOX_PUBLISHED
+
+log = structlog.get_logger(__name__)
+
+
+def _channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+async def enqueue(
+    conn: asyncpg.Connection, schema: str, event: Envelope, *, topic: str | None = None
+) -> None:
+    """Add `event` to the outbox inside the caller's transaction (topic defaults to its type)."""
+    await conn.execute(
+        f"INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
+        " VALUES ($1, $2, $3, $4::jsonb)",
+        topic or event.type,
+        event.subject,
+        event.to_bytes(),
+        json.dumps({"content-type": CONTENT_TYPE}),
+    )
+    # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
+    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+
+
+class OutboxRelay:
+    """Publishes one schema's unsent outbox rows with acks=all and marks them sent."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        publisher: Publisher,
+        topic_name: Callable[[str], str],
+        *,
+        poll_interval_s: float = 1.0,
+        batch_size: int = 200,
+    ) -> None:
+        self._pool = pool
+        self._schema = check_identifier(schema)
+        self._publisher = publisher
+        self._topic_name = topic_name
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch of unsent rows, oldest first; return how many were published.
+
+        Rows are picked by `sent_at IS NULL`, never by `id > last_seen`: ids are taken at insert
+        time but rows become visible at commit, so a row that commits after a higher id was already
+        published is still found on a later pass. The advisory lock keeps one relay per schema
+        active, so two replicas never publish the same call's events out of order.
+        """
+        s = self._schema
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"outbox:{s}")
+            if not locked:
+                return 0
+            rows = await conn.fetch(
+                f"SELECT id, topic, key, value, headers FROM {s}.outbox"
+                " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            futures = []
+            for row in rows:
+                headers = [(k, str(v).encode()) for k, v in json.loads(row["headers"]).items()]
+                futures.append(
+                    await self._publisher.send(
+                        self._topic_name(row["topic"]),
+                        value=bytes(row["value"]),
+                        key=row["key"].encode(),
+                        headers=headers,
+                    )
+                )
+            # Mark sent only after the broker acknowledged every record (acks=all); a failure
+            # rolls back, and the rows go again: at-least-once, made exact by consumers' inboxes.
+            await asyncio.gather(*futures)
+            await conn.execute(
+                f"UPDATE {s}.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        OUTBOX_PUBLISHED.labels(schema=s).inc(len(rows))
+        return len(rows)
+
+    async def purge_sent(self, older_than_s: int = 3600) -> None:
+        """Delete rows published long ago."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"DELETE FROM {self._schema}.outbox"
+                " WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)",
+                older_than_s,
+            )
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, woken by NOTIFY and by a periodic poll."""
+        listener = await self._pool.acquire()
+        await listener.add_listener(_channel(self._schema), self._on_notify)
+        passes = 0
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    published = await self.relay_once()
+                except (OSError, TimeoutError, asyncpg.PostgresError, KafkaError) as exc:
+                    # The database or broker is away: keep the rows and try again shortly.
+                    log.warning("outbox relay failed; will retry", schema=self._schema, error=repr(exc))
+                    published = 0
+                    await asyncio.sleep(self._poll_interval_s)
+                passes += 1
+                if passes % 1000 == 0:
+                    await self.purge_sent()
+                if published:
+                    continue
+                stop_wait = asyncio.ensure_future(stop.wait())
+                wake_wait = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait(
+                        {stop_wait, wake_wait},
+                        timeout=self._poll_interval_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    stop_wait.cancel()
+                    wake_wait.cancel()
+            # One last pass publishes what the final requests before shutdown wrote.
+            with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, KafkaError):
+                await self.relay_once()
+        finally:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await listener.remove_listener(_channel(self._schema), self._on_notify)
+            await self._pool.release(listener)

@@ -1,0 +1,205 @@
+"""The one runtime: opens every resource, runs any subset of services, and shuts down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from shared.consumer import EventConsumer, Handler, stop_quietly
+from shared.db import create_pool, migrate
+from shared.kafka import ensure_topics, make_producer
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.topics import REGISTRY, dlq_topic
+
+log = structlog.get_logger(__name__)
+
+Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class StartupError(Exception):
+    """The runtime cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Infra:
+    """The shared resources a service builder receives."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+
+    async def db_ready(self) -> bool:
+        """The database answers."""
+        try:
+            return bool(await self.pool.fetchval("SELECT 1"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
+    async def broker_ready(self) -> bool:
+        """The broker answers a metadata request."""
+        try:
+            await self.producer.client.fetch_all_metadata()
+            return True
+        except (OSError, KafkaError):
+            return False
+
+    def consumer(self, schema: str, service: str, handlers: Mapping[str, Handler]) -> EventConsumer:
+        """A consumer for `service`'s group whose effects go to `schema`."""
+        s = self.settings
+        return EventConsumer(
+            group=s.group(service),
+            schema=schema,
+            pool=self.pool,
+            publisher=self.producer,
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            handlers=handlers,
+            topic_name=s.topic,
+            max_attempts=s.consumer_max_attempts,
+            retry_base_s=s.consumer_retry_base_s,
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+            session_timeout_ms=s.kafka_session_timeout_ms,
+        )
+
+
+@dataclass
+class ServiceParts:
+    """What a service's composition root hands the runtime."""
+
+    name: str
+    schema: str
+    migrations: Path
+    app: FastAPI
+    consumer: EventConsumer | None = None
+    background: list[Background] = field(default_factory=list)
+    on_start: Callable[[], Awaitable[None]] | None = None
+
+
+Builder = Callable[[Infra], ServiceParts]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int, service: str) -> socket.socket:
+    """Bind a listening socket now, so a taken port fails at once with a clear message."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"{service}: cannot listen on {host}:{port} ({exc.strerror}); "
+            f"stop what uses it or set {service.upper()}_PORT"
+        ) from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def topics_for(settings: Settings, services: list[str]) -> list[str]:
+    """Every physical topic the given services need, dead-letter topics included."""
+    names = [settings.topic(t) for t in REGISTRY]
+    names += [dlq_topic(settings.group(s)) for s in services]
+    return names
+
+
+async def run(
+    settings: Settings,
+    services: list[str],
+    builders: Mapping[str, Builder],
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[dict[str, int]], None] | None = None,
+) -> None:
+    """Run `services` until SIGTERM/SIGINT or `stop`, then close everything in reverse order."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        sockets = {name: bind(settings.http_host, settings.port_for(name), name) for name in services}
+        for sock in sockets.values():
+            stack.callback(sock.close)
+        try:
+            pool = await create_pool(settings.database_url.get_secret_value(), max_size=8 * len(services))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StartupError(f"cannot reach PostgreSQL: {exc!r}; is `careroute infra up` running?") from exc
+        stack.push_async_callback(pool.close)
+        try:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                topics_for(settings, services),
+                partitions=settings.kafka_partitions,
+            )
+        except KafkaError as exc:
+            raise StartupError(
+                f"cannot reach the broker at {settings.kafka_bootstrap_servers}: {exc!r}"
+            ) from exc
+        producer = make_producer(settings.kafka_bootstrap_servers)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        infra = Infra(settings=settings, pool=pool, producer=producer)
+        parts = [builders[name](infra) for name in services]
+        for part in parts:
+            await migrate(pool, part.schema, [part.migrations])
+            if part.on_start is not None:
+                await part.on_start()
+        for part in parts:
+            if part.consumer is not None:
+                await part.consumer.start()
+                stack.push_async_callback(stop_quietly, part.consumer)
+
+        workers_stop = asyncio.Event()
+        servers = {
+            p.name: _Server(uvicorn.Config(p.app, log_config=None, lifespan="off", access_log=False))
+            for p in parts
+        }
+        async with asyncio.TaskGroup() as tg:
+            server_tasks = [tg.create_task(servers[p.name].serve(sockets=[sockets[p.name]])) for p in parts]
+            for part in parts:
+                relay = OutboxRelay(
+                    pool,
+                    part.schema,
+                    producer,
+                    settings.topic,
+                    poll_interval_s=settings.outbox_poll_interval_s,
+                )
+                tg.create_task(relay.run(workers_stop))
+                if part.consumer is not None:
+                    tg.create_task(part.consumer.run(workers_stop))
+                for job in part.background:
+                    tg.create_task(job(workers_stop))
+            ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+            log.info("careroute running", services=services, ports=ports)
+            if on_ready is not None:
+                on_ready(ports)
+            await stop.wait()
+            log.info("shutting down: servers stop taking requests")
+            for server in servers.values():
+                server.should_exit = True
+            await asyncio.gather(*server_tasks)
+            # Then consumers finish their current record and commit, and the relays flush.
+            workers_stop.set()
+    log.info("careroute stopped")

@@ -1,0 +1,57 @@
+"""Settings shared by every service, read once from the environment by the entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES: tuple[str, ...] = ("intake", "matching", "notify", "audit")
+DEFAULT_PORTS: dict[str, int] = {"intake": 8001, "matching": 8002, "notify": 8003, "audit": 8004}
+
+
+class Settings(BaseSettings):
+    """Everything a careroute process needs to reach its database and broker."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:55432/postgres"),
+        description="PostgreSQL DSN; every service owns one schema in this database.",
+    )
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_broker: str = Field(
+        default="auto", description="apache | tansu | external | auto (apache when java+mvn exist)"
+    )
+    # Prefixed to every topic and consumer group, so test runs never see each other's data.
+    kafka_namespace: str = ""
+    kafka_fetch_max_wait_ms: int = 20
+    kafka_session_timeout_ms: int = 6000
+    kafka_partitions: int = 3
+    http_host: str = "127.0.0.1"
+    intake_port: int = DEFAULT_PORTS["intake"]
+    matching_port: int = DEFAULT_PORTS["matching"]
+    notify_port: int = DEFAULT_PORTS["notify"]
+    audit_port: int = DEFAULT_PORTS["audit"]
+    log_level: str = "INFO"
+    log_json: bool = True
+    run_dir: Path = Path(".run")
+    consumer_max_attempts: int = 5
+    consumer_retry_base_s: float = 0.2
+    outbox_poll_interval_s: float = 1.0
+    matching_offer_timeout_s: int = 120
+    matching_speed_kmh: float = 40.0
+    max_body_bytes: int = 1_000_000
+
+    def port_for(self, service: str) -> int:
+        """The HTTP port of one service."""
+        return int(getattr(self, f"{service}_port"))
+
+    def topic(self, name: str) -> str:
+        """The physical topic name of a logical topic in this namespace."""
+        return f"{self.kafka_namespace}{name}"
+
+    def group(self, service: str) -> str:
+        """The consumer group of one service in this namespace."""
+        return f"{self.kafka_namespace}{service}"
