@@ -59,6 +59,16 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Read and discard the rest of the body (up to a cap) before answering: a client still
+        # sending when the connection closes sees a reset instead of our 413 and its reason.
+        drained = 0
+        while drained < 64 * self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
         response = JSONResponse(
             {"detail": f"request body larger than {self.max_bytes} bytes", "code": "body_too_large"},
             status_code=413,

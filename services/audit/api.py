@@ -1,6 +1,8 @@
 """Audit's HTTP routes: the oversight API over the trail."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
+# inside router(), which string annotations would hide.
+
 
 from datetime import datetime
 from typing import Annotated, Any

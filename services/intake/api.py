@@ -1,6 +1,8 @@
 """Intake's HTTP routes: thin: parse, authorise, call a handler, shape the answer."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
+# inside router(), which string annotations would hide.
+
 
 from typing import Annotated, Any
 

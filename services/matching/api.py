@@ -1,6 +1,8 @@
 """Matching's HTTP routes: an agency's own roster, and why a team was chosen."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
+# inside router(), which string annotations would hide.
+
 
 import uuid
 from typing import Annotated, Any, Literal

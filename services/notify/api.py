@@ -1,6 +1,8 @@
 """Notify's HTTP routes: an agency's assignments, its answers and its status reports."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
+# inside router(), which string annotations would hide.
+
 
 from typing import Annotated, Any, Literal
 

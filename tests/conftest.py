@@ -1,0 +1,104 @@
+"""Test infrastructure: the real broker and PostgreSQL, started once per run; isolation per test.
+
+Each test gets its own database and its own topic and consumer-group namespace, and both are
+removed afterwards. A broker or database that cannot start fails the run with the reason; no
+test is skipped for missing infrastructure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared import infra
+from shared.settings import Settings
+
+ROOT = Path(__file__).parents[1]
+RUN_DIR = Path(os.environ.get("CAREROUTE_TEST_RUN_DIR", ROOT / ".run" / "test"))
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _start(run_dir: Path, broker: str, kafka_port: int, database_url: str | None) -> infra.InfraEndpoints:
+    try:
+        return infra.up(
+            run_dir,
+            broker,
+            pg_port=_port("CAREROUTE_TEST_PG_PORT", 55442),
+            kafka_port=kafka_port,
+            database_url=database_url,
+        )
+    except infra.InfraError as exc:
+        infra.down(run_dir)
+        pytest.fail(f"test infrastructure could not start ({broker}): {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[infra.InfraEndpoints]:
+    """PostgreSQL and the main broker: Apache Kafka where java and mvn exist, else Tansu."""
+    broker = infra.choose_broker(os.environ.get("KAFKA_BROKER"))
+    endpoints = _start(
+        RUN_DIR, broker, _port("CAREROUTE_TEST_KAFKA_PORT", 59192), os.environ.get("DATABASE_URL")
+    )
+    yield endpoints
+    infra.down(RUN_DIR)
+
+
+@pytest.fixture(scope="session")
+def tansu_stack(stack: infra.InfraEndpoints) -> Iterator[infra.InfraEndpoints]:
+    """A Tansu broker beside the main one (the demo's broker), sharing the test PostgreSQL."""
+    if stack.broker == "tansu":
+        yield stack
+        return
+    run_dir = RUN_DIR.with_name(RUN_DIR.name + "-tansu")
+    endpoints = _start(run_dir, "tansu", _port("CAREROUTE_TEST_TANSU_PORT", 59292), stack.database_url)
+    yield endpoints
+    infra.down(run_dir)
+
+
+async def _admin(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(url)
+
+
+@pytest.fixture
+async def database_url(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(stack.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    base, _, _ = stack.database_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await _admin(stack.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A topic and consumer-group prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def settings(stack: infra.InfraEndpoints, database_url: str, namespace: str) -> Settings:
+    """Settings pointing at this test's database and namespace on the main broker."""
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_namespace=namespace,
+        kafka_session_timeout_ms=3000,
+        consumer_retry_base_s=0.05,
+        log_json=False,
+    )

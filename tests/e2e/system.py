@@ -1,0 +1,112 @@
+"""The whole system as a user runs it: `python -m services` in its own process, on real infrastructure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from services import loader
+from shared import infra
+from shared.jurisdiction import Jurisdiction, load_file
+from shared.settings import SERVICE_NAMES, Settings
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
+
+
+@dataclass
+class System:
+    """A running system and what a test needs to talk to it."""
+
+    settings: Settings
+    jurisdiction: Jurisdiction
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, service: str) -> str:
+        """The base URL of one service."""
+        return f"http://127.0.0.1:{self.settings.port_for(service)}"
+
+    def token(self, tenant: str) -> dict[str, str]:
+        """The Authorization header of a PSAP, agency or oversight body from the example."""
+        j = self.jurisdiction
+        tokens = {p.id: p.token for p in j.psaps} | {a.id: a.token for a in j.agencies}
+        tokens |= {o.id: o.token for o in j.oversight}
+        return {"Authorization": f"Bearer {tokens[tenant]}"}
+
+    def stop(self, timeout_s: float = 60) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"services did not stop within {timeout_s} s") from None
+        return self.process.returncode
+
+
+async def _wait_ready(system: System, timeout_s: float = 90) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(timeout=3) as http:
+        for name in SERVICE_NAMES:
+            while True:
+                if system.process.poll() is not None:
+                    raise AssertionError(f"services exited early:\n{system.log.read_text()[-4000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{system.url(name)}/readyz")).status_code == 200:
+                        break
+                if loop.time() > deadline:
+                    raise AssertionError(f"{name} not ready:\n{system.log.read_text()[-4000:]}")
+                await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running_system(endpoints: infra.InfraEndpoints, log_dir: Path) -> AsyncIterator[System]:
+    """A fresh database and namespace, the example loaded, and all four services running."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(endpoints.database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    base = endpoints.database_url.rpartition("/")[0]
+    ports = {f"{s}_port": infra.free_port() for s in SERVICE_NAMES}
+    settings = Settings(
+        database_url=f"{base}/{name}",
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        kafka_namespace=f"{name}.",
+        **ports,
+    )
+    jurisdiction = load_file(EXAMPLE)
+    await loader.load(settings, jurisdiction)
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_NAMESPACE": settings.kafka_namespace,
+        "KAFKA_SESSION_TIMEOUT_MS": "3000",
+        **{k.upper(): str(v) for k, v in ports.items()},
+    }
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=out, stderr=out)
+    system = System(settings, jurisdiction, process, log)
+    try:
+        await _wait_ready(system)
+        yield system
+    finally:
+        system.stop()
+        admin = await asyncpg.connect(endpoints.database_url)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

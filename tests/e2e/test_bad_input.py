@@ -1,0 +1,127 @@
+"""Whatever a 911 center's CAD sends to POST /v1/calls gets a clear 4xx, never a 500 or a half call."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.e2e.system import System
+
+pytestmark = pytest.mark.e2e
+
+GOOD = {
+    "external_id": "BAD-INPUT-BASELINE",
+    "incident_type": "MNTL",
+    "location": {"lat": 44.05, "lon": -123.09},
+}
+
+
+async def calls_stored(system: System) -> int:
+    conn = await asyncpg.connect(system.settings.database_url.get_secret_value())
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM intake.calls"))
+    finally:
+        await conn.close()
+
+
+def without(key: str) -> dict[str, object]:
+    return {k: v for k, v in GOOD.items() if k != key}
+
+
+CASES = [
+    # (what was tried, body or raw bytes, headers override, expected status, expected code)
+    ("no location", without("location"), None, 422, "invalid_request"),
+    ("no external id", without("external_id"), None, 422, "invalid_request"),
+    ("no incident type", without("incident_type"), None, 422, "invalid_request"),
+    ("latitude is text", {**GOOD, "location": {"lat": "north", "lon": -123.0}}, None, 422, "invalid_request"),
+    (
+        "latitude out of range",
+        {**GOOD, "location": {"lat": 123.0, "lon": -123.0}},
+        None,
+        422,
+        "invalid_request",
+    ),
+    (
+        "safety answer not yes/no/unknown",
+        {**GOOD, "safety": {"weapon": "maybe"}},
+        None,
+        422,
+        "invalid_request",
+    ),
+    ("origin not 911/988/311", {**GOOD, "origin": "999"}, None, 422, "invalid_request"),
+    ("language not BCP 47", {**GOOD, "language": "spanish please"}, None, 422, "invalid_request"),
+    ("unknown field", {**GOOD, "weapons": "no"}, None, 422, "invalid_request"),
+    ("a JSON array", [GOOD], None, 422, "invalid_request"),
+    ("not JSON", b"{'external_id': 1", None, 422, "invalid_request"),
+    ("empty body", b"", None, 422, "invalid_request"),
+    ("10 MB body", b'{"narrative": "' + b"x" * 10_000_000 + b'"}', None, 413, "body_too_large"),
+    ("no token", GOOD, {"Authorization": ""}, 401, "unauthenticated"),
+    ("unknown token", GOOD, {"Authorization": "Bearer not-a-real-token-000000"}, 401, "unauthenticated"),
+    ("basic auth instead of bearer", GOOD, {"Authorization": "Basic dXNlcjpwYXNz"}, 401, "unauthenticated"),
+    ("an agency's token (intake knows only PSAPs)", GOOD, "riverbend-crisis", 401, "unauthenticated"),
+]
+
+
+@pytest.mark.parametrize(("tried", "body", "headers", "status", "code"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_calls_get_a_clear_4xx_and_store_nothing(
+    system: System, tried, body, headers, status, code
+):
+    before = await calls_stored(system)
+    auth = system.token("valley-ecc")
+    if isinstance(headers, str):
+        auth = system.token(headers)
+    elif headers is not None:
+        auth = headers
+    async with httpx.AsyncClient(timeout=30) as http:
+        url = f"{system.url('intake')}/v1/calls"
+        if isinstance(body, bytes):
+            r = await http.post(url, content=body, headers={**auth, "content-type": "application/json"})
+        else:
+            r = await http.post(url, json=body, headers=auth)
+    assert r.status_code == status, f"{tried}: {r.status_code} {r.text[:300]}"
+    assert r.json()["code"] == code and r.json()["detail"], tried
+    assert await calls_stored(system) == before, f"{tried} stored a call"
+
+
+async def test_unknown_and_malformed_call_ids_are_404(system: System):
+    async with httpx.AsyncClient(timeout=10) as http:
+        for call_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", "%00"):
+            r = await http.get(
+                f"{system.url('intake')}/v1/calls/{call_id}", headers=system.token("valley-ecc")
+            )
+            assert r.status_code == 404 and r.json()["code"] == "not_found", call_id
+
+
+async def test_bad_agency_answers_are_4xx(system: System):
+    agency = system.token("riverbend-crisis")
+    base = f"{system.url('notify')}/v1/assignments"
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.post(f"{base}/not-a-uuid/accept", headers=agency)).status_code == 404
+        r = await http.post(
+            f"{base}/00000000-0000-0000-0000-000000000000/decline",
+            json={"reason_code": "bored"},
+            headers=agency,
+        )
+        assert r.status_code == 422
+        r = await http.post(
+            f"{base}/00000000-0000-0000-0000-000000000000/decline",
+            json={"reason_code": "other"},
+            headers=agency,
+        )
+        assert r.status_code == 422 and "reason_text" in r.text
+        r = await http.post(
+            f"{base}/00000000-0000-0000-0000-000000000000/status", json={"status": "cleared"}, headers=agency
+        )
+        assert r.status_code == 422 and "disposition" in r.text
+
+
+async def test_health_readiness_metrics_and_openapi_on_every_service(system: System):
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("intake", "matching", "notify", "audit"):
+            assert (await http.get(f"{system.url(name)}/healthz")).json() == {"status": "ok"}
+            ready = (await http.get(f"{system.url(name)}/readyz")).json()
+            assert ready["status"] == "ready" and set(ready["checks"]) == {"database", "broker", "consumer"}
+            metrics = await http.get(f"{system.url(name)}/metrics")
+            assert "careroute_http_requests_total" in metrics.text
+            assert (await http.get(f"{system.url(name)}/openapi.json")).json()["info"]["title"].endswith(name)

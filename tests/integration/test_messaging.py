@@ -1,0 +1,187 @@
+"""The delivery rules of DESIGN.md section 4, against the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import events, outbox
+from shared.db import create_pool
+from shared.envelope import Envelope, new_event
+from shared.kafka import ensure_topics, make_producer
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.topics import dlq_topic
+from tests.integration import messaging
+from tests.support import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.database_url.get_secret_value())
+    await messaging.prepare(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [settings.topic(messaging.TOPIC), dlq_topic(settings.group("messaging"))],
+    )
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+def cancelled(subject: str) -> Envelope:
+    return new_event(messaging.TOPIC, "intake", subject, events.CallCancelled(call_id=subject, psap_id="p"))
+
+
+async def publish(producer: AIOKafkaProducer, settings: Settings, value: bytes, key: str) -> None:
+    await producer.send_and_wait(settings.topic(messaging.TOPIC), value=value, key=key.encode())
+
+
+class Running:
+    """A consumer running in the background for the duration of a block."""
+
+    def __init__(self, consumer: messaging.EventConsumer) -> None:
+        self.consumer = consumer
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self) -> Running:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self.consumer.run(self.stop))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop.set()
+        await self.task
+        await self.consumer.stop()
+
+
+async def test_a_redelivered_event_has_no_second_effect(settings, pool, producer):
+    event, sentinel = cancelled("call-1"), cancelled("call-1")
+    # The same event delivered twice (as a producer retry or a replay would), then a marker behind it.
+    for value in (event.to_bytes(), event.to_bytes(), sentinel.to_bytes()):
+        await publish(producer, settings, value, "call-1")
+    async with Running(messaging.consumer(settings, pool, producer)):
+        await eventually(lambda: messaging.effects(pool, sentinel.id), lambda n: n == 1, what="sentinel")
+    assert await messaging.effects(pool, event.id) == 1
+
+
+async def test_a_transient_failure_is_retried_and_then_processed_once(settings, pool, producer):
+    attempts = 0
+
+    async def flaky(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        nonlocal attempts
+        attempts += 1
+        await messaging.record_effect(conn, event, payload)
+        if attempts < 3:
+            raise ConnectionError("the downstream store blinked")  # rolls the effect back
+
+    event = cancelled("call-2")
+    await publish(producer, settings, event.to_bytes(), "call-2")
+    async with Running(messaging.consumer(settings, pool, producer, flaky)):
+        await eventually(lambda: messaging.effects(pool, event.id), lambda n: n == 1, what="effect")
+    assert attempts == 3
+    assert await messaging.effects(pool, event.id) == 1
+
+
+async def test_an_undecodable_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    settings, pool, producer
+):
+    after = cancelled("call-3")
+    await publish(producer, settings, b"{not json at all", "call-3")
+    await publish(producer, settings, after.to_bytes(), "call-3")
+    async with Running(messaging.consumer(settings, pool, producer)):
+        await eventually(lambda: messaging.effects(pool, after.id), lambda n: n == 1, what="next event")
+    [dead] = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(settings.group("messaging")), 1)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert dead.value == b"{not json at all"
+    assert headers["dlq-origin-topic"] == settings.topic(messaging.TOPIC)
+    assert headers["dlq-origin-offset"] == "0"
+    assert headers["dlq-reason"] == "undecodable"
+    assert "not a CloudEvent" in headers["dlq-error"]
+
+
+async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(settings, pool, producer):
+    early, late = cancelled("call-4"), cancelled("call-5")
+    relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic)
+    slow = await pool.acquire()
+    slow_tx = slow.transaction()
+    await slow_tx.start()
+    await outbox.enqueue(slow, messaging.SCHEMA, early)  # takes the lower id, commits last
+    async with pool.acquire() as fast, fast.transaction():
+        await outbox.enqueue(fast, messaging.SCHEMA, late)
+    ids = await pool.fetch(f"SELECT id FROM {messaging.SCHEMA}.outbox ORDER BY id")
+    assert len(ids) == 1  # the early row is not visible yet
+    assert await relay.relay_once() == 1  # publishes the later row
+    await slow_tx.commit()
+    await pool.release(slow)
+    assert await relay.relay_once() == 1  # the early row, committed late, is not skipped
+    assert await relay.relay_once() == 0
+    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 2)
+    assert {Envelope.from_bytes(r.value).id for r in records} == {early.id, late.id}
+    rows = await pool.fetch(f"SELECT id, sent_at FROM {messaging.SCHEMA}.outbox ORDER BY id")
+    assert [r["id"] for r in rows][0] < [r["id"] for r in rows][1]
+    assert all(r["sent_at"] is not None for r in rows)
+
+
+async def committed_offset(settings: Settings) -> int | None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.group("messaging"))
+    finally:
+        await admin.close()
+    known = [meta.offset for tp, meta in offsets.items() if tp.topic == settings.topic(messaging.TOPIC)]
+    return max(known) if known else None
+
+
+async def test_a_consumer_killed_before_its_commit_is_redelivered_with_exactly_one_effect(
+    settings, pool, producer
+):
+    event = cancelled("call-6")
+    await publish(producer, settings, event.to_bytes(), "call-6")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_NAMESPACE": settings.kafka_namespace,
+        "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
+    }
+    crashed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tests.integration.crash_consumer"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert crashed.returncode == 17, crashed.stderr.decode()[-2000:]
+    # The effect committed, the offset did not: the broker still owes this group the record.
+    assert await messaging.effects(pool, event.id) == 1
+    assert await committed_offset(settings) in (None, -1)
+    async with Running(messaging.consumer(settings, pool, producer)):
+        # The new member is redelivered the record and commits past it only after the inbox check.
+        await eventually(lambda: committed_offset(settings), lambda o: o == 1, timeout_s=60, what="commit")
+    assert await messaging.effects(pool, event.id) == 1
+    assert (
+        await pool.fetchval(
+            f"SELECT count(*) FROM {messaging.SCHEMA}.processed_events WHERE event_id = $1", event.id
+        )
+        == 1
+    )

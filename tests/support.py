@@ -1,0 +1,54 @@
+"""Small helpers the integration and end-to-end tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout_s: float = 30, what: str = ""
+) -> T:
+    """Poll `probe` until `done(result)`; fail with the last result after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await probe()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or 'condition'}; last: {result!r}")
+        await asyncio.sleep(0.2)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+) -> list[ConsumerRecord[Any, Any]]:
+    """Read `count` records from the start of `topic` with a throwaway consumer group."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(records) < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
