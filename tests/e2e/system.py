@@ -82,11 +82,13 @@ async def running_system(endpoints: infra.InfraEndpoints, log_dir: Path) -> Asyn
     await admin.close()
     base = endpoints.database_url.rpartition("/")[0]
     ports = {f"{s}_port": infra.free_port() for s in SERVICE_NAMES}
-    settings = Settings(
-        database_url=f"{base}/{name}",
-        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        kafka_namespace=f"{name}.",
-        **ports,
+    settings = Settings.model_validate(
+        {
+            "database_url": f"{base}/{name}",
+            "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+            "kafka_namespace": f"{name}.",
+            **ports,
+        }
     )
     jurisdiction = load_file(EXAMPLE)
     await loader.load(settings, jurisdiction)
@@ -100,7 +102,10 @@ async def running_system(endpoints: infra.InfraEndpoints, log_dir: Path) -> Asyn
     }
     log = log_dir / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=out, stderr=out)
+        # Popen returns at once (it does not wait for the child), so it does not block the loop.
+        process = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "services"], env=env, stdout=out, stderr=out
+        )
     system = System(settings, jurisdiction, process, log)
     try:
         await _wait_ready(system)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -15,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import events, outbox
+from shared.consumer import EventConsumer
 from shared.db import create_pool
 from shared.envelope import Envelope, new_event
 from shared.kafka import ensure_topics, make_producer
@@ -58,7 +58,7 @@ async def publish(producer: AIOKafkaProducer, settings: Settings, value: bytes, 
 class Running:
     """A consumer running in the background for the duration of a block."""
 
-    def __init__(self, consumer: messaging.EventConsumer) -> None:
+    def __init__(self, consumer: EventConsumer) -> None:
         self.consumer = consumer
         self.stop = asyncio.Event()
 
@@ -137,7 +137,7 @@ async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(s
     records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 2)
     assert {Envelope.from_bytes(r.value).id for r in records} == {early.id, late.id}
     rows = await pool.fetch(f"SELECT id, sent_at FROM {messaging.SCHEMA}.outbox ORDER BY id")
-    assert [r["id"] for r in rows][0] < [r["id"] for r in rows][1]
+    assert rows[0]["id"] < rows[1]["id"]
     assert all(r["sent_at"] is not None for r in rows)
 
 

@@ -39,7 +39,9 @@ def test_a_deleted_row_is_a_gap():
 def test_a_rewritten_row_with_a_fresh_hash_breaks_the_next_link():
     rows = build(5)
     env = {**rows[1].envelope, "data": {"n": -1}}
-    rows[1] = replace(rows[1], envelope=env, row_hash=row_hash(rows[1].prev_hash, 2, rows[1].recorded_at, env))
+    rows[1] = replace(
+        rows[1], envelope=env, row_hash=row_hash(rows[1].prev_hash, 2, rows[1].recorded_at, env)
+    )
     verdict = verify(rows, GENESIS, 1)
     assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
     assert verdict.reason is not None and "link broken" in verdict.reason

@@ -29,8 +29,11 @@ def _text(**changes: str) -> str:
     [
         ("agency: riverbend-crisis", "agency: nobody", "unknown agency nobody"),
         ("timezone: America/Los_Angeles", "timezone: Mars/Olympus", "unknown time zone"),
-        ("token: demo-psap-university-4e0b8f19", "token: env:CAREROUTE_TEST_UNSET_VAR",
-         "CAREROUTE_TEST_UNSET_VAR is not set"),
+        (
+            "token: demo-psap-university-4e0b8f19",
+            "token: env:CAREROUTE_TEST_UNSET_VAR",
+            "CAREROUTE_TEST_UNSET_VAR is not set",
+        ),
         ("token: demo-psap-university-4e0b8f19", "token: short", "at least 16"),
         ("token: demo-psap-university-4e0b8f19", "token: demo-psap-valley-ecc-7f3a9c2e", "unique"),
         ("    radius_km: 12\n", "    radius_km: 12\n    colour: red\n", "colour"),

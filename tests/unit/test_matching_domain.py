@@ -58,9 +58,11 @@ def test_overnight_shift_covers_early_hours_of_the_next_day():
 
 def test_hand_back_reason_names_what_was_missing():
     day = (Shift(days=["mon"], start=time(8), end=time(9)),)
-    assert no_candidate_reason([team("x", 44.05, -123.08, shifts=day)], 44.05, -123.08, WED_AFTERNOON, TZ) == (
-        "no_team_on_shift"
-    )
+    assert no_candidate_reason(
+        [team("x", 44.05, -123.08, shifts=day)], 44.05, -123.08, WED_AFTERNOON, TZ
+    ) == ("no_team_on_shift")
     assert no_candidate_reason([team("x", 45.5, -122.6)], 44.05, -123.08, WED_AFTERNOON, TZ) == "none_in_area"
-    assert no_candidate_reason([team("x", 44.05, -123.08, status="assigned")], 44.05, -123.08,
-                               WED_AFTERNOON, TZ) == "all_busy"
+    assert (
+        no_candidate_reason([team("x", 44.05, -123.08, status="assigned")], 44.05, -123.08, WED_AFTERNOON, TZ)
+        == "all_busy"
+    )

@@ -19,8 +19,13 @@ def test_an_event_round_trips_through_bytes():
 
 def test_a_caused_event_keeps_the_correlation_and_names_its_cause():
     first = new_event(topics.CALLS_CANCELLED, "intake", "c-1", CANCEL)
-    second = new_event(topics.CALLS_UNASSIGNED, "matching", "c-1",
-                       events.CallUnassigned(call_id="c-1", reason_code="all_busy"), cause=first)
+    second = new_event(
+        topics.CALLS_UNASSIGNED,
+        "matching",
+        "c-1",
+        events.CallUnassigned(call_id="c-1", reason_code="all_busy"),
+        cause=first,
+    )
     assert second.correlationid == first.correlationid and second.causationid == str(first.id)
 
 
@@ -30,10 +35,18 @@ def test_a_caused_event_keeps_the_correlation_and_names_its_cause():
         (None, "empty"),
         (b"\xff\xfe not json", "not a CloudEvent"),
         (json.dumps({"specversion": "1.0"}).encode(), "not a CloudEvent"),
-        (Envelope(type="calls.exploded.v9", source="/x", subject="c", data={}, correlationid="c")
-         .to_bytes(), "unknown event type"),
-        (Envelope(type=topics.CALLS_CANCELLED, source="/x", subject="c", data={"call_id": 5},
-                  correlationid="c").to_bytes(), "payload does not match"),
+        (
+            Envelope(
+                type="calls.exploded.v9", source="/x", subject="c", data={}, correlationid="c"
+            ).to_bytes(),
+            "unknown event type",
+        ),
+        (
+            Envelope(
+                type=topics.CALLS_CANCELLED, source="/x", subject="c", data={"call_id": 5}, correlationid="c"
+            ).to_bytes(),
+            "payload does not match",
+        ),
     ],
 )
 def test_undecodable_messages_say_why(raw, why):
@@ -43,6 +56,6 @@ def test_undecodable_messages_say_why(raw, why):
 
 def test_every_topic_follows_the_naming_rule():
     for name in topics.REGISTRY:
-        aggregate, verb, version = name.split(".")
+        aggregate, _, version = name.split(".")
         assert aggregate in {"calls", "assignments", "notifications"} and version == "v1"
     assert topics.agency_topic("riverbend-crisis") == "agency.riverbend-crisis.assignments.v1"

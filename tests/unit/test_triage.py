@@ -11,8 +11,11 @@ RULES = Triage(
     unknown_means="review",
 )
 ALL_NO = SafetyScreen(
-    weapon=Answer.no, violence=Answer.no, medical=Answer.no,
-    self_harm_imminent=Answer.no, crime_in_progress=Answer.no,
+    weapon=Answer.no,
+    violence=Answer.no,
+    medical=Answer.no,
+    self_harm_imminent=Answer.no,
+    crime_in_progress=Answer.no,
 )
 
 
