@@ -3,7 +3,6 @@
 # No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
 # inside router(), which string annotations would hide.
 
-
 from datetime import datetime
 from typing import Annotated, Any
 

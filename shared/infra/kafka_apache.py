@@ -1,0 +1,272 @@
+"""Apache Kafka in KRaft combined mode, its jars fetched from Maven Central with mvn."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from shared.infra.ports import HOST, wait_for_kafka
+from shared.infra.procs import kill_now, log_tail, pid_alive, spawn_detached
+from shared.infra.state import InfraError, ProcessRecord, locked, write_record
+
+KAFKA_VERSION = "4.1.1"
+# Kafka 4 logs through SLF4J 2 to Log4j 2; kafka_2.13's pom names neither binding nor SLF4J 2.
+SLF4J_VERSION = "2.0.17"
+LOG4J_VERSION = "2.24.3"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+COMPONENT = "kafka"
+START_TIMEOUT = 90.0
+STOP_GRACE = 30.0
+FETCH_TIMEOUT = 1800.0
+JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    # Kafka's own hook logs the whole shutdown; Log4j's hook would close the log before that.
+    "-Dlog4j2.shutdownHookEnabled=false",
+)
+_COMPLETE = ".complete"
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>careroute</groupId>
+  <artifactId>kafka-fetch</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-api</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j2-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+def cache_dir() -> Path:
+    """Return the cache root: $CAREROUTE_CACHE_DIR, else ~/.cache/careroute."""
+    env = os.environ.get("CAREROUTE_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "careroute"
+
+
+def libs_dir() -> Path:
+    """Return the folder holding the broker's jars."""
+    return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def java() -> str:
+    """Return the java executable, or raise InfraError saying what to install."""
+    exe = shutil.which("java")
+    if exe is None:
+        raise InfraError(
+            "KAFKA_BROKER=apache needs Java 17+ (`java` on PATH) and Maven (`mvn`); "
+            "install them (apt-get install openjdk-17-jre-headless maven) or use KAFKA_BROKER=tansu"
+        )
+    return exe
+
+
+def ensure_jars() -> Path:
+    """Fetch Kafka's runtime jars with mvn into the cache unless a complete fetch is there."""
+    libs = libs_dir()
+    if (libs / _COMPLETE).is_file():
+        return libs
+    home = libs.parent
+    home.mkdir(parents=True, exist_ok=True)
+    with locked(home / ".lock"):
+        if (libs / _COMPLETE).is_file():
+            return libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise InfraError(
+                f"KAFKA_BROKER=apache needs Maven (`mvn` on PATH) to fetch Kafka {KAFKA_VERSION} "
+                f"into {libs} once; install it (apt-get install maven) or use KAFKA_BROKER=tansu"
+            )
+        pom = home / "pom.xml"
+        pom.write_text(
+            _POM.format(kafka=KAFKA_VERSION, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION),
+            encoding="utf-8",
+        )
+        # Fetch into a side folder and rename, so an interrupted fetch never looks complete.
+        staging = home / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        log = home / "fetch.log"
+        argv = [
+            mvn,
+            "-B",
+            "-q",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ]
+        with log.open("wb") as out:
+            try:
+                code = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=home,
+                    timeout=FETCH_TIMEOUT,
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+        jars = sorted(p.name for p in staging.glob("*.jar")) if staging.is_dir() else []
+        if code != 0 or f"kafka_2.13-{KAFKA_VERSION}.jar" not in jars:
+            raise InfraError(
+                f"mvn could not fetch Kafka {KAFKA_VERSION} (exit {code}; is Maven Central "
+                f"reachable?); log {log}:\n{log_tail(log)}"
+            )
+        shutil.rmtree(libs, ignore_errors=True)
+        staging.rename(libs)
+        (libs / _COMPLETE).write_text("\n".join(jars) + "\n", encoding="utf-8")
+    return libs
+
+
+def _cluster_id() -> str:
+    while True:
+        # Kafka's own random ids never start with '-', which the CLI would take for a flag.
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not value.startswith("-"):
+            return value
+
+
+def server_properties(port: int, data_dir: Path) -> str:
+    """Return server.properties for a single KRaft node on port (controller on port + 1)."""
+    controller = port + 1
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{HOST}:{controller}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "3",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "group.min.session.timeout.ms": "1000",
+        "auto.create.topics.enable": "false",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _java_cmd(libs: Path, log4j: Path, log_dir: Path, main: str, *args: str) -> list[str]:
+    return [
+        java(),
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={log_dir}",
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
+    ]
+
+
+def start(kafka_dir: Path, port: int) -> ProcessRecord:
+    """Fetch the jars if needed, format storage once, start the broker and wait until it answers."""
+    java()
+    libs = ensure_jars()
+    kafka_dir = kafka_dir.resolve()
+    data_dir = kafka_dir / "data"
+    log_dir = kafka_dir / "log"
+    for folder in (data_dir, log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    props = kafka_dir / "server.properties"
+    props.write_text(server_properties(port, data_dir), encoding="utf-8")
+    log4j = kafka_dir / "log4j2.properties"
+    log4j.write_text(_LOG4J2, encoding="utf-8")
+    log = log_dir / "kafka.log"
+
+    if not (data_dir / "meta.properties").is_file():
+        format_log = log_dir / "format.log"
+        argv = _java_cmd(
+            libs,
+            log4j,
+            log_dir,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(props),
+        )
+        with format_log.open("ab") as out:
+            try:
+                code = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=kafka_dir,
+                    timeout=120,
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+        if code != 0:
+            raise InfraError(
+                f"formatting Kafka storage in {data_dir} failed (exit {code}); "
+                f"log {format_log}:\n{log_tail(format_log)}"
+            )
+
+    argv = _java_cmd(libs, log4j, log_dir, "kafka.Kafka", str(props))
+    proc = spawn_detached(argv, log, cwd=kafka_dir)
+    rec = ProcessRecord(
+        component=COMPONENT,
+        pid=proc.pid,
+        port=port,
+        marker=str(props),
+        log=str(log),
+        description=f"Apache Kafka {KAFKA_VERSION} on {HOST}:{port} (controller {port + 1})",
+        extra={"controller_port": str(port + 1), "version": KAFKA_VERSION, "libs": str(libs)},
+    )
+    write_record(kafka_dir / "process.json", rec)
+    outcome, error = wait_for_kafka(port, timeout=START_TIMEOUT, alive=lambda: pid_alive(proc.pid))
+    if outcome != "ok":
+        kill_now(proc.pid)
+        what = "exited" if outcome == "exited" else f"did not answer within {START_TIMEOUT:.0f} s"
+        raise InfraError(
+            f"Apache Kafka on port {port} {what} (last error: {error}); log {log}:\n{log_tail(log)}"
+        )
+    return rec
