@@ -11,9 +11,18 @@ import typer
 
 from shared import infra
 from shared.jurisdiction import JurisdictionError, load_file
+from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings
 
 app = typer.Typer(help="careroute: divert crisis calls to community teams, with an audit trail.")
+
+
+@app.callback()
+def _quiet_logs() -> None:
+    """Commands print their own results; library logs only when something is wrong."""
+    configure_logging("WARNING", json=False)
+
+
 infra_app = typer.Typer(help="Start, stop and inspect the local broker and PostgreSQL.")
 app.add_typer(infra_app, name="infra")
 
@@ -85,6 +94,8 @@ def infra_up(
         endpoints = infra.up(
             settings.run_dir,
             chosen,
+            pg_port=settings.local_pg_port,
+            kafka_port=settings.local_kafka_port,
             database_url=os.environ.get("DATABASE_URL"),
             external_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if chosen == "external" else None,
         )

@@ -211,7 +211,17 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
     run_dir = settings.run_dir
     j = load_file(jurisdiction_file)
     say("Starting PostgreSQL and the broker", f"({broker}) in {run_dir}/")
-    endpoints = infra.up(run_dir, infra.choose_broker(broker), database_url=os.environ.get("DATABASE_URL"))
+    try:
+        endpoints = infra.up(
+            run_dir,
+            infra.choose_broker(broker),
+            pg_port=settings.local_pg_port,
+            kafka_port=settings.local_kafka_port,
+            database_url=os.environ.get("DATABASE_URL"),
+        )
+    except infra.InfraError as exc:
+        say("Cannot start the infrastructure:", str(exc))
+        return 1
     settings = Settings(
         **{
             **settings.model_dump(),

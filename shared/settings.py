@@ -14,7 +14,7 @@ DEFAULT_PORTS: dict[str, int] = {"intake": 8001, "matching": 8002, "notify": 800
 class Settings(BaseSettings):
     """Everything a careroute process needs to reach its database and broker."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:55432/postgres"),
@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     audit_port: int = DEFAULT_PORTS["audit"]
     log_level: str = "INFO"
     log_json: bool = True
-    run_dir: Path = Path(".run")
+    run_dir: Path = Field(default=Path(".run"), validation_alias="CAREROUTE_RUN_DIR")
+    local_pg_port: int = Field(default=55432, validation_alias="CAREROUTE_PG_PORT")
+    local_kafka_port: int = Field(default=59092, validation_alias="CAREROUTE_KAFKA_PORT")
     consumer_max_attempts: int = 5
     consumer_retry_base_s: float = 0.2
     outbox_poll_interval_s: float = 1.0

@@ -30,7 +30,7 @@ class System:
 
     settings: Settings
     jurisdiction: Jurisdiction
-    process: subprocess.Popen[bytes]
+    processes: list[subprocess.Popen[bytes]]
     log: Path
 
     def url(self, service: str) -> str:
@@ -44,17 +44,23 @@ class System:
         tokens |= {o.id: o.token for o in j.oversight}
         return {"Authorization": f"Bearer {tokens[tenant]}"}
 
-    def stop(self, timeout_s: float = 60) -> int:
-        """SIGTERM, then wait; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+    def exited(self) -> bool:
+        """Whether any service process has ended."""
+        return any(p.poll() is not None for p in self.processes)
+
+    def stop(self, timeout_s: float = 60) -> list[int]:
+        """SIGTERM every process, then wait; returns their exit codes."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
             try:
-                self.process.wait(timeout=timeout_s)
+                process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
                 raise AssertionError(f"services did not stop within {timeout_s} s") from None
-        return self.process.returncode
+        return [p.returncode for p in self.processes]
 
 
 async def _wait_ready(system: System, timeout_s: float = 90) -> None:
@@ -63,7 +69,7 @@ async def _wait_ready(system: System, timeout_s: float = 90) -> None:
     async with httpx.AsyncClient(timeout=3) as http:
         for name in SERVICE_NAMES:
             while True:
-                if system.process.poll() is not None:
+                if system.exited():
                     raise AssertionError(f"services exited early:\n{system.log.read_text()[-4000:]}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await http.get(f"{system.url(name)}/readyz")).status_code == 200:
@@ -74,8 +80,13 @@ async def _wait_ready(system: System, timeout_s: float = 90) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_system(endpoints: infra.InfraEndpoints, log_dir: Path) -> AsyncIterator[System]:
-    """A fresh database and namespace, the example loaded, and all four services running."""
+async def running_system(
+    endpoints: infra.InfraEndpoints, log_dir: Path, *, separate: bool = False
+) -> AsyncIterator[System]:
+    """A fresh database and namespace, the example loaded, and all four services running.
+
+    `separate` runs `python -m services.<name>` once per service instead of one `python -m services`.
+    """
     name = f"e2e_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(endpoints.database_url)
     await admin.execute(f"CREATE DATABASE {name}")
@@ -101,12 +112,14 @@ async def running_system(endpoints: infra.InfraEndpoints, log_dir: Path) -> Asyn
         **{k.upper(): str(v) for k, v in ports.items()},
     }
     log = log_dir / f"{name}.log"
+    modules = [f"services.{s}" for s in SERVICE_NAMES] if separate else ["services"]
     with log.open("wb") as out:
         # Popen returns at once (it does not wait for the child), so it does not block the loop.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "services"], env=env, stdout=out, stderr=out
-        )
-    system = System(settings, jurisdiction, process, log)
+        processes = [
+            subprocess.Popen([sys.executable, "-m", m], env=env, stdout=out, stderr=out)  # noqa: ASYNC220
+            for m in modules
+        ]
+    system = System(settings, jurisdiction, processes, log)
     try:
         await _wait_ready(system)
         yield system

@@ -99,4 +99,12 @@ async def test_a_call_reaches_the_agency_topic_is_accepted_and_is_audited(system
 async def test_the_same_path_works_on_tansu_the_demo_broker(tansu_stack, tmp_path):
     async with running_system(tansu_stack, tmp_path) as system:
         await walk_one_call(system)
-        assert system.stop() == 0
+        # SIGTERM: servers stop, consumers finish and commit, the relay flushes, connections close.
+        assert system.stop() == [0]
+
+
+async def test_the_same_path_works_with_one_process_per_service(stack, tmp_path):
+    async with running_system(stack, tmp_path, separate=True) as system:
+        assert len(system.processes) == 4
+        await walk_one_call(system)
+        assert system.stop() == [0, 0, 0, 0]
