@@ -17,6 +17,7 @@ import pytest
 
 from shared import infra
 from shared.settings import Settings
+from tests.support import delete_namespace
 
 ROOT = Path(__file__).parents[1]
 RUN_DIR = Path(os.environ.get("CAREROUTE_TEST_RUN_DIR", ROOT / ".run" / "test"))
@@ -86,9 +87,11 @@ async def database_url(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A topic and consumer-group prefix no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}."
+async def namespace(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
+    """A topic and consumer-group prefix no other test uses; its topics are deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    await delete_namespace(stack.kafka_bootstrap_servers, prefix)
 
 
 @pytest.fixture

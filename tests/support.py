@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 T = TypeVar("T")
 
@@ -52,3 +53,17 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def delete_namespace(bootstrap: str, prefix: str) -> None:
+    """Delete every topic of a test's namespace (its dead-letter topics included)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [
+            t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(f"dlq.{prefix}")
+        ]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()

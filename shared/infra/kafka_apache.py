@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
 from shared.infra.ports import HOST, wait_for_kafka
-from shared.infra.procs import kill_now, log_tail, pid_alive, spawn_detached
+from shared.infra.procs import kill_now, log_tail, pid_alive, run_logged, spawn_detached
 from shared.infra.state import InfraError, ProcessRecord, locked, write_record
 
 KAFKA_VERSION = "4.1.1"
@@ -131,19 +130,8 @@ def ensure_jars() -> Path:
             f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
         ]
-        with log.open("wb") as out:
-            try:
-                code = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=home,
-                    timeout=FETCH_TIMEOUT,
-                    check=False,
-                ).returncode
-            except subprocess.TimeoutExpired:
-                code = -1
+        log.unlink(missing_ok=True)
+        code = run_logged(argv, log, cwd=home, timeout=FETCH_TIMEOUT)
         jars = sorted(p.name for p in staging.glob("*.jar")) if staging.is_dir() else []
         if code != 0 or f"kafka_2.13-{KAFKA_VERSION}.jar" not in jars:
             raise InfraError(
@@ -231,19 +219,7 @@ def start(kafka_dir: Path, port: int) -> ProcessRecord:
             "-c",
             str(props),
         )
-        with format_log.open("ab") as out:
-            try:
-                code = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=kafka_dir,
-                    timeout=120,
-                    check=False,
-                ).returncode
-            except subprocess.TimeoutExpired:
-                code = -1
+        code = run_logged(argv, format_log, cwd=kafka_dir, timeout=120)
         if code != 0:
             raise InfraError(
                 f"formatting Kafka storage in {data_dir} failed (exit {code}); "

@@ -82,13 +82,18 @@ async def _list_topics(bootstrap: str, seconds: float) -> None:
         await admin.close()
 
 
-def kafka_error(bootstrap: str, timeout: float = 5.0) -> str | None:
-    """Send a metadata request to the broker; None if it answered, else the error text."""
+def probe_error(factory: Callable[[], Coroutine[Any, Any, None]]) -> str | None:
+    """Run a readiness probe; None if it succeeded, else the error text."""
     try:
-        run_coro(lambda: _list_topics(bootstrap, timeout))
+        run_coro(factory)
     except Exception as exc:  # noqa: BLE001 - any failure means "not answering yet"
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def kafka_error(bootstrap: str, timeout: float = 5.0) -> str | None:
+    """Send a metadata request to the broker; None if it answered, else the error text."""
+    return probe_error(lambda: _list_topics(bootstrap, timeout))
 
 
 def wait_for_kafka(port: int, *, timeout: float, alive: Callable[[], bool]) -> tuple[str, str | None]:

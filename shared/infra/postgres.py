@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.infra.ports import HOST, run_coro
-from shared.infra.procs import is_ours, log_tail, pid_alive, wait_gone, wait_until
+from shared.infra.ports import HOST, probe_error
+from shared.infra.procs import is_ours, log_tail, pid_alive, run_logged, wait_gone, wait_until
 from shared.infra.state import InfraError, ProcessRecord
 
 COMPONENT = "postgres"
@@ -163,20 +163,7 @@ def _prepare_embedded(bins: PgBinaries) -> None:
 
 
 def _run(argv: Sequence[str], log: Path, user: str | None, cwd: Path, timeout: float) -> int:
-    with log.open("ab") as out:
-        try:
-            return subprocess.run(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                timeout=timeout,
-                check=False,
-                **_user_kwargs(user),
-            ).returncode
-        except subprocess.TimeoutExpired:
-            return -1
+    return run_logged(argv, log, cwd=cwd, timeout=timeout, **_user_kwargs(user))
 
 
 def postmaster_pid(data_dir: Path) -> tuple[int, int] | None:
@@ -202,11 +189,7 @@ async def _select_one(url: str, seconds: float) -> None:
 
 def pg_error(url: str, timeout: float = 5.0) -> str | None:
     """Connect and run SELECT 1; None if that worked, else the error text."""
-    try:
-        run_coro(lambda: _select_one(url, timeout))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not answering yet"
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    return probe_error(lambda: _select_one(url, timeout))
 
 
 def start(pg_dir: Path, port: int) -> ProcessRecord:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # Popen objects of processes this interpreter started: kept so they are reaped (no zombie
 # lingers as "alive") and so Python does not warn about a still-running child being collected.
@@ -145,6 +146,24 @@ def wait_until(
         if time.monotonic() >= deadline:
             return "timeout"
         time.sleep(interval)
+
+
+def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, timeout: float, **popen: Any) -> int:
+    """Run a command to completion, its output appended to `log`; -1 when it timed out."""
+    with log.open("ab") as out:
+        try:
+            return subprocess.run(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+                **popen,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            return -1
 
 
 def log_tail(path: Path, lines: int = 30) -> str:

@@ -20,6 +20,7 @@ from services import loader
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.settings import SERVICE_NAMES, Settings
+from tests.support import delete_namespace
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 
@@ -125,6 +126,7 @@ async def running_system(
         yield system
     finally:
         system.stop()
+        await delete_namespace(endpoints.kafka_bootstrap_servers, settings.kafka_namespace)
         admin = await asyncpg.connect(endpoints.database_url)
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import events, outbox
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool
 from shared.envelope import Envelope, new_event
 from shared.kafka import ensure_topics, make_producer
@@ -185,3 +185,22 @@ async def test_a_consumer_killed_before_its_commit_is_redelivered_with_exactly_o
         )
         == 1
     )
+
+
+async def test_a_calls_later_events_do_not_overtake_one_that_failed(settings, pool, producer):
+    poisoned, later, other = cancelled("call-7"), cancelled("call-7"), cancelled("call-8")
+
+    async def refuse_first(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        if event.id == poisoned.id:
+            raise PermanentError("this event can never be applied")
+        await messaging.record_effect(conn, event, payload)
+
+    for event in (poisoned, later, other):
+        await publish(producer, settings, event.to_bytes(), event.subject)
+    async with Running(messaging.consumer(settings, pool, producer, refuse_first)):
+        await eventually(lambda: messaging.effects(pool, other.id), lambda n: n == 1, what="other call")
+        dead = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(settings.group("messaging")), 2)
+    # The failed event and the same call's later event wait together in the dead-letter topic, in order.
+    assert [Envelope.from_bytes(r.value).id for r in dead] == [poisoned.id, later.id]
+    assert [dict(r.headers)["dlq-reason"] for r in dead] == [b"rejected", b"parked"]
+    assert await messaging.effects(pool, later.id) == 0
