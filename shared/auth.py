@@ -10,8 +10,11 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
+from shared import events, topics
 from shared.db import check_identifier
+from shared.envelope import new_event, utcnow
 from shared.errors import ApiError
+from shared.outbox import enqueue
 
 ROLES = ("psap", "agency", "oversight", "admin")
 
@@ -51,12 +54,40 @@ async def replace_credentials(
     )
 
 
+# Reads by these roles are themselves audit events (who looked at what, and when).
+AUDITED_ROLES = ("oversight", "admin")
+
+
 class Authenticator:
-    """Resolves `Authorization: Bearer ...` to a Principal using one schema's credentials."""
+    """Resolves `Authorization: Bearer ...` to a Principal using one schema's credentials.
+
+    Every failed authentication, and every request by an oversight body or admin, is published
+    as `access.recorded.v1` through the schema's outbox (the schema is named after its service).
+    """
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._schema = check_identifier(schema)
+
+    async def record(
+        self, request: Request, outcome: str, principal: Principal | None, reason: str | None
+    ) -> None:
+        """Publish one access event (in its own small transaction)."""
+        payload = events.AccessRecorded(
+            service=self._schema,
+            outcome="allowed" if outcome == "allowed" else "denied",
+            method=request.method,
+            path=request.url.path[:500],
+            tenant_id=principal.tenant_id if principal else None,
+            role=principal.role if principal else None,
+            reason=reason,
+            client=request.client.host if request.client else None,
+            at=utcnow(),
+        )
+        subject = principal.tenant_id if principal else "anonymous"
+        event = new_event(topics.ACCESS_RECORDED, self._schema, subject, payload)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, self._schema, event)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller's principal, or ApiError 401 for a missing, malformed or unknown token."""
@@ -78,9 +109,16 @@ class Authenticator:
         """A FastAPI dependency admitting only callers with one of `roles` (403 for the others)."""
 
         async def dependency(request: Request) -> Principal:
-            principal = await self.authenticate(request.headers.get("authorization"))
+            try:
+                principal = await self.authenticate(request.headers.get("authorization"))
+            except ApiError as exc:
+                await self.record(request, "denied", None, str(exc.detail))
+                raise
             if principal.role not in roles:
+                await self.record(request, "denied", principal, "role not allowed here")
                 raise ApiError(403, "forbidden", f"this endpoint is for: {', '.join(roles)}")
+            if principal.role in AUDITED_ROLES:
+                await self.record(request, "allowed", principal, None)
             return principal
 
         return dependency

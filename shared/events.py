@@ -201,3 +201,17 @@ class AgencyAssignmentMessage(Payload):
     deadline: datetime | None = None
     details: OfferDetails | None = None
     reason: str | None = None
+
+
+class AccessRecorded(Payload):
+    """Who read or tried to reach an API (`access.recorded.v1`): failed logins and oversight reads."""
+
+    service: str
+    outcome: Literal["allowed", "denied"]
+    method: str
+    path: str
+    tenant_id: str | None = None
+    role: str | None = None
+    reason: str | None = None
+    client: str | None = None
+    at: datetime

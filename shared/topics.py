@@ -24,6 +24,7 @@ ASSIGNMENTS_RESPONDED = "assignments.responded.v1"
 ASSIGNMENTS_STATUS_CHANGED = "assignments.status_changed.v1"
 NOTIFICATIONS_DELIVERED = "notifications.delivered.v1"
 NOTIFICATIONS_FAILED = "notifications.failed.v1"
+ACCESS_RECORDED = "access.recorded.v1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(ASSIGNMENTS_STATUS_CHANGED, events.AssignmentStatusChanged),
         Topic(NOTIFICATIONS_DELIVERED, events.NotificationDelivered),
         Topic(NOTIFICATIONS_FAILED, events.NotificationFailed),
+        Topic(ACCESS_RECORDED, events.AccessRecorded),
     )
 }
 

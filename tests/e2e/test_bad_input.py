@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import httpx
 import pytest
 
 from tests.e2e.system import System
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -125,3 +128,35 @@ async def test_health_readiness_metrics_and_openapi_on_every_service(system: Sys
             metrics = await http.get(f"{system.url(name)}/metrics")
             assert "careroute_http_requests_total" in metrics.text
             assert (await http.get(f"{system.url(name)}/openapi.json")).json()["info"]["title"].endswith(name)
+
+
+async def test_failed_logins_and_oversight_reads_become_audit_events(system: System):
+    async with httpx.AsyncClient(timeout=10) as http:
+        bad = await http.get(
+            f"{system.url('notify')}/v1/assignments", headers={"Authorization": "Bearer wrong-token-xyz-123"}
+        )
+        assert bad.status_code == 401
+        # The 401 does not say which part failed beyond "unknown token"; the audit trail keeps the record.
+        reviewer = system.token("civilian-review-board")
+
+        async def access_events() -> list[dict[str, Any]]:
+            r = await http.get(
+                f"{system.url('audit')}/v1/audit/events",
+                params={"type": "access.recorded.v1"},
+                headers=reviewer,
+            )
+            return list(r.json()["events"])
+
+        def seen(events: list[dict[str, Any]]) -> bool:
+            outcomes = {(e["data"]["service"], e["data"]["outcome"], e["data"]["tenant_id"]) for e in events}
+            return ("notify", "denied", None) in outcomes and (
+                "audit",
+                "allowed",
+                "civilian-review-board",
+            ) in outcomes
+
+        found = await eventually(access_events, seen, what="access events")
+        denied = next(
+            e for e in found if e["data"]["outcome"] == "denied" and e["data"]["service"] == "notify"
+        )
+        assert denied["data"]["path"] == "/v1/assignments" and denied["data"]["method"] == "GET"
