@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit infra-up infra-down clean
+.PHONY: install demo test lint unit bench infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "careroute needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -31,13 +31,17 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared tests
+	$(BIN)/mypy services shared tests bench
 
 test: lint
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/contract
+
+# Not part of `make test`: timings belong in a benchmark, not in pass/fail tests.
+bench: install
+	$(BIN)/python -m bench
 
 infra-up: install
 	$(BIN)/careroute infra up

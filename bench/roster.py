@@ -1,0 +1,54 @@
+"""A generated jurisdiction large enough that every benchmark call can be offered to a team."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import yaml
+
+PSAP_TOKEN = "bench-psap-token-000000000001"
+AGENCIES = ("bench-a", "bench-b", "bench-c", "bench-d")
+
+
+def jurisdiction(teams: int, seed: int = 7) -> str:
+    """YAML for one PSAP, four agencies and `teams` teams spread over a 30 km square, on duty always."""
+    rng = random.Random(seed)
+    doc: dict[str, Any] = {
+        "jurisdiction": {"id": "bench", "name": "Benchmark City", "timezone": "UTC"},
+        "triage": {
+            "version": "bench-1",
+            "eligible_types": ["MNTL"],
+            "exclude": {"weapon": "police", "medical": "ems"},
+            "unknown_means": "eligible",
+        },
+        "psaps": [{"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN}],
+        "agencies": [
+            {"id": a, "name": a, "token": f"bench-agency-token-{a}-0001", "partitions": 3} for a in AGENCIES
+        ],
+        "teams": [
+            {
+                "id": f"t{n:05d}",
+                "agency": AGENCIES[n % len(AGENCIES)],
+                "name": f"Team {n}",
+                "home": {"lat": 44.0 + rng.uniform(-0.15, 0.15), "lon": -123.1 + rng.uniform(-0.2, 0.2)},
+                "radius_km": 60,
+            }
+            for n in range(teams)
+        ],
+        "oversight": [
+            {"id": "bench-admin", "name": "bench", "token": "bench-admin-token-0000001", "role": "admin"}
+        ],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def call(n: int, rng: random.Random) -> dict[str, Any]:
+    """One community-eligible native call."""
+    return {
+        "external_id": f"BENCH-{n}",
+        "incident_type": "MNTL",
+        "location": {"lat": 44.0 + rng.uniform(-0.1, 0.1), "lon": -123.1 + rng.uniform(-0.15, 0.15)},
+        "safety": {"weapon": "no", "violence": "no", "medical": "no", "self_harm_imminent": "no"},
+        "callback_number": "+15550000000",
+    }
