@@ -31,7 +31,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared tests bench
+	$(BIN)/mypy services shared tests bench sim
 
 test: lint
 	$(BIN)/python -m pytest -p no:cacheprovider

@@ -131,3 +131,38 @@ def demo(
     from services import demo as scenario
 
     raise typer.Exit(scenario.main(broker, jurisdiction, keep_running=keep_running))
+
+
+@app.command()
+def simulate(
+    jurisdiction: Annotated[Path, typer.Option(help="the jurisdiction file the system runs")] = Path(
+        "examples/lane-valley.yaml"
+    ),
+    hours: Annotated[float, typer.Option(help="simulated hours to play")] = 1.0,
+    speedup: Annotated[float, typer.Option(help="simulated seconds per real second")] = 60.0,
+    calls_per_hour: Annotated[float, typer.Option(help="mean calls per hour over a day")] = 120.0,
+    start_hour: Annotated[float, typer.Option(help="simulated time of day to start at")] = 8.0,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same calls")] = 1,
+    drain: Annotated[float, typer.Option(help="real seconds to wait for answers after the last call")] = 60.0,
+) -> None:
+    """Play a jurisdiction's day against the running system: 911 centers call, agencies answer."""
+    from sim.report import show
+    from sim.run import Simulation
+    from sim.scenario import Options, plan_day
+
+    try:
+        j = load_file(jurisdiction)
+    except JurisdictionError as exc:
+        typer.echo(f"careroute simulate: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if speedup <= 0 or hours <= 0 or calls_per_hour <= 0:
+        typer.echo("careroute simulate: hours, speedup and calls-per-hour must be positive", err=True)
+        raise typer.Exit(2)
+    options = Options(calls_per_hour=calls_per_hour, hours=hours, start_hour=start_hour)
+    lat = sum(t.home.lat for t in j.teams) / len(j.teams)
+    lon = sum(t.home.lon for t in j.teams) / len(j.teams)
+    plan = plan_day(seed, options, [p.id for p in j.psaps], (lat, lon, 0.05))
+    typer.echo(f"{len(plan.calls)} calls over {hours:g} simulated hours at {speedup:g}x")
+    settings = _settings()
+    tally = asyncio.run(Simulation(settings, j, plan, options, speedup, seed).run(drain))
+    show(settings, j, tally)

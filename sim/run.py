@@ -1,0 +1,197 @@
+"""Play a planned day against a running system: 911 centers post calls, agencies answer offers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.jurisdiction import Jurisdiction
+from shared.settings import Settings
+from shared.topics import agency_topic
+from sim.scenario import Options, Plan, PlannedCall, agency_answer
+
+DISPOSITIONS = ("RESOLVED_ON_SCENE", "REFERRED", "TRANSPORTED_VOLUNTARY", "GONE_ON_ARRIVAL")
+DECLINE_REASONS = ("no_capacity", "out_of_area", "skill_mismatch")
+
+
+@dataclass
+class Tally:
+    """What the simulator saw, from both ends."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    call_ids: list[str] = field(default_factory=list)
+
+
+class Simulation:
+    """One run: the plan, the system's addresses and tokens, and the clock."""
+
+    def __init__(
+        self, settings: Settings, j: Jurisdiction, plan: Plan, options: Options, speedup: float, seed: int
+    ):
+        self.settings = settings
+        self.j = j
+        self.plan = plan
+        self.options = options
+        self.speedup = speedup
+        self.rng = random.Random(seed + 1)
+        self.tally = Tally()
+        self.psap_tokens = {p.id: p.token for p in j.psaps}
+        self.agency_tokens = {a.id: a.token for a in j.agencies}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.start = 0.0
+
+    def url(self, service: str) -> str:
+        """Base URL of one service."""
+        return f"http://{self.settings.http_host}:{self.settings.port_for(service)}"
+
+    def _later(self, delay_sim_s: float, coro: Any) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay_sim_s / self.speedup)
+            await coro
+
+        task = asyncio.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _post_call(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
+        headers = {"Authorization": f"Bearer {self.psap_tokens[call.psap]}"}
+        r = await http.post(f"{self.url('intake')}/v1/calls", json=call.body, headers=headers)
+        self.tally.counts["calls_sent"] += 1
+        if r.status_code != 202:
+            self.tally.counts[f"calls_http_{r.status_code}"] += 1
+            return
+        answer = r.json()
+        self.tally.counts["calls_accepted_202"] += 1
+        self.tally.counts[f"route_{answer['decision']['route']}"] += 1
+        self.tally.call_ids.append(answer["call_id"])
+        if call.cancel_after is not None:
+            self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
+
+    async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
+        headers = {"Authorization": f"Bearer {self.psap_tokens[psap]}"}
+        r = await http.post(
+            f"{self.url('intake')}/v1/calls/{call_id}/cancel",
+            json={"reason": "caller called back"},
+            headers=headers,
+        )
+        self.tally.counts["cancels_sent" if r.status_code == 202 else f"cancel_http_{r.status_code}"] += 1
+
+    async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str) -> None:
+        headers = {"Authorization": f"Bearer {self.agency_tokens[agency]}"}
+        base = f"{self.url('notify')}/v1/assignments/{assignment}"
+        choice = agency_answer(self.rng, self.options)
+        if choice == "ignore":
+            self.tally.counts["offers_ignored"] += 1
+            return
+        if choice == "decline":
+            r = await http.post(
+                f"{base}/decline", json={"reason_code": self.rng.choice(DECLINE_REASONS)}, headers=headers
+            )
+            self.tally.counts[
+                "offers_declined" if r.status_code == 200 else f"decline_http_{r.status_code}"
+            ] += 1
+            return
+        r = await http.post(f"{base}/accept", headers=headers)
+        self.tally.counts["offers_accepted" if r.status_code == 200 else f"accept_http_{r.status_code}"] += 1
+        if r.status_code != 200:
+            return
+        o = self.options
+        en_route = self.rng.uniform(*o.en_route_s)
+        on_scene = en_route + self.rng.uniform(*o.on_scene_s)
+        cleared = on_scene + self.rng.uniform(*o.cleared_s)
+        disposition = self.rng.choice(DISPOSITIONS)
+        for delay, body in (
+            (en_route, {"status": "en_route"}),
+            (on_scene, {"status": "on_scene"}),
+            (cleared, {"status": "cleared", "disposition": disposition}),
+        ):
+            self._later(delay, self._status(http, base, headers, body))
+
+    async def _status(
+        self, http: httpx.AsyncClient, base: str, headers: dict[str, str], body: dict[str, str]
+    ) -> None:
+        r = await http.post(f"{base}/status", json=body, headers=headers)
+        key = f"status_{body['status']}" if r.status_code == 200 else f"status_http_{r.status_code}"
+        self.tally.counts[key] += 1
+
+    async def _agencies(
+        self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
+    ) -> None:
+        agency_of = {self.settings.topic(agency_topic(a.id)): a.id for a in self.j.agencies}
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    message = json.loads(record.value)["data"]
+                    self.tally.counts[f"agency_{message['kind']}"] += 1
+                    if message["kind"] == "offered":
+                        agency = agency_of[record.topic]
+                        task = asyncio.create_task(self._answer(http, agency, message["assignment_id"]))
+                        self.tasks.add(task)
+                        task.add_done_callback(self.tasks.discard)
+
+    async def run(self, drain_s: float, show_progress: bool = True) -> Tally:
+        """Send every planned call on its schedule, answer every offer, then wait for the tail."""
+        consumer = AIOKafkaConsumer(
+            *[self.settings.topic(agency_topic(a.id)) for a in self.j.agencies],
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=f"simulated-agencies-{random.getrandbits(32):08x}",
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        await asyncio.sleep(3)  # join the group before the first offer, so "latest" misses nothing
+        stop = asyncio.Event()
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            follower = asyncio.create_task(self._agencies(http, consumer, stop))
+            horizon = self.options.hours * 3600
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, disable=not show_progress) as progress:
+                bar = progress.add_task("simulated day", total=horizon, info="")
+                self.start = time.monotonic()
+                for call in self.plan.calls:
+                    delay = self.start + call.at / self.speedup - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    task = asyncio.create_task(self._post_call(http, call))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                    c = self.tally.counts
+                    progress.update(
+                        bar,
+                        completed=call.at,
+                        info=(
+                            f"calls {c['calls_sent']}  community {c['route_community']}"
+                            f"  offers {c['agency_offered']}  accepted {c['offers_accepted']}"
+                            f"  cleared {c['status_cleared']}"
+                        ),
+                    )
+                progress.update(bar, completed=horizon)
+                deadline = time.monotonic() + drain_s
+                # Pending answers and status reports schedule more of themselves; wait for them all.
+                while self.tasks and (left := deadline - time.monotonic()) > 0:
+                    await asyncio.wait(set(self.tasks), timeout=left)
+            stop.set()
+            await follower
+            for task in list(self.tasks):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+        await consumer.stop()
+        return self.tally

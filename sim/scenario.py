@@ -1,0 +1,118 @@
+"""What happens during a simulated day: when calls come, what they are, how agencies answer. Pure."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+# Behavioural-health call types among the many others a 911 center takes (NENA-STA-021 registry).
+BEHAVIOURAL = {"MNTL": 0.40, "WELFARE": 0.25, "SUICTHRT": 0.15, "EDP": 0.10, "INTOX": 0.10}
+OTHER = {
+    "MVA": 0.14,
+    "THEFT": 0.12,
+    "ALRBA": 0.10,
+    "ASSAULT": 0.08,
+    "DIST": 0.08,
+    "ABDOM": 0.06,
+    "BREATH": 0.06,
+    "FALL": 0.06,
+    "NOISE": 0.06,
+    "PARK": 0.06,
+    "TRESPASS": 0.06,
+    "FIREST": 0.04,
+    "ROBB": 0.04,
+    "UNKN": 0.04,
+}
+LANGUAGES = {"en": 0.80, "es": 0.14, "vi": 0.03, "zh": 0.03}
+QUESTIONS = ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
+SECONDS_PER_DAY = 86_400
+
+
+def diurnal_weight(seconds_into_day: float) -> float:
+    """Relative call rate at a time of day: a peak at noon, a trough at midnight (mean 1)."""
+    return 1.0 + 0.7 * math.cos(2 * math.pi * (seconds_into_day - 43_200) / SECONDS_PER_DAY)
+
+
+def _pick(rng: random.Random, weights: dict[str, float]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The knobs of a simulation."""
+
+    calls_per_hour: float = 120.0
+    behavioural_share: float = 0.3
+    hours: float = 24.0
+    start_hour: float = 0.0
+    cancel_share: float = 0.03
+    accept_share: float = 0.80
+    decline_share: float = 0.12  # the rest ignore the offer, so it times out
+    en_route_s: tuple[float, float] = (20.0, 120.0)
+    on_scene_s: tuple[float, float] = (300.0, 1200.0)
+    cleared_s: tuple[float, float] = (900.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One call the simulated 911 centers will send, at `at` simulated seconds from the start."""
+
+    at: float
+    psap: str
+    body: dict[str, Any]
+    cancel_after: float | None = None
+    behavioural: bool = False
+
+
+@dataclass
+class Plan:
+    """A day of calls, the same for the same seed."""
+
+    calls: list[PlannedCall] = field(default_factory=list)
+
+
+def plan_day(seed: int, options: Options, psaps: list[str], area: tuple[float, float, float]) -> Plan:
+    """Poisson arrivals thinned by the diurnal curve; `area` is (lat, lon, radius in degrees)."""
+    rng = random.Random(seed)
+    peak = options.calls_per_hour / 3600 * 1.7
+    t, n, plan = 0.0, 0, Plan()
+    horizon = options.hours * 3600
+    while True:
+        t += rng.expovariate(peak)
+        if t >= horizon:
+            return plan
+        time_of_day = (options.start_hour * 3600 + t) % SECONDS_PER_DAY
+        if rng.random() > diurnal_weight(time_of_day) / 1.7:
+            continue
+        n += 1
+        behavioural = rng.random() < options.behavioural_share
+        incident_type = _pick(rng, BEHAVIOURAL if behavioural else OTHER)
+        # Most behavioural calls screen clear; a few carry a weapon, violence or a medical need.
+        safety = {q: rng.choices(["no", "yes", "unknown"], weights=[0.88, 0.06, 0.06])[0] for q in QUESTIONS}
+        lat, lon, radius = area
+        body: dict[str, Any] = {
+            "external_id": f"SIM-{seed}-{n:06d}",
+            "incident_type": incident_type,
+            "origin": rng.choices(["911", "988", "311"], weights=[0.85, 0.10, 0.05])[0],
+            "location": {
+                "lat": round(lat + rng.uniform(-radius, radius), 5),
+                "lon": round(lon + rng.uniform(-radius, radius), 5),
+            },
+            "safety": safety,
+            "language": _pick(rng, LANGUAGES),
+            "callback_number": f"+1541555{rng.randrange(10_000):04d}",
+        }
+        cancel = rng.uniform(30, 600) if rng.random() < options.cancel_share else None
+        plan.calls.append(PlannedCall(t, rng.choice(psaps), body, cancel, behavioural))
+
+
+def agency_answer(rng: random.Random, options: Options) -> str:
+    """accept, decline or ignore (a missed deadline)."""
+    roll = rng.random()
+    if roll < options.accept_share:
+        return "accept"
+    if roll < options.accept_share + options.decline_share:
+        return "decline"
+    return "ignore"
