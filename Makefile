@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit bench infra-up infra-down clean
+.PHONY: install demo test lint unit bench faults infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "careroute needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -31,7 +31,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared tests bench sim
+	$(BIN)/mypy services shared tests bench sim faults
 
 test: lint
 	$(BIN)/python -m pytest -p no:cacheprovider
@@ -42,6 +42,10 @@ unit: install
 # Not part of `make test`: timings belong in a benchmark, not in pass/fail tests.
 bench: install
 	$(BIN)/python -m bench
+
+# Not part of `make test` either: minutes of load with one fault after another, then a checker.
+faults: install
+	$(BIN)/python -m faults
 
 infra-up: install
 	$(BIN)/careroute infra up

@@ -1,0 +1,141 @@
+"""The system under test as separate processes, so each piece can be killed, paused and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from services import loader
+from shared import infra
+from shared.jurisdiction import Jurisdiction
+from shared.settings import SERVICE_NAMES, Settings
+
+# Two matching replicas: one can be paused past its session timeout while the other takes over.
+PROCESSES = ("intake", "matching", "matching-2", "notify", "audit")
+
+
+class Cluster:
+    """Infrastructure in its own run folder, and one OS process per service (matching twice)."""
+
+    def __init__(
+        self, run_dir: Path, broker: str, pg_port: int, kafka_port: int, offer_timeout_s: int
+    ) -> None:
+        self.run_dir = run_dir
+        self.broker = broker
+        self.pg_port = pg_port
+        self.kafka_port = kafka_port
+        self.offer_timeout_s = offer_timeout_s
+        self.db = f"faults_{uuid.uuid4().hex[:8]}"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.endpoints = infra.InfraEndpoints("", "", broker)
+        self.settings = Settings()
+
+    def infra_up(self) -> None:
+        """Start (or restart what died of) PostgreSQL and the broker."""
+        self.endpoints = infra.up(self.run_dir, self.broker, pg_port=self.pg_port, kafka_port=self.kafka_port)
+
+    async def start(self, jurisdiction: Jurisdiction) -> None:
+        """Infrastructure, a fresh database, the jurisdiction, and every service process."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.infra_up()
+        admin = await asyncpg.connect(self.endpoints.database_url)
+        await admin.execute(f"CREATE DATABASE {self.db}")
+        await admin.close()
+        base = self.endpoints.database_url.rpartition("/")[0]
+        self.settings = Settings.model_validate(
+            {
+                "database_url": f"{base}/{self.db}",
+                "kafka_bootstrap_servers": self.endpoints.kafka_bootstrap_servers,
+                "kafka_namespace": f"{self.db}.",
+                **{f"{s}_port": infra.free_port() for s in SERVICE_NAMES},
+            }
+        )
+        await loader.load(self.settings, jurisdiction)
+        for name in PROCESSES:
+            self.spawn(name)
+        await self.wait_ready()
+
+    def _env(self, name: str) -> dict[str, str]:
+        s = self.settings
+        port = infra.free_port() if name == "matching-2" else s.port_for(name)
+        return {
+            **os.environ,
+            "DATABASE_URL": s.database_url.get_secret_value(),
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            "KAFKA_NAMESPACE": s.kafka_namespace,
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "MATCHING_OFFER_TIMEOUT_S": str(self.offer_timeout_s),
+            "LOG_LEVEL": "WARNING",
+            f"{name.split('-')[0].upper()}_PORT": str(port),
+        }
+
+    def spawn(self, name: str) -> None:
+        """Start one service process."""
+        module = f"services.{name.split('-')[0]}"
+        log = (self.run_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", module], env=self._env(name), stdout=log, stderr=log
+        )
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send a signal to one service process."""
+        self.processes[name].send_signal(sig)
+
+    def kill_and_restart(self, name: str) -> None:
+        """SIGKILL one service and start it again at once."""
+        self.signal(name, signal.SIGKILL)
+        self.processes[name].wait()
+        self.spawn(name)
+
+    def broker_pid(self) -> int:
+        """The broker's process id."""
+        component = "kafka" if self.broker == "apache" else "tansu"
+        state = infra.status(self.run_dir)[component]
+        assert isinstance(state, dict)
+        return int(state["pid"])
+
+    def url(self, service: str) -> str:
+        """Base URL of one service."""
+        return f"http://127.0.0.1:{self.settings.port_for(service)}"
+
+    async def wait_ready(self, timeout_s: float = 120) -> None:
+        """Every service answers /readyz."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        async with httpx.AsyncClient(timeout=3) as http:
+            for name in SERVICE_NAMES:
+                while True:
+                    try:
+                        if (await http.get(f"{self.url(name)}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if loop.time() > deadline:
+                        raise RuntimeError(f"{name} not ready; see {self.run_dir}/{name}.log")
+                    await asyncio.sleep(0.3)
+
+    async def stop(self) -> None:
+        """Stop the services, drop the database, stop the infrastructure."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        try:
+            admin = await asyncpg.connect(self.endpoints.database_url)
+            await admin.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+            await admin.close()
+        finally:
+            infra.down(self.run_dir)
