@@ -54,6 +54,23 @@ class Simulation:
         """Base URL of one service."""
         return f"http://{self.settings.http_host}:{self.settings.port_for(service)}"
 
+    async def _post(
+        self, http: httpx.AsyncClient, url: str, headers: dict[str, str], body: Any = None
+    ) -> httpx.Response | None:
+        """POST as a CAD or an agency's software would: retry when the connection fails.
+
+        A retried call carries the same external id, so intake answers with the call it already
+        has rather than creating a second one.
+        """
+        for attempt in range(6):
+            try:
+                return await http.post(url, json=body, headers=headers)
+            except httpx.TransportError:
+                self.tally.counts["http_retries"] += 1
+                await asyncio.sleep(0.5 * 2**attempt)
+        self.tally.counts["http_gave_up"] += 1
+        return None
+
     def _later(self, delay_sim_s: float, coro: Any) -> None:
         async def run() -> None:
             await asyncio.sleep(delay_sim_s / self.speedup)
@@ -63,12 +80,20 @@ class Simulation:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _count(self, ok_key: str, what: str, r: httpx.Response | None, expected: int = 200) -> bool:
+        """Count an answer under `ok_key`, or under what went wrong; True when it succeeded."""
+        if r is not None and r.status_code == expected:
+            self.tally.counts[ok_key] += 1
+            return True
+        self.tally.counts[f"{what}_http_{r.status_code if r is not None else 'none'}"] += 1
+        return False
+
     async def _post_call(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
         headers = {"Authorization": f"Bearer {self.psap_tokens[call.psap]}"}
-        r = await http.post(f"{self.url('intake')}/v1/calls", json=call.body, headers=headers)
+        r = await self._post(http, f"{self.url('intake')}/v1/calls", headers, call.body)
         self.tally.counts["calls_sent"] += 1
-        if r.status_code != 202:
-            self.tally.counts[f"calls_http_{r.status_code}"] += 1
+        if r is None or r.status_code != 202:
+            self.tally.counts[f"calls_http_{r.status_code if r else 'none'}"] += 1
             return
         answer = r.json()
         self.tally.counts["calls_accepted_202"] += 1
@@ -79,12 +104,9 @@ class Simulation:
 
     async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
         headers = {"Authorization": f"Bearer {self.psap_tokens[psap]}"}
-        r = await http.post(
-            f"{self.url('intake')}/v1/calls/{call_id}/cancel",
-            json={"reason": "caller called back"},
-            headers=headers,
-        )
-        self.tally.counts["cancels_sent" if r.status_code == 202 else f"cancel_http_{r.status_code}"] += 1
+        url = f"{self.url('intake')}/v1/calls/{call_id}/cancel"
+        r = await self._post(http, url, headers, {"reason": "caller called back"})
+        self._count("cancels_sent", "cancel", r, 202)
 
     async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str) -> None:
         headers = {"Authorization": f"Bearer {self.agency_tokens[agency]}"}
@@ -94,16 +116,12 @@ class Simulation:
             self.tally.counts["offers_ignored"] += 1
             return
         if choice == "decline":
-            r = await http.post(
-                f"{base}/decline", json={"reason_code": self.rng.choice(DECLINE_REASONS)}, headers=headers
+            reason = {"reason_code": self.rng.choice(DECLINE_REASONS)}
+            self._count(
+                "offers_declined", "decline", await self._post(http, f"{base}/decline", headers, reason)
             )
-            self.tally.counts[
-                "offers_declined" if r.status_code == 200 else f"decline_http_{r.status_code}"
-            ] += 1
             return
-        r = await http.post(f"{base}/accept", headers=headers)
-        self.tally.counts["offers_accepted" if r.status_code == 200 else f"accept_http_{r.status_code}"] += 1
-        if r.status_code != 200:
+        if not self._count("offers_accepted", "accept", await self._post(http, f"{base}/accept", headers)):
             return
         o = self.options
         en_route = self.rng.uniform(*o.en_route_s)
@@ -120,9 +138,8 @@ class Simulation:
     async def _status(
         self, http: httpx.AsyncClient, base: str, headers: dict[str, str], body: dict[str, str]
     ) -> None:
-        r = await http.post(f"{base}/status", json=body, headers=headers)
-        key = f"status_{body['status']}" if r.status_code == 200 else f"status_http_{r.status_code}"
-        self.tally.counts[key] += 1
+        r = await self._post(http, f"{base}/status", headers, body)
+        self._count(f"status_{body['status']}", "status", r)
 
     async def _agencies(
         self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
