@@ -39,7 +39,14 @@ class FeedWaker:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._records: set[asyncio.Task[None]] = set()
         self.closing = asyncio.Event()
+
+    def record_sent(self, agency_id: str, data: dict[str, Any]) -> None:
+        """Record an offer the stream handed over, in a task of its own that a hang-up cannot cut short."""
+        task = asyncio.create_task(_record_sse(self._pool, agency_id, data))
+        self._records.add(task)
+        task.add_done_callback(self._records.discard)
 
     @contextlib.contextmanager
     def subscribe(self, agency_id: str) -> Iterator[asyncio.Event]:
@@ -112,6 +119,6 @@ async def events(
                 after = row["seq"]
                 if row["kind"] == "offered" and data.get("notification_id"):
                     # The chunk was handed to the connection: the agency's stream was told.
-                    await _record_sse(pool, agency_id, data)
+                    waker.record_sent(agency_id, data)
             if not rows:
                 await _wait(wake, waker.closing, settings.sse_wait_s)

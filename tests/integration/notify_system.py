@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from services.notify import repository
 from services.notify.service import build
 from services.notify.settings import NotifySettings
-from shared import events, topics
+from shared import events, infra, topics
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event, utcnow
 from shared.infra import free_port
@@ -28,6 +28,7 @@ from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
 from shared.runtime import run
 from shared.settings import Settings
+from tests.support import delete_namespace
 
 MIGRATIONS = Path(repository.__file__).parent / "migrations"
 CLEAR = {question: "no" for question in events.SafetyScreen.model_fields}
@@ -141,6 +142,34 @@ class Notify:
         """Notify's view of an assignment's state (None until the offer is stored)."""
         row = await repository.get(self.pool, assignment_id)
         return None if row is None else str(row["status"])
+
+
+@contextlib.asynccontextmanager
+async def own_settings(stack: infra.InfraEndpoints) -> AsyncIterator[Settings]:
+    """A database and namespace of their own, for a fixture wider than one test; removed afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    settings = Settings(
+        database_url=f"{stack.database_url.rpartition('/')[0]}/{name}",
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_namespace=f"t{uuid.uuid4().hex[:10]}.",
+        kafka_session_timeout_ms=3000,
+        consumer_retry_base_s=0.05,
+        log_json=False,
+    )
+    try:
+        yield settings
+    finally:
+        await delete_namespace(stack.kafka_bootstrap_servers, settings.kafka_namespace)
+        admin = await asyncpg.connect(stack.database_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
 
 
 @contextlib.asynccontextmanager
