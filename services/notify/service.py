@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify import api, feed, handlers, repository
+from services.notify import api, console, feed, handlers, repository
 from services.notify.jobs import Repager
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
@@ -29,6 +29,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         description="Delivery to agencies, their answers and status reports.",
     )
     app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), waker, ns))
+    app.include_router(console.router())
 
     async def create_agency_topics() -> None:
         for agency in await repository.agencies(infra.pool):
