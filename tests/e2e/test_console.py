@@ -128,4 +128,6 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
     cleared = next(e for e in events if e["data"].get("status") == "cleared")
     assert cleared["data"]["disposition"] == "RESOLVED-ON-SCENE"
     assert cleared["data"]["agency_id"] == "riverbend-crisis"
+    # SIGTERM with the console's stream still open: the stream ends and every process exits cleanly.
+    assert system.stop() == [0]
     await context.close()
