@@ -7,9 +7,10 @@ import contextlib
 import random
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -54,22 +55,36 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-async def check_url(url: str, allow_private: bool, resolver: Resolver = resolve) -> None:
-    """Refuse a URL that is not http(s) or that reaches a loopback, private or reserved address."""
+@dataclass(frozen=True)
+class Target:
+    """Where one webhook request goes: the address that was checked, so DNS cannot change it after."""
+
+    url: str
+    host: str
+    sni_hostname: str | None
+
+
+async def check_url(url: str, allow_private: bool, resolver: Resolver = resolve) -> Target:
+    """The checked target of a URL; AddressRefused when it is not http(s) or reaches a loopback,
+    private or reserved address (OSError when its name cannot be resolved now: try again later)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused(f"webhook URL must be http(s) with a host: {url!r}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        addresses = await resolver(parts.hostname, port)
-    except OSError as exc:
-        raise AddressRefused(f"cannot resolve {parts.hostname}: {exc}") from exc
+    addresses = await resolver(parts.hostname, port)
     refused = [a for a in addresses if not domain.address_allowed(a, allow_private)]
     if refused or not addresses:
         raise AddressRefused(
             f"webhook address not allowed: {parts.hostname} resolves to {refused or 'nothing'}"
             " (loopback, private and reserved addresses need allow_private in the jurisdiction file)"
         )
+    # Connect to the address just checked (a second lookup could answer differently), and keep
+    # the name for the Host header and for TLS (SNI and certificate check).
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    pinned = urlunsplit(parts._replace(netloc=f"{literal}:{port}"))
+    host = parts.netloc.rpartition("@")[2]
+    return Target(pinned, host, parts.hostname if parts.scheme == "https" else None)
 
 
 class WebhookSender:
@@ -117,12 +132,17 @@ class WebhookSender:
         try:
             if row["webhook_disabled_at"] is not None:
                 raise AddressRefused("endpoint disabled after it answered 410")
-            await check_url(row["webhook_url"], row["webhook_allow_private"], self._resolver)
+            target = await check_url(row["webhook_url"], row["webhook_allow_private"], self._resolver)
             body = bytes(row["body"])
             headers = signed_headers(
                 row["webhook_secret"], str(row["notification_id"]), body, datetime.now(UTC)
             )
-            answer = await http.post(row["webhook_url"], content=body, headers=headers)
+            answer = await http.post(
+                target.url,
+                content=body,
+                headers={**headers, "host": target.host},
+                extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else None,
+            )
             verdict = domain.webhook_verdict(answer.status_code)
             if verdict != "delivered":
                 error = f"HTTP {answer.status_code}"

@@ -51,6 +51,7 @@ class Seen:
     assignment_id: str
     signed: bool
     status: int
+    host: str
 
 
 @dataclass
@@ -61,11 +62,15 @@ class Receiver:
     fail_first: dict[str, int]
     always: dict[str, int]
     held: set[str] = field(default_factory=set)  # answered 503 until released
+    stall: set[str] = field(default_factory=set)  # the first try of each message gets no answer in time
     port: int = field(default_factory=free_port)
     seen: list[Seen] = field(default_factory=list)
+    arrivals: dict[str, int] = field(default_factory=dict)  # requests per webhook-id, counted on arrival
 
     def url(self, agency: str) -> str:
-        return f"http://127.0.0.1:{self.port}/hook/{agency}"
+        # One agency is named by host name: notify resolves it, checks it, and connects to that address.
+        host = "localhost" if agency == "plain" else "127.0.0.1"
+        return f"http://{host}:{self.port}/hook/{agency}"
 
     def answered(self, agency: str, status: int = 200) -> list[Seen]:
         return [s for s in self.seen if s.agency == agency and s.status == status]
@@ -85,13 +90,15 @@ class Receiver:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         agency = scope["path"].rsplit("/", 1)[-1]
         data = json.loads(body)["data"]
-        tries = sum(1 for s in self.seen if s.msg_id == headers["webhook-id"])
+        tries = self.arrivals.get(headers["webhook-id"], 0)
+        self.arrivals[headers["webhook-id"]] = tries + 1
+        if agency in self.stall and tries == 0:
+            await asyncio.sleep(3)  # far past notify's webhook timeout in this module
         failing = tries < self.fail_first.get(agency, 0) or agency in self.held
         status = self.always.get(agency, 503 if failing else 200)
         signed = verify(self.secrets[agency], headers, body)
-        self.seen.append(
-            Seen(agency, headers["webhook-id"], data["kind"], data["assignment_id"], signed, status)
-        )
+        msg_id, kind, assignment_id = headers["webhook-id"], data["kind"], data["assignment_id"]
+        self.seen.append(Seen(agency, msg_id, kind, assignment_id, signed, status, headers["host"]))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -104,12 +111,13 @@ class _Server(uvicorn.Server):
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    agencies = ("ordered", "plain", "gone", "down", "guarded")
+    agencies = ("ordered", "plain", "gone", "down", "guarded", "slow")
     receiver = Receiver(
         secrets={a: PLAIN_SECRET if a == "plain" else SPEC_SECRET for a in agencies},
         fail_first={"plain": 2},
         always={"gone": 410, "down": 503},
         held={"ordered"},
+        stall={"slow"},
     )
     config = uvicorn.Config(receiver, host="127.0.0.1", port=receiver.port, log_config=None, lifespan="off")
     server = _Server(config)
@@ -130,13 +138,14 @@ async def notify(settings: Settings, receiver: Receiver) -> AsyncIterator[Notify
         hook = {"url": receiver.url(id_), "secret": receiver.secrets[id_], "allow_private": allow_private}
         return {"id": id_, "channels": ["webhook"], "webhook": hook}
 
-    agencies = [agency(a) for a in ("ordered", "plain", "gone", "down")] + [agency("guarded", False)]
+    agencies = [agency(a) for a in ("ordered", "plain", "gone", "down", "slow")] + [agency("guarded", False)]
     tuned = NotifySettings(
         repage_every_s=3600,
         webhook_backoff_base_s=0.05,
         webhook_backoff_max_s=0.3,
         webhook_retry_for_s=5,
         webhook_poll_s=0.05,
+        webhook_timeout_s=0.5,
     )
     async with running_notify(settings, jurisdiction(agencies), tuned) as n:
         yield n
@@ -151,6 +160,19 @@ async def outcomes(notify: Notify, assignment_id: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
+async def test_a_request_that_times_out_is_tried_again(notify: Notify, receiver: Receiver):
+    offer = await notify.offer("slow")
+    record = await eventually(
+        partial(outcomes, notify, offer.assignment_id), lambda r: bool(r) and r[-1][2] == "delivered"
+    )
+    assert record == [("offered", 1, "retrying"), ("offered", 2, "delivered")]
+    error = await notify.pool.fetchval(
+        "SELECT error FROM notify.deliveries WHERE assignment_id = $1::uuid AND attempt = 1",
+        offer.assignment_id,
+    )
+    assert "Timeout" in error
+
+
 def failed_at_once(record: list[tuple[Any, ...]]) -> bool:
     return record == [("offered", 1, "failed")]
 
@@ -161,6 +183,7 @@ async def test_webhooks_are_signed_and_retried_after_failures(notify: Notify, re
     seen = [(s.assignment_id, s.kind, s.status, s.signed) for s in receiver.seen]
     assert seen == [(offer.assignment_id, "offered", status, True) for status in (503, 503, 200)]
     assert len({s.msg_id for s in receiver.seen}) == 1  # one webhook-id across retries
+    assert {s.host for s in receiver.seen} == {f"localhost:{receiver.port}"}
     record = await eventually(partial(outcomes, notify, offer.assignment_id), lambda r: len(r) == 3)
     assert record == [("offered", 1, "retrying"), ("offered", 2, "retrying"), ("offered", 3, "delivered")]
 

@@ -20,8 +20,16 @@ def resolver(addresses: list[str]):
     return resolve
 
 
-async def test_a_public_https_endpoint_is_allowed():
-    await check_url("https://hooks.example.org/careroute", False, resolver(["93.184.216.34"]))
+async def test_a_public_endpoint_is_allowed_and_pinned_to_the_address_that_was_checked():
+    target = await check_url("https://hooks.example.org/careroute?a=1", False, resolver(["93.184.216.34"]))
+    assert target.url == "https://93.184.216.34:443/careroute?a=1"
+    assert (target.host, target.sni_hostname) == ("hooks.example.org", "hooks.example.org")
+    v6 = await check_url("http://hooks.example.org:8080/x", False, resolver(["2606:2800:220:1::1"]))
+    assert (v6.url, v6.host, v6.sni_hostname) == (
+        "http://[2606:2800:220:1::1]:8080/x",
+        "hooks.example.org:8080",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -33,6 +41,7 @@ async def test_a_public_https_endpoint_is_allowed():
         ("ftp://files.example/hook", ["93.184.216.34"], True),
         ("file:///etc/passwd", [], True),
         ("http://nothing.example/hook", [], True),
+        ("http:///no-host", ["93.184.216.34"], True),
     ],
 )
 async def test_private_addresses_and_other_schemes_are_refused(url, addresses, allow):
