@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def notify(settings: Settings) -> AsyncIterator[Notify]:
     agencies: list[dict[str, Any]] = [{"id": "mobile", "channels": ["sse"]}, {"id": "elsewhere"}]
-    async with running_notify(settings, jurisdiction(agencies), NotifySettings(repage_every_s=3600)) as n:
+    async with running_notify(
+        settings, jurisdiction(agencies), NotifySettings(repage_every_s=3600, sse_ping_s=1)
+    ) as n:
         yield n
 
 
@@ -30,8 +33,9 @@ async def read(notify: Notify, count: int, last_event_id: str | None = None) -> 
     """Open the stream as agency `mobile`, take `count` events, and hang up."""
     headers = notify.auth("mobile") | ({"Last-Event-ID": last_event_id} if last_event_id else {})
     seen: list[ServerSentEvent] = []
+    # No read timeout on the stream itself: asyncio.timeout below bounds the whole read.
     async with (
-        notify.http() as http,
+        httpx.AsyncClient(base_url=notify.url, timeout=httpx.Timeout(10, read=None)) as http,
         aconnect_sse(http, "GET", "/v1/assignments/stream", headers=headers) as source,
     ):
         assert source.response.status_code == 200, await source.response.aread()
@@ -45,7 +49,9 @@ async def read(notify: Notify, count: int, last_event_id: str | None = None) -> 
 
 async def test_the_stream_shows_the_agencys_own_offers_and_updates_and_resumes_after_a_break(notify: Notify):
     first = await notify.offer("mobile")
-    await notify.offer("elsewhere")  # another agency's offer never shows up in this stream
+    elsewhere = await notify.offer("elsewhere")  # another agency's offer never shows up in this stream
+    for offer in (first, elsewhere):
+        await eventually(partial(notify.status, offer.assignment_id), lambda s: s == "offered")
     [offered] = await read(notify, 1)
     data = json.loads(offered.data)
     assert offered.event == "offered" and data["assignment_id"] == first.assignment_id
