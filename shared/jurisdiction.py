@@ -72,6 +72,8 @@ class Webhook(Model):
 
     url: str
     secret: Secret
+    # Webhooks never go to loopback or private addresses (SSRF) unless the deployment says so.
+    allow_private: bool = False
 
 
 class Agency(Model):

@@ -87,6 +87,8 @@ class ServiceParts:
     consumer: EventConsumer | None = None
     background: list[Background] = field(default_factory=list)
     on_start: Callable[[], Awaitable[None]] | None = None
+    # Called when shutdown begins, before servers wait for open connections (e.g. to end streams).
+    on_stop: Callable[[], Awaitable[None]] | None = None
 
 
 Builder = Callable[[Infra], ServiceParts]
@@ -197,6 +199,9 @@ async def run(
                 on_ready(ports)
             await stop.wait()
             log.info("shutting down: servers stop taking requests")
+            for part in parts:
+                if part.on_stop is not None:
+                    await part.on_stop()
             for server in servers.values():
                 server.should_exit = True
             await asyncio.gather(*server_tasks)

@@ -6,14 +6,18 @@
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
+from sse_starlette import EventSourceResponse
 
-from services.notify import handlers, repository
+from services.notify import feed, handlers, repository
 from services.notify.schemas import Decline, StatusReport
+from services.notify.settings import NotifySettings
 from shared.auth import Authenticator, Principal
 
 
-def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
+def router(
+    pool: asyncpg.Pool, auth: Authenticator, waker: feed.FeedWaker, settings: NotifySettings
+) -> APIRouter:
     """The /v1 routes of notify."""
     api = APIRouter(prefix="/v1/assignments", tags=["assignments"])
     Agency = Annotated[Principal, Depends(auth.require("agency"))]
@@ -31,6 +35,26 @@ def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
         async with pool.acquire() as conn:
             rows = await repository.list_for_agency(conn, agency.tenant_id, status, limit)
         return [handlers.view(r) for r in rows]
+
+    @api.get(
+        "/stream",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    )
+    async def stream(
+        agency: Agency,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    ) -> EventSourceResponse:
+        """The agency's own offers and updates as Server-Sent Events; send Last-Event-ID to resume.
+
+        Each event's id is its sequence number in the agency's feed, its event name the kind
+        (offered, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
+        backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
+        """
+        after = feed.parse_last_event_id(last_event_id)
+        return EventSourceResponse(
+            feed.events(pool, waker, settings, agency.tenant_id, after), ping=int(settings.sse_ping_s)
+        )
 
     @api.post("/{assignment_id}/accept")
     async def accept(assignment_id: str, agency: Agency) -> dict[str, Any]:

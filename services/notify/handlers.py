@@ -8,34 +8,19 @@ from typing import Any
 
 import asyncpg
 
-from services.notify import domain, repository
+from services.notify import delivery, domain, repository
 from shared import events, topics
 from shared.auth import Principal
 from shared.envelope import Envelope, new_event, utcnow
-from shared.errors import ApiError, not_found
+from shared.errors import not_found
 from shared.outbox import enqueue
 
 SERVICE = "notify"
 
 
-async def _to_agency(
-    conn: asyncpg.Connection,
-    agency_id: str,
-    call_id: str,
-    message: events.AgencyAssignmentMessage,
-    cause: Envelope,
-) -> None:
-    """Queue one message for the agency's own topic (the Kafka channel)."""
-    channels = await conn.fetchval("SELECT channels FROM notify.agencies WHERE id = $1", agency_id)
-    if channels is None or "kafka" not in channels:
-        return
-    topic = topics.agency_topic(agency_id)
-    event = new_event(topics.AGENCY_TYPE, SERVICE, call_id, message, cause=cause)
-    await enqueue(conn, SERVICE, event, topic=topic)
-
-
 async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.AssignmentOffered) -> None:
-    """Record the offer and deliver it to the agency."""
+    """Record the offer and deliver it to the agency: only the minimum a team needs leaves here."""
+    details = domain.minimum(offer.offer)
     inserted = await repository.insert_assignment(
         conn,
         {
@@ -44,7 +29,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             "agency_id": offer.agency_id,
             "team_id": offer.team_id,
             "deadline": offer.deadline,
-            "details": offer.offer.model_dump(mode="json"),
+            "details": details.model_dump(mode="json"),
             "correlation": event.correlationid,
         },
     )
@@ -55,17 +40,25 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             call_id=offer.call_id,
             team_id=offer.team_id,
             deadline=offer.deadline,
-            details=offer.offer,
+            details=details,
         )
-        await _to_agency(conn, offer.agency_id, offer.call_id, message, event)
+        row = await repository.get(conn, offer.assignment_id)
+        assert row is not None
+        await delivery.to_agency(
+            conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
+        )
 
 
 async def on_taken_back(conn: asyncpg.Connection, event: Envelope, ref: Any) -> None:
     """An offer expired or was withdrawn: record it and tell the agency."""
+    kind = "withdrawn" if isinstance(ref, events.AssignmentWithdrawn) else "expired"
     row = await repository.get_for_update(conn, ref.assignment_id)
     if row is None:
+        # The offer's topic is consumed apart from this one: it may still come, and must not go out.
+        await repository.remember_taken_back(conn, ref.assignment_id, kind)
         return
-    kind = "withdrawn" if isinstance(ref, events.AssignmentWithdrawn) else "expired"
+    if row["agency_id"] != ref.agency_id or row["status"] == kind:
+        return
     await repository.set_status(conn, ref.assignment_id, kind)
     message = events.AgencyAssignmentMessage(
         kind=kind,
@@ -74,7 +67,32 @@ async def on_taken_back(conn: asyncpg.Connection, event: Envelope, ref: Any) -> 
         team_id=ref.team_id,
         reason=getattr(ref, "reason", None),
     )
-    await _to_agency(conn, ref.agency_id, ref.call_id, message, event)
+    updated = await repository.get(conn, ref.assignment_id)
+    assert updated is not None
+    await delivery.to_agency(
+        conn,
+        ref.agency_id,
+        message,
+        {**view(updated), "reason": message.reason},
+        correlation=row["correlation"],
+        cause=event,
+    )
+
+
+async def repage(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    """Send an unanswered offer again through every channel (the caller holds the row's lock)."""
+    page = await repository.mark_paged(conn, str(row["id"]))
+    message = events.AgencyAssignmentMessage(
+        kind="offered",
+        assignment_id=str(row["id"]),
+        call_id=str(row["call_id"]),
+        team_id=row["team_id"],
+        deadline=row["deadline"],
+        details=events.OfferDetails.model_validate_json(row["details"]),
+    )
+    await delivery.to_agency(
+        conn, row["agency_id"], message, view(row), correlation=row["correlation"], page=page
+    )
 
 
 async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str) -> asyncpg.Record:
@@ -151,6 +169,7 @@ async def answer(
         )
         updated = await repository.get_for_update(conn, assignment_id)
         assert updated is not None
+        await delivery.to_feed(conn, agency.tenant_id, response, view(updated))
         return view(updated)
 
 
@@ -162,12 +181,16 @@ async def report_status(
     disposition: str | None,
     urgency: str | None,
 ) -> dict[str, Any]:
-    """Record a status report that follows the lifecycle and publish it."""
+    """Record a status report that follows the lifecycle and publish it (a repeat is a no-op).
+
+    A backup request is urgent: its event is written with the request and the outbox relay,
+    woken by the commit, publishes it at once.
+    """
     async with pool.acquire() as conn, conn.transaction():
         row = await _owned(conn, agency, assignment_id)
-        if row["status"] in ("withdrawn", "expired"):
-            raise ApiError(409, f"offer_{row['status']}", f"the assignment was {row['status']}")
         new_state = domain.check_status(row["status"], status.value)
+        if domain.is_repeat(row["status"], status.value):
+            return view(row)
         await repository.set_status(conn, assignment_id, new_state)
         payload = events.AssignmentStatusChanged(
             assignment_id=assignment_id,
@@ -192,7 +215,9 @@ async def report_status(
         )
         updated = await repository.get_for_update(conn, assignment_id)
         assert updated is not None
-        return view(updated)
+        answer = view(updated)
+        await delivery.to_feed(conn, agency.tenant_id, status.value, {**answer, "urgency": urgency})
+        return answer
 
 
 HANDLERS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -13,16 +14,30 @@ from shared.jurisdiction import Jurisdiction
 SCHEMA = "notify"
 
 
+def _jsonable(value: object) -> str:
+    # Datetimes in ISO 8601 (what browsers parse), UUIDs and the rest as text.
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     """Store agencies' channels and tokens (idempotent)."""
     for a in j.agencies:
+        hook = a.webhook
+        # A new webhook URL re-enables an endpoint that answered 410; the same URL stays disabled.
         await conn.execute(
-            "INSERT INTO notify.agencies (id, name, channels, partitions) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (id) DO UPDATE SET name = $2, channels = $3, partitions = $4",
+            "INSERT INTO notify.agencies (id, name, channels, partitions, webhook_url, webhook_secret,"
+            " webhook_allow_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (id) DO UPDATE SET name = $2, channels = $3, partitions = $4,"
+            " webhook_url = $5, webhook_secret = $6, webhook_allow_private = $7,"
+            " webhook_disabled_at = CASE WHEN notify.agencies.webhook_url IS DISTINCT FROM $5"
+            " THEN NULL ELSE notify.agencies.webhook_disabled_at END",
             a.id,
             a.name,
             list(a.channels),
             a.partitions,
+            hook.url if hook else None,
+            hook.secret if hook else None,
+            hook.allow_private if hook else False,
         )
     await replace_credentials(conn, SCHEMA, [Credential(a.token, a.id, "agency") for a in j.agencies])
 
@@ -33,12 +48,14 @@ async def agencies(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Reco
 
 
 async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
-    """Record an offer to deliver; False if already known."""
+    """Record an offer to deliver; False if already known or taken back before it arrived."""
     return bool(
         await conn.fetchval(
             "INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline, details,"
-            " correlation) VALUES ($1::uuid, $2::uuid, $3, $4, 'offered', $5, $6::jsonb, $7)"
-            " ON CONFLICT DO NOTHING RETURNING true",
+            " correlation) VALUES ($1::uuid, $2::uuid, $3, $4,"
+            " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
+            " $5, $6::jsonb, $7)"
+            " ON CONFLICT DO NOTHING RETURNING status = 'offered'",
             row["id"],
             row["call_id"],
             row["agency_id"],
@@ -47,6 +64,15 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> bo
             json.dumps(row["details"]),
             row["correlation"],
         )
+    )
+
+
+async def remember_taken_back(conn: asyncpg.Connection, assignment_id: str, kind: str) -> None:
+    """Keep a withdrawal or expiry whose offer has not arrived yet."""
+    await conn.execute(
+        "INSERT INTO notify.taken_back (assignment_id, kind) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING",
+        assignment_id,
+        kind,
     )
 
 
@@ -80,4 +106,180 @@ async def list_for_agency(
         agency_id,
         status,
         limit,
+    )
+
+
+async def agency(conn: asyncpg.Connection | asyncpg.Pool, agency_id: str) -> asyncpg.Record | None:
+    """One agency with its channels and webhook."""
+    return await conn.fetchrow("SELECT * FROM notify.agencies WHERE id = $1", agency_id)
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> asyncpg.Record | None:
+    """One assignment, unlocked."""
+    return await conn.fetchrow("SELECT * FROM notify.assignments WHERE id = $1::uuid", assignment_id)
+
+
+async def append_feed(
+    conn: asyncpg.Connection,
+    agency_id: str,
+    kind: str,
+    assignment_id: str,
+    call_id: str,
+    page: int | None,
+    data: dict[str, Any],
+) -> int:
+    """Add one entry to the agency's SSE feed and return its sequence number."""
+    # Bumping the counter locks the agency's row until commit, so entries commit in sequence order.
+    seq = await conn.fetchval(
+        "UPDATE notify.agencies SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq", agency_id
+    )
+    if seq is None:
+        raise LookupError(f"unknown agency {agency_id}")
+    await conn.execute(
+        "INSERT INTO notify.feed (agency_id, seq, kind, assignment_id, call_id, page, data)"
+        " VALUES ($1, $2, $3, $4::uuid, $5::uuid, $6, $7::jsonb)",
+        agency_id,
+        seq,
+        kind,
+        assignment_id,
+        call_id,
+        page,
+        json.dumps(data, default=_jsonable),
+    )
+    await conn.execute("SELECT pg_notify('notify_feed', $1)", agency_id)
+    return int(seq)
+
+
+async def feed_after(pool: asyncpg.Pool, agency_id: str, after: int, limit: int) -> list[asyncpg.Record]:
+    """The agency's feed entries after sequence `after`, oldest first."""
+    return await pool.fetch(
+        "SELECT seq, kind, data FROM notify.feed WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        agency_id,
+        after,
+        limit,
+    )
+
+
+async def feed_start(pool: asyncpg.Pool, agency_id: str, replay_s: float) -> int:
+    """Where a stream without Last-Event-ID starts: just before the entries of the last `replay_s`."""
+    seq = await pool.fetchval(
+        "SELECT min(seq) - 1 FROM notify.feed WHERE agency_id = $1"
+        " AND created_at > now() - make_interval(secs => $2)",
+        agency_id,
+        replay_s,
+    )
+    if seq is None:
+        seq = await pool.fetchval("SELECT feed_seq FROM notify.agencies WHERE id = $1", agency_id)
+    return int(seq or 0)
+
+
+async def record_delivery(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """Keep one delivery attempt and its outcome."""
+    await conn.execute(
+        "INSERT INTO notify.deliveries (notification_id, assignment_id, call_id, agency_id, channel, kind,"
+        " page, attempt, outcome, error) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8, $9, $10)",
+        row["notification_id"],
+        row["assignment_id"],
+        row["call_id"],
+        row["agency_id"],
+        row["channel"],
+        row["kind"],
+        row["page"],
+        row["attempt"],
+        row["outcome"],
+        row.get("error"),
+    )
+
+
+async def queue_webhook(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """Queue one webhook message; the sender takes each call's messages in order."""
+    await conn.execute(
+        "INSERT INTO notify.webhook_queue (notification_id, agency_id, call_id, assignment_id, kind, page,"
+        " body) VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7) ON CONFLICT DO NOTHING",
+        row["notification_id"],
+        row["agency_id"],
+        row["call_id"],
+        row["assignment_id"],
+        row["kind"],
+        row["page"],
+        row["body"],
+    )
+
+
+async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -> list[asyncpg.Record]:
+    """Take the due webhook messages that head their call's queue, leased for `lease_s`.
+
+    A message waits while an earlier one of the same call and agency is pending, so each call's
+    messages reach the agency in order; the lease keeps two senders from taking the same one.
+    """
+    return await conn.fetch(
+        "UPDATE notify.webhook_queue q SET attempts = q.attempts + 1,"
+        " next_attempt_at = now() + make_interval(secs => $1)"
+        " FROM notify.agencies a"
+        " WHERE a.id = q.agency_id AND q.id IN ("
+        "  SELECT d.id FROM notify.webhook_queue d WHERE d.state = 'pending' AND d.next_attempt_at <= now()"
+        "  AND NOT EXISTS (SELECT 1 FROM notify.webhook_queue e WHERE e.state = 'pending'"
+        "   AND e.agency_id = d.agency_id AND e.call_id = d.call_id AND e.id < d.id)"
+        "  ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING q.*, a.webhook_url, a.webhook_secret, a.webhook_allow_private, a.webhook_disabled_at",
+        lease_s,
+        limit,
+    )
+
+
+async def finish_webhook(
+    conn: asyncpg.Connection, queue_id: int, state: str, error: str | None, retry_in_s: float | None = None
+) -> None:
+    """Mark a webhook message delivered or failed, or put it back to wait `retry_in_s`."""
+    await conn.execute(
+        "UPDATE notify.webhook_queue SET state = $2, last_error = $3,"
+        " next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at"
+        " ELSE now() + make_interval(secs => $4::float8) END WHERE id = $1",
+        queue_id,
+        state,
+        error,
+        retry_in_s,
+    )
+
+
+async def disable_webhook(conn: asyncpg.Connection, agency_id: str) -> list[asyncpg.Record]:
+    """Disable an agency's endpoint (it answered 410) and fail its pending messages; return them."""
+    await conn.execute(
+        "UPDATE notify.agencies SET webhook_disabled_at = now()"
+        " WHERE id = $1 AND webhook_disabled_at IS NULL",
+        agency_id,
+    )
+    return await conn.fetch(
+        "UPDATE notify.webhook_queue SET state = 'failed', last_error = 'endpoint disabled after 410'"
+        " WHERE agency_id = $1 AND state = 'pending' RETURNING *",
+        agency_id,
+    )
+
+
+async def lock_due_repages(conn: asyncpg.Connection, every_s: float, limit: int) -> list[asyncpg.Record]:
+    """Unanswered offers before their deadline, last paged `every_s` ago or more; locked, skipped if busy."""
+    return await conn.fetch(
+        "SELECT * FROM notify.assignments WHERE status = 'offered' AND deadline > now()"
+        " AND last_paged_at <= now() - make_interval(secs => $1)"
+        " ORDER BY last_paged_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        every_s,
+        limit,
+    )
+
+
+async def mark_paged(conn: asyncpg.Connection, assignment_id: str) -> int:
+    """Count one more page of an offer and return its number."""
+    return int(
+        await conn.fetchval(
+            "UPDATE notify.assignments SET pages = pages + 1, last_paged_at = now()"
+            " WHERE id = $1::uuid RETURNING pages",
+            assignment_id,
+        )
+    )
+
+
+async def deliveries(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> list[asyncpg.Record]:
+    """Every recorded delivery attempt for an assignment, oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM notify.deliveries WHERE assignment_id = $1::uuid ORDER BY id", assignment_id
     )

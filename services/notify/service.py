@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify import api, handlers, repository
+from services.notify import api, console, feed, handlers, repository
+from services.notify.jobs import Repager
 from services.notify.repository import SCHEMA
+from services.notify.settings import NotifySettings
+from services.notify.webhooks import WebhookSender
 from shared.auth import Authenticator
 from shared.http import make_app
 from shared.kafka import ensure_topics
@@ -13,9 +16,11 @@ from shared.runtime import Infra, ServiceParts
 from shared.topics import agency_topic
 
 
-def build(infra: Infra) -> ServiceParts:
+def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     """Notify: delivery to agencies, their answers and status reports."""
     s = infra.settings
+    ns = settings or NotifySettings()
+    waker = feed.FeedWaker(infra.pool)
     consumer = infra.consumer(SCHEMA, "notify", handlers.HANDLERS)
     app = make_app(
         "notify",
@@ -23,7 +28,8 @@ def build(infra: Infra) -> ServiceParts:
         max_body_bytes=s.max_body_bytes,
         description="Delivery to agencies, their answers and status reports.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), waker, ns))
+    app.include_router(console.router())
 
     async def create_agency_topics() -> None:
         for agency in await repository.agencies(infra.pool):
@@ -39,5 +45,7 @@ def build(infra: Infra) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[waker.run, Repager(infra.pool, ns).run, WebhookSender(infra.pool, ns).run],
         on_start=create_agency_topics,
+        on_stop=waker.close,
     )

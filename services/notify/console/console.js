@@ -1,0 +1,335 @@
+// careroute agency console: offers arrive live over SSE; answers and status reports go to notify's API.
+"use strict";
+
+const LABELS = {
+  offered: "Offered", accepted: "Accepted", declined: "Declined", en_route: "En route",
+  on_scene: "On scene", cleared: "Cleared", withdrawn: "Withdrawn", expired: "Expired",
+};
+const DECLINE_REASONS = [
+  ["no_capacity", "No capacity"], ["out_of_area", "Out of area"], ["safety_concern", "Safety concern"],
+  ["skill_mismatch", "Skill mismatch"], ["other", "Other (say why)"],
+];
+const ACTIVE = ["accepted", "en_route", "on_scene"];
+
+const state = { token: null, items: new Map(), cards: new Map(), lastEventId: null, abort: null };
+const $ = (id) => document.getElementById(id);
+
+function describe(body, status) {
+  if (body && Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+  if (body && typeof body.detail === "string") return body.detail;
+  return `The server answered ${status}.`;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+  });
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) {
+    const error = new Error(describe(body, response.status));
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function newer(a, b) {
+  return !b || Date.parse(a.updated_at) >= Date.parse(b.updated_at);
+}
+
+function apply(view, announce) {
+  const known = state.items.get(view.assignment_id);
+  if (!newer(view, known)) return;
+  state.items.set(view.assignment_id, { ...known, ...view });
+  if (announce && !known && view.status === "offered") {
+    $("announce").textContent = `New offer for team ${view.team_id}: ${view.details.presenting_problem}`;
+  }
+  render();
+}
+
+function rank(item) {
+  if (item.status === "offered") return 0;
+  return ACTIVE.includes(item.status) ? 1 : 2;
+}
+
+function render() {
+  const list = $("assignments");
+  const items = [...state.items.values()].sort(
+    (a, b) => rank(a) - rank(b) || Date.parse(b.offered_at) - Date.parse(a.offered_at),
+  ).slice(0, 100);
+  $("empty").hidden = items.length > 0;
+  items.forEach((item, index) => {
+    let card = state.cards.get(item.assignment_id);
+    if (!card) {
+      card = $("card").content.firstElementChild.cloneNode(true);
+      state.cards.set(item.assignment_id, card);
+    }
+    fill(card, item);
+    if (list.children[index] !== card) list.insertBefore(card, list.children[index] || null);
+  });
+  while (list.children.length > items.length) list.lastElementChild.remove();
+  tick();
+}
+
+function text(card, selector, value) {
+  card.querySelector(selector).textContent = value;
+}
+
+function fill(card, item) {
+  const d = item.details;
+  card.dataset.assignmentId = item.assignment_id;
+  card.dataset.callId = item.call_id;
+  card.dataset.deadline = item.deadline;
+  const id = `a-${item.assignment_id}`;
+  const title = card.querySelector(".title");
+  title.id = id;
+  card.querySelector("article").setAttribute("aria-labelledby", id);
+  title.textContent = `${d.presenting_problem} · team ${item.team_id}`;
+  text(card, ".problem", d.presenting_problem);
+  const where = card.querySelector(".where");
+  where.replaceChildren();
+  const map = document.createElement("a");
+  map.href = `geo:${d.location.lat},${d.location.lon}`;
+  map.textContent = d.location.address || `${d.location.lat}, ${d.location.lon}`;
+  where.append(map);
+  text(card, ".language", d.language || "not given");
+  const flagged = Object.entries(d.safety).filter(([, answer]) => answer !== "no");
+  text(card, ".safety", flagged.length
+    ? flagged.map(([q, a]) => `${q.replaceAll("_", " ")}: ${a}`).join(", ")
+    : "all answered no");
+  const callback = card.querySelector(".callback");
+  callback.replaceChildren();
+  if (d.callback_number) {
+    const tel = document.createElement("a");
+    tel.href = `tel:${d.callback_number}`;
+    tel.textContent = d.callback_number;
+    callback.append(tel);
+  } else {
+    callback.textContent = "none";
+  }
+  if (card.dataset.status !== item.status) {
+    card.dataset.status = item.status;
+    card.className = `card ${item.status}`;
+    text(card, ".status", LABELS[item.status] || item.status);
+    text(card, ".error", "");
+    actions(card, item);
+  }
+}
+
+function button(label, onClick, kind) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (kind) b.className = kind;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function field(labelText, control, name) {
+  const wrap = document.createElement("div");
+  const label = document.createElement("label");
+  const fieldId = `${name}-${Math.random().toString(36).slice(2)}`;
+  label.htmlFor = fieldId;
+  label.textContent = labelText;
+  control.id = fieldId;
+  control.name = name;
+  wrap.append(label, control);
+  return wrap;
+}
+
+function select(options) {
+  const s = document.createElement("select");
+  for (const [value, label] of options) s.add(new Option(label, value));
+  return s;
+}
+
+async function send(card, item, path, body) {
+  const buttons = card.querySelectorAll(".actions button");
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const view = await api(`/v1/assignments/${item.assignment_id}/${path}`, {
+      method: "POST", body: body ? JSON.stringify(body) : undefined,
+    });
+    apply(view, false);
+    text(card, ".error", "");
+  } catch (error) {
+    text(card, ".error", error.message);
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+    tick();
+  }
+}
+
+function form(card, legendText, controls, submitLabel, submit) {
+  const box = card.querySelector(".actions");
+  box.querySelectorAll("fieldset").forEach((f) => f.remove());
+  const set = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = legendText;
+  set.append(legend, ...controls, button(submitLabel, submit), button("Cancel", () => set.remove(), "secondary"));
+  box.append(set);
+  set.querySelector("input, select").focus();
+}
+
+function actions(card, item) {
+  const box = card.querySelector(".actions");
+  box.replaceChildren();
+  const status = (s, extra) => () => send(card, item, "status", { status: s, ...extra });
+  if (item.status === "offered") {
+    box.append(button("Accept", () => send(card, item, "accept")));
+    box.append(button("Decline…", () => {
+      const reason = select(DECLINE_REASONS);
+      const why = document.createElement("input");
+      why.maxLength = 500;
+      form(card, "Decline this offer", [field("Reason", reason, "reason"), field("Details", why, "details")],
+        "Send decline", () => send(card, item, "decline",
+          { reason_code: reason.value, reason_text: why.value.trim() || null }));
+    }, "secondary"));
+    return;
+  }
+  if (!ACTIVE.includes(item.status)) return;
+  if (item.status === "accepted") box.append(button("En route", status("en_route")));
+  if (item.status !== "on_scene") box.append(button("On scene", status("on_scene")));
+  box.append(button("Cleared…", () => {
+    const code = document.createElement("input");
+    code.maxLength = 64;
+    code.required = true;
+    form(card, "Report cleared", [field("Disposition code", code, "disposition")], "Report cleared",
+      () => send(card, item, "status", { status: "cleared", disposition: code.value.trim() || null }));
+  }, "secondary"));
+  box.append(button("Request backup…", () => {
+    const urgency = select([["urgent", "Urgent"], ["emergency", "Emergency"], ["routine", "Routine"]]);
+    form(card, "Request backup", [field("Urgency", urgency, "urgency")], "Send backup request",
+      () => send(card, item, "status", { status: "backup_requested", urgency: urgency.value }));
+  }, "danger"));
+}
+
+function tick() {
+  const now = Date.now();
+  for (const card of state.cards.values()) {
+    const clock = card.querySelector(".countdown");
+    if (card.dataset.status !== "offered") {
+      clock.textContent = "";
+      continue;
+    }
+    const left = Math.floor((Date.parse(card.dataset.deadline) - now) / 1000);
+    clock.classList.toggle("late", left <= 30);
+    if (left <= 0) {
+      clock.textContent = "· deadline passed";
+      card.querySelectorAll(".actions button").forEach((b) => { b.disabled = true; });
+    } else {
+      const m = Math.floor(left / 60);
+      const s = String(left % 60).padStart(2, "0");
+      clock.textContent = `· answer within ${m}:${s}`;
+    }
+  }
+}
+
+// Server-Sent Events over fetch, so the token travels in a header (EventSource cannot send one).
+function parser(onEvent) {
+  let buffer = "";
+  let event = { type: "message", data: [] };
+  function line(l) {
+    if (l === "") {
+      if (event.data.length) onEvent(event.type, event.data.join("\n"));
+      event = { type: "message", data: [] };
+      return;
+    }
+    if (l.startsWith(":")) return;
+    const colon = l.indexOf(":");
+    const name = colon < 0 ? l : l.slice(0, colon);
+    let value = colon < 0 ? "" : l.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (name === "event") event.type = value;
+    else if (name === "data") event.data.push(value);
+    else if (name === "id") state.lastEventId = value;
+  }
+  return (chunk) => {
+    buffer += chunk;
+    // A lone "\r" at the end may be the first half of "\r\n": keep it for the next chunk.
+    const lines = buffer.split(/\r\n|\n|\r(?!$)/);
+    buffer = lines.pop();
+    lines.forEach(line);
+  };
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+async function follow() {
+  while (state.token) {
+    const controller = new AbortController();
+    state.abort = controller;
+    try {
+      const headers = { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" };
+      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+      const response = await fetch("/v1/assignments/stream", { headers, signal: controller.signal });
+      if (response.status === 401) {
+        signOut("Your token is no longer accepted.");
+        return;
+      }
+      if (!response.ok) throw new Error(`stream answered ${response.status}`);
+      $("connection").textContent = "Live: new offers appear here as they arrive.";
+      const feed = parser((type, data) => apply(JSON.parse(data), type === "offered"));
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        feed(value);
+      }
+    } catch (_) {
+      if (controller.signal.aborted) return;
+    }
+    $("connection").textContent = "Connection lost: reconnecting…";
+    await sleep(2000);
+  }
+}
+
+async function signIn(token) {
+  state.token = token;
+  try {
+    const items = await api("/v1/assignments?limit=100");
+    sessionStorage.setItem("careroute-token", token);
+    $("login").hidden = true;
+    $("board").hidden = false;
+    $("sign-out").hidden = false;
+    $("login-error").textContent = "";
+    items.forEach((view) => apply(view, false));
+    render();
+    follow();
+  } catch (error) {
+    state.token = null;
+    sessionStorage.removeItem("careroute-token");
+    $("login-error").textContent = error.status === 401 || error.status === 403
+      ? "That token was not accepted: check it and try again."
+      : error.message;
+  }
+}
+
+function signOut(message) {
+  if (state.abort) state.abort.abort();
+  state.token = null;
+  state.lastEventId = null;
+  state.items.clear();
+  state.cards.clear();
+  sessionStorage.removeItem("careroute-token");
+  $("assignments").replaceChildren();
+  $("board").hidden = true;
+  $("sign-out").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("token").value = "";
+  $("token").focus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    signIn($("token").value.trim());
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+  setInterval(tick, 1000);
+  const saved = sessionStorage.getItem("careroute-token");
+  if (saved) signIn(saved);
+});

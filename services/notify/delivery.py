@@ -1,0 +1,156 @@
+"""Fan-out of one agency message to its channels, and the record of every attempt to reach it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from services.notify import repository
+from shared import events, topics
+from shared.envelope import Envelope, new_event
+from shared.outbox import enqueue
+
+SERVICE = "notify"
+
+NOTIFICATIONS = Counter(
+    "careroute_notifications_total",
+    "Attempts to reach an agency, by channel and outcome (failed ones are alerts)",
+    ["channel", "outcome"],
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message to one agency about one assignment, as the delivery record names it."""
+
+    notification_id: str
+    assignment_id: str
+    call_id: str
+    agency_id: str
+    kind: str
+    page: int | None
+    correlation: str
+    channel: str = "kafka"
+    attempt: int = 1
+
+    @classmethod
+    def from_row(
+        cls, row: asyncpg.Record | dict[str, Any], channel: str, correlation: str, attempt: int = 1
+    ) -> Notice:
+        """The notice of a queued webhook message or a feed entry."""
+        return cls(
+            notification_id=str(row["notification_id"]),
+            assignment_id=str(row["assignment_id"]),
+            call_id=str(row["call_id"]),
+            agency_id=row["agency_id"],
+            kind=row["kind"],
+            page=row["page"],
+            correlation=correlation,
+            channel=channel,
+            attempt=attempt,
+        )
+
+
+async def record(
+    conn: asyncpg.Connection, notice: Notice, error: str | None = None, *, will_retry: bool = False
+) -> None:
+    """Keep one attempt and publish it: `notifications.delivered.v1` or `notifications.failed.v1`."""
+    outcome = "delivered" if error is None else ("retrying" if will_retry else "failed")
+    fields: dict[str, Any] = {
+        "notification_id": notice.notification_id,
+        "assignment_id": notice.assignment_id,
+        "call_id": notice.call_id,
+        "agency_id": notice.agency_id,
+        "channel": notice.channel,
+        "kind": notice.kind,
+        "attempt": notice.attempt,
+        "page": notice.page,
+    }
+    await repository.record_delivery(conn, {**fields, "outcome": outcome, "error": error})
+    payload: events.NotificationOutcome
+    if error is None:
+        payload, topic = events.NotificationDelivered(**fields), topics.NOTIFICATIONS_DELIVERED
+    else:
+        payload = events.NotificationFailed(**fields, error=error[:500], will_retry=will_retry)
+        topic = topics.NOTIFICATIONS_FAILED
+    event = new_event(topic, SERVICE, notice.call_id, payload, correlationid=notice.correlation)
+    await enqueue(conn, SERVICE, event)
+    NOTIFICATIONS.labels(channel=notice.channel, outcome=outcome).inc()
+
+
+async def to_agency(
+    conn: asyncpg.Connection,
+    agency_id: str,
+    message: events.AgencyAssignmentMessage,
+    feed_data: dict[str, Any],
+    *,
+    correlation: str,
+    cause: Envelope | None = None,
+    page: int | None = None,
+) -> None:
+    """Send one offer, withdrawal or expiry through every channel of the agency, in this transaction.
+
+    The agency's topic gets it through the outbox (published with acks=all after commit), the
+    webhook queue gets the same CloudEvent for the sender, and the SSE feed gets the agency's view.
+    """
+    agency = await repository.agency(conn, agency_id)
+    if agency is None:
+        return
+    event = new_event(
+        topics.AGENCY_TYPE, SERVICE, message.call_id, message, cause=cause, correlationid=correlation
+    )
+    notice = Notice(
+        notification_id=str(event.id),
+        assignment_id=message.assignment_id,
+        call_id=message.call_id,
+        agency_id=agency_id,
+        kind=message.kind,
+        page=page,
+        correlation=correlation,
+    )
+    await repository.append_feed(
+        conn,
+        agency_id,
+        message.kind,
+        message.assignment_id,
+        message.call_id,
+        page,
+        {**feed_data, "kind": message.kind, "page": page, "notification_id": notice.notification_id},
+    )
+    if "kafka" in agency["channels"]:
+        await enqueue(conn, SERVICE, event, topic=topics.agency_topic(agency_id))
+        # Handed to the outbox in the same transaction: the relay publishes it or retries.
+        await record(conn, notice)
+    if "webhook" in agency["channels"] and agency["webhook_url"]:
+        hook = replace(notice, channel="webhook")
+        if agency["webhook_disabled_at"] is not None:
+            await record(conn, hook, "endpoint disabled after it answered 410")
+        else:
+            await repository.queue_webhook(
+                conn,
+                {
+                    "notification_id": hook.notification_id,
+                    "agency_id": agency_id,
+                    "call_id": message.call_id,
+                    "assignment_id": message.assignment_id,
+                    "kind": message.kind,
+                    "page": page,
+                    "body": event.to_bytes(),
+                },
+            )
+
+
+async def to_feed(conn: asyncpg.Connection, agency_id: str, kind: str, view: dict[str, Any]) -> None:
+    """Tell the agency's SSE stream about an update of its own assignment (an answer or a status)."""
+    await repository.append_feed(
+        conn, agency_id, kind, view["assignment_id"], view["call_id"], None, {**view, "kind": kind}
+    )
+
+
+def feed_json(data: Any) -> dict[str, Any]:
+    """A feed entry's data as stored (asyncpg returns jsonb as text)."""
+    return dict(json.loads(data)) if isinstance(data, str) else dict(data)

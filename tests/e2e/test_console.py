@@ -1,0 +1,133 @@
+"""The agency console in a real headless browser (Debian's chromium): accept an offer, report cleared."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+
+from shared import infra
+from tests.e2e.system import System, running_system
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CALL = {
+    "incident_type": "10-96",
+    "location": {"lat": 44.0503, "lon": -123.0889, "address": "100 W 10th Ave"},
+    "safety": {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")},
+    "language": "es",
+    "callback_number": "+15415550123",
+}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        # chromium comes from Debian, installed by `make install` (apt-get install chromium).
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def system(stack: infra.InfraEndpoints, tmp_path: Path) -> AsyncIterator[System]:
+    # A system of its own: the example's team rb-1 must be free for this call.
+    async with running_system(stack, tmp_path) as running:
+        yield running
+
+
+async def trail(system: System, http: httpx.AsyncClient, call_id: str) -> list[dict[str, Any]]:
+    answer = await http.get(
+        f"{system.url('audit')}/v1/audit/calls/{call_id}", headers=system.token("civilian-review-board")
+    )
+    return list(answer.json()["events"]) if answer.status_code == 200 else []
+
+
+async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_console(
+    system: System, browser: Browser
+):
+    # A phone-sized screen: the console must work there without sideways scrolling.
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    await page.goto(f"{system.url('notify')}/console")
+
+    await page.get_by_label("Agency token").fill("not-a-real-token-at-all")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("not accepted")
+
+    token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
+    await page.get_by_label("Agency token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("status")).to_contain_text("Live", timeout=15000)
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        posted = await http.post(
+            f"{system.url('intake')}/v1/calls",
+            json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
+            headers=system.token("valley-ecc"),
+        )
+        assert posted.status_code == 202, posted.text
+        call_id = posted.json()["call_id"]
+
+        # The offer arrives live, with what the team needs and its deadline counting down.
+        card = page.locator(f'li[data-call-id="{call_id}"]')
+        await expect(card).to_be_visible(timeout=30000)
+        await expect(card.locator(".status")).to_have_text("Offered")
+        await expect(card.locator(".countdown")).to_contain_text("answer within", timeout=5000)
+        first = await card.locator(".countdown").text_content()
+        await expect(card.locator(".countdown")).not_to_have_text(first or "", timeout=5000)
+        await expect(card).to_contain_text("100 W 10th Ave")
+        await expect(card).to_contain_text("+15415550123")
+        await expect(card.locator(".language")).to_have_text("es")
+
+        await card.get_by_role("button", name="Accept").click()
+        await expect(card.locator(".status")).to_have_text("Accepted")
+        await card.get_by_role("button", name="En route").click()
+        await expect(card.locator(".status")).to_have_text("En route")
+        await card.get_by_role("button", name="On scene").click()
+        await expect(card.locator(".status")).to_have_text("On scene")
+        await card.get_by_role("button", name="Cleared…").click()
+        await card.get_by_label("Disposition code").fill("RESOLVED-ON-SCENE")
+        await card.get_by_role("button", name="Report cleared").click()
+        await expect(card.locator(".status")).to_have_text("Cleared")
+
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page scrolls sideways on a phone by {overflow}px"
+
+        def reached_cleared(events: list[dict[str, Any]]) -> bool:
+            return any(e["data"].get("status") == "cleared" for e in events)
+
+        events = await eventually(partial(trail, system, http, call_id), reached_cleared, what="the trail")
+    answers = [e["data"]["response"] for e in events if e["type"] == "assignments.responded.v1"]
+    statuses = [e["data"]["status"] for e in events if e["type"] == "assignments.status_changed.v1"]
+    assert answers == ["accepted"]
+    assert statuses == ["en_route", "on_scene", "cleared"]
+    cleared = next(e for e in events if e["data"].get("status") == "cleared")
+    assert cleared["data"]["disposition"] == "RESOLVED-ON-SCENE"
+    assert cleared["data"]["agency_id"] == "riverbend-crisis"
+    # SIGTERM with the console's stream still open: the stream ends and every process exits cleanly.
+    assert system.stop() == [0]
+    await context.close()

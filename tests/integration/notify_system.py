@@ -1,0 +1,220 @@
+"""Notify running in-process on the real broker and PostgreSQL, fed offers the way matching sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from services.notify import repository
+from services.notify.service import build
+from services.notify.settings import NotifySettings
+from shared import events, infra, topics
+from shared.db import create_pool, migrate
+from shared.envelope import Envelope, new_event, utcnow
+from shared.infra import free_port
+from shared.jurisdiction import Jurisdiction
+from shared.kafka import make_producer
+from shared.runtime import run
+from shared.settings import Settings
+from tests.support import delete_namespace
+
+MIGRATIONS = Path(repository.__file__).parent / "migrations"
+CLEAR = {question: "no" for question in events.SafetyScreen.model_fields}
+
+
+def jurisdiction(agencies: list[dict[str, Any]]) -> Jurisdiction:
+    """A small deployment with the given agencies, one team each."""
+    return Jurisdiction.model_validate(
+        {
+            "jurisdiction": {"id": "test", "name": "Test", "timezone": "UTC"},
+            "triage": {"version": "t", "eligible_types": ["MNTL"], "exclude": {"weapon": "police"}},
+            "psaps": [{"id": "psap", "name": "PSAP", "token": "test-psap-token-0001"}],
+            "agencies": [{"name": a["id"], "token": f"token-{a['id']}-0123456789", **a} for a in agencies],
+            "teams": [
+                {
+                    "id": f"{a['id']}-1",
+                    "agency": a["id"],
+                    "name": "Team",
+                    "home": {"lat": 44.0, "lon": -123.0},
+                }
+                for a in agencies
+            ],
+        }
+    )
+
+
+@dataclass
+class Offer:
+    """An offer notify was sent, and what identifies it."""
+
+    assignment_id: str
+    call_id: str
+    agency_id: str
+    team_id: str
+    event: Envelope
+
+
+@dataclass
+class Notify:
+    """A running notify and the handles a test needs."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    url: str
+
+    def auth(self, agency_id: str) -> dict[str, str]:
+        """The Authorization header of an agency of the test jurisdiction."""
+        return {"Authorization": f"Bearer token-{agency_id}-0123456789"}
+
+    def http(self) -> httpx.AsyncClient:
+        """A client of notify's HTTP API."""
+        return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+    async def publish(self, topic: str, event: Envelope) -> None:
+        """Send an event as its producer service would (keyed by call id)."""
+        await self.producer.send_and_wait(
+            self.settings.topic(topic), value=event.to_bytes(), key=event.subject.encode()
+        )
+
+    async def offer(
+        self,
+        agency_id: str,
+        *,
+        deadline_s: float = 120,
+        extra: dict[str, Any] | None = None,
+        publish: bool = True,
+    ) -> Offer:
+        """Matching offers a new call to the agency's team; `extra` adds fields a producer might leak."""
+        call_id, assignment_id = str(uuid.uuid4()), str(uuid.uuid4())
+        offer = {
+            "location": {"lat": 44.05, "lon": -123.09, "address": "100 W 10th Ave"},
+            "presenting_problem": "MNTL",
+            "language": "es",
+            "safety": CLEAR,
+            "callback_number": "+15415550123",
+        }
+        payload = events.AssignmentOffered.model_validate(
+            {
+                "assignment_id": assignment_id,
+                "call_id": call_id,
+                "agency_id": agency_id,
+                "team_id": f"{agency_id}-1",
+                "attempt": 1,
+                "deadline": utcnow() + timedelta(seconds=deadline_s),
+                "offer": {**offer, **(extra or {})},
+                **({"caller_name": "leaked"} if extra else {}),
+            }
+        )
+        event = new_event(topics.ASSIGNMENTS_OFFERED, "matching", call_id, payload)
+        if publish:
+            await self.publish(topics.ASSIGNMENTS_OFFERED, event)
+        return Offer(assignment_id, call_id, agency_id, f"{agency_id}-1", event)
+
+    async def take_back(self, offer: Offer, kind: str) -> None:
+        """Matching withdraws the offer or lets it expire."""
+        ref = {
+            "assignment_id": offer.assignment_id,
+            "call_id": offer.call_id,
+            "agency_id": offer.agency_id,
+            "team_id": offer.team_id,
+        }
+        if kind == "withdrawn":
+            payload: events.Payload = events.AssignmentWithdrawn(**ref, reason="safety_flag")
+            topic = topics.ASSIGNMENTS_WITHDRAWN
+        else:
+            payload, topic = events.AssignmentExpired(**ref), topics.ASSIGNMENTS_EXPIRED
+        await self.publish(topic, new_event(topic, "matching", offer.call_id, payload, cause=offer.event))
+
+    async def status(self, assignment_id: str) -> str | None:
+        """Notify's view of an assignment's state (None until the offer is stored)."""
+        row = await repository.get(self.pool, assignment_id)
+        return None if row is None else str(row["status"])
+
+
+@contextlib.asynccontextmanager
+async def own_settings(stack: infra.InfraEndpoints) -> AsyncIterator[Settings]:
+    """A database and namespace of their own, for a fixture wider than one test; removed afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    settings = Settings(
+        database_url=f"{stack.database_url.rpartition('/')[0]}/{name}",
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_namespace=f"t{uuid.uuid4().hex[:10]}.",
+        kafka_session_timeout_ms=3000,
+        consumer_retry_base_s=0.05,
+        log_json=False,
+    )
+    try:
+        yield settings
+    finally:
+        await delete_namespace(stack.kafka_bootstrap_servers, settings.kafka_namespace)
+        admin = await asyncpg.connect(stack.database_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def running_notify(
+    settings: Settings, j: Jurisdiction, notify_settings: NotifySettings
+) -> AsyncIterator[Notify]:
+    """Load `j` into notify's schema and run notify (HTTP, consumer, relay, jobs) until the block ends."""
+    settings = settings.model_copy(update={"notify_port": free_port()})
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=4)
+    await migrate(pool, "notify", [MIGRATIONS])
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.load_jurisdiction(conn, j)
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run(
+            settings,
+            ["notify"],
+            {"notify": partial(build, settings=notify_settings)},
+            stop=stop,
+            on_ready=lambda _: ready.set(),
+        )
+    )
+    try:
+        waiting = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({task, waiting}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()
+        assert ready.is_set(), "notify did not start"
+        await producer.start()
+        notify = Notify(settings, pool, producer, f"http://127.0.0.1:{settings.notify_port}")
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{notify.url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield notify
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        await producer.stop()
+        await pool.close()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,263 @@
+"""Signed webhooks, checked by an independent Standard Webhooks verifier in a local test server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import pytest
+import uvicorn
+
+from services.notify.settings import NotifySettings
+from shared.infra import free_port
+from shared.settings import Settings
+from shared.topics import NOTIFICATIONS_FAILED
+from tests.integration.notify_system import Notify, jurisdiction, running_notify
+from tests.support import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+SPEC_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+PLAIN_SECRET = "a-plain-agency-secret-of-some-length"
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The Standard Webhooks check, written from the spec: HMAC-SHA256 over `id.timestamp.body`."""
+    key = base64.b64decode(secret[len("whsec_") :]) if secret.startswith("whsec_") else secret.encode()
+    msg_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(time.time() - int(stamp)) > 300:
+        return False
+    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    expected = base64.b64encode(digest).decode()
+    return any(hmac.compare_digest(sig, f"v1,{expected}") for sig in headers["webhook-signature"].split(" "))
+
+
+@dataclass
+class Seen:
+    """One request the test server received, and what it answered."""
+
+    agency: str
+    msg_id: str
+    kind: str
+    assignment_id: str
+    signed: bool
+    status: int
+    host: str
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server standing in for agencies' webhook endpoints."""
+
+    secrets: dict[str, str]
+    fail_first: dict[str, int]
+    always: dict[str, int]
+    held: set[str] = field(default_factory=set)  # answered 503 until released
+    stall: set[str] = field(default_factory=set)  # the first try of each message gets no answer in time
+    port: int = field(default_factory=free_port)
+    seen: list[Seen] = field(default_factory=list)
+    arrivals: dict[str, int] = field(default_factory=dict)  # requests per webhook-id, counted on arrival
+
+    def url(self, agency: str) -> str:
+        # One agency is named by host name: notify resolves it, checks it, and connects to that address.
+        host = "localhost" if agency == "plain" else "127.0.0.1"
+        return f"http://{host}:{self.port}/hook/{agency}"
+
+    def answered(self, agency: str, status: int = 200) -> list[Seen]:
+        return [s for s in self.seen if s.agency == agency and s.status == status]
+
+    async def taken(self, agency: str) -> list[Seen]:
+        """The requests of `agency` answered 200 so far (a probe for `eventually`)."""
+        return self.answered(agency)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        agency = scope["path"].rsplit("/", 1)[-1]
+        data = json.loads(body)["data"]
+        tries = self.arrivals.get(headers["webhook-id"], 0)
+        self.arrivals[headers["webhook-id"]] = tries + 1
+        if agency in self.stall and tries == 0:
+            await asyncio.sleep(3)  # far past notify's webhook timeout in this module
+        failing = tries < self.fail_first.get(agency, 0) or agency in self.held
+        status = self.always.get(agency, 503 if failing else 200)
+        signed = verify(self.secrets[agency], headers, body)
+        msg_id, kind, assignment_id = headers["webhook-id"], data["kind"], data["assignment_id"]
+        self.seen.append(Seen(agency, msg_id, kind, assignment_id, signed, status, headers["host"]))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    agencies = ("ordered", "plain", "gone", "down", "guarded", "slow")
+    receiver = Receiver(
+        secrets={a: PLAIN_SECRET if a == "plain" else SPEC_SECRET for a in agencies},
+        fail_first={"plain": 2},
+        always={"gone": 410, "down": 503},
+        held={"ordered"},
+        stall={"slow"},
+    )
+    config = uvicorn.Config(receiver, host="127.0.0.1", port=receiver.port, log_config=None, lifespan="off")
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started, bool, what="the test server")
+    yield receiver
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def notify(settings: Settings, receiver: Receiver) -> AsyncIterator[Notify]:
+    def agency(id_: str, allow_private: bool = True) -> dict[str, Any]:
+        hook = {"url": receiver.url(id_), "secret": receiver.secrets[id_], "allow_private": allow_private}
+        return {"id": id_, "channels": ["webhook"], "webhook": hook}
+
+    agencies = [agency(a) for a in ("ordered", "plain", "gone", "down", "slow")] + [agency("guarded", False)]
+    tuned = NotifySettings(
+        repage_every_s=3600,
+        webhook_backoff_base_s=0.05,
+        webhook_backoff_max_s=0.3,
+        webhook_retry_for_s=5,
+        webhook_poll_s=0.05,
+        webhook_timeout_s=0.5,
+    )
+    async with running_notify(settings, jurisdiction(agencies), tuned) as n:
+        yield n
+
+
+async def outcomes(notify: Notify, assignment_id: str) -> list[tuple[Any, ...]]:
+    rows = await notify.pool.fetch(
+        "SELECT kind, attempt, outcome FROM notify.deliveries"
+        " WHERE assignment_id = $1::uuid AND channel = 'webhook' ORDER BY id",
+        assignment_id,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_a_request_that_times_out_is_tried_again(notify: Notify, receiver: Receiver):
+    offer = await notify.offer("slow")
+    record = await eventually(
+        partial(outcomes, notify, offer.assignment_id), lambda r: bool(r) and r[-1][2] == "delivered"
+    )
+    assert record == [("offered", 1, "retrying"), ("offered", 2, "delivered")]
+    error = await notify.pool.fetchval(
+        "SELECT error FROM notify.deliveries WHERE assignment_id = $1::uuid AND attempt = 1",
+        offer.assignment_id,
+    )
+    assert "Timeout" in error
+
+
+def failed_at_once(record: list[tuple[Any, ...]]) -> bool:
+    return record == [("offered", 1, "failed")]
+
+
+async def test_webhooks_are_signed_and_retried_after_failures(notify: Notify, receiver: Receiver):
+    offer = await notify.offer("plain")
+    await eventually(partial(receiver.taken, "plain"), lambda s: len(s) == 1, what="the message taken")
+    seen = [(s.assignment_id, s.kind, s.status, s.signed) for s in receiver.seen]
+    assert seen == [(offer.assignment_id, "offered", status, True) for status in (503, 503, 200)]
+    assert len({s.msg_id for s in receiver.seen}) == 1  # one webhook-id across retries
+    assert {s.host for s in receiver.seen} == {f"localhost:{receiver.port}"}
+    record = await eventually(partial(outcomes, notify, offer.assignment_id), lambda r: len(r) == 3)
+    assert record == [("offered", 1, "retrying"), ("offered", 2, "retrying"), ("offered", 3, "delivered")]
+
+
+async def test_a_calls_webhooks_arrive_in_order_even_when_the_first_needs_retries(
+    notify: Notify, receiver: Receiver
+):
+    offer = await notify.offer("ordered")
+    # The offer is failing at the endpoint (held) when its withdrawal is queued behind it.
+    await eventually(partial(outcomes, notify, offer.assignment_id), bool, what="a failed attempt")
+    await notify.take_back(offer, "withdrawn")
+
+    async def queued() -> int:
+        return int(
+            await notify.pool.fetchval(
+                "SELECT count(*) FROM notify.webhook_queue WHERE assignment_id = $1::uuid",
+                offer.assignment_id,
+            )
+        )
+
+    await eventually(queued, lambda n: n == 2, what="the withdrawal queued")
+    receiver.held.clear()
+    await eventually(partial(receiver.taken, "ordered"), lambda s: len(s) == 2, what="both messages")
+    assert all(s.signed for s in receiver.seen)
+    kinds = [(s.kind, s.status) for s in receiver.seen]
+    assert kinds[0] == ("offered", 503)
+    assert kinds[-2:] == [("offered", 200), ("withdrawn", 200)], kinds
+    assert ("withdrawn", 503) not in kinds, kinds
+
+
+async def test_a_410_disables_the_endpoint_and_later_messages_are_not_sent(
+    notify: Notify, receiver: Receiver
+):
+    first = await notify.offer("gone")
+    await eventually(partial(outcomes, notify, first.assignment_id), failed_at_once)
+    second = await notify.offer("gone")
+    await eventually(partial(outcomes, notify, second.assignment_id), failed_at_once)
+    assert [(s.assignment_id, s.status) for s in receiver.seen] == [(first.assignment_id, 410)]
+    assert await notify.pool.fetchval("SELECT webhook_disabled_at FROM notify.agencies WHERE id = 'gone'")
+
+
+async def test_a_private_address_is_refused_unless_the_jurisdiction_allows_it(
+    notify: Notify, receiver: Receiver
+):
+    offer = await notify.offer("guarded")
+    await eventually(partial(outcomes, notify, offer.assignment_id), failed_at_once)
+    assert receiver.seen == []
+    error = await notify.pool.fetchval(
+        "SELECT error FROM notify.deliveries WHERE assignment_id = $1::uuid", offer.assignment_id
+    )
+    assert "not allowed" in error and "127.0.0.1" in error
+
+
+async def test_an_endpoint_that_keeps_failing_is_given_up_after_a_bounded_time_with_an_alert(
+    notify: Notify, receiver: Receiver
+):
+    offer = await notify.offer("down")
+    record = await eventually(
+        partial(outcomes, notify, offer.assignment_id),
+        lambda r: bool(r) and r[-1][2] == "failed",
+        what="the final failure",
+    )
+    assert all(outcome == "retrying" for _, _, outcome in record[:-1]) and len(record) >= 2
+    assert len(receiver.answered("down", 503)) == len(record)
+
+    topic = notify.settings.topic(NOTIFICATIONS_FAILED)
+
+    async def failed() -> list[dict[str, Any]]:
+        records = await read_topic(notify.settings.kafka_bootstrap_servers, topic, 1000, timeout_s=1)
+        data = [json.loads(r.value)["data"] for r in records]
+        return [d for d in data if d["assignment_id"] == offer.assignment_id]
+
+    published = await eventually(failed, lambda d: len(d) == len(record))
+    assert [d["will_retry"] for d in published] == [True] * (len(record) - 1) + [False]
+    async with notify.http() as http:
+        metrics = (await http.get("/metrics")).text
+    assert 'careroute_notifications_total{channel="webhook",outcome="failed"}' in metrics
