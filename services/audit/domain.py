@@ -167,7 +167,8 @@ class ChainWalker:
                 if merkle.frontier_root(self._frontier) != signed:
                     return self._fail(
                         self._good_size + 1,
-                        f"fork: rows up to seq {self._size} do not match the signed checkpoint of that size",
+                        f"fork: rows {self._good_size + 1}..{self._size} do not match the signed"
+                        f" checkpoint of size {self._size}",
                     )
                 self._good_size = self._size
         return None
