@@ -9,6 +9,8 @@ against the seal without the nonce, which never leaves the audit service.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +41,36 @@ SENSITIVE_KEYS = frozenset(
 GRID_DECIMALS = 2
 
 
+# Where the standard library's sorted, compact JSON may differ from RFC 8785 (ECMAScript number
+# form, UTF-16 key order): number tokens that are integral floats ("44.0") or have an exponent,
+# and characters outside the Basic Multilingual Plane. Substring markers are checked first (fast);
+# a marker inside a string only costs the exact check. Integers beyond 2**53, which RFC 8785
+# refuses, are written in full; events carry none.
+_FLOAT_MARKERS = (".0,", ".0}", ".0]", "e+", "e-", "E+", "E-")
+_ODD_NUMBER = re.compile(r"(?:^|[:,\[])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][+-]\d+)(?:[,}\]]|$)")
+_ODD_CHAR = re.compile(r"[\ud800-\udfff\U00010000-\U0010ffff]")
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON; the standard library's C encoder where it gives the same bytes."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return rfc8785.dumps(value)
+    odd_number = (text.endswith(".0") or any(m in text for m in _FLOAT_MARKERS)) and _ODD_NUMBER.search(text)
+    if odd_number or (not text.isascii() and _ODD_CHAR.search(text)):
+        return rfc8785.dumps(value)
+    return text.encode()
+
+
 def seal(nonce: bytes, envelope: Mapping[str, Any]) -> bytes:
     """`SHA-256(nonce || canonical(full event))`: commits to the full event without revealing it."""
-    return hashlib.sha256(nonce + rfc8785.dumps(envelope)).digest()
+    return hashlib.sha256(nonce + canonical(envelope)).digest()
 
 
 def canonical_row(seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:
     """The RFC 8785 canonical JSON of what a row commits to."""
-    return rfc8785.dumps({"seq": seq, "recorded_at": recorded_at, "event": public, "sealed": sealed.hex()})
+    return canonical({"seq": seq, "recorded_at": recorded_at, "event": public, "sealed": sealed.hex()})
 
 
 def row_hash(prev_hash: bytes, seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:

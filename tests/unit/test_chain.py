@@ -1,9 +1,13 @@
 """The audit hash chain: a clean chain verifies; each kind of tampering is named at its first bad row."""
 
+import random
 from dataclasses import replace
+from typing import Any
+
+import rfc8785
 
 from services.audit import merkle
-from services.audit.domain import GENESIS, ChainRow, redact, row_hash, seal, walk
+from services.audit.domain import GENESIS, ChainRow, canonical, redact, row_hash, seal, walk
 
 
 def build(n: int) -> list[ChainRow]:
@@ -123,3 +127,29 @@ def test_the_seal_changes_with_the_full_event_and_the_nonce():
     env = {"data": {"callback_number": "+1555"}}
     assert seal(b"a", env) != seal(b"b", env)
     assert seal(b"a", env) != seal(b"a", {"data": {"callback_number": "+1556"}})
+
+
+def test_the_fast_canonical_form_is_byte_for_byte_rfc8785():
+    rng = random.Random(8785)
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(9 if depth < 3 else 6)
+        if kind == 0:
+            return rng.choice([None, True, False])
+        if kind == 1:
+            return rng.randrange(-(2**53) + 1, 2**53)
+        if kind == 2:
+            return rng.choice(
+                [rng.uniform(-1e6, 1e6), rng.uniform(-1, 1) * 10 ** rng.randrange(-8, 22), 44.05]
+            )
+        if kind in (3, 4, 5):
+            return "".join(
+                rng.choice('e.0123456789aZ0 "\\\n\t\x01é€\u2028😀\x7f') for _ in range(rng.randrange(6))
+            )
+        if kind in (6, 7):
+            return {value(9).__str__() + str(i): value(depth + 1) for i in range(rng.randrange(4))}
+        return [value(depth + 1) for _ in range(rng.randrange(4))]
+
+    for _ in range(3000):
+        v = value(0)
+        assert canonical(v) == rfc8785.dumps(v), v
