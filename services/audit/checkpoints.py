@@ -84,17 +84,18 @@ class Checkpointer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll)
 
-    async def kept(self, conn: asyncpg.Connection) -> dict[int, bytes]:
-        """Tree size -> root of every stored checkpoint whose signature verifies with our key."""
+    async def kept(self, conn: asyncpg.Connection) -> tuple[dict[int, bytes], list[str]]:
+        """Tree size -> root of the stored checkpoints that verify with our key, and why others do not."""
         heads: dict[int, bytes] = {}
+        refused: list[str] = []
         for note in await repository.checkpoint_notes(conn):
             try:
                 head = open_checkpoint(note, self.key)
             except NoteError as exc:
-                log.error("a stored checkpoint does not verify", error=str(exc))
+                refused.append(str(exc))
                 continue
             heads[head.size] = head.root
-        return heads
+        return heads, refused
 
 
 async def inclusion(conn: asyncpg.Connection, seq: int, size: int) -> list[bytes]:

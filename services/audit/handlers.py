@@ -36,12 +36,15 @@ async def verify(
                 "reason": "gap: the row before the range is missing",
             }
         # Checkpoints are compared only on a walk from seq 1, where the tree can be rebuilt.
-        kept = await checkpointer.kept(conn) if first == 1 and last is None else {}
+        kept, refused = await checkpointer.kept(conn) if first == 1 and last is None else ({}, [])
         walker = domain.ChainWalker(kept, first_seq=first, prev_hash=prev)
         async for stored in repository.stream(conn, first, last):
             if walker.feed(repository.chain_row(stored)) is not None:
                 break
         verdict = walker.finish(end if end >= first else None)
+    if verdict.ok and refused:
+        # Someone with database access replaced a signed checkpoint: the trail cannot be vouched for.
+        verdict = domain.Verdict(False, verdict.checked, None, f"a stored checkpoint is forged: {refused[0]}")
     return {
         **result,
         "checkpoints_checked": len(kept),

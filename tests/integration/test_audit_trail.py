@@ -168,3 +168,12 @@ async def test_a_rewrite_of_everything_is_a_fork_against_the_checkpoints(pool, t
     result = await verify(pool, trail)
     assert (result["ok"], result["first_bad_seq"]) == (False, 1), result
     assert "fork" in result["reason"]
+
+
+async def test_a_replaced_checkpoint_is_reported_as_forged(pool, trail):
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit.checkpoints DISABLE TRIGGER USER")
+        await conn.execute("UPDATE audit.checkpoints SET note = replace(note, E'\\n12\\n', E'\\n13\\n')")
+        await conn.execute("ALTER TABLE audit.checkpoints ENABLE TRIGGER USER")
+    result = await verify(pool, trail)
+    assert result["ok"] is False and "forged" in result["reason"], result
