@@ -199,7 +199,10 @@ def router(pool: asyncpg.Pool, auth: Authenticator, checkpointer: Checkpointer) 
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             if size > (await repository.head(conn))[0]:
                 raise not_found("tree of that size")
-            proof = await checkpoints.inclusion(conn, seq, size)
+            try:
+                proof = await checkpoints.inclusion(conn, seq, size)
+            except checkpoints.MissingNodes as exc:
+                raise ApiError(404, "proof_unavailable", str(exc)) from exc
         return {"seq": seq, "leaf_index": seq - 1, "tree_size": size, "proof": [p.hex() for p in proof]}
 
     @api.get("/proofs/consistency")
@@ -212,7 +215,10 @@ def router(pool: asyncpg.Pool, auth: Authenticator, checkpointer: Checkpointer) 
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             if second > (await repository.head(conn))[0]:
                 raise not_found("tree of that size")
-            proof = await checkpoints.consistency(conn, first, second)
+            try:
+                proof = await checkpoints.consistency(conn, first, second)
+            except checkpoints.MissingNodes as exc:
+                raise ApiError(404, "proof_unavailable", str(exc)) from exc
         return {"first": first, "second": second, "proof": [p.hex() for p in proof]}
 
     @api.get("/export")

@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import os
 import time
+from collections.abc import Callable
 
 import asyncpg
 import structlog
@@ -98,11 +99,27 @@ class Checkpointer:
         return heads, refused
 
 
+class MissingNodes(LookupError):
+    """The tree nodes a proof needs are not stored (rows older than the tree_nodes table)."""
+
+
+async def _prove(conn: asyncpg.Connection, proof: Callable[[merkle.Nodes], list[bytes]]) -> list[bytes]:
+    stored = await repository.nodes(conn, merkle.needed_nodes(proof))
+
+    def lookup(level: int, index: int) -> bytes:
+        try:
+            return stored[(level, index)]
+        except KeyError:
+            raise MissingNodes(f"tree node {level}/{index} is not stored") from None
+
+    return proof(lookup)
+
+
 async def inclusion(conn: asyncpg.Connection, seq: int, size: int) -> list[bytes]:
     """The inclusion proof of row `seq` in the tree of `size` rows."""
-    return merkle.inclusion_proof(seq - 1, await repository.leaf_hashes(conn, size))
+    return await _prove(conn, lambda nodes: merkle.inclusion_path(seq - 1, size, nodes))
 
 
 async def consistency(conn: asyncpg.Connection, size1: int, size2: int) -> list[bytes]:
     """The consistency proof from the tree of `size1` rows to `size2` rows."""
-    return merkle.consistency_proof(size1, await repository.leaf_hashes(conn, size2))
+    return await _prove(conn, lambda nodes: merkle.consistency_path(size1, size2, nodes))

@@ -39,7 +39,9 @@ async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetim
     public = domain.redact(envelope)
     stamp = recorded_at.isoformat()
     digest = domain.row_hash(prev, seq, stamp, public, domain.seal(nonce, envelope))
-    frontier = merkle.append([bytes(h) for h in head["frontier"]], seq - 1, merkle.leaf_hash(digest))
+    frontier, completed = merkle.append_with_nodes(
+        [bytes(h) for h in head["frontier"]], seq - 1, merkle.leaf_hash(digest)
+    )
     agency = envelope.get("data", {}).get("agency_id")
     await conn.execute(
         "INSERT INTO audit.events (seq, event_id, type, subject, agency_id, source, event_time,"
@@ -59,6 +61,12 @@ async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetim
         json.dumps(public),
         nonce,
     )
+    if completed:
+        await conn.execute(
+            "INSERT INTO audit.tree_nodes (level, idx, hash)"
+            " SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+            *map(list, zip(*completed, strict=True)),
+        )
     await conn.execute(
         "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1", seq, digest, frontier
     )
@@ -170,10 +178,22 @@ async def tree_head(conn: asyncpg.Connection) -> tuple[int, bytes]:
     return int(row["seq"]), merkle.frontier_root([bytes(h) for h in row["frontier"]])
 
 
-async def leaf_hashes(conn: asyncpg.Connection, size: int) -> list[bytes]:
-    """The Merkle leaf hashes of the first `size` rows."""
-    rows = await conn.fetch("SELECT row_hash FROM audit.events WHERE seq <= $1 ORDER BY seq", size)
-    return [merkle.leaf_hash(bytes(r["row_hash"])) for r in rows]
+async def nodes(conn: asyncpg.Connection, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The hashes of the wanted perfect subtrees (level 0 from the rows, above from tree_nodes)."""
+    leaves = [i + 1 for level, i in wanted if level == 0]
+    inner = [(level, i) for level, i in wanted if level > 0]
+    found: dict[tuple[int, int], bytes] = {}
+    for r in await conn.fetch("SELECT seq, row_hash FROM audit.events WHERE seq = ANY($1::bigint[])", leaves):
+        found[(0, r["seq"] - 1)] = merkle.leaf_hash(bytes(r["row_hash"]))
+    if inner:
+        rows = await conn.fetch(
+            "SELECT n.level, n.idx, n.hash FROM audit.tree_nodes n"
+            " JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) USING (level, idx)",
+            [level for level, _ in inner],
+            [i for _, i in inner],
+        )
+        found.update({(r["level"], r["idx"]): bytes(r["hash"]) for r in rows})
+    return found
 
 
 async def add_checkpoint(conn: asyncpg.Connection, size: int, root: bytes, note: str) -> None:

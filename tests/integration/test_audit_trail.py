@@ -10,8 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.audit import domain, handlers
+from services.audit import checkpoints, domain, handlers, merkle
 from services.audit.checkpoints import Checkpointer
+from services.audit.note import open_checkpoint
 from services.audit.settings import AuditSettings
 from shared.db import create_pool, migrate
 from shared.settings import Settings
@@ -177,3 +178,21 @@ async def test_a_replaced_checkpoint_is_reported_as_forged(pool, trail):
         await conn.execute("ALTER TABLE audit.checkpoints ENABLE TRIGGER USER")
     result = await verify(pool, trail)
     assert result["ok"] is False and "forged" in result["reason"], result
+
+
+async def test_proofs_from_stored_nodes_verify_against_the_signed_checkpoints(pool, trail):
+    async with pool.acquire() as conn:
+        hashes = [
+            bytes(h) for h in await conn.fetchval("SELECT array_agg(row_hash ORDER BY seq) FROM audit.events")
+        ]
+        notes = await conn.fetch("SELECT tree_size, note FROM audit.checkpoints ORDER BY tree_size")
+        heads = [open_checkpoint(r["note"], trail.key) for r in notes]
+        leaves = [merkle.leaf_hash(h) for h in hashes]
+        for head in heads:
+            for seq in range(1, head.size + 1):
+                proof = await checkpoints.inclusion(conn, seq, head.size)
+                assert proof == merkle.inclusion_proof(seq - 1, leaves[: head.size])
+                assert merkle.verify_inclusion(seq - 1, head.size, leaves[seq - 1], proof, head.root)
+        old, new = heads[0], heads[-1]
+        proof = await checkpoints.consistency(conn, old.size, new.size)
+        assert merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)

@@ -67,3 +67,29 @@ def test_every_proof_of_every_tree_up_to_33_leaves_verifies_and_a_flipped_bit_do
 
 def test_the_empty_tree_has_the_hash_of_nothing():
     assert merkle.frontier_root([]) == merkle.root([]) == merkle.EMPTY_ROOT
+
+
+def test_the_nodes_an_append_completes_are_the_perfect_subtrees_proofs_read():
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(40)]
+    stored: dict[tuple[int, int], bytes] = {(0, i): leaf for i, leaf in enumerate(leaves)}
+    frontier: list[bytes] = []
+    for n, leaf in enumerate(leaves):
+        frontier, completed = merkle.append_with_nodes(frontier, n, leaf)
+        for level, index, value in completed:
+            assert value == merkle.root(leaves, index << level, (index + 1) << level)
+            stored[(level, index)] = value
+    for size in (1, 7, 8, 33, 40):
+        for i in range(size):
+
+            def path(nodes: merkle.Nodes, i: int = i, size: int = size) -> list[bytes]:
+                return merkle.inclusion_path(i, size, nodes)
+
+            wanted = merkle.needed_nodes(path)
+            assert wanted <= set(stored) and len(wanted) <= 2 * size.bit_length() ** 2
+            assert merkle.inclusion_path(i, size, lambda lv, ix: stored[(lv, ix)]) == merkle.inclusion_proof(
+                i, leaves[:size]
+            )
+        for m in range(1, size + 1):
+            assert merkle.consistency_path(
+                m, size, lambda lv, ix: stored[(lv, ix)]
+            ) == merkle.consistency_proof(m, leaves[:size])
