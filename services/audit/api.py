@@ -6,7 +6,7 @@
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -189,6 +189,16 @@ def router(pool: asyncpg.Pool, auth: Authenticator, checkpointer: Checkpointer) 
             raise not_found("checkpoint")
         return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
+    async def prove(size: int, make: Callable[[asyncpg.Connection], Awaitable[list[bytes]]]) -> list[str]:
+        """A proof within the tree of `size` rows, hex-encoded; 404 when the tree is not that big yet."""
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            if size > (await repository.head(conn))[0]:
+                raise not_found("tree of that size")
+            try:
+                return [p.hex() for p in await make(conn)]
+            except checkpoints.MissingNodes as exc:
+                raise ApiError(404, "proof_unavailable", str(exc)) from exc
+
     @api.get("/proofs/inclusion")
     async def inclusion_proof(
         _: Reader, seq: Annotated[int, Query(ge=1)], size: Annotated[int, Query(ge=1)]
@@ -196,14 +206,8 @@ def router(pool: asyncpg.Pool, auth: Authenticator, checkpointer: Checkpointer) 
         """The RFC 9162 inclusion proof of row `seq` (leaf index seq-1) in the tree of `size` rows."""
         if seq > size:
             raise ApiError(422, "invalid_range", "seq must not be above size")
-        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            if size > (await repository.head(conn))[0]:
-                raise not_found("tree of that size")
-            try:
-                proof = await checkpoints.inclusion(conn, seq, size)
-            except checkpoints.MissingNodes as exc:
-                raise ApiError(404, "proof_unavailable", str(exc)) from exc
-        return {"seq": seq, "leaf_index": seq - 1, "tree_size": size, "proof": [p.hex() for p in proof]}
+        proof = await prove(size, lambda conn: checkpoints.inclusion(conn, seq, size))
+        return {"seq": seq, "leaf_index": seq - 1, "tree_size": size, "proof": proof}
 
     @api.get("/proofs/consistency")
     async def consistency_proof(
@@ -212,14 +216,8 @@ def router(pool: asyncpg.Pool, auth: Authenticator, checkpointer: Checkpointer) 
         """The RFC 9162 consistency proof from the tree of `first` rows to the tree of `second` rows."""
         if first > second:
             raise ApiError(422, "invalid_range", "first must not be above second")
-        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            if second > (await repository.head(conn))[0]:
-                raise not_found("tree of that size")
-            try:
-                proof = await checkpoints.consistency(conn, first, second)
-            except checkpoints.MissingNodes as exc:
-                raise ApiError(404, "proof_unavailable", str(exc)) from exc
-        return {"first": first, "second": second, "proof": [p.hex() for p in proof]}
+        proof = await prove(second, lambda conn: checkpoints.consistency(conn, first, second))
+        return {"first": first, "second": second, "proof": proof}
 
     @api.get("/export")
     async def export(
