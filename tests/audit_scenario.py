@@ -126,11 +126,15 @@ EXPECTED: dict[str, Any] = {
     "times_by_agency": {
         "agency-a": {
             "received_to_offered_s": {"count": 3, "p50": 30.0, "p90": 60.0, "p99": 60.0},
+            "received_to_accepted_s": {"count": 1, "p50": 120.0, "p90": 120.0, "p99": 120.0},
+            "received_to_on_scene_s": {"count": 1, "p50": 720.0, "p90": 720.0, "p99": 720.0},
             "offered_to_accepted_s": {"count": 1, "p50": 60.0, "p90": 60.0, "p99": 60.0},
             "accepted_to_on_scene_s": {"count": 1, "p50": 600.0, "p90": 600.0, "p99": 600.0},
         },
         "agency-b": {
             "received_to_offered_s": {"count": 0, "p50": None, "p90": None, "p99": None},
+            "received_to_accepted_s": {"count": 1, "p50": 150.0, "p90": 150.0, "p99": 150.0},
+            "received_to_on_scene_s": {"count": 1, "p50": 450.0, "p90": 450.0, "p99": 450.0},
             "offered_to_accepted_s": {"count": 1, "p50": 60.0, "p90": 60.0, "p99": 60.0},
             "accepted_to_on_scene_s": {"count": 1, "p50": 300.0, "p90": 300.0, "p99": 300.0},
         },

@@ -129,11 +129,23 @@ def summary(events: Iterable[Mapping[str, Any]], agency: str | None = None) -> d
             assignment, accepting, accepted_at = story.accepted
             offered_at = story.offers.get(assignment, (accepting, accepted_at))[1]
             times[accepting]["offered_to_accepted_s"].append((accepted_at - offered_at).total_seconds())
+            if story.received_at is not None:
+                received_at = story.received_at
+                times[accepting]["received_to_accepted_s"].append((accepted_at - received_at).total_seconds())
+                if story.on_scene_at is not None:
+                    on_scene = (story.on_scene_at - received_at).total_seconds()
+                    times[accepting]["received_to_on_scene_s"].append(on_scene)
             if story.on_scene_at is not None:
                 times[accepting]["accepted_to_on_scene_s"].append(
                     (story.on_scene_at - accepted_at).total_seconds()
                 )
-    stages = ("received_to_offered_s", "offered_to_accepted_s", "accepted_to_on_scene_s")
+    stages = (
+        "received_to_offered_s",
+        "received_to_accepted_s",
+        "received_to_on_scene_s",
+        "offered_to_accepted_s",
+        "accepted_to_on_scene_s",
+    )
     return {
         "funnel": {
             k: funnel[k]
