@@ -156,7 +156,9 @@ async def test_the_trail_and_everything_oversight_reads_from_it(fast, tmp_path):
         only_b = (await get("/v1/reports/summary", agency="agency-b")).json()
         assert only_b["funnel"]["received"] == 1
 
-        # Exports, streamed; neither holds a planted detail.
+        # A checkpoint kept first, then the exports: the trail grows with every read (access events).
+        vkey = VerifierKey.decode((await get("/v1/audit/key")).json()["verifier_key"])
+        note = await eventually(lambda: get("/v1/audit/checkpoint"), lambda r: r.status_code == 200)
         jsonl = await get("/v1/audit/export")
         csv_export = await get("/v1/audit/export", format="csv")
         assert csv_export.text.startswith("seq,recorded_at,event_id,type")
@@ -164,8 +166,6 @@ async def test_the_trail_and_everything_oversight_reads_from_it(fast, tmp_path):
         assert len(lines) >= len(events) and json.loads(lines[0])["seq"] == 1
 
         # Signed checkpoints and proofs; the stand-alone verifier on the export and a kept checkpoint.
-        vkey = VerifierKey.decode((await get("/v1/audit/key")).json()["verifier_key"])
-        note = await eventually(lambda: get("/v1/audit/checkpoint"), lambda r: r.status_code == 200)
         head = open_checkpoint(note.text, vkey)
         leaf = merkle.leaf_hash(bytes.fromhex(json.loads(lines[2])["row_hash"]))
         proof = (await get("/v1/audit/proofs/inclusion", seq=3, size=head.size)).json()["proof"]
