@@ -5,8 +5,8 @@ python -m services.audit.bench [--rows 10000000] [--chain-rows 1000000]
 Builds a throw-away database: `--chain-rows` rows hashed and chained exactly as the service does
 (computed here, copied in), then filler rows up to `--rows` made by SQL generate_series (their
 hashes are not a valid chain: they exist so that queries run against a table of that size). It
-reports how fast /v1/audit/verify's walk checks the chained rows, and how long one call's trail
-takes to read. Never part of `make test`.
+reports how fast /v1/audit/verify's walk checks the chained rows, how long one call's trail
+takes to read, and how long an inclusion proof in the chained tree takes. Never part of `make test`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from services.audit import domain, handlers, merkle, repository
+from services.audit import checkpoints, domain, handlers, merkle, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.settings import AuditSettings
 from shared import infra
@@ -69,14 +69,15 @@ async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> No
     """Append `count` valid rows as the service would, in COPY batches."""
     prev, frontier, start = domain.GENESIS, list[bytes](), datetime(2026, 1, 1, tzinfo=UTC)
     for lo in range(0, count, batch):
-        records = []
+        records, nodes = [], []
         for n in range(lo, min(count, lo + batch)):
             seq, at = n + 1, start + timedelta(seconds=n)
             envelope = _envelope(n, at)
             public = domain.redact(envelope)
             nonce = os.urandom(16)
             digest = domain.row_hash(prev, seq, at.isoformat(), public, domain.seal(nonce, envelope))
-            frontier = merkle.append(frontier, n, merkle.leaf_hash(digest))
+            frontier, completed = merkle.append_with_nodes(frontier, n, merkle.leaf_hash(digest))
+            nodes += completed
             records.append(
                 (
                     seq,
@@ -114,6 +115,9 @@ async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> No
                 "public_event",
                 "nonce",
             ],
+        )
+        await conn.copy_records_to_table(
+            "tree_nodes", schema_name="audit", records=nodes, columns=["level", "idx", "hash"]
         )
         print(f"  chained {min(count, lo + batch):>10,} rows", flush=True)
     await conn.execute(
@@ -186,6 +190,15 @@ async def bench(database_url: str, rows: int, chain_rows: int, samples: int, kee
                 timings.append((time.perf_counter() - t) * 1000)
                 assert trail, call
         timings.sort()
+        proof_ms = []
+        async with pool.acquire() as conn:
+            for _ in range(samples):
+                seq = random.randrange(1, chain_rows + 1)
+                t = time.perf_counter()
+                proof = await checkpoints.inclusion(conn, seq, chain_rows)
+                proof_ms.append((time.perf_counter() - t) * 1000)
+                assert len(proof) <= chain_rows.bit_length(), seq
+        proof_ms.sort()
         return {
             "rows": rows,
             "chained_rows": chain_rows,
@@ -197,6 +210,11 @@ async def bench(database_url: str, rows: int, chain_rows: int, samples: int, kee
                 "p50": round(statistics.median(timings), 2),
                 "p99": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
                 "max": round(timings[-1], 2),
+            },
+            "inclusion_proof_ms": {
+                "tree_size": chain_rows,
+                "p50": round(statistics.median(proof_ms), 2),
+                "max": round(proof_ms[-1], 2),
             },
             "table_size": await pool.fetchval(
                 "SELECT pg_size_pretty(pg_total_relation_size('audit.events'))"
