@@ -59,3 +59,10 @@ infra-down: install
 
 clean: infra-down
 	rm -rf .run $(VENV)
+
+# The audit benchmark (never part of `make test`): verification speed and per-call trail query time
+# at a large row count, in a throw-away database on the local PostgreSQL (`make infra-up` first, or
+# DATABASE_URL). BENCH_ARGS="--rows 1000000" for a shorter run.
+.PHONY: bench-audit
+bench-audit: install
+	$(BIN)/python -m services.audit.bench $(BENCH_ARGS)

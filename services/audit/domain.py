@@ -1,33 +1,113 @@
-"""The hash chain: how each trail row is hashed and how a chain is checked. Pure, no I/O."""
+"""The hash chain: what each trail row commits to, redaction, and how a trail is checked. Pure, no I/O.
+
+A row commits to the event's redacted (public) view and to a seal of the full event,
+`SHA-256(nonce || canonical(full event))` with a random per-row nonce. Oversight bodies can then
+re-check the whole chain from a redacted export, and nobody can test guesses of a phone number
+against the seal without the nonce, which never leaves the audit service.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
 
+from services.audit import merkle
+
 GENESIS = bytes(32)
+REDACTED = "[redacted]"
+# Keys whose values identify or describe the caller; never shown without the phi scope.
+SENSITIVE_KEYS = frozenset(
+    {
+        "callback_number",
+        "caller_name",
+        "caller",
+        "name",
+        "phone",
+        "phone_number",
+        "narrative",
+        "notes",
+        "comments",
+        "address",
+        "reason_text",
+    }
+)
+# Locations are coarsened to a grid of 0.01 degree (about 1 km).
+GRID_DECIMALS = 2
 
 
-def canonical_row(seq: int, recorded_at: str, envelope: dict[str, Any]) -> bytes:
+# Where the standard library's sorted, compact JSON may differ from RFC 8785 (ECMAScript number
+# form, UTF-16 key order): number tokens that are integral floats ("44.0") or have an exponent,
+# and characters outside the Basic Multilingual Plane. Substring markers are checked first (fast);
+# a marker inside a string only costs the exact check. Integers beyond 2**53, which RFC 8785
+# refuses, are written in full; events carry none.
+_FLOAT_MARKERS = (".0,", ".0}", ".0]", "e+", "e-", "E+", "E-")
+_ODD_NUMBER = re.compile(r"(?:^|[:,\[])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][+-]\d+)(?:[,}\]]|$)")
+_ODD_CHAR = re.compile(r"[\ud800-\udfff\U00010000-\U0010ffff]")
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON; the standard library's C encoder where it gives the same bytes."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return rfc8785.dumps(value)
+    odd_number = (text.endswith(".0") or any(m in text for m in _FLOAT_MARKERS)) and _ODD_NUMBER.search(text)
+    if odd_number or (not text.isascii() and _ODD_CHAR.search(text)):
+        return rfc8785.dumps(value)
+    return text.encode()
+
+
+def seal(nonce: bytes, envelope: Mapping[str, Any]) -> bytes:
+    """`SHA-256(nonce || canonical(full event))`: commits to the full event without revealing it."""
+    return hashlib.sha256(nonce + canonical(envelope)).digest()
+
+
+def canonical_row(seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:
     """The RFC 8785 canonical JSON of what a row commits to."""
-    return rfc8785.dumps({"seq": seq, "recorded_at": recorded_at, "event": envelope})
+    return canonical({"seq": seq, "recorded_at": recorded_at, "event": public, "sealed": sealed.hex()})
 
 
-def row_hash(prev_hash: bytes, seq: int, recorded_at: str, envelope: dict[str, Any]) -> bytes:
+def row_hash(prev_hash: bytes, seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:
     """`H(prev_hash || canonical(row))` with SHA-256."""
-    return hashlib.sha256(prev_hash + canonical_row(seq, recorded_at, envelope)).digest()
+    return hashlib.sha256(prev_hash + canonical_row(seq, recorded_at, public, sealed)).digest()
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key in SENSITIVE_KEYS and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, dict):
+        if isinstance(value.get("lat"), int | float) and isinstance(value.get("lon"), int | float):
+            value = {
+                **value,
+                "lat": round(float(value["lat"]), GRID_DECIMALS),
+                "lon": round(float(value["lon"]), GRID_DECIMALS),
+            }
+        return {k: _redact_value(k, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+def redact(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """An oversight view of an event: contact details, names, addresses and free text hidden,
+    positions coarsened to a grid cell."""
+    return {**envelope, "data": _redact_value("data", dict(envelope.get("data", {})))}
 
 
 @dataclass(frozen=True)
 class ChainRow:
-    """One stored row as the verifier reads it."""
+    """One row as a verifier reads it: its public view and seal, not the full event."""
 
     seq: int
     recorded_at: str
-    envelope: dict[str, Any]
+    event: dict[str, Any]
+    sealed: bytes
     prev_hash: bytes
     row_hash: bytes
 
@@ -42,29 +122,106 @@ class Verdict:
     reason: str | None = None
 
 
-def verify(rows: list[ChainRow], prev_hash: bytes, expected_first_seq: int) -> Verdict:
-    """Walk rows in order from a known previous hash; report the first break."""
-    expected_seq = expected_first_seq
-    for n, row in enumerate(rows):
-        if row.seq != expected_seq:
-            return Verdict(False, n, row.seq, f"gap or reorder: expected seq {expected_seq}")
-        if row.prev_hash != prev_hash:
-            return Verdict(False, n, row.seq, "link broken: prev_hash does not match the row before")
-        if row_hash(prev_hash, row.seq, row.recorded_at, row.envelope) != row.row_hash:
-            return Verdict(False, n, row.seq, "content changed: row hash does not match its content")
-        prev_hash = row.row_hash
-        expected_seq += 1
-    return Verdict(True, len(rows))
+class ChainWalker:
+    """Walks rows in order, checking links, content and (from seq 1) the signed tree heads.
+
+    `checkpoints` maps tree sizes to the root hashes of checkpoints whose signatures were
+    already verified. Feed rows one by one (a trail may not fit in memory), then call finish().
+    """
+
+    def __init__(
+        self,
+        checkpoints: Mapping[int, bytes] | None = None,
+        *,
+        first_seq: int = 1,
+        prev_hash: bytes = GENESIS,
+    ) -> None:
+        self._checkpoints = dict(checkpoints or {}) if first_seq == 1 else {}
+        self._expected = first_seq
+        self._prev = prev_hash
+        self._frontier: list[bytes] = []
+        self._size = 0
+        self._good_size = 0
+        self._suspect: Verdict | None = None
+        self.checked = 0
+        self.verdict: Verdict | None = None
+
+    @property
+    def last_seq(self) -> int:
+        """The last sequence number accepted."""
+        return self._expected - 1
+
+    @property
+    def tree_root(self) -> bytes:
+        """The Merkle root of the rows walked so far (from seq 1)."""
+        return merkle.frontier_root(self._frontier)
+
+    def _fail(self, seq: int, reason: str) -> Verdict:
+        self.verdict = Verdict(False, self.checked, seq, reason)
+        return self.verdict
+
+    def feed(self, row: ChainRow) -> Verdict | None:
+        """Check one more row; returns the verdict once the first bad row is known."""
+        if self.verdict is not None:
+            return self.verdict
+        if self._suspect is not None:
+            # A broken link followed by a row that links to the last good one: rows out of order.
+            reordered = row.prev_hash == self._prev
+            suspect = self._suspect
+            reason = "gap or reorder: rows are out of order" if reordered else suspect.reason or ""
+            return self._fail(suspect.first_bad_seq or 0, reason)
+        if row.seq != self._expected:
+            missing = self._expected
+            return self._fail(missing, f"gap or reorder: expected seq {missing}, found {row.seq}")
+        if row.prev_hash != self._prev:
+            self._suspect = Verdict(
+                False, self.checked, row.seq, "link broken: prev_hash is not the row before"
+            )
+            return None
+        if row_hash(self._prev, row.seq, row.recorded_at, row.event, row.sealed) != row.row_hash:
+            return self._fail(row.seq, "content changed: the row hash does not match its content")
+        self._prev = row.row_hash
+        self._expected += 1
+        self.checked += 1
+        if self._checkpoints:
+            self._frontier = merkle.append(self._frontier, self._size, merkle.leaf_hash(row.row_hash))
+            self._size += 1
+            signed = self._checkpoints.get(self._size)
+            if signed is not None:
+                if merkle.frontier_root(self._frontier) != signed:
+                    return self._fail(
+                        self._good_size + 1,
+                        f"fork: rows {self._good_size + 1}..{self._size} do not match the signed"
+                        f" checkpoint of size {self._size}",
+                    )
+                self._good_size = self._size
+        return None
+
+    def finish(self, head_seq: int | None = None) -> Verdict:
+        """The verdict after the last row; `head_seq` is where the trail claims to end."""
+        if self.verdict is not None:
+            return self.verdict
+        if self._suspect is not None:
+            return self._fail(self._suspect.first_bad_seq or 0, self._suspect.reason or "")
+        if self._checkpoints and max(self._checkpoints) > self.last_seq:
+            return self._fail(
+                self.last_seq + 1,
+                f"truncated below a checkpoint: signed size {max(self._checkpoints)}, "
+                f"rows end at {self.last_seq}",
+            )
+        if head_seq is not None and head_seq > self.last_seq:
+            return self._fail(
+                self.last_seq + 1, f"truncated: rows end at {self.last_seq}, head is {head_seq}"
+            )
+        return Verdict(True, self.checked)
 
 
-def redact(envelope: dict[str, Any]) -> dict[str, Any]:
-    """An oversight view of an event: contact details hidden by default."""
-    data = dict(envelope.get("data", {}))
-    for key in ("callback_number",):
-        if data.get(key):
-            data[key] = "[redacted]"
-    offer = data.get("offer") or data.get("details")
-    if isinstance(offer, dict) and offer.get("callback_number"):
-        nested = "offer" if "offer" in data else "details"
-        data[nested] = {**offer, "callback_number": "[redacted]"}
-    return {**envelope, "data": data}
+def walk(
+    rows: Iterable[ChainRow], checkpoints: Mapping[int, bytes] | None = None, *, head_seq: int | None = None
+) -> Verdict:
+    """Walk a whole trail from seq 1 and return the verdict."""
+    walker = ChainWalker(checkpoints)
+    for row in rows:
+        if walker.feed(row) is not None:
+            break
+    return walker.finish(head_seq)

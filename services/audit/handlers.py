@@ -1,49 +1,55 @@
-"""Audit's use cases: append every event to the chain, answer oversight queries, verify."""
+"""Audit's use cases: append every event to the chain, and verify the trail."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncpg
 
 from services.audit import domain, repository
+from services.audit.checkpoints import Checkpointer
 from shared.envelope import Envelope, utcnow
 
 
 async def on_any_event(conn: asyncpg.Connection, event: Envelope, _: Any) -> None:
-    """Append the event to the trail (the inbox already dropped a redelivery)."""
-    await repository.append(conn, event, utcnow())
+    """Append the event to the trail (the inbox already dropped a redelivery), as the insert-only role."""
+    await repository.act_as_writer(conn)
+    await repository.append(conn, event, utcnow(), os.urandom(16))
 
 
-async def verify(pool: asyncpg.Pool, first: int, last: int | None) -> dict[str, Any]:
-    """Re-walk the chain over a range and report ok or the first bad row."""
+async def verify(
+    pool: asyncpg.Pool, checkpointer: Checkpointer, first: int, last: int | None
+) -> dict[str, Any]:
+    """Re-walk the chain over a range (against the signed checkpoints from seq 1) and report."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        head_seq, head_hash = await repository.head(conn)
+        head_seq, _ = await repository.head(conn)
         prev = await repository.hash_before(conn, first)
-        rows = await repository.chain_rows(conn, first, last)
-    end = min(last, head_seq) if last is not None else head_seq
-    if prev is None:
-        return {
-            "ok": False,
-            "checked": 0,
-            "first_bad_seq": first - 1,
-            "reason": "gap: the row before the range is missing",
-        }
-    verdict = domain.verify(rows, prev, first)
-    result: dict[str, Any] = {
+        end = min(last, head_seq) if last is not None else head_seq
+        result: dict[str, Any] = {"head_seq": head_seq, "range": [first, end], "checkpoints_checked": 0}
+        if prev is None:
+            return {
+                **result,
+                "ok": False,
+                "checked": 0,
+                "first_bad_seq": first - 1,
+                "reason": "gap: the row before the range is missing",
+            }
+        # Checkpoints are compared only on a walk from seq 1, where the tree can be rebuilt.
+        kept, refused = await checkpointer.kept(conn) if first == 1 and last is None else ({}, [])
+        walker = domain.ChainWalker(kept, first_seq=first, prev_hash=prev)
+        async for stored in repository.stream(conn, first, last):
+            if walker.feed(repository.chain_row(stored)) is not None:
+                break
+        verdict = walker.finish(end if end >= first else None)
+    if verdict.ok and refused:
+        # Someone with database access replaced a signed checkpoint: the trail cannot be vouched for.
+        verdict = domain.Verdict(False, verdict.checked, None, f"a stored checkpoint is forged: {refused[0]}")
+    return {
+        **result,
+        "checkpoints_checked": len(kept),
         "ok": verdict.ok,
         "checked": verdict.checked,
         "first_bad_seq": verdict.first_bad_seq,
         "reason": verdict.reason,
-        "head_seq": head_seq,
-        "range": [first, end],
     }
-    if verdict.ok and end >= first and (not rows or rows[-1].seq != end):
-        result.update(
-            ok=False,
-            first_bad_seq=(rows[-1].seq + 1) if rows else first,
-            reason="truncated: rows missing below the chain head",
-        )
-    elif verdict.ok and last is None and rows and rows[-1].row_hash != head_hash:
-        result.update(ok=False, first_bad_seq=rows[-1].seq, reason="the chain head does not match")
-    return result

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from services.audit import domain
+from services.audit import domain, merkle
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope
 from shared.jurisdiction import Jurisdiction
@@ -21,19 +22,31 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     await replace_credentials(conn, SCHEMA, [Credential(o.token, o.id, o.role) for o in j.oversight])
 
 
-async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetime) -> int:
-    """Append one event at the head of the chain; returns its sequence number."""
-    head = await conn.fetchrow("SELECT seq, hash FROM audit.chain_head WHERE id = 1 FOR UPDATE")
+WRITER_ROLE = "audit_writer"
+
+
+async def act_as_writer(conn: asyncpg.Connection) -> None:
+    """Make the rest of the caller's transaction run as the insert-only trail role."""
+    await conn.execute(f"SET LOCAL ROLE {WRITER_ROLE}")
+
+
+async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetime, nonce: bytes) -> int:
+    """Append one event at the head of the chain and the tree; returns its sequence number."""
+    head = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
     seq = head["seq"] + 1
     prev = bytes(head["hash"])
     envelope = json.loads(event.to_bytes())
+    public = domain.redact(envelope)
     stamp = recorded_at.isoformat()
-    digest = domain.row_hash(prev, seq, stamp, envelope)
+    digest = domain.row_hash(prev, seq, stamp, public, domain.seal(nonce, envelope))
+    frontier, completed = merkle.append_with_nodes(
+        [bytes(h) for h in head["frontier"]], seq - 1, merkle.leaf_hash(digest)
+    )
     agency = envelope.get("data", {}).get("agency_id")
     await conn.execute(
         "INSERT INTO audit.events (seq, event_id, type, subject, agency_id, source, event_time,"
-        " recorded_at, envelope, prev_hash, row_hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)",
+        " recorded_at, envelope, prev_hash, row_hash, public_event, nonce)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13)",
         seq,
         event.id,
         event.type,
@@ -45,24 +58,41 @@ async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetim
         json.dumps(envelope),
         prev,
         digest,
+        json.dumps(public),
+        nonce,
     )
-    await conn.execute("UPDATE audit.chain_head SET seq = $1, hash = $2 WHERE id = 1", seq, digest)
+    if completed:
+        await conn.execute(
+            "INSERT INTO audit.tree_nodes (level, idx, hash)"
+            " SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+            *map(list, zip(*completed, strict=True)),
+        )
+    await conn.execute(
+        "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1", seq, digest, frontier
+    )
     return seq
 
 
+_COLUMNS = "seq, recorded_at, envelope, public_event, row_hash, prev_hash, nonce"
+
+
 def _stored(row: asyncpg.Record) -> dict[str, Any]:
+    envelope = json.loads(row["envelope"])
     return {
         "seq": row["seq"],
         "recorded_at": row["recorded_at"],
-        "envelope": json.loads(row["envelope"]),
+        "envelope": envelope,
+        "public": json.loads(row["public_event"]),
         "row_hash": bytes(row["row_hash"]).hex(),
+        "prev_hash": bytes(row["prev_hash"]).hex(),
+        "sealed": domain.seal(bytes(row["nonce"]), envelope).hex(),
     }
 
 
 async def events_of_call(conn: asyncpg.Connection, call_id: str) -> list[dict[str, Any]]:
     """Every stored event of one call, in trail order."""
     rows = await conn.fetch(
-        "SELECT seq, recorded_at, envelope, row_hash FROM audit.events WHERE subject = $1 ORDER BY seq",
+        f"SELECT {_COLUMNS} FROM audit.events WHERE subject = $1 ORDER BY seq",
         call_id,
     )
     return [_stored(r) for r in rows]
@@ -81,7 +111,7 @@ async def search(
 ) -> list[dict[str, Any]]:
     """Events matching the filters, in trail order, after a cursor."""
     rows = await conn.fetch(
-        "SELECT seq, recorded_at, envelope, row_hash FROM audit.events WHERE seq > $1"
+        f"SELECT {_COLUMNS} FROM audit.events WHERE seq > $1"
         " AND ($2::text IS NULL OR subject = $2) AND ($3::text IS NULL OR agency_id = $3)"
         " AND ($4::text IS NULL OR type = $4) AND ($5::timestamptz IS NULL OR recorded_at >= $5)"
         " AND ($6::timestamptz IS NULL OR recorded_at < $6) ORDER BY seq LIMIT $7",
@@ -96,24 +126,36 @@ async def search(
     return [_stored(r) for r in rows]
 
 
-async def chain_rows(conn: asyncpg.Connection, first: int, last: int | None) -> list[domain.ChainRow]:
-    """Stored rows from `first` to `last` (inclusive) for verification."""
-    rows = await conn.fetch(
-        "SELECT seq, recorded_at, envelope, prev_hash, row_hash FROM audit.events"
-        " WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq",
-        first,
-        last,
-    )
-    return [
-        domain.ChainRow(
-            seq=r["seq"],
-            recorded_at=r["recorded_at"].isoformat(),
-            envelope=json.loads(r["envelope"]),
-            prev_hash=bytes(r["prev_hash"]),
-            row_hash=bytes(r["row_hash"]),
+async def stream(
+    conn: asyncpg.Connection, first: int, last: int | None, batch: int = 2000
+) -> AsyncIterator[dict[str, Any]]:
+    """Stored rows from `first` to `last` (inclusive) in order, a batch at a time."""
+    after = first - 1
+    while True:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM audit.events WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $2)"
+            " ORDER BY seq LIMIT $3",
+            after,
+            last,
+            batch,
         )
-        for r in rows
-    ]
+        for r in rows:
+            yield _stored(r)
+        if len(rows) < batch:
+            return
+        after = rows[-1]["seq"]
+
+
+def chain_row(stored: dict[str, Any]) -> domain.ChainRow:
+    """A stored row as the chain verifier reads it (the seal recomputed from the full event)."""
+    return domain.ChainRow(
+        seq=stored["seq"],
+        recorded_at=stored["recorded_at"].isoformat(),
+        event=stored["public"],
+        sealed=bytes.fromhex(stored["sealed"]),
+        prev_hash=bytes.fromhex(stored["prev_hash"]),
+        row_hash=bytes.fromhex(stored["row_hash"]),
+    )
 
 
 async def hash_before(conn: asyncpg.Connection, seq: int) -> bytes | None:
@@ -128,3 +170,117 @@ async def head(conn: asyncpg.Connection) -> tuple[int, bytes]:
     """The chain head's sequence and hash."""
     row = await conn.fetchrow("SELECT seq, hash FROM audit.chain_head WHERE id = 1")
     return int(row["seq"]), bytes(row["hash"])
+
+
+async def tree_head(conn: asyncpg.Connection) -> tuple[int, bytes]:
+    """The tree size and root hash at the head."""
+    row = await conn.fetchrow("SELECT seq, frontier FROM audit.chain_head WHERE id = 1")
+    return int(row["seq"]), merkle.frontier_root([bytes(h) for h in row["frontier"]])
+
+
+async def nodes(conn: asyncpg.Connection, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The hashes of the wanted perfect subtrees (level 0 from the rows, above from tree_nodes)."""
+    leaves = [i + 1 for level, i in wanted if level == 0]
+    inner = [(level, i) for level, i in wanted if level > 0]
+    found: dict[tuple[int, int], bytes] = {}
+    for r in await conn.fetch("SELECT seq, row_hash FROM audit.events WHERE seq = ANY($1::bigint[])", leaves):
+        found[(0, r["seq"] - 1)] = merkle.leaf_hash(bytes(r["row_hash"]))
+    if inner:
+        rows = await conn.fetch(
+            "SELECT n.level, n.idx, n.hash FROM audit.tree_nodes n"
+            " JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) USING (level, idx)",
+            [level for level, _ in inner],
+            [i for _, i in inner],
+        )
+        found.update({(r["level"], r["idx"]): bytes(r["hash"]) for r in rows})
+    return found
+
+
+async def add_checkpoint(conn: asyncpg.Connection, size: int, root: bytes, note: str) -> None:
+    """Keep a signed checkpoint (a second one of the same size, signed by a replica, is the same)."""
+    await conn.execute(
+        "INSERT INTO audit.checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)"
+        " ON CONFLICT (tree_size) DO NOTHING",
+        size,
+        root,
+        note,
+    )
+
+
+async def latest_checkpoint(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The newest checkpoint (size, note, created_at), or None."""
+    return await conn.fetchrow(
+        "SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size DESC LIMIT 1"
+    )
+
+
+async def checkpoint_of_size(conn: asyncpg.Connection, size: int) -> str | None:
+    """The checkpoint note of one tree size, or None."""
+    note = await conn.fetchval("SELECT note FROM audit.checkpoints WHERE tree_size = $1", size)
+    return str(note) if note is not None else None
+
+
+async def checkpoint_notes(conn: asyncpg.Connection) -> list[str]:
+    """Every kept checkpoint note, smallest tree first."""
+    return [r["note"] for r in await conn.fetch("SELECT note FROM audit.checkpoints ORDER BY tree_size")]
+
+
+async def dev_seed(conn: asyncpg.Connection, fresh: bytes) -> bytes:
+    """The stored development signing seed, storing `fresh` when there is none yet."""
+    await conn.execute(
+        "INSERT INTO audit.dev_signing_key (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", fresh
+    )
+    return bytes(await conn.fetchval("SELECT seed FROM audit.dev_signing_key WHERE id = 1"))
+
+
+async def call_ids(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None, after: str, limit: int
+) -> list[str]:
+    """Ids of calls received in a time range, in id order after a cursor."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT subject FROM audit.events WHERE type = 'calls.received.v1' AND subject > $1"
+        " AND ($2::timestamptz IS NULL OR event_time >= $2) AND ($3::timestamptz IS NULL OR event_time < $3)"
+        " ORDER BY subject LIMIT $4",
+        after,
+        since,
+        until,
+        limit,
+    )
+    return [r["subject"] for r in rows]
+
+
+async def agency_ids(conn: asyncpg.Connection, call_id: str | None) -> list[str]:
+    """Agencies involved in one call, or in any call."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT agency_id FROM audit.events WHERE agency_id IS NOT NULL"
+        " AND ($1::text IS NULL OR subject = $1) ORDER BY agency_id",
+        call_id,
+    )
+    return [r["agency_id"] for r in rows]
+
+
+async def event_ids(
+    conn: asyncpg.Connection, call_id: str, after_seq: int, limit: int
+) -> list[asyncpg.Record]:
+    """Event ids (with their seq) of one call, in trail order after a cursor."""
+    return await conn.fetch(
+        "SELECT seq, event_id FROM audit.events WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        call_id,
+        after_seq,
+        limit,
+    )
+
+
+async def report_events(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None
+) -> list[dict[str, Any]]:
+    """The redacted events of every call received in a time range, in trail order."""
+    rows = await conn.fetch(
+        "SELECT e.public_event FROM audit.events e WHERE e.subject IN ("
+        " SELECT subject FROM audit.events WHERE type = 'calls.received.v1'"
+        " AND ($1::timestamptz IS NULL OR event_time >= $1) AND ($2::timestamptz IS NULL OR event_time < $2))"
+        " AND e.type <> 'access.recorded.v1' ORDER BY e.seq",
+        since,
+        until,
+    )
+    return [json.loads(r["public_event"]) for r in rows]

@@ -5,27 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.audit import api, handlers
+from services.audit.checkpoints import Checkpointer
 from services.audit.repository import SCHEMA
+from services.audit.settings import AuditSettings
 from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 from shared.topics import REGISTRY
 
 
-def build(infra: Infra) -> ServiceParts:
-    """Audit: every topic into the hash-chained trail, and the oversight API."""
+def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceParts:
+    """Audit: every topic into the hash-chained trail, signed checkpoints, and the oversight API."""
+    settings = audit_settings or AuditSettings()
     consumer = infra.consumer(SCHEMA, "audit", {t: handlers.on_any_event for t in REGISTRY})
+    checkpointer = Checkpointer(infra.pool, settings)
     app = make_app(
         "audit",
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
         max_body_bytes=infra.settings.max_body_bytes,
-        description="The append-only, hash-chained trail and the oversight API.",
+        description="The append-only, hash-chained trail, its signed checkpoints and the oversight API.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    auth = Authenticator(infra.pool, SCHEMA)
+    app.include_router(api.router(infra.pool, auth, checkpointer))
+    app.include_router(api.reports_router(infra.pool, auth))
     return ServiceParts(
         name="audit",
         schema=SCHEMA,
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[checkpointer.run],
+        on_start=checkpointer.start,
     )

@@ -1,8 +1,13 @@
-"""The audit hash chain: a clean chain verifies; each kind of tampering is named."""
+"""The audit hash chain: a clean chain verifies; each kind of tampering is named at its first bad row."""
 
+import random
 from dataclasses import replace
+from typing import Any
 
-from services.audit.domain import GENESIS, ChainRow, redact, row_hash, verify
+import rfc8785
+
+from services.audit import merkle
+from services.audit.domain import GENESIS, ChainRow, canonical, redact, row_hash, seal, walk
 
 
 def build(n: int) -> list[ChainRow]:
@@ -10,52 +15,141 @@ def build(n: int) -> list[ChainRow]:
     for seq in range(1, n + 1):
         env = {"id": f"e{seq}", "type": "calls.received.v1", "data": {"n": seq, "x": 0.1 * seq}}
         stamp = f"2026-11-26T12:00:{seq:02d}+00:00"
-        h = row_hash(prev, seq, stamp, env)
-        rows.append(ChainRow(seq, stamp, env, prev, h))
+        sealed = seal(b"nonce", env)
+        h = row_hash(prev, seq, stamp, env, sealed)
+        rows.append(ChainRow(seq, stamp, env, sealed, prev, h))
         prev = h
     return rows
 
 
-def test_an_untouched_chain_verifies():
-    assert verify(build(5), GENESIS, 1).ok
+def rehash_from(rows: list[ChainRow], start: int) -> list[ChainRow]:
+    """What a forger with write access does: recompute every hash from row `start` on."""
+    out = rows[:start]
+    prev = out[-1].row_hash if out else GENESIS
+    for row in rows[start:]:
+        h = row_hash(prev, row.seq, row.recorded_at, row.event, row.sealed)
+        out.append(replace(row, prev_hash=prev, row_hash=h))
+        prev = h
+    return out
+
+
+def heads(rows: list[ChainRow], *sizes: int) -> dict[int, bytes]:
+    leaves = [merkle.leaf_hash(r.row_hash) for r in rows]
+    return {s: merkle.root(leaves[:s]) for s in sizes}
+
+
+def test_an_untouched_chain_verifies_with_its_checkpoints():
+    rows = build(8)
+    verdict = walk(rows, heads(rows, 3, 8), head_seq=8)
+    assert (verdict.ok, verdict.checked) == (True, 8)
 
 
 def test_changed_content_is_found_at_its_row():
     rows = build(5)
-    rows[2] = replace(rows[2], envelope={**rows[2].envelope, "data": {"n": 99}})
-    verdict = verify(rows, GENESIS, 1)
+    rows[2] = replace(rows[2], event={**rows[2].event, "data": {"n": 99}})
+    verdict = walk(rows)
     assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
     assert verdict.reason is not None and "content changed" in verdict.reason
 
 
-def test_a_deleted_row_is_a_gap():
+def test_a_deleted_row_is_a_gap_at_the_missing_seq():
     rows = build(5)
     del rows[1]
-    verdict = verify(rows, GENESIS, 1)
-    assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
+    verdict = walk(rows)
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 2)
     assert verdict.reason is not None and "gap" in verdict.reason
+
+
+def test_two_swapped_rows_are_a_reorder_at_the_first_of_them():
+    rows = build(6)
+    a, b = rows[2], rows[3]
+    rows[2], rows[3] = replace(b, seq=3), replace(a, seq=4)
+    verdict = walk(rows)
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
+    assert verdict.reason is not None and "out of order" in verdict.reason
 
 
 def test_a_rewritten_row_with_a_fresh_hash_breaks_the_next_link():
     rows = build(5)
-    env = {**rows[1].envelope, "data": {"n": -1}}
+    env = {**rows[1].event, "data": {"n": -1}}
     rows[1] = replace(
-        rows[1], envelope=env, row_hash=row_hash(rows[1].prev_hash, 2, rows[1].recorded_at, env)
+        rows[1], event=env, row_hash=row_hash(rows[1].prev_hash, 2, rows[1].recorded_at, env, rows[1].sealed)
     )
-    verdict = verify(rows, GENESIS, 1)
+    verdict = walk(rows)
     assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
     assert verdict.reason is not None and "link broken" in verdict.reason
 
 
+def test_a_consistent_rewrite_is_a_fork_against_the_kept_checkpoints():
+    rows = build(8)
+    kept = heads(rows, 2, 4, 8)
+    forged = [*rows[:4], replace(rows[4], event={**rows[4].event, "data": {"n": 0}}), *rows[5:]]
+    verdict = walk(rehash_from(forged, 4), kept)
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 5)
+    assert verdict.reason is not None and "fork" in verdict.reason
+    everything = rehash_from([replace(r, event={**r.event, "data": {}}) for r in rows], 0)
+    assert walk(everything).ok  # the chain alone cannot tell ...
+    assert walk(everything, kept).first_bad_seq == 1  # ... the signed checkpoints can
+
+
+def test_a_dropped_tail_is_truncation_below_a_checkpoint_or_the_head():
+    rows = build(8)
+    verdict = walk(rows[:6], heads(rows, 4, 8))
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 7)
+    assert verdict.reason is not None and "truncated below a checkpoint" in verdict.reason
+    assert walk(rows[:6], head_seq=8).first_bad_seq == 7
+
+
 def test_key_order_does_not_change_the_hash():
-    a = row_hash(GENESIS, 1, "t", {"a": 1, "b": {"c": 2, "d": 3}})
-    b = row_hash(GENESIS, 1, "t", {"b": {"d": 3, "c": 2}, "a": 1})
+    a = row_hash(GENESIS, 1, "t", {"a": 1, "b": {"c": 2, "d": 3}}, b"s")
+    b = row_hash(GENESIS, 1, "t", {"b": {"d": 3, "c": 2}, "a": 1}, b"s")
     assert a == b
 
 
-def test_oversight_view_hides_callback_numbers():
-    env = {"data": {"callback_number": "+1555", "offer": {"callback_number": "+1666", "language": "es"}}}
-    shown = redact(env)
-    assert shown["data"]["callback_number"] == "[redacted]"
-    assert shown["data"]["offer"] == {"callback_number": "[redacted]", "language": "es"}
+def test_oversight_view_hides_contact_details_names_free_text_and_exact_places():
+    env = {
+        "data": {
+            "callback_number": "+1555",
+            "caller_name": "Ada",
+            "narrative": "said things",
+            "location": {"lat": 44.050312, "lon": -123.088934, "address": "100 W 10th Ave"},
+            "offer": {"callback_number": "+1666", "language": "es"},
+        }
+    }
+    shown = redact(env)["data"]
+    assert shown["callback_number"] == shown["caller_name"] == shown["narrative"] == "[redacted]"
+    assert shown["location"] == {"lat": 44.05, "lon": -123.09, "address": "[redacted]"}
+    assert shown["offer"] == {"callback_number": "[redacted]", "language": "es"}
     assert env["data"]["callback_number"] == "+1555"
+
+
+def test_the_seal_changes_with_the_full_event_and_the_nonce():
+    env = {"data": {"callback_number": "+1555"}}
+    assert seal(b"a", env) != seal(b"b", env)
+    assert seal(b"a", env) != seal(b"a", {"data": {"callback_number": "+1556"}})
+
+
+def test_the_fast_canonical_form_is_byte_for_byte_rfc8785():
+    rng = random.Random(8785)
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(9 if depth < 3 else 6)
+        if kind == 0:
+            return rng.choice([None, True, False])
+        if kind == 1:
+            return rng.randrange(-(2**53) + 1, 2**53)
+        if kind == 2:
+            return rng.choice(
+                [rng.uniform(-1e6, 1e6), rng.uniform(-1, 1) * 10 ** rng.randrange(-8, 22), 44.05]
+            )
+        if kind in (3, 4, 5):
+            return "".join(
+                rng.choice('e.0123456789aZ0 "\\\n\t\x01é€\u2028😀\x7f') for _ in range(rng.randrange(6))
+            )
+        if kind in (6, 7):
+            return {value(9).__str__() + str(i): value(depth + 1) for i in range(rng.randrange(4))}
+        return [value(depth + 1) for _ in range(rng.randrange(4))]
+
+    for _ in range(3000):
+        v = value(0)
+        assert canonical(v) == rfc8785.dumps(v), v

@@ -1,0 +1,142 @@
+"""A scenario of six calls whose oversight figures are known, with planted personal details."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import events, topics
+from shared.envelope import Envelope, new_event
+
+T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+# Unique strings that must never appear in an oversight response or export.
+PLANTED = ("Zelda Quimby-7731", "NARRATIVE-PLANT-4471", "+15415550199", "4471 Plantation Rd")
+CLEAR = events.SafetyScreen(
+    weapon="no", violence="no", medical="no", self_harm_imminent="no", crime_in_progress="no"
+)
+PLACE = events.Location(lat=44.050312, lon=-123.088934, address=PLANTED[3])
+ELIGIBLE = ["incident type MNTL is eligible for a community response", "no safety exclusion applies"]
+
+
+def _at(event: Envelope, seconds: float) -> Envelope:
+    return event.model_copy(update={"time": T0 + timedelta(seconds=seconds)})
+
+
+def received(call: str, route: str, reasons: list[str], at: float = 0) -> Envelope:
+    payload = events.CallReceived.model_validate(
+        {
+            "call_id": call,
+            "psap_id": "valley-ecc",
+            "external_id": f"CAD-{call}",
+            "incident_type": "MNTL",
+            "location": PLACE.model_dump(),
+            "safety": CLEAR.model_dump(),
+            "callback_number": PLANTED[2],
+            "decision": {"route": route, "reasons": reasons, "rules_version": "t"},
+            "received_at": (T0 + timedelta(seconds=at)).isoformat(),
+            "caller_name": PLANTED[0],
+            "narrative": PLANTED[1],
+        }
+    )
+    return _at(new_event(topics.CALLS_RECEIVED, "intake", call, payload), at)
+
+
+def _ref(call: str, n: int, agency: str) -> dict[str, str]:
+    return {"assignment_id": f"{call}-a{n}", "call_id": call, "agency_id": agency, "team_id": f"{agency}-1"}
+
+
+def offered(call: str, n: int, agency: str, at: float) -> Envelope:
+    offer = events.OfferDetails(
+        location=PLACE, presenting_problem="MNTL", safety=CLEAR, callback_number=PLANTED[2]
+    )
+    payload = events.AssignmentOffered(**_ref(call, n, agency), attempt=n, deadline=T0, offer=offer)
+    return _at(new_event(topics.ASSIGNMENTS_OFFERED, "matching", call, payload), at)
+
+
+def responded(call: str, n: int, agency: str, at: float, answer: str) -> Envelope:
+    payload = events.AssignmentResponded.model_validate(
+        {
+            **_ref(call, n, agency),
+            "response": answer,
+            "responded_at": T0.isoformat(),
+            "reason_text": PLANTED[1],
+        }
+    )
+    return _at(new_event(topics.ASSIGNMENTS_RESPONDED, "notify", call, payload), at)
+
+
+def status(call: str, n: int, agency: str, at: float, value: str, disposition: str | None = None) -> Envelope:
+    payload = events.AssignmentStatusChanged.model_validate(
+        {**_ref(call, n, agency), "status": value, "disposition": disposition, "reported_at": T0.isoformat()}
+    )
+    return _at(new_event(topics.ASSIGNMENTS_STATUS_CHANGED, "notify", call, payload), at)
+
+
+def unassigned(call: str, reason: str, at: float) -> Envelope:
+    payload = events.CallUnassigned(call_id=call, psap_id="valley-ecc", reason_code=reason)
+    return _at(new_event(topics.CALLS_UNASSIGNED, "matching", call, payload), at)
+
+
+def scenario() -> list[Envelope]:
+    """c1 diverted by A; c2 declined by A, taken by B, ends with police; c3 no team on shift;
+    c4 behavioural health but a weapon; c5 not behavioural health; c6 offered, nobody answered."""
+    weapon = [
+        "incident type MNTL is eligible for a community response",
+        "safety screen: weapon = yes -> police",
+    ]
+    return [
+        received("c1", "community", ELIGIBLE),
+        offered("c1", 1, "agency-a", 60),
+        responded("c1", 1, "agency-a", 120, "accepted"),
+        status("c1", 1, "agency-a", 720, "on_scene"),
+        status("c1", 1, "agency-a", 1800, "cleared", "resolved_on_scene"),
+        received("c2", "community", ELIGIBLE),
+        offered("c2", 1, "agency-a", 30),
+        responded("c2", 1, "agency-a", 50, "declined"),
+        offered("c2", 2, "agency-b", 90),
+        responded("c2", 2, "agency-b", 150, "accepted"),
+        status("c2", 2, "agency-b", 450, "on_scene"),
+        status("c2", 2, "agency-b", 500, "backup_requested"),
+        status("c2", 2, "agency-b", 900, "cleared", "handed_to_police"),
+        received("c3", "community", ELIGIBLE),
+        unassigned("c3", "no_team_on_shift", 5),
+        received("c4", "police", weapon),
+        received("c5", "police", ["incident type 10-50 is not eligible for a community response"]),
+        received("c6", "community", ELIGIBLE),
+        offered("c6", 1, "agency-a", 20),
+        unassigned("c6", "no_acceptance_in_time", 200),
+    ]
+
+
+EXPECTED: dict[str, Any] = {
+    "funnel": {
+        "received": 6,
+        "behavioural_health": 5,
+        "eligible": 4,
+        "offered": 3,
+        "accepted": 2,
+        "on_scene": 2,
+        "cleared_without_police": 1,
+    },
+    "not_eligible_reasons": {"safety:weapon": 1},
+    "not_diverted_reasons": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
+    "hand_backs": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
+    "backup_requests": 1,
+    "coverage_gaps_by_hour_utc": {"3": 1},
+    "times_by_agency": {
+        "agency-a": {
+            "received_to_offered_s": {"count": 3, "p50": 30.0, "p90": 60.0, "p99": 60.0},
+            "received_to_accepted_s": {"count": 1, "p50": 120.0, "p90": 120.0, "p99": 120.0},
+            "received_to_on_scene_s": {"count": 1, "p50": 720.0, "p90": 720.0, "p99": 720.0},
+            "offered_to_accepted_s": {"count": 1, "p50": 60.0, "p90": 60.0, "p99": 60.0},
+            "accepted_to_on_scene_s": {"count": 1, "p50": 600.0, "p90": 600.0, "p99": 600.0},
+        },
+        "agency-b": {
+            "received_to_offered_s": {"count": 0, "p50": None, "p90": None, "p99": None},
+            "received_to_accepted_s": {"count": 1, "p50": 150.0, "p90": 150.0, "p99": 150.0},
+            "received_to_on_scene_s": {"count": 1, "p50": 450.0, "p90": 450.0, "p99": 450.0},
+            "offered_to_accepted_s": {"count": 1, "p50": 60.0, "p90": 60.0, "p99": 60.0},
+            "accepted_to_on_scene_s": {"count": 1, "p50": 300.0, "p90": 300.0, "p99": 300.0},
+        },
+    },
+}
