@@ -19,6 +19,7 @@ import typer
 from aiokafka import AIOKafkaConsumer
 
 from services import loader
+from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.settings import Settings
@@ -140,7 +141,7 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                 answer = await http.post(
                     f"{_base(settings, 'intake')}/v1/calls",
                     json=body,
-                    headers={"Authorization": f"Bearer {psap.token}"},
+                    auth=PsapAuth(psap.token, psap.signing_secret),
                 )
                 result = answer.json()
                 decision = result["decision"]
