@@ -78,7 +78,7 @@ class Received:
 
 @dataclass
 class CallbackServer:
-    """A PSAP's status endpoint on 127.0.0.1: fails the first `fail_first` requests to /status."""
+    """A PSAP's status endpoint on 127.0.0.1: fails the first `fail_first` requests for each call."""
 
     port: int
     fail_first: int = 2
@@ -95,9 +95,9 @@ class CallbackServer:
             }
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.received.append(Received(path, headers, body))
-            failing = path.endswith("/always-fail") or (
-                len([r for r in self.received if r.path == path]) <= self.fail_first
-            )
+            call_id = json.loads(body or b"{}").get("call_id")
+            attempts = [r for r in self.received if json.loads(r.body or b"{}").get("call_id") == call_id]
+            failing = path.endswith("/always-fail") or len(attempts) <= self.fail_first
             status = b"503 Service Unavailable" if failing else b"204 No Content"
             writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             await writer.drain()
