@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import limits
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -68,7 +69,17 @@ class Psap(Model):
     # Issue 3: secrets still accepted on PSAP requests while the PSAP rotates to `signing_secret`,
     # and this PSAP's own request rate limit (the `limits` package's notation, e.g. "600/minute").
     previous_signing_secrets: list[Secret] = Field(default_factory=list)
-    rate_limit: str | None = Field(default=None, pattern=r"^\d+\s*(/|per)\s*\d*\s*[a-z]+$")
+    rate_limit: str | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                limits.parse(v)
+            except ValueError as exc:
+                raise ValueError(f"rate_limit {v!r} is not like '600/minute'") from exc
+        return v
 
 
 class Webhook(Model):

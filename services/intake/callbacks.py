@@ -58,13 +58,17 @@ class CallbackSender:
         else:
             headers["webhook-id"] = msg_id
         error: str | None = None
-        try:
-            answer = await http.post(row["callback_url"], content=body, headers=headers)
-            if not answer.is_success:
-                error = f"HTTP {answer.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
         attempts = row["attempts"] + 1
+        if not row["callback_url"]:
+            # The PSAP's callback URL was removed after this was queued: nothing can deliver it.
+            error, attempts = "the PSAP has no callback URL", self._settings.callback_max_attempts
+        else:
+            try:
+                answer = await http.post(row["callback_url"], content=body, headers=headers)
+                if not answer.is_success:
+                    error = f"HTTP {answer.status_code}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
         async with self._pool.acquire() as conn:
             if error is None:
                 await repository.finish_callback(conn, row["id"], "delivered", None)
