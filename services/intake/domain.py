@@ -144,6 +144,26 @@ UNIT_STATUS = {
 }
 
 
+def raised_flags(before: SafetyScreen, after: SafetyScreen) -> list[str]:
+    """The safety questions answered yes now that were not before."""
+    return [q for q, answer in after if answer == Answer.yes and getattr(before, q) != Answer.yes]
+
+
+def in_force(decision: TriageDecision, override: dict[str, str] | None, raised: list[str]) -> TriageDecision:
+    """The decision that holds after re-triage: a call-taker's override stands unless a safety flag
+    was raised since, in which case triage decides again."""
+    if override is None or raised:
+        return decision
+    kept = f"the call-taker's override to {override['route']} stands ({override['reason_code']})"
+    return decision.model_copy(
+        update={"route": Route(override["route"]), "reasons": [kept, *decision.reasons]}
+    )
+
+
+# The statuses of a community call that no team has taken yet.
+BEFORE_A_TEAM = ("received", "offered", "offer_declined", "offer_expired", "withdrawn")
+
+
 def status_for(route: Route) -> str:
     """The PSAP-facing status of a call just triaged (or re-triaged)."""
     return "received" if route == Route.community else f"routed_{route}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import time
@@ -123,6 +125,16 @@ class PsapGuard:
                 return handler
 
         return PsapRoute
+
+
+async def forget_old_requests(pool: asyncpg.Pool, stop: asyncio.Event, keep_s: int = 3600) -> None:
+    """Delete remembered signed requests far older than the 300 s tolerance: a replay of one of
+    them fails on its timestamp before its id is looked up."""
+    while not stop.is_set():
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await repository.forget_signed_requests(pool, keep_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=300)
 
 
 def current_psap(request: Request) -> Principal:

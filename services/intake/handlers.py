@@ -160,21 +160,34 @@ async def _again(
     now = utcnow()
     fields, decision, shadow = await _triage(conn, psap, call, now)
     await repository.update_call(conn, call_id, fields)
-    previous = events.TriageDecision.model_validate_json(existing["decision"])
-    detail = {"version": call.version.isoformat(), "decision": fields["decision"]}
-    if decision.route != previous.route and existing["override"] is None:
+    override = json.loads(existing["override"]) if existing["override"] else None
+    before = events.TriageDecision.model_validate_json(existing["decision"]).route
+    before = events.Route(override["route"]) if override else before
+    raised = domain.raised_flags(
+        events.SafetyScreen.model_validate_json(existing["safety"]),
+        events.SafetyScreen.model_validate(fields["safety"]),
+    )
+    decided = domain.in_force(decision, override, raised)
+    if override is not None and raised:
+        await repository.set_override(conn, call_id, None)  # superseded; the timeline keeps it
+    detail = {
+        "version": call.version.isoformat(),
+        "decision": decided.model_dump(mode="json"),
+        "raised": raised,
+    }
+    if decided.route != before:
         await repository.set_status(
-            conn, call_id, domain.status_for(decision.route), {"event": "updated", **detail}
+            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}
         )
-        if previous.route == events.Route.community:
-            await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decision.route}")
+        if before == events.Route.community:
+            await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decided.route}")
     else:
         await repository.add_timeline(conn, call_id, "updated", detail)
     payload = events.CallUpdated(
-        **_published(call_id, psap, fields, decision, shadow, call),
+        **_published(call_id, psap, fields, decided, shadow, call),
         updated_at=now,
         reason="eido_update",
-        previous_route=previous.route,
+        previous_route=before,
     )
     await enqueue(conn, SERVICE, new_event(topics.CALLS_UPDATED, SERVICE, call_id, payload))
     stored = await repository.get_call(conn, call_id)
@@ -253,6 +266,9 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
         if row["status"] == "cancelled":
             return "cancelled"
         await repository.set_status(conn, call_id, "cancelled", {"reason": reason})
+        if row["status"] in domain.BEFORE_A_TEAM:
+            # Cancelled while a community call still waited for a team: that too is a reason.
+            await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
         payload = events.CallCancelled(call_id=call_id, psap_id=psap.tenant_id, reason=reason)
         await enqueue(conn, SERVICE, new_event(topics.CALLS_CANCELLED, SERVICE, call_id, payload))
     return "cancelled"

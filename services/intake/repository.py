@@ -143,12 +143,12 @@ async def update_call(conn: asyncpg.Connection, call_id: str, row: dict[str, Any
     )
 
 
-async def set_override(conn: asyncpg.Connection, call_id: str, override: dict[str, Any]) -> None:
-    """Record the call-taker's override of the recommendation."""
+async def set_override(conn: asyncpg.Connection, call_id: str, override: dict[str, Any] | None) -> None:
+    """Record the call-taker's override of the recommendation (None: it no longer holds)."""
     await conn.execute(
         "UPDATE intake.calls SET override = $2::jsonb, updated_at = now() WHERE id = $1::uuid",
         call_id,
-        json.dumps(override),
+        _json_or_null(override),
     )
 
 
@@ -182,6 +182,14 @@ async def remember_response(
         webhook_id,
         status,
         body,
+    )
+
+
+async def forget_signed_requests(pool: asyncpg.Pool, older_than_s: int) -> None:
+    """Drop remembered signed requests older than `older_than_s`."""
+    await pool.execute(
+        "DELETE FROM intake.signed_requests WHERE received_at < now() - make_interval(secs => $1)",
+        older_than_s,
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from services.intake import api, callbacks, handlers
-from services.intake.guard import PsapGuard
+from services.intake.guard import PsapGuard, forget_old_requests
 from services.intake.repository import SCHEMA
 from services.intake.settings import IntakeSettings
 from shared import topics
@@ -43,5 +44,5 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        background=[sender.run],
+        background=[sender.run, partial(forget_old_requests, infra.pool)],
     )

@@ -318,3 +318,64 @@ async def test_bad_eido_documents_get_a_clear_4xx(intake: Intake):
             r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
             assert r.status_code == 422, f"{tried}: {r.status_code} {r.text[:200]}"
             assert r.json()["code"] in ("invalid_request", "invalid_eido") and r.json()["detail"], tried
+
+
+async def test_an_override_stands_across_updates_until_a_safety_flag_is_raised(intake: Intake):
+    incident = "urn:emergency:uid:incidentid:override-stands:test"
+    unknown = document(incident, "2026-11-26T10:00:00Z", weapon="unknown")
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(http, "/v1/incidents", "valley-ecc", unknown)
+        call_id = first.json()["call_id"]
+        assert first.json()["decision"]["route"] == "review"
+        ok = await intake.post(
+            http,
+            f"/v1/calls/{call_id}/override",
+            "valley-ecc",
+            {"route": "community", "reason_code": "dispatcher_judgement"},
+        )
+        assert ok.status_code == 200
+        same_screen = document(incident, "2026-11-26T10:01:00Z", weapon="unknown")
+        assert (await intake.post(http, "/v1/incidents", "valley-ecc", same_screen)).json()[
+            "outcome"
+        ] == "updated"
+        flagged = document(incident, "2026-11-26T10:02:00Z", weapon="yes")
+        assert (await intake.post(http, "/v1/incidents", "valley-ecc", flagged)).json()[
+            "outcome"
+        ] == "updated"
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    # override (community), the update that keeps it, the update whose weapon flag sends it to police
+    updates = await intake.events(topics.CALLS_UPDATED, call_id, 3)
+    assert [u["data"]["decision"]["route"] for u in updates] == ["community", "community", "police"]
+    assert "override to community stands" in updates[1]["data"]["decision"]["reasons"][0]
+    assert view["status"] == "routed_police" and view["override"] is None
+    assert view["non_diversion_reason"] == "retriaged_police"
+
+
+async def test_cancelling_a_community_call_before_a_team_took_it_records_why(intake: Intake):
+    body = {
+        "external_id": "CANCEL-1",
+        "incident_type": "MNTL",
+        "location": {"lat": 44.05, "lon": -123.09},
+        "safety": {
+            q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
+        },
+    }
+    async with httpx.AsyncClient(timeout=15) as http:
+        call_id = (await intake.post(http, "/v1/calls", "valley-ecc", body)).json()["call_id"]
+        r = await intake.post(http, f"/v1/calls/{call_id}/cancel", "valley-ecc", {"reason": "caller hung up"})
+        assert r.status_code == 202 and r.json()["status"] == "cancelled"
+        late = await intake.post(
+            http,
+            f"/v1/calls/{call_id}/override",
+            "valley-ecc",
+            {"route": "police", "reason_code": "safety_concern"},
+        )
+        assert late.status_code == 409 and late.json()["code"] == "cancelled"
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    assert view["status"] == "cancelled" and view["non_diversion_reason"] == "cancelled_by_psap"
+    [cancelled] = await intake.events(topics.CALLS_CANCELLED, call_id, 1)
+    assert cancelled["data"]["reason"] == "caller hung up"
