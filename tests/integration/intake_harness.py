@@ -40,6 +40,17 @@ SHADOW = {
 }
 
 
+def native_call(external_id: str, incident_type: str = "MNTL", **answers: str) -> dict[str, Any]:
+    """A native call downtown with every safety answer "no" except the `answers` given."""
+    questions = ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
+    return {
+        "external_id": external_id,
+        "incident_type": incident_type,
+        "location": {"lat": 44.0503, "lon": -123.0889},
+        "safety": {q: "no" for q in questions} | answers,
+    }
+
+
 def independent_signature_ok(
     secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300
 ) -> bool:

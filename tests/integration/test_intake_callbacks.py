@@ -17,13 +17,12 @@ from services.intake.settings import IntakeSettings
 from shared import events, topics
 from shared.envelope import CONTENT_TYPE, new_event
 from shared.kafka import make_producer
-from tests.integration.intake_harness import Intake, independent_signature_ok, running_intake
+from tests.integration.intake_harness import Intake, independent_signature_ok, native_call, running_intake
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 SETTINGS = IntakeSettings(callback_retry_base_s=0.2, callback_max_attempts=4, callback_poll_s=0.1)
-CLEAR = {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")}
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +93,7 @@ class Agency:
 
 
 async def community_call(intake: Intake, psap_id: str) -> str:
-    body = {
-        "external_id": f"CB-{uuid.uuid4().hex[:8]}",
-        "incident_type": "MNTL",
-        "location": {"lat": 44.05, "lon": -123.09},
-        "safety": CLEAR,
-    }
+    body = native_call(f"CB-{uuid.uuid4().hex[:8]}")
     async with httpx.AsyncClient(timeout=15) as http:
         r = await intake.post(http, "/v1/calls", psap_id, body)
     assert r.status_code == 202 and r.json()["decision"]["route"] == "community", r.text

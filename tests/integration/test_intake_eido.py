@@ -14,7 +14,7 @@ import pytest
 from services.intake import eido
 from services.intake.settings import IntakeSettings
 from shared import topics
-from tests.integration.intake_harness import Intake, running_intake
+from tests.integration.intake_harness import Intake, native_call, running_intake
 
 pytestmark = pytest.mark.integration
 
@@ -191,13 +191,7 @@ async def test_duplicate_newer_and_older_versions(intake: Intake):
 async def test_each_safety_exclusion_routes_away_from_community_with_the_reason(
     intake: Intake, question: str, route: str
 ):
-    safety = {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")}
-    body = {
-        "external_id": f"SAFETY-{question}",
-        "incident_type": "10-96",
-        "location": {"lat": 44.0503, "lon": -123.0889},
-        "safety": safety | {question: "yes"},
-    }
+    body = native_call(f"SAFETY-{question}", "10-96", **{question: "yes"})
     async with httpx.AsyncClient(timeout=15) as http:
         r = await intake.post(http, "/v1/calls", "valley-ecc", body)
     assert r.status_code == 202, r.text
@@ -222,7 +216,7 @@ async def test_an_eido_caution_feeds_triage(intake: Intake):
 
 async def test_shadow_decisions_are_recorded_in_the_answer_the_database_and_the_event(intake: Intake):
     # The active rules send an unanswered screen to review; the shadow draft reads unknown as eligible.
-    body = {"external_id": "SHADOW-1", "incident_type": "MNTL", "location": {"lat": 44.05, "lon": -123.09}}
+    body = {k: v for k, v in native_call("SHADOW-1").items() if k != "safety"}
     async with httpx.AsyncClient(timeout=15) as http:
         r = await intake.post(http, "/v1/calls", "valley-ecc", body)
     assert r.status_code == 202
@@ -243,14 +237,7 @@ async def test_shadow_decisions_are_recorded_in_the_answer_the_database_and_the_
 
 
 async def test_overrides_require_a_reason_and_are_recorded(intake: Intake):
-    body = {
-        "external_id": "OVERRIDE-1",
-        "incident_type": "MNTL",
-        "location": {"lat": 44.05, "lon": -123.09},
-        "safety": {
-            q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
-        },
-    }
+    body = native_call("OVERRIDE-1")
     async with httpx.AsyncClient(timeout=15) as http:
         r = await intake.post(http, "/v1/calls", "valley-ecc", body)
         call_id = r.json()["call_id"]
@@ -354,14 +341,7 @@ async def test_an_override_stands_across_updates_until_a_safety_flag_is_raised(i
 
 
 async def test_cancelling_a_community_call_before_a_team_took_it_records_why(intake: Intake):
-    body = {
-        "external_id": "CANCEL-1",
-        "incident_type": "MNTL",
-        "location": {"lat": 44.05, "lon": -123.09},
-        "safety": {
-            q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
-        },
-    }
+    body = native_call("CANCEL-1")
     async with httpx.AsyncClient(timeout=15) as http:
         call_id = (await intake.post(http, "/v1/calls", "valley-ecc", body)).json()["call_id"]
         r = await intake.post(http, f"/v1/calls/{call_id}/cancel", "valley-ecc", {"reason": "caller hung up"})

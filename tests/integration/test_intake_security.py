@@ -13,7 +13,7 @@ import pytest
 
 from services.intake.settings import IntakeSettings
 from shared import topics
-from tests.integration.intake_harness import OLD_VALLEY_SECRET, Intake, running_intake, sign
+from tests.integration.intake_harness import OLD_VALLEY_SECRET, Intake, native_call, running_intake, sign
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +26,7 @@ async def intake(stack) -> AsyncIterator[Intake]:
 
 def call(external_id: str | None = None) -> bytes:
     """A valid native call body."""
-    body = {
-        "external_id": external_id or f"SEC-{uuid.uuid4().hex[:8]}",
-        "incident_type": "MNTL",
-        "location": {"lat": 44.05, "lon": -123.09},
-    }
-    return json.dumps(body).encode()
+    return json.dumps(native_call(external_id or f"SEC-{uuid.uuid4().hex[:8]}")).encode()
 
 
 async def counts(intake: Intake) -> tuple[int, int]:
