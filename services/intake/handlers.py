@@ -1,4 +1,4 @@
-"""Intake's use cases: receive a call, cancel it, and follow its assignment events."""
+"""Intake's use cases: receive, update, override and cancel calls; follow assignments and tell the PSAP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from services.intake import domain, repository
 from services.intake.call import CallInput
-from services.intake.schemas import CallAccepted, OverrideAccepted, OverrideRequest
+from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
 from shared.envelope import Envelope, new_event, utcnow
@@ -26,7 +26,7 @@ def _decision(raw: str | None) -> events.TriageDecision | None:
     return None if raw is None else events.TriageDecision.model_validate_json(raw)
 
 
-def _accepted(row: asyncpg.Record, outcome: str, detail: str | None = None) -> CallAccepted:
+def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) -> CallAccepted:
     return CallAccepted(
         call_id=str(row["id"]),
         external_id=row["external_id"],
