@@ -148,6 +148,9 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                 say("    911 center got", f"HTTP {answer.status_code}: route={decision['route']}")
                 for reason in decision["reasons"]:
                     typer.echo(f"      - {reason}")
+                shadow = result.get("shadow_decision")
+                if shadow:
+                    typer.echo(f"      (shadow rules {shadow['rules_version']} would say: {shadow['route']})")
                 call_id = result["call_id"]
                 if decision["route"] == "community":
                     offer = await _next_offer(consumer, call_id, 20)
