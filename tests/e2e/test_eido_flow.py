@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,10 +13,17 @@ import pytest
 
 from services.intake import eido
 from shared.topics import agency_topic
-from tests.e2e.system import System
+from tests.e2e.system import System, running_system
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def system(stack, tmp_path_factory) -> AsyncIterator[System]:
+    # A system of its own: the offer made here reserves a team the shared system's tests expect free.
+    async with running_system(stack, Path(tmp_path_factory.mktemp("e2e-eido"))) as running:
+        yield running
 
 
 async def test_a_signed_eido_is_triaged_offered_to_a_team_and_audited(system: System):
