@@ -19,6 +19,7 @@ import typer
 from aiokafka import AIOKafkaConsumer
 
 from services import loader
+from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.settings import Settings
@@ -140,13 +141,16 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                 answer = await http.post(
                     f"{_base(settings, 'intake')}/v1/calls",
                     json=body,
-                    headers={"Authorization": f"Bearer {psap.token}"},
+                    auth=PsapAuth(psap.token, psap.signing_secret),
                 )
                 result = answer.json()
                 decision = result["decision"]
                 say("    911 center got", f"HTTP {answer.status_code}: route={decision['route']}")
                 for reason in decision["reasons"]:
                     typer.echo(f"      - {reason}")
+                shadow = result.get("shadow_decision")
+                if shadow:
+                    typer.echo(f"      (shadow rules {shadow['rules_version']} would say: {shadow['route']})")
                 call_id = result["call_id"]
                 if decision["route"] == "community":
                     offer = await _next_offer(consumer, call_id, 20)

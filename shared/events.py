@@ -39,6 +39,11 @@ class Location(Payload):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     address: str | None = None
+    # Added for EIDO (issue 3): a civic address or a location by reference has no coordinates;
+    # then lat/lon are 0, coordinates_known is False and triage never routes the call to `community`.
+    coordinates_known: bool | None = None
+    uncertainty_m: float | None = None
+    reference_url: str | None = None
 
 
 class Route(StrEnum):
@@ -72,6 +77,9 @@ class CallReceived(Payload):
     callback_number: str | None = None
     decision: TriageDecision
     received_at: datetime
+    # Added in issue 3: the shadow rule set's decision (recorded, never acted on) and the EIDO version.
+    shadow_decision: TriageDecision | None = None
+    version: datetime | None = None
 
 
 class CallUpdated(Payload):
@@ -85,6 +93,13 @@ class CallUpdated(Payload):
     safety: SafetyScreen
     decision: TriageDecision
     updated_at: datetime
+    # Added in issue 3: why the call changed (a newer EIDO version or a call-taker's override).
+    reason: Literal["eido_update", "override"] | None = None
+    previous_route: Route | None = None
+    shadow_decision: TriageDecision | None = None
+    version: datetime | None = None
+    override_reason_code: str | None = None
+    override_reason_text: str | None = None
 
 
 class CallCancelled(Payload):

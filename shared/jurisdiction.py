@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import limits
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -65,6 +66,20 @@ class Psap(Model):
     signing_secret: Secret | None = None
     callback_url: str | None = None
     local_codes: dict[str, str] = Field(default_factory=dict)
+    # Issue 3: secrets still accepted on PSAP requests while the PSAP rotates to `signing_secret`,
+    # and this PSAP's own request rate limit (the `limits` package's notation, e.g. "600/minute").
+    previous_signing_secrets: list[Secret] = Field(default_factory=list)
+    rate_limit: str | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                limits.parse(v)
+            except ValueError as exc:
+                raise ValueError(f"rate_limit {v!r} is not like '600/minute'") from exc
+        return v
 
 
 class Webhook(Model):
@@ -119,19 +134,64 @@ class Oversight(Model):
 
 SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
 
+# EIDO caution words (cautionComponent registry or internal text, upper case) and the safety question
+# each answers "yes" (issue 3).
+DEFAULT_CAUTION_FLAGS: dict[str, SafetyQuestion] = {
+    "WEAPON": "weapon",
+    "FIREARM": "weapon",
+    "GUN": "weapon",
+    "KNIFE": "weapon",
+    "ARMED": "weapon",
+    "VIOLEN": "violence",
+    "ASSAULT": "violence",
+    "HOSTILE": "violence",
+    "THREAT": "violence",
+    "MEDICAL": "medical",
+    "OVERDOSE": "medical",
+    "SUICID": "self_harm_imminent",
+}
 
-class Triage(Model):
-    """Declarative triage rules."""
+
+class Area(Model):
+    """A circle a community response covers."""
+
+    center: Point
+    radius_km: float = Field(gt=0)
+
+
+class Coverage(Model):
+    """When and where community teams take calls; outside of it, `outside` decides (issue 3)."""
+
+    hours: list[Shift] = Field(default_factory=list)
+    areas: list[Area] = Field(default_factory=list)
+    outside: Literal["police", "review"] = "review"
+
+
+class TriageRules(Model):
+    """One declarative rule set (the active one, or the shadow one evaluated beside it)."""
 
     version: str
     eligible_types: list[str]
     exclude: dict[SafetyQuestion, Literal["police", "ems", "review"]]
     unknown_means: Literal["eligible", "review"] = "review"
+    # Issue 3 (all optional): per-question meaning of "unknown", caution words, coverage, consent.
+    unknown: dict[SafetyQuestion, Literal["eligible", "review", "police", "ems"]] = Field(
+        default_factory=dict
+    )
+    caution_flags: dict[str, SafetyQuestion] = Field(default_factory=lambda: dict(DEFAULT_CAUTION_FLAGS))
+    coverage: Coverage | None = None
+    declined_consent_means: Literal["police", "review"] = "review"
 
     @field_validator("eligible_types")
     @classmethod
     def _upper(cls, v: list[str]) -> list[str]:
         return [t.upper() for t in v]
+
+
+class Triage(TriageRules):
+    """Declarative triage rules, with an optional shadow rule set recorded beside them (issue 3)."""
+
+    shadow: TriageRules | None = None
 
 
 class Place(Model):

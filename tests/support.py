@@ -29,9 +29,9 @@ async def eventually(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30, *, key: str | None = None
 ) -> list[ConsumerRecord[Any, Any]]:
-    """Read `count` records from the start of `topic` with a throwaway consumer group."""
+    """Read `count` records (only those with `key`, when given) from the start of `topic`."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -49,7 +49,7 @@ async def read_topic(
         while len(records) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
             for part in batch.values():
-                records.extend(part)
+                records.extend(r for r in part if key is None or r.key == key.encode())
     finally:
         await consumer.stop()
     return records

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from shared.events import Answer, Route, SafetyScreen, TriageDecision
-from shared.jurisdiction import Triage
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from shared.events import Answer, Location, Route, SafetyScreen, TriageDecision
+from shared.jurisdiction import WEEKDAYS, Coverage, TriageRules
 
 # When several exclusions fire, the most protective route wins.
 _PRECEDENCE = {Route.police: 0, Route.ems: 1, Route.review: 2, Route.community: 3}
@@ -15,8 +20,72 @@ def normalise_type(code: str, local_codes: dict[str, str]) -> str:
     return local_codes.get(code, local_codes.get(code.upper(), code)).upper()
 
 
-def triage(incident_type: str, safety: SafetyScreen, rules: Triage) -> TriageDecision:
+@dataclass(frozen=True)
+class TriageFacts:
+    """What triage weighs besides the type and the screen (all optional, so old callers still work)."""
+
+    cautions: tuple[str, ...] = ()
+    location: Location | None = None
+    at: datetime | None = None
+    timezone: str | None = None
+    consent_non_police: bool | None = None
+
+
+def apply_cautions(
+    safety: SafetyScreen, cautions: tuple[str, ...], rules: TriageRules
+) -> tuple[SafetyScreen, list[str]]:
+    """The screen with every question an EIDO caution answers set to yes, and why."""
+    raised: dict[str, Answer] = {}
+    reasons: list[str] = []
+    for caution in cautions:
+        for word, question in rules.caution_flags.items():
+            if word.upper() in caution and question not in raised:
+                raised[question] = Answer.yes
+                reasons.append(f"caution {caution}: {question} = yes")
+    return safety.model_copy(update=raised), reasons
+
+
+def _within_hours(coverage: Coverage, at: datetime, timezone: str) -> bool:
+    local = at.astimezone(ZoneInfo(timezone))
+    day, clock = WEEKDAYS[local.weekday()], local.time()
+    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+    for shift in coverage.hours:
+        if shift.start <= shift.end:
+            if day in shift.days and shift.start <= clock < shift.end:
+                return True
+        elif (day in shift.days and clock >= shift.start) or (yesterday in shift.days and clock < shift.end):
+            return True
+    return False
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
+def _coverage(coverage: Coverage, facts: TriageFacts) -> list[str]:
+    missed: list[str] = []
+    loc = facts.location
+    located = loc is not None and loc.coordinates_known is not False
+    if coverage.areas and located and loc is not None:
+        inside = [
+            _distance_km(loc.lat, loc.lon, a.center.lat, a.center.lon) <= a.radius_km for a in coverage.areas
+        ]
+        if not any(inside):
+            missed.append("outside the areas community teams cover")
+    at, zone = facts.at, facts.timezone
+    if coverage.hours and at is not None and zone is not None and not _within_hours(coverage, at, zone):
+        missed.append("outside the hours community teams cover")
+    return missed
+
+
+def triage(
+    incident_type: str, safety: SafetyScreen, rules: TriageRules, facts: TriageFacts | None = None
+) -> TriageDecision:
     """Decide community, police, ems or review, listing every reason that fired."""
+    facts = facts or TriageFacts()
     reasons: list[str] = []
     routes: list[Route] = []
     if not incident_type:
@@ -27,14 +96,28 @@ def triage(incident_type: str, safety: SafetyScreen, rules: Triage) -> TriageDec
         routes.append(Route.police)
     else:
         reasons.append(f"incident type {incident_type} is eligible for a community response")
+    safety, caution_reasons = apply_cautions(safety, facts.cautions, rules)
+    reasons += caution_reasons
     for question, excluded_to in rules.exclude.items():
         answer = getattr(safety, question)
         if answer == Answer.yes:
             reasons.append(f"safety screen: {question} = yes -> {excluded_to}")
             routes.append(Route(excluded_to))
-        elif answer == Answer.unknown and rules.unknown_means == "review":
-            reasons.append(f"safety screen: {question} unknown -> review")
-            routes.append(Route.review)
+        elif answer == Answer.unknown:
+            meaning = rules.unknown.get(question, rules.unknown_means)
+            if meaning != "eligible":
+                reasons.append(f"safety screen: {question} unknown -> {meaning}")
+                routes.append(Route(meaning))
+    if facts.consent_non_police is False:
+        reasons.append(f"caller declined a non-police response -> {rules.declined_consent_means}")
+        routes.append(Route(rules.declined_consent_means))
+    if facts.location is not None and facts.location.coordinates_known is False:
+        reasons.append("the location has no coordinates: a person must review")
+        routes.append(Route.review)
+    if rules.coverage is not None:
+        for missed in _coverage(rules.coverage, facts):
+            reasons.append(f"{missed} -> {rules.coverage.outside}")
+            routes.append(Route(rules.coverage.outside))
     route = min(routes, key=_PRECEDENCE.__getitem__) if routes else Route.community
     if route == Route.community:
         reasons.append("no safety exclusion applies")
@@ -48,3 +131,39 @@ STATUS_BY_EVENT = {
     "assignments.withdrawn.v1": "withdrawn",
     "calls.unassigned.v1": "handed_back",
 }
+
+# The statuses the PSAP is told about, in EIDO's unit status vocabulary (SecondaryUnitStatus-Common).
+UNIT_STATUS = {
+    "assigned": "Assigned",
+    "en_route": "EnRoute",
+    "on_scene": "OnScene",
+    "cleared": "Cleared",
+    "backup_requested": "Backup",
+    "withdrawn": "AssignmentCancelled",
+    "handed_back": "AssignmentCancelled",
+}
+
+
+def raised_flags(before: SafetyScreen, after: SafetyScreen) -> list[str]:
+    """The safety questions answered yes now that were not before."""
+    return [q for q, answer in after if answer == Answer.yes and getattr(before, q) != Answer.yes]
+
+
+def in_force(decision: TriageDecision, override: dict[str, str] | None, raised: list[str]) -> TriageDecision:
+    """The decision that holds after re-triage: a call-taker's override stands unless a safety flag
+    was raised since, in which case triage decides again."""
+    if override is None or raised:
+        return decision
+    kept = f"the call-taker's override to {override['route']} stands ({override['reason_code']})"
+    return decision.model_copy(
+        update={"route": Route(override["route"]), "reasons": [kept, *decision.reasons]}
+    )
+
+
+# The statuses of a community call that no team has taken yet.
+BEFORE_A_TEAM = ("received", "offered", "offer_declined", "offer_expired", "withdrawn")
+
+
+def status_for(route: Route) -> str:
+    """The PSAP-facing status of a call just triaged (or re-triaged)."""
+    return "received" if route == Route.community else f"routed_{route}"

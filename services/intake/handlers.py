@@ -1,16 +1,18 @@
-"""Intake's use cases: receive a call, cancel it, and follow its assignment events."""
+"""Intake's use cases: receive, update, override and cancel calls; follow assignments and tell the PSAP."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
 
 from services.intake import domain, repository
-from services.intake.schemas import CallAccepted, NativeCall
+from services.intake.call import CallInput
+from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
 from shared.envelope import Envelope, new_event, utcnow
@@ -20,74 +22,229 @@ from shared.outbox import enqueue
 SERVICE = "intake"
 
 
-def _accepted(row: asyncpg.Record, duplicate: bool) -> CallAccepted:
+def _decision(raw: str | None) -> events.TriageDecision | None:
+    return None if raw is None else events.TriageDecision.model_validate_json(raw)
+
+
+def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) -> CallAccepted:
     return CallAccepted(
         call_id=str(row["id"]),
         external_id=row["external_id"],
         status=row["status"],
         decision=events.TriageDecision.model_validate_json(row["decision"]),
-        duplicate=duplicate,
+        duplicate=outcome == "duplicate",
+        outcome=outcome,
+        detail=detail,
+        shadow_decision=_decision(row["shadow_decision"]),
+        version=row["version_at"],
+        warnings=json.loads(row["warnings"]),
     )
 
 
-async def receive_call(pool: asyncpg.Pool, psap: Principal, call: NativeCall) -> CallAccepted:
+async def _triage(
+    conn: asyncpg.Connection, psap: Principal, call: CallInput, at: datetime
+) -> tuple[dict[str, Any], events.TriageDecision, events.TriageDecision | None]:
+    """The stored fields of a call, its decision and the shadow rule set's decision."""
+    rules = await repository.active_rules(conn)
+    if rules is None:
+        raise ApiError(503, "not_configured", "no triage rules loaded: run `careroute load`")
+    incident_type = domain.normalise_type(
+        call.incident_type, await repository.local_codes(conn, psap.tenant_id)
+    )
+    facts = domain.TriageFacts(
+        cautions=call.cautions,
+        location=call.location,
+        at=at,
+        timezone=await repository.rules_timezone(conn),
+        consent_non_police=call.consent_non_police,
+    )
+    decision = domain.triage(incident_type, call.safety, rules, facts)
+    shadow = domain.triage(incident_type, call.safety, rules.shadow, facts) if rules.shadow else None
+    # What cautions raise is part of the screen the team is told about, not only of the decision.
+    safety, _ = domain.apply_cautions(call.safety, call.cautions, rules)
+    row = {
+        "incident_type": incident_type,
+        "origin": call.origin,
+        "location": call.location.model_dump(mode="json", exclude_none=True),
+        "language": call.language,
+        "safety": safety.model_dump(mode="json"),
+        "callback_number": call.callback_number,
+        "caller_name": call.caller_name,
+        "narrative": call.narrative,
+        "consent_non_police": call.consent_non_police,
+        "decision": decision.model_dump(mode="json"),
+        "shadow_decision": shadow.model_dump(mode="json") if shadow else None,
+        "source_format": call.source_format,
+        "version_at": call.version,
+        "mpds_determinant": call.mpds_determinant,
+        "cautions": list(call.cautions),
+        "warnings": list(call.warnings),
+    }
+    return row, decision, shadow
+
+
+def _published(
+    call_id: str,
+    psap: Principal,
+    fields: dict[str, Any],
+    decision: events.TriageDecision,
+    shadow: events.TriageDecision | None,
+    call: CallInput,
+) -> dict[str, Any]:
+    """What calls.received.v1 and calls.updated.v1 both carry (the minimum the consumers need)."""
+    return {
+        "call_id": call_id,
+        "psap_id": psap.tenant_id,
+        "incident_type": fields["incident_type"],
+        "location": events.Location.model_validate(fields["location"]),
+        "language": call.language,
+        "safety": events.SafetyScreen.model_validate(fields["safety"]),
+        "decision": decision,
+        "shadow_decision": shadow,
+        "version": call.version,
+    }
+
+
+async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> CallAccepted:
     """Triage a call, store it and publish `calls.received.v1` in one transaction.
 
     The same PSAP call id again answers with the call already stored, so a CAD that retries
-    after a timeout never creates a second call.
+    after a timeout never creates a second call. For EIDO, the incident id plus its
+    lastUpdateTimeStamp is the version: a newer one updates the call, an older one is ignored.
     """
     async with pool.acquire() as conn, conn.transaction():
         existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
         if existing is not None:
-            return _accepted(existing, duplicate=True)
-        rules = await repository.active_rules(conn)
-        if rules is None:
-            raise ApiError(503, "not_configured", "no triage rules loaded: run `careroute load`")
-        incident_type = domain.normalise_type(
-            call.incident_type, await repository.local_codes(conn, psap.tenant_id)
-        )
-        decision = domain.triage(incident_type, call.safety, rules)
-        call_id = str(uuid.uuid4())
+            return await _again(conn, psap, existing, call)
         now = utcnow()
-        status = "received" if decision.route == events.Route.community else f"routed_{decision.route}"
-        row = {
-            "id": call_id,
-            "psap_id": psap.tenant_id,
-            "external_id": call.external_id,
-            "incident_type": incident_type,
-            "origin": call.origin,
-            "location": call.location.model_dump(mode="json"),
-            "language": call.language,
-            "safety": call.safety.model_dump(mode="json"),
-            "callback_number": call.callback_number,
-            "caller_name": call.caller_name,
-            "narrative": call.narrative,
-            "consent_non_police": call.consent_non_police,
-            "decision": decision.model_dump(mode="json"),
-            "status": status,
-            "received_at": now,
-        }
+        fields, decision, shadow = await _triage(conn, psap, call, now)
+        call_id = str(uuid.uuid4())
+        status = domain.status_for(decision.route)
+        row = {**fields, "id": call_id, "psap_id": psap.tenant_id, "external_id": call.external_id}
+        row |= {"status": status, "received_at": now}
         if not await repository.insert_call(conn, row):
             # A concurrent request with the same PSAP id won; answer with its call.
             raise ApiError(409, "conflict", "this call is being received by another request; retry")
-        await repository.add_timeline(conn, call_id, status, {"decision": row["decision"]})
+        await repository.add_timeline(
+            conn, call_id, status, {"decision": row["decision"], "shadow_decision": row["shadow_decision"]}
+        )
         payload = events.CallReceived(
-            call_id=call_id,
-            psap_id=psap.tenant_id,
+            **_published(call_id, psap, fields, decision, shadow, call),
             external_id=call.external_id,
-            incident_type=incident_type,
             origin=call.origin,
-            location=call.location,
-            language=call.language,
-            safety=call.safety,
             callback_number=call.callback_number,
-            decision=decision,
             received_at=now,
         )
         await enqueue(conn, SERVICE, new_event(topics.CALLS_RECEIVED, SERVICE, call_id, payload))
         stored = await repository.get_call(conn, call_id)
         assert stored is not None
-        return _accepted(stored, duplicate=False)
+        return _accepted(stored, "created")
+
+
+async def _again(
+    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput
+) -> CallAccepted:
+    """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates."""
+    known = existing["version_at"]
+    if call.version is None or known is None or call.version == known:
+        return _accepted(existing, "duplicate")
+    if call.version < known:
+        return _accepted(
+            existing,
+            "ignored_older",
+            f"version {call.version.isoformat()} is older than {known.isoformat()}: acknowledged and ignored",
+        )
+    if existing["status"] == "cancelled":
+        raise ApiError(409, "cancelled", "this call was cancelled; a newer version cannot reopen it")
+    call_id = str(existing["id"])
+    now = utcnow()
+    fields, decision, shadow = await _triage(conn, psap, call, now)
+    await repository.update_call(conn, call_id, fields)
+    override = json.loads(existing["override"]) if existing["override"] else None
+    before = events.TriageDecision.model_validate_json(existing["decision"]).route
+    before = events.Route(override["route"]) if override else before
+    raised = domain.raised_flags(
+        events.SafetyScreen.model_validate_json(existing["safety"]),
+        events.SafetyScreen.model_validate(fields["safety"]),
+    )
+    decided = domain.in_force(decision, override, raised)
+    if override is not None and raised:
+        await repository.set_override(conn, call_id, None)  # superseded; the timeline keeps it
+    detail = {
+        "version": call.version.isoformat(),
+        "decision": decided.model_dump(mode="json"),
+        "raised": raised,
+    }
+    if decided.route != before:
+        await repository.set_status(
+            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}
+        )
+        if before == events.Route.community:
+            await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decided.route}")
+    else:
+        await repository.add_timeline(conn, call_id, "updated", detail)
+    payload = events.CallUpdated(
+        **_published(call_id, psap, fields, decided, shadow, call),
+        updated_at=now,
+        reason="eido_update",
+        previous_route=before,
+    )
+    await enqueue(conn, SERVICE, new_event(topics.CALLS_UPDATED, SERVICE, call_id, payload))
+    stored = await repository.get_call(conn, call_id)
+    assert stored is not None
+    return _accepted(stored, "updated")
+
+
+async def override_call(
+    pool: asyncpg.Pool, psap: Principal, call_id: str, request: OverrideRequest
+) -> OverrideAccepted:
+    """Route a call as the call-taker decided, recording the reason, and publish `calls.updated.v1`."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await owned_call(conn, psap, call_id)
+        if row["status"] == "cancelled":
+            raise ApiError(409, "cancelled", "this call was cancelled")
+        recommended = events.TriageDecision.model_validate_json(row["decision"])
+        now = utcnow()
+        override = {
+            "route": request.route.value,
+            "reason_code": request.reason_code,
+            "reason_text": request.reason_text,
+            "recommended_route": recommended.route.value,
+            "at": now.isoformat(),
+        }
+        await repository.set_override(conn, call_id, override)
+        status = domain.status_for(request.route)
+        await repository.set_status(conn, call_id, status, {"event": "override", **override})
+        if recommended.route == events.Route.community and request.route != events.Route.community:
+            await repository.set_non_diversion_reason(conn, call_id, request.reason_code)
+        reason = f"override by the call-taker: {request.reason_code}"
+        decision = events.TriageDecision(
+            route=request.route,
+            reasons=[reason + (f" ({request.reason_text})" if request.reason_text else "")],
+            rules_version=recommended.rules_version,
+        )
+        payload = events.CallUpdated(
+            call_id=call_id,
+            psap_id=psap.tenant_id,
+            incident_type=row["incident_type"],
+            location=events.Location.model_validate_json(row["location"]),
+            language=row["language"],
+            safety=events.SafetyScreen.model_validate_json(row["safety"]),
+            decision=decision,
+            updated_at=now,
+            reason="override",
+            previous_route=recommended.route,
+            override_reason_code=request.reason_code,
+            override_reason_text=request.reason_text,
+        )
+        await enqueue(conn, SERVICE, new_event(topics.CALLS_UPDATED, SERVICE, call_id, payload))
+    return OverrideAccepted(
+        call_id=call_id,
+        status=status,
+        route=request.route,
+        reason_code=request.reason_code,
+        recommended=recommended,
+    )
 
 
 async def owned_call(conn: asyncpg.Connection, psap: Principal, call_id: str) -> asyncpg.Record:
@@ -109,6 +266,9 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
         if row["status"] == "cancelled":
             return "cancelled"
         await repository.set_status(conn, call_id, "cancelled", {"reason": reason})
+        if row["status"] in domain.BEFORE_A_TEAM:
+            # Cancelled while a community call still waited for a team: that too is a reason.
+            await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
         payload = events.CallCancelled(call_id=call_id, psap_id=psap.tenant_id, reason=reason)
         await enqueue(conn, SERVICE, new_event(topics.CALLS_CANCELLED, SERVICE, call_id, payload))
     return "cancelled"
@@ -120,30 +280,67 @@ def _ref(payload: BaseModel) -> dict[str, Any]:
 
 
 async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
-    """Move the PSAP-facing status of a call as its assignment progresses."""
+    """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP."""
     call_id = event.subject
-    if await repository.get_call(conn, call_id) is None:
+    call = await repository.get_call(conn, call_id)
+    if call is None:
         return  # not a call of ours (another deployment sharing the broker); nothing to update
     detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
+    assignment: dict[str, Any] | None = None
+    clear = False
+    reason: str | None = None
     if isinstance(payload, events.AssignmentResponded):
         status = "assigned" if payload.response == "accepted" else "offer_declined"
         detail["reason_code"] = payload.reason_code
         if payload.response == "accepted":
-            await repository.set_status(conn, call_id, status, detail, assignment=_ref(payload))
-            return
+            assignment = _ref(payload)
     elif isinstance(payload, events.AssignmentStatusChanged):
         status = payload.status.value
         detail.update(disposition=payload.disposition, urgency=payload.urgency)
     elif isinstance(payload, events.CallUnassigned):
         status = domain.STATUS_BY_EVENT[event.type]
         detail.update(reason_code=payload.reason_code, detail=payload.detail)
-        await repository.set_status(conn, call_id, status, detail, clear_assignment=True)
-        return
+        clear = True
+        reason = payload.reason_code
+        await repository.set_non_diversion_reason(conn, call_id, payload.reason_code)
     else:
         status = domain.STATUS_BY_EVENT[event.type]
         if isinstance(payload, events.AssignmentWithdrawn):
             detail["reason"] = payload.reason
-    await repository.set_status(conn, call_id, status, detail)
+            reason = payload.reason
+    await repository.set_status(conn, call_id, status, detail, assignment=assignment, clear_assignment=clear)
+    await _tell_psap(conn, call, status, detail, reason, event)
+
+
+async def _tell_psap(
+    conn: asyncpg.Connection,
+    call: asyncpg.Record,
+    status: str,
+    detail: dict[str, Any],
+    reason: str | None,
+    event: Envelope,
+) -> None:
+    """Queue a status callback for the PSAP in the same transaction as the status change."""
+    unit_status = domain.UNIT_STATUS.get(status)
+    if unit_status is None:
+        return
+    psap = await repository.psap(conn, call["psap_id"])
+    if psap is None or not psap["callback_url"]:
+        return
+    payload = {
+        "type": "call.status",
+        "call_id": str(call["id"]),
+        "external_id": call["external_id"],
+        "unitStatus": unit_status,
+        "status": status,
+        "reason": reason,
+        "agency_id": detail.get("agency_id"),
+        "team_id": detail.get("team_id"),
+        "disposition": detail.get("disposition"),
+        "at": event.time.isoformat(),
+        "event_id": str(event.id),
+    }
+    await repository.enqueue_callback(conn, str(call["id"]), call["psap_id"], payload)
 
 
 async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[str, Any]:
@@ -151,6 +348,7 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
     async with pool.acquire() as conn:
         row = await owned_call(conn, psap, call_id)
         steps = await repository.timeline(conn, call_id)
+        callbacks = await repository.callbacks_of(conn, call_id)
     return {
         "call_id": str(row["id"]),
         "external_id": row["external_id"],
@@ -161,5 +359,19 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         "received_at": row["received_at"],
         "timeline": [
             {"at": s["at"], "status": s["status"], "detail": json.loads(s["detail"])} for s in steps
+        ],
+        "source_format": row["source_format"],
+        "version": row["version_at"],
+        "shadow_decision": json.loads(row["shadow_decision"]) if row["shadow_decision"] else None,
+        "override": json.loads(row["override"]) if row["override"] else None,
+        "non_diversion_reason": row["non_diversion_reason"],
+        "callbacks": [
+            {
+                "unitStatus": json.loads(c["payload"])["unitStatus"],
+                "state": c["state"],
+                "attempts": c["attempts"],
+                "last_error": c["last_error"],
+            }
+            for c in callbacks
         ],
     }

@@ -13,26 +13,36 @@ from shared.jurisdiction import Jurisdiction, Triage
 SCHEMA = "intake"
 
 
+def _json_or_null(value: Any) -> str | None:
+    # SQL NULL rather than the JSON value null, so "no shadow decision" reads back as None.
+    return None if value is None else json.dumps(value)
+
+
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     """Store the PSAPs, their tokens and the triage rules (idempotent)."""
     for p in j.psaps:
         await conn.execute(
-            "INSERT INTO intake.psaps (id, name, callback_url, signing_secret, local_codes)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO UPDATE SET name = $2,"
-            " callback_url = $3, signing_secret = $4, local_codes = $5::jsonb",
+            "INSERT INTO intake.psaps (id, name, callback_url, signing_secret, local_codes,"
+            " previous_signing_secrets, rate_limit) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)"
+            " ON CONFLICT (id) DO UPDATE SET name = $2, callback_url = $3, signing_secret = $4,"
+            " local_codes = $5::jsonb, previous_signing_secrets = $6::jsonb, rate_limit = $7",
             p.id,
             p.name,
             p.callback_url,
             p.signing_secret,
             json.dumps(p.local_codes),
+            json.dumps(p.previous_signing_secrets),
+            p.rate_limit,
         )
     await replace_credentials(conn, SCHEMA, [Credential(p.token, p.id, "psap") for p in j.psaps])
     await conn.execute("UPDATE intake.triage_rules SET active = false WHERE active")
     await conn.execute(
-        "INSERT INTO intake.triage_rules (version, rules, active) VALUES ($1, $2::jsonb, true)"
-        " ON CONFLICT (version) DO UPDATE SET rules = $2::jsonb, active = true, loaded_at = now()",
+        "INSERT INTO intake.triage_rules (version, rules, active, timezone) VALUES ($1, $2::jsonb, true, $3)"
+        " ON CONFLICT (version) DO UPDATE SET rules = $2::jsonb, active = true, loaded_at = now(),"
+        " timezone = $3",
         j.triage.version,
         j.triage.model_dump_json(),
+        j.jurisdiction.timezone,
     )
 
 
@@ -40,6 +50,20 @@ async def active_rules(conn: asyncpg.Connection) -> Triage | None:
     """The triage rules in force."""
     raw = await conn.fetchval("SELECT rules FROM intake.triage_rules WHERE active")
     return None if raw is None else Triage.model_validate_json(raw)
+
+
+async def rules_timezone(conn: asyncpg.Connection) -> str | None:
+    """The jurisdiction's time zone, in which coverage hours are read."""
+    return await conn.fetchval("SELECT timezone FROM intake.triage_rules WHERE active")
+
+
+async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg.Record | None:
+    """A PSAP's callback URL and signing secrets."""
+    return await conn.fetchrow(
+        "SELECT id, callback_url, signing_secret, previous_signing_secrets, rate_limit"
+        " FROM intake.psaps WHERE id = $1",
+        psap_id,
+    )
 
 
 async def local_codes(conn: asyncpg.Connection, psap_id: str) -> dict[str, str]:
@@ -62,32 +86,166 @@ async def get_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | N
     return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid", call_id)
 
 
+# What triage reads and a newer EIDO version may change; JSON columns are marked.
+_TRIAGED: tuple[tuple[str, bool], ...] = (
+    ("incident_type", False),
+    ("origin", False),
+    ("location", True),
+    ("language", False),
+    ("safety", True),
+    ("callback_number", False),
+    ("caller_name", False),
+    ("narrative", False),
+    ("consent_non_police", False),
+    ("decision", True),
+    ("shadow_decision", True),
+    ("source_format", False),
+    ("version_at", False),
+    ("mpds_determinant", False),
+    ("cautions", True),
+    ("warnings", True),
+)
+
+
+def _triaged(row: dict[str, Any], first: int) -> tuple[list[str], list[Any]]:
+    """Column names with their placeholders (numbered from `first`), and their values."""
+    columns = [f"{name} = ${n}{'::jsonb' if js else ''}" for n, (name, js) in enumerate(_TRIAGED, first)]
+    values = [_json_or_null(row[name]) if js else row[name] for name, js in _TRIAGED]
+    return columns, values
+
+
 async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
     """Store a new call; False when the PSAP's id was taken by a concurrent request."""
+    columns, values = _triaged(row, 6)
+    names = ", ".join(c.split(" = ")[0] for c in columns)
+    placeholders = ", ".join(c.split(" = ")[1] for c in columns)
     inserted = await conn.fetchval(
-        "INSERT INTO intake.calls (id, psap_id, external_id, incident_type, origin, location,"
-        " language, safety, callback_number, caller_name, narrative, consent_non_police,"
-        " decision, status, received_at)"
-        " VALUES ($1::uuid, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10, $11, $12,"
-        " $13::jsonb, $14, $15)"
+        f"INSERT INTO intake.calls (id, psap_id, external_id, status, received_at, {names})"
+        f" VALUES ($1::uuid, $2, $3, $4, $5, {placeholders})"
         " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING true",
         row["id"],
         row["psap_id"],
         row["external_id"],
-        row["incident_type"],
-        row["origin"],
-        json.dumps(row["location"]),
-        row["language"],
-        json.dumps(row["safety"]),
-        row["callback_number"],
-        row["caller_name"],
-        row["narrative"],
-        row["consent_non_police"],
-        json.dumps(row["decision"]),
         row["status"],
         row["received_at"],
+        *values,
     )
     return bool(inserted)
+
+
+async def update_call(conn: asyncpg.Connection, call_id: str, row: dict[str, Any]) -> None:
+    """Replace what a newer EIDO version says about a call."""
+    columns, values = _triaged(row, 2)
+    await conn.execute(
+        f"UPDATE intake.calls SET {', '.join(columns)}, updated_at = now() WHERE id = $1::uuid",
+        call_id,
+        *values,
+    )
+
+
+async def set_override(conn: asyncpg.Connection, call_id: str, override: dict[str, Any] | None) -> None:
+    """Record the call-taker's override of the recommendation (None: it no longer holds)."""
+    await conn.execute(
+        "UPDATE intake.calls SET override = $2::jsonb, updated_at = now() WHERE id = $1::uuid",
+        call_id,
+        _json_or_null(override),
+    )
+
+
+async def set_non_diversion_reason(conn: asyncpg.Connection, call_id: str, reason: str) -> None:
+    """Record why an eligible call did not go to a community team (the first reason stays)."""
+    await conn.execute(
+        "UPDATE intake.calls SET non_diversion_reason = coalesce(non_diversion_reason, $2)"
+        " WHERE id = $1::uuid",
+        call_id,
+        reason,
+    )
+
+
+async def signed_response(pool: asyncpg.Pool, psap_id: str, webhook_id: str) -> asyncpg.Record | None:
+    """The answer a signed request with this webhook-id already got."""
+    return await pool.fetchrow(
+        "SELECT status, body FROM intake.signed_requests WHERE psap_id = $1 AND webhook_id = $2",
+        psap_id,
+        webhook_id,
+    )
+
+
+async def remember_response(
+    pool: asyncpg.Pool, psap_id: str, webhook_id: str, status: int, body: bytes
+) -> None:
+    """Keep the answer of a signed request, so a replay gets it again and does nothing else."""
+    await pool.execute(
+        "INSERT INTO intake.signed_requests (psap_id, webhook_id, status, body) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (psap_id, webhook_id) DO NOTHING",
+        psap_id,
+        webhook_id,
+        status,
+        body,
+    )
+
+
+async def forget_signed_requests(pool: asyncpg.Pool, older_than_s: int) -> None:
+    """Drop remembered signed requests older than `older_than_s`."""
+    await pool.execute(
+        "DELETE FROM intake.signed_requests WHERE received_at < now() - make_interval(secs => $1)",
+        older_than_s,
+    )
+
+
+async def enqueue_callback(
+    conn: asyncpg.Connection, call_id: str, psap_id: str, payload: dict[str, Any]
+) -> None:
+    """Queue one status change for the PSAP, in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO intake.callbacks (call_id, psap_id, payload) VALUES ($1::uuid, $2, $3::jsonb)",
+        call_id,
+        psap_id,
+        json.dumps(payload),
+    )
+    await conn.execute("SELECT pg_notify('intake_callbacks', '')")  # wakes the sender at commit
+
+
+async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """The oldest pending callback of each call, when it is due: later ones wait their turn."""
+    return await conn.fetch(
+        "SELECT c.id, c.call_id, c.payload, c.attempts, p.callback_url, p.signing_secret"
+        " FROM (SELECT DISTINCT ON (call_id) * FROM intake.callbacks WHERE state = 'pending'"
+        "       ORDER BY call_id, id) c JOIN intake.psaps p ON p.id = c.psap_id"
+        " WHERE c.next_attempt_at <= now() ORDER BY c.id LIMIT $1",
+        limit,
+    )
+
+
+async def finish_callback(conn: asyncpg.Connection, callback_id: int, state: str, error: str | None) -> None:
+    """Record a callback as delivered or failed for good."""
+    await conn.execute(
+        "UPDATE intake.callbacks SET state = $2, attempts = attempts + 1, last_error = $3,"
+        " finished_at = now() WHERE id = $1",
+        callback_id,
+        state,
+        error,
+    )
+
+
+async def retry_callback(conn: asyncpg.Connection, callback_id: int, delay_s: float, error: str) -> None:
+    """Record a failed attempt and when to try again."""
+    await conn.execute(
+        "UPDATE intake.callbacks SET attempts = attempts + 1, last_error = $3,"
+        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+        callback_id,
+        delay_s,
+        error,
+    )
+
+
+async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[asyncpg.Record]:
+    """A call's status callbacks in order, with how each went."""
+    return await conn.fetch(
+        "SELECT id, payload, state, attempts, last_error FROM intake.callbacks"
+        " WHERE call_id = $1::uuid ORDER BY id",
+        call_id,
+    )
 
 
 async def set_status(

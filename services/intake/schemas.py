@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import Location, SafetyScreen, TriageDecision
+from services.intake.call import CallInput
+from shared.events import Location, Route, SafetyScreen, TriageDecision
 
 
 class NativeCall(BaseModel):
@@ -25,6 +26,26 @@ class NativeCall(BaseModel):
     caller_name: str | None = Field(default=None, max_length=200)
     narrative: str | None = Field(default=None, max_length=10_000)
     consent_non_police: bool | None = None
+    mpds_determinant: str | None = Field(default=None, pattern=r"^[0-9]{1,2}-?[A-EOΩ]-?[0-9]{1,2}[A-Z]?$")
+
+    def to_call(self) -> CallInput:
+        """The internal call model."""
+        return CallInput(
+            external_id=self.external_id,
+            incident_type=self.incident_type,
+            location=self.location,
+            safety=self.safety,
+            origin=self.origin,
+            language=self.language,
+            callback_number=self.callback_number,
+            caller_name=self.caller_name,
+            narrative=self.narrative,
+            consent_non_police=self.consent_non_police,
+            mpds_determinant=self.mpds_determinant,
+        )
+
+
+Outcome = Literal["created", "duplicate", "updated", "ignored_older"]
 
 
 class CallAccepted(BaseModel):
@@ -35,6 +56,54 @@ class CallAccepted(BaseModel):
     status: str
     decision: TriageDecision
     duplicate: bool = Field(description="True when this call was already received")
+    outcome: Outcome = Field(
+        default="created",
+        description="created; duplicate (same version: nothing changed); updated (a newer EIDO version);"
+        " ignored_older (an older EIDO version: acknowledged and ignored)",
+    )
+    detail: str | None = None
+    shadow_decision: TriageDecision | None = Field(
+        default=None, description="What the shadow rule set would decide (recorded, not acted on)"
+    )
+    version: datetime | None = Field(default=None, description="The EIDO lastUpdateTimeStamp in force")
+    warnings: list[str] = Field(default_factory=list, description="What could not be read from the document")
+
+
+OverrideReason = Literal[
+    "no_team_available",
+    "caller_declined",
+    "safety_concern",
+    "out_of_area",
+    "out_of_hours",
+    "dispatcher_judgement",
+    "other",
+]
+
+
+class OverrideRequest(BaseModel):
+    """The call-taker routes the call differently from the recommendation, and says why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    route: Route
+    reason_code: OverrideReason
+    reason_text: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _other_needs_text(self) -> OverrideRequest:
+        if self.reason_code == "other" and not (self.reason_text or "").strip():
+            raise ValueError("reason_text is required when reason_code is 'other'")
+        return self
+
+
+class OverrideAccepted(BaseModel):
+    """The override as recorded."""
+
+    call_id: str
+    status: str
+    route: Route
+    reason_code: str
+    recommended: TriageDecision
 
 
 class TimelineEntry(BaseModel):
@@ -56,6 +125,16 @@ class CallView(BaseModel):
     assignment: dict[str, Any] | None
     received_at: datetime
     timeline: list[TimelineEntry]
+    source_format: str = "native"
+    version: datetime | None = None
+    shadow_decision: TriageDecision | None = None
+    override: dict[str, Any] | None = None
+    non_diversion_reason: str | None = Field(
+        default=None, description="Why an eligible call did not go to a community team"
+    )
+    callbacks: list[dict[str, Any]] = Field(
+        default_factory=list, description="Status callbacks and how each went"
+    )
 
 
 class CancelRequest(BaseModel):

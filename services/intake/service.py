@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from services.intake import api, handlers
+from services.intake import api, callbacks, handlers
+from services.intake.guard import PsapGuard, forget_old_requests
 from services.intake.repository import SCHEMA
+from services.intake.settings import IntakeSettings
 from shared import topics
 from shared.auth import Authenticator
 from shared.http import make_app
@@ -21,21 +24,25 @@ FOLLOWED = (
 )
 
 
-def build(infra: Infra) -> ServiceParts:
+def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
     """Intake: calls in over HTTP, triage, and status kept for the PSAP."""
+    settings = settings or IntakeSettings()
     consumer = infra.consumer(SCHEMA, "intake", {t: handlers.on_assignment_event for t in FOLLOWED})
 
     app = make_app(
         "intake",
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
-        max_body_bytes=infra.settings.max_body_bytes,
+        max_body_bytes=settings.max_body_bytes,
         description="Calls in from 911 centers, triage, and call status.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    guard = PsapGuard(infra.pool, Authenticator(infra.pool, SCHEMA), settings)
+    app.include_router(api.router(infra.pool, guard))
+    sender = callbacks.CallbackSender(infra.pool, settings)
     return ServiceParts(
         name="intake",
         schema=SCHEMA,
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[sender.run, partial(forget_old_requests, infra.pool)],
     )

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 
 from services import loader
+from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.settings import SERVICE_NAMES, Settings
@@ -44,6 +45,11 @@ class System:
         tokens = {p.id: p.token for p in j.psaps} | {a.id: a.token for a in j.agencies}
         tokens |= {o.id: o.token for o in j.oversight}
         return {"Authorization": f"Bearer {tokens[tenant]}"}
+
+    def psap_auth(self, psap_id: str) -> PsapAuth:
+        """A PSAP's bearer token plus the Standard Webhooks signature intake requires of its POSTs."""
+        psap = next(p for p in self.jurisdiction.psaps if p.id == psap_id)
+        return PsapAuth(psap.token, psap.signing_secret)
 
     def exited(self) -> bool:
         """Whether any service process has ended."""

@@ -71,7 +71,9 @@ async def test_bad_calls_get_a_clear_4xx_and_store_nothing(
     system: System, tried, body, headers, status, code
 ):
     before = await calls_stored(system)
-    auth = system.token("valley-ecc")
+    auth: dict[str, str] = {}
+    # The example PSAP signs its POSTs; the cases that try other credentials send them unsigned.
+    signed = system.psap_auth("valley-ecc") if headers is None else httpx.Auth()
     if isinstance(headers, str):
         auth = system.token(headers)
     elif headers is not None:
@@ -79,9 +81,11 @@ async def test_bad_calls_get_a_clear_4xx_and_store_nothing(
     async with httpx.AsyncClient(timeout=30) as http:
         url = f"{system.url('intake')}/v1/calls"
         if isinstance(body, bytes):
-            r = await http.post(url, content=body, headers={**auth, "content-type": "application/json"})
+            r = await http.post(
+                url, content=body, headers={**auth, "content-type": "application/json"}, auth=signed
+            )
         else:
-            r = await http.post(url, json=body, headers=auth)
+            r = await http.post(url, json=body, headers=auth, auth=signed)
     assert r.status_code == status, f"{tried}: {r.status_code} {r.text[:300]}"
     assert r.json()["code"] == code and r.json()["detail"], tried
     assert await calls_stored(system) == before, f"{tried} stored a call"

@@ -37,15 +37,16 @@ async def walk_one_call(system: System) -> None:
     """The thin end-to-end path of the foundation issue, asserted at each hop."""
     async with httpx.AsyncClient(timeout=15) as http:
         psap = system.token("valley-ecc")
+        signed = system.psap_auth("valley-ecc")
         body = {"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL}
-        answer = await http.post(f"{system.url('intake')}/v1/calls", json=body, headers=psap)
+        answer = await http.post(f"{system.url('intake')}/v1/calls", json=body, auth=signed)
         assert answer.status_code == 202, answer.text
         accepted = answer.json()
         assert accepted["decision"]["route"] == "community"
         assert accepted["decision"]["rules_version"] == "2026-11-01"
         call_id = accepted["call_id"]
 
-        again = await http.post(f"{system.url('intake')}/v1/calls", json=body, headers=psap)
+        again = await http.post(f"{system.url('intake')}/v1/calls", json=body, auth=signed)
         assert again.status_code == 202 and again.json()["call_id"] == call_id and again.json()["duplicate"]
 
         topic = system.settings.topic(agency_topic("riverbend-crisis"))

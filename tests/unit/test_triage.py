@@ -1,8 +1,12 @@
 """Triage rules: every route and every reason that fires."""
 
-from services.intake.domain import normalise_type, triage
-from shared.events import Answer, Route, SafetyScreen
-from shared.jurisdiction import Triage
+from datetime import UTC, datetime, time
+
+import pytest
+
+from services.intake.domain import TriageFacts, normalise_type, triage
+from shared.events import Answer, Location, Route, SafetyScreen
+from shared.jurisdiction import Area, Coverage, Point, Shift, Triage
 
 RULES = Triage(
     version="v-test",
@@ -61,3 +65,66 @@ def test_ineligible_type_goes_police_and_missing_type_goes_review():
 def test_local_codes_map_to_common_types():
     assert normalise_type("10-96", {"10-96": "MNTL"}) == "MNTL"
     assert normalise_type("welfare", {}) == "WELFARE"
+
+
+def test_caution_words_raise_screen_answers_and_say_so():
+    decision = triage("MNTL", ALL_NO, RULES, TriageFacts(cautions=("SUBJECT ARMED WITH KNIFE",)))
+    assert decision.route == Route.police
+    assert "caution SUBJECT ARMED WITH KNIFE: weapon = yes" in decision.reasons
+
+
+def test_unknown_can_mean_something_else_per_question():
+    rules = RULES.model_copy(update={"unknown_means": "eligible", "unknown": {"weapon": "police"}})
+    screen = ALL_NO.model_copy(update={"weapon": Answer.unknown, "medical": Answer.unknown})
+    decision = triage("MNTL", screen, rules)
+    assert decision.route == Route.police and "safety screen: weapon unknown -> police" in decision.reasons
+
+
+def test_a_declined_non_police_response_goes_to_review():
+    decision = triage("MNTL", ALL_NO, RULES, TriageFacts(consent_non_police=False))
+    assert decision.route == Route.review and any("declined" in r for r in decision.reasons)
+
+
+def test_no_coordinates_never_goes_community():
+    unlocated = Location(lat=0, lon=0, address="42 W Cellular St", coordinates_known=False)
+    decision = triage("MNTL", ALL_NO, RULES, TriageFacts(location=unlocated))
+    assert decision.route == Route.review
+
+
+COVERED = RULES.model_copy(
+    update={
+        "coverage": Coverage(
+            hours=[Shift(days=["mon", "tue", "wed", "thu", "fri"], start=time(22), end=time(6))],
+            areas=[Area(center=Point(lat=44.05, lon=-123.09), radius_km=10)],
+            outside="police",
+        )
+    }
+)
+INSIDE = Location(lat=44.06, lon=-123.08)
+
+
+@pytest.mark.parametrize(
+    ("when", "where", "route", "reason"),
+    [
+        # Thursday 23:30 in Eugene (UTC-8): inside a shift that passes midnight.
+        (datetime(2026, 11, 27, 7, 30, tzinfo=UTC), INSIDE, Route.community, None),
+        # Friday 05:00 local: the Thursday shift still runs.
+        (datetime(2026, 11, 27, 13, 0, tzinfo=UTC), INSIDE, Route.community, None),
+        # Friday 12:00 local: no shift.
+        (datetime(2026, 11, 27, 20, 0, tzinfo=UTC), INSIDE, Route.police, "outside the hours"),
+        # Saturday 23:30 local: no Saturday shift.
+        (datetime(2026, 11, 29, 7, 30, tzinfo=UTC), INSIDE, Route.police, "outside the hours"),
+        (
+            datetime(2026, 11, 27, 7, 30, tzinfo=UTC),
+            Location(lat=44.3, lon=-123.09),
+            Route.police,
+            "outside the areas",
+        ),
+    ],
+)
+def test_coverage_hours_and_areas(when, where, route, reason):
+    facts = TriageFacts(location=where, at=when, timezone="America/Los_Angeles")
+    decision = triage("MNTL", ALL_NO, COVERED, facts)
+    assert decision.route == route, decision.reasons
+    if reason:
+        assert any(r.startswith(reason) for r in decision.reasons)

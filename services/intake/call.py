@@ -1,0 +1,33 @@
+"""The one internal call model that both the native format and NENA EIDO normalise to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from shared.events import Location, SafetyScreen
+
+Origin = Literal["911", "988", "311"]
+
+
+@dataclass(frozen=True)
+class CallInput:
+    """A call as intake understands it, whatever format the PSAP sent."""
+
+    external_id: str
+    incident_type: str
+    location: Location
+    safety: SafetyScreen
+    origin: Origin = "911"
+    language: str | None = None
+    callback_number: str | None = None
+    caller_name: str | None = None
+    narrative: str | None = None
+    consent_non_police: bool | None = None
+    mpds_determinant: str | None = None
+    # EIDO only: the document's version (lastUpdateTimeStamp), caution words and reading notes.
+    version: datetime | None = None
+    cautions: tuple[str, ...] = ()
+    source_format: Literal["native", "eido"] = "native"
+    warnings: tuple[str, ...] = field(default=())

@@ -1,0 +1,143 @@
+"""What every PSAP request passes before a route sees it: token, rate, signature, replay, JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from services.intake import bodyshape, repository, signatures
+from services.intake.settings import IntakeSettings
+from shared.auth import Authenticator, Principal
+from shared.errors import ApiError
+
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _unauthenticated() -> ApiError:
+    # One answer for every authentication failure: which part failed goes to the audit trail only.
+    return ApiError(401, "unauthenticated", "authentication failed")
+
+
+class PsapGuard:
+    """Admits a PSAP's request: a known token, within its rate, signed when the PSAP has a secret."""
+
+    def __init__(self, pool: asyncpg.Pool, auth: Authenticator, settings: IntakeSettings) -> None:
+        self._pool = pool
+        self._auth = auth
+        self._settings = settings
+        self._default_rate = parse(settings.rate_limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def _principal(self, request: Request) -> Principal:
+        try:
+            principal = await self._auth.authenticate(request.headers.get("authorization"))
+        except ApiError as exc:
+            await self._auth.record(request, "denied", None, str(exc.detail))
+            raise _unauthenticated() from None
+        if principal.role != "psap":
+            await self._auth.record(request, "denied", principal, "not a PSAP credential")
+            raise _unauthenticated()
+        return principal
+
+    def _within_rate(self, psap: Principal, limit: str | None) -> None:
+        rate = parse(limit) if limit else self._default_rate
+        if self._limiter.hit(rate, psap.tenant_id):
+            return
+        reset_at, _ = self._limiter.get_window_stats(rate, psap.tenant_id)
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {rate} requests from this PSAP; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    async def _signature(
+        self, request: Request, psap: Principal, row: asyncpg.Record, body: bytes
+    ) -> str | None:
+        """The verified webhook-id, or None when this PSAP does not sign (it has no secret)."""
+        if not row["signing_secret"]:
+            return None
+        secrets = [row["signing_secret"], *json.loads(row["previous_signing_secrets"])]
+        try:
+            return signatures.verify(body, request.headers, secrets)
+        except signatures.BadSignature as exc:
+            await self._auth.record(request, "denied", psap, f"signature: {exc}")
+            raise _unauthenticated() from None
+
+    async def handle(self, request: Request, endpoint: Endpoint) -> Response:
+        """Run `endpoint` for an admitted PSAP; a replayed signed request gets its first answer."""
+        psap = await self._principal(request)
+        row = await repository.psap(self._pool, psap.tenant_id)
+        if row is None:
+            raise _unauthenticated()  # a credential without its PSAP: the jurisdiction is being reloaded
+        self._within_rate(psap, row["rate_limit"])
+        request.state.psap = psap
+        if request.method in ("GET", "HEAD"):
+            return await endpoint(request)
+        body = await request.body()
+        webhook_id = await self._signature(request, psap, row, body)
+        if webhook_id is not None:
+            seen = await repository.signed_response(self._pool, psap.tenant_id, webhook_id)
+            if seen is not None:
+                return Response(
+                    bytes(seen["body"]),
+                    status_code=seen["status"],
+                    media_type="application/json",
+                    headers={"webhook-replayed": "true"},
+                )
+        try:
+            bodyshape.check(
+                body, max_depth=self._settings.max_json_depth, max_items=self._settings.max_json_items
+            )
+        except bodyshape.TooComplex as exc:
+            raise ApiError(422, "too_complex", str(exc)) from None
+        response = await endpoint(request)
+        if webhook_id is not None and 200 <= response.status_code < 300:
+            await repository.remember_response(
+                self._pool, psap.tenant_id, webhook_id, response.status_code, bytes(response.body)
+            )
+        return response
+
+    def route_class(self) -> type[APIRoute]:
+        """An APIRoute whose requests pass this guard before FastAPI parses them."""
+        guard = self
+
+        class PsapRoute(APIRoute):
+            def get_route_handler(self) -> Endpoint:
+                endpoint = super().get_route_handler()
+
+                async def handler(request: Request) -> Response:
+                    return await guard.handle(request, endpoint)
+
+                return handler
+
+        return PsapRoute
+
+
+async def forget_old_requests(pool: asyncpg.Pool, stop: asyncio.Event, keep_s: int = 3600) -> None:
+    """Delete remembered signed requests far older than the 300 s tolerance: a replay of one of
+    them fails on its timestamp before its id is looked up."""
+    while not stop.is_set():
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await repository.forget_signed_requests(pool, keep_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=300)
+
+
+def current_psap(request: Request) -> Principal:
+    """The PSAP the guard admitted (a FastAPI dependency)."""
+    psap: Principal = request.state.psap
+    return psap

@@ -1,0 +1,23 @@
+"""Intake's own settings (env prefix INTAKE_), built once in service.build."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IntakeSettings(BaseSettings):
+    """Limits, rate limits and status callback delivery of intake."""
+
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=None, extra="ignore")
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2)
+    max_json_items: int = Field(default=1000, ge=1)
+    # Per PSAP, in the `limits` package's notation; a 429 carries Retry-After.
+    rate_limit: str = "600/minute"
+    callback_max_attempts: int = Field(default=8, ge=1)
+    callback_retry_base_s: float = Field(default=1.0, gt=0)
+    callback_retry_max_s: float = Field(default=300.0, gt=0)
+    callback_timeout_s: float = Field(default=5.0, gt=0)
+    callback_poll_s: float = Field(default=0.5, gt=0)

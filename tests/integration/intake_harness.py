@@ -1,0 +1,245 @@
+"""Intake alone on the real broker and PostgreSQL, in this process, beside a PSAP's callback server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import yaml
+
+from services import loader
+from services.intake.service import build
+from services.intake.settings import IntakeSettings
+from shared import infra
+from shared.jurisdiction import Jurisdiction
+from shared.runtime import run
+from shared.settings import Settings
+from tests.support import delete_namespace, read_topic
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
+OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"
+SHADOW = {
+    # A draft that trusts "unknown" answers and no longer excludes crimes in progress.
+    "version": "2026-12-draft",
+    "eligible_types": ["MNTL", "EDP", "SUICTHRT", "WELFARE", "INTOX", "TRESPASS", "NONEMERG"],
+    "exclude": {"weapon": "police", "violence": "police", "medical": "ems", "self_harm_imminent": "ems"},
+    "unknown_means": "eligible",
+}
+
+
+def native_call(external_id: str, incident_type: str = "MNTL", **answers: str) -> dict[str, Any]:
+    """A native call downtown with every safety answer "no" except the `answers` given."""
+    questions = ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")
+    return {
+        "external_id": external_id,
+        "incident_type": incident_type,
+        "location": {"lat": 44.0503, "lon": -123.0889},
+        "safety": {q: "no" for q in questions} | answers,
+    }
+
+
+def independent_signature_ok(
+    secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300
+) -> bool:
+    """Standard Webhooks verification written from the spec, not with the library intake uses."""
+    msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+    if not msg_id or not stamp.isdigit() or abs(time.time() - int(stamp)) > tolerance_s:
+        return False
+    expected = hmac.new(secret.encode(), f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    for part in headers.get("webhook-signature", "").split():
+        version, _, sig = part.partition(",")
+        if version == "v1" and hmac.compare_digest(base64.b64encode(expected).decode(), sig):
+            return True
+    return False
+
+
+def sign(secret: str, body: bytes, msg_id: str | None = None, at: int | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers a PSAP's CAD sends (written from the spec, too)."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = str(at if at is not None else int(time.time()))
+    mac = hmac.new(secret.encode(), f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,{base64.b64encode(mac).decode()}",
+    }
+
+
+@dataclass
+class Received:
+    """One request the PSAP's callback server got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class CallbackServer:
+    """A PSAP's status endpoint on 127.0.0.1: fails the first `fail_first` requests for each call."""
+
+    port: int
+    fail_first: int = 2
+    received: list[Received] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.received.append(Received(path, headers, body))
+            call_id = json.loads(body or b"{}").get("call_id")
+            attempts = [r for r in self.received if json.loads(r.body or b"{}").get("call_id") == call_id]
+            failing = path.endswith("/always-fail") or len(attempts) <= self.fail_first
+            status = b"503 Service Unavailable" if failing else b"204 No Content"
+            writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1:port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+@dataclass
+class Intake:
+    """A running intake and what a test needs to talk to it."""
+
+    settings: Settings
+    jurisdiction: Jurisdiction
+    callbacks: CallbackServer
+    url: str
+
+    def psap(self, psap_id: str) -> Any:
+        """One PSAP of the test jurisdiction."""
+        return next(p for p in self.jurisdiction.psaps if p.id == psap_id)
+
+    def headers(self, psap_id: str, body: bytes, **signing: Any) -> dict[str, str]:
+        """Bearer token and, when the PSAP has a secret, a fresh signature over `body`."""
+        p = self.psap(psap_id)
+        headers = {"Authorization": f"Bearer {p.token}", "content-type": "application/json"}
+        if p.signing_secret:
+            headers |= sign(signing.pop("secret", p.signing_secret), body, **signing)
+        return headers
+
+    async def post(
+        self, http: httpx.AsyncClient, path: str, psap_id: str, document: Any, **signing: Any
+    ) -> httpx.Response:
+        """POST `document` as JSON, signed as the PSAP signs."""
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
+        return await http.post(
+            f"{self.url}{path}", content=body, headers=self.headers(psap_id, body, **signing)
+        )
+
+    async def events(
+        self, topic: str, call_id: str, count: int, timeout_s: float = 20
+    ) -> list[dict[str, Any]]:
+        """The first `count` events of one call on one topic, read from the start of the topic."""
+        bootstrap = self.settings.kafka_bootstrap_servers
+        records = await read_topic(bootstrap, self.settings.topic(topic), count, timeout_s, key=call_id)
+        assert len(records) >= count, f"expected {count} {topic} events for {call_id}, got {len(records)}"
+        return [json.loads(r.value) for r in records]
+
+    async def db(self) -> asyncpg.Connection:
+        """A connection to this intake's database (close it)."""
+        return await asyncpg.connect(self.settings.database_url.get_secret_value())
+
+
+def test_jurisdiction(callback_port: int) -> Jurisdiction:
+    """The example region with a shadow rule set, callback URLs on the test server and test PSAPs."""
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["triage"]["shadow"] = SHADOW
+    valley, springfield, university = raw["psaps"]
+    valley["callback_url"] = f"http://127.0.0.1:{callback_port}/valley/status"
+    valley["previous_signing_secrets"] = [OLD_VALLEY_SECRET]
+    springfield["callback_url"] = f"http://127.0.0.1:{callback_port}/springfield/always-fail"
+    university.pop("signing_secret")  # a PSAP that does not sign: bearer token only
+    raw["psaps"].append(
+        {
+            "id": "rate-test-psap",
+            "name": "A PSAP with a tiny rate limit",
+            "token": "test-psap-rate-limited-0b7e2c",
+            "rate_limit": "3/minute",
+        }
+    )
+    return Jurisdiction.model_validate(raw)
+
+
+@contextlib.asynccontextmanager
+async def running_intake(
+    endpoints: infra.InfraEndpoints, intake_settings: IntakeSettings
+) -> AsyncIterator[Intake]:
+    """A fresh database and namespace, the test jurisdiction loaded, and intake running in this process."""
+    name = f"intake_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(endpoints.database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    settings = Settings(
+        database_url=f"{endpoints.database_url.rpartition('/')[0]}/{name}",
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        kafka_namespace=f"{name}.",
+        kafka_session_timeout_ms=3000,
+        intake_port=infra.free_port(),
+        outbox_poll_interval_s=0.2,
+        consumer_retry_base_s=0.05,
+        log_json=False,
+    )
+    server = CallbackServer(infra.free_port())
+    await server.start()
+    jurisdiction = test_jurisdiction(server.port)
+    await loader.load(settings, jurisdiction)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run(
+            settings,
+            ["intake"],
+            {"intake": lambda i: build(i, intake_settings)},
+            stop=stop,
+            on_ready=lambda _: ready.set(),
+        )
+    )
+    try:
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([task, waiter], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()
+        assert ready.is_set(), "intake did not start within 60 s"
+        yield Intake(settings, jurisdiction, server, f"http://127.0.0.1:{settings.intake_port}")
+    finally:
+        stop.set()
+        await task
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        await server.stop()
+        await delete_namespace(endpoints.kafka_bootstrap_servers, settings.kafka_namespace)
+        admin = await asyncpg.connect(endpoints.database_url)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

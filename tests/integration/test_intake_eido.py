@@ -1,0 +1,361 @@
+"""EIDO in, versions, triage with shadow rules, and overrides: intake on the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.intake import eido
+from services.intake.settings import IntakeSettings
+from shared import topics
+from tests.integration.intake_harness import Intake, native_call, running_intake
+
+pytestmark = pytest.mark.integration
+
+SAMPLES = Path(__file__).parents[3] / "shared" / "standards" / "eido"
+CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
+POINT = (
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10"'
+    ' xmlns:gml="http://www.opengis.net/gml" xmlns:gs="http://www.opengis.net/pidflo/1.0">'
+    "<tuple id='t'><status><gp:geopriv><gp:location-info>{shape}</gp:location-info></gp:geopriv>"
+    "</status></tuple></presence>"
+)
+SHAPES = {
+    "point": "<gml:Point><gml:pos>44.0503 -123.0889</gml:pos></gml:Point>",
+    "circle": "<gs:Circle><gml:pos>44.0503 -123.0889</gml:pos><gs:radius uom='m'>30</gs:radius></gs:Circle>",
+    "ellipse": (
+        "<gs:Ellipse><gml:pos>44.0503 -123.0889</gml:pos><gs:semiMajorAxis>40</gs:semiMajorAxis>"
+        "<gs:semiMinorAxis>10</gs:semiMinorAxis><gs:orientation>20</gs:orientation></gs:Ellipse>"
+    ),
+}
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf">&lol3;</presence>'
+)
+XXE = (
+    '<?xml version="1.0"?><!DOCTYPE p [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf">&xxe;</presence>'
+)
+
+
+@pytest.fixture(scope="module")
+async def intake(stack) -> AsyncIterator[Intake]:
+    async with running_intake(stack, IntakeSettings()) as running:
+        yield running
+
+
+def document(incident_id: str, stamp: str = "2026-11-26T10:00:00Z", **screen: str) -> dict[str, Any]:
+    """A small EIDO with our triage extension, the screen all 'no' unless told otherwise."""
+    doc = eido.example()
+    doc["$id"] = incident_id
+    doc["lastUpdateTimeStamp"] = stamp
+    doc[eido.EXTENSION_KEY]["safetyScreen"] = {**CLEAR, **screen}
+    return doc
+
+
+async def test_every_public_sample_is_accepted(intake: Intake):
+    expected = {
+        # No incident type: a person reviews; a civic address and a reference, but no coordinates.
+        "nena_sample_call_transfer_eido.json": ("created", "review"),
+        # The same incident and version as the call transfer sample, spelled lastUpdateTimestamp.
+        "phrsite_eido_with_jcard.json": ("duplicate", "review"),
+        # CU1 (civil unrest) is not eligible; its PIDF-LO is not well-formed and is reported, not fatal.
+        "nena_sample_eido_2020_draft.json": ("created", "police"),
+    }
+    assert sorted(p.name for p in SAMPLES.glob("*.json")) == sorted(expected)
+    async with httpx.AsyncClient(timeout=15) as http:
+        for name, (outcome, route) in expected.items():
+            sample = json.loads((SAMPLES / name).read_text())
+            r = await intake.post(http, "/v1/incidents", "valley-ecc", sample)
+            assert r.status_code == 202, f"{name}: {r.status_code} {r.text[:300]}"
+            answer = r.json()
+            assert (answer["outcome"], answer["decision"]["route"]) == (outcome, route), name
+        transfer = json.loads((SAMPLES / "nena_sample_call_transfer_eido.json").read_text())
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", transfer)
+        call_id = r.json()["call_id"]
+        assert "no incident type: a person must review" in r.json()["decision"]["reasons"]
+    [event] = await intake.events(topics.CALLS_RECEIVED, call_id, 1)
+    location = event["data"]["location"]
+    assert location["coordinates_known"] is False and "Wilmington" in location["address"]
+    assert location["reference_url"].startswith("https://lrf.osp.com")
+    assert event["data"]["callback_number"] == "8195551212"
+
+
+VARIANTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "incidentComponent as an object": lambda d: d,
+    "incidentComponent as a one-element array": lambda d: d | {"incidentComponent": [d["incidentComponent"]]},
+    "lastUpdateTimestamp spelling": lambda d: _rename(d, "lastUpdateTimeStamp", "lastUpdateTimestamp"),
+    "LastUpdateTimeStamp spelling": lambda d: _rename(d, "lastUpdateTimeStamp", "LastUpdateTimeStamp"),
+    "EIDOVersion spelling": lambda d: _rename(d, "eidoVersion", "EIDOVersion"),
+    "legacy incidentTrackingIdentifier": lambda d: (
+        d | {"incidentTrackingIdentifier": d["$id"], "$id": "header:0"}
+    ),
+    "local code in incidentTypeInternalCode": lambda d: (
+        d | {"incidentComponent": {"incidentTypeInternalCode": "10-96"}}
+    ),
+    "circle": lambda d: _shape(d, "circle"),
+    "ellipse": lambda d: _shape(d, "ellipse"),
+    "unknown members kept, not refused": lambda d: d | {"vendorThing": {"x": [1, 2]}, "agencyComponent": []},
+}
+
+
+def _rename(d: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    d = dict(d)
+    d[new] = d.pop(old)
+    return d
+
+
+def _shape(d: dict[str, Any], shape: str) -> dict[str, Any]:
+    d = copy.deepcopy(d)
+    d["locationComponent"][0]["locationByValue"] = POINT.format(shape=SHAPES[shape])
+    return d
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+async def test_variants_and_aliases_normalise_to_the_same_call(intake: Intake, variant: str):
+    doc = VARIANTS[variant](document(f"urn:emergency:uid:incidentid:{variant.replace(' ', '-')}:test"))
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
+        assert r.status_code == 202, f"{variant}: {r.text[:300]}"
+        answer = r.json()
+        assert answer["outcome"] == "created" and answer["decision"]["route"] == "community", variant
+        view = await http.get(
+            f"{intake.url}/v1/calls/{answer['call_id']}", headers=intake.headers("valley-ecc", b"")
+        )
+    assert view.json()["incident_type"] == "MNTL" and view.json()["source_format"] == "eido", variant
+    assert view.json()["version"].startswith("2026-11-26T10:00:00"), variant
+
+
+async def test_duplicate_newer_and_older_versions(intake: Intake):
+    incident = "urn:emergency:uid:incidentid:versions:test"
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T10:00:00Z")
+        )
+        assert first.status_code == 202 and first.json()["outcome"] == "created"
+        call_id = first.json()["call_id"]
+        assert first.json()["decision"]["route"] == "community"
+        # The same version (written with another offset) is a no-op answering the same call.
+        same = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T05:00:00-05:00")
+        )
+        assert same.status_code == 202 and same.json()["outcome"] == "duplicate"
+        assert same.json()["call_id"] == call_id and same.json()["decision"] == first.json()["decision"]
+        # A newer version raising a safety flag re-triages the call and publishes calls.updated.v1.
+        newer = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T10:05:00Z", weapon="yes")
+        )
+        assert newer.status_code == 202 and newer.json()["outcome"] == "updated"
+        assert newer.json()["call_id"] == call_id and newer.json()["decision"]["route"] == "police"
+        assert "safety screen: weapon = yes -> police" in newer.json()["decision"]["reasons"]
+        # An older one is acknowledged, ignored, and says so.
+        older = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T09:00:00Z")
+        )
+        assert older.status_code == 202 and older.json()["outcome"] == "ignored_older"
+        assert "older" in older.json()["detail"] and older.json()["decision"]["route"] == "police"
+        view = await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+    assert view.json()["status"] == "routed_police"
+    assert view.json()["non_diversion_reason"] == "retriaged_police"
+    [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
+    conn = await intake.db()
+    try:
+        published = await conn.fetch("SELECT topic FROM intake.outbox WHERE key = $1 ORDER BY id", call_id)
+    finally:
+        await conn.close()
+    # One call, one calls.received.v1; the duplicate and the older version published nothing.
+    assert [r["topic"] for r in published] == [topics.CALLS_RECEIVED, topics.CALLS_UPDATED]
+    data = updated["data"]
+    assert data["reason"] == "eido_update" and data["previous_route"] == "community"
+    assert data["decision"]["route"] == "police" and data["safety"]["weapon"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("question", "route"),
+    [
+        ("weapon", "police"),
+        ("violence", "police"),
+        ("crime_in_progress", "police"),
+        ("medical", "ems"),
+        ("self_harm_imminent", "ems"),
+    ],
+)
+async def test_each_safety_exclusion_routes_away_from_community_with_the_reason(
+    intake: Intake, question: str, route: str
+):
+    body = native_call(f"SAFETY-{question}", "10-96", **{question: "yes"})
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/calls", "valley-ecc", body)
+    assert r.status_code == 202, r.text
+    decision = r.json()["decision"]
+    assert decision["route"] == route and decision["rules_version"] == "2026-11-01"
+    assert f"safety screen: {question} = yes -> {route}" in decision["reasons"]
+
+
+async def test_an_eido_caution_feeds_triage(intake: Intake):
+    doc = document("urn:emergency:uid:incidentid:caution:test")
+    doc["cautionComponent"] = [
+        {"cautionTypeInternalText": "Subject armed with knife", "cautionTypeCommonRegistryText": "Weapons"}
+    ]
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
+    assert r.status_code == 202 and r.json()["decision"]["route"] == "police"
+    assert any(
+        reason.startswith("caution ") and "weapon = yes" in reason
+        for reason in r.json()["decision"]["reasons"]
+    )
+
+
+async def test_shadow_decisions_are_recorded_in_the_answer_the_database_and_the_event(intake: Intake):
+    # The active rules send an unanswered screen to review; the shadow draft reads unknown as eligible.
+    body = {k: v for k, v in native_call("SHADOW-1").items() if k != "safety"}
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/calls", "valley-ecc", body)
+    assert r.status_code == 202
+    answer = r.json()
+    assert answer["decision"]["route"] == "review" and answer["decision"]["rules_version"] == "2026-11-01"
+    assert answer["shadow_decision"]["route"] == "community"
+    assert answer["shadow_decision"]["rules_version"] == "2026-12-draft"
+    conn = await intake.db()
+    try:
+        stored = await conn.fetchval(
+            "SELECT shadow_decision FROM intake.calls WHERE id = $1::uuid", answer["call_id"]
+        )
+    finally:
+        await conn.close()
+    assert json.loads(stored)["route"] == "community"
+    [event] = await intake.events(topics.CALLS_RECEIVED, answer["call_id"], 1)
+    assert event["data"]["shadow_decision"]["rules_version"] == "2026-12-draft"
+
+
+async def test_overrides_require_a_reason_and_are_recorded(intake: Intake):
+    body = native_call("OVERRIDE-1")
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/calls", "valley-ecc", body)
+        call_id = r.json()["call_id"]
+        assert r.json()["decision"]["route"] == "community"
+        url = f"/v1/calls/{call_id}/override"
+        for tried, payload in [
+            ("no reason", {"route": "police"}),
+            ("a reason not on the list", {"route": "police", "reason_code": "bored"}),
+            ("other without text", {"route": "police", "reason_code": "other"}),
+            ("other with blank text", {"route": "police", "reason_code": "other", "reason_text": "  "}),
+            ("no route", {"reason_code": "caller_declined"}),
+        ]:
+            bad = await intake.post(http, url, "valley-ecc", payload)
+            assert bad.status_code == 422 and bad.json()["code"] == "invalid_request", tried
+        ok = await intake.post(http, url, "valley-ecc", {"route": "police", "reason_code": "caller_declined"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["route"] == "police" and ok.json()["recommended"]["route"] == "community"
+        other = await intake.post(
+            http,
+            f"/v1/calls/{call_id}/override",
+            "springfield-pd-psap",
+            {"route": "ems", "reason_code": "other", "reason_text": "x"},
+        )
+        assert other.status_code == 404
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    assert view["status"] == "routed_police" and view["override"]["reason_code"] == "caller_declined"
+    assert view["non_diversion_reason"] == "caller_declined"
+    [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
+    assert (
+        updated["data"]["reason"] == "override"
+        and updated["data"]["override_reason_code"] == "caller_declined"
+    )
+    assert updated["data"]["decision"]["route"] == "police"
+
+
+@pytest.mark.parametrize(("tried", "xml"), [("billion laughs", BILLION_LAUGHS), ("external entity", XXE)])
+async def test_xml_entity_attacks_are_refused_and_store_nothing(intake: Intake, tried: str, xml: str):
+    doc = document(f"urn:emergency:uid:incidentid:{tried.replace(' ', '-')}:attack")
+    doc["locationComponent"][0]["locationByValue"] = xml
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
+    assert r.status_code == 422 and r.json()["code"] == "unsafe_xml", f"{tried}: {r.text[:300]}"
+    conn = await intake.db()
+    try:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM intake.calls WHERE external_id = $1", doc["$id"]) == 0
+        )
+    finally:
+        await conn.close()
+
+
+async def test_bad_eido_documents_get_a_clear_4xx(intake: Intake):
+    cases = [
+        ("not an object", [1, 2]),
+        ("no id at all", {"lastUpdateTimeStamp": "2026-11-26T10:00:00Z"}),
+        ("timestamp not a date", document("x:1", stamp="yesterday")),
+        ("two incident components", document("x:2") | {"incidentComponent": [{}, {}]}),
+        ("extension with a typo", document("x:3") | {eido.EXTENSION_KEY: {"safetyscreen": {}}}),
+        ("screen answer not yes/no/unknown", document("x:4", weapon="maybe")),
+    ]
+    async with httpx.AsyncClient(timeout=15) as http:
+        for tried, doc in cases:
+            r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
+            assert r.status_code == 422, f"{tried}: {r.status_code} {r.text[:200]}"
+            assert r.json()["code"] in ("invalid_request", "invalid_eido") and r.json()["detail"], tried
+
+
+async def test_an_override_stands_across_updates_until_a_safety_flag_is_raised(intake: Intake):
+    incident = "urn:emergency:uid:incidentid:override-stands:test"
+    unknown = document(incident, "2026-11-26T10:00:00Z", weapon="unknown")
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(http, "/v1/incidents", "valley-ecc", unknown)
+        call_id = first.json()["call_id"]
+        assert first.json()["decision"]["route"] == "review"
+        ok = await intake.post(
+            http,
+            f"/v1/calls/{call_id}/override",
+            "valley-ecc",
+            {"route": "community", "reason_code": "dispatcher_judgement"},
+        )
+        assert ok.status_code == 200
+        same_screen = document(incident, "2026-11-26T10:01:00Z", weapon="unknown")
+        assert (await intake.post(http, "/v1/incidents", "valley-ecc", same_screen)).json()[
+            "outcome"
+        ] == "updated"
+        flagged = document(incident, "2026-11-26T10:02:00Z", weapon="yes")
+        assert (await intake.post(http, "/v1/incidents", "valley-ecc", flagged)).json()[
+            "outcome"
+        ] == "updated"
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    # override (community), the update that keeps it, the update whose weapon flag sends it to police
+    updates = await intake.events(topics.CALLS_UPDATED, call_id, 3)
+    assert [u["data"]["decision"]["route"] for u in updates] == ["community", "community", "police"]
+    assert "override to community stands" in updates[1]["data"]["decision"]["reasons"][0]
+    assert view["status"] == "routed_police" and view["override"] is None
+    assert view["non_diversion_reason"] == "retriaged_police"
+
+
+async def test_cancelling_a_community_call_before_a_team_took_it_records_why(intake: Intake):
+    body = native_call("CANCEL-1")
+    async with httpx.AsyncClient(timeout=15) as http:
+        call_id = (await intake.post(http, "/v1/calls", "valley-ecc", body)).json()["call_id"]
+        r = await intake.post(http, f"/v1/calls/{call_id}/cancel", "valley-ecc", {"reason": "caller hung up"})
+        assert r.status_code == 202 and r.json()["status"] == "cancelled"
+        late = await intake.post(
+            http,
+            f"/v1/calls/{call_id}/override",
+            "valley-ecc",
+            {"route": "police", "reason_code": "safety_concern"},
+        )
+        assert late.status_code == 409 and late.json()["code"] == "cancelled"
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    assert view["status"] == "cancelled" and view["non_diversion_reason"] == "cancelled_by_psap"
+    [cancelled] = await intake.events(topics.CALLS_CANCELLED, call_id, 1)
+    assert cancelled["data"]["reason"] == "caller hung up"

@@ -1,0 +1,114 @@
+"""EIDO normalisation and PIDF-LO reading: lenient on spelling, strict on meaning, safe against XML tricks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.intake import eido, pidf
+from services.intake.call import CallInput
+from shared.events import Answer
+
+SAMPLES = Path(__file__).parents[3] / "shared" / "standards" / "eido"
+GEO = (
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gml="http://www.opengis.net/gml"'
+    ' xmlns:gs="http://www.opengis.net/pidflo/1.0">{}</presence>'
+)
+
+
+def normalise(doc: dict[str, Any]) -> CallInput:
+    return eido.normalise(eido.EidoDocument.model_validate(doc))
+
+
+def test_the_example_reads_type_location_screen_and_extension():
+    call = normalise(eido.example())
+    assert call.incident_type == "MNTL" and call.source_format == "eido"
+    assert (call.location.lat, call.location.lon, call.location.coordinates_known) == (
+        44.0503,
+        -123.0889,
+        True,
+    )
+    assert call.safety.weapon == Answer.no and call.language == "es" and call.consent_non_police is True
+    assert call.version is not None and call.version.isoformat() == "2026-11-26T10:00:00+00:00"
+    assert call.warnings == ()
+
+
+def test_the_three_timestamp_spellings_give_the_same_version():
+    versions = set()
+    for spelling in ("lastUpdateTimeStamp", "lastUpdateTimestamp", "LastUpdateTimeStamp"):
+        doc = eido.example()
+        doc[spelling] = doc.pop("lastUpdateTimeStamp")
+        versions.add(normalise(doc).version)
+    assert len(versions) == 1
+
+
+def test_the_extension_counts_only_when_declared():
+    doc = eido.example()
+    doc["eidoExtensionId"] = []
+    call = normalise(doc)
+    assert call.safety.weapon == Answer.unknown and call.language is None
+    assert any("not declared" in w for w in call.warnings)
+
+
+def test_legacy_tracking_identifier_wins_over_the_header_id():
+    doc = eido.example() | {
+        "$id": "header:0",
+        "incidentTrackingIdentifier": "urn:emergency:uid:incidentid:7:x",
+    }
+    assert normalise(doc).external_id == "urn:emergency:uid:incidentid:7:x"
+
+
+def test_a_document_without_any_id_is_refused():
+    doc = eido.example()
+    doc.pop("$id")
+    with pytest.raises(eido.EidoError):
+        normalise(doc)
+
+
+def test_samples_without_coordinates_keep_the_civic_address_and_the_reference():
+    call = normalise(json.loads((SAMPLES / "nena_sample_call_transfer_eido.json").read_text()))
+    assert call.incident_type == "" and call.location.coordinates_known is False
+    assert call.location.address == "42 W Cellular Street Wilmington DE US"
+    assert call.location.reference_url == "https://lrf.osp.com?oasufdqwerjn12346jfias"
+    assert call.callback_number == "8195551212"
+
+
+@pytest.mark.parametrize(
+    ("shape", "radius"),
+    [
+        ("<gml:Point><gml:pos>44.1 -123.1</gml:pos></gml:Point>", None),
+        ("<gs:Circle><gml:pos>44.1 -123.1</gml:pos><gs:radius>25</gs:radius></gs:Circle>", 25.0),
+        (
+            "<gs:Ellipse><gml:pos>44.1 -123.1</gml:pos><gs:semiMajorAxis>40</gs:semiMajorAxis></gs:Ellipse>",
+            40.0,
+        ),
+    ],
+)
+def test_geodetic_point_circle_and_ellipse(shape: str, radius: float | None):
+    found = pidf.parse(GEO.format(shape))
+    assert (found.lat, found.lon, found.uncertainty_m) == (44.1, -123.1, radius)
+
+
+def test_out_of_range_coordinates_are_not_a_position():
+    assert pidf.parse(GEO.format("<gml:Point><gml:pos>123 -500</gml:pos></gml:Point>")).lat is None
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<!DOCTYPE p [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><presence>&b;</presence>',
+        '<!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><presence>&x;</presence>',
+        '<!DOCTYPE p SYSTEM "http://127.0.0.1:1/evil.dtd"><presence/>',
+    ],
+)
+def test_dtds_and_entities_are_refused(xml: str):
+    with pytest.raises(pidf.UnsafeXml):
+        pidf.parse(xml)
+
+
+def test_broken_xml_is_reported_not_guessed():
+    with pytest.raises(pidf.MalformedXml):
+        pidf.parse("<presence><unclosed></presence>")
