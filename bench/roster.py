@@ -22,7 +22,10 @@ def jurisdiction(teams: int, seed: int = 7) -> str:
             "exclude": {"weapon": "police", "medical": "ems"},
             "unknown_means": "eligible",
         },
-        "psaps": [{"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN}],
+        # No signing secret and no rate limit: the benchmark measures the pipeline, not the throttle.
+        "psaps": [
+            {"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN, "rate_limit": "10000000/minute"}
+        ],
         "agencies": [
             {"id": a, "name": a, "token": f"bench-agency-token-{a}-0001", "partitions": 3} for a in AGENCIES
         ],

@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from shared.topics import agency_topic
@@ -45,7 +46,8 @@ class Simulation:
         self.speedup = speedup
         self.rng = random.Random(seed + 1)
         self.tally = Tally()
-        self.psap_tokens = {p.id: p.token for p in j.psaps}
+        # A PSAP's CAD signs every POST when its jurisdiction entry has a signing secret.
+        self.psap_auth = {p.id: PsapAuth(p.token, p.signing_secret) for p in j.psaps}
         self.agency_tokens = {a.id: a.token for a in j.agencies}
         self.tasks: set[asyncio.Task[None]] = set()
         self.start = 0.0
@@ -55,7 +57,12 @@ class Simulation:
         return f"http://{self.settings.http_host}:{self.settings.port_for(service)}"
 
     async def _post(
-        self, http: httpx.AsyncClient, url: str, headers: dict[str, str], body: Any = None
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response | None:
         """POST as a CAD or an agency's software would: retry when the connection fails.
 
@@ -64,6 +71,8 @@ class Simulation:
         """
         for attempt in range(6):
             try:
+                if auth is not None:
+                    return await http.post(url, json=body, auth=auth)
                 return await http.post(url, json=body, headers=headers)
             except httpx.TransportError:
                 self.tally.counts["http_retries"] += 1
@@ -89,8 +98,9 @@ class Simulation:
         return False
 
     async def _post_call(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
-        headers = {"Authorization": f"Bearer {self.psap_tokens[call.psap]}"}
-        r = await self._post(http, f"{self.url('intake')}/v1/calls", headers, call.body)
+        r = await self._post(
+            http, f"{self.url('intake')}/v1/calls", body=call.body, auth=self.psap_auth[call.psap]
+        )
         self.tally.counts["calls_sent"] += 1
         if r is None or r.status_code != 202:
             self.tally.counts[f"calls_http_{r.status_code if r else 'none'}"] += 1
@@ -103,9 +113,8 @@ class Simulation:
             self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
 
     async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
-        headers = {"Authorization": f"Bearer {self.psap_tokens[psap]}"}
         url = f"{self.url('intake')}/v1/calls/{call_id}/cancel"
-        r = await self._post(http, url, headers, {"reason": "caller called back"})
+        r = await self._post(http, url, body={"reason": "caller called back"}, auth=self.psap_auth[psap])
         self._count("cancels_sent", "cancel", r, 202)
 
     async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str) -> None:

@@ -58,7 +58,14 @@ def minimum(offer: OfferDetails) -> OfferDetails:
     """The offer with only the fields a team needs: anything else a producer added is dropped."""
     loc = offer.location
     return OfferDetails(
-        location=Location(lat=loc.lat, lon=loc.lon, address=loc.address),
+        # How sure the position is matters to a team looking for someone; a reference URL does not.
+        location=Location(
+            lat=loc.lat,
+            lon=loc.lon,
+            address=loc.address,
+            coordinates_known=loc.coordinates_known,
+            uncertainty_m=loc.uncertainty_m,
+        ),
         presenting_problem=offer.presenting_problem,
         language=offer.language,
         safety=SafetyScreen(**{name: getattr(offer.safety, name) for name in SafetyScreen.model_fields}),

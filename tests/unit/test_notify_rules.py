@@ -71,7 +71,14 @@ def test_reporting_the_same_status_twice_is_a_no_op_but_every_backup_request_cou
 def test_an_offer_keeps_only_the_fields_a_team_needs():
     offer = OfferDetails.model_validate(
         {
-            "location": {"lat": 44.0, "lon": -123.0, "address": "1 Main St", "caller_home": "x"},
+            "location": {
+                "lat": 44.0,
+                "lon": -123.0,
+                "address": "1 Main St",
+                "uncertainty_m": 50.0,
+                "reference_url": "https://lis.example/loc/1",
+                "caller_home": "x",
+            },
             "presenting_problem": "MNTL",
             "language": "es",
             "safety": {"weapon": "no", "ssn": "x"},
@@ -82,7 +89,8 @@ def test_an_offer_keeps_only_the_fields_a_team_needs():
     )
     kept = minimum(offer).model_dump(mode="json")
     assert set(kept) == {"location", "presenting_problem", "language", "safety", "callback_number"}
-    assert set(kept["location"]) == {"lat", "lon", "address"}
+    location = {k: v for k, v in kept["location"].items() if v is not None}
+    assert location == {"lat": 44.0, "lon": -123.0, "address": "1 Main St", "uncertainty_m": 50.0}
     assert "ssn" not in kept["safety"] and kept["safety"]["weapon"] == "no"
     assert "Jane Roe" not in str(kept)
 
