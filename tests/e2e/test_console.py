@@ -85,7 +85,7 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
         posted = await http.post(
             f"{system.url('intake')}/v1/calls",
             json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
-            headers=system.token("valley-ecc"),
+            auth=system.psap_auth("valley-ecc"),
         )
         assert posted.status_code == 202, posted.text
         call_id = posted.json()["call_id"]
