@@ -169,7 +169,7 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                         ("accept", None),
                         ("status", {"status": "en_route"}),
                         ("status", {"status": "on_scene"}),
-                        ("status", {"status": "cleared", "disposition": "RESOLVED_ON_SCENE"}),
+                        ("status", {"status": "cleared", "disposition": "18"}),
                     ]
                     for path, payload in steps:
                         r = await http.post(f"{base}/{path}", json=payload, headers=auth)

@@ -21,7 +21,9 @@ from shared.settings import Settings
 from shared.topics import agency_topic
 from sim.scenario import Options, Plan, PlannedCall, agency_answer
 
-DISPOSITIONS = ("RESOLVED_ON_SCENE", "REFERRED", "TRANSPORTED_VOLUNTARY", "GONE_ON_ARRIVAL")
+# EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
+# evaluated with no treatment needed.
+DISPOSITIONS = ("18", "15", "16", "14", "41")
 DECLINE_REASONS = ("no_capacity", "out_of_area", "skill_mismatch")
 
 

@@ -13,6 +13,7 @@ from services.notify import feed, handlers, repository
 from services.notify.schemas import Decline, StatusReport
 from services.notify.settings import NotifySettings
 from shared.auth import Authenticator, Principal
+from shared.registries import DISPOSITIONS
 
 
 def router(
@@ -74,5 +75,17 @@ def router(
         return await handlers.report_status(
             pool, agency, assignment_id, body.status, body.disposition, body.urgency
         )
+
+    return api
+
+
+def registries() -> APIRouter:
+    """Code lists an agency's software needs to answer well (public reference data)."""
+    api = APIRouter(prefix="/v1", tags=["reference"])
+
+    @api.get("/dispositions")
+    async def dispositions() -> list[dict[str, str]]:
+        """The EIDO common disposition codes a cleared report must use."""
+        return [{"code": code, "description": text} for code, text in DISPOSITIONS.items()]
 
     return api

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import TeamStatus
+from shared.registries import DISPOSITIONS
 
 
 class Decline(BaseModel):
@@ -37,6 +38,11 @@ class StatusReport(BaseModel):
     def _fields_fit_status(self) -> StatusReport:
         if self.status == TeamStatus.cleared and not self.disposition:
             raise ValueError("a cleared report needs a disposition code")
+        if self.disposition is not None and self.disposition not in DISPOSITIONS:
+            raise ValueError(
+                f"disposition {self.disposition!r} is not an EIDO common disposition code (01 to 45);"
+                " GET /v1/dispositions lists them"
+            )
         if self.status == TeamStatus.backup_requested and not self.urgency:
             raise ValueError("a backup request needs an urgency")
         return self

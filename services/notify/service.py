@@ -29,6 +29,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         description="Delivery to agencies, their answers and status reports.",
     )
     app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), waker, ns))
+    app.include_router(api.registries())
     app.include_router(console.router())
 
     async def create_agency_topics() -> None:

@@ -108,7 +108,7 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
         await card.get_by_role("button", name="On scene").click()
         await expect(card.locator(".status")).to_have_text("On scene")
         await card.get_by_role("button", name="Cleared…").click()
-        await card.get_by_label("Disposition code").fill("RESOLVED-ON-SCENE")
+        await card.get_by_label("Disposition code").select_option("18")
         await card.get_by_role("button", name="Report cleared").click()
         await expect(card.locator(".status")).to_have_text("Cleared")
 
@@ -126,7 +126,7 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
     assert answers == ["accepted"]
     assert statuses == ["en_route", "on_scene", "cleared"]
     cleared = next(e for e in events if e["data"].get("status") == "cleared")
-    assert cleared["data"]["disposition"] == "RESOLVED-ON-SCENE"
+    assert cleared["data"]["disposition"] == "18"
     assert cleared["data"]["agency_id"] == "riverbend-crisis"
     # SIGTERM with the console's stream still open: the stream ends and every process exits cleanly.
     assert system.stop() == [0]

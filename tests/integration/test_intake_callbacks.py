@@ -140,7 +140,7 @@ async def test_status_callbacks_arrive_signed_in_order_and_retry_after_failures(
     await agency.report("en_route")
     await agency.report("on_scene")
     await agency.report("backup_requested")
-    await agency.report("cleared", disposition="RESOLVED_ON_SCENE")
+    await agency.report("cleared", disposition="18")
 
     expected = ["Assigned", "EnRoute", "OnScene", "Backup", "Cleared"]
 
@@ -154,7 +154,7 @@ async def test_status_callbacks_arrive_signed_in_order_and_retry_after_failures(
     assert got[0]["_id"] == got[1]["_id"] == got[2]["_id"]
     assert len({g["_id"] for g in got}) == 5
     assert all(g["_signed"] for g in got)
-    assert got[-1]["disposition"] == "RESOLVED_ON_SCENE" and got[-1]["team_id"] == "rb-1"
+    assert got[-1]["disposition"] == "18" and got[-1]["team_id"] == "rb-1"
     view = await agency.view()
     assert [c["unitStatus"] for c in view["callbacks"]] == expected
     assert view["callbacks"][0]["attempts"] == 3 and view["callbacks"][1]["attempts"] == 1

@@ -131,8 +131,8 @@ async def test_status_reports_follow_the_lifecycle_and_a_repeat_has_no_second_ef
             {"status": "en_route"},
             {"status": "en_route"},
             {"status": "on_scene"},
-            {"status": "cleared", "disposition": "CRISIS-RESOLVED"},
-            {"status": "cleared", "disposition": "CRISIS-RESOLVED"},
+            {"status": "cleared", "disposition": "18"},
+            {"status": "cleared", "disposition": "18"},
         ]
         for body in steps:
             answer = await http.post(f"{url}/status", json=body, headers=holder)
@@ -144,6 +144,16 @@ async def test_status_reports_follow_the_lifecycle_and_a_repeat_has_no_second_ef
         assert back.status_code == 409 and back.json()["code"] == "invalid_transition", back.text
         no_disposition = await http.post(f"{url}/status", json={"status": "cleared"}, headers=holder)
         assert no_disposition.status_code == 422, no_disposition.text
+        # Tried: a disposition that is not an EIDO common disposition code.
+        made_up = await http.post(
+            f"{url}/status", json={"status": "cleared", "disposition": "WENT-FINE"}, headers=holder
+        )
+        assert made_up.status_code == 422 and "disposition" in made_up.text, made_up.text
+        codes = (await http.get("/v1/dispositions", headers=holder)).json()
+        assert (
+            len(codes) == 45
+            and {"code": "18", "description": "Assignment Completed/Settled By Contact"} in codes
+        )
     statuses = [e["status"] for e in await published(notify, ASSIGNMENTS_STATUS_CHANGED, offer)]
     assert statuses == ["en_route", "on_scene", "cleared"]
 

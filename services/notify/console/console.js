@@ -11,7 +11,9 @@ const DECLINE_REASONS = [
 ];
 const ACTIVE = ["accepted", "en_route", "on_scene"];
 
-const state = { token: null, items: new Map(), cards: new Map(), lastEventId: null, abort: null };
+const state = {
+  token: null, items: new Map(), cards: new Map(), lastEventId: null, abort: null, dispositions: [],
+};
 const $ = (id) => document.getElementById(id);
 
 function describe(body, status) {
@@ -193,11 +195,9 @@ function actions(card, item) {
   if (item.status === "accepted") box.append(button("En route", status("en_route")));
   if (item.status !== "on_scene") box.append(button("On scene", status("on_scene")));
   box.append(button("Cleared…", () => {
-    const code = document.createElement("input");
-    code.maxLength = 64;
-    code.required = true;
+    const code = select(state.dispositions.map((d) => [d.code, `${d.code} ${d.description}`]));
     form(card, "Report cleared", [field("Disposition code", code, "disposition")], "Report cleared",
-      () => send(card, item, "status", { status: "cleared", disposition: code.value.trim() || null }));
+      () => send(card, item, "status", { status: "cleared", disposition: code.value }));
   }, "secondary"));
   box.append(button("Request backup…", () => {
     const urgency = select([["urgent", "Urgent"], ["emergency", "Emergency"], ["routine", "Routine"]]);
@@ -290,6 +290,7 @@ async function signIn(token) {
   state.token = token;
   try {
     const items = await api("/v1/assignments?limit=100");
+    state.dispositions = await api("/v1/dispositions");
     sessionStorage.setItem("careroute-token", token);
     $("login").hidden = true;
     $("board").hidden = false;
