@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -25,7 +25,12 @@ def _channel(schema: str) -> str:
 
 
 async def enqueue(
-    conn: asyncpg.Connection, schema: str, event: Envelope, *, topic: str | None = None
+    conn: asyncpg.Connection,
+    schema: str,
+    event: Envelope,
+    *,
+    topic: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Add `event` to the outbox inside the caller's transaction (topic defaults to its type)."""
     await conn.execute(
@@ -34,10 +39,14 @@ async def enqueue(
         topic or event.type,
         event.subject,
         event.to_bytes(),
-        json.dumps({"content-type": CONTENT_TYPE}),
+        json.dumps({"content-type": CONTENT_TYPE, **(headers or {})}),
     )
     # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
     await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+
+
+# Called in the relay's transaction with the rows the broker has just acknowledged.
+OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[None]]
 
 
 class OutboxRelay:
@@ -52,6 +61,7 @@ class OutboxRelay:
         *,
         poll_interval_s: float = 1.0,
         batch_size: int = 200,
+        on_published: OnPublished | None = None,
     ) -> None:
         self._pool = pool
         self._schema = check_identifier(schema)
@@ -60,6 +70,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wake = asyncio.Event()
+        self._on_published = on_published
 
     async def relay_once(self) -> int:
         """Publish up to one batch of unsent rows, oldest first; return how many were published.
@@ -99,6 +110,8 @@ class OutboxRelay:
                 f"UPDATE {s}.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
                 [r["id"] for r in rows],
             )
+            if self._on_published is not None:
+                await self._on_published(conn, rows)
         OUTBOX_PUBLISHED.labels(schema=s).inc(len(rows))
         return len(rows)
 

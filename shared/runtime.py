@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from shared.consumer import EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.kafka import ensure_topics, make_producer
-from shared.outbox import OutboxRelay
+from shared.outbox import OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.topics import REGISTRY, dlq_topic
 
@@ -89,6 +89,7 @@ class ServiceParts:
     on_start: Callable[[], Awaitable[None]] | None = None
     # Called when shutdown begins, before servers wait for open connections (e.g. to end streams).
     on_stop: Callable[[], Awaitable[None]] | None = None
+    on_published: OnPublished | None = None
 
 
 Builder = Callable[[Infra], ServiceParts]
@@ -187,6 +188,7 @@ async def run(
                     producer,
                     settings.topic,
                     poll_interval_s=settings.outbox_poll_interval_s,
+                    on_published=part.on_published,
                 )
                 tg.create_task(relay.run(workers_stop))
                 if part.consumer is not None:

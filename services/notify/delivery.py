@@ -15,6 +15,8 @@ from shared.envelope import Envelope, new_event
 from shared.outbox import enqueue
 
 SERVICE = "notify"
+# A re-page's number travels with the outbox row (and as a Kafka header) to its delivery record.
+PAGE_HEADER = "careroute-page"
 
 NOTIFICATIONS = Counter(
     "careroute_notifications_total",
@@ -122,9 +124,9 @@ async def to_agency(
         {**feed_data, "kind": message.kind, "page": page, "notification_id": notice.notification_id},
     )
     if "kafka" in agency["channels"]:
-        await enqueue(conn, SERVICE, event, topic=topics.agency_topic(agency_id))
-        # Handed to the outbox in the same transaction: the relay publishes it or retries.
-        await record(conn, notice)
+        # The delivery is recorded by `on_published` once the broker has acknowledged it.
+        page_header = {PAGE_HEADER: str(page)} if page is not None else None
+        await enqueue(conn, SERVICE, event, topic=topics.agency_topic(agency_id), headers=page_header)
     if "webhook" in agency["channels"] and agency["webhook_url"]:
         hook = replace(notice, channel="webhook")
         if agency["webhook_disabled_at"] is not None:
@@ -142,6 +144,27 @@ async def to_agency(
                     "body": event.to_bytes(),
                 },
             )
+
+
+async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    """Record each agency-topic message as delivered, in the relay's transaction after the broker's ack."""
+    for row in rows:
+        topic: str = row["topic"]
+        if not (topic.startswith(topics.AGENCY_TOPIC_PREFIX) and topic.endswith(topics.AGENCY_TOPIC_SUFFIX)):
+            continue
+        event = Envelope.from_bytes(bytes(row["value"]))
+        message = events.AgencyAssignmentMessage.model_validate(event.data)
+        page = json.loads(row["headers"]).get(PAGE_HEADER)
+        notice = Notice(
+            notification_id=str(event.id),
+            assignment_id=message.assignment_id,
+            call_id=message.call_id,
+            agency_id=topic.removeprefix(topics.AGENCY_TOPIC_PREFIX).removesuffix(topics.AGENCY_TOPIC_SUFFIX),
+            kind=message.kind,
+            page=int(page) if page is not None else None,
+            correlation=event.correlationid,
+        )
+        await record(conn, notice)
 
 
 async def to_feed(conn: asyncpg.Connection, agency_id: str, kind: str, view: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify import api, console, feed, handlers, repository
+from services.notify import api, console, delivery, feed, handlers, repository
 from services.notify.jobs import Repager
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
@@ -49,4 +49,5 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         background=[waker.run, Repager(infra.pool, ns).run, WebhookSender(infra.pool, ns).run],
         on_start=create_agency_topics,
         on_stop=waker.close,
+        on_published=delivery.on_published,
     )
