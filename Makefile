@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit infra-up infra-down clean
+.PHONY: install demo test lint unit infra-up infra-down clean bench-matching
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "careroute needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -38,6 +38,10 @@ test: lint
 
 unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/contract
+
+# Decision time of matching at 100, 1,000 and 10,000 teams (not part of `make test`).
+bench-matching: install
+	$(BIN)/python -m services.matching.bench
 
 infra-up: install
 	$(BIN)/careroute infra up

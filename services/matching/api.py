@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
 # inside router(), which string annotations would hide.
 
+import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.matching import handlers, repository
 from shared.auth import Authenticator, Principal
 from shared.errors import not_found
+from shared.jurisdiction import Shift
 
 
 class TeamUpdate(BaseModel):
@@ -23,11 +25,15 @@ class TeamUpdate(BaseModel):
     status: Literal["available", "off_shift", "out_of_service"] | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    # Capacity 0 or an empty week of shifts takes the team out of every choice at once.
+    capacity: int | None = Field(default=None, ge=0, le=100)
+    shifts: list[Shift] | None = Field(default=None, max_length=50)
 
 
 def _team(row: asyncpg.Record) -> dict[str, Any]:
     out = dict(row)
     out["current_call"] = str(row["current_call"]) if row["current_call"] else None
+    out["shifts"] = json.loads(row["shifts"])
     return out
 
 
@@ -47,10 +53,10 @@ def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
 
     @api.patch("/teams/{team_id}", tags=["roster"])
     async def update_team(team_id: str, body: TeamUpdate, agency: Agency) -> dict[str, Any]:
-        """Change an agency's own team's status or position (404 for another agency's team)."""
+        """Change an agency's own team's status, position, capacity or shifts (404 for another's team)."""
         async with pool.acquire() as conn:
             row = await repository.update_team(
-                conn, team_id, agency.tenant_id, body.status, body.lat, body.lon
+                conn, team_id, agency.tenant_id, body.model_dump(mode="json", exclude_none=True)
             )
         if row is None:
             raise not_found("team")
@@ -58,15 +64,16 @@ def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
 
     @api.get("/calls/{call_id}/match", tags=["oversight"])
     async def match(call_id: str, _: Oversight) -> dict[str, Any]:
-        """Why each team was offered this call (oversight and admin only)."""
+        """Every decision for this call with its inputs, scores and rules version (oversight, admin)."""
         try:
             uuid.UUID(call_id)
         except ValueError:
             raise not_found("call") from None
         async with pool.acquire() as conn:
-            rows = await repository.assignments_of_call(conn, call_id)
-        if not rows:
+            decisions = await repository.decisions_of_call(conn, call_id)
+            offers = await repository.assignments_of_call(conn, call_id)
+        if not decisions and not offers:
             raise not_found("call")
-        return {"call_id": call_id, "offers": handlers.match_view(rows)}
+        return {"call_id": call_id, **handlers.match_view(decisions, offers)}
 
     return api

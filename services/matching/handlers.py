@@ -1,11 +1,13 @@
-"""Matching's event handlers: place a call, follow answers and status, free teams."""
+"""Matching's event handlers: place a call, follow answers and status, expire, withdraw, free teams."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +19,10 @@ from shared.envelope import Envelope, new_event, utcnow
 from shared.outbox import enqueue
 
 SERVICE = "matching"
+# How many runners-up a decision keeps in its explanation.
+RUNNERS_UP = 5
+# Calls in these states are finished for matching: later events about them change nothing.
+FINISHED = ("unassigned", "cancelled", "closed")
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,14 @@ class MatchingConfig:
     offer_timeout_s: int = 120
     speed_kmh: float = 40.0
     max_attempts: int = 3
+    # Which process made a decision (stored with it; two replicas may share the work).
+    instance: str = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _safety_raised(update: events.CallUpdated) -> bool:
+    """Whether a PSAP update takes the call away from a community team."""
+    flagged = any(v == events.Answer.yes for v in update.safety.model_dump().values())
+    return flagged or update.decision.route != events.Route.community
 
 
 class MatchingHandlers:
@@ -48,92 +62,155 @@ class MatchingHandlers:
             callback_number=call.callback_number,
         )
         if await repository.insert_call(
-            conn, call.call_id, call.psap_id, offer.model_dump(mode="json"), event.correlationid
+            conn,
+            call.call_id,
+            call.psap_id,
+            offer.model_dump(mode="json"),
+            event.correlationid,
+            call.decision.rules_version,
         ):
             await self.offer_next(conn, call.call_id, event)
 
     async def offer_next(self, conn: asyncpg.Connection, call_id: str, cause: Envelope) -> None:
-        """Reserve the best free team and offer it the call, or hand the call back."""
+        """Reserve the best free team and offer it the call, or hand the call back with a reason."""
         call = await repository.get_call(conn, call_id)
         assert call is not None
         offer = events.OfferDetails.model_validate_json(call["offer"])
         tried = list(call["tried_teams"])
-        if len(tried) >= self.config.max_attempts:
-            await self._hand_back(
-                conn, call, "no_acceptance_in_time", cause, f"{len(tried)} teams were offered the call"
-            )
-            return
+        rules = await repository.rules(conn)
         tz = ZoneInfo(await repository.timezone(conn))
         now = utcnow()
-        teams = await repository.team_snapshots(conn)
-        loc = offer.location
-        candidates = domain.rank(
-            teams,
-            loc.lat,
-            loc.lon,
-            offer.language,
+        safety = offer.safety.model_dump(mode="json")
+        required, preferred = domain.needs_for(rules, offer.presenting_problem, safety)
+        needs = domain.CallNeeds(
+            lat=offer.location.lat,
+            lon=offer.location.lon,
+            language=offer.language,
+            required=frozenset(required),
+            preferred=frozenset(preferred),
+        )
+        explanation: dict[str, Any] = {
+            "inputs": {
+                "location": {"lat": needs.lat, "lon": needs.lon},
+                "incident_type": offer.presenting_problem,
+                "language": offer.language,
+                "safety": safety,
+                "required_skills": sorted(required),
+                "preferred_skills": sorted(preferred),
+                "already_tried": tried,
+                "at": now.isoformat(),
+            },
+            "rules_version": rules.version,
+            "triage_rules_version": call["triage_version"],
+            "weights": {
+                "speed_kmh": self.config.speed_kmh,
+                "preferred_skill_min": rules.preferred_skill_min,
+                "language_min": rules.language_min,
+                "fairness_min": rules.fairness_min,
+                "language_policy": rules.language,
+            },
+            "decided_by": self.config.instance,
+        }
+        if len(tried) >= self.config.max_attempts:
+            explanation["detail"] = f"{len(tried)} teams were offered the call"
+            await self._hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
+            return
+        load, shares = await repository.agency_load(conn)
+        explanation["agency_load"] = load
+        decision = domain.RosterIndex(await repository.team_snapshots(conn)).decide(
+            needs,
             now,
             tz,
             speed_kmh=self.config.speed_kmh,
+            rules=rules,
             exclude=frozenset(tried),
+            load=load,
+            shares=shares,
         )
-        for rank_no, candidate in enumerate(candidates, start=1):
-            team = candidate.team
-            if not await repository.reserve_team(conn, team.id, call_id):
-                continue  # taken by a concurrent call a moment ago; try the next best
-            assignment_id = str(uuid.uuid4())
-            deadline = now + timedelta(seconds=self.config.offer_timeout_s)
-            explanation = {
-                "rank": rank_no,
-                "candidates": len(candidates),
-                "distance_km": round(candidate.distance_km, 3),
-                "eta_min": round(candidate.eta_min, 1),
-                "language_match": candidate.language_match,
-                "speed_kmh": self.config.speed_kmh,
-                "excluded_already_tried": tried,
-            }
-            await repository.insert_assignment(
-                conn,
-                {
-                    "id": assignment_id,
-                    "call_id": call_id,
-                    "team_id": team.id,
-                    "agency_id": team.agency_id,
-                    "attempt": len(tried) + 1,
-                    "deadline": deadline,
-                    "explanation": explanation,
-                },
-            )
-            await repository.set_call_status(conn, call_id, "offered", tried=team.id)
-            payload = events.AssignmentOffered(
-                assignment_id=assignment_id,
-                call_id=call_id,
-                agency_id=team.agency_id,
-                team_id=team.id,
-                attempt=len(tried) + 1,
-                deadline=deadline,
-                offer=offer,
-                distance_km=round(candidate.distance_km, 3),
-            )
-            await enqueue(
-                conn,
-                SERVICE,
-                new_event(
-                    topics.ASSIGNMENTS_OFFERED,
-                    SERVICE,
-                    call_id,
-                    payload,
-                    cause=cause,
-                    correlationid=call["correlation"],
-                ),
-            )
+        explanation["funnel"] = decision.funnel
+        taken: list[str] = []
+        for rank_no, candidate in enumerate(decision.candidates, start=1):
+            if not await repository.reserve_team(conn, candidate.team.id, call_id):
+                taken.append(candidate.team.id)  # reserved by a concurrent call a moment ago
+                continue
+            explanation["chosen"] = {"rank": rank_no, **candidate.explain()}
+            explanation["runners_up"] = [
+                c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]
+            ]
+            explanation["taken_meanwhile"] = taken
+            await self._offer(conn, call, candidate, explanation, rules.version, now, cause)
             return
-        reason = (
-            "all_busy"
-            if tried and not candidates
-            else domain.no_candidate_reason(teams, loc.lat, loc.lon, now, tz)
+        explanation["taken_meanwhile"] = taken
+        reason = decision.reason or "all_busy"
+        if reason == "all_busy" and tried:
+            # Every team left was offered the call already and declined or let it expire.
+            reason = "no_acceptance_in_time"
+        await self._hand_back(conn, call, reason, cause, explanation, rules.version)
+
+    async def _offer(
+        self,
+        conn: asyncpg.Connection,
+        call: asyncpg.Record,
+        candidate: domain.Candidate,
+        explanation: dict[str, Any],
+        rules_version: str,
+        now: datetime,
+        cause: Envelope,
+    ) -> None:
+        call_id = str(call["call_id"])
+        team = candidate.team
+        attempt = len(call["tried_teams"]) + 1
+        assignment_id = str(uuid.uuid4())
+        deadline = now + timedelta(seconds=self.config.offer_timeout_s)
+        await repository.insert_assignment(
+            conn,
+            {
+                "id": assignment_id,
+                "call_id": call_id,
+                "team_id": team.id,
+                "agency_id": team.agency_id,
+                "attempt": attempt,
+                "deadline": deadline,
+                "explanation": explanation["chosen"],
+            },
         )
-        await self._hand_back(conn, call, reason, cause, None)
+        await repository.insert_decision(
+            conn,
+            {
+                "call_id": call_id,
+                "attempt": attempt,
+                "outcome": "offered",
+                "team_id": team.id,
+                "rules_version": rules_version,
+                "explanation": explanation,
+            },
+        )
+        await repository.set_call_status(conn, call_id, "offered", tried=team.id)
+        payload = events.AssignmentOffered(
+            assignment_id=assignment_id,
+            call_id=call_id,
+            agency_id=team.agency_id,
+            team_id=team.id,
+            attempt=attempt,
+            deadline=deadline,
+            offer=events.OfferDetails.model_validate_json(call["offer"]),
+            distance_km=round(candidate.distance_km, 3),
+        )
+        await self._emit(conn, topics.ASSIGNMENTS_OFFERED, call, payload, cause)
+
+    async def _emit(
+        self,
+        conn: asyncpg.Connection,
+        topic: str,
+        call: asyncpg.Record,
+        payload: events.Payload,
+        cause: Envelope | None,
+    ) -> Envelope:
+        event = new_event(
+            topic, SERVICE, str(call["call_id"]), payload, cause=cause, correlationid=call["correlation"]
+        )
+        await enqueue(conn, SERVICE, event)
+        return event
 
     async def _hand_back(
         self,
@@ -141,25 +218,26 @@ class MatchingHandlers:
         call: asyncpg.Record,
         reason: str,
         cause: Envelope,
-        detail: str | None,
+        explanation: dict[str, Any],
+        rules_version: str,
     ) -> None:
         call_id = str(call["call_id"])
         await repository.set_call_status(conn, call_id, "unassigned")
-        payload = events.CallUnassigned(
-            call_id=call_id, psap_id=call["psap_id"], reason_code=reason, detail=detail
-        )
-        await enqueue(
+        await repository.insert_decision(
             conn,
-            SERVICE,
-            new_event(
-                topics.CALLS_UNASSIGNED,
-                SERVICE,
-                call_id,
-                payload,
-                cause=cause,
-                correlationid=call["correlation"],
-            ),
+            {
+                "call_id": call_id,
+                "attempt": len(call["tried_teams"]) + 1,
+                "outcome": "handed_back",
+                "reason": reason,
+                "rules_version": rules_version,
+                "explanation": explanation,
+            },
         )
+        payload = events.CallUnassigned(
+            call_id=call_id, psap_id=call["psap_id"], reason_code=reason, detail=explanation.get("detail")
+        )
+        await self._emit(conn, topics.CALLS_UNASSIGNED, call, payload, cause)
 
     async def on_responded(
         self, conn: asyncpg.Connection, event: Envelope, answer: events.AssignmentResponded
@@ -175,9 +253,28 @@ class MatchingHandlers:
             await repository.set_team_status(conn, answer.team_id, answer.call_id, "assigned")
             await repository.set_call_status(conn, answer.call_id, "assigned")
             return
-        await repository.set_assignment_status(conn, answer.assignment_id, "declined")
+        await repository.set_assignment_status(
+            conn, answer.assignment_id, "declined", answer.reason_code or "declined"
+        )
         await repository.release_team(conn, answer.team_id, answer.call_id)
         await self.offer_next(conn, answer.call_id, event)
+
+    async def on_deadline(self, conn: asyncpg.Connection, assignment_id: str) -> None:
+        """An offer's deadline passed unanswered: expire it, free the team, offer the next one."""
+        a = await repository.get_assignment(conn, assignment_id)
+        call = await repository.get_call(conn, str(a["call_id"])) if a else None
+        if a is None or call is None or a["status"] != "offered":
+            return
+        await repository.set_assignment_status(conn, assignment_id, "expired", "no_answer_by_deadline")
+        await repository.release_team(conn, a["team_id"], str(a["call_id"]))
+        payload = events.AssignmentExpired(
+            assignment_id=assignment_id,
+            call_id=str(a["call_id"]),
+            agency_id=a["agency_id"],
+            team_id=a["team_id"],
+        )
+        expired = await self._emit(conn, topics.ASSIGNMENTS_EXPIRED, call, payload, None)
+        await self.offer_next(conn, str(a["call_id"]), expired)
 
     async def on_status_changed(
         self, conn: asyncpg.Connection, event: Envelope, change: events.AssignmentStatusChanged
@@ -186,12 +283,31 @@ class MatchingHandlers:
         if await repository.get_call(conn, change.call_id) is None:
             return
         if change.status == events.TeamStatus.cleared:
-            await repository.set_assignment_status(conn, change.assignment_id, "cleared")
+            await repository.set_assignment_status(conn, change.assignment_id, "cleared", change.disposition)
             await repository.release_team(conn, change.team_id, change.call_id)
             await repository.set_call_status(conn, change.call_id, "closed")
         elif change.status in (events.TeamStatus.en_route, events.TeamStatus.on_scene):
             await repository.set_assignment_status(conn, change.assignment_id, change.status.value)
             await repository.set_team_status(conn, change.team_id, change.call_id, change.status.value)
+
+    async def _withdraw(
+        self, conn: asyncpg.Connection, call: asyncpg.Record, reason: str, cause: Envelope
+    ) -> None:
+        """Take back the call's live offer or assignment, if any, and free its team."""
+        call_id = str(call["call_id"])
+        live = await repository.active_assignment(conn, call_id)
+        if live is None:
+            return
+        await repository.set_assignment_status(conn, str(live["id"]), "withdrawn", reason)
+        await repository.release_team(conn, live["team_id"], call_id)
+        payload = events.AssignmentWithdrawn(
+            assignment_id=str(live["id"]),
+            call_id=call_id,
+            agency_id=live["agency_id"],
+            team_id=live["team_id"],
+            reason=reason,
+        )
+        await self._emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
 
     async def on_call_cancelled(
         self, conn: asyncpg.Connection, event: Envelope, cancel: events.CallCancelled
@@ -201,54 +317,78 @@ class MatchingHandlers:
         if call is None:
             return
         await repository.set_call_status(conn, cancel.call_id, "cancelled")
-        live = await repository.active_assignment(conn, cancel.call_id)
-        if live is None:
+        await self._withdraw(conn, call, "cancelled_by_psap", event)
+
+    async def on_call_updated(
+        self, conn: asyncpg.Connection, event: Envelope, update: events.CallUpdated
+    ) -> None:
+        """A PSAP update: a raised safety flag withdraws the team and hands the call back."""
+        call = await repository.get_call(conn, update.call_id)
+        if call is None or call["status"] in FINISHED:
             return
-        await repository.set_assignment_status(conn, str(live["id"]), "withdrawn")
-        await repository.release_team(conn, live["team_id"], cancel.call_id)
-        payload = events.AssignmentWithdrawn(
-            assignment_id=str(live["id"]),
-            call_id=cancel.call_id,
-            agency_id=live["agency_id"],
-            team_id=live["team_id"],
-            reason="cancelled_by_psap",
+        if _safety_raised(update):
+            await self._withdraw(conn, call, "withdrawn_by_psap_update", event)
+            explanation = {
+                "inputs": {"safety": update.safety.model_dump(mode="json"), "route": update.decision.route},
+                "detail": "; ".join(update.decision.reasons),
+                "decided_by": self.config.instance,
+            }
+            await self._hand_back(
+                conn, call, "withdrawn_by_psap_update", event, explanation, update.decision.rules_version
+            )
+            return
+        # Still a community call: later offers carry the newer details.
+        old = events.OfferDetails.model_validate_json(call["offer"])
+        offer = events.OfferDetails(
+            location=update.location,
+            presenting_problem=update.incident_type,
+            language=update.language,
+            safety=update.safety,
+            callback_number=old.callback_number,
         )
-        await enqueue(
-            conn,
-            SERVICE,
-            new_event(
-                topics.ASSIGNMENTS_WITHDRAWN,
-                SERVICE,
-                cancel.call_id,
-                payload,
-                cause=event,
-                correlationid=call["correlation"],
-            ),
+        await repository.update_offer(
+            conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
         )
 
     def table(self) -> dict[str, Any]:
         """Topic -> handler."""
         return {
             topics.CALLS_RECEIVED: self.on_call_received,
+            topics.CALLS_UPDATED: self.on_call_updated,
             topics.CALLS_CANCELLED: self.on_call_cancelled,
             topics.ASSIGNMENTS_RESPONDED: self.on_responded,
             topics.ASSIGNMENTS_STATUS_CHANGED: self.on_status_changed,
         }
 
 
-def match_view(assignments: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    """Why each team was offered a call, for oversight."""
-    return [
-        {
-            "assignment_id": str(a["id"]),
-            "team_id": a["team_id"],
-            "agency_id": a["agency_id"],
-            "attempt": a["attempt"],
-            "status": a["status"],
-            "deadline": a["deadline"],
-            "offered_at": a["created_at"],
-            "decided_at": a["decided_at"],
-            "explanation": json.loads(a["explanation"]),
-        }
-        for a in assignments
-    ]
+def match_view(decisions: list[asyncpg.Record], assignments: list[asyncpg.Record]) -> dict[str, Any]:
+    """Every decision made for a call and every offer, with why, for oversight."""
+    return {
+        "decisions": [
+            {
+                "attempt": d["attempt"],
+                "outcome": d["outcome"],
+                "team_id": d["team_id"],
+                "reason": d["reason"],
+                "rules_version": d["rules_version"],
+                "decided_at": d["decided_at"],
+                "explanation": json.loads(d["explanation"]),
+            }
+            for d in decisions
+        ],
+        "offers": [
+            {
+                "assignment_id": str(a["id"]),
+                "team_id": a["team_id"],
+                "agency_id": a["agency_id"],
+                "attempt": a["attempt"],
+                "status": a["status"],
+                "reason": a["reason"],
+                "deadline": a["deadline"],
+                "offered_at": a["created_at"],
+                "decided_at": a["decided_at"],
+                "explanation": json.loads(a["explanation"]),
+            }
+            for a in assignments
+        ],
+    }

@@ -5,18 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.matching import api
+from services.matching.expiry import expiry_loop
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.repository import SCHEMA
+from services.matching.settings import MatchingSettings
 from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 
 
-def build(infra: Infra) -> ServiceParts:
-    """Matching: the roster, the choice of a team, offers and hand-back."""
+def build(infra: Infra, matching: MatchingSettings | None = None) -> ServiceParts:
+    """Matching: the roster, the choice of a team, offers, their deadlines and hand-back."""
     s = infra.settings
+    own = matching or MatchingSettings()
     handlers = MatchingHandlers(
-        MatchingConfig(offer_timeout_s=s.matching_offer_timeout_s, speed_kmh=s.matching_speed_kmh)
+        MatchingConfig(
+            offer_timeout_s=s.matching_offer_timeout_s,
+            speed_kmh=s.matching_speed_kmh,
+            max_attempts=own.max_attempts,
+        )
     )
     consumer = infra.consumer(SCHEMA, "matching", handlers.table())
     app = make_app(
@@ -32,4 +39,5 @@ def build(infra: Infra) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[expiry_loop(infra.pool, handlers, own.expiry_interval_s)],
     )
