@@ -2,6 +2,7 @@
 
 import random
 from datetime import UTC, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from services.matching.domain import (
     CallNeeds,
+    Decision,
     RosterIndex,
     TeamSnapshot,
     fairness_penalties,
@@ -32,12 +34,16 @@ def team(id_: str, lat: float = 44.051, lon: float = -123.087, **kw) -> TeamSnap
     return TeamSnapshot(id=id_, lat=lat, lon=lon, **{**base, **kw})
 
 
-def decide(teams, needs=None, rules=RULES, **kw):
+def decide(
+    teams: list[TeamSnapshot], needs: CallNeeds | None = None, rules: Matching = RULES, **kw: Any
+) -> Decision:
     needs = needs or CallNeeds(*CALL)
     return RosterIndex(teams).decide(needs, WED_AFTERNOON, TZ, speed_kmh=40, rules=rules, **kw)
 
 
-def chosen(teams, needs=None, rules=RULES, **kw) -> list[str]:
+def chosen(
+    teams: list[TeamSnapshot], needs: CallNeeds | None = None, rules: Matching = RULES, **kw: Any
+) -> list[str]:
     return [c.team.id for c in decide(teams, needs, rules, **kw).candidates]
 
 
