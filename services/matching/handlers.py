@@ -117,16 +117,26 @@ class MatchingHandlers:
             return
         load, shares = await repository.agency_load(conn)
         explanation["agency_load"] = load
-        decision = domain.RosterIndex(await repository.team_snapshots(conn)).decide(
-            needs,
-            now,
-            tz,
-            speed_kmh=self.config.speed_kmh,
-            rules=rules,
-            exclude=frozenset(tried),
-            load=load,
-            shares=shares,
-        )
+
+        def decide(teams: list[domain.TeamSnapshot]) -> domain.Decision:
+            return domain.RosterIndex(teams).decide(
+                needs,
+                now,
+                tz,
+                speed_kmh=self.config.speed_kmh,
+                rules=rules,
+                exclude=frozenset(tried),
+                load=load,
+                shares=shares,
+            )
+
+        # Only teams whose coverage box holds the call can take it: the spatial index finds them.
+        decision = decide(await repository.team_snapshots(conn, near=(needs.lat, needs.lon)))
+        explanation["considered"] = "teams whose coverage box holds the call"
+        if decision.reason is not None:
+            # Nobody nearby: the whole roster says which filter left nobody (capacity, hours, area...).
+            decision = decide(await repository.team_snapshots(conn))
+            explanation["considered"] = "every team"
         explanation["funnel"] = decision.funnel
         taken: list[str] = []
         for rank_no, candidate in enumerate(decision.candidates, start=1):

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.matching.domain import DEFAULT_RULES, TeamSnapshot
 from shared.auth import Credential, replace_credentials
-from shared.jurisdiction import Jurisdiction, Matching, Shift
+from shared.jurisdiction import Jurisdiction, Matching, Point, Shift
 
 SCHEMA = "matching"
 ACTIVE = ("offered", "accepted", "en_route", "on_scene")
@@ -42,10 +42,11 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     for t in j.teams:
         await conn.execute(
             "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
-            " radius_km, capacity, shifts, lat, lon, area) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " $10::jsonb, $6, $7, $11::jsonb) ON CONFLICT (id) DO UPDATE SET agency_id = $2, name = $3,"
-            " skills = $4, languages = $5, home_lat = $6, home_lon = $7, radius_km = $8,"
-            " capacity = $9, shifts = $10::jsonb, area = $11::jsonb, updated_at = now()",
+            " radius_km, capacity, shifts, lat, lon, area, area_box) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+            " $8, $9, $10::jsonb, $6, $7, $11::jsonb, $12::text::box) ON CONFLICT (id) DO UPDATE SET"
+            " agency_id = $2, name = $3, skills = $4, languages = $5, home_lat = $6, home_lon = $7,"
+            " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb,"
+            " area_box = $12::text::box, updated_at = now()",
             t.id,
             t.agency,
             t.name,
@@ -57,6 +58,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             t.capacity,
             json.dumps([s.model_dump(mode="json") for s in t.shifts]),
             None if t.area is None else json.dumps([[p.lat, p.lon] for p in t.area]),
+            None if t.area is None else _box(t.area),
         )
     await replace_credentials(
         conn,
@@ -64,6 +66,12 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         [Credential(a.token, a.id, "agency") for a in j.agencies]
         + [Credential(o.token, o.id, o.role) for o in j.oversight],
     )
+
+
+def _box(corners: list[Point]) -> str:
+    """A polygon's bounds as PostgreSQL box text (x = longitude, y = latitude)."""
+    lats, lons = [c.lat for c in corners], [c.lon for c in corners]
+    return f"({min(lons)},{min(lats)}),({max(lons)},{max(lats)})"
 
 
 async def timezone(conn: asyncpg.Connection) -> str:
@@ -78,12 +86,32 @@ async def rules(conn: asyncpg.Connection) -> Matching:
     return Matching.model_validate_json(raw) if raw else DEFAULT_RULES
 
 
-async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
-    """Every team as ranking sees it."""
-    rows = await conn.fetch(
-        "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
-        " radius_km, status, languages, shifts, skills, capacity, area FROM matching.teams"
-    )
+def _shifts(raw: str, parsed: dict[str, tuple[Shift, ...]]) -> tuple[Shift, ...]:
+    # Teams share a few shift patterns: parse each distinct one once.
+    if raw not in parsed:
+        parsed[raw] = tuple(Shift.model_validate(s) for s in json.loads(raw))
+    return parsed[raw]
+
+
+_SNAPSHOT = (
+    "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
+    " radius_km, status, languages, shifts, skills, capacity, area FROM matching.teams"
+)
+
+
+async def team_snapshots(
+    conn: asyncpg.Connection, near: tuple[float, float] | None = None
+) -> list[TeamSnapshot]:
+    """Every team as ranking sees it, or with `near` (lat, lon) only those whose coverage box holds it.
+
+    The box test is answered by the GiST index on `coverage`, so a call reads the few teams
+    around it rather than the whole roster.
+    """
+    if near is None:
+        rows = await conn.fetch(_SNAPSHOT)
+    else:
+        rows = await conn.fetch(f"{_SNAPSHOT} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1])
+    parsed: dict[str, tuple[Shift, ...]] = {}
     return [
         TeamSnapshot(
             id=r["id"],
@@ -93,7 +121,8 @@ async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
             radius_km=r["radius_km"],
             status=r["status"],
             languages=tuple(r["languages"]),
-            shifts=tuple(Shift.model_validate(s) for s in json.loads(r["shifts"])),
+            # Teams share a few shift patterns: parse each distinct one once.
+            shifts=_shifts(r["shifts"], parsed),
             skills=tuple(r["skills"]),
             capacity=r["capacity"],
             area=None if r["area"] is None else tuple((c[0], c[1]) for c in json.loads(r["area"])),

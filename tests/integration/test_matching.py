@@ -121,6 +121,36 @@ async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, 
                 assert (r.status_code, r.json()["code"]) == (404, "not_found"), what
 
 
+async def test_a_coverage_polygon_replaces_the_radius(settings, db, producer):
+    d = 0.02  # about 2 km around the call
+    square = [
+        {"lat": HERE["lat"] + a, "lon": HERE["lon"] + b} for a, b in ((-d, -d), (-d, d), (d, d), (d, -d))
+    ]
+    elsewhere = [{"lat": p["lat"] + 0.5, "lon": p["lon"]} for p in square]
+    await load(
+        settings,
+        jurisdiction(
+            [
+                # Nearest, but its polygon is 55 km north: it does not cover the call.
+                team("polygon-elsewhere", km_north=0.1, area=elsewhere),
+                # Based 30 km away with a 1 km radius, but its polygon holds the call.
+                team("polygon-here", km_north=30, radius_km=1, area=square),
+                team("radius-too-small", km_north=5, radius_km=2),
+            ]
+        ),
+    )
+    async with running_matching(settings, FAST):
+        call_id, offer = await place_call(producer, settings, db)
+        assert offer["team_id"] == "polygon-here"
+        assert (
+            await db.pool.fetchval(
+                "SELECT explanation->'funnel'->>'in_area' FROM matching.decisions WHERE call_id = $1::uuid",
+                call_id,
+            )
+            == "1"
+        )
+
+
 async def test_an_agency_updates_its_own_teams_only(settings, db):
     await load(settings, jurisdiction([team("n-1"), team("s-1", agency="south")]))
     async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:

@@ -1,6 +1,21 @@
 -- Issue 4: coverage polygons, the matching rules, every decision with its explanation, and offer
 -- deadlines the expiry loop can find quickly.
 ALTER TABLE matching.teams ADD COLUMN area jsonb;
+-- The bounding box of a team's coverage (x = longitude, y = latitude): its polygon's bounds when
+-- it has one, else a box around the circle of radius_km around its current position. The GiST
+-- index answers "whose coverage may hold this call" without reading every team.
+ALTER TABLE matching.teams ADD COLUMN area_box box;
+ALTER TABLE matching.teams ADD COLUMN coverage box GENERATED ALWAYS AS (
+    CASE WHEN area_box IS NOT NULL THEN area_box ELSE box(
+        point(coalesce(lon, home_lon) - least(180, 1.01 * degrees(radius_km / 6371.0088)
+                  / greatest(cos(radians(coalesce(lat, home_lat))), 1e-6)),
+              coalesce(lat, home_lat) - 1.01 * degrees(radius_km / 6371.0088)),
+        point(coalesce(lon, home_lon) + least(180, 1.01 * degrees(radius_km / 6371.0088)
+                  / greatest(cos(radians(coalesce(lat, home_lat))), 1e-6)),
+              coalesce(lat, home_lat) + 1.01 * degrees(radius_km / 6371.0088)))
+    END
+) STORED;
+CREATE INDEX teams_coverage ON matching.teams USING gist (coverage);
 
 ALTER TABLE matching.calls ADD COLUMN triage_version text;
 
