@@ -39,27 +39,32 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             a.name,
             a.contracted_share,
         )
-    for t in j.teams:
-        await conn.execute(
-            "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
-            " radius_km, capacity, shifts, lat, lon, area, area_box) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-            " $8, $9, $10::jsonb, $6, $7, $11::jsonb, $12::text::box) ON CONFLICT (id) DO UPDATE SET"
-            " agency_id = $2, name = $3, skills = $4, languages = $5, home_lat = $6, home_lon = $7,"
-            " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb,"
-            " area_box = $12::text::box, updated_at = now()",
-            t.id,
-            t.agency,
-            t.name,
-            t.skills,
-            t.languages,
-            t.home.lat,
-            t.home.lon,
-            t.radius_km,
-            t.capacity,
-            json.dumps([s.model_dump(mode="json") for s in t.shifts]),
-            None if t.area is None else json.dumps([[p.lat, p.lon] for p in t.area]),
-            None if t.area is None else _box(t.area),
-        )
+    # One round trip for the whole roster (a region may hold thousands of teams).
+    await conn.executemany(
+        "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
+        " radius_km, capacity, shifts, lat, lon, area, area_box) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9, $10::jsonb, $6, $7, $11::jsonb, $12::text::box) ON CONFLICT (id) DO UPDATE SET"
+        " agency_id = $2, name = $3, skills = $4, languages = $5, home_lat = $6, home_lon = $7,"
+        " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb,"
+        " area_box = $12::text::box, updated_at = now()",
+        [
+            (
+                t.id,
+                t.agency,
+                t.name,
+                t.skills,
+                t.languages,
+                t.home.lat,
+                t.home.lon,
+                t.radius_km,
+                t.capacity,
+                json.dumps([s.model_dump(mode="json") for s in t.shifts]),
+                None if t.area is None else json.dumps([[p.lat, p.lon] for p in t.area]),
+                None if t.area is None else _box(t.area),
+            )
+            for t in j.teams
+        ],
+    )
     await replace_credentials(
         conn,
         SCHEMA,
@@ -110,7 +115,9 @@ async def team_snapshots(
     if near is None:
         rows = await conn.fetch(_SNAPSHOT)
     else:
-        rows = await conn.fetch(f"{_SNAPSHOT} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1])
+        rows = await conn.fetch(
+            f"{_SNAPSHOT} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1]
+        )
     parsed: dict[str, tuple[Shift, ...]] = {}
     return [
         TeamSnapshot(
