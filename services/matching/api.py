@@ -11,7 +11,9 @@ import asyncpg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.matching import handlers, repository
+from services.matching import repository
+from services.matching.domain import OFF_ROSTER
+from services.matching.handlers import MatchingHandlers, match_view
 from shared.auth import Authenticator, Principal
 from shared.errors import not_found
 from shared.jurisdiction import Shift
@@ -37,7 +39,7 @@ def _team(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
+def router(pool: asyncpg.Pool, auth: Authenticator, handlers: MatchingHandlers) -> APIRouter:
     """The /v1 routes of matching."""
     api = APIRouter(prefix="/v1")
     AgencyOrAdmin = Annotated[Principal, Depends(auth.require("agency", "admin"))]
@@ -54,12 +56,19 @@ def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
     @api.patch("/teams/{team_id}", tags=["roster"])
     async def update_team(team_id: str, body: TeamUpdate, agency: Agency) -> dict[str, Any]:
         """Change an agency's own team's status, position, capacity or shifts (404 for another's team)."""
-        async with pool.acquire() as conn:
-            row = await repository.update_team(
-                conn, team_id, agency.tenant_id, body.model_dump(mode="json", exclude_none=True)
-            )
-        if row is None:
-            raise not_found("team")
+        async with pool.acquire() as conn, conn.transaction():
+            if await repository.agency_of_team(conn, team_id) != agency.tenant_id:
+                raise not_found("team")
+            # Capacity gone means no offer at all, also the one this team may be holding now.
+            takes_away = body.capacity == 0 or body.status in OFF_ROSTER
+            held = await handlers.lock_offer_of(conn, team_id) if takes_away else None
+            changes = body.model_dump(mode="json", exclude_none=True)
+            row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
+            if held is not None:
+                # The change is in place first, so choosing the next team already sees it.
+                await handlers.take_off_roster(conn, team_id, held, body.status or "available")
+                row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
+        assert row is not None
         return _team(row)
 
     @api.get("/calls/{call_id}/match", tags=["oversight"])
@@ -74,6 +83,6 @@ def router(pool: asyncpg.Pool, auth: Authenticator) -> APIRouter:
             offers = await repository.assignments_of_call(conn, call_id)
         if not decisions and not offers:
             raise not_found("call")
-        return {"call_id": call_id, **handlers.match_view(decisions, offers)}
+        return {"call_id": call_id, **match_view(decisions, offers)}
 
     return api

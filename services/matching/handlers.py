@@ -301,15 +301,20 @@ class MatchingHandlers:
             await repository.set_team_status(conn, change.team_id, change.call_id, change.status.value)
 
     async def _withdraw(
-        self, conn: asyncpg.Connection, call: asyncpg.Record, reason: str, cause: Envelope
-    ) -> None:
+        self,
+        conn: asyncpg.Connection,
+        call: asyncpg.Record,
+        reason: str,
+        cause: Envelope | None,
+        release_to: str = "available",
+    ) -> Envelope | None:
         """Take back the call's live offer or assignment, if any, and free its team."""
         call_id = str(call["call_id"])
         live = await repository.active_assignment(conn, call_id)
         if live is None:
-            return
+            return None
         await repository.set_assignment_status(conn, str(live["id"]), "withdrawn", reason)
-        await repository.release_team(conn, live["team_id"], call_id)
+        await repository.release_team(conn, live["team_id"], call_id, release_to)
         payload = events.AssignmentWithdrawn(
             assignment_id=str(live["id"]),
             call_id=call_id,
@@ -317,7 +322,33 @@ class MatchingHandlers:
             team_id=live["team_id"],
             reason=reason,
         )
-        await self._emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
+        return await self._emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
+
+    async def lock_offer_of(self, conn: asyncpg.Connection, team_id: str) -> str | None:
+        """Lock the call a team is being offered, if any, before anything locks the team row.
+
+        Every handler locks the call row before the team row; the roster API does the same, so a
+        roster change and an answer to the same offer apply one after the other, never deadlock.
+        """
+        call_id = await repository.offered_call_of_team(conn, team_id)
+        if call_id is None or await repository.get_call(conn, call_id) is None:
+            return None
+        return call_id
+
+    async def take_off_roster(
+        self, conn: asyncpg.Connection, team_id: str, call_id: str, release_to: str
+    ) -> None:
+        """An agency took away an offered team's capacity: withdraw the offer, offer the next team.
+
+        `call_id` must be locked already (lock_offer_of); an offer accepted meanwhile is left alone.
+        """
+        call = await repository.get_call(conn, call_id)
+        live = await repository.active_assignment(conn, call_id)
+        if call is None or live is None or live["status"] != "offered" or live["team_id"] != team_id:
+            return
+        withdrawn = await self._withdraw(conn, call, "team_taken_off_roster", None, release_to)
+        assert withdrawn is not None
+        await self.offer_next(conn, call_id, withdrawn)
 
     async def on_call_cancelled(
         self, conn: asyncpg.Connection, event: Envelope, cancel: events.CallCancelled

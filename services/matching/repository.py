@@ -164,14 +164,30 @@ async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> 
     return bool(got)
 
 
-async def release_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> None:
-    """Free a team held for a call (a no-op if it holds another call by now)."""
+async def release_team(
+    conn: asyncpg.Connection, team_id: str, call_id: str, status: str = "available"
+) -> None:
+    """Free a team held for a call, to `status` (a no-op if it holds another call by now)."""
     await conn.execute(
-        "UPDATE matching.teams SET status = 'available', current_call = NULL, updated_at = now()"
+        "UPDATE matching.teams SET status = $3, current_call = NULL, updated_at = now()"
         " WHERE id = $1 AND current_call = $2::uuid",
         team_id,
         call_id,
+        status,
     )
+
+
+async def agency_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
+    """The agency a team belongs to (None for an unknown team)."""
+    return await conn.fetchval("SELECT agency_id FROM matching.teams WHERE id = $1", team_id)
+
+
+async def offered_call_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
+    """The call a team is being offered right now, if any (read without a lock)."""
+    call = await conn.fetchval(
+        "SELECT current_call FROM matching.teams WHERE id = $1 AND status = 'offered'", team_id
+    )
+    return str(call) if call else None
 
 
 async def set_team_status(conn: asyncpg.Connection, team_id: str, call_id: str, status: str) -> None:

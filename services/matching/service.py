@@ -32,7 +32,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         max_body_bytes=s.max_body_bytes,
         description="The roster, team choice, offers and hand-back.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), handlers))
     return ServiceParts(
         name="matching",
         schema=SCHEMA,

@@ -212,6 +212,33 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         assert await db.offers(second) == []
 
 
+async def test_an_offered_team_taken_off_the_roster_loses_the_offer_at_once(settings, db, producer):
+    await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
+    north = bearer(AGENCY_TOKENS["north"])
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        call_id, first = await place_call(producer, settings, db)
+        assert first["team_id"] == "first"
+        r = await http.patch("/v1/teams/first", json={"capacity": 0}, headers=north)
+        assert r.status_code == 200 and r.json()["capacity"] == 0 and r.json()["current_call"] is None
+        # The withdrawal and the next offer happen in the request, before it answers.
+        withdrawn, second = await db.offers(call_id)
+        assert (withdrawn["team_id"], withdrawn["status"], withdrawn["reason"]) == (
+            "first",
+            "withdrawn",
+            "team_taken_off_roster",
+        )
+        assert (second["team_id"], second["status"]) == ("second", "offered")
+
+        r = await http.patch("/v1/teams/second", json={"status": "out_of_service"}, headers=north)
+        assert r.status_code == 200 and r.json()["status"] == "out_of_service"
+        assert await db.call_status(call_id) == "unassigned"
+        assert await db.hand_back_reason(call_id) == "no_community_capacity"
+        taken_back = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 2)
+        assert [w["team_id"] for w in taken_back] == ["first", "second"]
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["call_id"] == call_id and back["reason_code"] == "no_community_capacity"
+
+
 async def test_declines_move_to_the_next_team_until_none_is_left(settings, db, producer):
     await load(
         settings, jurisdiction([team("first", km_north=1), team("second", agency="south", km_north=2)])
