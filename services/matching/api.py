@@ -27,7 +27,8 @@ class TeamUpdate(BaseModel):
     status: Literal["available", "off_shift", "out_of_service"] | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    # Capacity 0 or an empty week of shifts takes the team out of every choice at once.
+    # Capacity 0, or shifts that do not cover now, take the team out of every choice at once
+    # (no shifts at all means always on).
     capacity: int | None = Field(default=None, ge=0, le=100)
     shifts: list[Shift] | None = Field(default=None, max_length=50)
 

@@ -155,6 +155,8 @@ class MatchingHandlers:
         if reason == "all_busy" and tried:
             # Every team left was offered the call already and declined or let it expire.
             reason = "no_acceptance_in_time"
+        # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
+        explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
         await self._hand_back(conn, call, reason, cause, explanation, rules.version)
 
     async def _offer(

@@ -196,6 +196,10 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         assert await db.offers(first) == []
         [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
         assert back == {**back, "call_id": first, "reason_code": "no_community_capacity", "psap_id": "psap"}
+        assert (
+            back["detail"]
+            == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0, available 0"
+        )
 
         # Capacity returns, but the agency's hours now cover only a day that is not today.
         today = datetime.now(ZoneInfo("America/Los_Angeles")).weekday()
