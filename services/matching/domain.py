@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -175,16 +175,18 @@ def fairness_penalties(load: dict[str, int], shares: dict[str, float], weight_mi
     }
 
 
-def _bounding_box(team: TeamSnapshot) -> tuple[float, float, float, float]:
-    if team.area:
-        lats = [c[0] for c in team.area]
-        lons = [c[1] for c in team.area]
-        return min(lats), max(lats), min(lons), max(lons)
-    dlat = math.degrees(team.radius_km / EARTH_RADIUS_KM)
+def _area_box(area: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
+    lats = [c[0] for c in area]
+    lons = [c[1] for c in area]
+    return min(lats), max(lats), min(lons), max(lons)
+
+
+def _radius_boxes(lat: Floats, lon: Floats, radius_km: Floats) -> Floats:
+    """Bounding boxes (lat min, lat max, lon min, lon max) of circles, vectorised."""
+    dlat = np.degrees(radius_km / EARTH_RADIUS_KM)
     # Near the poles a radius spans every longitude.
-    cos = math.cos(math.radians(team.lat))
-    dlon = 180.0 if cos < 1e-6 else min(180.0, dlat / cos)
-    return team.lat - dlat, team.lat + dlat, team.lon - dlon, team.lon + dlon
+    dlon = np.minimum(180.0, dlat / np.maximum(np.cos(np.radians(lat)), 1e-6))
+    return np.stack([lat - dlat, lat + dlat, lon - dlon, lon + dlon], axis=1).reshape(len(lat), 4)
 
 
 def _straight_line(speed_kmh: float) -> EtaModel:
@@ -204,6 +206,8 @@ class RosterIndex:
     radius: Floats = field(init=False)
     box: Floats = field(init=False)
     has_area: Bools = field(init=False)
+    status: npt.NDArray[np.object_] = field(init=False)
+    capacity: npt.NDArray[np.int64] = field(init=False)
     on_roster: Bools = field(init=False)
     available: Bools = field(init=False)
     skill_of: dict[str, Bools] = field(init=False)
@@ -220,10 +224,16 @@ class RosterIndex:
         self.lat = np.array([t.lat for t in ts], dtype=np.float64)
         self.lon = np.array([t.lon for t in ts], dtype=np.float64)
         self.radius = np.array([t.radius_km for t in ts], dtype=np.float64)
-        self.box = np.array([_bounding_box(t) for t in ts], dtype=np.float64).reshape(n, 4)
         self.has_area = np.array([t.area is not None for t in ts], dtype=np.bool_)
-        self.on_roster = np.array([t.capacity > 0 and t.status not in OFF_ROSTER for t in ts], dtype=np.bool_)
-        self.available = np.array([t.status == "available" for t in ts], dtype=np.bool_)
+        self.box = _radius_boxes(self.lat, self.lon, self.radius)
+        for k in np.flatnonzero(self.has_area):
+            area = ts[k].area
+            assert area is not None
+            self.box[k] = _area_box(area)
+        self.status = np.array([t.status for t in ts], dtype=object)
+        self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
+        self.on_roster = (self.capacity > 0) & ~np.isin(self.status, OFF_ROSTER)
+        self.available = self.status == "available"
         self.skill_of = {}
         self.language_of = {}
         for i, t in enumerate(ts):
@@ -248,6 +258,42 @@ class RosterIndex:
             [agency_ids.setdefault(t.agency_id, len(agency_ids)) for t in ts], dtype=np.int64
         )
         self.agencies = list(agency_ids)
+
+    def live(
+        self,
+        ids: Sequence[str],
+        status: Sequence[str],
+        capacity: Sequence[int],
+        lat: Sequence[float],
+        lon: Sequence[float],
+    ) -> RosterIndex:
+        """The teams `ids` of this roster with their current status, capacity and position.
+
+        Skills, languages, shifts and areas change rarely and stay indexed; what changes with every
+        offer is passed in, so a decision reads a few small columns instead of re-indexing the
+        roster. KeyError for an id this roster does not know (the caller re-indexes).
+        """
+        pos = np.array([self.position[i] for i in ids], dtype=np.int64)
+        out = object.__new__(RosterIndex)
+        # The kept snapshots; decide() gives its candidates their current status and position.
+        out.teams = [self.teams[p] for p in pos]
+        out.lat = np.asarray(lat, dtype=np.float64)
+        out.lon = np.asarray(lon, dtype=np.float64)
+        out.radius = self.radius[pos]
+        out.has_area = self.has_area[pos]
+        out.box = np.where(out.has_area[:, None], self.box[pos], _radius_boxes(out.lat, out.lon, out.radius))
+        out.status = np.asarray(status, dtype=object)
+        out.capacity = np.asarray(capacity, dtype=np.int64)
+        out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
+        out.available = out.status == "available"
+        out.skill_of = {k: v[pos] for k, v in self.skill_of.items()}
+        out.language_of = {k: v[pos] for k, v in self.language_of.items()}
+        out.shift_pattern = self.shift_pattern[pos]
+        out.patterns = self.patterns
+        out.agency = self.agency[pos]
+        out.agencies = self.agencies
+        out.position = {t.id: i for i, t in enumerate(out.teams)}
+        return out
 
     def _skill(self, name: str) -> Bools:
         return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))
@@ -336,13 +382,20 @@ class RosterIndex:
             order = order[:limit]
         candidates = []
         for k in order:
-            team = self.teams[chosen[k]]
+            i = chosen[k]
+            team = replace(
+                self.teams[i],
+                status=str(self.status[i]),
+                capacity=int(self.capacity[i]),
+                lat=float(self.lat[i]),
+                lon=float(self.lon[i]),
+            )
             candidates.append(
                 Candidate(
                     team=team,
-                    distance_km=float(distance[chosen[k]]),
+                    distance_km=float(distance[i]),
                     eta_min=float(eta[k]),
-                    language_match=None if speaks is None else bool(speaks[chosen[k]]),
+                    language_match=None if speaks is None else bool(speaks[i]),
                     preferred_skills=tuple(sorted(s for s in needs.preferred if s in team.skills)),
                     skill_bonus_min=float(skill_bonus[k]),
                     language_bonus_min=float(language_bonus[k]),

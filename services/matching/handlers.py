@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.matching import domain, repository
+from services.matching.roster import Roster
 from shared import events, topics
 from shared.envelope import Envelope, new_event, utcnow
 from shared.outbox import enqueue
@@ -47,6 +48,7 @@ class MatchingHandlers:
 
     def __init__(self, config: MatchingConfig) -> None:
         self.config = config
+        self.roster = Roster()
 
     async def on_call_received(
         self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived
@@ -118,8 +120,8 @@ class MatchingHandlers:
         load, shares = await repository.agency_load(conn)
         explanation["agency_load"] = load
 
-        def decide(teams: list[domain.TeamSnapshot]) -> domain.Decision:
-            return domain.RosterIndex(teams).decide(
+        def decide(index: domain.RosterIndex) -> domain.Decision:
+            return index.decide(
                 needs,
                 now,
                 tz,
@@ -131,11 +133,11 @@ class MatchingHandlers:
             )
 
         # Only teams whose coverage box holds the call can take it: the spatial index finds them.
-        decision = decide(await repository.team_snapshots(conn, near=(needs.lat, needs.lon)))
+        decision = decide(await self.roster.index(conn, near=(needs.lat, needs.lon)))
         explanation["considered"] = "teams whose coverage box holds the call"
         if decision.reason is not None:
             # Nobody nearby: the whole roster says which filter left nobody (capacity, hours, area...).
-            decision = decide(await repository.team_snapshots(conn))
+            decision = decide(await self.roster.index(conn, near=None))
             explanation["considered"] = "every team"
         explanation["funnel"] = decision.funnel
         taken: list[str] = []

@@ -65,6 +65,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             for t in j.teams
         ],
     )
+    await bump_roster_version(conn)
     await replace_credentials(
         conn,
         SCHEMA,
@@ -104,20 +105,37 @@ _SNAPSHOT = (
 )
 
 
-async def team_snapshots(
-    conn: asyncpg.Connection, near: tuple[float, float] | None = None
-) -> list[TeamSnapshot]:
-    """Every team as ranking sees it, or with `near` (lat, lon) only those whose coverage box holds it.
+async def roster_version(conn: asyncpg.Connection) -> int:
+    """A number that changes whenever what the roster index holds (skills, shifts, areas) may change."""
+    raw = await conn.fetchval("SELECT value FROM matching.config WHERE key = 'roster_version'")
+    return int(json.loads(raw)) if raw else 0
 
-    The box test is answered by the GiST index on `coverage`, so a call reads the few teams
-    around it rather than the whole roster.
-    """
+
+async def bump_roster_version(conn: asyncpg.Connection) -> None:
+    """Tell every matching process to re-index the roster before its next decision."""
+    await conn.execute(
+        "INSERT INTO matching.config (key, value) VALUES ('roster_version', '1'::jsonb)"
+        " ON CONFLICT (key) DO UPDATE SET value = to_jsonb(matching.config.value::text::bigint + 1)"
+    )
+
+
+async def live_teams(
+    conn: asyncpg.Connection, near: tuple[float, float] | None = None
+) -> list[asyncpg.Record]:
+    """What changes with every offer (status, capacity, position), for teams whose coverage box
+    holds `near` (lat, lon), found by the GiST index, or for every team."""
+    sql = (
+        "SELECT id, status, capacity, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon"
+        " FROM matching.teams"
+    )
     if near is None:
-        rows = await conn.fetch(_SNAPSHOT)
-    else:
-        rows = await conn.fetch(
-            f"{_SNAPSHOT} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1]
-        )
+        return await conn.fetch(sql)
+    return await conn.fetch(f"{sql} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1])
+
+
+async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
+    """Every team as ranking sees it."""
+    rows = await conn.fetch(_SNAPSHOT)
     parsed: dict[str, tuple[Shift, ...]] = {}
     return [
         TeamSnapshot(
@@ -354,6 +372,9 @@ async def update_team(
     their value.
     """
     shifts = changes.get("shifts")
+    if shifts is not None:
+        # Shifts are indexed, not read per decision: every process must re-index.
+        await bump_roster_version(conn)
     return await conn.fetchrow(
         "UPDATE matching.teams SET"
         " status = CASE WHEN $3::text IS NULL OR current_call IS NOT NULL THEN status ELSE $3 END,"

@@ -1,6 +1,7 @@
 """Choosing a team: each eligibility filter, the ranking and its breakdown, hand-back reasons."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -245,3 +246,48 @@ def test_the_vectorised_choice_among_10000_teams_equals_a_plain_scan():
     )
     assert got == [t.id for t in expected]
     assert len(got) > 10
+
+
+def test_live_state_over_a_kept_index_decides_as_a_fresh_index_would():
+    rng = random.Random(7)
+    square = ((44.0, -123.1), (44.0, -123.0), (44.1, -123.0), (44.1, -123.1))
+    teams = [
+        team(
+            f"t{i}",
+            lat=44.0 + rng.uniform(-0.2, 0.2),
+            lon=-123.0 + rng.uniform(-0.2, 0.2),
+            area=square if i % 10 == 0 else None,
+            skills=("emt",) if i % 2 else (),
+        )
+        for i in range(500)
+    ]
+    kept = RosterIndex(teams)
+    # Since indexing: statuses, capacities and positions moved; only some teams are near the call.
+    now = [
+        replace(
+            t,
+            status=rng.choice(("available", "offered", "out_of_service")),
+            capacity=rng.choice((0, 1, 1)),
+            lat=t.lat + rng.uniform(-0.05, 0.05),
+            lon=t.lon + rng.uniform(-0.05, 0.05),
+        )
+        for t in teams
+        if rng.random() < 0.7
+    ]
+    live = kept.live(
+        [t.id for t in now],
+        [t.status for t in now],
+        [t.capacity for t in now],
+        [t.lat for t in now],
+        [t.lon for t in now],
+    )
+    needs = CallNeeds(44.05, -123.05, required=frozenset({"emt"}))
+    fresh = RosterIndex(now).decide(needs, WED_AFTERNOON, TZ, speed_kmh=40, limit=None)
+    again = live.decide(needs, WED_AFTERNOON, TZ, speed_kmh=40, limit=None)
+    assert again.funnel == fresh.funnel
+    assert [c.explain() for c in again.candidates] == [c.explain() for c in fresh.candidates]
+    # The chosen teams carry their current status, capacity and position, not the indexed ones.
+    assert [c.team for c in again.candidates] == [c.team for c in fresh.candidates]
+    assert len(fresh.candidates) > 5
+    with pytest.raises(KeyError):
+        kept.live(["unknown"], ["available"], [1], [44.0], [-123.0])
