@@ -121,6 +121,36 @@ async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, 
                 assert (r.status_code, r.json()["code"]) == (404, "not_found"), what
 
 
+async def test_a_call_nobody_has_the_skill_or_language_for_is_handed_back(settings, db, producer):
+    rules = {"version": "m-1", "incident_types": {"SUICTHRT": {"required": ["licensed_clinician"]}}}
+    await load(
+        settings,
+        jurisdiction(
+            [
+                team("peer", skills=["peer_support_specialist"]),
+                team("clinician-far", km_north=40, skills=["licensed_clinician"]),
+            ],
+            matching=rules,
+        ),
+    )
+    async with running_matching(settings, FAST):
+        for what, call in {
+            "a required skill only an out-of-area team has": call_received(
+                new_call_id(), incident_type="SUICTHRT"
+            ),
+            "a language no team speaks": call_received(new_call_id(), language="vi"),
+        }.items():
+            await publish(producer, settings, call)
+            await db.wait_call(call.subject, "unassigned")
+            assert await db.hand_back_reason(call.subject) == "no_skill_or_language", what
+            assert await db.offers(call.subject) == [], what
+        [skill_call, _] = await topic_events(settings, topics.CALLS_UNASSIGNED, 2)
+        assert skill_call["reason_code"] == "no_skill_or_language"
+        # The same roster takes a call it can serve.
+        _, offer = await place_call(producer, settings, db, language="en-US")
+        assert offer["team_id"] == "peer"
+
+
 async def test_a_coverage_polygon_replaces_the_radius(settings, db, producer):
     d = 0.02  # about 2 km around the call
     square = [
