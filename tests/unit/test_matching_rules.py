@@ -43,7 +43,7 @@ def _text(old: str, new: str) -> str:
         (
             "a polygon of two corners",
             "    radius_km: 4\n    shifts:",
-            "    radius_km: 4\n    area: [{lat: 44.04, lon: -123.07}, {lat: 44.05, lon: -123.0}]\n    shifts:",
+            "    radius_km: 4\n    area: [{lat: 44.0, lon: -123.0}, {lat: 44.1, lon: -123.0}]\n    shifts:",
             "at least 3",
         ),
         (
