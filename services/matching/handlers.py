@@ -17,6 +17,7 @@ from services.matching import domain, repository
 from services.matching.roster import Roster
 from shared import events, topics
 from shared.envelope import Envelope, new_event, utcnow
+from shared.jurisdiction import Matching
 from shared.outbox import enqueue
 
 SERVICE = "matching"
@@ -82,8 +83,9 @@ class MatchingHandlers:
         rules = await repository.rules(conn)
         tz = ZoneInfo(await repository.timezone(conn))
         now = utcnow()
-        safety = offer.safety.model_dump(mode="json")
-        required, preferred = domain.needs_for(rules, offer.presenting_problem, safety)
+        required, preferred = domain.needs_for(
+            rules, offer.presenting_problem, offer.safety.model_dump(mode="json")
+        )
         needs = domain.CallNeeds(
             lat=offer.location.lat,
             lon=offer.location.lon,
@@ -91,28 +93,7 @@ class MatchingHandlers:
             required=frozenset(required),
             preferred=frozenset(preferred),
         )
-        explanation: dict[str, Any] = {
-            "inputs": {
-                "location": {"lat": needs.lat, "lon": needs.lon},
-                "incident_type": offer.presenting_problem,
-                "language": offer.language,
-                "safety": safety,
-                "required_skills": sorted(required),
-                "preferred_skills": sorted(preferred),
-                "already_tried": tried,
-                "at": now.isoformat(),
-            },
-            "rules_version": rules.version,
-            "triage_rules_version": call["triage_version"],
-            "weights": {
-                "speed_kmh": self.config.speed_kmh,
-                "preferred_skill_min": rules.preferred_skill_min,
-                "language_min": rules.language_min,
-                "fairness_min": rules.fairness_min,
-                "language_policy": rules.language,
-            },
-            "decided_by": self.config.instance,
-        }
+        explanation = self._explanation(call, offer, needs, rules, tried, now)
         if len(tried) >= self.config.max_attempts:
             explanation["detail"] = f"{len(tried)} teams were offered the call"
             await self._hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
@@ -160,6 +141,39 @@ class MatchingHandlers:
         # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
         explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
         await self._hand_back(conn, call, reason, cause, explanation, rules.version)
+
+    def _explanation(
+        self,
+        call: asyncpg.Record,
+        offer: events.OfferDetails,
+        needs: domain.CallNeeds,
+        rules: Matching,
+        tried: list[str],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """What a decision is stored with before it is made: its inputs, rules and weights."""
+        return {
+            "inputs": {
+                "location": {"lat": needs.lat, "lon": needs.lon},
+                "incident_type": offer.presenting_problem,
+                "language": offer.language,
+                "safety": offer.safety.model_dump(mode="json"),
+                "required_skills": sorted(needs.required),
+                "preferred_skills": sorted(needs.preferred),
+                "already_tried": tried,
+                "at": now.isoformat(),
+            },
+            "rules_version": rules.version,
+            "triage_rules_version": call["triage_version"],
+            "weights": {
+                "speed_kmh": self.config.speed_kmh,
+                "preferred_skill_min": rules.preferred_skill_min,
+                "language_min": rules.language_min,
+                "fairness_min": rules.fairness_min,
+                "language_policy": rules.language,
+            },
+            "decided_by": self.config.instance,
+        }
 
     async def _offer(
         self,
