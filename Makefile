@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit infra-up infra-down clean bench-matching
+.PHONY: install demo test lint unit infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "careroute needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -28,6 +28,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/careroute demo
 
+# Decision time of matching at 100, 1,000 and 10,000 teams (not part of `make test`).
+.PHONY: bench-matching
+bench-matching: install
+	$(BIN)/python -m services.matching.bench
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,10 +43,6 @@ test: lint
 
 unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/contract
-
-# Decision time of matching at 100, 1,000 and 10,000 teams (not part of `make test`).
-bench-matching: install
-	$(BIN)/python -m services.matching.bench
 
 infra-up: install
 	$(BIN)/careroute infra up

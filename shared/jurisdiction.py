@@ -138,6 +138,23 @@ class Triage(Model):
         return [t.upper() for t in v]
 
 
+class Place(Model):
+    """The jurisdiction itself."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
 class SkillNeed(Model):
     """Skills a call needs (every one of `required`) and would rather have (each of `preferred`)."""
 
@@ -171,23 +188,6 @@ class Matching(Model):
     @classmethod
     def _upper_types(cls, v: dict[str, SkillNeed]) -> dict[str, SkillNeed]:
         return {k.upper(): need for k, need in v.items()}
-
-
-class Place(Model):
-    """The jurisdiction itself."""
-
-    id: str = Field(pattern=_ID)
-    name: str
-    timezone: str
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
 
 
 class Jurisdiction(Model):
