@@ -38,10 +38,15 @@ class MatchingConfig:
     instance: str = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _safety_raised(update: events.CallUpdated) -> bool:
-    """Whether a PSAP update takes the call away from a community team."""
-    flagged = any(v == events.Answer.yes for v in update.safety.model_dump().values())
-    return flagged or update.decision.route != events.Route.community
+def _takes_call_away(update: events.CallUpdated, before: events.SafetyScreen) -> bool:
+    """Whether a PSAP update ends the community response: routed elsewhere, or a flag newly raised.
+
+    Intake already routes a raised flag away; a flag that turns "yes" under a `community` route
+    (a call-taker's override stands until a flag is raised) still withdraws, the safe side.
+    """
+    now, earlier = update.safety.model_dump(), before.model_dump()
+    raised = any(v == events.Answer.yes and earlier.get(k) != events.Answer.yes for k, v in now.items())
+    return raised or update.decision.route != events.Route.community
 
 
 class MatchingHandlers:
@@ -381,11 +386,31 @@ class MatchingHandlers:
     async def on_call_updated(
         self, conn: asyncpg.Connection, event: Envelope, update: events.CallUpdated
     ) -> None:
-        """A PSAP update: a raised safety flag withdraws the team and hands the call back."""
+        """A PSAP update: routed away or a raised safety flag withdraws the team and hands the call
+        back; a call newly routed to `community` (a newer version, a call-taker's override) is placed."""
         call = await repository.get_call(conn, update.call_id)
-        if call is None or call["status"] in FINISHED:
+        offer = events.OfferDetails(
+            location=update.location,
+            presenting_problem=update.incident_type,
+            language=update.language,
+            safety=update.safety,
+            callback_number=getattr(update, "callback_number", None),
+        )
+        if call is None:
+            if update.decision.route == events.Route.community and await repository.insert_call(
+                conn,
+                update.call_id,
+                update.psap_id,
+                offer.model_dump(mode="json"),
+                event.correlationid,
+                update.decision.rules_version,
+            ):
+                await self.offer_next(conn, update.call_id, event)
             return
-        if _safety_raised(update):
+        if call["status"] in FINISHED:
+            return
+        old = events.OfferDetails.model_validate_json(call["offer"])
+        if _takes_call_away(update, old.safety):
             await self._withdraw(conn, call, "withdrawn_by_psap_update", event)
             explanation = {
                 "inputs": {"safety": update.safety.model_dump(mode="json"), "route": update.decision.route},
@@ -397,14 +422,7 @@ class MatchingHandlers:
             )
             return
         # Still a community call: later offers carry the newer details.
-        old = events.OfferDetails.model_validate_json(call["offer"])
-        offer = events.OfferDetails(
-            location=update.location,
-            presenting_problem=update.incident_type,
-            language=update.language,
-            safety=update.safety,
-            callback_number=old.callback_number,
-        )
+        offer = offer.model_copy(update={"callback_number": offer.callback_number or old.callback_number})
         await repository.update_offer(
             conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
         )

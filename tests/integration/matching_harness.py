@@ -112,6 +112,20 @@ def call_received(call_id: str, *, language: str | None = None, incident_type: s
     return new_event(topics.CALLS_RECEIVED, "intake", call_id, payload)
 
 
+def call_updated(call_id: str, route: str, *, reason: str, **answers: str) -> Envelope:
+    """A newer version of a call at HERE, as intake publishes it, with its new triage decision."""
+    payload = events.CallUpdated(
+        call_id=call_id,
+        psap_id="psap",
+        incident_type="MNTL",
+        location=events.Location(**HERE),
+        safety=events.SafetyScreen(**{**CLEAR, **answers}),
+        decision=events.TriageDecision(route=events.Route(route), reasons=[reason], rules_version="t1"),
+        updated_at=datetime.now(UTC),
+    )
+    return new_event(topics.CALLS_UPDATED, "intake", call_id, payload)
+
+
 def responded(offer: dict[str, Any], response: str, reason_code: str | None = None) -> Envelope:
     """The agency's answer to an offer, as notify publishes it."""
     payload = events.AssignmentResponded(

@@ -20,12 +20,12 @@ from shared.kafka import make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
     AGENCY_TOKENS,
-    CLEAR,
     HERE,
     OVERSIGHT_TOKEN,
     Db,
     bearer,
     call_received,
+    call_updated,
     jurisdiction,
     load,
     new_call_id,
@@ -366,20 +366,8 @@ async def test_a_safety_flag_in_a_psap_update_withdraws_the_team_and_hands_back(
         await publish(producer, settings, status_changed(offer, "en_route"))
         await db.wait_team("crew", "en_route")
 
-        update = events.CallUpdated(
-            call_id=call_id,
-            psap_id="psap",
-            incident_type="MNTL",
-            location=events.Location(**HERE),
-            safety=events.SafetyScreen(**{**CLEAR, "weapon": "yes"}),
-            decision=events.TriageDecision(
-                route=events.Route.police,
-                reasons=["safety screen: weapon = yes -> police"],
-                rules_version="t1",
-            ),
-            updated_at=datetime.now().astimezone(),
-        )
-        await publish(producer, settings, new_event(topics.CALLS_UPDATED, "intake", call_id, update))
+        update = call_updated(call_id, "police", reason="safety screen: weapon = yes -> police", weapon="yes")
+        await publish(producer, settings, update)
         await db.wait_call(call_id, "unassigned")
         assert await db.team_status("crew") == "available"
         assert [(o["status"], o["reason"]) for o in await db.offers(call_id)] == [
@@ -392,6 +380,28 @@ async def test_a_safety_flag_in_a_psap_update_withdraws_the_team_and_hands_back(
         assert back["call_id"] == call_id and back["reason_code"] == "withdrawn_by_psap_update"
         # The spare team was not offered the call: a safety flag ends the community response.
         assert len(await db.offers(call_id)) == 1
+
+
+async def test_an_update_routing_a_call_to_community_places_it_and_one_routing_it_away_withdraws(
+    settings, db, producer
+):
+    await load(settings, jurisdiction([team("crew")]))
+    async with running_matching(settings, FAST):
+        # A call first sent to review; the call-taker overrides it to a community response.
+        call_id = new_call_id()
+        await publish(
+            producer, settings, call_updated(call_id, "community", reason="override by the call-taker")
+        )
+        [offer] = await db.wait_offers(call_id, 1)
+        assert offer["team_id"] == "crew"
+        # Then routed to police without any "yes" (the call-taker changed their mind).
+        await publish(
+            producer, settings, call_updated(call_id, "police", reason="override by the call-taker")
+        )
+        await db.wait_call(call_id, "unassigned")
+        assert (await db.offers(call_id))[0]["reason"] == "withdrawn_by_psap_update"
+        assert await db.team_status("crew") == "available"
+        assert await db.hand_back_reason(call_id) == "withdrawn_by_psap_update"
 
 
 async def test_a_cancel_withdraws_the_offer_and_frees_the_team(settings, db, producer):
