@@ -49,6 +49,17 @@ def _takes_call_away(update: events.CallUpdated, before: events.SafetyScreen) ->
     return raised or update.decision.route != events.Route.community
 
 
+def _offer_details(call: events.CallReceived | events.CallUpdated) -> events.OfferDetails:
+    """The minimum a team needs to respond, from intake's event (an update may omit the callback)."""
+    return events.OfferDetails(
+        location=call.location,
+        presenting_problem=call.incident_type,
+        language=call.language,
+        safety=call.safety,
+        callback_number=getattr(call, "callback_number", None),
+    )
+
+
 class MatchingHandlers:
     """Event handlers of matching, each run in the consumer's transaction."""
 
@@ -60,15 +71,14 @@ class MatchingHandlers:
         self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived
     ) -> None:
         """A community call: remember it and offer it to the best team."""
-        if call.decision.route != events.Route.community:
-            return
-        offer = events.OfferDetails(
-            location=call.location,
-            presenting_problem=call.incident_type,
-            language=call.language,
-            safety=call.safety,
-            callback_number=call.callback_number,
-        )
+        if call.decision.route == events.Route.community:
+            await self._place(conn, event, call)
+
+    async def _place(
+        self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived | events.CallUpdated
+    ) -> None:
+        """Remember a community call and offer it to the best team (a known call is left alone)."""
+        offer = _offer_details(call)
         if await repository.insert_call(
             conn,
             call.call_id,
@@ -389,23 +399,9 @@ class MatchingHandlers:
         """A PSAP update: routed away or a raised safety flag withdraws the team and hands the call
         back; a call newly routed to `community` (a newer version, a call-taker's override) is placed."""
         call = await repository.get_call(conn, update.call_id)
-        offer = events.OfferDetails(
-            location=update.location,
-            presenting_problem=update.incident_type,
-            language=update.language,
-            safety=update.safety,
-            callback_number=getattr(update, "callback_number", None),
-        )
         if call is None:
-            if update.decision.route == events.Route.community and await repository.insert_call(
-                conn,
-                update.call_id,
-                update.psap_id,
-                offer.model_dump(mode="json"),
-                event.correlationid,
-                update.decision.rules_version,
-            ):
-                await self.offer_next(conn, update.call_id, event)
+            if update.decision.route == events.Route.community:
+                await self._place(conn, event, update)
             return
         if call["status"] in FINISHED:
             return
@@ -422,6 +418,7 @@ class MatchingHandlers:
             )
             return
         # Still a community call: later offers carry the newer details.
+        offer = _offer_details(update)
         offer = offer.model_copy(update={"callback_number": offer.callback_number or old.callback_number})
         await repository.update_offer(
             conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
