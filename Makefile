@@ -32,6 +32,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/careroute demo
 
+# Decision time of matching at 100, 1,000 and 10,000 teams (not part of `make test`).
+.PHONY: bench-matching
+bench-matching: install
+	$(BIN)/python -m services.matching.bench
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -17,6 +17,10 @@ Channel = Literal["kafka", "webhook", "sse"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# The skills a community team may hold (issue 4); rules may only name these.
+Skill = Literal[
+    "peer_support_specialist", "licensed_clinician", "social_worker", "emt", "medic", "youth", "substance_use"
+]
 
 
 class JurisdictionError(ValueError):
@@ -121,6 +125,8 @@ class Team(Model):
     radius_km: float = Field(default=15.0, gt=0)
     capacity: int = Field(default=1, ge=0)
     shifts: list[Shift] = Field(default_factory=list)
+    # A coverage polygon (WGS84, at least three corners); when given it replaces the radius.
+    area: list[Point] | None = Field(default=None, min_length=3)
 
 
 class Oversight(Model):
@@ -211,6 +217,41 @@ class Place(Model):
         return v
 
 
+class SkillNeed(Model):
+    """Skills a call needs (every one of `required`) and would rather have (each of `preferred`)."""
+
+    required: list[Skill] = Field(default_factory=list)
+    preferred: list[Skill] = Field(default_factory=list)
+
+
+class ScreenSkillRule(SkillNeed):
+    """Skills needed when one safety screen question has one answer."""
+
+    question: SafetyQuestion
+    answer: Literal["yes", "no", "unknown"]
+
+
+class Matching(Model):
+    """Matching rules: skills by incident type and screen answer, language policy, score weights.
+
+    Weights are in minutes of travel: a preferred skill is worth `preferred_skill_min` minutes of
+    ETA, and an agency over its contracted share of current load pays up to `fairness_min`.
+    """
+
+    version: str
+    incident_types: dict[str, SkillNeed] = Field(default_factory=dict)
+    screen: list[ScreenSkillRule] = Field(default_factory=list)
+    language: Literal["required", "preferred"] = "required"
+    preferred_skill_min: float = Field(default=3.0, ge=0)
+    language_min: float = Field(default=5.0, ge=0)
+    fairness_min: float = Field(default=10.0, ge=0)
+
+    @field_validator("incident_types")
+    @classmethod
+    def _upper_types(cls, v: dict[str, SkillNeed]) -> dict[str, SkillNeed]:
+        return {k.upper(): need for k, need in v.items()}
+
+
 class Jurisdiction(Model):
     """A whole deployment."""
 
@@ -220,6 +261,7 @@ class Jurisdiction(Model):
     agencies: list[Agency]
     teams: list[Team]
     oversight: list[Oversight] = Field(default_factory=list)
+    matching: Matching | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Jurisdiction:

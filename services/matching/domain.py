@@ -1,15 +1,26 @@
-"""Choosing a team: who may take a call and in which order. Pure rules, no I/O."""
+"""Choosing a team: who may take a call and in which order, and why. Pure rules, no I/O."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.jurisdiction import WEEKDAYS, Shift
+import numpy as np
+import numpy.typing as npt
+
+from shared.jurisdiction import WEEKDAYS, Matching, Shift
 
 EARTH_RADIUS_KM = 6371.0088
+# Statuses in which an agency has taken a team off the roster for now: it is no capacity at all.
+OFF_ROSTER = ("off_shift", "out_of_service")
+DEFAULT_RULES = Matching(version="default")
+
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -24,16 +35,68 @@ class TeamSnapshot:
     status: str
     languages: tuple[str, ...]
     shifts: tuple[Shift, ...]
+    skills: tuple[str, ...] = ()
+    capacity: int = 1
+    # Coverage polygon as (lat, lon) corners; when present it replaces the radius.
+    area: tuple[tuple[float, float], ...] | None = None
+
+
+@dataclass(frozen=True)
+class CallNeeds:
+    """What the call asks of a team: where, which language, which skills."""
+
+    lat: float
+    lon: float
+    language: str | None = None
+    required: frozenset[str] = frozenset()
+    preferred: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A team that may take the call, with why it ranks where it does."""
+    """A team that may take the call, with the parts of its score (minutes; lower is better)."""
 
     team: TeamSnapshot
     distance_km: float
     eta_min: float
     language_match: bool | None
+    preferred_skills: tuple[str, ...] = ()
+    skill_bonus_min: float = 0.0
+    language_bonus_min: float = 0.0
+    fairness_penalty_min: float = 0.0
+
+    @property
+    def score_min(self) -> float:
+        """ETA minus the bonuses plus the fairness penalty, in minutes of travel."""
+        return self.eta_min - self.skill_bonus_min - self.language_bonus_min + self.fairness_penalty_min
+
+    def explain(self) -> dict[str, Any]:
+        """The score breakdown as stored with the decision."""
+        return {
+            "team_id": self.team.id,
+            "agency_id": self.team.agency_id,
+            "distance_km": round(self.distance_km, 3),
+            "eta_min": round(self.eta_min, 2),
+            "preferred_skills_matched": list(self.preferred_skills),
+            "skill_bonus_min": round(self.skill_bonus_min, 2),
+            "language_match": self.language_match,
+            "language_bonus_min": round(self.language_bonus_min, 2),
+            "fairness_penalty_min": round(self.fairness_penalty_min, 2),
+            "score_min": round(self.score_min, 2),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The ranked candidates, how many teams passed each filter, and the hand-back reason if none."""
+
+    candidates: list[Candidate]
+    funnel: dict[str, int]
+    reason: str | None = None
+
+
+# ETA from a call to each team; the straight line today, a routing engine may replace it.
+EtaModel = Callable[[float, float, Floats, Floats], Floats]
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -42,6 +105,14 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+def haversine_many_km(lat: float, lon: float, lats: Floats, lons: Floats) -> Floats:
+    """Great-circle distance from one point to many, vectorised."""
+    p1, p2 = math.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons) - math.radians(lon)
+    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
 
 
 def _in_shift(shift: Shift, weekday: int, at: time) -> bool:
@@ -60,46 +131,275 @@ def on_shift(shifts: tuple[Shift, ...], now: datetime, tz: ZoneInfo) -> bool:
     return any(_in_shift(s, local.weekday(), local.time()) for s in shifts)
 
 
-def _language_fits(wanted: str | None, spoken: tuple[str, ...]) -> bool | None:
-    if not wanted:
-        return None
-    primary = wanted.lower().split("-")[0]
-    return any(s.lower().split("-")[0] == primary for s in spoken)
+def in_polygon(lat: float, lon: float, corners: Sequence[tuple[float, float]]) -> bool:
+    """Whether a point lies inside a polygon of (lat, lon) corners (even-odd ray casting)."""
+    inside = False
+    j = len(corners) - 1
+    for i, (yi, xi) in enumerate(corners):
+        yj, xj = corners[j]
+        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
 
 
-def rank(
-    teams: list[TeamSnapshot],
-    lat: float,
-    lon: float,
-    language: str | None,
-    now: datetime,
-    tz: ZoneInfo,
-    *,
-    speed_kmh: float,
-    exclude: frozenset[str] = frozenset(),
-) -> list[Candidate]:
-    """Available teams on shift whose area covers the call, best first (language, then ETA)."""
-    found: list[Candidate] = []
-    for team in teams:
-        if team.id in exclude or team.status != "available":
-            continue
-        distance = haversine_km(lat, lon, team.lat, team.lon)
-        if distance > team.radius_km or not on_shift(team.shifts, now, tz):
-            continue
-        found.append(
-            Candidate(team, distance, distance / speed_kmh * 60, _language_fits(language, team.languages))
+def primary_language(tag: str) -> str:
+    """The primary subtag of a BCP 47 tag (`es-MX` -> `es`), lower-cased."""
+    return tag.lower().split("-")[0]
+
+
+def needs_for(rules: Matching, incident_type: str, safety: dict[str, str]) -> tuple[set[str], set[str]]:
+    """Required and preferred skills for an incident type and safety screen answers."""
+    need = rules.incident_types.get(incident_type.upper())
+    required: set[str] = set(need.required) if need else set()
+    preferred: set[str] = set(need.preferred) if need else set()
+    for rule in rules.screen:
+        if safety.get(rule.question) == rule.answer:
+            required |= set(rule.required)
+            preferred |= set(rule.preferred)
+    return required, preferred - required
+
+
+def fairness_penalties(load: dict[str, int], shares: dict[str, float], weight_min: float) -> dict[str, float]:
+    """Minutes added to an agency's teams: its share of current load above its contracted share.
+
+    With no load anywhere every agency pays nothing, so the nearest team wins the first call.
+    """
+    total_load = sum(load.values())
+    total_share = sum(shares.values()) or 1.0
+    if total_load == 0:
+        return {a: 0.0 for a in shares}
+    return {
+        a: weight_min * max(0.0, load.get(a, 0) / total_load - share / total_share)
+        for a, share in shares.items()
+    }
+
+
+def _area_box(area: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
+    lats = [c[0] for c in area]
+    lons = [c[1] for c in area]
+    return min(lats), max(lats), min(lons), max(lons)
+
+
+def _radius_boxes(lat: Floats, lon: Floats, radius_km: Floats) -> Floats:
+    """Bounding boxes (lat min, lat max, lon min, lon max) of circles, vectorised."""
+    dlat = np.degrees(radius_km / EARTH_RADIUS_KM)
+    # Near the poles a radius spans every longitude.
+    dlon = np.minimum(180.0, dlat / np.maximum(np.cos(np.radians(lat)), 1e-6))
+    return np.stack([lat - dlat, lat + dlat, lon - dlon, lon + dlon], axis=1).reshape(len(lat), 4)
+
+
+def _straight_line(speed_kmh: float) -> EtaModel:
+    def eta(lat: float, lon: float, lats: Floats, lons: Floats) -> Floats:
+        return haversine_many_km(lat, lon, lats, lons) / speed_kmh * 60.0
+
+    return eta
+
+
+@dataclass
+class RosterIndex:
+    """The roster as column arrays, so every filter and the distance run over all teams at once."""
+
+    teams: list[TeamSnapshot]
+    lat: Floats = field(init=False)
+    lon: Floats = field(init=False)
+    radius: Floats = field(init=False)
+    box: Floats = field(init=False)
+    has_area: Bools = field(init=False)
+    status: npt.NDArray[np.object_] = field(init=False)
+    capacity: npt.NDArray[np.int64] = field(init=False)
+    on_roster: Bools = field(init=False)
+    available: Bools = field(init=False)
+    skill_of: dict[str, Bools] = field(init=False)
+    language_of: dict[str, Bools] = field(init=False)
+    shift_pattern: npt.NDArray[np.int64] = field(init=False)
+    patterns: list[tuple[Shift, ...]] = field(init=False)
+    agency: npt.NDArray[np.int64] = field(init=False)
+    agencies: list[str] = field(init=False)
+    position: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ts = self.teams
+        n = len(ts)
+        self.lat = np.array([t.lat for t in ts], dtype=np.float64)
+        self.lon = np.array([t.lon for t in ts], dtype=np.float64)
+        self.radius = np.array([t.radius_km for t in ts], dtype=np.float64)
+        self.has_area = np.array([t.area is not None for t in ts], dtype=np.bool_)
+        self.box = _radius_boxes(self.lat, self.lon, self.radius)
+        for k in np.flatnonzero(self.has_area):
+            area = ts[k].area
+            assert area is not None
+            self.box[k] = _area_box(area)
+        self.status = np.array([t.status for t in ts], dtype=object)
+        self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
+        self.on_roster = (self.capacity > 0) & ~np.isin(self.status, OFF_ROSTER)
+        self.available = self.status == "available"
+        self.skill_of = {}
+        self.language_of = {}
+        for i, t in enumerate(ts):
+            for s in t.skills:
+                self.skill_of.setdefault(s, np.zeros(n, dtype=np.bool_))[i] = True
+            for lang in t.languages:
+                self.language_of.setdefault(primary_language(lang), np.zeros(n, dtype=np.bool_))[i] = True
+        # Teams share a handful of shift patterns: evaluate each pattern once, not each team.
+        pattern_ids: dict[tuple[Any, ...], int] = {}
+        self.patterns = []
+        ids = []
+        for t in ts:
+            key = tuple((tuple(s.days), s.start, s.end) for s in t.shifts)
+            if key not in pattern_ids:
+                pattern_ids[key] = len(self.patterns)
+                self.patterns.append(t.shifts)
+            ids.append(pattern_ids[key])
+        self.shift_pattern = np.array(ids, dtype=np.int64)
+        self.position = {t.id: i for i, t in enumerate(ts)}
+        agency_ids: dict[str, int] = {}
+        self.agency = np.array(
+            [agency_ids.setdefault(t.agency_id, len(agency_ids)) for t in ts], dtype=np.int64
         )
-    # A team that speaks the caller's language comes first; then the nearest.
-    found.sort(key=lambda c: (c.language_match is False, c.eta_min, c.team.id))
-    return found
+        self.agencies = list(agency_ids)
 
+    def live(
+        self,
+        ids: Sequence[str],
+        status: Sequence[str],
+        capacity: Sequence[int],
+        lat: Sequence[float],
+        lon: Sequence[float],
+    ) -> RosterIndex:
+        """The teams `ids` of this roster with their current status, capacity and position.
 
-def no_candidate_reason(
-    teams: list[TeamSnapshot], lat: float, lon: float, now: datetime, tz: ZoneInfo
-) -> str:
-    """The hand-back reason code when no team can be offered."""
-    if not any(on_shift(t.shifts, now, tz) for t in teams):
-        return "no_team_on_shift"
-    if not any(haversine_km(lat, lon, t.lat, t.lon) <= t.radius_km for t in teams):
-        return "none_in_area"
-    return "all_busy"
+        Skills, languages, shifts and areas change rarely and stay indexed; what changes with every
+        offer is passed in, so a decision reads a few small columns instead of re-indexing the
+        roster. KeyError for an id this roster does not know (the caller re-indexes).
+        """
+        pos = np.array([self.position[i] for i in ids], dtype=np.int64)
+        out = object.__new__(RosterIndex)
+        # The kept snapshots; decide() gives its candidates their current status and position.
+        out.teams = [self.teams[p] for p in pos]
+        out.lat = np.asarray(lat, dtype=np.float64)
+        out.lon = np.asarray(lon, dtype=np.float64)
+        out.radius = self.radius[pos]
+        out.has_area = self.has_area[pos]
+        out.box = np.where(out.has_area[:, None], self.box[pos], _radius_boxes(out.lat, out.lon, out.radius))
+        out.status = np.asarray(status, dtype=object)
+        out.capacity = np.asarray(capacity, dtype=np.int64)
+        out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
+        out.available = out.status == "available"
+        out.skill_of = {k: v[pos] for k, v in self.skill_of.items()}
+        out.language_of = {k: v[pos] for k, v in self.language_of.items()}
+        out.shift_pattern = self.shift_pattern[pos]
+        out.patterns = self.patterns
+        out.agency = self.agency[pos]
+        out.agencies = self.agencies
+        out.position = {t.id: i for i, t in enumerate(out.teams)}
+        return out
+
+    def _skill(self, name: str) -> Bools:
+        return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))
+
+    def _covers(self, lat: float, lon: float, distance: Floats) -> Bools:
+        b = self.box
+        inbox = (b[:, 0] <= lat) & (lat <= b[:, 1]) & (b[:, 2] <= lon) & (lon <= b[:, 3])
+        covered = inbox & ~self.has_area & (distance <= self.radius)
+        # Polygons are checked only for the few teams whose bounding box holds the call.
+        for i in np.flatnonzero(inbox & self.has_area):
+            area = self.teams[i].area
+            assert area is not None
+            covered[i] = in_polygon(lat, lon, area)
+        return covered
+
+    def decide(
+        self,
+        needs: CallNeeds,
+        now: datetime,
+        tz: ZoneInfo,
+        *,
+        speed_kmh: float,
+        rules: Matching = DEFAULT_RULES,
+        exclude: frozenset[str] = frozenset(),
+        load: dict[str, int] | None = None,
+        shares: dict[str, float] | None = None,
+        limit: int | None = 50,
+        eta_model: EtaModel | None = None,
+    ) -> Decision:
+        """Eligible teams ranked by score, with the count left after each filter."""
+        n = len(self.teams)
+        distance = haversine_many_km(needs.lat, needs.lon, self.lat, self.lon)
+        on = np.array([on_shift(p, now, tz) for p in self.patterns], dtype=np.bool_)
+        shift_ok = on[self.shift_pattern] if n else np.zeros(0, dtype=np.bool_)
+        skills_ok = np.ones(n, dtype=np.bool_)
+        for s in needs.required:
+            skills_ok &= self._skill(s)
+        speaks: Bools | None = None
+        if needs.language:
+            speaks = self.language_of.get(primary_language(needs.language), np.zeros(n, dtype=np.bool_))
+            if rules.language == "required":
+                skills_ok &= speaks
+        not_tried = np.ones(n, dtype=np.bool_)
+        for team_id in exclude:
+            if team_id in self.position:
+                not_tried[self.position[team_id]] = False
+        stages = [
+            ("teams", np.ones(n, dtype=np.bool_), "no_community_capacity"),
+            ("with_capacity", self.on_roster, "no_community_capacity"),
+            ("on_shift", shift_ok, "no_team_on_shift"),
+            ("in_area", self._covers(needs.lat, needs.lon, distance), "none_in_area"),
+            ("skill_and_language", skills_ok, "no_skill_or_language"),
+            ("available", self.available & not_tried, "all_busy"),
+        ]
+        mask = np.ones(n, dtype=np.bool_)
+        funnel: dict[str, int] = {}
+        reason: str | None = None
+        for name, ok, why in stages:
+            mask &= ok
+            funnel[name] = int(mask.sum())
+            if funnel[name] == 0 and reason is None:
+                reason = why
+        if reason is not None:
+            return Decision([], funnel, reason)
+        chosen = np.flatnonzero(mask)
+        eta = (eta_model or _straight_line(speed_kmh))(
+            needs.lat, needs.lon, self.lat[chosen], self.lon[chosen]
+        )
+        matched_count = np.zeros(len(chosen), dtype=np.float64)
+        for s in needs.preferred:
+            matched_count += self._skill(s)[chosen]
+        skill_bonus = rules.preferred_skill_min * matched_count
+        language_bonus = (
+            rules.language_min * speaks[chosen].astype(np.float64)
+            if speaks is not None
+            else np.zeros(len(chosen), dtype=np.float64)
+        )
+        penalty_by_agency = fairness_penalties(load or {}, shares or {}, rules.fairness_min)
+        agency_penalty = np.array([penalty_by_agency.get(a, 0.0) for a in self.agencies], dtype=np.float64)
+        fairness = agency_penalty[self.agency[chosen]]
+        score = eta - skill_bonus - language_bonus + fairness
+        # Ties go to the lower team id, so the same inputs always give the same choice.
+        ids = np.array([self.teams[i].id for i in chosen])
+        order = np.lexsort((ids, score))
+        if limit is not None:
+            order = order[:limit]
+        candidates = []
+        for k in order:
+            i = chosen[k]
+            team = replace(
+                self.teams[i],
+                status=str(self.status[i]),
+                capacity=int(self.capacity[i]),
+                lat=float(self.lat[i]),
+                lon=float(self.lon[i]),
+            )
+            candidates.append(
+                Candidate(
+                    team=team,
+                    distance_km=float(distance[i]),
+                    eta_min=float(eta[k]),
+                    language_match=None if speaks is None else bool(speaks[i]),
+                    preferred_skills=tuple(sorted(s for s in needs.preferred if s in team.skills)),
+                    skill_bonus_min=float(skill_bonus[k]),
+                    language_bonus_min=float(language_bonus[k]),
+                    fairness_penalty_min=float(fairness[k]),
+                )
+            )
+        return Decision(candidates, funnel)

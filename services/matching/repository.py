@@ -7,12 +7,16 @@ from typing import Any
 
 import asyncpg
 
-from services.matching.domain import TeamSnapshot
+from services.matching.domain import DEFAULT_RULES, TeamSnapshot
 from shared.auth import Credential, replace_credentials
-from shared.jurisdiction import Jurisdiction, Shift
+from shared.jurisdiction import Jurisdiction, Matching, Point, Shift
 
 SCHEMA = "matching"
 ACTIVE = ("offered", "accepted", "en_route", "on_scene")
+# What an agency sees of its own team.
+TEAM_COLUMNS = (
+    "id, agency_id, name, skills, languages, status, current_call, lat, lon, capacity, shifts, updated_at"
+)
 
 
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
@@ -22,6 +26,11 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = $1::jsonb",
         json.dumps(j.jurisdiction.timezone),
     )
+    await conn.execute(
+        "INSERT INTO matching.config (key, value) VALUES ('rules', $1::jsonb)"
+        " ON CONFLICT (key) DO UPDATE SET value = $1::jsonb",
+        (j.matching or DEFAULT_RULES).model_dump_json(),
+    )
     for a in j.agencies:
         await conn.execute(
             "INSERT INTO matching.agencies (id, name, contracted_share) VALUES ($1, $2, $3)"
@@ -30,24 +39,33 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             a.name,
             a.contracted_share,
         )
-    for t in j.teams:
-        await conn.execute(
-            "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
-            " radius_km, capacity, shifts, lat, lon) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " $10::jsonb, $6, $7) ON CONFLICT (id) DO UPDATE SET agency_id = $2, name = $3,"
-            " skills = $4, languages = $5, home_lat = $6, home_lon = $7, radius_km = $8,"
-            " capacity = $9, shifts = $10::jsonb, updated_at = now()",
-            t.id,
-            t.agency,
-            t.name,
-            t.skills,
-            t.languages,
-            t.home.lat,
-            t.home.lon,
-            t.radius_km,
-            t.capacity,
-            json.dumps([s.model_dump(mode="json") for s in t.shifts]),
-        )
+    # One round trip for the whole roster (a region may hold thousands of teams).
+    await conn.executemany(
+        "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
+        " radius_km, capacity, shifts, lat, lon, area, area_box) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9, $10::jsonb, $6, $7, $11::jsonb, $12::text::box) ON CONFLICT (id) DO UPDATE SET"
+        " agency_id = $2, name = $3, skills = $4, languages = $5, home_lat = $6, home_lon = $7,"
+        " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb,"
+        " area_box = $12::text::box, updated_at = now()",
+        [
+            (
+                t.id,
+                t.agency,
+                t.name,
+                t.skills,
+                t.languages,
+                t.home.lat,
+                t.home.lon,
+                t.radius_km,
+                t.capacity,
+                json.dumps([s.model_dump(mode="json") for s in t.shifts]),
+                None if t.area is None else json.dumps([[p.lat, p.lon] for p in t.area]),
+                None if t.area is None else _box(t.area),
+            )
+            for t in j.teams
+        ],
+    )
+    await bump_roster_version(conn)
     await replace_credentials(
         conn,
         SCHEMA,
@@ -56,18 +74,69 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     )
 
 
+def _box(corners: list[Point]) -> str:
+    """A polygon's bounds as PostgreSQL box text (x = longitude, y = latitude)."""
+    lats, lons = [c.lat for c in corners], [c.lon for c in corners]
+    return f"({min(lons)},{min(lats)}),({max(lons)},{max(lats)})"
+
+
 async def timezone(conn: asyncpg.Connection) -> str:
     """The jurisdiction's time zone."""
     raw = await conn.fetchval("SELECT value FROM matching.config WHERE key = 'timezone'")
     return str(json.loads(raw)) if raw else "UTC"
 
 
+async def rules(conn: asyncpg.Connection) -> Matching:
+    """The matching rules of the loaded jurisdiction (defaults when it names none)."""
+    raw = await conn.fetchval("SELECT value FROM matching.config WHERE key = 'rules'")
+    return Matching.model_validate_json(raw) if raw else DEFAULT_RULES
+
+
+def _shifts(raw: str, parsed: dict[str, tuple[Shift, ...]]) -> tuple[Shift, ...]:
+    # Teams share a few shift patterns: parse each distinct one once.
+    if raw not in parsed:
+        parsed[raw] = tuple(Shift.model_validate(s) for s in json.loads(raw))
+    return parsed[raw]
+
+
+_SNAPSHOT = (
+    "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
+    " radius_km, status, languages, shifts, skills, capacity, area FROM matching.teams"
+)
+
+
+async def roster_version(conn: asyncpg.Connection) -> int:
+    """A number that changes whenever what the roster index holds (skills, shifts, areas) may change."""
+    raw = await conn.fetchval("SELECT value FROM matching.config WHERE key = 'roster_version'")
+    return int(json.loads(raw)) if raw else 0
+
+
+async def bump_roster_version(conn: asyncpg.Connection) -> None:
+    """Tell every matching process to re-index the roster before its next decision."""
+    await conn.execute(
+        "INSERT INTO matching.config (key, value) VALUES ('roster_version', '1'::jsonb)"
+        " ON CONFLICT (key) DO UPDATE SET value = to_jsonb(matching.config.value::text::bigint + 1)"
+    )
+
+
+async def live_teams(
+    conn: asyncpg.Connection, near: tuple[float, float] | None = None
+) -> list[asyncpg.Record]:
+    """What changes with every offer (status, capacity, position), for teams whose coverage box
+    holds `near` (lat, lon), found by the GiST index, or for every team."""
+    sql = (
+        "SELECT id, status, capacity, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon"
+        " FROM matching.teams"
+    )
+    if near is None:
+        return await conn.fetch(sql)
+    return await conn.fetch(f"{sql} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1])
+
+
 async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
     """Every team as ranking sees it."""
-    rows = await conn.fetch(
-        "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
-        " radius_km, status, languages, shifts FROM matching.teams WHERE capacity > 0"
-    )
+    rows = await conn.fetch(_SNAPSHOT)
+    parsed: dict[str, tuple[Shift, ...]] = {}
     return [
         TeamSnapshot(
             id=r["id"],
@@ -77,10 +146,25 @@ async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
             radius_km=r["radius_km"],
             status=r["status"],
             languages=tuple(r["languages"]),
-            shifts=tuple(Shift.model_validate(s) for s in json.loads(r["shifts"])),
+            # Teams share a few shift patterns: parse each distinct one once.
+            shifts=_shifts(r["shifts"], parsed),
+            skills=tuple(r["skills"]),
+            capacity=r["capacity"],
+            area=None if r["area"] is None else tuple((c[0], c[1]) for c in json.loads(r["area"])),
         )
         for r in rows
     ]
+
+
+async def agency_load(conn: asyncpg.Connection) -> tuple[dict[str, int], dict[str, float]]:
+    """Each agency's live assignments now, and its contracted share."""
+    load = await conn.fetch(
+        "SELECT agency_id, count(*) AS n FROM matching.assignments"
+        " WHERE status = ANY($1::text[]) GROUP BY agency_id",
+        list(ACTIVE),
+    )
+    shares = await conn.fetch("SELECT id, contracted_share FROM matching.agencies")
+    return {r["agency_id"]: r["n"] for r in load}, {r["id"]: r["contracted_share"] for r in shares}
 
 
 async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> bool:
@@ -98,14 +182,30 @@ async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> 
     return bool(got)
 
 
-async def release_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> None:
-    """Free a team held for a call (a no-op if it holds another call by now)."""
+async def release_team(
+    conn: asyncpg.Connection, team_id: str, call_id: str, status: str = "available"
+) -> None:
+    """Free a team held for a call, to `status` (a no-op if it holds another call by now)."""
     await conn.execute(
-        "UPDATE matching.teams SET status = 'available', current_call = NULL, updated_at = now()"
+        "UPDATE matching.teams SET status = $3, current_call = NULL, updated_at = now()"
         " WHERE id = $1 AND current_call = $2::uuid",
         team_id,
         call_id,
+        status,
     )
+
+
+async def agency_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
+    """The agency a team belongs to (None for an unknown team)."""
+    return await conn.fetchval("SELECT agency_id FROM matching.teams WHERE id = $1", team_id)
+
+
+async def offered_call_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
+    """The call a team is being offered right now, if any (read without a lock)."""
+    call = await conn.fetchval(
+        "SELECT current_call FROM matching.teams WHERE id = $1 AND status = 'offered'", team_id
+    )
+    return str(call) if call else None
 
 
 async def set_team_status(conn: asyncpg.Connection, team_id: str, call_id: str, status: str) -> None:
@@ -119,18 +219,36 @@ async def set_team_status(conn: asyncpg.Connection, team_id: str, call_id: str, 
 
 
 async def insert_call(
-    conn: asyncpg.Connection, call_id: str, psap_id: str, offer: dict[str, Any], correlation: str
+    conn: asyncpg.Connection,
+    call_id: str,
+    psap_id: str,
+    offer: dict[str, Any],
+    correlation: str,
+    triage_version: str | None = None,
 ) -> bool:
     """Remember a call to place; False if it was already known."""
     return bool(
         await conn.fetchval(
-            "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation)"
-            " VALUES ($1::uuid, $2, $3::jsonb, 'matching', $4) ON CONFLICT DO NOTHING RETURNING true",
+            "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
+            " VALUES ($1::uuid, $2, $3::jsonb, 'matching', $4, $5) ON CONFLICT DO NOTHING RETURNING true",
             call_id,
             psap_id,
             json.dumps(offer),
             correlation,
+            triage_version,
         )
+    )
+
+
+async def update_offer(
+    conn: asyncpg.Connection, call_id: str, offer: dict[str, Any], triage_version: str
+) -> None:
+    """Keep a call's details current for the offers still to come."""
+    await conn.execute(
+        "UPDATE matching.calls SET offer = $2::jsonb, triage_version = $3 WHERE call_id = $1::uuid",
+        call_id,
+        json.dumps(offer),
+        triage_version,
     )
 
 
@@ -182,14 +300,52 @@ async def active_assignment(conn: asyncpg.Connection, call_id: str) -> asyncpg.R
     )
 
 
-async def set_assignment_status(conn: asyncpg.Connection, assignment_id: str, status: str) -> None:
-    """Move an assignment."""
+async def set_assignment_status(
+    conn: asyncpg.Connection, assignment_id: str, status: str, reason: str | None = None
+) -> None:
+    """Move an assignment; a decline, expiry or withdrawal keeps its reason."""
     await conn.execute(
-        "UPDATE matching.assignments SET status = $2, decided_at = coalesce(decided_at, now())"
-        " WHERE id = $1::uuid",
+        "UPDATE matching.assignments SET status = $2, decided_at = coalesce(decided_at, now()),"
+        " reason = coalesce($3, reason) WHERE id = $1::uuid",
         assignment_id,
         status,
+        reason,
     )
+
+
+async def lock_due_offer(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """One offer past its deadline, its call locked for this transaction; None when none is due.
+
+    The call row is the lock every handler of that call takes first, so the expiry and an answer
+    arriving at the same moment apply one after the other. SKIP LOCKED lets several matching
+    processes expire different offers at once instead of queueing on the same one.
+    """
+    return await conn.fetchrow(
+        "SELECT a.id, a.call_id FROM matching.assignments a"
+        " JOIN matching.calls c ON c.call_id = a.call_id"
+        " WHERE a.status = 'offered' AND a.deadline <= now()"
+        " ORDER BY a.deadline LIMIT 1 FOR UPDATE OF c SKIP LOCKED"
+    )
+
+
+async def insert_decision(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """Record one choice (an offer or a hand-back) and why."""
+    await conn.execute(
+        "INSERT INTO matching.decisions (call_id, attempt, outcome, team_id, reason, rules_version,"
+        " explanation) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb)",
+        row["call_id"],
+        row["attempt"],
+        row["outcome"],
+        row.get("team_id"),
+        row.get("reason"),
+        row["rules_version"],
+        json.dumps(row["explanation"]),
+    )
+
+
+async def decisions_of_call(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
+    """Every choice made for a call, in order."""
+    return await conn.fetch("SELECT * FROM matching.decisions WHERE call_id = $1::uuid ORDER BY id", call_id)
 
 
 async def assignments_of_call(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
@@ -202,30 +358,35 @@ async def assignments_of_call(conn: asyncpg.Connection, call_id: str) -> list[as
 async def teams_of(conn: asyncpg.Connection, agency_id: str | None) -> list[asyncpg.Record]:
     """An agency's teams (all teams for None)."""
     return await conn.fetch(
-        "SELECT id, agency_id, name, skills, languages, status, current_call, lat, lon, updated_at"
-        " FROM matching.teams WHERE $1::text IS NULL OR agency_id = $1 ORDER BY id",
+        f"SELECT {TEAM_COLUMNS} FROM matching.teams WHERE $1::text IS NULL OR agency_id = $1 ORDER BY id",
         agency_id,
     )
 
 
 async def update_team(
-    conn: asyncpg.Connection,
-    team_id: str,
-    agency_id: str,
-    status: str | None,
-    lat: float | None,
-    lon: float | None,
+    conn: asyncpg.Connection, team_id: str, agency_id: str, changes: dict[str, Any]
 ) -> asyncpg.Record | None:
-    """Change an agency's own team; None when it is not theirs. A busy team keeps its call."""
+    """Change an agency's own team; None when it is not theirs. A busy team keeps its call.
+
+    `changes` may hold status, lat, lon, capacity and shifts (already validated); absent keys keep
+    their value.
+    """
+    shifts = changes.get("shifts")
+    if shifts is not None:
+        # Shifts are indexed, not read per decision: every process must re-index.
+        await bump_roster_version(conn)
     return await conn.fetchrow(
         "UPDATE matching.teams SET"
         " status = CASE WHEN $3::text IS NULL OR current_call IS NOT NULL THEN status ELSE $3 END,"
-        " lat = coalesce($4, lat), lon = coalesce($5, lon), updated_at = now()"
+        " lat = coalesce($4, lat), lon = coalesce($5, lon), capacity = coalesce($6, capacity),"
+        " shifts = coalesce($7::jsonb, shifts), updated_at = now()"
         " WHERE id = $1 AND agency_id = $2"
-        " RETURNING id, agency_id, name, skills, languages, status, current_call, lat, lon, updated_at",
+        f" RETURNING {TEAM_COLUMNS}",
         team_id,
         agency_id,
-        status,
-        lat,
-        lon,
+        changes.get("status"),
+        changes.get("lat"),
+        changes.get("lon"),
+        changes.get("capacity"),
+        None if shifts is None else json.dumps(shifts),
     )

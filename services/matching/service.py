@@ -5,18 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.matching import api
+from services.matching.expiry import expiry_loop
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.repository import SCHEMA
+from services.matching.settings import MatchingSettings
 from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 
 
-def build(infra: Infra) -> ServiceParts:
-    """Matching: the roster, the choice of a team, offers and hand-back."""
+def build(infra: Infra, matching: MatchingSettings | None = None) -> ServiceParts:
+    """Matching: the roster, the choice of a team, offers, their deadlines and hand-back."""
     s = infra.settings
+    own = matching or MatchingSettings()
     handlers = MatchingHandlers(
-        MatchingConfig(offer_timeout_s=s.matching_offer_timeout_s, speed_kmh=s.matching_speed_kmh)
+        MatchingConfig(
+            offer_timeout_s=s.matching_offer_timeout_s,
+            speed_kmh=s.matching_speed_kmh,
+            max_attempts=own.max_attempts,
+        )
     )
     consumer = infra.consumer(SCHEMA, "matching", handlers.table())
     app = make_app(
@@ -25,11 +32,12 @@ def build(infra: Infra) -> ServiceParts:
         max_body_bytes=s.max_body_bytes,
         description="The roster, team choice, offers and hand-back.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA)))
+    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), handlers))
     return ServiceParts(
         name="matching",
         schema=SCHEMA,
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[expiry_loop(infra.pool, handlers, own.expiry_interval_s)],
     )

@@ -1,0 +1,436 @@
+"""Matching on the real broker and PostgreSQL: choice and its explanation, roster updates, offers
+that decline, expire or are withdrawn until the call is taken or handed back with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.matching.settings import MatchingSettings
+from shared import events, topics
+from shared.db import create_pool
+from shared.envelope import new_event
+from shared.jurisdiction import WEEKDAYS
+from shared.kafka import make_producer
+from shared.settings import Settings
+from tests.integration.matching_harness import (
+    AGENCY_TOKENS,
+    HERE,
+    OVERSIGHT_TOKEN,
+    Db,
+    bearer,
+    call_received,
+    call_updated,
+    jurisdiction,
+    load,
+    new_call_id,
+    place_call,
+    publish,
+    responded,
+    running_matching,
+    status_changed,
+    team,
+    topic_events,
+)
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+FAST = MatchingSettings(max_attempts=3, expiry_interval_s=0.2)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Db]:
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
+    yield Db(pool)
+    await pool.close()
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, db, producer):
+    await load(
+        settings,
+        jurisdiction(
+            [
+                team("near-en", km_north=0.5),
+                team("peer-es", km_north=1.5, skills=["peer_support_specialist"], languages=["en", "es"]),
+                team("near-es", agency="south", km_north=1.0, languages=["es"]),
+                team("busy-es", km_north=0.2, languages=["es"]),
+            ],
+            matching={
+                "version": "m-7",
+                "incident_types": {"MNTL": {"preferred": ["peer_support_specialist"]}},
+                "preferred_skill_min": 5,
+            },
+        ),
+    )
+    await db.pool.execute("UPDATE matching.teams SET status = 'on_scene' WHERE id = 'busy-es'")
+    async with running_matching(settings, FAST) as url:
+        call_id, offer = await place_call(producer, settings, db, language="es-MX")
+        # near-en does not speak Spanish and busy-es is on a call; the peer specialist's skill bonus
+        # (5 min) outweighs near-es being 0.5 km (0.75 min) closer.
+        assert offer["team_id"] == "peer-es"
+        [sent] = await topic_events(settings, topics.ASSIGNMENTS_OFFERED, 1)
+        assert sent["call_id"] == call_id and sent["team_id"] == "peer-es" and sent["attempt"] == 1
+
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            r = await http.get(f"/v1/calls/{call_id}/match", headers=bearer(OVERSIGHT_TOKEN))
+            assert r.status_code == 200, r.text
+            [decision] = r.json()["decisions"]
+            assert decision["outcome"] == "offered" and decision["team_id"] == "peer-es"
+            assert decision["rules_version"] == "m-7"
+            why = decision["explanation"]
+            assert why["triage_rules_version"] == "t1"
+            assert why["inputs"]["language"] == "es-MX"
+            assert why["inputs"]["preferred_skills"] == ["peer_support_specialist"]
+            assert why["funnel"] == {
+                "teams": 4,
+                "with_capacity": 4,
+                "on_shift": 4,
+                "in_area": 4,
+                "skill_and_language": 3,
+                "available": 2,
+            }
+            chosen, [runner_up] = why["chosen"], why["runners_up"]
+            assert chosen["rank"] == 1 and chosen["skill_bonus_min"] == 5
+            assert runner_up["team_id"] == "near-es" and runner_up["skill_bonus_min"] == 0
+            assert chosen["score_min"] < runner_up["score_min"]
+            assert chosen["eta_min"] > runner_up["eta_min"]
+
+            tries = {
+                "an agency token": (bearer(AGENCY_TOKENS["north"]), 403, "forbidden"),
+                "no token": ({}, 401, "unauthenticated"),
+            }
+            for what, (headers, status, code) in tries.items():
+                r = await http.get(f"/v1/calls/{call_id}/match", headers=headers)
+                assert (r.status_code, r.json()["code"]) == (status, code), what
+            for what, path in {"an unknown call": new_call_id(), "not a uuid": "nope"}.items():
+                r = await http.get(f"/v1/calls/{path}/match", headers=bearer(OVERSIGHT_TOKEN))
+                assert (r.status_code, r.json()["code"]) == (404, "not_found"), what
+
+
+async def test_a_call_nobody_has_the_skill_or_language_for_is_handed_back(settings, db, producer):
+    rules = {"version": "m-1", "incident_types": {"SUICTHRT": {"required": ["licensed_clinician"]}}}
+    await load(
+        settings,
+        jurisdiction(
+            [
+                team("peer", skills=["peer_support_specialist"]),
+                team("clinician-far", km_north=40, skills=["licensed_clinician"]),
+            ],
+            matching=rules,
+        ),
+    )
+    async with running_matching(settings, FAST):
+        for what, call in {
+            "a required skill only an out-of-area team has": call_received(
+                new_call_id(), incident_type="SUICTHRT"
+            ),
+            "a language no team speaks": call_received(new_call_id(), language="vi"),
+        }.items():
+            await publish(producer, settings, call)
+            await db.wait_call(call.subject, "unassigned")
+            assert await db.hand_back_reason(call.subject) == "no_skill_or_language", what
+            assert await db.offers(call.subject) == [], what
+        [skill_call, _] = await topic_events(settings, topics.CALLS_UNASSIGNED, 2)
+        assert skill_call["reason_code"] == "no_skill_or_language"
+        # The same roster takes a call it can serve.
+        _, offer = await place_call(producer, settings, db, language="en-US")
+        assert offer["team_id"] == "peer"
+
+
+async def test_a_coverage_polygon_replaces_the_radius(settings, db, producer):
+    d = 0.02  # about 2 km around the call
+    square = [
+        {"lat": HERE["lat"] + a, "lon": HERE["lon"] + b} for a, b in ((-d, -d), (-d, d), (d, d), (d, -d))
+    ]
+    elsewhere = [{"lat": p["lat"] + 0.5, "lon": p["lon"]} for p in square]
+    await load(
+        settings,
+        jurisdiction(
+            [
+                # Nearest, but its polygon is 55 km north: it does not cover the call.
+                team("polygon-elsewhere", km_north=0.1, area=elsewhere),
+                # Based 30 km away with a 1 km radius, but its polygon holds the call.
+                team("polygon-here", km_north=30, radius_km=1, area=square),
+                team("radius-too-small", km_north=5, radius_km=2),
+            ]
+        ),
+    )
+    async with running_matching(settings, FAST):
+        call_id, offer = await place_call(producer, settings, db)
+        assert offer["team_id"] == "polygon-here"
+        assert (
+            await db.pool.fetchval(
+                "SELECT explanation->'funnel'->>'in_area' FROM matching.decisions WHERE call_id = $1::uuid",
+                call_id,
+            )
+            == "1"
+        )
+
+
+async def test_an_agency_updates_its_own_teams_only(settings, db):
+    await load(settings, jurisdiction([team("n-1"), team("s-1", agency="south")]))
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        north = bearer(AGENCY_TOKENS["north"])
+        r = await http.get("/v1/teams", headers=north)
+        assert [t["id"] for t in r.json()] == ["n-1"]
+
+        r = await http.patch("/v1/teams/n-1", json={"status": "out_of_service", "lat": 44.1}, headers=north)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "out_of_service" and r.json()["lat"] == 44.1
+
+        r = await http.patch("/v1/teams/s-1", json={"status": "out_of_service"}, headers=north)
+        assert (r.status_code, r.json()["code"]) == (404, "not_found")
+        assert await db.team_status("s-1") == "available"
+
+        bad = {
+            "an unknown status": {"status": "napping"},
+            "an unknown field": {"colour": "red"},
+            "negative capacity": {"capacity": -1},
+            "a shift with a bad day": {"shifts": [{"days": ["funday"], "start": "08:00", "end": "09:00"}]},
+            "latitude out of range": {"lat": 91},
+        }
+        for what, body in bad.items():
+            r = await http.patch("/v1/teams/n-1", json=body, headers=north)
+            assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), what
+        r = await http.patch("/v1/teams/n-1", content=b"{not json", headers=north)
+        assert r.status_code == 422, "a body that is not JSON"
+        r = await http.patch("/v1/teams/n-1", json={"status": "available"}, headers=bearer(OVERSIGHT_TOKEN))
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden"), "an oversight token"
+
+
+async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(settings, db, producer):
+    await load(settings, jurisdiction([team("only-1"), team("only-2", km_north=2)]))
+    north = bearer(AGENCY_TOKENS["north"])
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        for team_id in ("only-1", "only-2"):
+            r = await http.patch(f"/v1/teams/{team_id}", json={"capacity": 0}, headers=north)
+            assert r.status_code == 200 and r.json()["capacity"] == 0
+        first = new_call_id()
+        await publish(producer, settings, call_received(first))
+        await db.wait_call(first, "unassigned")
+        assert await db.hand_back_reason(first) == "no_community_capacity"
+        assert await db.offers(first) == []
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back == {**back, "call_id": first, "reason_code": "no_community_capacity", "psap_id": "psap"}
+        assert (
+            back["detail"]
+            == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0, available 0"
+        )
+
+        # Capacity returns, but the agency's hours now cover only a day that is not today.
+        today = datetime.now(ZoneInfo("America/Los_Angeles")).weekday()
+        other_day = {"days": [WEEKDAYS[(today + 3) % 7]], "start": "00:00", "end": "23:59"}
+        for team_id in ("only-1", "only-2"):
+            r = await http.patch(
+                f"/v1/teams/{team_id}", json={"capacity": 1, "shifts": [other_day]}, headers=north
+            )
+            assert r.status_code == 200, r.text
+        second = new_call_id()
+        await publish(producer, settings, call_received(second))
+        await db.wait_call(second, "unassigned")
+        assert await db.hand_back_reason(second) == "no_team_on_shift"
+        assert await db.offers(second) == []
+
+
+async def test_an_offered_team_taken_off_the_roster_loses_the_offer_at_once(settings, db, producer):
+    await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
+    north = bearer(AGENCY_TOKENS["north"])
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        call_id, first = await place_call(producer, settings, db)
+        assert first["team_id"] == "first"
+        r = await http.patch("/v1/teams/first", json={"capacity": 0}, headers=north)
+        assert r.status_code == 200 and r.json()["capacity"] == 0 and r.json()["current_call"] is None
+        # The withdrawal and the next offer happen in the request, before it answers.
+        withdrawn, second = await db.offers(call_id)
+        assert (withdrawn["team_id"], withdrawn["status"], withdrawn["reason"]) == (
+            "first",
+            "withdrawn",
+            "team_taken_off_roster",
+        )
+        assert (second["team_id"], second["status"]) == ("second", "offered")
+
+        r = await http.patch("/v1/teams/second", json={"status": "out_of_service"}, headers=north)
+        assert r.status_code == 200 and r.json()["status"] == "out_of_service"
+        assert await db.call_status(call_id) == "unassigned"
+        assert await db.hand_back_reason(call_id) == "no_community_capacity"
+        taken_back = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 2)
+        assert [w["team_id"] for w in taken_back] == ["first", "second"]
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["call_id"] == call_id and back["reason_code"] == "no_community_capacity"
+
+
+async def test_declines_move_to_the_next_team_until_none_is_left(settings, db, producer):
+    await load(
+        settings, jurisdiction([team("first", km_north=1), team("second", agency="south", km_north=2)])
+    )
+    async with running_matching(settings, MatchingSettings(max_attempts=5, expiry_interval_s=0.2)):
+        call_id, one = await place_call(producer, settings, db)
+        assert one["team_id"] == "first"
+        await publish(producer, settings, responded(one, "declined", "team_unavailable"))
+        _, two = await db.wait_offers(call_id, 2)
+        assert two["team_id"] == "second"
+        await publish(producer, settings, responded(two, "declined", "out_of_area"))
+        await db.wait_call(call_id, "unassigned")
+        assert await db.hand_back_reason(call_id) == "no_acceptance_in_time"
+        assert [(o["status"], o["reason"]) for o in await db.offers(call_id)] == [
+            ("declined", "team_unavailable"),
+            ("declined", "out_of_area"),
+        ]
+        assert [await db.team_status(t) for t in ("first", "second")] == ["available", "available"]
+        offered = await topic_events(settings, topics.ASSIGNMENTS_OFFERED, 2)
+        assert [o["team_id"] for o in offered] == ["first", "second"]
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["call_id"] == call_id and back["reason_code"] == "no_acceptance_in_time"
+
+
+async def test_missed_deadlines_expire_until_attempts_run_out(settings, db, producer):
+    teams = [team(f"t-{i}", km_north=i) for i in (1, 2, 3)]
+    await load(settings, jurisdiction(teams))
+    quick = settings.model_copy(update={"matching_offer_timeout_s": 1})
+    async with running_matching(quick, MatchingSettings(max_attempts=2, expiry_interval_s=0.2)):
+        call_id = new_call_id()
+        await publish(producer, settings, call_received(call_id))
+        await db.wait_call(call_id, "unassigned")
+        offers = await db.offers(call_id)
+        # Two attempts allowed: t-3 was never offered although it was free.
+        assert [(o["team_id"], o["status"]) for o in offers] == [("t-1", "expired"), ("t-2", "expired")]
+        assert await db.hand_back_reason(call_id) == "no_acceptance_in_time"
+        assert [await db.team_status(t["id"]) for t in teams] == ["available"] * 3
+        expired = await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, 2)
+        assert [e["team_id"] for e in expired] == ["t-1", "t-2"]
+        offered = await topic_events(settings, topics.ASSIGNMENTS_OFFERED, 2)
+        assert all(o["deadline"] for o in offered)
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["reason_code"] == "no_acceptance_in_time"
+
+
+async def test_a_deadline_that_passes_while_matching_is_down_expires_on_restart(settings, db, producer):
+    await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
+    slow = settings.model_copy(update={"matching_offer_timeout_s": 3})
+    async with running_matching(slow, FAST):
+        call_id, first = await place_call(producer, settings, db)
+    deadline = await db.pool.fetchval(
+        "SELECT deadline FROM matching.assignments WHERE id = $1::uuid", first["id"]
+    )
+    # Matching is down while the deadline passes: nothing may expire the offer meanwhile.
+    await eventually(
+        lambda: db.pool.fetchval("SELECT now() > $1::timestamptz", deadline + timedelta(seconds=1)),
+        bool,
+        what="the deadline to pass",
+    )
+    assert [o["status"] for o in await db.offers(call_id)] == ["offered"]
+    async with running_matching(slow, FAST):
+        _, second = await db.wait_offers(call_id, 2)
+        assert second["team_id"] == "second"
+        assert (await db.offers(call_id))[0]["status"] == "expired"
+        [expired] = await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, 1)
+        assert expired["assignment_id"] == first["assignment_id"]
+
+
+async def test_accept_and_status_reports_move_the_team_and_cleared_frees_it(settings, db, producer):
+    await load(settings, jurisdiction([team("crew")]))
+    async with running_matching(settings, FAST):
+        call_id, offer = await place_call(producer, settings, db)
+        assert await db.team_status("crew") == "offered"
+        steps = [
+            (responded(offer, "accepted"), "assigned"),
+            (status_changed(offer, "en_route"), "en_route"),
+            (status_changed(offer, "on_scene"), "on_scene"),
+            (status_changed(offer, "cleared"), "available"),
+        ]
+        for event, team_status in steps:
+            await publish(producer, settings, event)
+            await db.wait_team("crew", team_status)
+        await db.wait_call(call_id, "closed")
+
+
+async def test_a_safety_flag_in_a_psap_update_withdraws_the_team_and_hands_back(settings, db, producer):
+    await load(settings, jurisdiction([team("crew"), team("spare", km_north=3)]))
+    async with running_matching(settings, FAST):
+        call_id, offer = await place_call(producer, settings, db)
+        await publish(producer, settings, responded(offer, "accepted"))
+        await publish(producer, settings, status_changed(offer, "en_route"))
+        await db.wait_team("crew", "en_route")
+
+        update = call_updated(call_id, "police", reason="safety screen: weapon = yes -> police", weapon="yes")
+        await publish(producer, settings, update)
+        await db.wait_call(call_id, "unassigned")
+        assert await db.team_status("crew") == "available"
+        assert [(o["status"], o["reason"]) for o in await db.offers(call_id)] == [
+            ("withdrawn", "withdrawn_by_psap_update")
+        ]
+        [withdrawn] = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 1)
+        assert withdrawn["assignment_id"] == offer["assignment_id"]
+        assert withdrawn["reason"] == "withdrawn_by_psap_update"
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["call_id"] == call_id and back["reason_code"] == "withdrawn_by_psap_update"
+        # The spare team was not offered the call: a safety flag ends the community response.
+        assert len(await db.offers(call_id)) == 1
+
+
+async def test_an_update_routing_a_call_to_community_places_it_and_one_routing_it_away_withdraws(
+    settings, db, producer
+):
+    await load(settings, jurisdiction([team("crew")]))
+    async with running_matching(settings, FAST):
+        # A call first sent to review; the call-taker overrides it to a community response.
+        call_id = new_call_id()
+        await publish(
+            producer, settings, call_updated(call_id, "community", reason="override by the call-taker")
+        )
+        [offer] = await db.wait_offers(call_id, 1)
+        assert offer["team_id"] == "crew"
+        # Then routed to police without any "yes" (the call-taker changed their mind).
+        await publish(
+            producer, settings, call_updated(call_id, "police", reason="override by the call-taker")
+        )
+        await db.wait_call(call_id, "unassigned")
+        assert (await db.offers(call_id))[0]["reason"] == "withdrawn_by_psap_update"
+        assert await db.team_status("crew") == "available"
+        assert await db.hand_back_reason(call_id) == "withdrawn_by_psap_update"
+
+
+async def test_a_cancel_withdraws_the_offer_and_frees_the_team(settings, db, producer):
+    await load(settings, jurisdiction([team("crew")]))
+    async with running_matching(settings, FAST):
+        call_id, offer = await place_call(producer, settings, db)
+        cancel = events.CallCancelled(call_id=call_id, psap_id="psap", reason="caller called back")
+        await publish(producer, settings, new_event(topics.CALLS_CANCELLED, "intake", call_id, cancel))
+        await db.wait_call(call_id, "cancelled")
+        await db.wait_team("crew", "available")
+        [withdrawn] = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 1)
+        assert withdrawn == {
+            **withdrawn,
+            "assignment_id": offer["assignment_id"],
+            "reason": "cancelled_by_psap",
+        }
+        # A late acceptance of the withdrawn offer changes nothing.
+        late = responded(offer, "accepted")
+        await publish(producer, settings, late)
+        await eventually(
+            lambda: db.pool.fetchval(
+                "SELECT count(*) FROM matching.processed_events WHERE event_id = $1", late.id
+            ),
+            lambda n: n == 1,
+            what="the late acceptance to be processed",
+        )
+        assert await db.team_status("crew") == "available"
+        later = new_call_id()
+        await publish(producer, settings, call_received(later))
+        [next_offer] = await db.wait_offers(later, 1)
+        assert next_offer["team_id"] == "crew"
+        assert (await db.offers(call_id))[0]["status"] == "withdrawn"

@@ -1,0 +1,201 @@
+"""Two matching processes side by side, 200 simultaneous calls, 20 teams: no team is held twice,
+and every call is either offered or handed back with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import infra, topics
+from shared.kafka import make_producer
+from shared.settings import Settings
+from tests.integration.matching_harness import (
+    call_received,
+    jurisdiction,
+    load,
+    new_call_id,
+    team,
+    topic_events,
+)
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+CALLS = 200
+TEAMS = 20
+
+
+@contextlib.asynccontextmanager
+async def matching_processes(
+    settings: Settings, log: Path, count: int, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[None]:
+    """`python -m services.matching` `count` times, ready and sharing the group; exit 0 at the end."""
+    urls: list[str] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    with log.open("wb") as out:
+        for _ in range(count):
+            port = infra.free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": settings.database_url.get_secret_value(),
+                "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                "KAFKA_NAMESPACE": settings.kafka_namespace,
+                "KAFKA_SESSION_TIMEOUT_MS": "3000",
+                "MATCHING_PORT": str(port),
+                "LOG_JSON": "false",
+                **(extra_env or {}),
+            }
+            # Popen returns at once (it does not wait for the child), so it does not block the loop.
+            processes.append(
+                subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "services.matching"], env=env, stdout=out, stderr=out
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+    try:
+        async with httpx.AsyncClient(timeout=3) as http:
+
+            async def ready() -> list[int]:
+                codes = []
+                for url in urls:
+                    try:
+                        codes.append((await http.get(f"{url}/readyz")).status_code)
+                    except httpx.HTTPError:
+                        codes.append(0)
+                return codes
+
+            await eventually(ready, lambda c: c == [200] * count, 60, "every process ready")
+        # Every process holds partitions before the burst, so all of them take calls.
+        await eventually(lambda: group_members(settings), lambda g: g == ("Stable", count), 60, "the group")
+        yield
+    finally:
+        stop(processes, log)
+
+
+def stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    """SIGTERM each process; each must finish its work and exit 0."""
+    for p in processes:
+        p.send_signal(signal.SIGTERM)
+    codes = [p.wait(timeout=60) for p in processes]
+    assert codes == [0] * len(processes), f"exit codes {codes}:\n{log.read_text()[-3000:]}"
+
+
+async def group_members(settings: Settings) -> tuple[str, int]:
+    """The matching consumer group's state and how many members it has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([settings.group("matching")])
+        group = response.groups[0]
+        return str(group[2]), len(group[5])
+    finally:
+        await admin.close()
+
+
+async def burst(settings: Settings, count: int) -> list[str]:
+    """Publish `count` new community calls at once; return their ids."""
+    call_ids = [new_call_id() for _ in range(count)]
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        topic = settings.topic(topics.CALLS_RECEIVED)
+        sent = [
+            await producer.send(topic, value=call_received(c).to_bytes(), key=c.encode()) for c in call_ids
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return call_ids
+
+
+def roster(size: int) -> list[dict[str, Any]]:
+    """`size` teams of two agencies, all covering the calls."""
+    return [team(f"t-{i:02d}", agency=("north", "south")[i % 2], km_north=0.3 * i) for i in range(size)]
+
+
+async def settled(pool: asyncpg.Pool, count: int, statuses: set[str]) -> Counter[str]:
+    """Wait until all `count` calls are in one of `statuses`; return how many are in each."""
+
+    async def tally() -> Counter[str]:
+        return Counter(r["status"] for r in await pool.fetch("SELECT status FROM matching.calls"))
+
+    def done(c: Counter[str]) -> bool:
+        return sum(c.values()) == count and set(c) <= statuses
+
+    return await eventually(tally, done, 120, f"{count} calls in {statuses}")
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+async def test_two_matching_processes_never_double_book_a_team(settings, pool, tmp_path):
+    teams = roster(TEAMS)
+    await load(settings, jurisdiction(teams))
+    async with matching_processes(settings, tmp_path / "matching.log", 2):
+        call_ids = await burst(settings, CALLS)
+        counts = await settled(pool, CALLS, {"offered", "unassigned"})
+        assert counts == {"offered": TEAMS, "unassigned": CALLS - TEAMS}
+
+        live = await pool.fetch("SELECT team_id, call_id FROM matching.assignments WHERE status = 'offered'")
+        assert sorted(r["team_id"] for r in live) == sorted(t["id"] for t in teams), "each team once"
+        held = await pool.fetch("SELECT id, current_call, status FROM matching.teams")
+        assert {(r["id"], r["current_call"]) for r in held} == {(r["team_id"], r["call_id"]) for r in live}
+        assert {r["status"] for r in held} == {"offered"}
+
+        handed_back = "SELECT reason FROM matching.decisions WHERE outcome = 'handed_back'"
+        assert Counter(r["reason"] for r in await pool.fetch(handed_back)) == {"all_busy": CALLS - TEAMS}
+        deciders = "SELECT DISTINCT explanation->>'decided_by' FROM matching.decisions"
+        assert len(await pool.fetch(deciders)) == 2, "both processes made decisions"
+
+        offered = await topic_events(settings, topics.ASSIGNMENTS_OFFERED, TEAMS)
+        unassigned = await topic_events(settings, topics.CALLS_UNASSIGNED, CALLS - TEAMS)
+        assert len({o["team_id"] for o in offered}) == TEAMS
+        outcome: dict[str, list[str]] = {c: [] for c in call_ids}
+        for o in offered:
+            outcome[o["call_id"]].append("offered")
+        for h in unassigned:
+            outcome[h["call_id"]].append(h["reason_code"])
+        assert all(len(v) == 1 for v in outcome.values()), "every call has exactly one outcome"
+
+
+async def test_two_processes_expire_each_missed_deadline_once(settings, pool, tmp_path):
+    calls, teams = 30, 10
+    await load(settings, jurisdiction(roster(teams)))
+    env = {"MATCHING_OFFER_TIMEOUT_S": "1", "MATCHING_EXPIRY_INTERVAL_S": "0.2", "MATCHING_MAX_ATTEMPTS": "3"}
+    async with matching_processes(settings, tmp_path / "matching.log", 2, env):
+        await burst(settings, calls)
+        # Nobody answers: every offer expires, the next team is offered, and every call ends handed back.
+        assert await settled(pool, calls, {"unassigned"}) == {"unassigned": calls}
+        statuses = Counter(r["status"] for r in await pool.fetch("SELECT status FROM matching.assignments"))
+        assert set(statuses) == {"expired"}
+        expired_ids = [
+            e["assignment_id"]
+            for e in await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, statuses["expired"])
+        ]
+        assert len(expired_ids) == len(set(expired_ids)) == statuses["expired"], "each offer expired once"
+        free = await pool.fetch("SELECT status, current_call FROM matching.teams")
+        assert {(r["status"], r["current_call"]) for r in free} == {("available", None)}
+        reasons = Counter(
+            r["reason"]
+            for r in await pool.fetch("SELECT reason FROM matching.decisions WHERE outcome = 'handed_back'")
+        )
+        assert set(reasons) <= {"all_busy", "no_acceptance_in_time"} and reasons["no_acceptance_in_time"] > 0
+        per_call = await pool.fetch("SELECT count(*) AS n FROM matching.assignments GROUP BY call_id")
+        assert max(r["n"] for r in per_call) <= 3, "no call offered more than MATCHING_MAX_ATTEMPTS times"
