@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import typer
 from aiokafka import AIOKafkaConsumer
@@ -209,12 +210,24 @@ async def _trail(http: httpx.AsyncClient, settings: Settings, call_id: str, toke
     return types
 
 
+async def fresh_database(admin_url: str, name: str) -> str:
+    """Drop and create `name` on the project's own cluster, so every demo starts from nothing."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return f"{admin_url.rpartition('/')[0]}/{name}"
+
+
 def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> int:
     """Run the whole demo; returns the process exit code."""
     settings = Settings()
     run_dir = settings.run_dir
     j = load_file(jurisdiction_file)
     say("Starting PostgreSQL and the broker", f"({broker}) in {run_dir}/")
+    own_database = "DATABASE_URL" not in os.environ
     try:
         endpoints = infra.up(
             run_dir,
@@ -226,28 +239,36 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
     except infra.InfraError as exc:
         say("Cannot start the infrastructure:", str(exc))
         return 1
-    settings = Settings(
-        **{
-            **settings.model_dump(),
-            "database_url": endpoints.database_url,
-            "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
-        }
-    )
-    typer.echo(f"      postgresql {endpoints.database_url}")
-    typer.echo(f"      broker     {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
-    say("Loading the jurisdiction", str(jurisdiction_file))
-    asyncio.run(loader.load(settings, j))
+    proc: subprocess.Popen[bytes] | None = None
     log_path = run_dir / "services.log"
-    say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
-    env = {
-        **os.environ,
-        "DATABASE_URL": endpoints.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
-    }
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=log, stderr=log)
     code = 0
     try:
+        # On the project's own cluster the demo gets a fresh database each time; a DATABASE_URL
+        # someone gave us is used as it is and never dropped.
+        database_url = (
+            asyncio.run(fresh_database(endpoints.database_url, "careroute_demo"))
+            if own_database
+            else endpoints.database_url
+        )
+        settings = Settings(
+            **{
+                **settings.model_dump(),
+                "database_url": database_url,
+                "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+            }
+        )
+        typer.echo(f"      postgresql {database_url}")
+        typer.echo(f"      broker     {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
+        say("Loading the jurisdiction", str(jurisdiction_file))
+        asyncio.run(loader.load(settings, j))
+        say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+        }
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=log, stderr=log)
         wait_ready(settings, proc)
         for name in ("intake", "matching", "notify", "audit"):
             typer.echo(f"      {name:<9} {_base(settings, name)}/docs")
@@ -256,12 +277,12 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
         if keep_running:
             with contextlib.suppress(KeyboardInterrupt):
                 proc.wait()
-    except RuntimeError as exc:
-        say("Demo failed:", f"{exc} (see {log_path})")
+    except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
+        say("Demo failed:", f"{exc!r} (see {log_path})")
         code = 1
     finally:
         say("Stopping the services, the broker and PostgreSQL")
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=30)
