@@ -25,6 +25,8 @@ from bench import roster
 from bench.bare import bare_latency
 from bench.stats import summary
 from services import loader
+from services.audit import bench as audit_bench
+from services.matching import bench as matching_bench
 from shared import infra
 from shared.jurisdiction import parse
 from shared.settings import SERVICE_NAMES, Settings
@@ -283,10 +285,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tp = await throughput(system, args.duration, args.concurrency, n)
         results["throughput"] = tp
         results["throughput_calls_per_s"] = tp["calls_per_s"]
+        await system.stop()
+        await components(endpoints.database_url, args, results)
     finally:
         await system.stop()
         infra.down(run_dir)
     return results
+
+
+async def components(dsn: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Matching's decision time by roster size; audit's verification and trail queries by table size."""
+    results["matching_decision_ms"] = {}
+    for size in (100, 1_000, 10_000):
+        log(f"matching decision at {size} teams (read from PostgreSQL and chosen)")
+        results["matching_decision_ms"][str(size)] = await matching_bench.measure_db(dsn, size, 200, 4)
+    results["trail_query_ms"] = {}
+    results["audit"] = {}
+    for rows in (int(r) for r in args.audit_rows.split(",")):
+        chained = min(rows, args.audit_chain_rows)
+        log(f"audit table of {rows:,} rows ({chained:,} of them a valid chain): build, verify, query")
+        figures = await audit_bench.bench(dsn, rows, chained, samples=200, keep=False)
+        results["audit"][str(rows)] = figures
+        results["trail_query_ms"][str(rows)] = figures["trail_query_ms"]
+    first = results["audit"][min(results["audit"], key=int)]
+    results["audit_verify_events_per_s"] = first["verify_events_per_s"]
 
 
 def main() -> None:
@@ -297,6 +319,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--teams", type=int, default=8000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--audit-rows", default="1000000,10000000", help="audit table sizes to query")
+    parser.add_argument(
+        "--audit-chain-rows", type=int, default=1_000_000, help="rows of each table that form a valid chain"
+    )
     parser.add_argument("--pg-port", type=int, default=55472)
     parser.add_argument("--kafka-port", type=int, default=59472)
     args = parser.parse_args()
