@@ -9,6 +9,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from shared.topics import agency_topic
-from sim.scenario import Options, Plan, PlannedCall, agency_answer
+from sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
 # evaluated with no treatment needed.
@@ -99,11 +100,18 @@ class Simulation:
         self.tally.counts[f"{what}_http_{r.status_code if r is not None else 'none'}"] += 1
         return False
 
+    def _stamp(self) -> str:
+        """The simulated wall clock, as an EIDO version timestamp."""
+        return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
     async def _post_call(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
-        r = await self._post(
-            http, f"{self.url('intake')}/v1/calls", body=call.body, auth=self.psap_auth[call.psap]
-        )
+        if call.eido:
+            url, body = f"{self.url('intake')}/v1/incidents", as_eido(call, self._stamp())
+        else:
+            url, body = f"{self.url('intake')}/v1/calls", call.body
+        r = await self._post(http, url, body=body, auth=self.psap_auth[call.psap])
         self.tally.counts["calls_sent"] += 1
+        self.tally.counts["calls_sent_eido" if call.eido else "calls_sent_native"] += 1
         if r is None or r.status_code != 202:
             self.tally.counts[f"calls_http_{r.status_code if r else 'none'}"] += 1
             return
@@ -113,6 +121,16 @@ class Simulation:
         self.tally.call_ids.append(answer["call_id"])
         if call.cancel_after is not None:
             self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
+        if call.update_after is not None:
+            self._later(call.update_after, self._update(http, call))
+
+    async def _update(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
+        """A newer EIDO version of the call: the caller now reports a weapon."""
+        body = as_eido(call, self._stamp(), weapon="yes")
+        r = await self._post(
+            http, f"{self.url('intake')}/v1/incidents", body=body, auth=self.psap_auth[call.psap]
+        )
+        self._count("updates_sent", "update", r, 202)
 
     async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
         url = f"{self.url('intake')}/v1/calls/{call_id}/cancel"

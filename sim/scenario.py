@@ -48,6 +48,8 @@ class Options:
     hours: float = 24.0
     start_hour: float = 0.0
     cancel_share: float = 0.03
+    eido_share: float = 0.5
+    update_share: float = 0.05
     accept_share: float = 0.80
     decline_share: float = 0.12  # the rest ignore the offer, so it times out
     en_route_s: tuple[float, float] = (20.0, 120.0)
@@ -64,6 +66,8 @@ class PlannedCall:
     body: dict[str, Any]
     cancel_after: float | None = None
     behavioural: bool = False
+    eido: bool = False
+    update_after: float | None = None
 
 
 @dataclass
@@ -105,7 +109,10 @@ def plan_day(seed: int, options: Options, psaps: list[str], area: tuple[float, f
             "callback_number": f"+1541555{rng.randrange(10_000):04d}",
         }
         cancel = rng.uniform(30, 600) if rng.random() < options.cancel_share else None
-        plan.calls.append(PlannedCall(t, rng.choice(psaps), body, cancel, behavioural))
+        eido = rng.random() < options.eido_share
+        # Some EIDO calls get a later version from the CAD: the caller now mentions a weapon.
+        update = rng.uniform(60, 900) if eido and rng.random() < options.update_share else None
+        plan.calls.append(PlannedCall(t, rng.choice(psaps), body, cancel, behavioural, eido, update))
 
 
 def agency_answer(rng: random.Random, options: Options) -> str:
@@ -116,3 +123,40 @@ def agency_answer(rng: random.Random, options: Options) -> str:
     if roll < options.accept_share + options.decline_share:
         return "decline"
     return "ignore"
+
+
+_EXTENSION_ID = "urn:careroute:eido:extension:triage:1"
+_EXTENSION_KEY = "careRouteTriage"
+_CAMEL = {"self_harm_imminent": "selfHarmImminent", "crime_in_progress": "crimeInProgress"}
+
+
+def as_eido(call: PlannedCall, stamp: str, **screen_changes: str) -> dict[str, Any]:
+    """The call as a NENA EIDO document with careroute's triage extension, at version `stamp`."""
+    body = call.body
+    loc = body["location"]
+    screen = {**body["safety"], **screen_changes}
+    return {
+        "$id": f"urn:emergency:uid:incidentid:{body['external_id']}:sim.careroute.example",
+        "lastUpdateTimeStamp": stamp,
+        "eidoVersion": "1.0",
+        "eidoExtensionId": [_EXTENSION_ID],
+        "incidentComponent": {"incidentTypeCommonRegistryText": body["incident_type"]},
+        "locationComponent": [
+            {
+                "locationTypeDescriptionRegistryText": "CurrentIncident",
+                "locationByValue": (
+                    '<presence xmlns="urn:ietf:params:xml:ns:pidf"'
+                    ' xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" xmlns:gml="http://www.opengis.net/gml">'
+                    "<tuple id='t'><status><gp:geopriv><gp:location-info><gml:Point>"
+                    f"<gml:pos>{loc['lat']} {loc['lon']}</gml:pos></gml:Point></gp:location-info>"
+                    "</gp:geopriv></status></tuple></presence>"
+                ),
+            }
+        ],
+        "callbackComponent": [{"callBackInformationUri": f"tel:{body['callback_number']}"}],
+        _EXTENSION_KEY: {
+            "safetyScreen": {_CAMEL.get(k, k): v for k, v in screen.items()},
+            "preferredLanguage": body["language"],
+            "origin": body["origin"],
+        },
+    }

@@ -1,6 +1,6 @@
 """The simulated day: reproducible from its seed, busiest at noon, a realistic mix."""
 
-from sim.scenario import BEHAVIOURAL, Options, diurnal_weight, plan_day
+from sim.scenario import BEHAVIOURAL, Options, as_eido, diurnal_weight, plan_day
 
 AREA = (44.05, -123.09, 0.05)
 
@@ -26,3 +26,25 @@ def test_the_mix_has_behavioural_calls_among_many_others():
     assert all((c.body["incident_type"] in BEHAVIOURAL) == c.behavioural for c in plan.calls)
     assert len({c.body["external_id"] for c in plan.calls}) == len(plan.calls)
     assert [c.at for c in plan.calls] == sorted(c.at for c in plan.calls)
+
+
+def test_a_simulated_eido_reads_back_as_the_same_call_and_an_update_raises_the_weapon_flag():
+    from services.intake import eido
+
+    plan = plan_day(5, Options(calls_per_hour=600, hours=1, eido_share=1.0), ["a"], AREA)
+    call = plan.calls[0]
+    read = eido.normalise(eido.EidoDocument.model_validate(as_eido(call, "2026-11-26T10:00:00Z")))
+    assert read.incident_type == call.body["incident_type"]
+    assert (read.location.lat, read.location.lon) == (
+        call.body["location"]["lat"],
+        call.body["location"]["lon"],
+    )
+    assert read.safety.model_dump(mode="json") == call.body["safety"]
+    assert read.language == call.body["language"] and read.origin == call.body["origin"]
+    assert read.callback_number == call.body["callback_number"]
+    assert not read.warnings
+    later = eido.normalise(
+        eido.EidoDocument.model_validate(as_eido(call, "2026-11-26T10:05:00Z", weapon="yes"))
+    )
+    assert later.external_id == read.external_id and later.safety.weapon == "yes"
+    assert later.version is not None and read.version is not None and later.version > read.version
