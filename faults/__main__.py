@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from faults import report
 from faults.checker import check
 from faults.cluster import Cluster
 from faults.injections import FAULTS
@@ -116,8 +117,11 @@ def main() -> None:
     results = asyncio.run(run(args))
     out = ROOT / "faults" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}, indent=2)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    text = json.dumps({"when": when, "results": results}, indent=2)
     (out / "latest.json").write_text(text + "\n")
+    shown = {k: v for k, v in vars(args).items() if k not in ("faults", "jurisdiction")}
+    report.write(results, when, shown, ROOT / "docs" / "faults.md")
     sys.stdout.write(text + "\n")
     sys.exit(0 if all(r["passed"] for r in results) else 1)
 
