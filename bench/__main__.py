@@ -80,6 +80,10 @@ class System:
             "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
             "KAFKA_NAMESPACE": s.kafka_namespace,
             "LOG_LEVEL": "WARNING",
+            # Nobody answers the benchmark's offers: without these, re-pages and expiries of
+            # thousands of open offers would swamp the pipeline being measured.
+            "NOTIFY_REPAGE_EVERY_S": "3600",
+            "MATCHING_OFFER_TIMEOUT_S": "3600",
             **{f"{n.upper()}_PORT": str(s.port_for(n)) for n in SERVICE_NAMES},
         }
         log_file = (self.run_dir / "services.log").open("ab")
