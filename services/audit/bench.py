@@ -17,6 +17,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,14 @@ from services.audit.settings import AuditSettings
 from shared import infra
 from shared.db import migrate
 from shared.settings import Settings
+
+
+def echo(*parts: object, flush: bool = True) -> None:
+    """A line of the benchmark's report on stdout (a command's output, not a service log)."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    if flush:
+        sys.stdout.flush()
+
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 TYPES = (
@@ -119,7 +128,7 @@ async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> No
         await conn.copy_records_to_table(
             "tree_nodes", schema_name="audit", records=nodes, columns=["level", "idx", "hash"]
         )
-        print(f"  chained {min(count, lo + batch):>10,} rows", flush=True)
+        echo(f"  chained {min(count, lo + batch):>10,} rows", flush=True)
     await conn.execute(
         "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3", count, prev, frontier
     )
@@ -153,7 +162,7 @@ async def _fill(conn: asyncpg.Connection, first: int, last: int, batch: int = 1_
             hi,
             EVENTS_PER_CALL,
         )
-        print(f"  filled  {hi:>10,} rows", flush=True)
+        echo(f"  filled  {hi:>10,} rows", flush=True)
 
 
 async def bench(database_url: str, rows: int, chain_rows: int, samples: int, keep: bool) -> dict[str, Any]:
@@ -244,12 +253,12 @@ def main() -> None:
     if "DATABASE_URL" not in os.environ and endpoints is not None:
         url = endpoints.database_url
     chain_rows = min(args.chain_rows, args.rows)
-    print(
+    echo(
         f"audit benchmark: {args.rows:,} rows ({chain_rows:,} chained) in {url.rpartition('@')[2]}",
         flush=True,
     )
     figures = asyncio.run(bench(url, args.rows, chain_rows, args.samples, args.keep))
-    print(json.dumps(figures, indent=2))
+    echo(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

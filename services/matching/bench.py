@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +26,14 @@ from services.matching.domain import CallNeeds, RosterIndex, TeamSnapshot
 from services.matching.roster import Roster
 from shared.db import create_pool, migrate
 from shared.jurisdiction import Jurisdiction, Matching, Shift
+
+
+def echo(*parts: object, flush: bool = True) -> None:
+    """A line of the benchmark's report on stdout (a command's output, not a service log)."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    if flush:
+        sys.stdout.flush()
+
 
 SKILLS = ("peer_support_specialist", "licensed_clinician", "social_worker", "emt", "medic", "youth")
 SHIFTS = (
@@ -165,21 +174,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--database-url", help="also time reading the teams around each call from PostgreSQL")
     args = parser.parse_args(argv)
-    print(f"choosing a team: {args.calls} random calls per roster, the roster indexed once")
-    print(f"{'teams':>8} {'index build':>12} {'median':>9} {'p95':>9} {'max':>9}")
+    echo(f"choosing a team: {args.calls} random calls per roster, the roster indexed once")
+    echo(f"{'teams':>8} {'index build':>12} {'median':>9} {'p95':>9} {'max':>9}")
     for size in args.sizes:
         r = measure(size, args.calls, args.seed)
-        print(
+        echo(
             f"{size:>8} {r['build_ms']:>10.1f}ms {r['median_ms']:>7.3f}ms"
             f" {r['p95_ms']:>7.3f}ms {r['max_ms']:>7.3f}ms"
         )
     if args.database_url:
-        print("\nthrough PostgreSQL, as the service does: the roster indexed once; per call read the status,")
-        print("capacity and position of the teams whose coverage box holds it, the agencies' load; choose")
-        print(f"{'teams':>8} {'median':>9} {'p95':>9} {'max':>9}")
+        echo("\nthrough PostgreSQL, as the service does: the roster indexed once; per call read the status,")
+        echo("capacity and position of the teams whose coverage box holds it, the agencies' load; choose")
+        echo(f"{'teams':>8} {'median':>9} {'p95':>9} {'max':>9}")
         for size in args.sizes:
             r = asyncio.run(measure_db(args.database_url, size, args.calls, args.seed))
-            print(f"{size:>8} {r['median_ms']:>7.3f}ms {r['p95_ms']:>7.3f}ms {r['max_ms']:>7.3f}ms")
+            echo(f"{size:>8} {r['median_ms']:>7.3f}ms {r['p95_ms']:>7.3f}ms {r['max_ms']:>7.3f}ms")
 
 
 if __name__ == "__main__":
