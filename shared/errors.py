@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,6 +59,20 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return _error(exc.status_code, code, exc.detail)
 
+    async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database went away mid-request: the caller did nothing wrong and may retry.
+        return _error(
+            503, "unavailable", "a backing service is unavailable; retry shortly", {"Retry-After": "1"}
+        )
+
+    for kind in (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
+        asyncpg.exceptions.AdminShutdownError,
+        ConnectionError,
+    ):
+        app.add_exception_handler(kind, on_unavailable)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

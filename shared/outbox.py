@@ -45,6 +45,16 @@ async def enqueue(
     await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
 
 
+# What a lost database or broker connection raises: retried, never fatal to the relay.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    KafkaError,
+)
+
 # Called in the relay's transaction with the rows the broker has just acknowledged.
 OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[None]]
 
@@ -127,24 +137,43 @@ class OutboxRelay:
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
+    async def _listen(self, old: asyncpg.Connection | None) -> asyncpg.Connection | None:
+        """A connection LISTENing for this schema's NOTIFY, or None (then polling alone wakes us)."""
+        if old is not None:
+            with contextlib.suppress(*TRANSIENT):
+                await self._pool.release(old)
+        try:
+            listener = await self._pool.acquire()
+        except TRANSIENT:
+            return None
+        try:
+            await listener.add_listener(_channel(self._schema), self._on_notify)
+        except TRANSIENT:
+            with contextlib.suppress(*TRANSIENT):
+                await self._pool.release(listener)
+            return None
+        return listener
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, woken by NOTIFY and by a periodic poll."""
-        listener = await self._pool.acquire()
-        await listener.add_listener(_channel(self._schema), self._on_notify)
+        listener: asyncpg.Connection | None = None
         passes = 0
         try:
             while not stop.is_set():
+                # A terminated connection (failover, pg_terminate_backend) is replaced, not fatal.
+                if listener is None or listener.is_closed():
+                    listener = await self._listen(listener)
                 self._wake.clear()
                 try:
                     published = await self.relay_once()
-                except (OSError, TimeoutError, asyncpg.PostgresError, KafkaError) as exc:
+                    passes += 1
+                    if passes % 1000 == 0:
+                        await self.purge_sent()
+                except TRANSIENT as exc:
                     # The database or broker is away: keep the rows and try again shortly.
                     log.warning("outbox relay failed; will retry", schema=self._schema, error=repr(exc))
                     published = 0
                     await asyncio.sleep(self._poll_interval_s)
-                passes += 1
-                if passes % 1000 == 0:
-                    await self.purge_sent()
                 if published:
                     continue
                 stop_wait = asyncio.ensure_future(stop.wait())
@@ -159,9 +188,11 @@ class OutboxRelay:
                     stop_wait.cancel()
                     wake_wait.cancel()
             # One last pass publishes what the final requests before shutdown wrote.
-            with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, KafkaError):
+            with contextlib.suppress(*TRANSIENT):
                 await self.relay_once()
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await listener.remove_listener(_channel(self._schema), self._on_notify)
-            await self._pool.release(listener)
+            if listener is not None:
+                with contextlib.suppress(*TRANSIENT):
+                    await listener.remove_listener(_channel(self._schema), self._on_notify)
+                with contextlib.suppress(*TRANSIENT):
+                    await self._pool.release(listener)

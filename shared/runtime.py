@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from shared.consumer import EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.kafka import ensure_topics, make_producer
-from shared.outbox import OnPublished, OutboxRelay
+from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.topics import REGISTRY, dlq_topic
 
@@ -101,6 +101,26 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _name(job: Background) -> str:
+    return getattr(job, "__qualname__", repr(job))
+
+
+async def supervise(name: str, job: Background, stop: asyncio.Event) -> None:
+    """Run a long-lived job; when a lost database or broker connection ends it, start it again.
+
+    Without this, one terminated PostgreSQL connection in one background loop would end the
+    whole process (the task group cancels its siblings); with it the job resumes a second later.
+    """
+    while not stop.is_set():
+        try:
+            await job(stop)
+            return
+        except TRANSIENT as exc:
+            log.error("background job failed; restarting it", job=name, error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
 def bind(host: str, port: int, service: str) -> socket.socket:
@@ -192,9 +212,9 @@ async def run(
                 )
                 tg.create_task(relay.run(workers_stop))
                 if part.consumer is not None:
-                    tg.create_task(part.consumer.run(workers_stop))
+                    tg.create_task(supervise(f"{part.name} consumer", part.consumer.run, workers_stop))
                 for job in part.background:
-                    tg.create_task(job(workers_stop))
+                    tg.create_task(supervise(f"{part.name} {_name(job)}", job, workers_stop))
             ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
             log.info("careroute running", services=services, ports=ports)
             if on_ready is not None:
