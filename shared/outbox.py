@@ -59,6 +59,14 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[None]]
 
 
+def _lost(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection is gone (a terminated one is taken back by the pool)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 class OutboxRelay:
     """Publishes one schema's unsent outbox rows with acks=all and marks them sent."""
 
@@ -161,7 +169,7 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 # A terminated connection (failover, pg_terminate_backend) is replaced, not fatal.
-                if listener is None or listener.is_closed():
+                if listener is None or _lost(listener):
                     listener = await self._listen(listener)
                 self._wake.clear()
                 try:

@@ -210,7 +210,7 @@ async def run(
                     poll_interval_s=settings.outbox_poll_interval_s,
                     on_published=part.on_published,
                 )
-                tg.create_task(relay.run(workers_stop))
+                tg.create_task(supervise(f"{part.name} outbox relay", relay.run, workers_stop))
                 if part.consumer is not None:
                     tg.create_task(supervise(f"{part.name} consumer", part.consumer.run, workers_stop))
                 for job in part.background:
