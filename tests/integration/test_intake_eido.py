@@ -18,7 +18,7 @@ from tests.integration.intake_harness import Intake, native_call, running_intake
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).parents[3] / "shared" / "standards" / "eido"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
 CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 POINT = (
     '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10"'

@@ -12,7 +12,7 @@ from services.intake import eido, pidf
 from services.intake.call import CallInput
 from shared.events import Answer
 
-SAMPLES = Path(__file__).parents[3] / "shared" / "standards" / "eido"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
 GEO = (
     '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gml="http://www.opengis.net/gml"'
     ' xmlns:gs="http://www.opengis.net/pidflo/1.0">{}</presence>'
