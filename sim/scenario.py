@@ -7,6 +7,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.intake import pidf
+from services.intake.eido import EXTENSION_ID, EXTENSION_KEY
+
 # Behavioural-health call types among the many others a 911 center takes (NENA-STA-021 registry).
 BEHAVIOURAL = {"MNTL": 0.40, "WELFARE": 0.25, "SUICTHRT": 0.15, "EDP": 0.10, "INTOX": 0.10}
 OTHER = {
@@ -125,8 +128,6 @@ def agency_answer(rng: random.Random, options: Options) -> str:
     return "ignore"
 
 
-_EXTENSION_ID = "urn:careroute:eido:extension:triage:1"
-_EXTENSION_KEY = "careRouteTriage"
 _CAMEL = {"self_harm_imminent": "selfHarmImminent", "crime_in_progress": "crimeInProgress"}
 
 
@@ -139,22 +140,16 @@ def as_eido(call: PlannedCall, stamp: str, **screen_changes: str) -> dict[str, A
         "$id": f"urn:emergency:uid:incidentid:{body['external_id']}:sim.careroute.example",
         "lastUpdateTimeStamp": stamp,
         "eidoVersion": "1.0",
-        "eidoExtensionId": [_EXTENSION_ID],
+        "eidoExtensionId": [EXTENSION_ID],
         "incidentComponent": {"incidentTypeCommonRegistryText": body["incident_type"]},
         "locationComponent": [
             {
                 "locationTypeDescriptionRegistryText": "CurrentIncident",
-                "locationByValue": (
-                    '<presence xmlns="urn:ietf:params:xml:ns:pidf"'
-                    ' xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" xmlns:gml="http://www.opengis.net/gml">'
-                    "<tuple id='t'><status><gp:geopriv><gp:location-info><gml:Point>"
-                    f"<gml:pos>{loc['lat']} {loc['lon']}</gml:pos></gml:Point></gp:location-info>"
-                    "</gp:geopriv></status></tuple></presence>"
-                ),
+                "locationByValue": pidf.point(loc["lat"], loc["lon"]),
             }
         ],
         "callbackComponent": [{"callBackInformationUri": f"tel:{body['callback_number']}"}],
-        _EXTENSION_KEY: {
+        EXTENSION_KEY: {
             "safetyScreen": {_CAMEL.get(k, k): v for k, v in screen.items()},
             "preferredLanguage": body["language"],
             "origin": body["origin"],

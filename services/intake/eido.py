@@ -266,13 +266,7 @@ def example() -> dict[str, Any]:
         "locationComponent": [
             {
                 "locationTypeDescriptionRegistryText": "CurrentIncident",
-                "locationByValue": (
-                    '<presence xmlns="urn:ietf:params:xml:ns:pidf"'
-                    ' xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" xmlns:gml="http://www.opengis.net/gml">'
-                    "<tuple id='t'><status><gp:geopriv><gp:location-info><gml:Point>"
-                    "<gml:pos>44.0503 -123.0889</gml:pos></gml:Point></gp:location-info>"
-                    "</gp:geopriv></status></tuple></presence>"
-                ),
+                "locationByValue": pidf.point(44.0503, -123.0889),
             }
         ],
         EXTENSION_KEY: {

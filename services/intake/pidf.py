@@ -108,3 +108,14 @@ def parse(text: str) -> PidfLocation:
     if geodetic is not None:
         return PidfLocation(geodetic.lat, geodetic.lon, geodetic.shape, geodetic.uncertainty_m, address)
     return PidfLocation(address=address)
+
+
+def point(lat: float, lon: float) -> str:
+    """A minimal PIDF-LO document locating a caller at one WGS84 point (what a CAD would send)."""
+    return (
+        '<presence xmlns="urn:ietf:params:xml:ns:pidf"'
+        ' xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" xmlns:gml="http://www.opengis.net/gml">'
+        "<tuple id='t'><status><gp:geopriv><gp:location-info><gml:Point>"
+        f"<gml:pos>{lat} {lon}</gml:pos></gml:Point></gp:location-info>"
+        "</gp:geopriv></status></tuple></presence>"
+    )
