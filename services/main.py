@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 import structlog
 
@@ -11,6 +12,15 @@ from services import builders
 from shared.logging import configure_logging
 from shared.runtime import StartupError, run
 from shared.settings import SERVICE_NAMES, Settings
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (Linux, macOS): several times less CPU per socket operation."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def main(names: list[str] | None = None) -> None:
@@ -22,7 +32,8 @@ def main(names: list[str] | None = None) -> None:
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     try:
-        asyncio.run(run(settings, chosen, builders(chosen)))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run(settings, chosen, builders(chosen)))
     except StartupError as exc:
         structlog.get_logger("careroute").error("cannot start", error=str(exc))
         sys.exit(f"careroute: {exc}")

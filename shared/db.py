@@ -19,9 +19,21 @@ def check_identifier(name: str) -> str:
     return name
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection without the default reset query.
+
+    asyncpg still rolls back an open transaction and drops local listeners before this runs. The
+    default query (UNLISTEN, RESET ALL, advisory unlock) is one more round trip per acquisition,
+    and our code leaves no session state behind: settings are SET LOCAL, advisory locks are
+    transaction-scoped or unlocked in `finally`, and listeners are removed before release.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool; the caller (the runtime) closes it."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=30, reset=_keep_session
+    )
     assert pool is not None
     return pool
 

@@ -77,6 +77,29 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+class RequestCounterMiddleware:
+    """Counts answered requests by method and status (plain ASGI: no task or stream per request)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and count the status of its answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                HTTP_REQUESTS.labels(
+                    service=self.service, method=scope["method"], status=message["status"]
+                ).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
 def make_app(
     service: str,
     readiness: dict[str, ReadinessCheck],
@@ -88,13 +111,8 @@ def make_app(
     app = FastAPI(title=f"careroute {service}", description=description, version="0.1.0")
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def count_requests(request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        HTTP_REQUESTS.labels(service=service, method=request.method, status=response.status_code).inc()
-        return response
-
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(RequestCounterMiddleware, service=service)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
