@@ -44,10 +44,11 @@ def log(text: str) -> None:
 
 
 class System:
-    """careroute's four services in one process, on the benchmark's own database and namespace."""
+    """careroute's four services, on the benchmark's own database and namespace."""
 
-    def __init__(self, endpoints: infra.InfraEndpoints, teams: int, run_dir: Path) -> None:
+    def __init__(self, endpoints: infra.InfraEndpoints, teams: int, run_dir: Path, separate: bool) -> None:
         self.endpoints = endpoints
+        self.separate = separate
         self.teams = teams
         self.run_dir = run_dir
         name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -62,7 +63,7 @@ class System:
                 **ports,
             }
         )
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     def client(self, connections: int) -> LoadClient:
         """A lean load client to intake, authenticated as the benchmark's PSAP."""
@@ -97,9 +98,14 @@ class System:
             **{f"{n.upper()}_PORT": str(s.port_for(n)) for n in SERVICE_NAMES},
         }
         log_file = (self.run_dir / "services.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [sys.executable, "-m", "services"], env=env, stdout=log_file, stderr=log_file
-        )
+        # One process per service spreads the four over both cores, as a deployment would.
+        modules = [f"services.{n}" for n in SERVICE_NAMES] if self.separate else ["services"]
+        self.processes = [
+            subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [sys.executable, "-m", module], env=env, stdout=log_file, stderr=log_file
+            )
+            for module in modules
+        ]
         async with httpx.AsyncClient(timeout=2) as http:
             for name in SERVICE_NAMES:
                 for _ in range(600):
@@ -130,9 +136,11 @@ class System:
 
     async def stop(self) -> None:
         """Stop the services and drop the benchmark database."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(self.process.wait, 60)
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            await asyncio.to_thread(process.wait, 60)
         admin = await asyncpg.connect(self.endpoints.database_url)
         await admin.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
         await admin.close()
@@ -272,7 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"starting {broker} and PostgreSQL in {run_dir}")
     endpoints = infra.up(run_dir, broker, pg_port=args.pg_port, kafka_port=args.kafka_port)
     rates = [int(r) for r in args.rates.split(",")]
-    system = System(endpoints, args.teams, run_dir)
+    system = System(endpoints, args.teams, run_dir, separate=args.processes == "separate")
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -280,7 +288,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             **await versions(endpoints),
         },
-        "settings": {"teams": args.teams, "duration_s": args.duration, "rates": rates},
+        "settings": {
+            "teams": args.teams,
+            "duration_s": args.duration,
+            "rates": rates,
+            "processes": args.processes,
+        },
         "e2e_latency_ms": {},
         "bare_latency_ms": {},
         "ratio_p50": {},
@@ -305,9 +318,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["bare_latency_ms"][str(rate)]["p50"],
             )
             results["ratio_p50"][str(rate)] = round(e2e / bare, 2) if bare else None
+            log(f"  careroute {results['e2e_latency_ms'][str(rate)]}")
+            log(f"  bare {results['bare_latency_ms'][str(rate)]}")
         log(f"throughput for {args.duration} s")
         tp = await throughput(system, args.duration, args.concurrency, n)
         results["throughput"] = tp
+        log(f"  {tp}")
         results["throughput_calls_per_s"] = tp["calls_per_s"]
         await system.stop()
         if not args.skip_components:
@@ -347,6 +363,12 @@ def main() -> None:
     parser.add_argument("--audit-rows", default="1000000,10000000", help="audit table sizes to query")
     parser.add_argument(
         "--audit-chain-rows", type=int, default=1_000_000, help="rows of each table that form a valid chain"
+    )
+    parser.add_argument(
+        "--processes",
+        choices=("separate", "one"),
+        default="separate",
+        help="one process per service (default) or all four in one",
     )
     parser.add_argument(
         "--skip-components", action="store_true", help="only the running system (no matching/audit tables)"

@@ -23,6 +23,9 @@ from shared.topics import UndecodableEvent, decode, dlq_topic
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+# Takes a run of events at once, in order, in one transaction (audit appends them in one statement).
+BatchHandler = Callable[[asyncpg.Connection, list[tuple[Envelope, Any]]], Awaitable[None]]
+Decoded = tuple[ConsumerRecord[Any, Any], Envelope, Any]
 
 
 class PermanentError(Exception):
@@ -30,10 +33,15 @@ class PermanentError(Exception):
 
 
 class EventConsumer:
-    """Consumes logical topics into handlers, each effect in one transaction with the inbox row.
+    """Consumes logical topics into handlers, each effect in one transaction with its inbox row.
 
     The offset of a record is committed only after its transaction committed, so a crash between
     the two redelivers the record, and the inbox makes the second delivery a no-op.
+
+    A partition's fetched records are applied in runs of up to `batch_size` in one transaction
+    (one BEGIN, one inbox insert and one COMMIT for the run instead of for each record). If a run
+    fails, it is rolled back whole and its records are applied again one at a time, with retries
+    and dead-lettering, so one bad event never takes its neighbours with it.
     """
 
     def __init__(
@@ -50,6 +58,8 @@ class EventConsumer:
         retry_base_s: float = 0.2,
         fetch_max_wait_ms: int = 20,
         session_timeout_ms: int = 6000,
+        batch_size: int = 100,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.group = group
         self._schema = schema
@@ -59,6 +69,8 @@ class EventConsumer:
         self._by_physical = {topic_name(t): t for t in handlers}
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
+        self._batch_size = max(1, batch_size)
+        self._batch_handler = batch_handler
         # Subjects (call ids) with a dead-lettered event: their later events follow it to the
         # dead-letter topic rather than overtake it.
         self._parked: set[str] = set()
@@ -89,24 +101,84 @@ class EventConsumer:
         await self._consumer.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until `stop` is set; the current record finishes and is committed."""
+        """Process batches until `stop` is set; the current run finishes and is committed."""
         self.running = True
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
                 for tp, records in batches.items():
-                    done: ConsumerRecord[Any, Any] | None = None
-                    for record in records:
-                        if stop.is_set():
-                            break
-                        await self._process(record)
-                        done = record
+                    done = await self._process_partition(records, stop)
                     if done is not None:
                         await self.commit(tp, done.offset + 1)
                     if stop.is_set():
                         break
         finally:
             self.running = False
+
+    async def _process_partition(
+        self, records: list[ConsumerRecord[Any, Any]], stop: asyncio.Event
+    ) -> ConsumerRecord[Any, Any] | None:
+        """Apply one partition's records in order; the last one applied (its offset is committed)."""
+        done: ConsumerRecord[Any, Any] | None = None
+        run: list[Decoded] = []
+        for record in records:
+            if stop.is_set():
+                break
+            decoded = self._decode(record)
+            if decoded is None or decoded[1].subject in self._parked:
+                # Undecodable or parked: what came before is applied first, then this goes alone.
+                await self._apply_run(run)
+                run = []
+                await self._process(record)
+            else:
+                run.append(decoded)
+                if len(run) >= self._batch_size:
+                    await self._apply_run(run)
+                    run = []
+            done = record
+        await self._apply_run(run)
+        return done
+
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> Decoded | None:
+        logical = self._by_physical.get(record.topic, record.topic)
+        try:
+            envelope, payload = decode(record.value)
+        except UndecodableEvent:
+            return None
+        if envelope.type != logical:
+            return None
+        return record, envelope, payload
+
+    async def _apply_run(self, run: list[Decoded]) -> None:
+        """A run in one transaction; if that fails, each record on its own (retries, dead letters)."""
+        if not run:
+            return
+        if len(run) > 1:
+            try:
+                await self._apply_many([(envelope, payload) for _, envelope, payload in run])
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the records go one by one
+                log.info("a run of events failed together; applying them one by one", error=repr(exc))
+        for record, _, _ in run:
+            await self._process(record)
+
+    async def _apply_many(self, items: list[tuple[Envelope, Any]]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = await inbox.claim_many(conn, self._schema, [envelope for envelope, _ in items])
+            fresh: list[tuple[Envelope, Any]] = []
+            for envelope, payload in items:
+                if str(envelope.id) in claimed:
+                    claimed.discard(str(envelope.id))  # a second copy in the same run is a duplicate
+                    fresh.append((envelope, payload))
+            if self._batch_handler is not None:
+                await self._batch_handler(conn, fresh)
+            else:
+                for envelope, payload in fresh:
+                    await self._handlers[envelope.type](conn, envelope, payload)
+        applied = {id(envelope) for envelope, _ in fresh}
+        for envelope, _ in items:
+            counter = EVENTS_PROCESSED if id(envelope) in applied else EVENTS_DUPLICATE
+            counter.labels(group=self.group, type=envelope.type).inc()
 
     async def commit(self, tp: TopicPartition, offset: int) -> None:
         """Commit one partition's offset; a lost partition's commit fails harmlessly (inbox)."""
@@ -157,7 +229,10 @@ class EventConsumer:
             if not await inbox.claim(conn, self._schema, envelope):
                 EVENTS_DUPLICATE.labels(group=self.group, type=envelope.type).inc()
                 return
-            await handler(conn, envelope, payload)
+            if self._batch_handler is not None:
+                await self._batch_handler(conn, [(envelope, payload)])
+            else:
+                await handler(conn, envelope, payload)
         EVENTS_PROCESSED.labels(group=self.group, type=envelope.type).inc()
 
     async def _dead_letter(

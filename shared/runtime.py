@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from shared.consumer import EventConsumer, Handler, stop_quietly
+from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
@@ -58,7 +58,13 @@ class Infra:
         except (OSError, KafkaError):
             return False
 
-    def consumer(self, schema: str, service: str, handlers: Mapping[str, Handler]) -> EventConsumer:
+    def consumer(
+        self,
+        schema: str,
+        service: str,
+        handlers: Mapping[str, Handler],
+        batch_handler: BatchHandler | None = None,
+    ) -> EventConsumer:
         """A consumer for `service`'s group whose effects go to `schema`."""
         s = self.settings
         return EventConsumer(
@@ -73,6 +79,8 @@ class Infra:
             retry_base_s=s.consumer_retry_base_s,
             fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
             session_timeout_ms=s.kafka_session_timeout_ms,
+            batch_size=s.consumer_batch_size,
+            batch_handler=batch_handler,
         )
 
 

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     local_kafka_port: int = Field(default=59092, validation_alias="CAREROUTE_KAFKA_PORT")
     consumer_max_attempts: int = 5
     consumer_retry_base_s: float = 0.2
+    # Records of one partition applied in one transaction (1 = one transaction per record).
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     outbox_poll_interval_s: float = 1.0
     matching_offer_timeout_s: int = 120
     matching_speed_kmh: float = 40.0

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from services.audit import checkpoints, domain, handlers, merkle, repository
+from services.audit import checkpoints, domain, handlers, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.settings import AuditSettings
 from shared import infra
@@ -76,61 +76,22 @@ def _envelope(n: int, at: datetime) -> dict[str, Any]:
 
 async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> None:
     """Append `count` valid rows as the service would, in COPY batches."""
-    prev, frontier, start = domain.GENESIS, list[bytes](), datetime(2026, 1, 1, tzinfo=UTC)
+    head = repository.ChainHead(0, domain.GENESIS, [])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for lo in range(0, count, batch):
-        records, nodes = [], []
-        for n in range(lo, min(count, lo + batch)):
-            seq, at = n + 1, start + timedelta(seconds=n)
-            envelope = _envelope(n, at)
-            public = domain.redact(envelope)
-            nonce = os.urandom(16)
-            digest = domain.row_hash(prev, seq, at.isoformat(), public, domain.seal(nonce, envelope))
-            frontier, completed = merkle.append_with_nodes(frontier, n, merkle.leaf_hash(digest))
-            nodes += completed
-            records.append(
-                (
-                    seq,
-                    uuid.UUID(envelope["id"]),
-                    envelope["type"],
-                    envelope["subject"],
-                    envelope["data"]["agency_id"],
-                    envelope["source"],
-                    at,
-                    at,
-                    json.dumps(envelope),
-                    prev,
-                    digest,
-                    json.dumps(public),
-                    nonce,
-                )
-            )
-            prev = digest
+        stamps = [start + timedelta(seconds=n) for n in range(lo, min(count, lo + batch))]
+        records, nodes = repository.chain_rows(
+            head, ((_envelope(lo + k, at), at, os.urandom(16)) for k, at in enumerate(stamps))
+        )
         await conn.copy_records_to_table(
-            "events",
-            schema_name="audit",
-            records=records,
-            columns=[
-                "seq",
-                "event_id",
-                "type",
-                "subject",
-                "agency_id",
-                "source",
-                "event_time",
-                "recorded_at",
-                "envelope",
-                "prev_hash",
-                "row_hash",
-                "public_event",
-                "nonce",
-            ],
+            "events", schema_name="audit", records=records, columns=list(repository.EVENT_COLUMNS)
         )
         await conn.copy_records_to_table(
             "tree_nodes", schema_name="audit", records=nodes, columns=["level", "idx", "hash"]
         )
         echo(f"  chained {min(count, lo + batch):>10,} rows", flush=True)
     await conn.execute(
-        "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3", count, prev, frontier
+        "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3", head.seq, head.hash, head.frontier
     )
 
 

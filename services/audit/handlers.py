@@ -14,8 +14,13 @@ from shared.envelope import Envelope, utcnow
 
 async def on_any_event(conn: asyncpg.Connection, event: Envelope, _: Any) -> None:
     """Append the event to the trail (the inbox already dropped a redelivery), as the insert-only role."""
+    await on_events(conn, [(event, None)])
+
+
+async def on_events(conn: asyncpg.Connection, items: list[tuple[Envelope, Any]]) -> None:
+    """Append a run of events to the trail in their order, as the insert-only role."""
     await repository.act_as_writer(conn)
-    await repository.append(conn, event, utcnow(), os.urandom(16))
+    await repository.append_many(conn, [(event, os.urandom(16)) for event, _ in items], utcnow())
 
 
 async def verify(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,45 +34,108 @@ async def act_as_writer(conn: asyncpg.Connection) -> None:
 
 async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetime, nonce: bytes) -> int:
     """Append one event at the head of the chain and the tree; returns its sequence number."""
-    head = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
-    seq = head["seq"] + 1
-    prev = bytes(head["hash"])
-    envelope = json.loads(event.to_bytes())
-    public = domain.redact(envelope)
-    stamp = recorded_at.isoformat()
-    digest = domain.row_hash(prev, seq, stamp, public, domain.seal(nonce, envelope))
-    frontier, completed = merkle.append_with_nodes(
-        [bytes(h) for h in head["frontier"]], seq - 1, merkle.leaf_hash(digest)
+    return await append_many(conn, [(event, nonce)], recorded_at)
+
+
+# The columns of audit.events a chained row fills, in the order `chain_rows` gives them.
+EVENT_COLUMNS = (
+    "seq",
+    "event_id",
+    "type",
+    "subject",
+    "agency_id",
+    "source",
+    "event_time",
+    "recorded_at",
+    "envelope",
+    "prev_hash",
+    "row_hash",
+    "public_event",
+    "nonce",
+)
+
+
+@dataclass
+class ChainHead:
+    """Where the chain and the tree end: the next row links to `hash` and becomes seq + 1."""
+
+    seq: int
+    hash: bytes
+    frontier: list[bytes]
+
+
+def chain_rows(
+    head: ChainHead, items: Iterable[tuple[dict[str, Any], datetime, bytes]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, int, bytes]]]:
+    """Chain (envelope, recorded_at, nonce) items after `head` (moved to the new end): the rows
+    for audit.events in EVENT_COLUMNS order, and the tree nodes they complete."""
+    rows: list[tuple[Any, ...]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for envelope, recorded_at, nonce in items:
+        head.seq += 1
+        public = domain.redact(envelope)
+        digest = domain.row_hash(
+            head.hash, head.seq, recorded_at.isoformat(), public, domain.seal(nonce, envelope)
+        )
+        head.frontier, completed = merkle.append_with_nodes(
+            head.frontier, head.seq - 1, merkle.leaf_hash(digest)
+        )
+        nodes.extend(completed)
+        rows.append(
+            (
+                head.seq,
+                uuid.UUID(envelope["id"]),
+                envelope["type"],
+                envelope.get("subject"),
+                envelope.get("data", {}).get("agency_id"),
+                envelope["source"],
+                datetime.fromisoformat(envelope["time"]),
+                recorded_at,
+                json.dumps(envelope),
+                head.hash,
+                digest,
+                json.dumps(public),
+                nonce,
+            )
+        )
+        head.hash = digest
+    return rows, nodes
+
+
+async def append_many(
+    conn: asyncpg.Connection, events: list[tuple[Envelope, bytes]], recorded_at: datetime
+) -> int:
+    """Append events, in order, at the head of the chain and the tree; returns the new head's seq.
+
+    The head is locked and written once for the whole run, and the rows go in one statement.
+    """
+    row = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
+    head = ChainHead(row["seq"], bytes(row["hash"]), [bytes(h) for h in row["frontier"]])
+    if not events:
+        return head.seq
+    rows, nodes = chain_rows(
+        head, ((json.loads(event.to_bytes()), recorded_at, nonce) for event, nonce in events)
     )
-    agency = envelope.get("data", {}).get("agency_id")
-    await conn.execute(
-        "INSERT INTO audit.events (seq, event_id, type, subject, agency_id, source, event_time,"
-        " recorded_at, envelope, prev_hash, row_hash, public_event, nonce)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13)",
-        seq,
-        event.id,
-        event.type,
-        event.subject,
-        agency,
-        event.source,
-        event.time,
-        recorded_at,
-        json.dumps(envelope),
-        prev,
-        digest,
-        json.dumps(public),
-        nonce,
+    placeholders = ", ".join(
+        f"${n}::jsonb" if c in ("envelope", "public_event") else f"${n}"
+        for n, c in enumerate(EVENT_COLUMNS, start=1)
     )
-    if completed:
+    await conn.executemany(
+        f"INSERT INTO audit.events ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})", rows
+    )
+    if nodes:
         await conn.execute(
             "INSERT INTO audit.tree_nodes (level, idx, hash)"
             " SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-            *map(list, zip(*completed, strict=True)),
+            *map(list, zip(*nodes, strict=True)),
         )
     await conn.execute(
-        "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1", seq, digest, frontier
+        "UPDATE audit.chain_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1",
+        head.seq,
+        head.hash,
+        head.frontier,
     )
-    return seq
+    return head.seq
 
 
 _COLUMNS = "seq, recorded_at, envelope, public_event, row_hash, prev_hash, nonce"

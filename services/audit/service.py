@@ -17,7 +17,9 @@ from shared.topics import REGISTRY
 def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceParts:
     """Audit: every topic into the hash-chained trail, signed checkpoints, and the oversight API."""
     settings = audit_settings or AuditSettings()
-    consumer = infra.consumer(SCHEMA, "audit", {t: handlers.on_any_event for t in REGISTRY})
+    consumer = infra.consumer(
+        SCHEMA, "audit", {t: handlers.on_any_event for t in REGISTRY}, batch_handler=handlers.on_events
+    )
     checkpointer = Checkpointer(infra.pool, settings)
     app = make_app(
         "audit",

@@ -64,6 +64,9 @@ def router(pool: asyncpg.Pool, auth: Authenticator, handlers: MatchingHandlers) 
             takes_away = body.capacity == 0 or body.status in OFF_ROSTER
             held = await handlers.lock_offer_of(conn, team_id) if takes_away else None
             changes = body.model_dump(mode="json", exclude_none=True)
+            handlers.roster.touched(team_id)
+            if "shifts" in changes:
+                handlers.roster.invalidate()
             row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
             if held is not None:
                 # The change is in place first, so choosing the next team already sees it.

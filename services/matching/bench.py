@@ -146,12 +146,12 @@ async def measure_db(dsn: str, size: int, calls: int, seed: int) -> dict[str, fl
             await conn.execute("ANALYZE matching.teams")
             # As a matching process does: index the roster once, then read only what changes.
             kept = Roster()
-            await kept.index(conn, near=None)
+            await kept.index(conn, fresh=True)
             timings = []
             for _ in range(calls):
                 needs = random_call(rng)
                 t0 = time.perf_counter()
-                index = await kept.index(conn, near=(needs.lat, needs.lon))
+                index = await kept.index(conn, fresh=True)
                 load, shares = await repository.agency_load(conn)
                 index.decide(needs, NOW, TZ, speed_kmh=40, rules=RULES, load=load, shares=shares)
                 timings.append((time.perf_counter() - t0) * 1000)

@@ -21,6 +21,8 @@ DEFAULT_RULES = Matching(version="default")
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+# What changes with every offer, as columns: team ids, status, capacity, lat, lon.
+LiveColumns = tuple[Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -196,11 +198,28 @@ def _straight_line(speed_kmh: float) -> EtaModel:
     return eta
 
 
+class _Picked(Sequence[TeamSnapshot]):
+    """Some teams of a kept roster, by position, without copying the snapshots."""
+
+    def __init__(self, teams: Sequence[TeamSnapshot], positions: npt.NDArray[np.int64]) -> None:
+        self._teams = teams
+        self._positions = positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._teams[p] for p in self._positions[i]]
+        return self._teams[self._positions[i]]
+
+
 @dataclass
 class RosterIndex:
     """The roster as column arrays, so every filter and the distance run over all teams at once."""
 
-    teams: list[TeamSnapshot]
+    teams: Sequence[TeamSnapshot]
+    ids: npt.NDArray[np.str_] = field(init=False)
     lat: Floats = field(init=False)
     lon: Floats = field(init=False)
     radius: Floats = field(init=False)
@@ -216,18 +235,21 @@ class RosterIndex:
     patterns: list[tuple[Shift, ...]] = field(init=False)
     agency: npt.NDArray[np.int64] = field(init=False)
     agencies: list[str] = field(init=False)
-    position: dict[str, int] = field(init=False)
+    _by_id: npt.NDArray[np.int64] = field(init=False)
 
     def __post_init__(self) -> None:
         ts = self.teams
         n = len(ts)
+        self.ids = np.array([t.id for t in ts], dtype=np.str_)
+        # Positions in id order: a decision's rows are placed by one vectorised binary search.
+        self._by_id = np.argsort(self.ids, kind="stable")
         self.lat = np.array([t.lat for t in ts], dtype=np.float64)
         self.lon = np.array([t.lon for t in ts], dtype=np.float64)
         self.radius = np.array([t.radius_km for t in ts], dtype=np.float64)
         self.has_area = np.array([t.area is not None for t in ts], dtype=np.bool_)
         self.box = _radius_boxes(self.lat, self.lon, self.radius)
         for k in np.flatnonzero(self.has_area):
-            area = ts[k].area
+            area = ts[int(k)].area
             assert area is not None
             self.box[k] = _area_box(area)
         self.status = np.array([t.status for t in ts], dtype=object)
@@ -252,31 +274,25 @@ class RosterIndex:
                 self.patterns.append(t.shifts)
             ids.append(pattern_ids[key])
         self.shift_pattern = np.array(ids, dtype=np.int64)
-        self.position = {t.id: i for i, t in enumerate(ts)}
         agency_ids: dict[str, int] = {}
         self.agency = np.array(
             [agency_ids.setdefault(t.agency_id, len(agency_ids)) for t in ts], dtype=np.int64
         )
         self.agencies = list(agency_ids)
 
-    def live(
-        self,
-        ids: Sequence[str],
-        status: Sequence[str],
-        capacity: Sequence[int],
-        lat: Sequence[float],
-        lon: Sequence[float],
-    ) -> RosterIndex:
+    def live(self, columns: LiveColumns) -> RosterIndex:
         """The teams `ids` of this roster with their current status, capacity and position.
 
         Skills, languages, shifts and areas change rarely and stay indexed; what changes with every
         offer is passed in, so a decision reads a few small columns instead of re-indexing the
         roster. KeyError for an id this roster does not know (the caller re-indexes).
         """
-        pos = np.array([self.position[i] for i in ids], dtype=np.int64)
+        ids, status, capacity, lat, lon = columns
+        pos = self.positions(ids)
         out = object.__new__(RosterIndex)
         # The kept snapshots; decide() gives its candidates their current status and position.
-        out.teams = [self.teams[p] for p in pos]
+        out.teams = _Picked(self.teams, pos)
+        out.ids = self.ids[pos]
         out.lat = np.asarray(lat, dtype=np.float64)
         out.lon = np.asarray(lon, dtype=np.float64)
         out.radius = self.radius[pos]
@@ -292,8 +308,38 @@ class RosterIndex:
         out.patterns = self.patterns
         out.agency = self.agency[pos]
         out.agencies = self.agencies
-        out.position = {t.id: i for i, t in enumerate(out.teams)}
+        out._by_id = np.argsort(out.ids, kind="stable")
         return out
+
+    def update(self, columns: LiveColumns) -> None:
+        """Put the current status, capacity and position of the teams in `columns` in place
+        (KeyError for an id this index does not hold)."""
+        ids, status, capacity, lat, lon = columns
+        pos = self.positions(ids)
+        if not len(pos):
+            return
+        self.status[pos] = np.asarray(status, dtype=object)
+        self.capacity[pos] = np.asarray(capacity, dtype=np.int64)
+        self.lat[pos] = np.asarray(lat, dtype=np.float64)
+        self.lon[pos] = np.asarray(lon, dtype=np.float64)
+        self.on_roster[pos] = (self.capacity[pos] > 0) & ~np.isin(self.status[pos], OFF_ROSTER)
+        self.available[pos] = self.status[pos] == "available"
+        moved = pos[~self.has_area[pos]]
+        self.box[moved] = _radius_boxes(self.lat[moved], self.lon[moved], self.radius[moved])
+
+    def positions(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Where the teams `ids` sit in this index; KeyError for an id it does not hold."""
+        wanted = np.asarray(ids, dtype=np.str_)
+        if not len(wanted):
+            return np.zeros(0, dtype=np.int64)
+        if not len(self.ids):
+            raise KeyError(str(wanted[0]))
+        sorted_ids = self.ids[self._by_id]
+        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+        missing = sorted_ids[at] != wanted
+        if missing.any():
+            raise KeyError(str(wanted[np.flatnonzero(missing)[0]]))
+        return np.asarray(self._by_id[at], dtype=np.int64)
 
     def _skill(self, name: str) -> Bools:
         return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))
@@ -304,7 +350,7 @@ class RosterIndex:
         covered = inbox & ~self.has_area & (distance <= self.radius)
         # Polygons are checked only for the few teams whose bounding box holds the call.
         for i in np.flatnonzero(inbox & self.has_area):
-            area = self.teams[i].area
+            area = self.teams[int(i)].area
             assert area is not None
             covered[i] = in_polygon(lat, lon, area)
         return covered
@@ -336,10 +382,7 @@ class RosterIndex:
             speaks = self.language_of.get(primary_language(needs.language), np.zeros(n, dtype=np.bool_))
             if rules.language == "required":
                 skills_ok &= speaks
-        not_tried = np.ones(n, dtype=np.bool_)
-        for team_id in exclude:
-            if team_id in self.position:
-                not_tried[self.position[team_id]] = False
+        not_tried = ~np.isin(self.ids, list(exclude)) if exclude else np.ones(n, dtype=np.bool_)
         stages = [
             ("teams", np.ones(n, dtype=np.bool_), "no_community_capacity"),
             ("with_capacity", self.on_roster, "no_community_capacity"),
@@ -376,8 +419,7 @@ class RosterIndex:
         fairness = agency_penalty[self.agency[chosen]]
         score = eta - skill_bonus - language_bonus + fairness
         # Ties go to the lower team id, so the same inputs always give the same choice.
-        ids = np.array([self.teams[i].id for i in chosen])
-        order = np.lexsort((ids, score))
+        order = np.lexsort((self.ids[chosen], score))
         if limit is not None:
             order = order[:limit]
         candidates = []

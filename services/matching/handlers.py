@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -34,6 +33,8 @@ class MatchingConfig:
     offer_timeout_s: int = 120
     speed_kmh: float = 40.0
     max_attempts: int = 3
+    # How stale another replica's roster changes may be in a decision (this process's own are not).
+    roster_refresh_s: float = 1.0
     # Which process made a decision (stored with it; two replicas may share the work).
     instance: str = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -65,7 +66,7 @@ class MatchingHandlers:
 
     def __init__(self, config: MatchingConfig) -> None:
         self.config = config
-        self.roster = Roster()
+        self.roster = Roster(config.roster_refresh_s)
 
     async def on_call_received(
         self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived
@@ -95,8 +96,8 @@ class MatchingHandlers:
         assert call is not None
         offer = events.OfferDetails.model_validate_json(call["offer"])
         tried = list(call["tried_teams"])
-        rules = await repository.rules(conn)
-        tz = ZoneInfo(await repository.timezone(conn))
+        index = await self.roster.index(conn)
+        rules, tz = self.roster.rules, self.roster.timezone
         now = utcnow()
         required, preferred = domain.needs_for(
             rules, offer.presenting_problem, offer.safety.model_dump(mode="json")
@@ -128,27 +129,25 @@ class MatchingHandlers:
                 shares=shares,
             )
 
-        # Only teams whose coverage box holds the call can take it: the spatial index finds them.
-        decision = decide(await self.roster.index(conn, near=(needs.lat, needs.lon)))
-        explanation["considered"] = "teams whose coverage box holds the call"
-        if decision.reason is not None:
-            # Nobody nearby: the whole roster says which filter left nobody (capacity, hours, area...).
-            decision = decide(await self.roster.index(conn, near=None))
-            explanation["considered"] = "every team"
-        explanation["funnel"] = decision.funnel
         taken: list[str] = []
-        for rank_no, candidate in enumerate(decision.candidates, start=1):
-            if not await repository.reserve_team(conn, candidate.team.id, call_id):
-                taken.append(candidate.team.id)  # reserved by a concurrent call a moment ago
-                continue
+        decision = decide(index)
+        chosen = await self._reserve(conn, call_id, decision, taken)
+        if chosen is None:
+            # Nobody free as this process last read the roster: read it again before handing back
+            # (another replica may have freed a team since).
+            decision = decide(await self.roster.index(conn, fresh=True))
+            chosen = await self._reserve(conn, call_id, decision, taken)
+        explanation["considered"] = "every team"
+        explanation["funnel"] = decision.funnel
+        explanation["taken_meanwhile"] = taken
+        if chosen is not None:
+            rank_no, candidate = chosen
             explanation["chosen"] = {"rank": rank_no, **candidate.explain()}
             explanation["runners_up"] = [
                 c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]
             ]
-            explanation["taken_meanwhile"] = taken
             await self._offer(conn, call, candidate, explanation, rules.version, now, cause)
             return
-        explanation["taken_meanwhile"] = taken
         reason = decision.reason or "all_busy"
         if reason == "all_busy" and tried:
             # Every team left was offered the call already and declined or let it expire.
@@ -156,6 +155,33 @@ class MatchingHandlers:
         # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
         explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
         await self._hand_back(conn, call, reason, cause, explanation, rules.version)
+
+    async def _release(
+        self, conn: asyncpg.Connection, team_id: str, call_id: str, status: str = "available"
+    ) -> None:
+        """Free a team held for a call (the roster reads it again before the next decision)."""
+        self.roster.touched(team_id)
+        await repository.release_team(conn, team_id, call_id, status)
+
+    async def _set_team_status(
+        self, conn: asyncpg.Connection, team_id: str, call_id: str, status: str
+    ) -> None:
+        """Move a team with its call (the roster reads it again before the next decision)."""
+        self.roster.touched(team_id)
+        await repository.set_team_status(conn, team_id, call_id, status)
+
+    async def _reserve(
+        self, conn: asyncpg.Connection, call_id: str, decision: domain.Decision, taken: list[str]
+    ) -> tuple[int, domain.Candidate] | None:
+        """Reserve the best candidate still free (rank from 1 and the candidate), or None."""
+        for rank_no, candidate in enumerate(decision.candidates, start=1):
+            team_id = candidate.team.id
+            self.roster.touched(team_id)
+            if await repository.reserve_team(conn, team_id, call_id):
+                return rank_no, candidate
+            if team_id not in taken:
+                taken.append(team_id)  # reserved by a concurrent call a moment ago
+        return None
 
     def _explanation(
         self,
@@ -293,13 +319,13 @@ class MatchingHandlers:
             return  # already expired or withdrawn: notify refused the answer to the agency
         if answer.response == "accepted":
             await repository.set_assignment_status(conn, answer.assignment_id, "accepted")
-            await repository.set_team_status(conn, answer.team_id, answer.call_id, "assigned")
+            await self._set_team_status(conn, answer.team_id, answer.call_id, "assigned")
             await repository.set_call_status(conn, answer.call_id, "assigned")
             return
         await repository.set_assignment_status(
             conn, answer.assignment_id, "declined", answer.reason_code or "declined"
         )
-        await repository.release_team(conn, answer.team_id, answer.call_id)
+        await self._release(conn, answer.team_id, answer.call_id)
         await self.offer_next(conn, answer.call_id, event)
 
     async def on_deadline(self, conn: asyncpg.Connection, assignment_id: str) -> None:
@@ -309,7 +335,7 @@ class MatchingHandlers:
         if a is None or call is None or a["status"] != "offered":
             return
         await repository.set_assignment_status(conn, assignment_id, "expired", "no_answer_by_deadline")
-        await repository.release_team(conn, a["team_id"], str(a["call_id"]))
+        await self._release(conn, a["team_id"], str(a["call_id"]))
         payload = events.AssignmentExpired(
             assignment_id=assignment_id,
             call_id=str(a["call_id"]),
@@ -327,11 +353,11 @@ class MatchingHandlers:
             return
         if change.status == events.TeamStatus.cleared:
             await repository.set_assignment_status(conn, change.assignment_id, "cleared", change.disposition)
-            await repository.release_team(conn, change.team_id, change.call_id)
+            await self._release(conn, change.team_id, change.call_id)
             await repository.set_call_status(conn, change.call_id, "closed")
         elif change.status in (events.TeamStatus.en_route, events.TeamStatus.on_scene):
             await repository.set_assignment_status(conn, change.assignment_id, change.status.value)
-            await repository.set_team_status(conn, change.team_id, change.call_id, change.status.value)
+            await self._set_team_status(conn, change.team_id, change.call_id, change.status.value)
 
     async def _withdraw(
         self,
@@ -347,7 +373,7 @@ class MatchingHandlers:
         if live is None:
             return None
         await repository.set_assignment_status(conn, str(live["id"]), "withdrawn", reason)
-        await repository.release_team(conn, live["team_id"], call_id, release_to)
+        await self._release(conn, live["team_id"], call_id, release_to)
         payload = events.AssignmentWithdrawn(
             assignment_id=str(live["id"]),
             call_id=call_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from services.matching.domain import DEFAULT_RULES, TeamSnapshot
+from services.matching.domain import DEFAULT_RULES, LiveColumns, TeamSnapshot
 from shared.auth import Credential, replace_credentials
 from shared.jurisdiction import Jurisdiction, Matching, Point, Shift
 
@@ -119,18 +119,25 @@ async def bump_roster_version(conn: asyncpg.Connection) -> None:
     )
 
 
-async def live_teams(
-    conn: asyncpg.Connection, near: tuple[float, float] | None = None
-) -> list[asyncpg.Record]:
-    """What changes with every offer (status, capacity, position), for teams whose coverage box
-    holds `near` (lat, lon), found by the GiST index, or for every team."""
+async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> LiveColumns:
+    """What changes with every offer (ids, status, capacity, lat, lon as columns), of every team or
+    of the teams `ids`.
+
+    One row of arrays: asyncpg decodes arrays in C, where thousands of rows cost a Python object
+    each.
+    """
     sql = (
-        "SELECT id, status, capacity, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon"
-        " FROM matching.teams"
+        "SELECT array_agg(id), array_agg(status), array_agg(capacity),"
+        " array_agg(coalesce(lat, home_lat)), array_agg(coalesce(lon, home_lon)) FROM matching.teams"
     )
-    if near is None:
-        return await conn.fetch(sql)
-    return await conn.fetch(f"{sql} WHERE coverage @> box(point($2, $1), point($2, $1))", near[0], near[1])
+    if ids is None:
+        row = await conn.fetchrow(sql)
+    else:
+        row = await conn.fetchrow(f"{sql} WHERE id = ANY($1::text[])", ids)
+    assert row is not None
+    if row[0] is None:
+        return [], [], [], [], []
+    return row[0], row[1], row[2], row[3], row[4]
 
 
 async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
@@ -175,7 +182,8 @@ async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> 
     """
     got = await conn.fetchval(
         "UPDATE matching.teams SET status = 'offered', current_call = $2::uuid, updated_at = now()"
-        " WHERE id = $1 AND status = 'available' AND current_call IS NULL RETURNING true",
+        " WHERE id = $1 AND status = 'available' AND current_call IS NULL AND capacity > 0"
+        " RETURNING true",
         team_id,
         call_id,
     )

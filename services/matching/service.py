@@ -23,6 +23,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
             offer_timeout_s=s.matching_offer_timeout_s,
             speed_kmh=s.matching_speed_kmh,
             max_attempts=own.max_attempts,
+            roster_refresh_s=own.roster_refresh_s,
         )
     )
     consumer = infra.consumer(SCHEMA, "matching", handlers.table())

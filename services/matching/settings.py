@@ -13,3 +13,8 @@ class MatchingSettings(BaseSettings):
 
     max_attempts: int = Field(default=3, ge=1, description="offers per call before it is handed back")
     expiry_interval_s: float = Field(default=1.0, gt=0, description="how often due offers are expired")
+    roster_refresh_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="how often the whole roster's status is read again (others' changes; 0 = every call)",
+    )

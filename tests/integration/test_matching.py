@@ -434,3 +434,25 @@ async def test_a_cancel_withdraws_the_offer_and_frees_the_team(settings, db, pro
         [next_offer] = await db.wait_offers(later, 1)
         assert next_offer["team_id"] == "crew"
         assert (await db.offers(call_id))[0]["status"] == "withdrawn"
+
+
+async def test_a_team_freed_by_another_replica_is_offered_before_a_hand_back(settings, db, producer):
+    # This process re-reads the whole roster only once an hour: its copy goes stale.
+    lazy = MatchingSettings(max_attempts=3, expiry_interval_s=0.2, roster_refresh_s=3600)
+    await load(settings, jurisdiction([team("only")]))
+    async with running_matching(settings, lazy):
+        _, offer = await place_call(producer, settings, db)
+        assert offer["team_id"] == "only"
+        # A second call finds the team busy (and this process has nothing left to re-read).
+        busy = new_call_id()
+        await publish(producer, settings, call_received(busy))
+        await db.wait_call(busy, "unassigned")
+        # Another matching replica frees the team (as a cancel handled there would): the copy
+        # here still says it is busy.
+        await db.pool.execute(
+            "UPDATE matching.teams SET status = 'available', current_call = NULL WHERE id = 'only'"
+        )
+        third, again = await place_call(producer, settings, db)
+    # The stale copy found nobody free; the fresh read before handing back found the team.
+    assert again["team_id"] == "only"
+    assert await db.call_status(third) == "offered"

@@ -232,3 +232,41 @@ async def test_the_relay_tells_its_service_which_rows_the_broker_acknowledged(se
     records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 2)
     paged = next(r for r in records if Envelope.from_bytes(r.value).id == first.id)
     assert dict(paged.headers)["careroute-page"] == b"2"
+
+
+async def test_a_run_of_records_is_applied_in_one_transaction_each_exactly_once(settings, pool, producer):
+    transactions: list[int] = []
+
+    async def record_with_txid(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        await messaging.record_effect(conn, event, payload)
+        transactions.append(await conn.fetchval("SELECT txid_current()"))
+
+    burst = [cancelled(f"call-run-{n}") for n in range(40)]
+    for event in burst:  # one key: one partition, fetched together by the consumer that starts next
+        await publish(producer, settings, event.to_bytes(), "one-key")
+    async with Running(messaging.consumer(settings, pool, producer, record_with_txid)):
+        await eventually(lambda: messaging.effects(pool, burst[-1].id), lambda n: n == 1, what="last")
+    assert [await messaging.effects(pool, e.id) for e in burst] == [1] * 40
+    # Far fewer transactions than records (a transaction per record would give 40).
+    assert len(set(transactions)) <= 4, sorted(set(transactions))
+
+
+async def test_a_run_that_fails_is_rolled_back_and_applied_again_record_by_record(settings, pool, producer):
+    burst = [cancelled(f"call-redo-{n}") for n in range(30)]
+    troubled = burst[17]
+    failures = 0
+
+    async def fail_once_at_one(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        nonlocal failures
+        await messaging.record_effect(conn, event, payload)
+        if event.id == troubled.id and failures == 0:
+            failures += 1
+            raise ConnectionError("the store blinked in the middle of a run")
+
+    for event in burst:
+        await publish(producer, settings, event.to_bytes(), "one-key")
+    async with Running(messaging.consumer(settings, pool, producer, fail_once_at_one)):
+        await eventually(lambda: messaging.effects(pool, burst[-1].id), lambda n: n == 1, what="last")
+    # The 17 effects written before the failure were rolled back with it and written once again.
+    assert failures == 1
+    assert [await messaging.effects(pool, e.id) for e in burst] == [1] * 30

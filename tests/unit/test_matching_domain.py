@@ -275,11 +275,13 @@ def test_live_state_over_a_kept_index_decides_as_a_fresh_index_would():
         if rng.random() < 0.7
     ]
     live = kept.live(
-        [t.id for t in now],
-        [t.status for t in now],
-        [t.capacity for t in now],
-        [t.lat for t in now],
-        [t.lon for t in now],
+        (
+            [t.id for t in now],
+            [t.status for t in now],
+            [t.capacity for t in now],
+            [t.lat for t in now],
+            [t.lon for t in now],
+        )
     )
     needs = CallNeeds(44.05, -123.05, required=frozenset({"emt"}))
     fresh = RosterIndex(now).decide(needs, WED_AFTERNOON, TZ, speed_kmh=40, limit=None)
@@ -290,4 +292,4 @@ def test_live_state_over_a_kept_index_decides_as_a_fresh_index_would():
     assert [c.team for c in again.candidates] == [c.team for c in fresh.candidates]
     assert len(fresh.candidates) > 5
     with pytest.raises(KeyError):
-        kept.live(["unknown"], ["available"], [1], [44.0], [-123.0])
+        kept.live((["unknown"], ["available"], [1], [44.0], [-123.0]))
