@@ -208,4 +208,5 @@ def simulate(
     typer.echo(f"{len(plan.calls)} calls over {hours:g} simulated hours at {speedup:g}x")
     settings = _settings()
     tally = asyncio.run(Simulation(settings, j, plan, options, speedup, seed).run(drain))
-    show(settings, j, tally)
+    if not show(settings, j, tally):
+        raise typer.Exit(1)

@@ -1,6 +1,10 @@
-"""The simulator's closing summary, beside the audit service's own report when it has one."""
+"""The simulator's closing summary, checked against the audit service's GET /v1/reports/summary."""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -10,26 +14,98 @@ from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from sim.run import Tally
 
+# The funnel stages both sides can count: what the simulated PSAPs and agencies were told.
+COMPARED = ("received", "eligible", "offered", "accepted", "on_scene", "cleared_without_police")
 
-def show(settings: Settings, j: Jurisdiction, tally: Tally) -> None:
-    """Print what the simulator counted and, if served, GET /v1/reports/summary."""
-    table = Table(title="What the simulated 911 centers and agencies saw")
-    table.add_column("count")
-    table.add_column("value", justify="right")
-    for key, value in sorted(tally.counts.items()):
-        table.add_row(key, str(value))
-    console = Console()
-    console.print(table)
-    admin = next((o for o in j.oversight if o.role == "admin"), None)
-    if admin is None:
-        return
+
+@dataclass(frozen=True)
+class Line:
+    """One figure as the simulator counted it and as the audit trail reports it."""
+
+    name: str
+    simulator: int
+    audit: int | None
+
+    @property
+    def matches(self) -> bool:
+        """Both sides counted the same."""
+        return self.simulator == self.audit
+
+
+def funnel(tally: Tally) -> dict[str, int]:
+    """The simulator's own funnel: distinct calls at each stage, in the audit summary's terms.
+
+    Cleared counts as cleared without police: the simulated teams report EIDO dispositions that
+    never name police.
+    """
+    reached = tally.reached
+    return {
+        "received": len(set(tally.call_ids)),
+        "eligible": sum(route == "community" for route in tally.routes.values()),
+        "offered": len(reached["offered"]),
+        "accepted": len(reached["accepted"]),
+        "on_scene": len(reached["on_scene"]),
+        "cleared_without_police": len(reached["cleared"]),
+        "backup_requests": 0,
+    }
+
+
+def compare(mine: dict[str, int], report: dict[str, Any]) -> list[Line]:
+    """The simulator's funnel beside the audit summary's, figure by figure."""
+    theirs = dict(report.get("funnel", {}))
+    theirs["backup_requests"] = report.get("backup_requests")
+    return [Line(name, mine[name], theirs.get(name)) for name in (*COMPARED, "backup_requests")]
+
+
+def fetch_summary(settings: Settings, token: str, tally: Tally, wait_s: float = 60) -> dict[str, Any]:
+    """The audit summary of the simulated period, once the trail has caught up (or after `wait_s`).
+
+    Audit consumes every topic on its own: it may still be writing the last events when the
+    simulation ends. The summary is read again until two readings a second apart agree.
+    """
     url = f"http://{settings.http_host}:{settings.audit_port}/v1/reports/summary"
+    params = {"from": tally.started_at.isoformat()}
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + wait_s
+    last: dict[str, Any] | None = None
+    while True:
+        r = httpx.get(url, params=params, headers=headers, timeout=10)
+        r.raise_for_status()
+        report: dict[str, Any] = r.json()
+        if report == last or time.monotonic() > deadline:
+            return report
+        last = report
+        time.sleep(1)
+
+
+def show(settings: Settings, j: Jurisdiction, tally: Tally) -> bool:
+    """Print what the simulator counted beside the audit summary; whether they agree."""
+    console = Console()
+    counts = Table(title="What the simulated 911 centers and agencies saw")
+    counts.add_column("count")
+    counts.add_column("value", justify="right")
+    for key, value in sorted(tally.counts.items()):
+        counts.add_row(key, str(value))
+    console.print(counts)
+    admin = next((o for o in j.oversight if o.role in ("admin", "oversight")), None)
+    if admin is None:
+        console.print("no oversight token in the jurisdiction file: the audit summary cannot be read")
+        return False
     try:
-        r = httpx.get(url, headers={"Authorization": f"Bearer {admin.token}"}, timeout=10)
+        report = fetch_summary(settings, admin.token, tally)
     except httpx.HTTPError as exc:
-        console.print(f"audit summary not reachable: {exc}")
-        return
-    if r.status_code != 200:
-        console.print(f"audit summary: HTTP {r.status_code} from {url}")
-        return
-    console.print_json(r.text)
+        console.print(f"audit summary not readable: {exc!r}")
+        return False
+    lines = compare(funnel(tally), report)
+    table = Table(title=f"Simulator against GET /v1/reports/summary?from={tally.started_at.isoformat()}")
+    for column in ("figure", "simulator", "audit", ""):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for line in lines:
+        table.add_row(line.name, str(line.simulator), str(line.audit), "ok" if line.matches else "DIFFERS")
+    console.print(table)
+    console.print_json(data={k: report[k] for k in ("hand_backs", "not_diverted_reasons") if k in report})
+    agree = all(line.matches for line in lines)
+    console.print(
+        "the simulator and the audit trail agree" if agree else "the simulator and the audit trail DIFFER"
+    )
+    return agree

@@ -7,7 +7,7 @@ import contextlib
 import json
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,11 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     call_ids: list[str] = field(default_factory=list)
+    # Each call's route as intake last answered it (a later version of a call may re-route it).
+    routes: dict[str, str] = field(default_factory=dict)
+    # The calls that reached a stage, as the agencies saw it: offered, accepted, on_scene, cleared.
+    reached: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Simulation:
@@ -53,6 +58,7 @@ class Simulation:
         self.psap_auth = {p.id: PsapAuth(p.token, p.signing_secret) for p in j.psaps}
         self.agency_tokens = {a.id: a.token for a in j.agencies}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.seen: set[str] = set()
         self.start = 0.0
 
     def url(self, service: str) -> str:
@@ -119,6 +125,7 @@ class Simulation:
         self.tally.counts["calls_accepted_202"] += 1
         self.tally.counts[f"route_{answer['decision']['route']}"] += 1
         self.tally.call_ids.append(answer["call_id"])
+        self.tally.routes[answer["call_id"]] = answer["decision"]["route"]
         if call.cancel_after is not None:
             self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
         if call.update_after is not None:
@@ -130,14 +137,16 @@ class Simulation:
         r = await self._post(
             http, f"{self.url('intake')}/v1/incidents", body=body, auth=self.psap_auth[call.psap]
         )
-        self._count("updates_sent", "update", r, 202)
+        if self._count("updates_sent", "update", r, 202) and r is not None:
+            answer = r.json()
+            self.tally.routes[answer["call_id"]] = answer["decision"]["route"]
 
     async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
         url = f"{self.url('intake')}/v1/calls/{call_id}/cancel"
         r = await self._post(http, url, body={"reason": "caller called back"}, auth=self.psap_auth[psap])
         self._count("cancels_sent", "cancel", r, 202)
 
-    async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str) -> None:
+    async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str) -> None:
         headers = {"Authorization": f"Bearer {self.agency_tokens[agency]}"}
         base = f"{self.url('notify')}/v1/assignments/{assignment}"
         choice = agency_answer(self.rng, self.options)
@@ -152,6 +161,7 @@ class Simulation:
             return
         if not self._count("offers_accepted", "accept", await self._post(http, f"{base}/accept", headers)):
             return
+        self.tally.reached["accepted"].add(call_id)
         o = self.options
         en_route = self.rng.uniform(*o.en_route_s)
         on_scene = en_route + self.rng.uniform(*o.on_scene_s)
@@ -162,13 +172,14 @@ class Simulation:
             (on_scene, {"status": "on_scene"}),
             (cleared, {"status": "cleared", "disposition": disposition}),
         ):
-            self._later(delay, self._status(http, base, headers, body))
+            self._later(delay, self._status(http, base, headers, body, call_id))
 
     async def _status(
-        self, http: httpx.AsyncClient, base: str, headers: dict[str, str], body: dict[str, str]
+        self, http: httpx.AsyncClient, base: str, headers: dict[str, str], body: dict[str, str], call_id: str
     ) -> None:
         r = await self._post(http, f"{base}/status", headers, body)
-        self._count(f"status_{body['status']}", "status", r)
+        if self._count(f"status_{body['status']}", "status", r):
+            self.tally.reached[body["status"]].add(call_id)
 
     async def _agencies(
         self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
@@ -180,9 +191,14 @@ class Simulation:
                 for record in records:
                     message = json.loads(record.value)["data"]
                     self.tally.counts[f"agency_{message['kind']}"] += 1
-                    if message["kind"] == "offered":
+                    if message["kind"] == "offered" and message["assignment_id"] not in self.seen:
+                        # A re-page repeats an offer: an agency's software answers each offer once.
+                        self.seen.add(message["assignment_id"])
                         agency = agency_of[record.topic]
-                        task = asyncio.create_task(self._answer(http, agency, message["assignment_id"]))
+                        call_id = record.key.decode()
+                        self.tally.reached["offered"].add(call_id)
+                        answer = self._answer(http, agency, message["assignment_id"], call_id)
+                        task = asyncio.create_task(answer)
                         self.tasks.add(task)
                         task.add_done_callback(self.tasks.discard)
 
@@ -211,6 +227,7 @@ class Simulation:
             with Progress(*columns, disable=not show_progress) as progress:
                 bar = progress.add_task("simulated day", total=horizon, info="")
                 self.start = time.monotonic()
+                self.tally.started_at = datetime.now(UTC)
                 for call in self.plan.calls:
                     delay = self.start + call.at / self.speedup - time.monotonic()
                     if delay > 0:

@@ -88,11 +88,16 @@ async def _wait_ready(system: System, timeout_s: float = 90) -> None:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    endpoints: infra.InfraEndpoints, log_dir: Path, *, separate: bool = False
+    endpoints: infra.InfraEndpoints,
+    log_dir: Path,
+    *,
+    separate: bool = False,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[System]:
     """A fresh database and namespace, the example loaded, and all four services running.
 
-    `separate` runs `python -m services.<name>` once per service instead of one `python -m services`.
+    `separate` runs `python -m services.<name>` once per service instead of one `python -m services`;
+    `env` adds settings (e.g. a short offer deadline).
     """
     name = f"e2e_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(endpoints.database_url)
@@ -110,20 +115,21 @@ async def running_system(
     )
     jurisdiction = load_file(EXAMPLE)
     await loader.load(settings, jurisdiction)
-    env = {
+    environment = {
         **os.environ,
         "DATABASE_URL": settings.database_url.get_secret_value(),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "KAFKA_NAMESPACE": settings.kafka_namespace,
         "KAFKA_SESSION_TIMEOUT_MS": "3000",
         **{k.upper(): str(v) for k, v in ports.items()},
+        **(env or {}),
     }
     log = log_dir / f"{name}.log"
     modules = [f"services.{s}" for s in SERVICE_NAMES] if separate else ["services"]
     with log.open("wb") as out:
         # Popen returns at once (it does not wait for the child), so it does not block the loop.
         processes = [
-            subprocess.Popen([sys.executable, "-m", m], env=env, stdout=out, stderr=out)  # noqa: ASYNC220
+            subprocess.Popen([sys.executable, "-m", m], env=environment, stdout=out, stderr=out)  # noqa: ASYNC220
             for m in modules
         ]
     system = System(settings, jurisdiction, processes, log)
