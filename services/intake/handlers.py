@@ -126,7 +126,11 @@ async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> 
             # A concurrent request with the same PSAP id won; answer with its call.
             raise ApiError(409, "conflict", "this call is being received by another request; retry")
         await repository.add_timeline(
-            conn, call_id, status, {"decision": row["decision"], "shadow_decision": row["shadow_decision"]}
+            conn,
+            call_id,
+            status,
+            {"decision": row["decision"], "shadow_decision": row["shadow_decision"]},
+            event_time=now,
         )
         payload = events.CallReceived(
             **_published(call_id, psap, fields, decision, shadow, call),
@@ -177,12 +181,12 @@ async def _again(
     }
     if decided.route != before:
         await repository.set_status(
-            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}
+            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}, event_time=now
         )
         if before == events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decided.route}")
     else:
-        await repository.add_timeline(conn, call_id, "updated", detail)
+        await repository.add_timeline(conn, call_id, "updated", detail, event_time=now)
     payload = events.CallUpdated(
         **_published(call_id, psap, fields, decided, shadow, call),
         updated_at=now,
@@ -214,7 +218,7 @@ async def override_call(
         }
         await repository.set_override(conn, call_id, override)
         status = domain.status_for(request.route)
-        await repository.set_status(conn, call_id, status, {"event": "override", **override})
+        await repository.set_status(conn, call_id, status, {"event": "override", **override}, event_time=now)
         if recommended.route == events.Route.community and request.route != events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, request.reason_code)
         reason = f"override by the call-taker: {request.reason_code}"
@@ -265,7 +269,8 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
         row = await owned_call(conn, psap, call_id)
         if row["status"] == "cancelled":
             return "cancelled"
-        await repository.set_status(conn, call_id, "cancelled", {"reason": reason})
+        # Cancelled as of now: an assignment event that happened before the cancel must not undo it.
+        await repository.set_status(conn, call_id, "cancelled", {"reason": reason}, event_time=utcnow())
         if row["status"] in domain.BEFORE_A_TEAM:
             # Cancelled while a community call still waited for a team: that too is a reason.
             await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
@@ -308,7 +313,9 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
         if isinstance(payload, events.AssignmentWithdrawn):
             detail["reason"] = payload.reason
             reason = payload.reason
-    await repository.set_status(conn, call_id, status, detail, assignment=assignment, clear_assignment=clear)
+    await repository.set_status(
+        conn, call_id, status, detail, event_time=event.time, assignment=assignment, clear_assignment=clear
+    )
     await _tell_psap(conn, call, status, detail, reason, event)
 
 
@@ -358,7 +365,13 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         "assignment": json.loads(row["assignment"]) if row["assignment"] else None,
         "received_at": row["received_at"],
         "timeline": [
-            {"at": s["at"], "status": s["status"], "detail": json.loads(s["detail"])} for s in steps
+            {
+                "at": s["at"],
+                "event_time": s["event_time"],
+                "status": s["status"],
+                "detail": json.loads(s["detail"]),
+            }
+            for s in steps
         ],
         "source_format": row["source_format"],
         "version": row["version_at"],
