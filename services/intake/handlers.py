@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -284,39 +285,71 @@ def _ref(payload: BaseModel) -> dict[str, Any]:
     return {k: data[k] for k in ("assignment_id", "agency_id", "team_id") if k in data}
 
 
-async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
-    """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP."""
-    call_id = event.subject
-    call = await repository.get_call(conn, call_id)
-    if call is None:
-        return  # not a call of ours (another deployment sharing the broker); nothing to update
-    detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
+@dataclass(frozen=True)
+class _Move:
+    """What one assignment event would do to a call."""
+
+    status: str
+    detail: dict[str, Any]
     assignment: dict[str, Any] | None = None
-    clear = False
-    reason: str | None = None
+    clear_assignment: bool = False
+    reason: str | None = None  # told to the PSAP
+    non_diversion_reason: str | None = None
+
+
+def _move(event: Envelope, payload: Any) -> _Move:
+    detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
     if isinstance(payload, events.AssignmentResponded):
-        status = "assigned" if payload.response == "accepted" else "offer_declined"
         detail["reason_code"] = payload.reason_code
         if payload.response == "accepted":
-            assignment = _ref(payload)
-    elif isinstance(payload, events.AssignmentStatusChanged):
-        status = payload.status.value
+            return _Move("assigned", detail, assignment=_ref(payload))
+        return _Move("offer_declined", detail)
+    if isinstance(payload, events.AssignmentStatusChanged):
         detail.update(disposition=payload.disposition, urgency=payload.urgency)
-    elif isinstance(payload, events.CallUnassigned):
-        status = domain.STATUS_BY_EVENT[event.type]
+        return _Move(payload.status.value, detail)
+    status = domain.STATUS_BY_EVENT[event.type]
+    if isinstance(payload, events.CallUnassigned):
         detail.update(reason_code=payload.reason_code, detail=payload.detail)
-        clear = True
         reason = payload.reason_code
-        await repository.set_non_diversion_reason(conn, call_id, payload.reason_code)
-    else:
-        status = domain.STATUS_BY_EVENT[event.type]
-        if isinstance(payload, events.AssignmentWithdrawn):
-            detail["reason"] = payload.reason
-            reason = payload.reason
+        return _Move(status, detail, clear_assignment=True, reason=reason, non_diversion_reason=reason)
+    if isinstance(payload, events.AssignmentWithdrawn):
+        detail["reason"] = payload.reason
+        return _Move(status, detail, reason=payload.reason)
+    return _Move(status, detail)
+
+
+async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
+    """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP.
+
+    Events of several topics arrive in no order between them. One that happened before the event
+    that set the status (or that its assignment is already past) joins the timeline marked late
+    and changes nothing else, so neither the status nor the PSAP's callbacks ever go backwards.
+    """
+    call_id = event.subject
+    # Locked: intake replicas may apply events of one call from two topics at once.
+    call = await repository.lock_call(conn, call_id)
+    if call is None:
+        return  # not a call of ours (another deployment sharing the broker); nothing to update
+    move = _move(event, payload)
+    assignment_id = move.detail.get("assignment_id")
+    seen = await repository.assignment_steps(conn, call_id, assignment_id) if assignment_id else []
+    late = domain.why_late(call["status"], call["status_event_time"], event.time, seen, move.status)
+    if late is not None:
+        detail = {**move.detail, "late": True, "late_because": late}
+        await repository.add_timeline(conn, call_id, move.status, detail, event_time=event.time)
+        return
+    if move.non_diversion_reason is not None:
+        await repository.set_non_diversion_reason(conn, call_id, move.non_diversion_reason)
     await repository.set_status(
-        conn, call_id, status, detail, event_time=event.time, assignment=assignment, clear_assignment=clear
+        conn,
+        call_id,
+        move.status,
+        move.detail,
+        event_time=event.time,
+        assignment=move.assignment,
+        clear_assignment=move.clear_assignment,
     )
-    await _tell_psap(conn, call, status, detail, reason, event)
+    await _tell_psap(conn, call, move.status, move.detail, move.reason, event)
 
 
 async def _tell_psap(

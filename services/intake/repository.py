@@ -87,6 +87,11 @@ async def get_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | N
     return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid", call_id)
 
 
+async def lock_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
+    """One call, locked until the caller's transaction ends."""
+    return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid FOR UPDATE", call_id)
+
+
 # What triage reads and a newer EIDO version may change; JSON columns are marked.
 _TRIAGED: tuple[tuple[str, bool], ...] = (
     ("incident_type", False),
@@ -295,3 +300,13 @@ async def timeline(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Recor
         " ORDER BY coalesce(event_time, at), id",
         call_id,
     )
+
+
+async def assignment_steps(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> list[str]:
+    """The statuses of the steps of one assignment of a call so far, late ones included."""
+    rows = await conn.fetch(
+        "SELECT status FROM intake.call_timeline WHERE call_id = $1::uuid AND detail->>'assignment_id' = $2",
+        call_id,
+        assignment_id,
+    )
+    return [r["status"] for r in rows]
