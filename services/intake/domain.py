@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -131,6 +132,52 @@ STATUS_BY_EVENT = {
     "assignments.withdrawn.v1": "withdrawn",
     "calls.unassigned.v1": "handed_back",
 }
+
+# Where each status stands in one assignment's life. Different producers publish one assignment's
+# steps (matching offers, notify answers), so an agency's accept published after matching withdrew
+# the offer is newer by time and still must not bring the assignment back.
+ASSIGNMENT_RANK = {
+    "offered": 0,
+    "assigned": 1,
+    "en_route": 2,
+    "on_scene": 3,
+    "backup_requested": 3,
+    "cleared": 4,
+    "offer_declined": 4,
+    "offer_expired": 4,
+    "withdrawn": 4,
+}
+
+
+def is_late(recorded: datetime | None, event_time: datetime) -> bool:
+    """Whether an event happened before the one that last set the call's status (a tie applies)."""
+    return recorded is not None and event_time < recorded
+
+
+def is_behind(seen: Iterable[str], status: str) -> bool:
+    """Whether an assignment whose steps had the statuses `seen` is already past `status`."""
+    rank = ASSIGNMENT_RANK.get(status)
+    return rank is not None and any(ASSIGNMENT_RANK.get(s, -1) > rank for s in seen)
+
+
+def why_late(
+    current: str, recorded: datetime | None, event_time: datetime, seen: Iterable[str], status: str
+) -> str | None:
+    """Why an assignment event must leave the call's status alone, or None when it moves it.
+
+    `current` and `recorded` are the call's status and the time of the event that set it; `seen`
+    the statuses of the earlier steps of the event's assignment; `status` the one the event means.
+    """
+    if is_late(recorded, event_time):
+        return "older_than_status"
+    if is_behind(seen, status):
+        return "assignment_further_along"
+    # A cancelled call stays cancelled but for the withdrawal of its team, with which matching
+    # answers the cancel; what matching or an agency did before hearing of the cancel is history.
+    if current == "cancelled" and status != "withdrawn":
+        return "call_cancelled"
+    return None
+
 
 # The statuses the PSAP is told about, in EIDO's unit status vocabulary (SecondaryUnitStatus-Common).
 UNIT_STATUS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -126,7 +127,11 @@ async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> 
             # A concurrent request with the same PSAP id won; answer with its call.
             raise ApiError(409, "conflict", "this call is being received by another request; retry")
         await repository.add_timeline(
-            conn, call_id, status, {"decision": row["decision"], "shadow_decision": row["shadow_decision"]}
+            conn,
+            call_id,
+            status,
+            {"decision": row["decision"], "shadow_decision": row["shadow_decision"]},
+            event_time=now,
         )
         payload = events.CallReceived(
             **_published(call_id, psap, fields, decision, shadow, call),
@@ -177,12 +182,12 @@ async def _again(
     }
     if decided.route != before:
         await repository.set_status(
-            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}
+            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}, event_time=now
         )
         if before == events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decided.route}")
     else:
-        await repository.add_timeline(conn, call_id, "updated", detail)
+        await repository.add_timeline(conn, call_id, "updated", detail, event_time=now)
     payload = events.CallUpdated(
         **_published(call_id, psap, fields, decided, shadow, call),
         updated_at=now,
@@ -214,7 +219,7 @@ async def override_call(
         }
         await repository.set_override(conn, call_id, override)
         status = domain.status_for(request.route)
-        await repository.set_status(conn, call_id, status, {"event": "override", **override})
+        await repository.set_status(conn, call_id, status, {"event": "override", **override}, event_time=now)
         if recommended.route == events.Route.community and request.route != events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, request.reason_code)
         reason = f"override by the call-taker: {request.reason_code}"
@@ -265,7 +270,8 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
         row = await owned_call(conn, psap, call_id)
         if row["status"] == "cancelled":
             return "cancelled"
-        await repository.set_status(conn, call_id, "cancelled", {"reason": reason})
+        # Cancelled as of now: an assignment event that happened before the cancel must not undo it.
+        await repository.set_status(conn, call_id, "cancelled", {"reason": reason}, event_time=utcnow())
         if row["status"] in domain.BEFORE_A_TEAM:
             # Cancelled while a community call still waited for a team: that too is a reason.
             await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
@@ -279,37 +285,71 @@ def _ref(payload: BaseModel) -> dict[str, Any]:
     return {k: data[k] for k in ("assignment_id", "agency_id", "team_id") if k in data}
 
 
-async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
-    """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP."""
-    call_id = event.subject
-    call = await repository.get_call(conn, call_id)
-    if call is None:
-        return  # not a call of ours (another deployment sharing the broker); nothing to update
-    detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
+@dataclass(frozen=True)
+class _Move:
+    """What one assignment event would do to a call."""
+
+    status: str
+    detail: dict[str, Any]
     assignment: dict[str, Any] | None = None
-    clear = False
-    reason: str | None = None
+    clear_assignment: bool = False
+    reason: str | None = None  # told to the PSAP
+    non_diversion_reason: str | None = None
+
+
+def _move(event: Envelope, payload: Any) -> _Move:
+    detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
     if isinstance(payload, events.AssignmentResponded):
-        status = "assigned" if payload.response == "accepted" else "offer_declined"
         detail["reason_code"] = payload.reason_code
         if payload.response == "accepted":
-            assignment = _ref(payload)
-    elif isinstance(payload, events.AssignmentStatusChanged):
-        status = payload.status.value
+            return _Move("assigned", detail, assignment=_ref(payload))
+        return _Move("offer_declined", detail)
+    if isinstance(payload, events.AssignmentStatusChanged):
         detail.update(disposition=payload.disposition, urgency=payload.urgency)
-    elif isinstance(payload, events.CallUnassigned):
-        status = domain.STATUS_BY_EVENT[event.type]
+        return _Move(payload.status.value, detail)
+    status = domain.STATUS_BY_EVENT[event.type]
+    if isinstance(payload, events.CallUnassigned):
         detail.update(reason_code=payload.reason_code, detail=payload.detail)
-        clear = True
         reason = payload.reason_code
-        await repository.set_non_diversion_reason(conn, call_id, payload.reason_code)
-    else:
-        status = domain.STATUS_BY_EVENT[event.type]
-        if isinstance(payload, events.AssignmentWithdrawn):
-            detail["reason"] = payload.reason
-            reason = payload.reason
-    await repository.set_status(conn, call_id, status, detail, assignment=assignment, clear_assignment=clear)
-    await _tell_psap(conn, call, status, detail, reason, event)
+        return _Move(status, detail, clear_assignment=True, reason=reason, non_diversion_reason=reason)
+    if isinstance(payload, events.AssignmentWithdrawn):
+        detail["reason"] = payload.reason
+        return _Move(status, detail, reason=payload.reason)
+    return _Move(status, detail)
+
+
+async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
+    """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP.
+
+    Events of several topics arrive in no order between them. One that happened before the event
+    that set the status (or that its assignment is already past) joins the timeline marked late
+    and changes nothing else, so neither the status nor the PSAP's callbacks ever go backwards.
+    """
+    call_id = event.subject
+    # Locked: intake replicas may apply events of one call from two topics at once.
+    call = await repository.lock_call(conn, call_id)
+    if call is None:
+        return  # not a call of ours (another deployment sharing the broker); nothing to update
+    move = _move(event, payload)
+    assignment_id = move.detail.get("assignment_id")
+    seen = await repository.assignment_steps(conn, call_id, assignment_id) if assignment_id else []
+    late = domain.why_late(call["status"], call["status_event_time"], event.time, seen, move.status)
+    if late is not None:
+        detail = {**move.detail, "late": True, "late_because": late}
+        await repository.add_timeline(conn, call_id, move.status, detail, event_time=event.time)
+        return
+    if move.non_diversion_reason is not None:
+        await repository.set_non_diversion_reason(conn, call_id, move.non_diversion_reason)
+    await repository.set_status(
+        conn,
+        call_id,
+        move.status,
+        move.detail,
+        event_time=event.time,
+        assignment=move.assignment,
+        clear_assignment=move.clear_assignment,
+    )
+    await _tell_psap(conn, call, move.status, move.detail, move.reason, event)
 
 
 async def _tell_psap(
@@ -358,7 +398,13 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         "assignment": json.loads(row["assignment"]) if row["assignment"] else None,
         "received_at": row["received_at"],
         "timeline": [
-            {"at": s["at"], "status": s["status"], "detail": json.loads(s["detail"])} for s in steps
+            {
+                "at": s["at"],
+                "event_time": s["event_time"],
+                "status": s["status"],
+                "detail": json.loads(s["detail"]),
+            }
+            for s in steps
         ],
         "source_format": row["source_format"],
         "version": row["version_at"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -86,6 +87,11 @@ async def get_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | N
     return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid", call_id)
 
 
+async def lock_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
+    """One call, locked until the caller's transaction ends."""
+    return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid FOR UPDATE", call_id)
+
+
 # What triage reads and a newer EIDO version may change; JSON columns are marked.
 _TRIAGED: tuple[tuple[str, bool], ...] = (
     ("incident_type", False),
@@ -120,8 +126,8 @@ async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
     names = ", ".join(c.split(" = ")[0] for c in columns)
     placeholders = ", ".join(c.split(" = ")[1] for c in columns)
     inserted = await conn.fetchval(
-        f"INSERT INTO intake.calls (id, psap_id, external_id, status, received_at, {names})"
-        f" VALUES ($1::uuid, $2, $3, $4, $5, {placeholders})"
+        f"INSERT INTO intake.calls (id, psap_id, external_id, status, received_at, status_event_time,"
+        f" {names}) VALUES ($1::uuid, $2, $3, $4, $5, $5, {placeholders})"
         " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING true",
         row["id"],
         row["psap_id"],
@@ -254,46 +260,53 @@ async def set_status(
     status: str,
     detail: dict[str, Any],
     *,
+    event_time: datetime,
     assignment: dict[str, Any] | None = None,
     clear_assignment: bool = False,
 ) -> None:
-    """Move a call to `status` and add the step to its timeline."""
-    if assignment is not None:
-        await conn.execute(
-            "UPDATE intake.calls SET status = $2, assignment = $3::jsonb, updated_at = now()"
-            " WHERE id = $1::uuid",
-            call_id,
-            status,
-            json.dumps(assignment),
-        )
-    elif clear_assignment:
-        await conn.execute(
-            "UPDATE intake.calls SET status = $2, assignment = NULL, updated_at = now() WHERE id = $1::uuid",
-            call_id,
-            status,
-        )
-    else:
-        await conn.execute(
-            "UPDATE intake.calls SET status = $2, updated_at = now() WHERE id = $1::uuid",
-            call_id,
-            status,
-        )
-    await add_timeline(conn, call_id, status, detail)
-
-
-async def add_timeline(conn: asyncpg.Connection, call_id: str, status: str, detail: dict[str, Any]) -> None:
-    """Append one step to a call's timeline."""
+    """Move a call to `status`, as of `event_time`, and add the step to its timeline."""
+    # greatest(): the time a status holds from never goes back, even if an intake clock lags.
     await conn.execute(
-        "INSERT INTO intake.call_timeline (call_id, status, detail) VALUES ($1::uuid, $2, $3::jsonb)",
+        "UPDATE intake.calls SET status = $2, status_event_time = greatest(status_event_time, $3),"
+        " assignment = CASE WHEN $4::jsonb IS NOT NULL THEN $4::jsonb WHEN $5 THEN NULL"
+        " ELSE assignment END, updated_at = now() WHERE id = $1::uuid",
+        call_id,
+        status,
+        event_time,
+        _json_or_null(assignment),
+        clear_assignment,
+    )
+    await add_timeline(conn, call_id, status, detail, event_time=event_time)
+
+
+async def add_timeline(
+    conn: asyncpg.Connection, call_id: str, status: str, detail: dict[str, Any], *, event_time: datetime
+) -> None:
+    """Append one step, which happened at `event_time`, to a call's timeline."""
+    await conn.execute(
+        "INSERT INTO intake.call_timeline (call_id, status, detail, event_time)"
+        " VALUES ($1::uuid, $2, $3::jsonb, $4)",
         call_id,
         status,
         json.dumps(detail),
+        event_time,
     )
 
 
 async def timeline(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
-    """A call's timeline in order."""
+    """A call's timeline in the order the steps happened (arrival order among equal times)."""
     return await conn.fetch(
-        "SELECT at, status, detail FROM intake.call_timeline WHERE call_id = $1::uuid ORDER BY id",
+        "SELECT at, event_time, status, detail FROM intake.call_timeline WHERE call_id = $1::uuid"
+        " ORDER BY coalesce(event_time, at), id",
         call_id,
     )
+
+
+async def assignment_steps(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> list[str]:
+    """The statuses of the steps of one assignment of a call so far, late ones included."""
+    rows = await conn.fetch(
+        "SELECT status FROM intake.call_timeline WHERE call_id = $1::uuid AND detail->>'assignment_id' = $2",
+        call_id,
+        assignment_id,
+    )
+    return [r["status"] for r in rows]

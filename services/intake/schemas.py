@@ -109,9 +109,14 @@ class OverrideAccepted(BaseModel):
 class TimelineEntry(BaseModel):
     """One step of a call's life as the PSAP sees it."""
 
-    at: datetime
+    at: datetime = Field(description="When intake recorded the step")
+    event_time: datetime | None = Field(
+        default=None, description="When the step happened (its event's time); steps are in this order"
+    )
     status: str
-    detail: dict[str, Any]
+    detail: dict[str, Any] = Field(
+        description='`"late": true` marks an event that arrived after a newer one and changed nothing'
+    )
 
 
 class CallView(BaseModel):

@@ -19,15 +19,18 @@ from typing import Any
 import asyncpg
 import httpx
 import yaml
+from aiokafka import AIOKafkaProducer
 
 from services import loader
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
-from shared import infra
+from shared import events, infra, topics
+from shared.envelope import CONTENT_TYPE, Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
+from shared.kafka import make_producer
 from shared.runtime import run
 from shared.settings import Settings
-from tests.support import delete_namespace, read_topic
+from tests.support import delete_namespace, eventually, read_topic
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"
@@ -165,9 +168,120 @@ class Intake:
         assert len(records) >= count, f"expected {count} {topic} events for {call_id}, got {len(records)}"
         return [json.loads(r.value) for r in records]
 
+    @contextlib.asynccontextmanager
+    async def producer(self) -> AsyncIterator[AIOKafkaProducer]:
+        """A started producer on this intake's broker, playing the other services."""
+        p = make_producer(self.settings.kafka_bootstrap_servers)
+        await p.start()
+        try:
+            yield p
+        finally:
+            await p.stop()
+
     async def db(self) -> asyncpg.Connection:
         """A connection to this intake's database (close it)."""
         return await asyncpg.connect(self.settings.database_url.get_secret_value())
+
+
+class Agency:
+    """Plays matching and notify for one assignment of a call: publishes what they would."""
+
+    def __init__(self, intake: Intake, producer: AIOKafkaProducer, call_id: str, psap_id: str) -> None:
+        self.intake, self.producer, self.call_id, self.psap_id = intake, producer, call_id, psap_id
+        self.ref = {
+            "assignment_id": str(uuid.uuid4()),
+            "call_id": call_id,
+            "agency_id": "riverbend-crisis",
+            "team_id": "rb-1",
+        }
+
+    def event(self, topic: str, payload: events.Payload) -> Envelope:
+        """An event of this call, stamped with the time it happened (now), to be sent at any time."""
+        return new_event(topic, "notify", self.call_id, payload)
+
+    async def send(self, event: Envelope, expect_status: str | None = None) -> None:
+        """Publish an event and, given `expect_status`, wait until intake shows that status."""
+        await self.producer.send_and_wait(
+            self.intake.settings.topic(event.type),
+            event.to_bytes(),
+            key=self.call_id.encode(),
+            headers=[("content-type", CONTENT_TYPE.encode())],
+        )
+        if expect_status is not None:
+            await eventually(self.status, lambda s: s == expect_status, what=f"status {expect_status}")
+
+    async def publish(self, topic: str, payload: events.Payload, expect_status: str) -> None:
+        """Publish one event and wait until intake has applied it (events of several topics have no
+        order between them, so the next one waits, as it does in life)."""
+        await self.send(self.event(topic, payload), expect_status)
+
+    async def step(self, status: str) -> dict[str, Any]:
+        """The first step with `status` of this assignment (or of the call as a whole, as a hand-back
+        is) in the call's timeline, once intake has recorded it."""
+        mine = (self.ref["assignment_id"], None)
+
+        async def steps() -> list[dict[str, Any]]:
+            return [
+                s
+                for s in (await self.view())["timeline"]
+                if s["status"] == status and s["detail"].get("assignment_id") in mine
+            ]
+
+        found = await eventually(steps, bool, what=f"a {status} step of {self.ref['assignment_id']}")
+        return found[0]
+
+    async def status(self) -> str:
+        """The call's status as its PSAP sees it."""
+        return str((await self.view())["status"])
+
+    async def view(self) -> dict[str, Any]:
+        """GET /v1/calls/{id} as the call's PSAP."""
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.get(
+                f"{self.intake.url}/v1/calls/{self.call_id}", headers=self.intake.headers(self.psap_id, b"")
+            )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def offered(self, attempt: int) -> events.AssignmentOffered:
+        """Matching's offer of the call to this team."""
+        return events.AssignmentOffered(
+            **self.ref,
+            attempt=attempt,
+            deadline=utcnow(),
+            offer=events.OfferDetails(
+                location=events.Location(lat=44.05, lon=-123.09),
+                presenting_problem="MNTL",
+                safety=events.SafetyScreen(),
+            ),
+        )
+
+    def accepted(self) -> events.AssignmentResponded:
+        """The agency's acceptance of the offer."""
+        return events.AssignmentResponded(**self.ref, response="accepted", responded_at=utcnow())
+
+    def reported(self, status: str, disposition: str | None = None) -> events.AssignmentStatusChanged:
+        """The team's status report."""
+        return events.AssignmentStatusChanged(
+            **self.ref, status=events.TeamStatus(status), disposition=disposition, reported_at=utcnow()
+        )
+
+    async def accept(self) -> None:
+        """Accept and wait for intake to show the call assigned."""
+        await self.publish(topics.ASSIGNMENTS_RESPONDED, self.accepted(), "assigned")
+
+    async def report(self, status: str, disposition: str | None = None) -> None:
+        """Report a status and wait for intake to show it."""
+        await self.publish(topics.ASSIGNMENTS_STATUS_CHANGED, self.reported(status, disposition), status)
+
+
+async def community_call(intake: Intake, psap_id: str) -> str:
+    """A call triaged to a community response; its id."""
+    body = native_call(f"CB-{uuid.uuid4().hex[:8]}")
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/calls", psap_id, body)
+    assert r.status_code == 202 and r.json()["decision"]["route"] == "community", r.text
+    return str(r.json()["call_id"])
 
 
 def test_jurisdiction(callback_port: int) -> Jurisdiction:

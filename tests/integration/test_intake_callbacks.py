@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,9 +14,13 @@ from aiokafka import AIOKafkaProducer
 from services.intake import eido
 from services.intake.settings import IntakeSettings
 from shared import events, topics
-from shared.envelope import CONTENT_TYPE, new_event
-from shared.kafka import make_producer
-from tests.integration.intake_harness import Intake, independent_signature_ok, native_call, running_intake
+from tests.integration.intake_harness import (
+    Agency,
+    Intake,
+    community_call,
+    independent_signature_ok,
+    running_intake,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -33,71 +36,8 @@ async def intake(stack) -> AsyncIterator[Intake]:
 
 @pytest.fixture
 async def producer(intake: Intake) -> AsyncIterator[AIOKafkaProducer]:
-    p = make_producer(intake.settings.kafka_bootstrap_servers)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-class Agency:
-    """Plays matching and notify for one call: publishes what they would, one step at a time."""
-
-    def __init__(self, intake: Intake, producer: AIOKafkaProducer, call_id: str, psap_id: str) -> None:
-        self.intake, self.producer, self.call_id, self.psap_id = intake, producer, call_id, psap_id
-        self.ref = {
-            "assignment_id": str(uuid.uuid4()),
-            "call_id": call_id,
-            "agency_id": "riverbend-crisis",
-            "team_id": "rb-1",
-        }
-
-    async def publish(self, topic: str, payload: events.Payload, expect_status: str) -> None:
-        """Publish one event and wait until intake has applied it (events of several topics have no
-        order between them, so the next one waits, as it does in life)."""
-        event = new_event(topic, "notify", self.call_id, payload)
-        await self.producer.send_and_wait(
-            self.intake.settings.topic(topic),
-            event.to_bytes(),
-            key=self.call_id.encode(),
-            headers=[("content-type", CONTENT_TYPE.encode())],
-        )
-        await eventually(self.status, lambda s: s == expect_status, what=f"status {expect_status}")
-
-    async def status(self) -> str:
-        return str((await self.view())["status"])
-
-    async def view(self) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=10) as http:
-            r = await http.get(
-                f"{self.intake.url}/v1/calls/{self.call_id}", headers=self.intake.headers(self.psap_id, b"")
-            )
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    async def accept(self) -> None:
-        now = datetime.now(UTC)
-        await self.publish(
-            topics.ASSIGNMENTS_RESPONDED,
-            events.AssignmentResponded(**self.ref, response="accepted", responded_at=now),
-            "assigned",
-        )
-
-    async def report(self, status: str, disposition: str | None = None) -> None:
-        payload = events.AssignmentStatusChanged(
-            **self.ref,
-            status=events.TeamStatus(status),
-            disposition=disposition,
-            reported_at=datetime.now(UTC),
-        )
-        await self.publish(topics.ASSIGNMENTS_STATUS_CHANGED, payload, status)
-
-
-async def community_call(intake: Intake, psap_id: str) -> str:
-    body = native_call(f"CB-{uuid.uuid4().hex[:8]}")
-    async with httpx.AsyncClient(timeout=15) as http:
-        r = await intake.post(http, "/v1/calls", psap_id, body)
-    assert r.status_code == 202 and r.json()["decision"]["route"] == "community", r.text
-    return str(r.json()["call_id"])
+    async with intake.producer() as p:
+        yield p
 
 
 def delivered_to(intake: Intake, call_id: str) -> list[dict[str, Any]]:
@@ -125,17 +65,7 @@ def delivered_to(intake: Intake, call_id: str) -> list[dict[str, Any]]:
 async def test_status_callbacks_arrive_signed_in_order_and_retry_after_failures(intake: Intake, producer):
     call_id = await community_call(intake, "valley-ecc")
     agency = Agency(intake, producer, call_id, "valley-ecc")
-    offer = events.AssignmentOffered(
-        **agency.ref,
-        attempt=1,
-        deadline=datetime.now(UTC),
-        offer=events.OfferDetails(
-            location=events.Location(lat=44.05, lon=-123.09),
-            presenting_problem="MNTL",
-            safety=events.SafetyScreen(),
-        ),
-    )
-    await agency.publish(topics.ASSIGNMENTS_OFFERED, offer, "offered")
+    await agency.publish(topics.ASSIGNMENTS_OFFERED, agency.offered(1), "offered")
     await agency.accept()
     await agency.report("en_route")
     await agency.report("on_scene")
