@@ -172,8 +172,9 @@ def why_late(
         return "older_than_status"
     if is_behind(seen, status):
         return "assignment_further_along"
-    # A cancelled call stays cancelled but for the withdrawal of its team, with which matching
-    # answers the cancel; what matching or an agency did before hearing of the cancel is history.
+    # After a cancel only the withdrawal of its team, with which matching answers the cancel, is
+    # applied (the PSAP hears the team was stood down; the call stays cancelled). What matching or
+    # an agency did before hearing of the cancel is history.
     if current == "cancelled" and status != "withdrawn":
         return "call_cancelled"
     return None

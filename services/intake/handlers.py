@@ -340,14 +340,18 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
         return
     if move.non_diversion_reason is not None:
         await repository.set_non_diversion_reason(conn, call_id, move.non_diversion_reason)
+    # The withdrawal with which matching answers a cancel stands the team down (the PSAP is told)
+    # but leaves the call cancelled: nothing after a cancel may reopen it.
+    kept = "cancelled" if call["status"] == "cancelled" else move.status
     await repository.set_status(
         conn,
         call_id,
-        move.status,
+        kept,
         move.detail,
         event_time=event.time,
         assignment=move.assignment,
-        clear_assignment=move.clear_assignment,
+        clear_assignment=move.clear_assignment or kept == "cancelled",
+        step=move.status,
     )
     await _tell_psap(conn, call, move.status, move.detail, move.reason, event)
 

@@ -263,8 +263,10 @@ async def set_status(
     event_time: datetime,
     assignment: dict[str, Any] | None = None,
     clear_assignment: bool = False,
+    step: str | None = None,
 ) -> None:
-    """Move a call to `status`, as of `event_time`, and add the step to its timeline."""
+    """Move a call to `status`, as of `event_time`, and add the step (`status` unless named) to
+    its timeline."""
     # greatest(): the time a status holds from never goes back, even if an intake clock lags.
     await conn.execute(
         "UPDATE intake.calls SET status = $2, status_event_time = greatest(status_event_time, $3),"
@@ -276,7 +278,7 @@ async def set_status(
         _json_or_null(assignment),
         clear_assignment,
     )
-    await add_timeline(conn, call_id, status, detail, event_time=event_time)
+    await add_timeline(conn, call_id, step or status, detail, event_time=event_time)
 
 
 async def add_timeline(

@@ -118,14 +118,16 @@ async def test_an_answer_from_before_a_cancel_changes_nothing_and_the_withdrawal
 
     # Matching answers the cancel by withdrawing the offer: that still reaches the PSAP.
     withdrawn = events.AssignmentWithdrawn(**agency.ref, reason="cancelled_by_psap")
-    await agency.publish(topics.ASSIGNMENTS_WITHDRAWN, withdrawn, "withdrawn")
+    await agency.send(agency.event(topics.ASSIGNMENTS_WITHDRAWN, withdrawn))
+    await agency.step("withdrawn")
     # A report published after the withdrawal (the agency had not heard of it) is newer by time,
     # but its assignment is over.
     await agency.send(agency.event(topics.ASSIGNMENTS_STATUS_CHANGED, agency.reported("en_route")))
     behind = await agency.step("en_route")
 
     view = await agency.view()
-    assert view["status"] == "withdrawn"
+    assert view["status"] == "cancelled"  # stood down, and still cancelled: nothing reopens it
+    assert [s["status"] for s in view["timeline"]][-2:] == ["withdrawn", "en_route"]
     assert callbacks(view) == ["AssignmentCancelled"]
     assert behind["detail"]["late"] is True
     assert behind["detail"]["late_because"] == "assignment_further_along"
