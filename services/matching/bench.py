@@ -152,8 +152,7 @@ async def measure_db(dsn: str, size: int, calls: int, seed: int) -> dict[str, fl
                 needs = random_call(rng)
                 t0 = time.perf_counter()
                 index = await kept.index(conn, fresh=True)
-                load, shares = await repository.agency_load(conn)
-                index.decide(needs, NOW, TZ, speed_kmh=40, rules=RULES, load=load, shares=shares)
+                index.decide(needs, NOW, TZ, speed_kmh=40, rules=RULES, load=index.load(), shares=kept.shares)
                 timings.append((time.perf_counter() - t0) * 1000)
             await pool.release(conn)
         finally:

@@ -21,8 +21,11 @@ DEFAULT_RULES = Matching(version="default")
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
-# What changes with every offer, as columns: team ids, status, capacity, lat, lon.
-LiveColumns = tuple[Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float]]
+# What changes with every offer, as columns: team ids, status, capacity, lat, lon, and whether the
+# team holds a call of ours.
+LiveColumns = tuple[
+    Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float], Sequence[bool]
+]
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,7 @@ class RosterIndex:
     box: Floats = field(init=False)
     has_area: Bools = field(init=False)
     status: npt.NDArray[np.object_] = field(init=False)
+    holding: Bools = field(init=False)
     capacity: npt.NDArray[np.int64] = field(init=False)
     on_roster: Bools = field(init=False)
     available: Bools = field(init=False)
@@ -253,6 +257,7 @@ class RosterIndex:
             assert area is not None
             self.box[k] = _area_box(area)
         self.status = np.array([t.status for t in ts], dtype=object)
+        self.holding = np.zeros(n, dtype=np.bool_)
         self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
         self.on_roster = (self.capacity > 0) & ~np.isin(self.status, OFF_ROSTER)
         self.available = self.status == "available"
@@ -287,7 +292,7 @@ class RosterIndex:
         offer is passed in, so a decision reads a few small columns instead of re-indexing the
         roster. KeyError for an id this roster does not know (the caller re-indexes).
         """
-        ids, status, capacity, lat, lon = columns
+        ids, status, capacity, lat, lon, holding = columns
         pos = self.positions(ids)
         out = object.__new__(RosterIndex)
         # The kept snapshots; decide() gives its candidates their current status and position.
@@ -299,6 +304,7 @@ class RosterIndex:
         out.has_area = self.has_area[pos]
         out.box = np.where(out.has_area[:, None], self.box[pos], _radius_boxes(out.lat, out.lon, out.radius))
         out.status = np.asarray(status, dtype=object)
+        out.holding = np.asarray(holding, dtype=np.bool_)
         out.capacity = np.asarray(capacity, dtype=np.int64)
         out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
         out.available = out.status == "available"
@@ -314,11 +320,12 @@ class RosterIndex:
     def update(self, columns: LiveColumns) -> None:
         """Put the current status, capacity and position of the teams in `columns` in place
         (KeyError for an id this index does not hold)."""
-        ids, status, capacity, lat, lon = columns
+        ids, status, capacity, lat, lon, holding = columns
         pos = self.positions(ids)
         if not len(pos):
             return
         self.status[pos] = np.asarray(status, dtype=object)
+        self.holding[pos] = np.asarray(holding, dtype=np.bool_)
         self.capacity[pos] = np.asarray(capacity, dtype=np.int64)
         self.lat[pos] = np.asarray(lat, dtype=np.float64)
         self.lon[pos] = np.asarray(lon, dtype=np.float64)
@@ -344,16 +351,28 @@ class RosterIndex:
     def _skill(self, name: str) -> Bools:
         return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))
 
-    def _covers(self, lat: float, lon: float, distance: Floats) -> Bools:
+    def _covers(self, lat: float, lon: float) -> tuple[Bools, Floats]:
+        """Which teams cover the point, and every team's distance to it (inf outside its box).
+
+        The box test runs over all teams; the distance only for the teams whose box holds the point.
+        """
         b = self.box
         inbox = (b[:, 0] <= lat) & (lat <= b[:, 1]) & (b[:, 2] <= lon) & (lon <= b[:, 3])
+        near = np.flatnonzero(inbox)
+        distance = np.full(len(self.teams), np.inf)
+        distance[near] = haversine_many_km(lat, lon, self.lat[near], self.lon[near])
         covered = inbox & ~self.has_area & (distance <= self.radius)
         # Polygons are checked only for the few teams whose bounding box holds the call.
         for i in np.flatnonzero(inbox & self.has_area):
             area = self.teams[int(i)].area
             assert area is not None
             covered[i] = in_polygon(lat, lon, area)
-        return covered
+        return covered, distance
+
+    def load(self) -> dict[str, int]:
+        """Each agency's teams holding one of our calls now (offered, assigned, en route, on scene)."""
+        counts = np.bincount(self.agency[self.holding], minlength=len(self.agencies))
+        return {a: int(n) for a, n in zip(self.agencies, counts, strict=True) if n}
 
     def decide(
         self,
@@ -371,7 +390,7 @@ class RosterIndex:
     ) -> Decision:
         """Eligible teams ranked by score, with the count left after each filter."""
         n = len(self.teams)
-        distance = haversine_many_km(needs.lat, needs.lon, self.lat, self.lon)
+        covered, distance = self._covers(needs.lat, needs.lon)
         on = np.array([on_shift(p, now, tz) for p in self.patterns], dtype=np.bool_)
         shift_ok = on[self.shift_pattern] if n else np.zeros(0, dtype=np.bool_)
         skills_ok = np.ones(n, dtype=np.bool_)
@@ -387,7 +406,7 @@ class RosterIndex:
             ("teams", np.ones(n, dtype=np.bool_), "no_community_capacity"),
             ("with_capacity", self.on_roster, "no_community_capacity"),
             ("on_shift", shift_ok, "no_team_on_shift"),
-            ("in_area", self._covers(needs.lat, needs.lon, distance), "none_in_area"),
+            ("in_area", covered, "none_in_area"),
             ("skill_and_language", skills_ok, "no_skill_or_language"),
             ("available", self.available & not_tried, "all_busy"),
         ]

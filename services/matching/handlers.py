@@ -114,7 +114,7 @@ class MatchingHandlers:
             explanation["detail"] = f"{len(tried)} teams were offered the call"
             await self._hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
             return
-        load, shares = await repository.agency_load(conn)
+        load, shares = index.load(), self.roster.shares
         explanation["agency_load"] = load
 
         def decide(index: domain.RosterIndex) -> domain.Decision:

@@ -120,15 +120,14 @@ async def bump_roster_version(conn: asyncpg.Connection) -> None:
 
 
 async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> LiveColumns:
-    """What changes with every offer (ids, status, capacity, lat, lon as columns), of every team or
-    of the teams `ids`.
+    """What changes with every offer (LiveColumns), of every team or of the teams `ids`.
 
     One row of arrays: asyncpg decodes arrays in C, where thousands of rows cost a Python object
     each.
     """
     sql = (
-        "SELECT array_agg(id), array_agg(status), array_agg(capacity),"
-        " array_agg(coalesce(lat, home_lat)), array_agg(coalesce(lon, home_lon)) FROM matching.teams"
+        "SELECT array_agg(id), array_agg(status), array_agg(capacity), array_agg(coalesce(lat, home_lat)),"
+        " array_agg(coalesce(lon, home_lon)), array_agg(current_call IS NOT NULL) FROM matching.teams"
     )
     if ids is None:
         row = await conn.fetchrow(sql)
@@ -136,8 +135,8 @@ async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> 
         row = await conn.fetchrow(f"{sql} WHERE id = ANY($1::text[])", ids)
     assert row is not None
     if row[0] is None:
-        return [], [], [], [], []
-    return row[0], row[1], row[2], row[3], row[4]
+        return [], [], [], [], [], []
+    return row[0], row[1], row[2], row[3], row[4], row[5]
 
 
 async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
@@ -163,15 +162,10 @@ async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
     ]
 
 
-async def agency_load(conn: asyncpg.Connection) -> tuple[dict[str, int], dict[str, float]]:
-    """Each agency's live assignments now, and its contracted share."""
-    load = await conn.fetch(
-        "SELECT agency_id, count(*) AS n FROM matching.assignments"
-        " WHERE status = ANY($1::text[]) GROUP BY agency_id",
-        list(ACTIVE),
-    )
-    shares = await conn.fetch("SELECT id, contracted_share FROM matching.agencies")
-    return {r["agency_id"]: r["n"] for r in load}, {r["id"]: r["contracted_share"] for r in shares}
+async def contracted_shares(conn: asyncpg.Connection) -> dict[str, float]:
+    """Each agency's contracted share of the calls."""
+    rows = await conn.fetch("SELECT id, contracted_share FROM matching.agencies")
+    return {r["id"]: r["contracted_share"] for r in rows}
 
 
 async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> bool:

@@ -34,6 +34,7 @@ class Roster:
         self._touched: set[str] = set()
         self.rules: Matching = DEFAULT_RULES
         self.timezone = ZoneInfo("UTC")
+        self.shares: dict[str, float] = {}
 
     def touched(self, team_id: str) -> None:
         """This process changed a team: read it again before the next decision."""
@@ -48,6 +49,7 @@ class Roster:
         self._index = RosterIndex(await repository.team_snapshots(conn))
         self.rules = await repository.rules(conn)
         self.timezone = ZoneInfo(await repository.timezone(conn))
+        self.shares = await repository.contracted_shares(conn)
         return self._index
 
     async def index(self, conn: asyncpg.Connection, *, fresh: bool = False) -> RosterIndex:

@@ -281,6 +281,7 @@ def test_live_state_over_a_kept_index_decides_as_a_fresh_index_would():
             [t.capacity for t in now],
             [t.lat for t in now],
             [t.lon for t in now],
+            [False] * len(now),
         )
     )
     needs = CallNeeds(44.05, -123.05, required=frozenset({"emt"}))
@@ -292,4 +293,4 @@ def test_live_state_over_a_kept_index_decides_as_a_fresh_index_would():
     assert [c.team for c in again.candidates] == [c.team for c in fresh.candidates]
     assert len(fresh.candidates) > 5
     with pytest.raises(KeyError):
-        kept.live((["unknown"], ["available"], [1], [44.0], [-123.0]))
+        kept.live((["unknown"], ["available"], [1], [44.0], [-123.0], [False]))

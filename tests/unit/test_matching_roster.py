@@ -45,6 +45,9 @@ class FakeDb:
     async def timezone(self, _: Any) -> str:
         return "America/Los_Angeles"
 
+    async def contracted_shares(self, _: Any) -> dict[str, float]:
+        return {"a": 1.0}
+
     async def live_teams(self, _: Any, ids: list[str] | None = None) -> LiveColumns:
         self.reads.append(ids)
         chosen = sorted(self.status) if ids is None else ids
@@ -54,13 +57,14 @@ class FakeDb:
             [1] * len(chosen),
             [44.0] * len(chosen),
             [-123.0] * len(chosen),
+            [self.status[t] != "available" for t in chosen],
         )
 
 
 @pytest.fixture
 def db(monkeypatch: pytest.MonkeyPatch) -> FakeDb:
     fake = FakeDb()
-    for name in ("roster_version", "team_snapshots", "rules", "timezone", "live_teams"):
+    for name in ("roster_version", "team_snapshots", "rules", "timezone", "live_teams", "contracted_shares"):
         monkeypatch.setattr(repository, name, getattr(fake, name))
     return fake
 
@@ -114,3 +118,12 @@ async def test_a_team_the_index_does_not_know_makes_it_index_again(db: FakeDb) -
     kept.touched("t4")
     index = await kept.index(None)
     assert "t4" in set(index.ids)
+
+
+async def test_an_agencys_load_is_its_teams_holding_one_of_our_calls(db: FakeDb) -> None:
+    kept = roster.Roster(refresh_s=60, clock=lambda: 0.0)
+    assert (await kept.index(None)).load() == {}
+    db.status["t2"] = "offered"
+    kept.touched("t2")
+    assert (await kept.index(None)).load() == {"a": 1}
+    assert kept.shares == {"a": 1.0}
