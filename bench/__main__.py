@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import roster
 from bench.bare import bare_latency
@@ -150,14 +150,20 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     """Calls at `rate`/s; latency from each 202 to its offer on an agency topic."""
     s = system.settings
     consumer = AIOKafkaConsumer(
-        *[s.topic(agency_topic(a)) for a in roster.AGENCIES],
         bootstrap_servers=s.kafka_bootstrap_servers,
-        group_id=f"bench-agency-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="latest",
         fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+        enable_auto_commit=False,
     )
     await consumer.start()
-    await asyncio.sleep(3)  # group join, so "latest" is now
+    # Every partition of every agency topic, read from its end as it is now: no group to join, so
+    # no offer published after this point can be missed.
+    partitions = [
+        TopicPartition(s.topic(agency_topic(a)), p) for a in roster.AGENCIES for p in range(roster.PARTITIONS)
+    ]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)
     accepted: dict[str, float] = {}
     offered: dict[str, float] = {}
     failed: list[int] = []

@@ -9,6 +9,7 @@ import yaml
 
 PSAP_TOKEN = "bench-psap-token-000000000001"
 AGENCIES = ("bench-a", "bench-b", "bench-c", "bench-d")
+PARTITIONS = 3  # of each agency's topic
 
 
 def jurisdiction(teams: int, seed: int = 7) -> str:
@@ -31,7 +32,8 @@ def jurisdiction(teams: int, seed: int = 7) -> str:
             {"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN, "rate_limit": "10000000/minute"}
         ],
         "agencies": [
-            {"id": a, "name": a, "token": f"bench-agency-token-{a}-0001", "partitions": 3} for a in AGENCIES
+            {"id": a, "name": a, "token": f"bench-agency-token-{a}-0001", "partitions": PARTITIONS}
+            for a in AGENCIES
         ],
         "teams": [
             {

@@ -38,7 +38,7 @@ class EventConsumer:
     The offset of a record is committed only after its transaction committed, so a crash between
     the two redelivers the record, and the inbox makes the second delivery a no-op.
 
-    A partition's fetched records are applied in runs of up to `batch_size` in one transaction
+    Fetched records are applied in runs of up to `batch_size` in one transaction
     (one BEGIN, one inbox insert and one COMMIT for the run instead of for each record). If a run
     fails, it is rolled back whole and its records are applied again one at a time, with retries
     and dead-lettering, so one bad event never takes its neighbours with it.
@@ -106,20 +106,19 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
-                for tp, records in batches.items():
-                    done = await self._process_partition(records, stop)
-                    if done is not None:
-                        await self.commit(tp, done.offset + 1)
-                    if stop.is_set():
-                        break
+                records = [r for partition in batches.values() for r in partition]
+                done = await self._process_records(records, stop)
+                if done:
+                    await self.commit_offsets(done)
         finally:
             self.running = False
 
-    async def _process_partition(
+    async def _process_records(
         self, records: list[ConsumerRecord[Any, Any]], stop: asyncio.Event
-    ) -> ConsumerRecord[Any, Any] | None:
-        """Apply one partition's records in order; the last one applied (its offset is committed)."""
-        done: ConsumerRecord[Any, Any] | None = None
+    ) -> dict[TopicPartition, int]:
+        """Apply fetched records in order (runs across partitions; order matters only within one);
+        the offset to commit for each partition, past its last record applied."""
+        done: dict[TopicPartition, int] = {}
         run: list[Decoded] = []
         for record in records:
             if stop.is_set():
@@ -135,7 +134,7 @@ class EventConsumer:
                 if len(run) >= self._batch_size:
                     await self._apply_run(run)
                     run = []
-            done = record
+            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
         await self._apply_run(run)
         return done
 
@@ -180,10 +179,11 @@ class EventConsumer:
             counter = EVENTS_PROCESSED if id(envelope) in applied else EVENTS_DUPLICATE
             counter.labels(group=self.group, type=envelope.type).inc()
 
-    async def commit(self, tp: TopicPartition, offset: int) -> None:
-        """Commit one partition's offset; a lost partition's commit fails harmlessly (inbox)."""
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit partitions' offsets in one request; a lost partition's commit fails harmlessly
+        (its records come again to the new owner, whose inbox drops them)."""
         try:
-            await self._consumer.commit({tp: offset})
+            await self._consumer.commit(offsets)
         except CommitFailedError as exc:
             log.warning("offset commit failed after a rebalance", group=self.group, error=str(exc))
 

@@ -46,17 +46,16 @@ async def _triage(
     conn: asyncpg.Connection, psap: Principal, call: CallInput, at: datetime
 ) -> tuple[dict[str, Any], events.TriageDecision, events.TriageDecision | None]:
     """The stored fields of a call, its decision and the shadow rule set's decision."""
-    rules = await repository.active_rules(conn)
+    setting = await repository.triage_setting(conn, psap.tenant_id)
+    rules = setting.rules
     if rules is None:
         raise ApiError(503, "not_configured", "no triage rules loaded: run `careroute load`")
-    incident_type = domain.normalise_type(
-        call.incident_type, await repository.local_codes(conn, psap.tenant_id)
-    )
+    incident_type = domain.normalise_type(call.incident_type, setting.local_codes)
     facts = domain.TriageFacts(
         cautions=call.cautions,
         location=call.location,
         at=at,
-        timezone=await repository.rules_timezone(conn),
+        timezone=setting.timezone,
         consent_non_police=call.consent_non_police,
     )
     decision = domain.triage(incident_type, call.safety, rules, facts)

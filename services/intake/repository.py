@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,15 +49,35 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     )
 
 
-async def active_rules(conn: asyncpg.Connection) -> Triage | None:
-    """The triage rules in force."""
-    raw = await conn.fetchval("SELECT rules FROM intake.triage_rules WHERE active")
-    return None if raw is None else Triage.model_validate_json(raw)
+@dataclass(frozen=True)
+class TriageSetting:
+    """What triage reads for one call: the rules in force, their time zone, the PSAP's local codes."""
+
+    rules: Triage | None
+    timezone: str | None
+    local_codes: dict[str, str]
 
 
-async def rules_timezone(conn: asyncpg.Connection) -> str | None:
-    """The jurisdiction's time zone, in which coverage hours are read."""
-    return await conn.fetchval("SELECT timezone FROM intake.triage_rules WHERE active")
+@functools.lru_cache(maxsize=8)
+def _parse_rules(raw: str) -> Triage:
+    # The rules change only when a jurisdiction is loaded: parse each stored text once.
+    return Triage.model_validate_json(raw)
+
+
+async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSetting:
+    """The rules in force, their time zone and the PSAP's local codes, in one round trip."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT rules::text FROM intake.triage_rules WHERE active) AS rules,"
+        " (SELECT timezone FROM intake.triage_rules WHERE active) AS timezone,"
+        " (SELECT local_codes::text FROM intake.psaps WHERE id = $1) AS local_codes",
+        psap_id,
+    )
+    assert row is not None
+    return TriageSetting(
+        rules=None if row["rules"] is None else _parse_rules(row["rules"]),
+        timezone=row["timezone"],
+        local_codes=dict(json.loads(row["local_codes"])) if row["local_codes"] else {},
+    )
 
 
 async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg.Record | None:
@@ -65,12 +87,6 @@ async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg
         " FROM intake.psaps WHERE id = $1",
         psap_id,
     )
-
-
-async def local_codes(conn: asyncpg.Connection, psap_id: str) -> dict[str, str]:
-    """A PSAP's local call codes mapped to common incident types."""
-    raw = await conn.fetchval("SELECT local_codes FROM intake.psaps WHERE id = $1", psap_id)
-    return dict(json.loads(raw)) if raw else {}
 
 
 async def find_by_external_id(

@@ -95,7 +95,7 @@ class Candidate:
 class Decision:
     """The ranked candidates, how many teams passed each filter, and the hand-back reason if none."""
 
-    candidates: list[Candidate]
+    candidates: Sequence[Candidate]
     funnel: dict[str, int]
     reason: str | None = None
 
@@ -199,6 +199,28 @@ def _straight_line(speed_kmh: float) -> EtaModel:
         return haversine_many_km(lat, lon, lats, lons) / speed_kmh * 60.0
 
     return eta
+
+
+class _Ranked(Sequence[Candidate]):
+    """Candidates in rank order, each built when first read: a decision usually reads a handful."""
+
+    def __init__(self, order: npt.NDArray[np.intp], build: Callable[[int], Candidate]) -> None:
+        self._order = order
+        self._build = build
+        self._built: dict[int, Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _at(self, rank: int) -> Candidate:
+        if rank not in self._built:
+            self._built[rank] = self._build(int(self._order[rank]))
+        return self._built[rank]
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._at(r) for r in range(len(self))[i]]
+        return self._at(range(len(self))[i])
 
 
 class _Picked(Sequence[TeamSnapshot]):
@@ -441,26 +463,26 @@ class RosterIndex:
         order = np.lexsort((self.ids[chosen], score))
         if limit is not None:
             order = order[:limit]
-        candidates = []
-        for k in order:
+        preferred = needs.preferred
+
+        def candidate(k: int) -> Candidate:
             i = chosen[k]
             team = replace(
-                self.teams[i],
+                self.teams[int(i)],
                 status=str(self.status[i]),
                 capacity=int(self.capacity[i]),
                 lat=float(self.lat[i]),
                 lon=float(self.lon[i]),
             )
-            candidates.append(
-                Candidate(
-                    team=team,
-                    distance_km=float(distance[i]),
-                    eta_min=float(eta[k]),
-                    language_match=None if speaks is None else bool(speaks[i]),
-                    preferred_skills=tuple(sorted(s for s in needs.preferred if s in team.skills)),
-                    skill_bonus_min=float(skill_bonus[k]),
-                    language_bonus_min=float(language_bonus[k]),
-                    fairness_penalty_min=float(fairness[k]),
-                )
+            return Candidate(
+                team=team,
+                distance_km=float(distance[i]),
+                eta_min=float(eta[k]),
+                language_match=None if speaks is None else bool(speaks[i]),
+                preferred_skills=tuple(sorted(s for s in preferred if s in team.skills)),
+                skill_bonus_min=float(skill_bonus[k]),
+                language_bonus_min=float(language_bonus[k]),
+                fairness_penalty_min=float(fairness[k]),
             )
-        return Decision(candidates, funnel)
+
+        return Decision(_Ranked(order, candidate), funnel)

@@ -24,11 +24,11 @@ async def main() -> None:
     await producer.start()
     consumer = messaging.consumer(settings, pool, producer)
 
-    async def die_instead_of_committing(tp: TopicPartition, offset: int) -> None:
-        sys.stderr.write(f"crashing before committing offset {offset}\n")
+    async def die_instead_of_committing(offsets: dict[TopicPartition, int]) -> None:
+        sys.stderr.write(f"crashing before committing offsets {offsets}\n")
         os._exit(17)
 
-    consumer.commit = die_instead_of_committing  # type: ignore[method-assign]
+    consumer.commit_offsets = die_instead_of_committing  # type: ignore[method-assign]
     await consumer.start()
     await consumer.run(asyncio.Event())
 
