@@ -395,10 +395,13 @@ def main() -> None:
     text = json.dumps(results, indent=2)
     sys.stdout.write(text + "\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(text + "\n")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if args.skip_components:
+        # A partial run never stands in for the full set of figures in latest.json.
+        (RESULTS / f"partial-{stamp}.json").write_text(text + "\n")
+        return
+    (RESULTS / "latest.json").write_text(text + "\n")
     (RESULTS / f"{stamp}.json").write_text(text + "\n")
-
 
 if __name__ == "__main__":
     main()
