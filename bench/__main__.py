@@ -403,5 +403,6 @@ def main() -> None:
     (RESULTS / "latest.json").write_text(text + "\n")
     (RESULTS / f"{stamp}.json").write_text(text + "\n")
 
+
 if __name__ == "__main__":
     main()
