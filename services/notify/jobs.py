@@ -14,10 +14,11 @@ from services.notify.settings import NotifySettings
 log = structlog.get_logger(__name__)
 
 
-async def repage_due(pool: asyncpg.Pool, every_s: float) -> int:
-    """Re-send every offer that is still unanswered before its deadline and was last sent `every_s` ago."""
+async def repage_due(pool: asyncpg.Pool, every_s: float, max_repages: int) -> int:
+    """Re-send every offer that is still unanswered before its deadline, was last sent `every_s` ago
+    and was re-sent fewer than `max_repages` times."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await repository.lock_due_repages(conn, every_s, 100)
+        rows = await repository.lock_due_repages(conn, every_s, 100, max_repages)
         for row in rows:
             await handlers.repage(conn, row)
     return len(rows)
@@ -34,7 +35,8 @@ class Repager:
         """Look for offers to re-page every `repage_check_s` until `stop`."""
         while not stop.is_set():
             try:
-                paged = await repage_due(self._pool, self._settings.repage_every_s)
+                s = self._settings
+                paged = await repage_due(self._pool, s.repage_every_s, s.repage_max)
                 if paged:
                     log.info("offers re-paged", count=paged)
             except (OSError, asyncpg.PostgresError) as exc:

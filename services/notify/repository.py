@@ -256,14 +256,18 @@ async def disable_webhook(conn: asyncpg.Connection, agency_id: str) -> list[asyn
     )
 
 
-async def lock_due_repages(conn: asyncpg.Connection, every_s: float, limit: int) -> list[asyncpg.Record]:
-    """Unanswered offers before their deadline, last paged `every_s` ago or more; locked, skipped if busy."""
+async def lock_due_repages(
+    conn: asyncpg.Connection, every_s: float, limit: int, max_repages: int
+) -> list[asyncpg.Record]:
+    """Unanswered offers before their deadline, last paged `every_s` ago or more and re-paged fewer
+    than `max_repages` times; locked, skipped if busy."""
     return await conn.fetch(
         "SELECT * FROM notify.assignments WHERE status = 'offered' AND deadline > now()"
-        " AND last_paged_at <= now() - make_interval(secs => $1)"
+        " AND last_paged_at <= now() - make_interval(secs => $1) AND pages <= $3"
         " ORDER BY last_paged_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         every_s,
         limit,
+        max_repages,
     )
 
 

@@ -12,6 +12,11 @@ class NotifySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", env_file=None, extra="ignore")
 
     repage_every_s: float = Field(default=30.0, gt=0, description="re-send an unanswered offer this often")
+    repage_max: int = Field(
+        default=5,
+        ge=0,
+        description="re-pages of one offer at most (bounds the work, records and audit events per offer)",
+    )
     repage_check_s: float = Field(default=1.0, gt=0, description="how often to look for offers to re-page")
     webhook_timeout_s: float = Field(default=5.0, gt=0, description="one webhook request's time limit")
     webhook_retry_for_s: float = Field(default=120.0, gt=0, description="give up on a message after this")

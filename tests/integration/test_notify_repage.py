@@ -63,7 +63,7 @@ async def test_an_unanswered_offer_is_re_paged_until_accepted_and_never_after(no
     open_offer = await notify.offer("pager")
     await eventually(partial(pages, notify, open_offer.assignment_id), lambda n: n >= 1)
     await notify.pool.execute("UPDATE notify.assignments SET last_paged_at = now() - interval '1 hour'")
-    await jobs.repage_due(notify.pool, every_s=0)
+    await jobs.repage_due(notify.pool, every_s=0, max_repages=5)
     assert await pages(notify, offer.assignment_id) == after_accept
     # The service's own re-page loop may hold that row at this moment (SKIP LOCKED); either pass pages it.
     await eventually(partial(pages, notify, open_offer.assignment_id), lambda n: n >= 2, what="a re-page")
@@ -76,5 +76,17 @@ async def test_an_offer_past_its_deadline_is_not_re_paged(notify: Notify):
         "UPDATE notify.assignments SET last_paged_at = now() - interval '1 hour' WHERE id = $1::uuid",
         late.assignment_id,
     )
-    await jobs.repage_due(notify.pool, every_s=0)
+    await jobs.repage_due(notify.pool, every_s=0, max_repages=5)
     assert await pages(notify, late.assignment_id) == 1
+
+
+async def test_an_offer_is_re_paged_at_most_the_configured_number_of_times(settings: Settings):
+    agencies: list[dict[str, Any]] = [{"id": "pager", "channels": ["kafka"]}]
+    cadence = NotifySettings(repage_every_s=0.1, repage_check_s=0.05, repage_max=2)
+    async with running_notify(settings, jurisdiction(agencies), cadence) as notify:
+        offer = await notify.offer("pager", deadline_s=3600)
+        # The first page and two re-pages, then nothing more however long the deadline.
+        await eventually(partial(pages, notify, offer.assignment_id), lambda n: n == 3, what="three pages")
+        await notify.pool.execute("UPDATE notify.assignments SET last_paged_at = now() - interval '1 hour'")
+        await jobs.repage_due(notify.pool, every_s=0, max_repages=2)
+        assert await pages(notify, offer.assignment_id) == 3
