@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from faults import report
-from faults.checker import check
+from faults.checker import at_rest, check
 from faults.cluster import Cluster
 from faults.injections import FAULTS
 from shared import infra
@@ -59,10 +59,12 @@ async def one_fault(cluster: Cluster, name: str, args: argparse.Namespace, seed:
     tally = await load
     await cluster.wait_ready()
     await asyncio.sleep(args.settle)
+    dsn = cluster.settings.database_url.get_secret_value()
+    # The last calls may still be in their chain of offers: three deadlines, plus a margin.
+    moving = await at_rest(dsn, tally.call_ids, 3 * args.offer_timeout + args.settle)
+    log(f"{name}: {moving} calls not at rest after the wait")
     admin = next(o.token for o in j.oversight if o.role == "admin")
-    verdict = await check(
-        cluster.settings.database_url.get_secret_value(), tally.call_ids, await chain_verifies(cluster, admin)
-    )
+    verdict = await check(dsn, tally.call_ids, await chain_verifies(cluster, admin))
     log(
         f"{name}: calls {verdict.calls} lost {verdict.lost} duplicated {verdict.duplicated} "
         f"out of order {verdict.out_of_order} stuck {verdict.stuck}"

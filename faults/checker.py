@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,6 +88,30 @@ def check_trail(call_id: str, events: list[tuple[str, dict[str, Any]]], verdict:
                 verdict.note(f"{call_id}: {type_} before the offer of {assignment}")
             if active == assignment:
                 active = None
+
+
+async def at_rest(dsn: str, call_ids: list[str], limit_s: float) -> int:
+    """Wait until every call is at rest or `limit_s` passed; how many are not at rest.
+
+    A call the load sent last may still be in its chain of offers (every attempt waits out its
+    deadline), so "stuck" is judged only once that chain had time to end.
+    """
+    deadline = asyncio.get_running_loop().time() + limit_s
+    conn = await asyncpg.connect(dsn)
+    try:
+        while True:
+            moving = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM intake.calls WHERE id = ANY($1::uuid[]) AND NOT status = ANY($2)",
+                    call_ids,
+                    list(FINAL),
+                )
+            )
+            if not moving or asyncio.get_running_loop().time() > deadline:
+                return moving
+            await asyncio.sleep(2)
+    finally:
+        await conn.close()
 
 
 async def check(dsn: str, call_ids: list[str], chain_ok: bool) -> Verdict:

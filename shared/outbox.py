@@ -33,16 +33,17 @@ async def enqueue(
     headers: dict[str, str] | None = None,
 ) -> None:
     """Add `event` to the outbox inside the caller's transaction (topic defaults to its type)."""
+    # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
+    # One statement for both: a round trip less for every event any service publishes.
     await conn.execute(
-        f"INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
-        " VALUES ($1, $2, $3, $4::jsonb)",
+        f"WITH queued AS (INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
+        " VALUES ($1, $2, $3, $4::jsonb) RETURNING id) SELECT pg_notify($5, '') FROM queued",
         topic or event.type,
         event.subject,
         event.to_bytes(),
         json.dumps({"content-type": CONTENT_TYPE, **(headers or {})}),
+        _channel(schema),
     )
-    # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
-    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
 
 
 # What a lost database or broker connection raises: retried, never fatal to the relay.
