@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -261,14 +262,13 @@ class RosterIndex:
     patterns: list[tuple[Shift, ...]] = field(init=False)
     agency: npt.NDArray[np.int64] = field(init=False)
     agencies: list[str] = field(init=False)
-    _by_id: npt.NDArray[np.int64] = field(init=False)
+    _position: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         ts = self.teams
         n = len(ts)
         self.ids = np.array([t.id for t in ts], dtype=np.str_)
-        # Positions in id order: a decision's rows are placed by one vectorised binary search.
-        self._by_id = np.argsort(self.ids, kind="stable")
+        self._position = {t.id: i for i, t in enumerate(ts)}
         self.lat = np.array([t.lat for t in ts], dtype=np.float64)
         self.lon = np.array([t.lon for t in ts], dtype=np.float64)
         self.radius = np.array([t.radius_km for t in ts], dtype=np.float64)
@@ -316,6 +316,8 @@ class RosterIndex:
         """
         ids, status, capacity, lat, lon, holding = columns
         pos = self.positions(ids)
+        if len(pos) == len(self.ids):
+            return self._everyone(pos, status, capacity, lat, lon, holding)
         out = object.__new__(RosterIndex)
         # The kept snapshots; decide() gives its candidates their current status and position.
         out.teams = _Picked(self.teams, pos)
@@ -336,7 +338,34 @@ class RosterIndex:
         out.patterns = self.patterns
         out.agency = self.agency[pos]
         out.agencies = self.agencies
-        out._by_id = np.argsort(out.ids, kind="stable")
+        out._position = {str(team_id): i for i, team_id in enumerate(out.ids)}
+        return out
+
+    def _everyone(
+        self,
+        pos: npt.NDArray[np.int64],
+        status: Sequence[str],
+        capacity: Sequence[int],
+        lat: Sequence[float],
+        lon: Sequence[float],
+        holding: Sequence[bool],
+    ) -> RosterIndex:
+        """Every team's live columns laid out in this index's own order (row `k` goes to `pos[k]`):
+        what does not change with an offer is shared, not copied."""
+        out = copy.copy(self)
+        n = len(self.ids)
+        out.lat, out.lon = np.empty(n), np.empty(n)
+        out.lat[pos] = np.asarray(lat, dtype=np.float64)
+        out.lon[pos] = np.asarray(lon, dtype=np.float64)
+        out.capacity = np.empty(n, dtype=np.int64)
+        out.capacity[pos] = np.asarray(capacity, dtype=np.int64)
+        out.holding = np.empty(n, dtype=np.bool_)
+        out.holding[pos] = np.asarray(holding, dtype=np.bool_)
+        out.status = np.empty(n, dtype=object)
+        out.status[pos] = np.asarray(status, dtype=object)
+        out.box = np.where(self.has_area[:, None], self.box, _radius_boxes(out.lat, out.lon, self.radius))
+        out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
+        out.available = out.status == "available"
         return out
 
     def update(self, columns: LiveColumns) -> None:
@@ -358,17 +387,8 @@ class RosterIndex:
 
     def positions(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Where the teams `ids` sit in this index; KeyError for an id it does not hold."""
-        wanted = np.asarray(ids, dtype=np.str_)
-        if not len(wanted):
-            return np.zeros(0, dtype=np.int64)
-        if not len(self.ids):
-            raise KeyError(str(wanted[0]))
-        sorted_ids = self.ids[self._by_id]
-        at = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
-        missing = sorted_ids[at] != wanted
-        if missing.any():
-            raise KeyError(str(wanted[np.flatnonzero(missing)[0]]))
-        return np.asarray(self._by_id[at], dtype=np.int64)
+        at = self._position
+        return np.fromiter((at[i] for i in ids), dtype=np.int64, count=len(ids))
 
     def _skill(self, name: str) -> Bools:
         return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))

@@ -101,7 +101,7 @@ def _shifts(raw: str, parsed: dict[str, tuple[Shift, ...]]) -> tuple[Shift, ...]
 
 _SNAPSHOT = (
     "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
-    " radius_km, status, languages, shifts, skills, capacity, area FROM matching.teams"
+    " radius_km, status, languages, shifts, skills, capacity, area FROM matching.teams ORDER BY id"
 )
 
 
