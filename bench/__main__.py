@@ -355,7 +355,7 @@ async def components(dsn: str, args: argparse.Namespace, results: dict[str, Any]
     """Matching's decision time by roster size; audit's verification and trail queries by table size."""
     results["matching_decision_ms"] = {}
     for size in (100, 1_000, 10_000):
-        log(f"matching decision at {size} teams (read from PostgreSQL and chosen)")
+        log(f"matching decision at {size} teams (kept roster brought up to date from PostgreSQL)")
         results["matching_decision_ms"][str(size)] = await matching_bench.measure_db(dsn, size, 200, 4)
     results["trail_query_ms"] = {}
     results["audit"] = {}
