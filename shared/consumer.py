@@ -12,7 +12,6 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from pydantic import BaseModel
 
 from shared import inbox
 from shared.envelope import Envelope
@@ -124,11 +123,11 @@ class EventConsumer:
             if stop.is_set():
                 break
             decoded = self._decode(record)
-            if decoded is None or decoded[1].subject in self._parked:
+            if isinstance(decoded, str) or decoded[1].subject in self._parked:
                 # Undecodable or parked: what came before is applied first, then this goes alone.
                 await self._apply_run(run)
                 run = []
-                await self._process(record)
+                await self._apply_one(record, decoded)
             else:
                 run.append(decoded)
                 if len(run) >= self._batch_size:
@@ -138,14 +137,15 @@ class EventConsumer:
         await self._apply_run(run)
         return done
 
-    def _decode(self, record: ConsumerRecord[Any, Any]) -> Decoded | None:
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> Decoded | str:
+        """The record with its envelope and payload, or why it cannot be read."""
         logical = self._by_physical.get(record.topic, record.topic)
         try:
             envelope, payload = decode(record.value)
-        except UndecodableEvent:
-            return None
+        except UndecodableEvent as exc:
+            return str(exc)
         if envelope.type != logical:
-            return None
+            return f"event type {envelope.type!r} on topic {logical!r}"
         return record, envelope, payload
 
     async def _apply_run(self, run: list[Decoded]) -> None:
@@ -158,19 +158,20 @@ class EventConsumer:
                 return
             except Exception as exc:  # noqa: BLE001 - whatever failed, the records go one by one
                 log.info("a run of events failed together; applying them one by one", error=repr(exc))
-        for record, _, _ in run:
-            await self._process(record)
+        for decoded in run:
+            await self._apply_one(decoded[0], decoded)
 
     async def _apply_many(self, items: list[tuple[Envelope, Any]]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await inbox.claim_many(conn, self._schema, [envelope for envelope, _ in items])
+            claimed = await inbox.claim(conn, self._schema, [envelope for envelope, _ in items])
             fresh: list[tuple[Envelope, Any]] = []
             for envelope, payload in items:
                 if str(envelope.id) in claimed:
                     claimed.discard(str(envelope.id))  # a second copy in the same run is a duplicate
                     fresh.append((envelope, payload))
             if self._batch_handler is not None:
-                await self._batch_handler(conn, fresh)
+                if fresh:
+                    await self._batch_handler(conn, fresh)
             else:
                 for envelope, payload in fresh:
                     await self._handlers[envelope.type](conn, envelope, payload)
@@ -187,22 +188,18 @@ class EventConsumer:
         except CommitFailedError as exc:
             log.warning("offset commit failed after a rebalance", group=self.group, error=str(exc))
 
-    async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
-        logical = self._by_physical.get(record.topic, record.topic)
-        try:
-            envelope, payload = decode(record.value)
-            if envelope.type != logical:
-                raise UndecodableEvent(f"event type {envelope.type!r} on topic {logical!r}")
-        except UndecodableEvent as exc:
-            await self._dead_letter(record, "undecodable", str(exc))
+    async def _apply_one(self, record: ConsumerRecord[Any, Any], decoded: Decoded | str) -> None:
+        """One record in its own transaction, retried with backoff, else dead-lettered."""
+        if isinstance(decoded, str):
+            await self._dead_letter(record, "undecodable", decoded)
             return
+        _, envelope, payload = decoded
         if envelope.subject in self._parked:
             await self._dead_letter(record, "parked", "an earlier event of this subject failed")
             return
-        handler = self._handlers[logical]
         for attempt in range(1, self._max_attempts + 1):
             try:
-                await self._apply(handler, envelope, payload)
+                await self._apply_many([(envelope, payload)])
                 return
             except PermanentError as exc:
                 await self._dead_letter(record, "rejected", str(exc), envelope.subject)
@@ -210,30 +207,19 @@ class EventConsumer:
             except Exception as exc:
                 EVENTS_RETRIED.labels(group=self.group).inc()
                 if attempt == self._max_attempts:
-                    log.exception("handler failed; giving up", group=self.group, type=logical)
+                    log.exception("handler failed; giving up", group=self.group, type=envelope.type)
                     await self._dead_letter(record, "failed", repr(exc), envelope.subject)
                     return
                 delay = self._retry_base_s * 2 ** (attempt - 1)
                 log.warning(
                     "handler failed; retrying",
                     group=self.group,
-                    type=logical,
+                    type=envelope.type,
                     attempt=attempt,
                     delay_s=delay,
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
-
-    async def _apply(self, handler: Handler, envelope: Envelope, payload: BaseModel) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, self._schema, envelope):
-                EVENTS_DUPLICATE.labels(group=self.group, type=envelope.type).inc()
-                return
-            if self._batch_handler is not None:
-                await self._batch_handler(conn, [(envelope, payload)])
-            else:
-                await handler(conn, envelope, payload)
-        EVENTS_PROCESSED.labels(group=self.group, type=envelope.type).inc()
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], reason: str, error: str, subject: str | None = None

@@ -8,19 +8,9 @@ from shared.db import check_identifier
 from shared.envelope import Envelope
 
 
-async def claim(conn: asyncpg.Connection, schema: str, event: Envelope) -> bool:
-    """Record `event` as processed in the caller's transaction; False when it already was."""
-    inserted = await conn.fetchval(
-        f"INSERT INTO {check_identifier(schema)}.processed_events (event_id, event_type)"
-        " VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        event.id,
-        event.type,
-    )
-    return bool(inserted)
-
-
-async def claim_many(conn: asyncpg.Connection, schema: str, events: list[Envelope]) -> set[str]:
-    """Record a run of events as processed in one statement; the ids that were not already."""
+async def claim(conn: asyncpg.Connection, schema: str, events: list[Envelope]) -> set[str]:
+    """Record events as processed in the caller's transaction, in one statement; the ids of those
+    that were not already (a redelivered event's effect is then skipped)."""
     rows = await conn.fetch(
         f"INSERT INTO {check_identifier(schema)}.processed_events (event_id, event_type)"
         " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT (event_id) DO NOTHING"

@@ -14,8 +14,16 @@ from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from sim.run import Tally
 
-# The funnel stages both sides can count: what the simulated PSAPs and agencies were told.
-COMPARED = ("received", "eligible", "offered", "accepted", "on_scene", "cleared_without_police")
+# The figures both sides can count: what the simulated PSAPs and agencies were told.
+COMPARED = (
+    "received",
+    "eligible",
+    "offered",
+    "accepted",
+    "on_scene",
+    "cleared_without_police",
+    "backup_requests",
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def compare(mine: dict[str, int], report: dict[str, Any]) -> list[Line]:
     """The simulator's funnel beside the audit summary's, figure by figure."""
     theirs = dict(report.get("funnel", {}))
     theirs["backup_requests"] = report.get("backup_requests")
-    return [Line(name, mine[name], theirs.get(name)) for name in (*COMPARED, "backup_requests")]
+    return [Line(name, mine[name], theirs.get(name)) for name in COMPARED]
 
 
 def fetch_summary(settings: Settings, token: str, tally: Tally, wait_s: float = 60) -> dict[str, Any]:

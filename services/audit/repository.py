@@ -32,11 +32,6 @@ async def act_as_writer(conn: asyncpg.Connection) -> None:
     await conn.execute(f"SET LOCAL ROLE {WRITER_ROLE}")
 
 
-async def append(conn: asyncpg.Connection, event: Envelope, recorded_at: datetime, nonce: bytes) -> int:
-    """Append one event at the head of the chain and the tree; returns its sequence number."""
-    return await append_many(conn, [(event, nonce)], recorded_at)
-
-
 # The columns of audit.events a chained row fills, in the order `chain_rows` gives them.
 EVENT_COLUMNS = (
     "seq",

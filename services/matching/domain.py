@@ -317,7 +317,7 @@ class RosterIndex:
         ids, status, capacity, lat, lon, holding = columns
         pos = self.positions(ids)
         if len(pos) == len(self.ids):
-            return self._everyone(pos, status, capacity, lat, lon, holding)
+            return self._everyone(pos, columns)
         out = object.__new__(RosterIndex)
         # The kept snapshots; decide() gives its candidates their current status and position.
         out.teams = _Picked(self.teams, pos)
@@ -341,40 +341,31 @@ class RosterIndex:
         out._position = {str(team_id): i for i, team_id in enumerate(out.ids)}
         return out
 
-    def _everyone(
-        self,
-        pos: npt.NDArray[np.int64],
-        status: Sequence[str],
-        capacity: Sequence[int],
-        lat: Sequence[float],
-        lon: Sequence[float],
-        holding: Sequence[bool],
-    ) -> RosterIndex:
+    def _everyone(self, pos: npt.NDArray[np.int64], columns: LiveColumns) -> RosterIndex:
         """Every team's live columns laid out in this index's own order (row `k` goes to `pos[k]`):
         what does not change with an offer is shared, not copied."""
         out = copy.copy(self)
         n = len(self.ids)
         out.lat, out.lon = np.empty(n), np.empty(n)
-        out.lat[pos] = np.asarray(lat, dtype=np.float64)
-        out.lon[pos] = np.asarray(lon, dtype=np.float64)
         out.capacity = np.empty(n, dtype=np.int64)
-        out.capacity[pos] = np.asarray(capacity, dtype=np.int64)
         out.holding = np.empty(n, dtype=np.bool_)
-        out.holding[pos] = np.asarray(holding, dtype=np.bool_)
         out.status = np.empty(n, dtype=object)
-        out.status[pos] = np.asarray(status, dtype=object)
-        out.box = np.where(self.has_area[:, None], self.box, _radius_boxes(out.lat, out.lon, self.radius))
-        out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
-        out.available = out.status == "available"
+        out.on_roster = np.empty(n, dtype=np.bool_)
+        out.available = np.empty(n, dtype=np.bool_)
+        out.box = self.box.copy()
+        out._put(pos, columns)
         return out
 
     def update(self, columns: LiveColumns) -> None:
         """Put the current status, capacity and position of the teams in `columns` in place
         (KeyError for an id this index does not hold)."""
-        ids, status, capacity, lat, lon, holding = columns
-        pos = self.positions(ids)
+        self._put(self.positions(columns[0]), columns)
+
+    def _put(self, pos: npt.NDArray[np.int64], columns: LiveColumns) -> None:
+        """Row `k` of `columns` into position `pos[k]`, and what follows from it there."""
         if not len(pos):
             return
+        _, status, capacity, lat, lon, holding = columns
         self.status[pos] = np.asarray(status, dtype=object)
         self.holding[pos] = np.asarray(holding, dtype=np.bool_)
         self.capacity[pos] = np.asarray(capacity, dtype=np.int64)

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.matching.domain import DEFAULT_RULES, LiveColumns, TeamSnapshot
 from shared.auth import Credential, replace_credentials
-from shared.jurisdiction import Jurisdiction, Matching, Point, Shift
+from shared.jurisdiction import Jurisdiction, Matching, Shift
 
 SCHEMA = "matching"
 ACTIVE = ("offered", "accepted", "en_route", "on_scene")
@@ -42,11 +42,10 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     # One round trip for the whole roster (a region may hold thousands of teams).
     await conn.executemany(
         "INSERT INTO matching.teams (id, agency_id, name, skills, languages, home_lat, home_lon,"
-        " radius_km, capacity, shifts, lat, lon, area, area_box) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        " $8, $9, $10::jsonb, $6, $7, $11::jsonb, $12::text::box) ON CONFLICT (id) DO UPDATE SET"
+        " radius_km, capacity, shifts, lat, lon, area) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9, $10::jsonb, $6, $7, $11::jsonb) ON CONFLICT (id) DO UPDATE SET"
         " agency_id = $2, name = $3, skills = $4, languages = $5, home_lat = $6, home_lon = $7,"
-        " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb,"
-        " area_box = $12::text::box, updated_at = now()",
+        " radius_km = $8, capacity = $9, shifts = $10::jsonb, area = $11::jsonb, updated_at = now()",
         [
             (
                 t.id,
@@ -60,7 +59,6 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
                 t.capacity,
                 json.dumps([s.model_dump(mode="json") for s in t.shifts]),
                 None if t.area is None else json.dumps([[p.lat, p.lon] for p in t.area]),
-                None if t.area is None else _box(t.area),
             )
             for t in j.teams
         ],
@@ -72,12 +70,6 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         [Credential(a.token, a.id, "agency") for a in j.agencies]
         + [Credential(o.token, o.id, o.role) for o in j.oversight],
     )
-
-
-def _box(corners: list[Point]) -> str:
-    """A polygon's bounds as PostgreSQL box text (x = longitude, y = latitude)."""
-    lats, lons = [c.lat for c in corners], [c.lon for c in corners]
-    return f"({min(lons)},{min(lats)}),({max(lons)},{max(lats)})"
 
 
 async def timezone(conn: asyncpg.Connection) -> str:
