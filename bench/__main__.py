@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import roster
+from bench import cpu, hops, roster
 from bench.bare import bare_latency
 from bench.load import LoadClient, LoadClientError
 from bench.stats import summary
@@ -59,6 +59,7 @@ class System:
             {
                 "database_url": f"{base}/{name}",
                 "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+                "kafka_broker": endpoints.broker,
                 "kafka_namespace": f"{name}.",
                 **ports,
             }
@@ -74,6 +75,11 @@ class System:
             {"Authorization": f"Bearer {roster.PSAP_TOKEN}"},
         )
 
+    def pids(self) -> dict[str, int]:
+        """Each service process by name (one "services" process when they share one)."""
+        names = list(SERVICE_NAMES) if self.separate else ["services"]
+        return {name: process.pid for name, process in zip(names, self.processes, strict=True)}
+
     def url(self, service: str) -> str:
         """Base URL of one service."""
         return f"http://127.0.0.1:{self.settings.port_for(service)}"
@@ -87,9 +93,7 @@ class System:
         s = self.settings
         env = {
             **os.environ,
-            "DATABASE_URL": s.database_url.get_secret_value(),
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            "KAFKA_NAMESPACE": s.kafka_namespace,
+            **s.process_env(),
             "LOG_LEVEL": "WARNING",
             # Nobody answers the benchmark's offers: without these, re-pages and expiries of
             # thousands of open offers would swamp the pipeline being measured.
@@ -146,12 +150,12 @@ class System:
         await admin.close()
 
 
-async def e2e_latency(system: System, rate: int, duration_s: float, first: int) -> dict[str, float]:
+async def e2e_latency(system: System, rate: int, duration_s: float, first: int) -> dict[str, Any]:
     """Calls at `rate`/s; latency from each 202 to its offer on an agency topic."""
     s = system.settings
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka_bootstrap_servers,
-        fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+        fetch_max_wait_ms=s.fetch_max_wait_ms(),
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -166,6 +170,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         await consumer.position(tp)
     accepted: dict[str, float] = {}
     offered: dict[str, float] = {}
+    offered_wall: dict[str, float] = {}  # the same moment by the wall clock, to set beside the database's
     failed: list[int] = []
     total = int(rate * duration_s)
     stop = asyncio.Event()
@@ -173,10 +178,12 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     async def follow() -> None:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100)
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             for records in batch.values():
                 for record in records:
-                    offered.setdefault(record.key.decode(), now)
+                    call = record.key.decode()
+                    if call not in offered:
+                        offered[call], offered_wall[call] = now, wall
 
     follower = asyncio.create_task(follow())
     rng = random.Random(rate)
@@ -195,6 +202,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         if status == 202:
             accepted[body["call_id"]] = time.perf_counter()
 
+    cpu_before = cpu.snapshot(system.pids())
     start = time.perf_counter()
     tasks = []
     for n, request in enumerate(requests):
@@ -207,11 +215,12 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
         await asyncio.sleep(0.2)
+    cpu_after = cpu.snapshot(system.pids())
     stop.set()
     await follower
     await consumer.stop()
     latencies = [(offered[c] - t) * 1000 for c, t in accepted.items() if c in offered]
-    result = summary(latencies)
+    result: dict[str, Any] = dict(summary(latencies))
     result["sent"] = total
     result["accepted"] = len(accepted)
     result["offered"] = len(latencies)
@@ -220,6 +229,10 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     # end: an intake that falls behind answers later than it was asked).
     answered_s = max(max(accepted.values(), default=start) - start, duration_s)
     result["achieved_rate_per_s"] = round(len(accepted) / answered_s, 1)
+    result["cpu_ms_per_call"] = cpu.per_call_ms(cpu_before, cpu_after, len(accepted))
+    result["hops_ms"] = await hops.breakdown(
+        s.database_url.get_secret_value(), {c: offered_wall[c] for c in accepted if c in offered_wall}
+    )
     return result
 
 
@@ -248,9 +261,11 @@ async def throughput(system: System, duration_s: float, concurrency: int, first:
             else:
                 other += 1
 
+    cpu_before = cpu.snapshot(system.pids())
     start = time.perf_counter()
     await asyncio.gather(*[worker() for _ in range(concurrency)])
     elapsed = time.perf_counter() - start
+    cpu_after = cpu.snapshot(system.pids())
     await client.aclose()
     stored = await system.count("SELECT count(*) FROM intake.calls")
     audited = 0
@@ -266,6 +281,8 @@ async def throughput(system: System, duration_s: float, concurrency: int, first:
         "stored": stored,
         "audited": audited,
         "lost": stored - audited,
+        # While intake took calls as fast as it could (the pipeline behind it may still be busy).
+        "cpu_ms_per_call": cpu.per_call_ms(cpu_before, cpu_after, accepted),
     }
 
 
@@ -328,7 +345,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 endpoints.kafka_bootstrap_servers,
                 rate,
                 args.duration,
-                system.settings.kafka_fetch_max_wait_ms,
+                system.settings.fetch_max_wait_ms(),
             )
             e2e, bare = (
                 results["e2e_latency_ms"][str(rate)]["p50"],
@@ -376,7 +393,9 @@ def main() -> None:
     parser.add_argument("--rates", default="50,200,500")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--teams", type=int, default=8000)
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured calls first")
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="unmeasured seconds first (the JVM compiles)"
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--audit-rows", default="1000000,10000000", help="audit table sizes to query")
     parser.add_argument(

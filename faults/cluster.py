@@ -54,6 +54,7 @@ class Cluster:
             {
                 "database_url": f"{base}/{self.db}",
                 "kafka_bootstrap_servers": self.endpoints.kafka_bootstrap_servers,
+                "kafka_broker": self.endpoints.broker,
                 "kafka_namespace": f"{self.db}.",
                 **{f"{s}_port": infra.free_port() for s in SERVICE_NAMES},
             }
@@ -68,9 +69,7 @@ class Cluster:
         port = infra.free_port() if name == "matching-2" else s.port_for(name)
         return {
             **os.environ,
-            "DATABASE_URL": s.database_url.get_secret_value(),
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            "KAFKA_NAMESPACE": s.kafka_namespace,
+            **s.process_env(),
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "MATCHING_OFFER_TIMEOUT_S": str(self.offer_timeout_s),
             "LOG_LEVEL": "WARNING",

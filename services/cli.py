@@ -37,6 +37,8 @@ def _settings() -> Settings:
             updates["database_url"] = endpoints.database_url
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             updates["kafka_bootstrap_servers"] = endpoints.kafka_bootstrap_servers
+        if "KAFKA_BROKER" not in os.environ:
+            updates["kafka_broker"] = endpoints.broker
         settings = Settings(**{**settings.model_dump(), **updates})
     return settings
 
@@ -51,6 +53,7 @@ def run(
     settings = _settings()
     os.environ.setdefault("DATABASE_URL", settings.database_url.get_secret_value())
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
+    os.environ.setdefault("KAFKA_BROKER", settings.kafka_broker)
     main(services or list(SERVICE_NAMES))
 
 

@@ -255,6 +255,7 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
                 **settings.model_dump(),
                 "database_url": database_url,
                 "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+                "kafka_broker": endpoints.broker,
             }
         )
         typer.echo(f"      postgresql {database_url}")
@@ -262,11 +263,7 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
         say("Loading the jurisdiction", str(jurisdiction_file))
         asyncio.run(loader.load(settings, j))
         say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
-        }
+        env = {**os.environ, **settings.process_env()}
         with log_path.open("ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=log, stderr=log)
         wait_ready(settings, proc)

@@ -54,6 +54,17 @@ async def replace_credentials(
     )
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer ...` header, or ApiError 401 saying what is wrong."""
+    if not authorization:
+        raise ApiError(401, "unauthenticated", "missing Authorization: Bearer token")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 512:
+        raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
+    return token
+
+
 # Reads by these roles are themselves audit events (who looked at what, and when).
 AUDITED_ROLES = ("oversight", "admin")
 
@@ -91,15 +102,9 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller's principal, or ApiError 401 for a missing, malformed or unknown token."""
-        if not authorization:
-            raise ApiError(401, "unauthenticated", "missing Authorization: Bearer token")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 512:
-            raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
         row = await self._pool.fetchrow(
             f"SELECT tenant_id, role FROM {self._schema}.credentials WHERE token_sha256 = $1",
-            token_digest(token),
+            token_digest(bearer_token(authorization)),
         )
         if row is None:
             raise ApiError(401, "unauthenticated", "unknown token")

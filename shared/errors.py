@@ -65,6 +65,15 @@ def install_error_handlers(app: FastAPI) -> None:
             503, "unavailable", "a backing service is unavailable; retry shortly", {"Retry-After": "1"}
         )
 
+    async def on_unstorable_text(_: Request, exc: Exception) -> JSONResponse:
+        # JSON may carry "\u0000"; PostgreSQL stores no NUL character in text or jsonb.
+        return _error(422, "invalid_text", "text must not contain the NUL character (\\u0000)")
+
+    for text_error in (
+        asyncpg.exceptions.UntranslatableCharacterError,
+        asyncpg.exceptions.CharacterNotInRepertoireError,
+    ):
+        app.add_exception_handler(text_error, on_unstorable_text)
     for kind in (
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,

@@ -20,8 +20,29 @@ from shared.metrics import OUTBOX_PUBLISHED
 log = structlog.get_logger(__name__)
 
 
-def _channel(schema: str) -> str:
+def channel(schema: str) -> str:
+    """The NOTIFY channel that wakes `schema`'s relay."""
     return f"{schema}_outbox"
+
+
+def queue_cte(schema: str, first: int, source: str | None = None) -> str:
+    """`queued AS (...)`: a CTE adding one outbox row from parameters $first to $first+3
+    (`row_values`), once for each row of the CTE `source` when one is named."""
+    select = f"SELECT ${first}, ${first + 1}, ${first + 2}, ${first + 3}::jsonb"
+    return (
+        f"queued AS (INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
+        f" {select}{f' FROM {source}' if source else ''} RETURNING id)"
+    )
+
+
+def row_values(event: Envelope, topic: str | None = None, headers: dict[str, str] | None = None) -> list[Any]:
+    """The four parameters of `queue_cte` for `event` (topic defaults to its type)."""
+    return [
+        topic or event.type,
+        event.subject,
+        event.to_bytes(),
+        json.dumps({"content-type": CONTENT_TYPE, **(headers or {})}),
+    ]
 
 
 async def enqueue(
@@ -36,13 +57,9 @@ async def enqueue(
     # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
     # One statement for both: a round trip less for every event any service publishes.
     await conn.execute(
-        f"WITH queued AS (INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
-        " VALUES ($1, $2, $3, $4::jsonb) RETURNING id) SELECT pg_notify($5, '') FROM queued",
-        topic or event.type,
-        event.subject,
-        event.to_bytes(),
-        json.dumps({"content-type": CONTENT_TYPE, **(headers or {})}),
-        _channel(schema),
+        f"WITH {queue_cte(schema, 1)} SELECT pg_notify($5, '') FROM queued",
+        *row_values(event, topic, headers),
+        channel(schema),
     )
 
 
@@ -156,7 +173,7 @@ class OutboxRelay:
         except TRANSIENT:
             return None
         try:
-            await listener.add_listener(_channel(self._schema), self._on_notify)
+            await listener.add_listener(channel(self._schema), self._on_notify)
         except TRANSIENT:
             with contextlib.suppress(*TRANSIENT):
                 await self._pool.release(listener)
@@ -202,6 +219,6 @@ class OutboxRelay:
         finally:
             if listener is not None:
                 with contextlib.suppress(*TRANSIENT):
-                    await listener.remove_listener(_channel(self._schema), self._on_notify)
+                    await listener.remove_listener(channel(self._schema), self._on_notify)
                 with contextlib.suppress(*TRANSIENT):
                     await self._pool.release(listener)

@@ -77,7 +77,7 @@ class Infra:
             topic_name=s.topic,
             max_attempts=s.consumer_max_attempts,
             retry_base_s=s.consumer_retry_base_s,
-            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=s.fetch_max_wait_ms(),
             session_timeout_ms=s.kafka_session_timeout_ms,
             batch_size=s.consumer_batch_size,
             batch_handler=batch_handler,

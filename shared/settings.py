@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.infra.lifecycle import choose_broker
+
 SERVICE_NAMES: tuple[str, ...] = ("intake", "matching", "notify", "audit")
 DEFAULT_PORTS: dict[str, int] = {"intake": 8001, "matching": 8002, "notify": 8003, "audit": 8004}
 
@@ -26,7 +28,8 @@ class Settings(BaseSettings):
     )
     # Prefixed to every topic and consumer group, so test runs never see each other's data.
     kafka_namespace: str = ""
-    kafka_fetch_max_wait_ms: int = 20
+    # None: chosen by broker (fetch_max_wait_ms below).
+    kafka_fetch_max_wait_ms: int | None = Field(default=None, ge=1, le=60_000)
     kafka_session_timeout_ms: int = 6000
     kafka_partitions: int = 3
     http_host: str = "127.0.0.1"
@@ -51,6 +54,31 @@ class Settings(BaseSettings):
     def port_for(self, service: str) -> int:
         """The HTTP port of one service."""
         return int(getattr(self, f"{service}_port"))
+
+    def fetch_max_wait_ms(self) -> int:
+        """How long a consumer's fetch may wait for records when there are none.
+
+        A Kafka broker answers a waiting fetch as soon as a record arrives, so a long wait costs no
+        latency and spares the broker and every consumer dozens of empty fetches a second (500 ms,
+        Kafka's own default). Tansu does not wake a waiting fetch: there the wait is the latency,
+        so it is 20 ms (../shared/BROKERS.md).
+        """
+        if self.kafka_fetch_max_wait_ms is not None:
+            return self.kafka_fetch_max_wait_ms
+        broker = choose_broker(self.kafka_broker) if self.kafka_broker in ("", "auto") else self.kafka_broker
+        return 20 if broker == "tansu" else 500
+
+    def process_env(self) -> dict[str, str]:
+        """Environment variables giving a child process this database, broker and namespace."""
+        env = {
+            "DATABASE_URL": self.database_url.get_secret_value(),
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "KAFKA_BROKER": self.kafka_broker,
+            "KAFKA_NAMESPACE": self.kafka_namespace,
+        }
+        if self.kafka_fetch_max_wait_ms is not None:
+            env["KAFKA_FETCH_MAX_WAIT_MS"] = str(self.kafka_fetch_max_wait_ms)
+        return env
 
     def topic(self, name: str) -> str:
         """The physical topic name of a logical topic in this namespace."""

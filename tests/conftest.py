@@ -100,6 +100,7 @@ def settings(stack: infra.InfraEndpoints, database_url: str, namespace: str) -> 
     return Settings(
         database_url=database_url,
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_broker=stack.broker,
         kafka_namespace=namespace,
         kafka_session_timeout_ms=3000,
         consumer_retry_base_s=0.05,

@@ -112,26 +112,16 @@ async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> 
     after a timeout never creates a second call. For EIDO, the incident id plus its
     lastUpdateTimeStamp is the version: a newer one updates the call, an older one is ignored.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
-        if existing is not None:
-            return await _again(conn, psap, existing, call)
+    # A new call costs two statements: the triage settings, then one statement that stores the
+    # call, its first timeline step and its event together (atomic on its own). A PSAP id seen
+    # before stores nothing there, and is then read and handled in a transaction.
+    async with pool.acquire() as conn:
         now = utcnow()
         fields, decision, shadow = await _triage(conn, psap, call, now)
         call_id = str(uuid.uuid4())
         status = domain.status_for(decision.route)
         row = {**fields, "id": call_id, "psap_id": psap.tenant_id, "external_id": call.external_id}
         row |= {"status": status, "received_at": now}
-        if not await repository.insert_call(conn, row):
-            # A concurrent request with the same PSAP id won; answer with its call.
-            raise ApiError(409, "conflict", "this call is being received by another request; retry")
-        await repository.add_timeline(
-            conn,
-            call_id,
-            status,
-            {"decision": row["decision"], "shadow_decision": row["shadow_decision"]},
-            event_time=now,
-        )
         payload = events.CallReceived(
             **_published(call_id, psap, fields, decision, shadow, call),
             external_id=call.external_id,
@@ -139,10 +129,19 @@ async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> 
             callback_number=call.callback_number,
             received_at=now,
         )
-        await enqueue(conn, SERVICE, new_event(topics.CALLS_RECEIVED, SERVICE, call_id, payload))
-        stored = await repository.get_call(conn, call_id)
-        assert stored is not None
-        return _accepted(stored, "created")
+        stored = await repository.insert_call(
+            conn,
+            row,
+            {"decision": row["decision"], "shadow_decision": row["shadow_decision"]},
+            new_event(topics.CALLS_RECEIVED, SERVICE, call_id, payload),
+        )
+        if stored is not None:
+            return _accepted(stored, "created")
+        async with conn.transaction():
+            existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
+            if existing is None:  # stored by a request whose transaction then rolled back
+                raise ApiError(409, "conflict", "this call is being received by another request; retry")
+            return await _again(conn, psap, existing, call)
 
 
 async def _again(

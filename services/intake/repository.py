@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from shared import outbox
 from shared.auth import Credential, replace_credentials
+from shared.envelope import Envelope
 from shared.jurisdiction import Jurisdiction, Triage
 
 SCHEMA = "intake"
@@ -80,6 +82,17 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
     )
 
 
+async def credential(pool: asyncpg.Pool, token_sha256: bytes) -> asyncpg.Record | None:
+    """A token's tenant and role, with its PSAP's row when it is a PSAP's token (one round trip)."""
+    return await pool.fetchrow(
+        "SELECT c.tenant_id, c.role, p.id AS psap_id, p.signing_secret, p.previous_signing_secrets,"
+        " p.rate_limit FROM intake.credentials c"
+        " LEFT JOIN intake.psaps p ON p.id = c.tenant_id AND c.role = 'psap'"
+        " WHERE c.token_sha256 = $1",
+        token_sha256,
+    )
+
+
 async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg.Record | None:
     """A PSAP's callback URL and signing secrets."""
     return await conn.fetchrow(
@@ -92,9 +105,10 @@ async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg
 async def find_by_external_id(
     conn: asyncpg.Connection, psap_id: str, external_id: str
 ) -> asyncpg.Record | None:
-    """A PSAP's call by its own id."""
+    """A PSAP's call by its own id, locked until the caller's transaction ends (so two newer
+    versions of one call sent at once are applied one after the other)."""
     return await conn.fetchrow(
-        "SELECT * FROM intake.calls WHERE psap_id = $1 AND external_id = $2", psap_id, external_id
+        "SELECT * FROM intake.calls WHERE psap_id = $1 AND external_id = $2 FOR UPDATE", psap_id, external_id
     )
 
 
@@ -136,23 +150,34 @@ def _triaged(row: dict[str, Any], first: int) -> tuple[list[str], list[Any]]:
     return columns, values
 
 
-async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
-    """Store a new call; False when the PSAP's id was taken by a concurrent request."""
+async def insert_call(
+    conn: asyncpg.Connection, row: dict[str, Any], step: dict[str, Any], event: Envelope
+) -> asyncpg.Record | None:
+    """Store a new call, its first timeline step and `event` in the outbox, in one statement (so
+    atomic without a transaction); the stored call, or None when the PSAP's id is already taken."""
     columns, values = _triaged(row, 6)
     names = ", ".join(c.split(" = ")[0] for c in columns)
     placeholders = ", ".join(c.split(" = ")[1] for c in columns)
-    inserted = await conn.fetchval(
-        f"INSERT INTO intake.calls (id, psap_id, external_id, status, received_at, status_event_time,"
-        f" {names}) VALUES ($1::uuid, $2, $3, $4, $5, $5, {placeholders})"
-        " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING true",
+    n = 6 + len(_TRIAGED)
+    return await conn.fetchrow(
+        f"WITH call AS (INSERT INTO intake.calls (id, psap_id, external_id, status, received_at,"
+        f" status_event_time, {names}) VALUES ($1::uuid, $2, $3, $4, $5, $5, {placeholders})"
+        " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING *),"
+        " step AS (INSERT INTO intake.call_timeline (call_id, status, detail, event_time)"
+        f" SELECT id, status, ${n}::jsonb, received_at FROM call),"
+        f" {outbox.queue_cte(SCHEMA, n + 1, source='call')}"
+        # NOTIFY (sent at commit) wakes the relay; evaluated only when a call was stored.
+        f" SELECT call.*, pg_notify(${n + 5}, '')::text AS notified FROM call, queued",
         row["id"],
         row["psap_id"],
         row["external_id"],
         row["status"],
         row["received_at"],
         *values,
+        json.dumps(step),
+        *outbox.row_values(event),
+        outbox.channel(SCHEMA),
     )
-    return bool(inserted)
 
 
 async def update_call(conn: asyncpg.Connection, call_id: str, row: dict[str, Any]) -> None:

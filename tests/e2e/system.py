@@ -109,6 +109,7 @@ async def running_system(
         {
             "database_url": f"{base}/{name}",
             "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+            "kafka_broker": endpoints.broker,
             "kafka_namespace": f"{name}.",
             **ports,
         }
@@ -117,9 +118,7 @@ async def running_system(
     await loader.load(settings, jurisdiction)
     environment = {
         **os.environ,
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_NAMESPACE": settings.kafka_namespace,
+        **settings.process_env(),
         "KAFKA_SESSION_TIMEOUT_MS": "3000",
         **{k.upper(): str(v) for k, v in ports.items()},
         **(env or {}),

@@ -55,6 +55,9 @@ CASES = [
     ("origin not 911/988/311", {**GOOD, "origin": "999"}, None, 422, "invalid_request"),
     ("language not BCP 47", {**GOOD, "language": "spanish please"}, None, 422, "invalid_request"),
     ("unknown field", {**GOOD, "weapons": "no"}, None, 422, "invalid_request"),
+    # JSON can carry U+0000; PostgreSQL cannot store it in text or jsonb.
+    ("a NUL character in the narrative", {**GOOD, "narrative": "a\u0000b"}, None, 422, "invalid_text"),
+    ("a NUL character in the caller's name", {**GOOD, "caller_name": "\u0000"}, None, 422, "invalid_text"),
     ("a JSON array", [GOOD], None, 422, "invalid_request"),
     ("not JSON", b"{'external_id': 1", None, 422, "invalid_request"),
     ("empty body", b"", None, 422, "invalid_request"),

@@ -316,6 +316,7 @@ async def running_intake(
     settings = Settings(
         database_url=f"{endpoints.database_url.rpartition('/')[0]}/{name}",
         kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        kafka_broker=endpoints.broker,
         kafka_namespace=f"{name}.",
         kafka_session_timeout_ms=3000,
         intake_port=infra.free_port(),

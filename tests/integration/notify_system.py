@@ -156,6 +156,7 @@ async def own_settings(stack: infra.InfraEndpoints) -> AsyncIterator[Settings]:
     settings = Settings(
         database_url=f"{stack.database_url.rpartition('/')[0]}/{name}",
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_broker=stack.broker,
         kafka_namespace=f"t{uuid.uuid4().hex[:10]}.",
         kafka_session_timeout_ms=3000,
         consumer_retry_base_s=0.05,

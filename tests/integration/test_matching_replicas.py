@@ -50,9 +50,7 @@ async def matching_processes(
             port = infra.free_port()
             env = {
                 **os.environ,
-                "DATABASE_URL": settings.database_url.get_secret_value(),
-                "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                "KAFKA_NAMESPACE": settings.kafka_namespace,
+                **settings.process_env(),
                 "KAFKA_SESSION_TIMEOUT_MS": "3000",
                 "MATCHING_PORT": str(port),
                 "LOG_JSON": "false",

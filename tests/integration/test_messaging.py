@@ -162,9 +162,7 @@ async def test_a_consumer_killed_before_its_commit_is_redelivered_with_exactly_o
     await publish(producer, settings, event.to_bytes(), "call-6")
     env = {
         **os.environ,
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_NAMESPACE": settings.kafka_namespace,
+        **settings.process_env(),
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
     }
     crashed = await asyncio.to_thread(
