@@ -307,7 +307,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     run_dir = ROOT / ".run" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"starting {broker} and PostgreSQL in {run_dir}")
-    endpoints = infra.up(run_dir, broker, pg_port=args.pg_port, kafka_port=args.kafka_port)
+    # A stale cluster would keep its old settings: start PostgreSQL afresh, durable unless told.
+    infra.down(run_dir)
+    endpoints = infra.up(
+        run_dir, broker, pg_port=args.pg_port, kafka_port=args.kafka_port, durable_pg=not args.pg_not_durable
+    )
     rates = [int(r) for r in args.rates.split(",")]
     system = System(endpoints, args.teams, run_dir, separate=args.processes == "separate")
     results: dict[str, Any] = {
@@ -316,6 +320,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             **await versions(endpoints),
+            "postgresql_durable": not args.pg_not_durable,
         },
         "settings": {
             "teams": args.teams,
@@ -409,6 +414,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-components", action="store_true", help="only the running system (no matching/audit tables)"
+    )
+    parser.add_argument(
+        "--pg-not-durable",
+        action="store_true",
+        help="PostgreSQL without disk flushes (fsync, synchronous_commit off), as the tests run it",
     )
     parser.add_argument("--pg-port", type=int, default=55472)
     parser.add_argument("--kafka-port", type=int, default=59472)

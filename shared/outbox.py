@@ -63,6 +63,21 @@ async def enqueue(
     )
 
 
+async def enqueue_many(conn: asyncpg.Connection, schema: str, events: list[Envelope]) -> None:
+    """Add `events` to the outbox in this order, in one statement (topics are their types)."""
+    if not events:
+        return
+    rows = [row_values(event) for event in events]
+    await conn.execute(
+        f"WITH queued AS (INSERT INTO {check_identifier(schema)}.outbox (topic, key, value, headers)"
+        " SELECT topic, key, value, headers FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])"
+        " WITH ORDINALITY AS e (topic, key, value, headers, n) ORDER BY n RETURNING id)"
+        " SELECT pg_notify($5, '') FROM (SELECT 1 FROM queued LIMIT 1) any_queued",
+        *[list(column) for column in zip(*rows, strict=True)],
+        channel(schema),
+    )
+
+
 # What a lost database or broker connection raises: retried, never fatal to the relay.
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,

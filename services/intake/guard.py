@@ -142,7 +142,7 @@ async def forget_old_requests(pool: asyncpg.Pool, stop: asyncio.Event, keep_s: i
             await asyncio.wait_for(stop.wait(), timeout=300)
 
 
-def current_psap(request: Request) -> Principal:
-    """The PSAP the guard admitted (a FastAPI dependency)."""
+async def current_psap(request: Request) -> Principal:
+    """The PSAP the guard admitted (a FastAPI dependency; async, so no worker thread per request)."""
     psap: Principal = request.state.psap
     return psap

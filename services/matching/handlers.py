@@ -61,6 +61,13 @@ def _offer_details(call: events.CallReceived | events.CallUpdated) -> events.Off
     )
 
 
+def _event(topic: str, call: asyncpg.Record, payload: events.Payload, cause: Envelope | None) -> Envelope:
+    """An event about `call`, caused by `cause`, in the call's correlation."""
+    return new_event(
+        topic, SERVICE, str(call["call_id"]), payload, cause=cause, correlationid=call["correlation"]
+    )
+
+
 class MatchingHandlers:
     """Event handlers of matching, each run in the consumer's transaction."""
 
@@ -80,19 +87,24 @@ class MatchingHandlers:
     ) -> None:
         """Remember a community call and offer it to the best team (a known call is left alone)."""
         offer = _offer_details(call)
-        if await repository.insert_call(
+        stored = await repository.insert_call(
             conn,
             call.call_id,
             call.psap_id,
             offer.model_dump(mode="json"),
             event.correlationid,
             call.decision.rules_version,
-        ):
-            await self.offer_next(conn, call.call_id, event)
+        )
+        if stored is not None:
+            await self.offer_next(conn, call.call_id, event, stored)
 
-    async def offer_next(self, conn: asyncpg.Connection, call_id: str, cause: Envelope) -> None:
-        """Reserve the best free team and offer it the call, or hand the call back with a reason."""
-        call = await repository.get_call(conn, call_id)
+    async def offer_next(
+        self, conn: asyncpg.Connection, call_id: str, cause: Envelope, call: asyncpg.Record | None = None
+    ) -> None:
+        """Reserve the best free team and offer it the call, or hand the call back with a reason
+        (`call`: its row when the caller holds it already, locked or new in this transaction)."""
+        if call is None:
+            call = await repository.get_call(conn, call_id)
         assert call is not None
         offer = events.OfferDetails.model_validate_json(call["offer"])
         tried = list(call["tried_teams"])
@@ -231,30 +243,6 @@ class MatchingHandlers:
         attempt = len(call["tried_teams"]) + 1
         assignment_id = str(uuid.uuid4())
         deadline = now + timedelta(seconds=self.config.offer_timeout_s)
-        await repository.insert_assignment(
-            conn,
-            {
-                "id": assignment_id,
-                "call_id": call_id,
-                "team_id": team.id,
-                "agency_id": team.agency_id,
-                "attempt": attempt,
-                "deadline": deadline,
-                "explanation": explanation["chosen"],
-            },
-        )
-        await repository.insert_decision(
-            conn,
-            {
-                "call_id": call_id,
-                "attempt": attempt,
-                "outcome": "offered",
-                "team_id": team.id,
-                "rules_version": rules_version,
-                "explanation": explanation,
-            },
-        )
-        await repository.set_call_status(conn, call_id, "offered", tried=team.id)
         payload = events.AssignmentOffered(
             assignment_id=assignment_id,
             call_id=call_id,
@@ -265,7 +253,21 @@ class MatchingHandlers:
             offer=events.OfferDetails.model_validate_json(call["offer"]),
             distance_km=round(candidate.distance_km, 3),
         )
-        await self._emit(conn, topics.ASSIGNMENTS_OFFERED, call, payload, cause)
+        await repository.record_offer(
+            conn,
+            {
+                "id": assignment_id,
+                "call_id": call_id,
+                "team_id": team.id,
+                "agency_id": team.agency_id,
+                "attempt": attempt,
+                "deadline": deadline,
+                "explanation": explanation["chosen"],
+            },
+            rules_version,
+            explanation,
+            _event(topics.ASSIGNMENTS_OFFERED, call, payload, cause),
+        )
 
     async def _emit(
         self,
@@ -275,9 +277,7 @@ class MatchingHandlers:
         payload: events.Payload,
         cause: Envelope | None,
     ) -> Envelope:
-        event = new_event(
-            topic, SERVICE, str(call["call_id"]), payload, cause=cause, correlationid=call["correlation"]
-        )
+        event = _event(topic, call, payload, cause)
         await enqueue(conn, SERVICE, event)
         return event
 

@@ -8,7 +8,9 @@ from typing import Any
 import asyncpg
 
 from services.matching.domain import DEFAULT_RULES, LiveColumns, TeamSnapshot
+from shared import outbox
 from shared.auth import Credential, replace_credentials
+from shared.envelope import Envelope
 from shared.jurisdiction import Jurisdiction, Matching, Shift
 
 SCHEMA = "matching"
@@ -219,18 +221,17 @@ async def insert_call(
     offer: dict[str, Any],
     correlation: str,
     triage_version: str | None = None,
-) -> bool:
-    """Remember a call to place; False if it was already known."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
-            " VALUES ($1::uuid, $2, $3::jsonb, 'matching', $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            call_id,
-            psap_id,
-            json.dumps(offer),
-            correlation,
-            triage_version,
-        )
+) -> asyncpg.Record | None:
+    """Remember a call to place and return it (new in this transaction, so no other sees it yet);
+    None if it was already known."""
+    return await conn.fetchrow(
+        "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
+        " VALUES ($1::uuid, $2, $3::jsonb, 'matching', $4, $5) ON CONFLICT DO NOTHING RETURNING *",
+        call_id,
+        psap_id,
+        json.dumps(offer),
+        correlation,
+        triage_version,
     )
 
 
@@ -265,18 +266,34 @@ async def set_call_status(
     )
 
 
-async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
-    """Record an offer."""
+async def record_offer(
+    conn: asyncpg.Connection,
+    assignment: dict[str, Any],
+    rules_version: str,
+    explanation: dict[str, Any],
+    event: Envelope,
+) -> None:
+    """An offer in one statement: the assignment, the decision and why, the call moved to offered
+    with the team tried, and the event in the outbox (the relay woken at commit)."""
     await conn.execute(
-        "INSERT INTO matching.assignments (id, call_id, team_id, agency_id, attempt, status,"
-        " deadline, explanation) VALUES ($1::uuid, $2::uuid, $3, $4, $5, 'offered', $6, $7::jsonb)",
-        row["id"],
-        row["call_id"],
-        row["team_id"],
-        row["agency_id"],
-        row["attempt"],
-        row["deadline"],
-        json.dumps(row["explanation"]),
+        "WITH offered AS (INSERT INTO matching.assignments (id, call_id, team_id, agency_id, attempt,"
+        " status, deadline, explanation) VALUES ($1::uuid, $2::uuid, $3, $4, $5, 'offered', $6, $7::jsonb)),"
+        " decided AS (INSERT INTO matching.decisions (call_id, attempt, outcome, team_id, rules_version,"
+        " explanation) VALUES ($2::uuid, $5, 'offered', $3, $8, $9::jsonb)),"
+        " moved AS (UPDATE matching.calls SET status = 'offered', tried_teams = tried_teams || $3::text"
+        " WHERE call_id = $2::uuid),"
+        f" {outbox.queue_cte(SCHEMA, 10)} SELECT pg_notify($14, '') FROM queued",
+        assignment["id"],
+        assignment["call_id"],
+        assignment["team_id"],
+        assignment["agency_id"],
+        assignment["attempt"],
+        assignment["deadline"],
+        json.dumps(assignment["explanation"]),
+        rules_version,
+        json.dumps(explanation),
+        *outbox.row_values(event),
+        outbox.channel(SCHEMA),
     )
 
 

@@ -12,7 +12,7 @@ from prometheus_client import Counter
 from services.notify import repository
 from shared import events, topics
 from shared.envelope import Envelope, new_event
-from shared.outbox import enqueue
+from shared.outbox import enqueue, enqueue_many
 
 SERVICE = "notify"
 # A re-page's number travels with the outbox row (and as a Kafka header) to its delivery record.
@@ -57,12 +57,9 @@ class Notice:
         )
 
 
-async def record(
-    conn: asyncpg.Connection, notice: Notice, error: str | None = None, *, will_retry: bool = False
-) -> None:
-    """Keep one attempt and publish it: `notifications.delivered.v1` or `notifications.failed.v1`."""
-    outcome = "delivered" if error is None else ("retrying" if will_retry else "failed")
-    fields: dict[str, Any] = {
+def _fields(notice: Notice) -> dict[str, Any]:
+    """What the delivery record and its event both say of a notice."""
+    return {
         "notification_id": notice.notification_id,
         "assignment_id": notice.assignment_id,
         "call_id": notice.call_id,
@@ -72,7 +69,40 @@ async def record(
         "attempt": notice.attempt,
         "page": notice.page,
     }
-    await repository.record_delivery(conn, {**fields, "outcome": outcome, "error": error})
+
+
+async def record_delivered(conn: asyncpg.Connection, notices: list[Notice]) -> None:
+    """Keep many successful deliveries and publish each `notifications.delivered.v1`, in two statements."""
+    if not notices:
+        return
+    await repository.record_deliveries(
+        conn, [{**_fields(n), "outcome": "delivered", "error": None} for n in notices]
+    )
+    await enqueue_many(
+        conn,
+        SERVICE,
+        [
+            new_event(
+                topics.NOTIFICATIONS_DELIVERED,
+                SERVICE,
+                n.call_id,
+                events.NotificationDelivered(**_fields(n)),
+                correlationid=n.correlation,
+            )
+            for n in notices
+        ],
+    )
+    for n in notices:
+        NOTIFICATIONS.labels(channel=n.channel, outcome="delivered").inc()
+
+
+async def record(
+    conn: asyncpg.Connection, notice: Notice, error: str | None = None, *, will_retry: bool = False
+) -> None:
+    """Keep one attempt and publish it: `notifications.delivered.v1` or `notifications.failed.v1`."""
+    outcome = "delivered" if error is None else ("retrying" if will_retry else "failed")
+    fields = _fields(notice)
+    await repository.record_deliveries(conn, [{**fields, "outcome": outcome, "error": error}])
     payload: events.NotificationOutcome
     if error is None:
         payload, topic = events.NotificationDelivered(**fields), topics.NOTIFICATIONS_DELIVERED
@@ -148,6 +178,7 @@ async def to_agency(
 
 async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
     """Record each agency-topic message as delivered, in the relay's transaction after the broker's ack."""
+    notices: list[Notice] = []
     for row in rows:
         topic: str = row["topic"]
         if not (topic.startswith(topics.AGENCY_TOPIC_PREFIX) and topic.endswith(topics.AGENCY_TOPIC_SUFFIX)):
@@ -164,7 +195,8 @@ async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
             page=int(page) if page is not None else None,
             correlation=event.correlationid,
         )
-        await record(conn, notice)
+        notices.append(notice)
+    await record_delivered(conn, notices)
 
 
 async def to_feed(conn: asyncpg.Connection, agency_id: str, kind: str, view: dict[str, Any]) -> None:

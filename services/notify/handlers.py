@@ -21,7 +21,7 @@ SERVICE = "notify"
 async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.AssignmentOffered) -> None:
     """Record the offer and deliver it to the agency: only the minimum a team needs leaves here."""
     details = domain.minimum(offer.offer)
-    inserted = await repository.insert_assignment(
+    row = await repository.insert_assignment(
         conn,
         {
             "id": offer.assignment_id,
@@ -33,7 +33,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             "correlation": event.correlationid,
         },
     )
-    if inserted:
+    if row is not None:
         message = events.AgencyAssignmentMessage(
             kind="offered",
             assignment_id=offer.assignment_id,
@@ -42,8 +42,6 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             deadline=offer.deadline,
             details=details,
         )
-        row = await repository.get(conn, offer.assignment_id)
-        assert row is not None
         await delivery.to_agency(
             conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
         )

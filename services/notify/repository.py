@@ -47,23 +47,21 @@ async def agencies(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Reco
     return await conn.fetch("SELECT id, channels, partitions FROM notify.agencies ORDER BY id")
 
 
-async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
-    """Record an offer to deliver; False if already known or taken back before it arrived."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline, details,"
-            " correlation) VALUES ($1::uuid, $2::uuid, $3, $4,"
-            " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-            " $5, $6::jsonb, $7)"
-            " ON CONFLICT DO NOTHING RETURNING status = 'offered'",
-            row["id"],
-            row["call_id"],
-            row["agency_id"],
-            row["team_id"],
-            row["deadline"],
-            json.dumps(row["details"]),
-            row["correlation"],
-        )
+async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> asyncpg.Record | None:
+    """Record an offer to deliver and return it; None if already known or taken back before it arrived."""
+    return await conn.fetchrow(
+        "WITH stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
+        " details, correlation) VALUES ($1::uuid, $2::uuid, $3, $4,"
+        " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
+        " $5, $6::jsonb, $7)"
+        " ON CONFLICT DO NOTHING RETURNING *) SELECT * FROM stored WHERE status = 'offered'",
+        row["id"],
+        row["call_id"],
+        row["agency_id"],
+        row["team_id"],
+        row["deadline"],
+        json.dumps(row["details"]),
+        row["correlation"],
     )
 
 
@@ -130,23 +128,22 @@ async def append_feed(
 ) -> int:
     """Add one entry to the agency's SSE feed and return its sequence number."""
     # Bumping the counter locks the agency's row until commit, so entries commit in sequence order.
+    # One statement: the counter, the entry, and the NOTIFY that wakes the agency's streams at commit.
     seq = await conn.fetchval(
-        "UPDATE notify.agencies SET feed_seq = feed_seq + 1 WHERE id = $1 RETURNING feed_seq", agency_id
-    )
-    if seq is None:
-        raise LookupError(f"unknown agency {agency_id}")
-    await conn.execute(
-        "INSERT INTO notify.feed (agency_id, seq, kind, assignment_id, call_id, page, data)"
-        " VALUES ($1, $2, $3, $4::uuid, $5::uuid, $6, $7::jsonb)",
+        "WITH bumped AS (UPDATE notify.agencies SET feed_seq = feed_seq + 1 WHERE id = $1"
+        " RETURNING feed_seq),"
+        " entry AS (INSERT INTO notify.feed (agency_id, seq, kind, assignment_id, call_id, page, data)"
+        " SELECT $1, feed_seq, $2, $3::uuid, $4::uuid, $5, $6::jsonb FROM bumped RETURNING seq)"
+        " SELECT seq FROM entry, LATERAL (SELECT pg_notify('notify_feed', $1)) woken",
         agency_id,
-        seq,
         kind,
         assignment_id,
         call_id,
         page,
         json.dumps(data, default=_jsonable),
     )
-    await conn.execute("SELECT pg_notify('notify_feed', $1)", agency_id)
+    if seq is None:
+        raise LookupError(f"unknown agency {agency_id}")
     return int(seq)
 
 
@@ -173,21 +170,27 @@ async def feed_start(pool: asyncpg.Pool, agency_id: str, replay_s: float) -> int
     return int(seq or 0)
 
 
-async def record_delivery(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
-    """Keep one delivery attempt and its outcome."""
+_DELIVERY_COLUMNS = (
+    ("notification_id", "uuid"),
+    ("assignment_id", "uuid"),
+    ("call_id", "uuid"),
+    ("agency_id", "text"),
+    ("channel", "text"),
+    ("kind", "text"),
+    ("page", "int"),
+    ("attempt", "int"),
+    ("outcome", "text"),
+    ("error", "text"),
+)
+
+
+async def record_deliveries(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Keep delivery attempts and their outcomes (one statement however many)."""
+    names = ", ".join(name for name, _ in _DELIVERY_COLUMNS)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_DELIVERY_COLUMNS, start=1))
     await conn.execute(
-        "INSERT INTO notify.deliveries (notification_id, assignment_id, call_id, agency_id, channel, kind,"
-        " page, attempt, outcome, error) VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8, $9, $10)",
-        row["notification_id"],
-        row["assignment_id"],
-        row["call_id"],
-        row["agency_id"],
-        row["channel"],
-        row["kind"],
-        row["page"],
-        row["attempt"],
-        row["outcome"],
-        row.get("error"),
+        f"INSERT INTO notify.deliveries ({names}) SELECT * FROM unnest({arrays})",
+        *[[row.get(name) for row in rows] for name, _ in _DELIVERY_COLUMNS],
     )
 
 

@@ -103,8 +103,12 @@ def up(
     kafka_port: int = 59092,
     database_url: str | None = None,
     external_bootstrap: str | None = None,
+    durable_pg: bool = False,
 ) -> InfraEndpoints:
-    """Start (or reuse) PostgreSQL and the broker of run_dir, wait until both answer, record them."""
+    """Start (or reuse) PostgreSQL and the broker of run_dir, wait until both answer, record them.
+
+    PostgreSQL starts without disk flushes unless `durable_pg` (a running one is reused as it is).
+    """
     broker = choose_broker(broker)
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +145,7 @@ def up(
         else:
             if pg_rec is None:
                 state.components.pop(PG_SLOT, None)
-                pg_rec = postgres.start(run_dir / "pg", pg_port)
+                pg_rec = postgres.start(run_dir / "pg", pg_port, durable=durable_pg)
             state.components[PG_SLOT] = pg_rec
             write_state(run_dir, state)
             db_url = postgres.database_url(pg_port)

@@ -25,10 +25,10 @@ from shared.infra.state import InfraError, ProcessRecord
 COMPONENT = "postgres"
 PORT_ENV = "CAREROUTE_PG_PORT"
 OS_USER = "postgres"
-SERVER_OPTIONS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-    "-c full_page_writes=off -c max_connections=300"
-)
+SERVER_OPTIONS = "-c listen_addresses=127.0.0.1 -c max_connections=300"
+# A development cluster trades durability after a machine crash for speed; `durable` keeps
+# PostgreSQL's defaults (every commit flushed to disk), as a deployment runs it.
+NOT_DURABLE = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 START_TIMEOUT = 60.0
 SYSTEM_ROOT = Path("/usr/lib/postgresql")
 # A Unix socket path longer than this fails to bind (sun_path is 108 bytes on Linux).
@@ -192,7 +192,7 @@ def pg_error(url: str, timeout: float = 5.0) -> str | None:
     return probe_error(lambda: _select_one(url, timeout))
 
 
-def start(pg_dir: Path, port: int) -> ProcessRecord:
+def start(pg_dir: Path, port: int, *, durable: bool = False) -> ProcessRecord:
     """Create the cluster under pg_dir if needed, start it on port and wait until it answers."""
     bins = find_binaries()
     user = _os_user()
@@ -228,7 +228,7 @@ def start(pg_dir: Path, port: int) -> ProcessRecord:
     # Clients use TCP; with no socket dir (path too long) the server simply opens no Unix socket.
     socket_dir = data_dir if len(str(data_dir / f".s.PGSQL.{port}")) < _MAX_SOCKET_PATH else None
     socket_arg = shlex.quote(str(socket_dir)) if socket_dir else "''"
-    options = f"-p {port} -k {socket_arg} {SERVER_OPTIONS}"
+    options = f"-p {port} -k {socket_arg} {SERVER_OPTIONS}{'' if durable else ' ' + NOT_DURABLE}"
     pg_ctl = [
         str(bins.bin_dir / "pg_ctl"),
         "-D",

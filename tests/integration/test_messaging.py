@@ -268,3 +268,29 @@ async def test_a_run_that_fails_is_rolled_back_and_applied_again_record_by_recor
     # The 17 effects written before the failure were rolled back with it and written once again.
     assert failures == 1
     assert [await messaging.effects(pool, e.id) for e in burst] == [1] * 30
+
+
+async def test_events_queued_together_are_published_in_their_order_and_wake_the_relay(
+    settings, pool, producer
+):
+    woken = asyncio.Event()
+
+    def wake(*_: object) -> None:
+        woken.set()
+
+    listener = await pool.acquire()
+    await listener.add_listener(outbox.channel(messaging.SCHEMA), wake)
+    try:
+        # Eight events of one subject: the relay must publish them in the order they were given.
+        batch = [cancelled("call-20") for _ in range(8)]
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue_many(conn, messaging.SCHEMA, batch)
+            await outbox.enqueue_many(conn, messaging.SCHEMA, [])  # nothing queued, nothing fails
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await listener.remove_listener(outbox.channel(messaging.SCHEMA), wake)
+        await pool.release(listener)
+    relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic)
+    assert await relay.relay_once() == 8
+    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 8)
+    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in batch]
