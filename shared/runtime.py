@@ -81,6 +81,7 @@ class Infra:
             session_timeout_ms=s.kafka_session_timeout_ms,
             batch_size=s.consumer_batch_size,
             batch_handler=batch_handler,
+            commit_interval_s=s.consumer_commit_interval_s,
         )
 
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     consumer_retry_base_s: float = 0.2
     # Records of one partition applied in one transaction (1 = one transaction per record).
     consumer_batch_size: int = Field(default=100, ge=1, le=1000)
+    # Offsets committed at most this often (a redelivery after a crash is dropped by the inbox).
+    consumer_commit_interval_s: float = Field(default=0.2, ge=0, le=60)
     outbox_poll_interval_s: float = 1.0
     matching_offer_timeout_s: int = 120
     matching_speed_kmh: float = 40.0

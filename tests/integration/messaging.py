@@ -34,7 +34,11 @@ async def effects(pool: asyncpg.Pool, event_id: object) -> int:
 
 
 def consumer(
-    settings: Settings, pool: asyncpg.Pool, publisher: Publisher, handler: Handler = record_effect
+    settings: Settings,
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    handler: Handler = record_effect,
+    commit_interval_s: float = 0.2,
 ) -> EventConsumer:
     """A consumer of the test topic in the test's namespace."""
     return EventConsumer(
@@ -48,4 +52,5 @@ def consumer(
         max_attempts=settings.consumer_max_attempts,
         retry_base_s=settings.consumer_retry_base_s,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        commit_interval_s=commit_interval_s,
     )

@@ -294,3 +294,17 @@ async def test_events_queued_together_are_published_in_their_order_and_wake_the_
     assert await relay.relay_once() == 8
     records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 8)
     assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in batch]
+
+
+async def test_offsets_are_committed_at_most_every_interval_and_when_the_consumer_stops(
+    settings, pool, producer
+):
+    burst = [cancelled(f"call-commit-{n}") for n in range(5)]
+    for event in burst:
+        await publish(producer, settings, event.to_bytes(), "one-key")
+    async with Running(messaging.consumer(settings, pool, producer, commit_interval_s=3600)):
+        await eventually(lambda: messaging.effects(pool, burst[-1].id), lambda n: n == 1, what="last")
+        await asyncio.sleep(1)  # several passes of the loop: a commit after each run would be there by now
+        assert await committed_offset(settings) in (None, -1)
+    # Stopping commits what was applied.
+    assert await committed_offset(settings) == 5
