@@ -35,6 +35,12 @@ def queue_cte(schema: str, first: int, source: str | None = None) -> str:
     )
 
 
+def queue_and_wake(schema: str, first: int) -> str:
+    """The end of a WITH statement queuing one event (parameters $first to $first+3, `row_values`)
+    and waking the relay at commit (parameter $first+4, `channel(schema)`)."""
+    return f"{queue_cte(schema, first)} SELECT pg_notify(${first + 4}, '') FROM queued"
+
+
 def row_values(event: Envelope, topic: str | None = None, headers: dict[str, str] | None = None) -> list[Any]:
     """The four parameters of `queue_cte` for `event` (topic defaults to its type)."""
     return [
@@ -57,7 +63,7 @@ async def enqueue(
     # NOTIFY is delivered only when the transaction commits: it wakes the relay at the right moment.
     # One statement for both: a round trip less for every event any service publishes.
     await conn.execute(
-        f"WITH {queue_cte(schema, 1)} SELECT pg_notify($5, '') FROM queued",
+        f"WITH {queue_and_wake(schema, 1)}",
         *row_values(event, topic, headers),
         channel(schema),
     )

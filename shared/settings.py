@@ -67,8 +67,7 @@ class Settings(BaseSettings):
         """
         if self.kafka_fetch_max_wait_ms is not None:
             return self.kafka_fetch_max_wait_ms
-        broker = choose_broker(self.kafka_broker) if self.kafka_broker in ("", "auto") else self.kafka_broker
-        return 20 if broker == "tansu" else 500
+        return 20 if choose_broker(self.kafka_broker) == "tansu" else 500
 
     def process_env(self) -> dict[str, str]:
         """Environment variables giving a child process this database, broker and namespace."""

@@ -282,7 +282,7 @@ async def record_offer(
         " explanation) VALUES ($2::uuid, $5, 'offered', $3, $8, $9::jsonb)),"
         " moved AS (UPDATE matching.calls SET status = 'offered', tried_teams = tried_teams || $3::text"
         " WHERE call_id = $2::uuid),"
-        f" {outbox.queue_cte(SCHEMA, 10)} SELECT pg_notify($14, '') FROM queued",
+        f" {outbox.queue_and_wake(SCHEMA, 10)}",
         assignment["id"],
         assignment["call_id"],
         assignment["team_id"],

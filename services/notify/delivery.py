@@ -100,16 +100,16 @@ async def record(
     conn: asyncpg.Connection, notice: Notice, error: str | None = None, *, will_retry: bool = False
 ) -> None:
     """Keep one attempt and publish it: `notifications.delivered.v1` or `notifications.failed.v1`."""
-    outcome = "delivered" if error is None else ("retrying" if will_retry else "failed")
+    if error is None:
+        await record_delivered(conn, [notice])
+        return
+    outcome = "retrying" if will_retry else "failed"
     fields = _fields(notice)
     await repository.record_deliveries(conn, [{**fields, "outcome": outcome, "error": error}])
-    payload: events.NotificationOutcome
-    if error is None:
-        payload, topic = events.NotificationDelivered(**fields), topics.NOTIFICATIONS_DELIVERED
-    else:
-        payload = events.NotificationFailed(**fields, error=error[:500], will_retry=will_retry)
-        topic = topics.NOTIFICATIONS_FAILED
-    event = new_event(topic, SERVICE, notice.call_id, payload, correlationid=notice.correlation)
+    payload = events.NotificationFailed(**fields, error=error[:500], will_retry=will_retry)
+    event = new_event(
+        topics.NOTIFICATIONS_FAILED, SERVICE, notice.call_id, payload, correlationid=notice.correlation
+    )
     await enqueue(conn, SERVICE, event)
     NOTIFICATIONS.labels(channel=notice.channel, outcome=outcome).inc()
 
