@@ -127,6 +127,10 @@ class AssignmentRef(Payload):
     call_id: str
     agency_id: str
     team_id: str
+    # Which offer of the call this assignment is (1, 2, ...), numbered by matching, which owns the
+    # call's offers: the causal order between a call's assignments, never a comparison of clocks.
+    # Optional only for events written before it existed.
+    attempt: int | None = Field(default=None, ge=1)
 
 
 class AssignmentOffered(AssignmentRef):
@@ -182,6 +186,8 @@ class CallUnassigned(Payload):
     psap_id: str | None = None
     reason_code: str
     detail: str | None = None
+    # How many offers matching made before handing the call back (its last attempt number).
+    attempts: int | None = Field(default=None, ge=0)
 
 
 class NotificationOutcome(Payload):
