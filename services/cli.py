@@ -1,4 +1,4 @@
-"""The `careroute` command line: run services, load a jurisdiction, manage local infrastructure."""
+"""The `careroute` command line: services, a jurisdiction, local infrastructure and dead letters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from shared import infra
+from shared import dead_letters, infra
+from shared.db import create_pool
 from shared.jurisdiction import JurisdictionError, load_file
 from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings
@@ -165,6 +166,113 @@ def infra_status() -> None:
     """Show what runs from the run folder."""
     for name, state in infra.status(Settings().run_dir).items():
         typer.echo(f"{name:<10} {state}")
+
+
+dead_letters_app = typer.Typer(help="Inspect and replay the events consumers could not process.")
+app.add_typer(dead_letters_app, name="dead-letters")
+
+
+def _schemas(service: str) -> list[str]:
+    """The schemas to look in: one service's, or every service's (each schema is named after it)."""
+    if service and service not in SERVICE_NAMES:
+        typer.echo(
+            f"careroute dead-letters: unknown service {service!r}; choose from {', '.join(SERVICE_NAMES)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return [service] if service else list(SERVICE_NAMES)
+
+
+async def _list_letters(settings: Settings, schemas: list[str]) -> list[tuple[str, dead_letters.Letter]]:
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
+    try:
+        found = []
+        for schema in schemas:
+            if await dead_letters.has_table(pool, schema):
+                found += [(schema, letter) for letter in await dead_letters.list_letters(pool, schema)]
+        return found
+    finally:
+        await pool.close()
+
+
+async def _replay(
+    settings: Settings, schemas: list[str], ids: list[int] | None
+) -> list[tuple[str, dead_letters.Letter]]:
+    from shared.kafka import make_producer
+
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        replayed = []
+        for schema in schemas:
+            if await dead_letters.has_table(pool, schema):
+                replayed += [
+                    (schema, letter) for letter in await dead_letters.replay(pool, schema, producer, ids)
+                ]
+        return replayed
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+def _show(service: str, letter: dead_letters.Letter) -> str:
+    state = "open"
+    if letter.resumed_at is not None:
+        state = f"replayed {letter.replayed_at:%Y-%m-%d %H:%M:%S}, back"
+    elif letter.replayed_at is not None:
+        state = f"replayed {letter.replayed_at:%Y-%m-%d %H:%M:%S}, on its way"
+    origin = f"{letter.origin_topic}[{letter.origin_partition}]@{letter.origin_offset}"
+    return (
+        f"{service:<8} {letter.id:>6} {letter.dead_lettered_at:%Y-%m-%d %H:%M:%S} {letter.reason:<11}"
+        f" {letter.subject or '-'} {letter.event_type or '-'} {letter.event_id or '-'} {origin}"
+        f" [{state}] {letter.error[:200]}"
+    )
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    service: Annotated[
+        str, typer.Option(help="one service (intake matching notify audit); all by default")
+    ] = "",
+    open_only: Annotated[bool, typer.Option("--open", help="only letters not replayed yet")] = False,
+) -> None:
+    """List dead letters: service, id, when, reason, subject, type, event id, origin, state, error."""
+    letters = asyncio.run(_list_letters(_settings(), _schemas(service)))
+    shown = [(s, letter) for s, letter in letters if not open_only or letter.replayed_at is None]
+    for schema, letter in shown:
+        typer.echo(_show(schema, letter))
+    opened = sum(1 for _, letter in letters if letter.replayed_at is None)
+    typer.echo(f"{len(letters)} dead letters, {opened} open")
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(
+    service: Annotated[
+        str, typer.Option(help="one service (intake matching notify audit); all by default")
+    ] = "",
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="a letter to replay (repeatable; needs --service)")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="replay every open letter")] = False,
+) -> None:
+    """Publish open dead letters again to their origin topic once their cause is fixed.
+
+    Each copy keeps the original value, key and event id, and goes to the partition it came from,
+    in the original order per subject; with --id, every other open letter of the same subjects
+    comes along. The service's consumer applies the copies and lifts the subject's park; every
+    other consumer group drops them. A letter already replayed is not replayed again.
+    """
+    if bool(ids) == all_:
+        typer.echo("careroute dead-letters replay: give --id N (one or more) or --all", err=True)
+        raise typer.Exit(2)
+    if ids and not service:
+        typer.echo("careroute dead-letters replay: --id needs --service (ids are per service)", err=True)
+        raise typer.Exit(2)
+    replayed = asyncio.run(_replay(_settings(), _schemas(service), ids or None))
+    for schema, letter in replayed:
+        typer.echo(_show(schema, letter))
+    typer.echo(f"{len(replayed)} dead letters replayed")
 
 
 @app.command()

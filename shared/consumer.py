@@ -1,4 +1,4 @@
-"""The consumer loop: manual commits, the inbox, bounded retries with backoff, and a dead-letter topic."""
+"""The consumer loop: manual commits, the inbox, retries with backoff, and durable dead letters."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from shared import inbox
+from shared import dead_letters, inbox
 from shared.envelope import Envelope
+from shared.failures import is_transient, wait_backoff
 from shared.kafka import Publisher
-from shared.metrics import EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_PROCESSED, EVENTS_RETRIED
+from shared.metrics import (
+    DEAD_LETTERS_OPEN,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_DUPLICATE,
+    EVENTS_PROCESSED,
+    EVENTS_RETRIED,
+)
 from shared.topics import UndecodableEvent, decode, dlq_topic
 
 log = structlog.get_logger(__name__)
@@ -24,11 +31,20 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 # Takes a run of events at once, in order, in one transaction (audit appends them in one statement).
 BatchHandler = Callable[[asyncpg.Connection, list[tuple[Envelope, Any]]], Awaitable[None]]
+# Called in the transaction that records a dead letter of a decodable event (e.g. to hand the call back).
+DeadLetterHook = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 Decoded = tuple[ConsumerRecord[Any, Any], Envelope, Any]
+
+# Waits between attempts at an outage: doubling from the consumer's retry base up to this.
+OUTAGE_BACKOFF_CAP_S = 5.0
 
 
 class PermanentError(Exception):
     """A handler's verdict that this event can never succeed: dead-letter it without retrying."""
+
+
+class _Parked(Exception):
+    """A run holds an event of a parked subject: it is applied again record by record."""
 
 
 class EventConsumer:
@@ -41,6 +57,14 @@ class EventConsumer:
     (one BEGIN, one inbox insert and one COMMIT for the run instead of for each record). If a run
     fails, it is rolled back whole and its records are applied again one at a time, with retries
     and dead-lettering, so one bad event never takes its neighbours with it.
+
+    A transient failure (`shared.failures.is_transient`: the database or broker away, a deadlock)
+    is retried with capped backoff for as long as it lasts, and the consumer never moves past the
+    record: an outage is never a reason to dead-letter. Only an event that can never succeed
+    (undecodable, `PermanentError`, or any other error `max_attempts` times) becomes a dead letter:
+    recorded in `<schema>.dead_letters` in one transaction with the service's `on_dead_letter`
+    hook, then copied to `dlq.<group>`. Its subject stays parked (its later events follow it) for
+    as long as the row is open, across restarts, until a replay's copy comes back.
     """
 
     def __init__(
@@ -60,6 +84,7 @@ class EventConsumer:
         batch_size: int = 100,
         batch_handler: BatchHandler | None = None,
         commit_interval_s: float = 0.2,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.group = group
         self._schema = schema
@@ -72,9 +97,7 @@ class EventConsumer:
         self._batch_size = max(1, batch_size)
         self._batch_handler = batch_handler
         self._commit_interval_s = commit_interval_s
-        # Subjects (call ids) with a dead-lettered event: their later events follow it to the
-        # dead-letter topic rather than overtake it.
-        self._parked: set[str] = set()
+        self.on_dead_letter = on_dead_letter
         self.running = False
         self._consumer = AIOKafkaConsumer(
             *self._by_physical,
@@ -113,14 +136,16 @@ class EventConsumer:
         clock = asyncio.get_running_loop().time
         pending: dict[TopicPartition, int] = {}
         last_commit = clock()
+        await self._count_open()  # the gauge of a process that restarts with letters open
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
                 records = [r for partition in batches.values() for r in partition]
                 pending.update(await self._process_records(records, stop))
                 if pending and clock() - last_commit >= self._commit_interval_s:
-                    await self.commit_offsets(pending)
-                    pending, last_commit = {}, clock()
+                    if await self.commit_offsets(pending):
+                        pending = {}
+                    last_commit = clock()
             if pending:
                 await self.commit_offsets(pending)
         finally:
@@ -130,25 +155,37 @@ class EventConsumer:
         self, records: list[ConsumerRecord[Any, Any]], stop: asyncio.Event
     ) -> dict[TopicPartition, int]:
         """Apply fetched records in order (runs across partitions; order matters only within one);
-        the offset to commit for each partition, past its last record applied."""
+        the offset to commit for each partition, past its last record done. When `stop` comes
+        while a record waits out an outage, that record and the rest are left for the next start."""
         done: dict[TopicPartition, int] = {}
         run: list[Decoded] = []
+
+        def mark(*finished: ConsumerRecord[Any, Any]) -> None:
+            for r in finished:
+                done[TopicPartition(r.topic, r.partition)] = r.offset + 1
+
+        async def flush() -> bool:
+            nonlocal run
+            applied = await self._apply_run(run, stop)
+            if applied:
+                mark(*(r for r, _, _ in run))
+            run = []
+            return applied
+
         for record in records:
             if stop.is_set():
                 break
             decoded = self._decode(record)
-            if isinstance(decoded, str) or decoded[1].subject in self._parked:
-                # Undecodable or parked: what came before is applied first, then this goes alone.
-                await self._apply_run(run)
-                run = []
-                await self._apply_one(record, decoded)
+            if isinstance(decoded, str) or dead_letters.replay_of(record) is not None:
+                # Undecodable or a replayed copy: what came before is applied first, then this alone.
+                if not await flush() or not await self._apply_one(record, decoded, stop):
+                    return done
+                mark(record)
             else:
                 run.append(decoded)
-                if len(run) >= self._batch_size:
-                    await self._apply_run(run)
-                    run = []
-            done[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        await self._apply_run(run)
+                if len(run) >= self._batch_size and not await flush():
+                    return done
+        await flush()
         return done
 
     def _decode(self, record: ConsumerRecord[Any, Any]) -> Decoded | str:
@@ -162,21 +199,43 @@ class EventConsumer:
             return f"event type {envelope.type!r} on topic {logical!r}"
         return record, envelope, payload
 
-    async def _apply_run(self, run: list[Decoded]) -> None:
-        """A run in one transaction; if that fails, each record on its own (retries, dead letters)."""
+    async def _apply_run(self, run: list[Decoded], stop: asyncio.Event) -> bool:
+        """A run in one transaction, retried whole while the failure is transient; if it fails
+        otherwise (or holds a parked subject), each record on its own. False: stopped first."""
         if not run:
-            return
+            return True
         if len(run) > 1:
-            try:
-                await self._apply_many([(envelope, payload) for _, envelope, payload in run])
-                return
-            except Exception as exc:  # noqa: BLE001 - whatever failed, the records go one by one
-                log.info("a run of events failed together; applying them one by one", error=repr(exc))
-        for decoded in run:
-            await self._apply_one(decoded[0], decoded)
+            outage = 0
+            while True:
+                try:
+                    await self._apply_many(run)
+                    return True
+                except _Parked:
+                    break
+                except Exception as exc:  # noqa: BLE001 - whatever failed, the records go one by one
+                    if not is_transient(exc):
+                        log.info("a run of events failed together; applying them one by one", error=repr(exc))
+                        break
+                    outage += 1
+                    self._log_outage(exc, outage, run[0][1])
+                    if not await self._wait_out(stop, outage):
+                        return False
+        for record, envelope, payload in run:
+            if not await self._apply_one(record, (record, envelope, payload), stop):
+                return False
+        return True
 
-    async def _apply_many(self, items: list[tuple[Envelope, Any]]) -> None:
+    async def _apply_many(self, run: list[Decoded], letter: int | None = None) -> None:
+        """Apply a run in one transaction; `_Parked` (rolled back) when a subject of it is parked.
+        With `letter`, the run is that dead letter's replayed copy and resumes it."""
+        items = [(envelope, payload) for _, envelope, payload in run]
         async with self._pool.acquire() as conn, conn.transaction():
+            if letter is None:
+                subjects = sorted({envelope.subject for envelope, _ in items})
+                if await dead_letters.parked(conn, self._schema, self.group, subjects):
+                    raise _Parked
+            else:
+                await dead_letters.resume(conn, self._schema, letter)
             claimed = await inbox.claim(conn, self._schema, [envelope for envelope, _ in items])
             fresh: list[tuple[Envelope, Any]] = []
             for envelope, payload in items:
@@ -194,52 +253,138 @@ class EventConsumer:
             counter = EVENTS_PROCESSED if id(envelope) in applied else EVENTS_DUPLICATE
             counter.labels(group=self.group, type=envelope.type).inc()
 
-    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit partitions' offsets in one request; a lost partition's commit fails harmlessly
-        (its records come again to the new owner, whose inbox drops them)."""
+    async def commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit partitions' offsets in one request; whether they were. A lost partition's commit
+        fails harmlessly (its records come again to the new owner, whose inbox drops them); one
+        the broker could not take now is kept and tried again with the next."""
         try:
             await self._consumer.commit(offsets)
         except CommitFailedError as exc:
             log.warning("offset commit failed after a rebalance", group=self.group, error=str(exc))
+        except KafkaError as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("offset commit failed; the broker is unavailable", group=self.group, error=repr(exc))
+            return False
+        return True
 
-    async def _apply_one(self, record: ConsumerRecord[Any, Any], decoded: Decoded | str) -> None:
-        """One record in its own transaction, retried with backoff, else dead-lettered."""
+    async def _apply_one(
+        self, record: ConsumerRecord[Any, Any], decoded: Decoded | str, stop: asyncio.Event
+    ) -> bool:
+        """One record in its own transaction: retried through any outage, retried `max_attempts`
+        times on another error, else dead-lettered. False: `stop` came first, nothing was done."""
+        replayed = dead_letters.replay_of(record)
+        if replayed is not None and replayed[0] != self.group:
+            # Another group's replay: this group applied the original already, or will reach it.
+            return True
+        letter = replayed[1] if replayed else None
         if isinstance(decoded, str):
-            await self._dead_letter(record, "undecodable", decoded)
-            return
-        _, envelope, payload = decoded
-        if envelope.subject in self._parked:
-            await self._dead_letter(record, "parked", "an earlier event of this subject failed")
-            return
-        for attempt in range(1, self._max_attempts + 1):
+            return await self._dead_letter(record, None, "undecodable", decoded, stop, letter)
+        envelope = decoded[1]
+        outage = failures = 0
+        while True:
             try:
-                await self._apply_many([(envelope, payload)])
-                return
+                verdict = await (self._apply_copy(decoded, letter) if letter else self._apply_single(decoded))
             except PermanentError as exc:
-                await self._dead_letter(record, "rejected", str(exc), envelope.subject)
-                return
+                return await self._dead_letter(record, envelope, "rejected", str(exc), stop, letter)
             except Exception as exc:
                 EVENTS_RETRIED.labels(group=self.group).inc()
-                if attempt == self._max_attempts:
+                if is_transient(exc):
+                    outage += 1
+                    self._log_outage(exc, outage, envelope)
+                    if not await self._wait_out(stop, outage):
+                        return False
+                    continue
+                failures += 1
+                if failures >= self._max_attempts:
                     log.exception("handler failed; giving up", group=self.group, type=envelope.type)
-                    await self._dead_letter(record, "failed", repr(exc), envelope.subject)
-                    return
-                delay = self._retry_base_s * 2 ** (attempt - 1)
+                    return await self._dead_letter(record, envelope, "failed", repr(exc), stop, letter)
+                delay = self._retry_base_s * 2 ** (failures - 1)
                 log.warning(
                     "handler failed; retrying",
                     group=self.group,
                     type=envelope.type,
-                    attempt=attempt,
+                    attempt=failures,
                     delay_s=delay,
                     error=repr(exc),
                 )
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    return False
+                continue
+            if verdict == "park":
+                reason = "an earlier event of this subject is a dead letter"
+                return await self._dead_letter(record, envelope, "parked", reason, stop, letter)
+            if verdict == "drop":
+                EVENTS_DUPLICATE.labels(group=self.group, type=envelope.type).inc()
+            return True
+
+    async def _apply_single(self, decoded: Decoded) -> str:
+        """'applied', or 'park' when its subject is parked."""
+        try:
+            await self._apply_many([decoded])
+        except _Parked:
+            return "park"
+        return "applied"
+
+    async def _apply_copy(self, decoded: Decoded, letter: int) -> str:
+        """A replayed copy of `letter`: 'applied' (and the letter resumed), 'park' or 'drop'."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            verdict = await dead_letters.claim_copy(conn, self._schema, self.group, letter)
+        if verdict == "apply":
+            await self._apply_many([decoded], letter)
+            await self._count_open()
+            return "applied"
+        return verdict
+
+    def _log_outage(self, exc: BaseException, attempt: int, envelope: Envelope | None) -> None:
+        # The log says it once, then every 20th attempt: an outage of minutes is not a flood.
+        if attempt == 1 or attempt % 20 == 0:
+            log.warning(
+                "a dependency is unavailable; waiting for it, in order",
+                group=self.group,
+                type=envelope.type if envelope else None,
+                attempt=attempt,
+                error=repr(exc),
+            )
+
+    async def _wait_out(self, stop: asyncio.Event, attempt: int) -> bool:
+        return await wait_backoff(stop, attempt, base_s=self._retry_base_s, cap_s=OUTAGE_BACKOFF_CAP_S)
+
+    async def _count_open(self) -> None:
+        """Set the gauge of open dead letters from the table (left as it was while the database is away)."""
+        try:
+            count = await dead_letters.open_count(self._pool, self._schema, self.group)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return
+        DEAD_LETTERS_OPEN.labels(group=self.group).set(count)
 
     async def _dead_letter(
-        self, record: ConsumerRecord[Any, Any], reason: str, error: str, subject: str | None = None
-    ) -> None:
-        if subject is not None and reason != "parked":
-            self._parked.add(subject)
+        self,
+        record: ConsumerRecord[Any, Any],
+        envelope: Envelope | None,
+        reason: str,
+        error: str,
+        stop: asyncio.Event,
+        letter: int | None = None,
+    ) -> bool:
+        """Record the dead letter (and run the service's hook) in one transaction, then copy it to
+        `dlq.<group>` and raise the alarm; both wait out an outage. False: `stop` came first."""
+        outage = 0
+        while True:
+            try:
+                await self._record_dead_letter(record, envelope, reason, error, letter)
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                outage += 1
+                self._log_outage(exc, outage, envelope)
+                if not await self._wait_out(stop, outage):
+                    return False
         headers = [
             ("dlq-origin-topic", record.topic.encode()),
             ("dlq-origin-partition", str(record.partition).encode()),
@@ -248,9 +393,10 @@ class EventConsumer:
             ("dlq-reason", reason.encode()),
             ("dlq-error", error[:2000].encode()),
             ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
-            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")],
+            *dead_letters.original_headers(record.headers),
         ]
         # Wait for the broker's acknowledgement before the offset can move past this record.
+        outage = 0
         while True:
             try:
                 future = await self._publisher.send(
@@ -259,9 +405,12 @@ class EventConsumer:
                 await future
                 break
             except KafkaError as exc:
+                outage += 1
                 log.warning("dead-letter publish failed; retrying", error=repr(exc))
-                await asyncio.sleep(1)
+                if not await self._wait_out(stop, outage):
+                    return False
         EVENTS_DEAD_LETTERED.labels(group=self.group, reason=reason).inc()
+        await self._count_open()
         log.error(
             "event dead-lettered",
             group=self.group,
@@ -270,7 +419,33 @@ class EventConsumer:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            subject=envelope.subject if envelope else None,
+            type=envelope.type if envelope else None,
         )
+        return True
+
+    async def _record_dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        envelope: Envelope | None,
+        reason: str,
+        error: str,
+        letter: int | None,
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if letter is not None:
+                await dead_letters.resume(conn, self._schema, letter)
+            new = await dead_letters.record(conn, self._schema, self.group, record, reason, error, envelope)
+            if new is None or envelope is None or self.on_dead_letter is None:
+                return
+            try:
+                # A savepoint: a hook that fails for good leaves the dead letter recorded without it.
+                async with conn.transaction():
+                    await self.on_dead_letter(conn, envelope)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.exception("dead-letter hook failed", group=self.group, type=envelope.type)
 
 
 async def stop_quietly(consumer: EventConsumer) -> None:

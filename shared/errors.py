@@ -5,10 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.failures import is_conflict, is_unavailable
+
+# Seconds a caller is asked to wait before retrying a request the backing services could not take.
+RETRY_AFTER_S = 1
+
+# The driver errors among which `shared.failures` tells an outage or a lost race; any other one
+# is re-raised and answers 500, as a bug should.
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    KafkaError,
+)
 
 
 class ApiError(Exception):
@@ -59,11 +75,15 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return _error(exc.status_code, code, exc.detail)
 
-    async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        # The database went away mid-request: the caller did nothing wrong and may retry.
-        return _error(
-            503, "unavailable", "a backing service is unavailable; retry shortly", {"Retry-After": "1"}
-        )
+    async def on_driver_error(_: Request, exc: Exception) -> JSONResponse:
+        # The database or broker is away, starting or full, or the transaction lost a race that
+        # the handler's own retries did not win: the caller did nothing wrong and may retry.
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
+        if is_unavailable(exc):
+            return _error(503, "unavailable", "a backing service is unavailable; retry shortly", retry)
+        if is_conflict(exc):
+            return _error(503, "conflict_retry", "the request met a concurrent change; retry it", retry)
+        raise exc
 
     async def on_unstorable_text(_: Request, exc: Exception) -> JSONResponse:
         # JSON may carry "\u0000"; PostgreSQL stores no NUL character in text or jsonb.
@@ -74,14 +94,8 @@ def install_error_handlers(app: FastAPI) -> None:
         asyncpg.exceptions.CharacterNotInRepertoireError,
     ):
         app.add_exception_handler(text_error, on_unstorable_text)
-    for kind in (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.exceptions.InternalClientError,
-        asyncpg.exceptions.AdminShutdownError,
-        ConnectionError,
-    ):
-        app.add_exception_handler(kind, on_unavailable)
+    for kind in _DRIVER_ERRORS:
+        app.add_exception_handler(kind, on_driver_error)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,4 +1,4 @@
-"""Which failures are a dependency's outage or a lost race, and retrying the races."""
+"""Which failures are a dependency's outage or a lost race, retrying the races, and backoff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+)
 
 T = TypeVar("T")
 
@@ -41,6 +47,9 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means a database or broker is unreachable for now (wait and retry, never give up)."""
     if isinstance(exc, _UNAVAILABLE_TYPES):
         return True
+    # The broker's own verdict: a leader moving, a coordinator loading, a node not ready yet.
+    if isinstance(exc, KafkaError) and exc.retriable:
+        return True
     return sqlstate(exc)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
 
 
@@ -65,3 +74,18 @@ async def retry_conflicts(work: Callable[[], Awaitable[T]], *, attempts: int = 5
         # Jitter, so the two transactions that deadlocked do not meet again in the same order.
         await asyncio.sleep(base_s * attempt * (1 + random.random()))
     raise AssertionError("unreachable")
+
+
+def backoff_s(attempt: int, *, base_s: float = 0.1, cap_s: float = 5.0) -> float:
+    """The wait before retry number `attempt` (from 1): doubling from `base_s`, at most `cap_s`,
+    with jitter so processes that failed together do not all come back in the same instant."""
+    return min(cap_s, base_s * 2 ** min(attempt - 1, 30)) * (0.5 + random.random() / 2)
+
+
+async def wait_backoff(stop: asyncio.Event, attempt: int, *, base_s: float = 0.1, cap_s: float = 5.0) -> bool:
+    """Wait `backoff_s(attempt)` unless `stop` is set first; whether to go on (False: stopping)."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=backoff_s(attempt, base_s=base_s, cap_s=cap_s))
+    except TimeoutError:
+        return True
+    return False

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from shared.db import check_identifier
 from shared.envelope import CONTENT_TYPE, Envelope
+from shared.failures import backoff_s, is_transient
 from shared.kafka import Publisher
 from shared.metrics import OUTBOX_PUBLISHED
 
@@ -188,6 +189,7 @@ class OutboxRelay:
         """A connection LISTENing for this schema's NOTIFY, or None (then polling alone wakes us)."""
         if old is not None:
             with contextlib.suppress(*TRANSIENT):
+                old.remove_termination_listener(self._on_notify)  # raises when the pool took it back
                 await self._pool.release(old)
         try:
             listener = await self._pool.acquire()
@@ -195,6 +197,9 @@ class OutboxRelay:
             return None
         try:
             await listener.add_listener(channel(self._schema), self._on_notify)
+            # A lost LISTEN connection (PostgreSQL restarted, connection terminated) wakes the loop,
+            # which replaces it at once instead of sleeping through its poll interval unaware.
+            listener.add_termination_listener(self._on_notify)
         except TRANSIENT:
             with contextlib.suppress(*TRANSIENT):
                 await self._pool.release(listener)
@@ -204,7 +209,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, woken by NOTIFY and by a periodic poll."""
         listener: asyncpg.Connection | None = None
-        passes = 0
+        passes = failures = 0
         try:
             while not stop.is_set():
                 # A terminated connection (failover, pg_terminate_backend) is replaced, not fatal.
@@ -214,13 +219,18 @@ class OutboxRelay:
                 try:
                     published = await self.relay_once()
                     passes += 1
+                    failures = 0
                     if passes % 1000 == 0:
                         await self.purge_sent()
                 except TRANSIENT as exc:
-                    # The database or broker is away: keep the rows and try again shortly.
-                    log.warning("outbox relay failed; will retry", schema=self._schema, error=repr(exc))
-                    published = 0
-                    await asyncio.sleep(self._poll_interval_s)
+                    # The database or broker is away: keep the rows and try again after a backoff
+                    # (doubling to 5 s); NOTIFY cannot wake us then, the LISTEN connection is lost.
+                    failures += 1
+                    level = log.warning if is_transient(exc) else log.error
+                    level("outbox relay failed; will retry", schema=self._schema, error=repr(exc))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=backoff_s(failures, base_s=0.2))
+                    continue
                 if published:
                     continue
                 stop_wait = asyncio.ensure_future(stop.wait())
@@ -241,5 +251,7 @@ class OutboxRelay:
             if listener is not None:
                 with contextlib.suppress(*TRANSIENT):
                     await listener.remove_listener(channel(self._schema), self._on_notify)
+                with contextlib.suppress(*TRANSIENT):
+                    listener.remove_termination_listener(self._on_notify)
                 with contextlib.suppress(*TRANSIENT):
                     await self._pool.release(listener)

@@ -21,6 +21,8 @@ from fastapi import FastAPI
 
 from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
+from shared.envelope import Envelope
+from shared.failures import is_transient, wait_backoff
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
@@ -99,6 +101,9 @@ class ServiceParts:
     # Called when shutdown begins, before servers wait for open connections (e.g. to end streams).
     on_stop: Callable[[], Awaitable[None]] | None = None
     on_published: OnPublished | None = None
+    # Called in the transaction that records a dead letter of a decodable event of this service's
+    # consumer (e.g. to hand a live call back); it should be idempotent per call.
+    on_dead_letter: Callable[[asyncpg.Connection, Envelope], Awaitable[None]] | None = None
 
 
 Builder = Callable[[Infra], ServiceParts]
@@ -116,20 +121,33 @@ def _name(job: Background) -> str:
     return getattr(job, "__qualname__", repr(job))
 
 
+# A job that ran this long before failing starts again from the shortest wait.
+_HEALTHY_RUN_S = 30.0
+
+
 async def supervise(name: str, job: Background, stop: asyncio.Event) -> None:
-    """Run a long-lived job; when a lost database or broker connection ends it, start it again.
+    """Run a long-lived job; when a database or broker error ends it, start it again.
 
     Without this, one terminated PostgreSQL connection in one background loop would end the
-    whole process (the task group cancels its siblings); with it the job resumes a second later.
+    whole process (the task group cancels its siblings); with it the job resumes after a backoff
+    (doubling up to 5 s, with jitter) for as long as an outage lasts. An outage is a warning; any
+    other database or broker error is logged as an error, and the job is restarted all the same.
     """
+    clock = asyncio.get_running_loop().time
+    failures = 0
     while not stop.is_set():
+        started = clock()
         try:
             await job(stop)
             return
         except TRANSIENT as exc:
-            log.error("background job failed; restarting it", job=name, error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            failures = 1 if clock() - started > _HEALTHY_RUN_S else failures + 1
+            if is_transient(exc):
+                log.warning("background job lost a dependency; restarting it", job=name, error=repr(exc))
+            else:
+                log.error("background job failed; restarting it", job=name, error=repr(exc))
+            if not await wait_backoff(stop, failures, base_s=0.5):
+                return
 
 
 def bind(host: str, port: int, service: str) -> socket.socket:
@@ -200,6 +218,8 @@ async def run(
                 await part.on_start()
         for part in parts:
             if part.consumer is not None:
+                if part.on_dead_letter is not None:
+                    part.consumer.on_dead_letter = part.on_dead_letter
                 await part.consumer.start()
                 stack.push_async_callback(stop_quietly, part.consumer)
 
