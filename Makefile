@@ -53,8 +53,11 @@ bench: install
 	$(BIN)/python -m bench
 
 # Not part of `make test` either: minutes of load with one fault after another, then a checker.
+# FAULTS=name,name runs only those (python -m faults --list); FAULTS_ARGS=--quick shortens phases.
+FAULTS ?=
+FAULTS_ARGS ?=
 faults: install
-	$(BIN)/python -m faults
+	$(BIN)/python -m faults $(if $(FAULTS),--faults $(FAULTS)) $(FAULTS_ARGS)
 
 infra-up: install
 	$(BIN)/careroute infra up

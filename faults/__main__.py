@@ -7,23 +7,24 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from faults import report
-from faults.checker import at_rest, check
+from faults import report, snapshot
+from faults.checker import judge
 from faults.cluster import Cluster
-from faults.injections import FAULTS
+from faults.injections import FAULTS, Context, Fault
 from shared import infra
-from shared.jurisdiction import load_file
+from shared.jurisdiction import Jurisdiction, load_file
 from sim.run import Simulation
 from sim.scenario import Options, plan_day
 
 ROOT = Path(__file__).parents[1]
+# --quick: phases short enough to try one fault in about two minutes.
+QUICK = {"seconds": 20.0, "settle": 5.0}
 
 
 def log(text: str) -> None:
@@ -34,65 +35,105 @@ def log(text: str) -> None:
 
 async def chain_verifies(cluster: Cluster, token: str) -> bool:
     """GET /v1/audit/verify over the whole trail."""
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=120) as http:
         r = await http.get(
             f"{cluster.url('audit')}/v1/audit/verify", headers={"Authorization": f"Bearer {token}"}
         )
     return r.status_code == 200 and bool(r.json().get("ok"))
 
 
-async def one_fault(cluster: Cluster, name: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """Load for `args.seconds`, the fault a third of the way in, then drain and check."""
-    j = load_file(args.jurisdiction)
+def revive(cluster: Cluster, ctx: Context) -> None:
+    """A service process that exited during the fault is a finding; start it again to go on."""
+    for name, process in cluster.processes.items():
+        if process.poll() is not None:
+            ctx.findings.append(
+                ("stuck", f"process:{name}", f"{name} exited (code {process.returncode}) during the fault")
+            )
+            cluster.spawn(name)
+
+
+async def one_fault(
+    cluster: Cluster, j: Jurisdiction, name: str, fault: Fault, args: argparse.Namespace, seed: int
+) -> dict[str, Any]:
+    """Load for `args.seconds`, the fault a third of the way in (or once at rest), then drain and check."""
     options = Options(
         calls_per_hour=args.calls_per_hour, hours=args.seconds * args.speedup / 3600, start_hour=11
     )
     lat = sum(t.home.lat for t in j.teams) / len(j.teams)
     lon = sum(t.home.lon for t in j.teams) / len(j.teams)
     plan = plan_day(seed, options, [p.id for p in j.psaps], (lat, lon, 0.05))
-    sim = Simulation(cluster.settings, j, plan, options, args.speedup, seed)
+    s = cluster.settings
+    dsn = s.database_url.get_secret_value()
+    limit = 3 * args.offer_timeout + args.settle
+
+    async def at_rest() -> int:
+        return await snapshot.wait_at_rest(dsn, s.kafka_bootstrap_servers, s.kafka_namespace, limit)
+
+    ctx = Context(jurisdiction=j, seed=seed, wait_at_rest=at_rest)
+    sim = Simulation(s, j, plan, options, args.speedup, seed)
+    started = asyncio.get_running_loop().time()
     load = asyncio.create_task(sim.run(drain_s=args.drain, show_progress=False))
-    await asyncio.sleep(args.seconds / 3)
-    log(f"{name}: injecting")
-    what = await FAULTS[name](cluster)
-    log(f"{name}: {what}; waiting for the load and its tail")
+    what = []
+    if not fault.quiet:
+        await asyncio.sleep(args.seconds / 3)
+        log(f"{name}: injecting")
+        what.append(await fault.inject(cluster, ctx))
+        log(f"{name}: {what[-1]}; waiting for the load and its tail")
     tally = await load
+    if fault.heal is not None:
+        what.append(await fault.heal(cluster, ctx))
+    revive(cluster, ctx)
     await cluster.wait_ready()
     await asyncio.sleep(args.settle)
-    dsn = cluster.settings.database_url.get_secret_value()
-    # The last calls may still be in their chain of offers: three deadlines, plus a margin.
-    moving = await at_rest(dsn, tally.call_ids, 3 * args.offer_timeout + args.settle)
-    log(f"{name}: {moving} calls not at rest after the wait")
+    moving = await at_rest()
+    log(f"{name}: {moving} things still moving after the wait")
+    if fault.quiet:
+        log(f"{name}: injecting at rest")
+        what.append(await fault.inject(cluster, ctx))
+        revive(cluster, ctx)
     admin = next(o.token for o in j.oversight if o.role == "admin")
-    verdict = await check(dsn, tally.call_ids, await chain_verifies(cluster, admin))
-    log(
-        f"{name}: calls {verdict.calls} lost {verdict.lost} duplicated {verdict.duplicated} "
-        f"out of order {verdict.out_of_order} stuck {verdict.stuck}"
-        f" chain {'ok' if verdict.chain_ok else 'BROKEN'}"
+    chain_ok = await chain_verifies(cluster, admin)
+    snap = await snapshot.read(
+        dsn, s.kafka_bootstrap_servers, s.kafka_namespace, tally.call_ids + ctx.call_ids, chain_ok
     )
+    verdict = judge(snap, ctx.poisoned)
+    for kind, key, text in ctx.findings:
+        verdict.add(kind, key, text)
+    summary = verdict.summary()
+    log(
+        f"{name}: "
+        + " ".join(f"{k} {summary[k]}" for k in ("calls", *report.KIND_COLUMNS))
+        + f" chain {'ok' if verdict.chain_ok else 'BROKEN'}"
+    )
+    for line in verdict.examples(3):
+        log(f"  {line}")
     return {
         "fault": name,
-        "what": what,
-        "passed": verdict.passed,
-        **asdict(verdict),
-        "load": dict(tally.counts),
+        "what": "; ".join(what),
+        "seconds": round(asyncio.get_running_loop().time() - started),
+        **summary,
+        "load": {**dict(tally.counts), **ctx.counts},
     }
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every chosen fault, each on the same running cluster."""
+async def run(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
+    """Every chosen fault, each on the same infrastructure with its own database and topics."""
+    j = load_file(args.jurisdiction)
     cluster = Cluster(
         ROOT / ".run" / "faults",
         infra.choose_broker(args.broker),
         args.pg_port,
         args.kafka_port,
         args.offer_timeout,
+        keep=args.keep,
     )
     results = []
     try:
-        await cluster.start(load_file(args.jurisdiction))
-        for seed, name in enumerate(args.faults.split(","), start=1):
-            results.append(await one_fault(cluster, name, args, seed))
+        await cluster.start(j)
+        for seed, name in enumerate(names, start=1):
+            if seed > 1:
+                await cluster.fresh(j)
+            results.append(await one_fault(cluster, j, name, FAULTS[name], args, seed))
     finally:
         await cluster.stop()
     return results
@@ -101,29 +142,52 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main() -> None:
     """Parse options, run, print and write the results."""
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated: {', '.join(FAULTS)}")
+    parser.add_argument("--faults", default="", help=f"comma-separated (default all): {', '.join(FAULTS)}")
+    parser.add_argument("--list", action="store_true", help="print the faults' names and stop")
+    parser.add_argument("--quick", action="store_true", help="short phases: --seconds 20 --settle 5")
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BROKER", "apache"))
     parser.add_argument("--jurisdiction", type=Path, default=ROOT / "examples" / "lane-valley.yaml")
-    parser.add_argument("--seconds", type=float, default=60, help="real seconds of load per fault")
-    parser.add_argument("--speedup", type=float, default=60)
-    parser.add_argument("--calls-per-hour", type=float, default=600)
+    parser.add_argument("--seconds", type=float, default=45, help="real seconds of load per fault")
+    parser.add_argument("--speedup", type=float, default=120)
+    parser.add_argument(
+        "--calls-per-hour", type=float, default=300, help="simulated calls per simulated hour"
+    )
     parser.add_argument("--offer-timeout", type=int, default=20, help="MATCHING_OFFER_TIMEOUT_S for the run")
-    parser.add_argument("--drain", type=float, default=120, help="real seconds for answers after the load")
-    parser.add_argument("--settle", type=float, default=20, help="seconds after the drain before checking")
+    # The drain ends as soon as every simulated answer is sent; a call's tail (up to three offers of
+    # 20 s, then the team's reports) fits in it, and cutting it short would leave calls mid-way.
+    parser.add_argument(
+        "--drain", type=float, default=120, help="at most, real seconds for answers after the load"
+    )
+    parser.add_argument("--settle", type=float, default=10, help="seconds after the drain before checking")
     parser.add_argument("--pg-port", type=int, default=55482)
-    parser.add_argument("--kafka-port", type=int, default=59482)
+    parser.add_argument("--keep", action="store_true", help="keep the last database and the infrastructure")
+    parser.add_argument(
+        "--kafka-port", type=int, default=59472, help="the broker's port (its controller: +1)"
+    )
     args = parser.parse_args()
-    unknown = set(args.faults.split(",")) - set(FAULTS)
+    if args.list:
+        sys.stdout.write("\n".join(FAULTS) + "\n")
+        return
+    if args.quick:
+        for key, value in QUICK.items():
+            if parser.get_default(key) == getattr(args, key):
+                setattr(args, key, value)
+    names = [n for n in args.faults.split(",") if n] or list(FAULTS)
+    unknown = set(names) - set(FAULTS)
     if unknown:
-        parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
-    results = asyncio.run(run(args))
+        parser.error(f"unknown faults: {', '.join(sorted(unknown))}; --list shows them")
+    results = asyncio.run(run(args, names))
     out = ROOT / "faults" / "results"
     out.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).isoformat(timespec="seconds")
     text = json.dumps({"when": when, "results": results}, indent=2)
-    (out / "latest.json").write_text(text + "\n")
-    shown = {k: v for k, v in vars(args).items() if k not in ("faults", "jurisdiction")}
-    report.write(results, when, shown, ROOT / "docs" / "faults.md")
+    shown = {k: v for k, v in vars(args).items() if k not in ("faults", "jurisdiction", "list", "keep")}
+    if names == list(FAULTS) and not args.quick:
+        # Only a full run is the record; a partial or quick one is kept apart and changes no doc.
+        (out / "latest.json").write_text(text + "\n")
+        report.write(results, when, shown, ROOT / "docs" / "faults.md")
+    else:
+        (out / f"partial-{when.replace(':', '')}.json").write_text(text + "\n")
     sys.stdout.write(text + "\n")
     sys.exit(0 if all(r["passed"] for r in results) else 1)
 

@@ -1,150 +1,414 @@
-"""After a fault: for every call the system answered 202, was it lost, duplicated, out of order, or stuck?"""
+"""Judging a snapshot: lost, duplicated, stuck, inconsistent and out-of-order, as pure functions."""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import itertools
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-import asyncpg
+from faults.snapshot import INTAKE_AT_REST, LIVE, MATCHING_AT_REST, Assignment, Event, Snapshot
+from shared.topics import AGENCY_TOPIC_PREFIX, REGISTRY
 
-# Where a call may rest: routed elsewhere at intake, or a community call that reached its end.
-FINAL = {"routed_police", "routed_ems", "routed_review", "cleared", "handed_back", "cancelled", "withdrawn"}
-STATUS_ORDER = {"en_route": 1, "on_scene": 2, "cleared": 3}
+KINDS = ("lost", "duplicated", "stuck", "inconsistent", "out_of_order")
+TEAM_BUSY = {"offered", "assigned", "en_route", "on_scene"}
+# The ends an assignment can have; it has at most one, and declined or expired never follow an accept.
+ENDS = {"declined", "expired", "withdrawn", "cleared"}
+
+RECEIVED = "calls.received.v1"
+CANCELLED = "calls.cancelled.v1"
+UNASSIGNED = "calls.unassigned.v1"
+OFFERED = "assignments.offered.v1"
+RESPONDED = "assignments.responded.v1"
+EXPIRED = "assignments.expired.v1"
+WITHDRAWN = "assignments.withdrawn.v1"
+STATUS = "assignments.status_changed.v1"
+ASSIGNMENT_TYPES = (OFFERED, RESPONDED, EXPIRED, WITHDRAWN, STATUS)
 
 
 @dataclass
 class Verdict:
-    """The checker's counts and the first few examples of each problem."""
+    """Every problem found, by kind, keyed by what it is about (a key is counted once)."""
 
     calls: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    out_of_order: int = 0
-    stuck: int = 0
     chain_ok: bool = False
-    examples: list[str] = field(default_factory=list)
+    problems: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    info: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, key: str, text: str) -> None:
+        """Record one problem; the same key of the same kind again is the same problem."""
+        self.problems[kind].setdefault(key, text)
+
+    def count(self, kind: str) -> int:
+        """How many distinct problems of `kind`."""
+        return len(self.problems[kind])
 
     @property
     def passed(self) -> bool:
-        """Zero lost, duplicated, out of order and stuck, and a verified chain."""
-        return self.chain_ok and not (self.lost or self.duplicated or self.out_of_order or self.stuck)
+        """No problem of any kind, and a verified chain."""
+        return self.chain_ok and not any(self.problems.values())
 
-    def note(self, text: str) -> None:
-        """Keep a few examples for the report."""
-        if len(self.examples) < 10:
-            self.examples.append(text)
+    def examples(self, per_kind: int = 5) -> list[str]:
+        """The first few problems of each kind, for the report."""
+        return [f"{kind}: {text}" for kind in KINDS for text in list(self.problems[kind].values())[:per_kind]]
 
-
-def check_trail(call_id: str, events: list[tuple[str, dict[str, Any]]], verdict: Verdict) -> None:
-    """Order and duplicate rules over one call's events, in audit order."""
-    if not events or events[0][0] != "calls.received.v1":
-        verdict.out_of_order += 1
-        verdict.note(f"{call_id}: first event is {events[0][0] if events else 'missing'}")
-        return
-    seen: dict[str, set[str]] = defaultdict(set)
-    active: str | None = None
-    for type_, data in events[1:]:
-        assignment = str(data.get("assignment_id"))
-        if type_ == "assignments.offered.v1":
-            if "offered" in seen[assignment]:
-                verdict.duplicated += 1
-                verdict.note(f"{call_id}: assignment {assignment} offered twice")
-            if active is not None:
-                verdict.duplicated += 1
-                verdict.note(f"{call_id}: a second offer while {active} was live")
-            seen[assignment].add("offered")
-            active = assignment
-        elif type_ == "assignments.responded.v1":
-            if "offered" not in seen[assignment]:
-                verdict.out_of_order += 1
-                verdict.note(f"{call_id}: answer before offer for {assignment}")
-            if "responded" in seen[assignment]:
-                verdict.duplicated += 1
-                verdict.note(f"{call_id}: {assignment} answered twice")
-            seen[assignment].add("responded")
-            if data.get("response") == "declined" and active == assignment:
-                active = None
-        elif type_ == "assignments.status_changed.v1":
-            status = str(data.get("status"))
-            if "responded" not in seen[assignment]:
-                verdict.out_of_order += 1
-                verdict.note(f"{call_id}: {status} before acceptance of {assignment}")
-            later = [s for s in seen[assignment] if STATUS_ORDER.get(s, 0) > STATUS_ORDER.get(status, 0)]
-            if status in STATUS_ORDER and later:
-                verdict.out_of_order += 1
-                verdict.note(f"{call_id}: {status} after {later[0]}")
-            if status in STATUS_ORDER and status in seen[assignment]:
-                verdict.duplicated += 1
-                verdict.note(f"{call_id}: {status} reported twice for {assignment}")
-            seen[assignment].add(status)
-            if status == "cleared" and active == assignment:
-                active = None
-        elif type_ in ("assignments.expired.v1", "assignments.withdrawn.v1"):
-            if "offered" not in seen[assignment]:
-                verdict.out_of_order += 1
-                verdict.note(f"{call_id}: {type_} before the offer of {assignment}")
-            if active == assignment:
-                active = None
+    def summary(self) -> dict[str, object]:
+        """Counts, the chain, the information figures and examples, as the results file keeps them."""
+        return {
+            "calls": self.calls,
+            **{kind: self.count(kind) for kind in KINDS},
+            "chain_ok": self.chain_ok,
+            "passed": self.passed,
+            "info": dict(self.info),
+            "examples": self.examples(),
+        }
 
 
-async def at_rest(dsn: str, call_ids: list[str], limit_s: float) -> int:
-    """Wait until every call is at rest or `limit_s` passed; how many are not at rest.
-
-    A call the load sent last may still be in its chain of offers (every attempt waits out its
-    deadline), so "stuck" is judged only once that chain had time to end.
-    """
-    deadline = asyncio.get_running_loop().time() + limit_s
-    conn = await asyncpg.connect(dsn)
-    try:
-        while True:
-            moving = int(
-                await conn.fetchval(
-                    "SELECT count(*) FROM intake.calls WHERE id = ANY($1::uuid[]) AND NOT status = ANY($2)",
-                    call_ids,
-                    list(FINAL),
-                )
-            )
-            if not moving or asyncio.get_running_loop().time() > deadline:
-                return moving
-            await asyncio.sleep(2)
-    finally:
-        await conn.close()
-
-
-async def check(dsn: str, call_ids: list[str], chain_ok: bool) -> Verdict:
-    """Read intake's calls and the audit trail and judge every call answered 202."""
-    verdict = Verdict(calls=len(call_ids), chain_ok=chain_ok)
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT id::text AS id, status FROM intake.calls WHERE id = ANY($1::uuid[])", call_ids
-        )
-        status = {r["id"]: r["status"] for r in rows}
-        trail: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        for r in await conn.fetch(
-            # Lifecycle order is the order things happened (the producers' event time): audit reads
-            # several topics, and across topics its own sequence need not follow causality.
-            "SELECT subject, type, envelope->'data' AS data FROM audit.events WHERE subject = ANY($1::text[])"
-            " ORDER BY event_time, seq",
-            call_ids,
-        ):
-            trail[r["subject"]].append((r["type"], json.loads(r["data"])))
-        copies = await conn.fetchval("SELECT count(*) - count(DISTINCT event_id) FROM audit.events")
-    finally:
-        await conn.close()
-    verdict.duplicated += int(copies)
-    for call_id in call_ids:
-        if call_id not in status or not trail.get(call_id):
-            verdict.lost += 1
-            verdict.note(
-                f"{call_id}: answered 202 but {'not stored' if call_id not in status else 'not audited'}"
-            )
-            continue
-        if status[call_id] not in FINAL:
-            verdict.stuck += 1
-            verdict.note(f"{call_id}: still {status[call_id]} after recovery")
-        check_trail(call_id, trail[call_id], verdict)
+def judge(snap: Snapshot, poisoned: dict[str, int] | None = None) -> Verdict:
+    """Every rule over one snapshot; `poisoned` (topic -> count) poison messages may be dead letters."""
+    verdict = Verdict(calls=len(snap.call_ids), chain_ok=snap.chain_ok)
+    check_lost(snap, verdict, poisoned or {})
+    check_duplicated(snap, verdict)
+    check_stuck(snap, verdict)
+    check_inconsistent(snap, verdict)
+    check_order(snap, verdict)
+    verdict.info = {
+        "outbox_rows": len(snap.outbox),
+        "trail_rows": len(snap.trail),
+        "agency_messages": len(snap.agency_messages),
+        "dead_letters": len(snap.dead_letters),
+        **{f"dead_letter_rows.{s}": n for s, n in snap.dead_letter_rows.items()},
+        **{f"pending.{q}": n for q, n in snap.pending.items()},
+    }
     return verdict
+
+
+def followers(snap: Snapshot, topic: str) -> list[str]:
+    """The services whose consumer follows `topic`: those that processed an event of it, and audit."""
+    found = {s for s, types in snap.inbox_types.items() if topic in types}
+    if topic in REGISTRY:
+        found.add("audit")
+    return sorted(found)
+
+
+def check_lost(snap: Snapshot, v: Verdict, poisoned: dict[str, int] | None = None) -> None:
+    """Per event: answered calls stored, every published event in the trail and in each follower's
+    inbox, every agency message on its topic and recorded delivered, and no dead letter of a real event."""
+    received = {e.subject for e in snap.trail if e.type == RECEIVED}
+    queued = {r.event.subject for r in snap.outbox if r.event.type == RECEIVED}
+    for call_id in snap.call_ids:
+        if call_id not in snap.intake:
+            v.add("lost", f"call:{call_id}", f"{call_id}: answered 202, not stored by intake")
+        elif call_id not in received and call_id not in queued:
+            v.add("lost", f"call:{call_id}", f"{call_id}: stored by intake with no calls.received.v1")
+    trail_ids = {e.id for e in snap.trail}
+    on_agency_topics = {m.event_id for m in snap.agency_messages}
+    delivered = {d.notification_id for d in snap.deliveries}
+    for row in snap.outbox:
+        if not row.sent:
+            continue  # stuck, not lost (check_stuck)
+        e = row.event
+        where: list[str] = []
+        if row.topic.startswith(AGENCY_TOPIC_PREFIX):
+            if e.id not in on_agency_topics:
+                where.append(f"topic {row.topic}")
+            if e.id not in delivered:
+                where.append("notify.deliveries")
+        else:
+            if e.id not in trail_ids:
+                where.append("the audit trail")
+            where += [
+                f"{s}'s inbox" for s in followers(snap, row.topic) if e.id not in snap.inbox.get(s, set())
+            ]
+        if where:
+            v.add(
+                "lost",
+                f"event:{e.id}",
+                f"{e.type} {e.id} of {e.subject} ({row.schema}): missing from {', '.join(where)}",
+            )
+    undecodable: dict[tuple[str, str], int] = defaultdict(int)
+    for d in snap.dead_letters:
+        if d.event is None:
+            undecodable[(d.topic, d.origin_topic)] += 1
+            n = undecodable[(d.topic, d.origin_topic)]
+            if n > (poisoned or {}).get(d.origin_topic, 0):
+                v.add(
+                    "lost",
+                    f"dlq:{d.topic}:{d.origin_topic}:{n}",
+                    f"{d.topic}: an undecodable dead letter from {d.origin_topic} nobody injected",
+                )
+            continue
+        v.add(
+            "lost",
+            f"dlq:{d.topic}:{d.event.id}",
+            f"{d.event.type} {d.event.id} of {d.event.subject} dead-lettered to {d.topic}"
+            f" ({d.reason}: {d.error[:120]})",
+        )
+
+
+def _live(assignments: Iterable[Assignment]) -> list[Assignment]:
+    return [a for a in assignments if a.status in LIVE]
+
+
+def check_duplicated(snap: Snapshot, v: Verdict) -> None:
+    """Repeated meaning: two live assignments for a call or a team, a step of an assignment twice,
+    two offers of one attempt, an agency paged twice for one page."""
+    for where, rows in (("matching", snap.assignments), ("notify", snap.notify_assignments)):
+        by_call: dict[str, list[str]] = defaultdict(list)
+        by_team: dict[str, list[str]] = defaultdict(list)
+        for a in _live(rows):
+            by_call[a.call_id].append(a.id)
+            by_team[a.team_id].append(a.id)
+        for call_id, ids in by_call.items():
+            if len(ids) > 1:
+                v.add(
+                    "duplicated", f"live-call:{call_id}", f"{call_id}: {len(ids)} live assignments in {where}"
+                )
+        for team_id, ids in by_team.items():
+            if len(ids) > 1:
+                v.add(
+                    "duplicated",
+                    f"live-team:{team_id}",
+                    f"team {team_id}: {len(ids)} live assignments in {where}",
+                )
+    meaning: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for e in snap.trail:
+        if e.type in (RECEIVED, CANCELLED, UNASSIGNED):
+            meaning[(e.type, e.subject)].add(e.id)
+        elif e.type in (OFFERED, RESPONDED, EXPIRED, WITHDRAWN):
+            meaning[(e.type, str(e.data.get("assignment_id")))].add(e.id)
+            if e.type == OFFERED:
+                meaning[("attempt", e.subject, str(e.data.get("attempt")))].add(
+                    str(e.data.get("assignment_id"))
+                )
+        elif e.type == STATUS and e.data.get("status") != "backup_requested":
+            meaning[(e.type, str(e.data.get("assignment_id")), str(e.data.get("status")))].add(e.id)
+    for what, same in meaning.items():
+        if len(same) > 1:
+            v.add(
+                "duplicated", "trail:" + ":".join(what), f"{' '.join(what)}: {len(same)} times in the trail"
+            )
+    pages: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    for m in snap.agency_messages:
+        pages[(m.topic, m.assignment_id, m.kind, str(m.page))].add(m.event_id)
+    for d in snap.deliveries:
+        pages[("delivered", d.assignment_id, d.kind, str(d.page))].add(d.notification_id)
+    for (topic, assignment, kind, page), sent in pages.items():
+        if len(sent) > 1:
+            v.add(
+                "duplicated",
+                f"page:{assignment}:{kind}:{page}",
+                f"assignment {assignment}: {kind} page {page} sent {len(sent)} times ({topic})",
+            )
+
+
+def check_stuck(snap: Snapshot, v: Verdict) -> None:
+    """Not at rest: a call in any service, a live assignment, an unsent row, an overdue offer,
+    a team held by a finished call or by none, a consumer group behind."""
+    for call_id, status in snap.intake.items():
+        if status not in INTAKE_AT_REST:
+            v.add("stuck", f"intake:{call_id}", f"{call_id}: {status} at intake")
+    for call_id, status in snap.matching_calls.items():
+        if status not in MATCHING_AT_REST:
+            v.add("stuck", f"matching:{call_id}", f"{call_id}: {status} in matching")
+    for where, rows in (("matching", snap.assignments), ("notify", snap.notify_assignments)):
+        for a in rows:
+            if a.overdue:
+                v.add(
+                    "stuck",
+                    f"overdue:{where}:{a.id}",
+                    f"assignment {a.id} of {a.call_id}: offered past its deadline in {where}",
+                )
+            elif a.status in LIVE:
+                v.add(
+                    "stuck",
+                    f"live:{where}:{a.id}",
+                    f"assignment {a.id} of {a.call_id}: still {a.status} in {where}",
+                )
+    for row in snap.outbox:
+        if not row.sent:
+            v.add(
+                "stuck",
+                f"outbox:{row.schema}:{row.row}",
+                f"{row.schema}.outbox row {row.row} ({row.event.type}) never sent",
+            )
+    for t in snap.teams:
+        if t.current_call is None:
+            if t.status in TEAM_BUSY:
+                v.add("stuck", f"team:{t.id}", f"team {t.id}: {t.status} with no call")
+            continue
+        done_at_intake = snap.intake.get(t.current_call) in INTAKE_AT_REST
+        done_in_matching = snap.matching_calls.get(t.current_call) in MATCHING_AT_REST
+        if done_at_intake or done_in_matching:
+            v.add(
+                "stuck",
+                f"team:{t.id}",
+                f"team {t.id}: {t.status}, held by {t.current_call}, which is"
+                f" {snap.intake.get(t.current_call)} at intake"
+                f" and {snap.matching_calls.get(t.current_call)} in matching",
+            )
+    for group, topics in snap.lag.items():
+        for topic, behind in topics.items():
+            v.add("stuck", f"lag:{group}:{topic}", f"{group} is {behind} records behind on {topic}")
+
+
+def _by_call(events: Iterable[Event]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        out[e.subject].append(e)
+    return out
+
+
+def _steps(events: list[Event]) -> dict[str, set[str]]:
+    """Each assignment's steps in the trail: offered, accepted, declined, expired, withdrawn, statuses."""
+    steps: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e.type not in ASSIGNMENT_TYPES:
+            continue
+        a = str(e.data.get("assignment_id"))
+        if e.type == OFFERED:
+            steps[a].add("offered")
+        elif e.type == RESPONDED:
+            steps[a].add(str(e.data.get("response")))
+        elif e.type == EXPIRED:
+            steps[a].add("expired")
+        elif e.type == WITHDRAWN:
+            steps[a].add("withdrawn")
+        else:
+            steps[a].add(str(e.data.get("status")))
+    return steps
+
+
+def _attempts(events: list[Event], snap: Snapshot) -> dict[str, int]:
+    """Each assignment's attempt: carried by its offer (or any of its events), else matching's row."""
+    attempt = {a.id: a.attempt for a in snap.assignments if a.attempt is not None}
+    for e in events:
+        n = e.data.get("attempt")
+        if e.type in ASSIGNMENT_TYPES and isinstance(n, int):
+            attempt[str(e.data.get("assignment_id"))] = n
+    return {a: n for a, n in attempt.items() if n is not None}
+
+
+def expected_intake(events: list[Event], snap: Snapshot) -> str | None:
+    """The status intake must show, from the trail in causal order (None: the trail does not say)."""
+    types = {e.type for e in events}
+    if CANCELLED in types:
+        return "cancelled"
+    if UNASSIGNED in types:
+        return "handed_back"
+    attempts = _attempts(events, snap)
+    steps = _steps(events)
+    offered = [a for a in steps if "offered" in steps[a] and a in attempts]
+    if not offered:
+        return None
+    last = max(offered, key=attempts.__getitem__)
+    return "cleared" if "cleared" in steps[last] else None
+
+
+def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
+    """Services that disagree about a call or an assignment, and intake against the trail."""
+    live_m = {a.call_id for a in _live(snap.assignments)}
+    live_n = {a.call_id for a in _live(snap.notify_assignments)}
+    held = {t.current_call: t.id for t in snap.teams if t.current_call is not None}
+    for call_id, status in snap.intake.items():
+        in_matching = snap.matching_calls.get(call_id)
+        holding = [
+            f"team {held[call_id]} held" if call_id in held else "",
+            "a live assignment in matching" if call_id in live_m else "",
+            "a live assignment in notify" if call_id in live_n else "",
+        ]
+        holding = [h for h in holding if h]
+        disagree = None
+        if status == "cancelled" and (holding or in_matching not in (None, *MATCHING_AT_REST)):
+            disagree = "cancelled at intake"
+        elif status == "cleared" and (holding or in_matching != "closed"):
+            disagree = "cleared at intake"
+        elif status == "handed_back" and (holding or in_matching not in (None, "unassigned", "cancelled")):
+            disagree = "handed back at intake"
+        elif (in_matching == "closed" and status not in ("cleared", "cancelled")) or (
+            in_matching == "unassigned"
+            and status not in ("handed_back", "cancelled")
+            and not status.startswith("routed_")
+        ):
+            disagree = f"{status} at intake"
+        if disagree:
+            v.add(
+                "inconsistent",
+                f"call:{call_id}",
+                f"{call_id}: {disagree}, {in_matching} in matching"
+                + (f", {', '.join(holding)}" if holding else ""),
+            )
+    notify_status = {a.id: a.status for a in snap.notify_assignments}
+    for a in snap.assignments:
+        other = notify_status.get(a.id)
+        if other is not None and other != a.status:
+            v.add(
+                "inconsistent",
+                f"assignment:{a.id}",
+                f"assignment {a.id} of {a.call_id}: {a.status} in matching, {other} in notify",
+            )
+    for call_id, events in _by_call(e for e in snap.trail if e.subject in snap.intake).items():
+        for aid, steps in _steps(events).items():
+            ends = steps & ENDS
+            if len(ends) > 1 or ("accepted" in steps and ends & {"declined", "expired"}):
+                v.add(
+                    "inconsistent",
+                    f"ends:{aid}",
+                    f"assignment {aid} of {call_id}: {', '.join(sorted(steps))} in the trail",
+                )
+        want = expected_intake(events, snap)
+        if want is not None and snap.intake.get(call_id) != want:
+            v.add(
+                "inconsistent",
+                f"intake:{call_id}",
+                f"{call_id}: {snap.intake.get(call_id)} at intake, the trail says {want}",
+            )
+
+
+def check_order(snap: Snapshot, v: Verdict) -> None:
+    """Causal order within each call, by (attempt, lifecycle step), never by event time: every step
+    of an assignment has its offer, a status its accept, an offer its predecessor's end, and no offer
+    follows the hand-back or the cancel that ended the call."""
+    for call_id, events in _by_call(snap.trail).items():
+        types = {e.type for e in events}
+        if types & set(ASSIGNMENT_TYPES) and RECEIVED not in types:
+            v.add(
+                "out_of_order",
+                f"received:{call_id}",
+                f"{call_id}: assignment events without calls.received.v1",
+            )
+        steps = _steps(events)
+        attempts = _attempts(events, snap)
+        for a, seen in steps.items():
+            if "offered" not in seen:
+                v.add(
+                    "out_of_order",
+                    f"offer:{a}",
+                    f"assignment {a} of {call_id}: {', '.join(sorted(seen))} with no offer",
+                )
+            if seen & {"en_route", "on_scene", "cleared", "backup_requested"} and "accepted" not in seen:
+                v.add("out_of_order", f"accept:{a}", f"assignment {a} of {call_id}: a status with no accept")
+        order = sorted((n, a) for a, n in attempts.items() if a in steps and "offered" in steps[a])
+        for (n, a), (m, b) in itertools.pairwise(order):
+            if m > n and not steps[a] & ENDS:
+                v.add(
+                    "out_of_order",
+                    f"next:{b}",
+                    f"{call_id}: attempt {m} offered while attempt {n} ({a}) had not ended",
+                )
+        last = max((n for n, _ in order), default=0)
+        for e in events:
+            if e.type == UNASSIGNED and isinstance(e.data.get("attempts"), int) and last > e.data["attempts"]:
+                v.add(
+                    "out_of_order",
+                    f"handback:{call_id}",
+                    f"{call_id}: attempt {last} offered after a hand-back at {e.data['attempts']}",
+                )
+            if e.type == WITHDRAWN and e.data.get("reason") == "cancelled_by_psap":
+                n = attempts.get(str(e.data.get("assignment_id")), 0)
+                if last > n:
+                    v.add(
+                        "out_of_order",
+                        f"cancel:{call_id}",
+                        f"{call_id}: attempt {last} offered after the cancel withdrew attempt {n}",
+                    )

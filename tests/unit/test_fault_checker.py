@@ -1,65 +1,220 @@
-"""The fault checker's rules over one call's trail: what counts as duplicated or out of order."""
+"""The fault checker fails on a planted problem of each kind, and passes a clean snapshot."""
 
-from faults.checker import Verdict, check_trail
+from __future__ import annotations
 
-RECEIVED: tuple[str, dict[str, str]] = ("calls.received.v1", {})
+from dataclasses import replace
+from typing import Any
+
+from faults.checker import KINDS, judge
+from faults.snapshot import (
+    AgencyMessage,
+    Assignment,
+    DeadLetter,
+    Delivery,
+    Event,
+    OutboxRow,
+    Snapshot,
+    Team,
+)
+
+CALL = "c1"
+A1, A2 = "a1", "a2"
+AGENCY_TOPIC = "agency.north.assignments.v1"
 
 
-def offered(a: str) -> tuple[str, dict[str, str]]:
-    return ("assignments.offered.v1", {"assignment_id": a})
+def ev(n: int, type_: str, **data: Any) -> Event:
+    return Event(f"e{n}", type_, CALL, {"call_id": CALL, **data})
 
 
-def responded(a: str, response: str = "accepted") -> tuple[str, dict[str, str]]:
-    return ("assignments.responded.v1", {"assignment_id": a, "response": response})
+def lifecycle() -> list[tuple[str, Event]]:
+    """A call offered to one team that declined, then to a second that did the whole job."""
+    return [
+        ("intake", ev(1, "calls.received.v1")),
+        ("matching", ev(2, "assignments.offered.v1", assignment_id=A1, attempt=1)),
+        ("notify", ev(3, "assignments.responded.v1", assignment_id=A1, response="declined")),
+        ("matching", ev(4, "assignments.offered.v1", assignment_id=A2, attempt=2)),
+        ("notify", ev(5, "assignments.responded.v1", assignment_id=A2, response="accepted")),
+        ("notify", ev(6, "assignments.status_changed.v1", assignment_id=A2, status="en_route")),
+        ("notify", ev(7, "assignments.status_changed.v1", assignment_id=A2, status="on_scene")),
+        ("notify", ev(8, "assignments.status_changed.v1", assignment_id=A2, status="cleared")),
+    ]
 
 
-def status(a: str, s: str) -> tuple[str, dict[str, str]]:
-    return ("assignments.status_changed.v1", {"assignment_id": a, "status": s})
-
-
-def judge(*events) -> Verdict:
-    verdict = Verdict()
-    check_trail("c", list(events), verdict)
-    return verdict
-
-
-def test_a_whole_lifecycle_and_a_decline_chain_are_clean():
-    v = judge(
-        RECEIVED,
-        offered("a"),
-        responded("a", "declined"),
-        offered("b"),
-        responded("b"),
-        status("b", "en_route"),
-        status("b", "on_scene"),
-        status("b", "cleared"),
+def clean() -> Snapshot:
+    """A system at rest after that call, as every service would store it."""
+    events = lifecycle()
+    page = Event("p1", "agency.assignments.v1", CALL, {"assignment_id": A2, "kind": "offered"})
+    consumers = {
+        "intake": {"assignments.offered.v1", "assignments.responded.v1", "assignments.status_changed.v1"},
+        "matching": {"calls.received.v1", "assignments.responded.v1", "assignments.status_changed.v1"},
+        "notify": {"assignments.offered.v1"},
+    }
+    inbox = {s: {e.id for _, e in events if e.type in types} for s, types in consumers.items()}
+    inbox["audit"] = {e.id for _, e in events}
+    return Snapshot(
+        call_ids=[CALL],
+        intake={CALL: "cleared"},
+        matching_calls={CALL: "closed"},
+        assignments=[
+            Assignment(A1, CALL, "t1", "declined", 1, False),
+            Assignment(A2, CALL, "t2", "cleared", 2, False),
+        ],
+        notify_assignments=[
+            Assignment(A1, CALL, "t1", "declined", None, False),
+            Assignment(A2, CALL, "t2", "cleared", None, False),
+        ],
+        teams=[Team("t1", "available", None), Team("t2", "available", None)],
+        outbox=[
+            *[OutboxRow(schema, n, e.type, True, e) for n, (schema, e) in enumerate(events, 1)],
+            OutboxRow("notify", 99, AGENCY_TOPIC, True, page, 1),
+        ],
+        inbox=inbox,
+        inbox_types={**consumers, "audit": {e.type for _, e in events}},
+        trail=[e for _, e in events],
+        deliveries=[Delivery("p1", A2, "offered", 1)],
+        agency_messages=[AgencyMessage(AGENCY_TOPIC, "p1", A2, "offered", 1)],
+        chain_ok=True,
     )
-    assert (v.duplicated, v.out_of_order) == (0, 0)
 
 
-def test_an_expired_offer_frees_the_call_for_the_next_one():
-    v = judge(RECEIVED, offered("a"), ("assignments.expired.v1", {"assignment_id": "a"}), offered("b"))
-    assert (v.duplicated, v.out_of_order) == (0, 0)
+def kinds(snap: Snapshot) -> dict[str, int]:
+    """Only the kinds with problems."""
+    verdict = judge(snap)
+    return {k: n for k in KINDS if (n := verdict.count(k))}
 
 
-def test_two_live_offers_and_a_repeated_offer_are_duplicates():
-    assert judge(RECEIVED, offered("a"), offered("b")).duplicated == 1
-    assert judge(RECEIVED, offered("a"), responded("a", "declined"), offered("a")).duplicated == 1
-    assert (
-        judge(
-            RECEIVED, offered("a"), responded("a"), status("a", "en_route"), status("a", "en_route")
-        ).duplicated
-        == 1
-    )
+def test_a_clean_snapshot_passes() -> None:
+    verdict = judge(clean())
+    assert verdict.passed, verdict.examples()
 
 
-def test_lifecycle_violations_are_out_of_order():
-    assert judge(offered("a"), RECEIVED).out_of_order == 1
-    assert judge(RECEIVED, responded("a")).out_of_order == 1
-    assert judge(RECEIVED, offered("a"), status("a", "on_scene")).out_of_order == 1
-    assert (
-        judge(
-            RECEIVED, offered("a"), responded("a"), status("a", "on_scene"), status("a", "en_route")
-        ).out_of_order
-        == 1
-    )
+def test_a_broken_chain_fails() -> None:
+    assert not judge(replace(clean(), chain_ok=False)).passed
+
+
+def test_lost_an_outbox_row_missing_from_the_trail() -> None:
+    snap = clean()
+    snap.trail = [e for e in snap.trail if e.id != "e6"]
+    assert kinds(snap) == {"lost": 1}
+
+
+def test_lost_an_event_missing_from_one_consumer_inbox() -> None:
+    snap = clean()
+    snap.inbox["matching"].discard("e5")
+    assert kinds(snap) == {"lost": 1}
+
+
+def test_lost_an_agency_message_never_on_its_topic() -> None:
+    snap = clean()
+    snap.agency_messages = []
+    assert kinds(snap) == {"lost": 1}
+
+
+def test_lost_a_dead_letter_of_a_real_event() -> None:
+    snap = clean()
+    snap.dead_letters = [
+        DeadLetter("dlq.matching", "assignments.responded.v1", "failed", "CannotConnectNow", snap.trail[4])
+    ]
+    assert kinds(snap) == {"lost": 1}
+
+
+def test_poison_dead_letters_count_only_beyond_what_was_injected() -> None:
+    snap = clean()
+    snap.dead_letters = [DeadLetter("dlq.matching", "calls.received.v1", "undecodable", "", None)] * 3
+    assert judge(snap, {"calls.received.v1": 3}).passed
+    assert kinds(snap) == {"lost": 3}
+
+
+def test_duplicated_two_live_assignments_for_a_call() -> None:
+    snap = clean()
+    snap.intake[CALL] = "on_scene"
+    snap.assignments = [replace(a, status="on_scene") for a in snap.assignments]
+    found = judge(snap)
+    assert "live-call:c1" in found.problems["duplicated"]
+
+
+def test_duplicated_the_same_status_twice_with_different_ids() -> None:
+    snap = clean()
+    again = Event("e9", "assignments.status_changed.v1", CALL, {"assignment_id": A2, "status": "on_scene"})
+    snap.trail.append(again)
+    assert kinds(snap) == {"duplicated": 1}
+
+
+def test_duplicated_an_agency_paged_twice_for_one_page() -> None:
+    snap = clean()
+    snap.agency_messages.append(AgencyMessage(AGENCY_TOPIC, "p2", A2, "offered", 1))
+    assert kinds(snap) == {"duplicated": 1}
+
+
+def test_stuck_an_unsent_outbox_row() -> None:
+    snap = clean()
+    snap.outbox[7] = replace(snap.outbox[7], sent=False)
+    assert kinds(snap) == {"stuck": 1}
+
+
+def test_stuck_an_offer_past_its_deadline_still_offered() -> None:
+    snap = clean()
+    snap.assignments.append(Assignment("a3", "c2", "t3", "offered", 1, True))
+    found = judge(snap)
+    assert "overdue:matching:a3" in found.problems["stuck"]
+
+
+def test_stuck_a_team_held_by_a_finished_call() -> None:
+    snap = clean()
+    snap.teams[1] = Team("t2", "on_scene", CALL)
+    found = judge(snap)
+    assert "team:t2" in found.problems["stuck"]
+
+
+def test_stuck_a_consumer_group_behind() -> None:
+    snap = clean()
+    snap.lag = {"intake": {"assignments.offered.v1": 4}}
+    assert kinds(snap) == {"stuck": 1}
+
+
+def test_inconsistent_cancelled_at_intake_while_matching_holds_a_team() -> None:
+    snap = clean()
+    snap.trail = snap.trail[:5]
+    snap.intake[CALL] = "cancelled"
+    snap.matching_calls[CALL] = "cancelled"
+    snap.assignments[1] = replace(snap.assignments[1], status="withdrawn")
+    snap.notify_assignments[1] = replace(snap.notify_assignments[1], status="withdrawn")
+    snap.teams[1] = Team("t2", "assigned", CALL)
+    found = judge(snap)
+    assert "call:c1" in found.problems["inconsistent"]
+
+
+def test_inconsistent_matching_and_notify_disagree_about_an_assignment() -> None:
+    snap = clean()
+    snap.notify_assignments[0] = replace(snap.notify_assignments[0], status="expired")
+    assert kinds(snap) == {"inconsistent": 1}
+
+
+def test_inconsistent_intake_behind_the_trail() -> None:
+    # What a clock behind did: the team cleared, the PSAP still sees "offered".
+    snap = clean()
+    snap.intake[CALL] = "offered"
+    found = judge(snap)
+    assert "intake:c1" in found.problems["inconsistent"]
+
+
+def test_out_of_order_a_status_without_an_accept() -> None:
+    snap = clean()
+    snap.trail = [e for e in snap.trail if e.id != "e5"]
+    snap.outbox = [r for r in snap.outbox if r.event.id != "e5"]
+    assert kinds(snap) == {"out_of_order": 1}
+
+
+def test_out_of_order_a_second_attempt_while_the_first_was_live() -> None:
+    snap = clean()
+    snap.trail = [e for e in snap.trail if e.id != "e3"]
+    snap.outbox = [r for r in snap.outbox if r.event.id != "e3"]
+    found = judge(snap)
+    assert "next:a2" in found.problems["out_of_order"]
+
+
+def test_order_is_causal_not_by_position_in_the_trail() -> None:
+    # Audit reads several topics: a status may be appended before the accept it follows.
+    snap = clean()
+    snap.trail = [snap.trail[0], snap.trail[5], *snap.trail[1:5], *snap.trail[6:]]
+    assert judge(snap).passed

@@ -1,0 +1,158 @@
+"""What the broker holds for the checker: every record of some topics, committed offsets and lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as read back: where it was, its key, headers and value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+async def _reader(bootstrap: str) -> tuple[AIOKafkaConsumer, set[str]]:
+    """A started consumer of no group, with the metadata of every topic (and their names)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    # Until the metadata of a topic is fetched, partitions_for_topic knows nothing of it.
+    return consumer, await consumer.topics()
+
+
+async def topic_names(bootstrap: str, prefix: str) -> list[str]:
+    """Every topic whose name starts with `prefix`."""
+    consumer, known = await _reader(bootstrap)
+    try:
+        return sorted(t for t in known if t.startswith(prefix))
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, names: list[str], timeout_s: float = 60) -> list[Record]:
+    """Every record of `names`, from the beginning to the end offsets as they were when asked."""
+    if not names:
+        return []
+    consumer, _ = await _reader(bootstrap)
+    out: list[Record] = []
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        left = {tp for tp, end in ends.items() if end > 0}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while left and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for tp, records in batch.items():
+                out += [_record(r) for r in records if r.offset < ends[tp]]
+                if records and records[-1].offset >= ends[tp] - 1:
+                    left.discard(tp)
+            for tp in list(left):
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+        if left:
+            raise TimeoutError(f"could not read {sorted(str(tp) for tp in left)} to the end")
+        return out
+    finally:
+        await consumer.stop()
+
+
+def _record(r: ConsumerRecord[Any, Any]) -> Record:
+    return Record(
+        topic=r.topic,
+        partition=r.partition,
+        offset=r.offset,
+        key=r.key,
+        value=r.value,
+        headers={k: v for k, v in (r.headers or ())},
+    )
+
+
+async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """A consumer group's committed offset of each partition it has committed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: o.offset for tp, o in offsets.items() if o.offset >= 0}
+
+
+async def lag(bootstrap: str, group: str, names: set[str]) -> dict[str, int]:
+    """Records of `names` the group has not committed past, by topic (uncommitted partitions count whole)."""
+    done = await committed(bootstrap, group)
+    consumer, known = await _reader(bootstrap)
+    try:
+        partitions = [
+            TopicPartition(t, p)
+            for t in sorted(names & known)
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        await consumer.stop()
+    behind: dict[str, int] = {}
+    for tp, end in ends.items():
+        behind[tp.topic] = behind.get(tp.topic, 0) + max(0, end - done.get(tp, 0))
+    return behind
+
+
+async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
+    """The sum of the end offsets of each topic under `prefix` (what has been published so far)."""
+    consumer, known = await _reader(bootstrap)
+    names = sorted(t for t in known if t.startswith(prefix))
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        await consumer.stop()
+    total: dict[str, int] = {}
+    for tp, end in ends.items():
+        total[tp.topic] = total.get(tp.topic, 0) + end
+    return total
+
+
+async def rewind(bootstrap: str, group: str) -> int:
+    """Commit offset 0 for every partition `group` has committed (the group must have no members);
+    how many partitions were rewound."""
+    done = await committed(bootstrap, group)
+    if not done:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(done))
+        for attempt in range(20):
+            try:
+                await consumer.commit({tp: 0 for tp in done})
+                break
+            except KafkaError:  # the coordinator may still be forgetting the stopped members
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(1)
+    finally:
+        with contextlib.suppress(KafkaError):
+            await consumer.stop()
+    return len(done)
