@@ -1,4 +1,8 @@
-"""Matching's event handlers: place a call, follow answers and status, expire, withdraw, free teams."""
+"""Matching's event handlers: place a call, follow answers and status, withdraw, free teams.
+
+Every change of an assignment or a call goes through services/matching/lifecycle.py; a step it
+refuses is recorded in matching.refusals and never applied.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 
-from services.matching import domain, repository
+from services.matching import domain, lifecycle, repository
 from services.matching.roster import Roster
 from shared import events, topics
 from shared.envelope import Envelope, new_event, utcnow
@@ -22,8 +27,10 @@ from shared.outbox import enqueue
 SERVICE = "matching"
 # How many runners-up a decision keeps in its explanation.
 RUNNERS_UP = 5
-# Calls in these states are finished for matching: later events about them change nothing.
-FINISHED = ("unassigned", "cancelled", "closed")
+# A pending call's offer details before its `calls.received.v1` was read (a cancel read first).
+UNKNOWN_OFFER: dict[str, Any] = {}
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,14 +85,28 @@ class MatchingHandlers:
     async def on_call_received(
         self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived
     ) -> None:
-        """A community call: remember it and offer it to the best team."""
-        if call.decision.route == events.Route.community:
-            await self._place(conn, event, call)
+        """A community call: remember it and offer it to the best team, unless a cancel or an update
+        read before it already ended it (its pending record), in which case it never is offered."""
+        if call.decision.route != events.Route.community:
+            return
+        if await self._place(conn, event, call):
+            return
+        known = await repository.get_call(conn, call.call_id)
+        assert known is not None
+        if known["status"] == "routed_away":
+            # An update read first took the call away: the PSAP hears what the same events in order
+            # would have told it, and no team is offered the call.
+            explanation = {
+                "detail": "a PSAP update read first took the call away",
+                "decided_by": self.config.instance,
+            }
+            version = known["triage_version"] or call.decision.rules_version
+            await self._hand_back(conn, known, "withdrawn_by_psap_update", event, explanation, version)
 
     async def _place(
         self, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived | events.CallUpdated
-    ) -> None:
-        """Remember a community call and offer it to the best team (a known call is left alone)."""
+    ) -> bool:
+        """Remember a community call and offer it to the best team; False if the call was known."""
         offer = _offer_details(call)
         stored = await repository.insert_call(
             conn,
@@ -95,8 +116,59 @@ class MatchingHandlers:
             event.correlationid,
             call.decision.rules_version,
         )
-        if stored is not None:
-            await self.offer_next(conn, call.call_id, event, stored)
+        if stored is None:
+            return False
+        await self.offer_next(conn, call.call_id, event, stored)
+        return True
+
+    async def _call_to(
+        self, conn: asyncpg.Connection, cause: Envelope, call: asyncpg.Record, step: str
+    ) -> bool:
+        """Move a call by `step` through its state machine; False (and the refusal recorded) when the
+        step is not allowed, or when it changes nothing."""
+        state = str(call["status"])
+        nxt = lifecycle.call_step(state, step)
+        if isinstance(nxt, lifecycle.Refusal):
+            await self._refuse(conn, cause, str(call["call_id"]), None, state, step, nxt)
+            return False
+        if nxt == state:
+            return False
+        await repository.set_call_status(conn, str(call["call_id"]), nxt)
+        return True
+
+    async def _refuse(
+        self,
+        conn: asyncpg.Connection,
+        cause: Envelope,
+        call_id: str,
+        assignment_id: str | None,
+        from_state: str,
+        step: str,
+        refusal: lifecycle.Refusal,
+    ) -> None:
+        """Record a refused step (the event, the state it met, why) instead of applying it."""
+        log.warning(
+            "step refused",
+            call_id=call_id,
+            assignment_id=assignment_id,
+            event_type=cause.type,
+            from_state=from_state,
+            step=step,
+            code=refusal.code,
+        )
+        await repository.record_refusal(
+            conn,
+            {
+                "call_id": call_id,
+                "assignment_id": assignment_id,
+                "event_id": str(cause.id),
+                "event_type": cause.type,
+                "from_state": from_state,
+                "step": step,
+                "code": refusal.code,
+                "detail": refusal.detail,
+            },
+        )
 
     async def offer_next(
         self, conn: asyncpg.Connection, call_id: str, cause: Envelope, call: asyncpg.Record | None = None
@@ -106,6 +178,10 @@ class MatchingHandlers:
         if call is None:
             call = await repository.get_call(conn, call_id)
         assert call is not None
+        refused = lifecycle.call_step(str(call["status"]), "offer")
+        if isinstance(refused, lifecycle.Refusal):
+            await self._refuse(conn, cause, call_id, None, str(call["status"]), "offer", refused)
+            return
         offer = events.OfferDetails.model_validate_json(call["offer"])
         tried = list(call["tried_teams"])
         index = await self.roster.index(conn)
@@ -291,12 +367,14 @@ class MatchingHandlers:
         rules_version: str,
     ) -> None:
         call_id = str(call["call_id"])
-        await repository.set_call_status(conn, call_id, "unassigned")
+        if not await self._call_to(conn, cause, call, "hand_back"):
+            return
+        attempts = len(call["tried_teams"])
         await repository.insert_decision(
             conn,
             {
                 "call_id": call_id,
-                "attempt": len(call["tried_teams"]) + 1,
+                "attempt": attempts + 1,
                 "outcome": "handed_back",
                 "reason": reason,
                 "rules_version": rules_version,
@@ -304,60 +382,132 @@ class MatchingHandlers:
             },
         )
         payload = events.CallUnassigned(
-            call_id=call_id, psap_id=call["psap_id"], reason_code=reason, detail=explanation.get("detail")
+            call_id=call_id,
+            psap_id=call["psap_id"],
+            reason_code=reason,
+            detail=explanation.get("detail"),
+            attempts=attempts,
         )
         await self._emit(conn, topics.CALLS_UNASSIGNED, call, payload, cause)
+
+    async def _assignment_step(
+        self,
+        conn: asyncpg.Connection,
+        cause: Envelope,
+        call: asyncpg.Record,
+        ref: events.AssignmentRef,
+        step: str,
+    ) -> tuple[asyncpg.Record, str] | None:
+        """Apply `step` to the assignment `ref` names through its state machine: the assignment as it
+        was and its new state, or None when nothing changes (a repeat, a step read late, a refusal).
+
+        A refused claim (accept, en route, on scene, cleared) of an assignment matching no longer
+        holds is recorded, and the agency is told the assignment is gone.
+        """
+        call_id = str(call["call_id"])
+        a = await repository.get_assignment(conn, ref.assignment_id)
+        if a is None or str(a["call_id"]) != call_id or a["team_id"] != ref.team_id:
+            state = "unknown" if a is None else "other_call_or_team"
+            refusal = lifecycle.Refusal("not_an_assignment_of_this_call", f"{ref.assignment_id} is {state}")
+            await self._refuse(conn, cause, call_id, None, state, step, refusal)
+            return None
+        state = str(a["status"])
+        nxt = lifecycle.assignment_step(state, step)
+        if isinstance(nxt, lifecycle.Refusal):
+            await self._refuse(conn, cause, call_id, ref.assignment_id, state, step, nxt)
+            if lifecycle.tells_agency_gone(step) and state not in ("withdrawn", "cleared"):
+                # A withdrawal is on its way to notify already; a declined or expired assignment
+                # the agency still works on was never taken back: tell it now.
+                await self._emit_withdrawn(conn, call, a, "assignment_not_live", cause)
+            return None
+        if nxt == state:
+            return None
+        return a, nxt
+
+    async def _emit_withdrawn(
+        self,
+        conn: asyncpg.Connection,
+        call: asyncpg.Record,
+        a: asyncpg.Record,
+        reason: str,
+        cause: Envelope | None,
+    ) -> Envelope:
+        payload = events.AssignmentWithdrawn(
+            assignment_id=str(a["id"]),
+            call_id=str(call["call_id"]),
+            agency_id=a["agency_id"],
+            team_id=a["team_id"],
+            attempt=a["attempt"],
+            reason=reason,
+        )
+        return await self._emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
 
     async def on_responded(
         self, conn: asyncpg.Connection, event: Envelope, answer: events.AssignmentResponded
     ) -> None:
         """Accepted: the team is assigned. Declined: free it and offer the next team."""
-        if await repository.get_call(conn, answer.call_id) is None:
+        call = await repository.get_call(conn, answer.call_id)
+        if call is None:
             return
-        assignment = await repository.get_assignment(conn, answer.assignment_id)
-        if assignment is None or assignment["status"] != "offered":
-            return  # already expired or withdrawn: notify refused the answer to the agency
-        if answer.response == "accepted":
+        stepped = await self._assignment_step(conn, event, call, answer, answer.response)
+        if stepped is None:
+            return
+        a, nxt = stepped
+        if nxt == "accepted":
             await repository.set_assignment_status(conn, answer.assignment_id, "accepted")
             await self._set_team_status(conn, answer.team_id, answer.call_id, "assigned")
-            await repository.set_call_status(conn, answer.call_id, "assigned")
+            await self._call_to(conn, event, call, "accept")
             return
-        await repository.set_assignment_status(
-            conn, answer.assignment_id, "declined", answer.reason_code or "declined"
-        )
-        await self._release(conn, answer.team_id, answer.call_id)
-        await self.offer_next(conn, answer.call_id, event)
+        await self._let_go(conn, event, call, a, nxt, answer.reason_code or "declined")
 
-    async def on_deadline(self, conn: asyncpg.Connection, assignment_id: str) -> None:
-        """An offer's deadline passed unanswered: expire it, free the team, offer the next one."""
-        a = await repository.get_assignment(conn, assignment_id)
-        call = await repository.get_call(conn, str(a["call_id"])) if a else None
-        if a is None or call is None or a["status"] != "offered":
+    async def _let_go(
+        self,
+        conn: asyncpg.Connection,
+        cause: Envelope,
+        call: asyncpg.Record,
+        a: asyncpg.Record,
+        status: str,
+        reason: str,
+    ) -> None:
+        """An offer declined or expired: free its team and offer the next one."""
+        await repository.set_assignment_status(conn, str(a["id"]), status, reason)
+        await self._release(conn, a["team_id"], str(call["call_id"]))
+        await self.offer_next(conn, str(call["call_id"]), cause)
+
+    async def on_expired(
+        self, conn: asyncpg.Connection, event: Envelope, expiry: events.AssignmentExpired
+    ) -> None:
+        """Notify, which decides deadlines, expired an offer: free the team and offer the next one."""
+        call = await repository.get_call(conn, expiry.call_id)
+        if call is None:
             return
-        await repository.set_assignment_status(conn, assignment_id, "expired", "no_answer_by_deadline")
-        await self._release(conn, a["team_id"], str(a["call_id"]))
-        payload = events.AssignmentExpired(
-            assignment_id=assignment_id,
-            call_id=str(a["call_id"]),
-            agency_id=a["agency_id"],
-            team_id=a["team_id"],
-        )
-        expired = await self._emit(conn, topics.ASSIGNMENTS_EXPIRED, call, payload, None)
-        await self.offer_next(conn, str(a["call_id"]), expired)
+        stepped = await self._assignment_step(conn, event, call, expiry, "expired")
+        if stepped is not None:
+            a, nxt = stepped
+            await self._let_go(conn, event, call, a, nxt, "no_answer_by_deadline")
 
     async def on_status_changed(
         self, conn: asyncpg.Connection, event: Envelope, change: events.AssignmentStatusChanged
     ) -> None:
-        """Move the team with its reports; cleared frees it."""
-        if await repository.get_call(conn, change.call_id) is None:
+        """Move the team with its reports; cleared frees it and closes the call."""
+        if change.status == events.TeamStatus.backup_requested:
             return
-        if change.status == events.TeamStatus.cleared:
+        call = await repository.get_call(conn, change.call_id)
+        if call is None:
+            return
+        stepped = await self._assignment_step(conn, event, call, change, change.status.value)
+        if stepped is None:
+            return
+        _, nxt = stepped
+        if nxt == "cleared":
             await repository.set_assignment_status(conn, change.assignment_id, "cleared", change.disposition)
             await self._release(conn, change.team_id, change.call_id)
-            await repository.set_call_status(conn, change.call_id, "closed")
-        elif change.status in (events.TeamStatus.en_route, events.TeamStatus.on_scene):
-            await repository.set_assignment_status(conn, change.assignment_id, change.status.value)
-            await self._set_team_status(conn, change.team_id, change.call_id, change.status.value)
+            await self._call_to(conn, event, call, "close")
+            return
+        await repository.set_assignment_status(conn, change.assignment_id, nxt)
+        await self._set_team_status(conn, change.team_id, change.call_id, nxt)
+        # A status report read before the acceptance it follows implies it.
+        await self._call_to(conn, event, call, "accept")
 
     async def _withdraw(
         self,
@@ -372,16 +522,10 @@ class MatchingHandlers:
         live = await repository.active_assignment(conn, call_id)
         if live is None:
             return None
+        assert lifecycle.assignment_step(str(live["status"]), "withdraw") == "withdrawn"
         await repository.set_assignment_status(conn, str(live["id"]), "withdrawn", reason)
         await self._release(conn, live["team_id"], call_id, release_to)
-        payload = events.AssignmentWithdrawn(
-            assignment_id=str(live["id"]),
-            call_id=call_id,
-            agency_id=live["agency_id"],
-            team_id=live["team_id"],
-            reason=reason,
-        )
-        return await self._emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
+        return await self._emit_withdrawn(conn, call, live, reason, cause)
 
     async def lock_offer_of(self, conn: asyncpg.Connection, team_id: str) -> str | None:
         """Lock the call a team is being offered, if any, before anything locks the team row.
@@ -412,24 +556,53 @@ class MatchingHandlers:
     async def on_call_cancelled(
         self, conn: asyncpg.Connection, event: Envelope, cancel: events.CallCancelled
     ) -> None:
-        """The PSAP cancelled: withdraw any live assignment and free the team."""
+        """The PSAP cancelled: withdraw any live assignment and free the team. A cancel read before
+        its call is kept as the call, cancelled, so the call starts cancelled when it arrives."""
         call = await repository.get_call(conn, cancel.call_id)
         if call is None:
+            await repository.insert_call(
+                conn, cancel.call_id, cancel.psap_id, UNKNOWN_OFFER, event.correlationid, status="cancelled"
+            )
             return
-        await repository.set_call_status(conn, cancel.call_id, "cancelled")
-        await self._withdraw(conn, call, "cancelled_by_psap", event)
+        if await self._call_to(conn, event, call, "cancel"):
+            await self._withdraw(conn, call, "cancelled_by_psap", event)
 
     async def on_call_updated(
         self, conn: asyncpg.Connection, event: Envelope, update: events.CallUpdated
     ) -> None:
         """A PSAP update: routed away or a raised safety flag withdraws the team and hands the call
-        back; a call newly routed to `community` (a newer version, a call-taker's override) is placed."""
+        back; a call newly routed to `community` (a newer version, a call-taker's override) is placed.
+
+        An update read before its call's `calls.received.v1` is kept: routed away, as a pending
+        record the late received call cannot re-place; to `community`, as the call itself.
+        """
         call = await repository.get_call(conn, update.call_id)
+        community = update.decision.route == events.Route.community
         if call is None:
-            if update.decision.route == events.Route.community:
+            if community:
                 await self._place(conn, event, update)
+            else:
+                await repository.insert_call(
+                    conn,
+                    update.call_id,
+                    update.psap_id,
+                    _offer_details(update).model_dump(mode="json"),
+                    event.correlationid,
+                    update.decision.rules_version,
+                    status="routed_away",
+                )
             return
-        if call["status"] in FINISHED:
+        if call["status"] == "routed_away":
+            await repository.update_offer(
+                conn,
+                update.call_id,
+                _offer_details(update).model_dump(mode="json"),
+                update.decision.rules_version,
+            )
+            if community and await self._call_to(conn, event, call, "reroute"):
+                await self.offer_next(conn, update.call_id, event)
+            return
+        if call["status"] not in lifecycle.LIVE_CALLS:
             return
         old = events.OfferDetails.model_validate_json(call["offer"])
         if _takes_call_away(update, old.safety):
@@ -450,6 +623,24 @@ class MatchingHandlers:
             conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
         )
 
+    async def on_dead_letter(self, conn: asyncpg.Connection, event: Envelope) -> None:
+        """An event about a call could never be processed: a call still live goes back to its PSAP
+        (`processing_failed`), its live assignment withdrawn and its team freed."""
+        try:
+            call_id = str(uuid.UUID(event.subject))
+        except ValueError:
+            return
+        call = await repository.get_call(conn, call_id)
+        if call is None or call["status"] not in lifecycle.LIVE_CALLS:
+            return
+        await self._withdraw(conn, call, "processing_failed", event)
+        explanation = {
+            "detail": f"{event.type} {event.id} could not be processed",
+            "decided_by": self.config.instance,
+        }
+        rules = await repository.rules(conn)
+        await self._hand_back(conn, call, "processing_failed", event, explanation, rules.version)
+
     def table(self) -> dict[str, Any]:
         """Topic -> handler."""
         return {
@@ -457,6 +648,7 @@ class MatchingHandlers:
             topics.CALLS_UPDATED: self.on_call_updated,
             topics.CALLS_CANCELLED: self.on_call_cancelled,
             topics.ASSIGNMENTS_RESPONDED: self.on_responded,
+            topics.ASSIGNMENTS_EXPIRED: self.on_expired,
             topics.ASSIGNMENTS_STATUS_CHANGED: self.on_status_changed,
         }
 

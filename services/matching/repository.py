@@ -221,17 +221,19 @@ async def insert_call(
     offer: dict[str, Any],
     correlation: str,
     triage_version: str | None = None,
+    status: str = "matching",
 ) -> asyncpg.Record | None:
-    """Remember a call to place and return it (new in this transaction, so no other sees it yet);
-    None if it was already known."""
+    """Remember a call (or a pending record of one, by its `status`) and return it, new in this
+    transaction so no other sees it yet; None if the call was already known."""
     return await conn.fetchrow(
         "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
-        " VALUES ($1::uuid, $2, $3::jsonb, 'matching', $4, $5) ON CONFLICT DO NOTHING RETURNING *",
+        " VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5) ON CONFLICT DO NOTHING RETURNING *",
         call_id,
         psap_id,
         json.dumps(offer),
         correlation,
         triage_version,
+        status,
     )
 
 
@@ -324,19 +326,25 @@ async def set_assignment_status(
     )
 
 
-async def lock_due_offer(conn: asyncpg.Connection) -> asyncpg.Record | None:
-    """One offer past its deadline, its call locked for this transaction; None when none is due.
-
-    The call row is the lock every handler of that call takes first, so the expiry and an answer
-    arriving at the same moment apply one after the other. SKIP LOCKED lets several matching
-    processes expire different offers at once instead of queueing on the same one.
-    """
-    return await conn.fetchrow(
-        "SELECT a.id, a.call_id FROM matching.assignments a"
-        " JOIN matching.calls c ON c.call_id = a.call_id"
-        " WHERE a.status = 'offered' AND a.deadline <= now()"
-        " ORDER BY a.deadline LIMIT 1 FOR UPDATE OF c SKIP LOCKED"
+async def record_refusal(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """Keep a step a state machine refused: the event, the state it met, what it tried and why not."""
+    await conn.execute(
+        "INSERT INTO matching.refusals (call_id, assignment_id, event_id, event_type, from_state, step,"
+        " code, detail) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8)",
+        row["call_id"],
+        row.get("assignment_id"),
+        row["event_id"],
+        row["event_type"],
+        row["from_state"],
+        row["step"],
+        row["code"],
+        row.get("detail"),
     )
+
+
+async def refusals_of_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[asyncpg.Record]:
+    """Every refused step about a call, in order."""
+    return await conn.fetch("SELECT * FROM matching.refusals WHERE call_id = $1::uuid ORDER BY id", call_id)
 
 
 async def insert_decision(conn: asyncpg.Connection, row: dict[str, Any]) -> None:

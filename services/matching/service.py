@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.matching import api
-from services.matching.expiry import expiry_loop
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.repository import SCHEMA
 from services.matching.settings import MatchingSettings
@@ -15,7 +14,7 @@ from shared.runtime import Infra, ServiceParts
 
 
 def build(infra: Infra, matching: MatchingSettings | None = None) -> ServiceParts:
-    """Matching: the roster, the choice of a team, offers, their deadlines and hand-back."""
+    """Matching: the roster, the choice of a team, offers and hand-back (notify decides deadlines)."""
     s = infra.settings
     own = matching or MatchingSettings()
     handlers = MatchingHandlers(
@@ -40,5 +39,4 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        background=[expiry_loop(infra.pool, handlers, own.expiry_interval_s)],
     )

@@ -7,12 +7,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class MatchingSettings(BaseSettings):
-    """How many teams a call is offered to, and how often deadlines are checked."""
+    """How many teams a call is offered to, and how often the roster is read again."""
 
     model_config = SettingsConfigDict(env_prefix="MATCHING_", env_file=None, extra="ignore")
 
     max_attempts: int = Field(default=3, ge=1, description="offers per call before it is handed back")
-    expiry_interval_s: float = Field(default=1.0, gt=0, description="how often due offers are expired")
     roster_refresh_s: float = Field(
         default=1.0,
         ge=0,

@@ -6,52 +6,90 @@ Pure, no I/O.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Literal
 
 from shared.errors import ApiError
 from shared.events import Location, OfferDetails, SafetyScreen
 
-# Which status report may follow which assignment state.
-NEXT: dict[str, set[str]] = {
-    "accepted": {"en_route", "on_scene", "cleared", "backup_requested"},
-    "en_route": {"en_route", "on_scene", "cleared", "backup_requested"},
-    "on_scene": {"on_scene", "cleared", "backup_requested"},
-    "cleared": {"cleared"},
+# What can happen to an assignment in notify: the agency's answers and reports, matching's
+# withdrawal, and notify's own expiry at the deadline (notify alone decides whether an answer came
+# in time).
+INPUTS = ("accepted", "declined", "en_route", "on_scene", "cleared", "backup_requested", "withdraw", "expire")
+ANSWERS = ("accepted", "declined")
+# state -> input -> next state: the only changes notify makes to an assignment.
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "offered": {"accepted": "accepted", "declined": "declined", "withdraw": "withdrawn", "expire": "expired"},
+    "accepted": {
+        "en_route": "en_route",
+        "on_scene": "on_scene",
+        "cleared": "cleared",
+        "backup_requested": "accepted",
+        "withdraw": "withdrawn",
+    },
+    "en_route": {
+        "on_scene": "on_scene",
+        "cleared": "cleared",
+        "backup_requested": "en_route",
+        "withdraw": "withdrawn",
+    },
+    "on_scene": {"cleared": "cleared", "backup_requested": "on_scene", "withdraw": "withdrawn"},
+    "declined": {},
+    "cleared": {},
+    "withdrawn": {},
+    "expired": {},
+}
+# state -> inputs already behind it: answering or reporting the same again has no second effect.
+REPEATS: dict[str, frozenset[str]] = {
+    "offered": frozenset(),
+    "accepted": frozenset({"accepted"}),
+    "en_route": frozenset({"accepted", "en_route"}),
+    "on_scene": frozenset({"accepted", "on_scene"}),
+    "cleared": frozenset({"accepted", "cleared"}),
+    "declined": frozenset({"declined"}),
+    "withdrawn": frozenset({"withdraw"}),
+    "expired": frozenset({"expire"}),
 }
 DECLINE_REASONS = ("no_capacity", "out_of_area", "safety_concern", "skill_mismatch", "other")
 
 
-def check_answer(status: str, deadline: datetime, now: datetime, answer: str) -> bool:
-    """Whether an accept/decline should take effect; False means it already did (idempotent).
+@dataclass(frozen=True)
+class Step:
+    """An allowed input: the assignment's next state, and whether anything happens at all."""
 
-    Raises ApiError 409 with a clear code when the offer can no longer be answered that way.
-    """
-    if status == "offered":
-        if now >= deadline:
-            raise ApiError(409, "offer_expired", "the acknowledgement deadline has passed")
-        return True
-    if status in ("withdrawn", "expired"):
-        raise ApiError(409, f"offer_{status}", f"the offer was {status}")
-    if (answer == "accepted" and status in NEXT) or (answer == "declined" and status == "declined"):
-        return False
-    raise ApiError(409, "already_answered", f"the offer was already answered ({status})")
+    state: str
+    changed: bool
 
 
-def check_status(current: str, reported: str) -> str:
-    """The assignment state after a status report, or ApiError 409 when it breaks the lifecycle."""
-    if current in ("withdrawn", "expired"):
-        raise ApiError(409, f"offer_{current}", f"the assignment was {current}")
-    if reported not in NEXT.get(current, set()):
-        raise ApiError(
-            409, "invalid_transition", f"cannot report {reported} while the assignment is {current}"
-        )
-    return current if reported == "backup_requested" else reported
+@dataclass(frozen=True)
+class Refusal:
+    """An input the lifecycle does not allow: nothing is applied; the refusal is recorded."""
+
+    code: str
+    detail: str
 
 
-def is_repeat(current: str, reported: str) -> bool:
-    """A status already reported (not a backup request): answering twice has no second effect."""
-    return reported == current and reported != "backup_requested"
+def step(state: str, event: str, *, past_deadline: bool = False) -> Step | Refusal:
+    """The assignment after `event` in `state`, or why not (`past_deadline`: an answer came too late)."""
+    if event not in INPUTS:
+        raise ValueError(f"unknown input {event!r}")
+    if event in REPEATS[state]:
+        return Step(state, False)
+    nxt = TRANSITIONS[state].get(event)
+    if nxt is None:
+        if state in ("withdrawn", "expired"):
+            return Refusal(f"offer_{state}", f"the assignment was {state}")
+        if event in ANSWERS:
+            return Refusal("already_answered", f"the offer was already answered ({state})")
+        return Refusal("invalid_transition", f"cannot apply {event} while the assignment is {state}")
+    if event in ANSWERS and past_deadline:
+        return Refusal("offer_expired", "the acknowledgement deadline has passed")
+    return Step(nxt, True)
+
+
+def refused(refusal: Refusal) -> ApiError:
+    """What the agency is answered for a refused answer or report."""
+    return ApiError(409, refusal.code, refusal.detail)
 
 
 def minimum(offer: OfferDetails) -> OfferDetails:

@@ -1,4 +1,9 @@
-"""Notify's use cases: deliver offers to agencies and take their answers and status reports."""
+"""Notify's use cases: deliver offers to agencies, take their answers and status reports, and expire
+offers at their deadline (notify alone decides whether an answer came in time).
+
+Every change of an assignment goes through services/notify/domain.py's lifecycle table; a step it
+refuses is recorded in notify.refusals and never applied. Lock order: see services/notify/repository.py.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,30 @@ import uuid
 from typing import Any
 
 import asyncpg
+import structlog
 
 from services.notify import delivery, domain, repository
 from shared import events, topics
 from shared.auth import Principal
+from shared.consumer import Handler
 from shared.envelope import Envelope, new_event, utcnow
 from shared.errors import not_found
+from shared.failures import retry_conflicts
 from shared.outbox import enqueue
 
 SERVICE = "notify"
 
+log = structlog.get_logger(__name__)
+
 
 async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.AssignmentOffered) -> None:
-    """Record the offer and deliver it to the agency: only the minimum a team needs leaves here."""
+    """Record the offer and deliver it to the agency: only the minimum a team needs leaves here.
+
+    An offer that arrives past its deadline (notify's clock decides) is expired at once and never
+    delivered: no agency can accept it any more.
+    """
     details = domain.minimum(offer.offer)
+    await repository.lock_agency(conn, offer.agency_id)
     row = await repository.insert_assignment(
         conn,
         {
@@ -31,49 +46,147 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             "deadline": offer.deadline,
             "details": details.model_dump(mode="json"),
             "correlation": event.correlationid,
+            "attempt": offer.attempt,
         },
     )
-    if row is not None:
-        message = events.AgencyAssignmentMessage(
-            kind="offered",
-            assignment_id=offer.assignment_id,
-            call_id=offer.call_id,
-            team_id=offer.team_id,
-            deadline=offer.deadline,
-            details=details,
-        )
-        await delivery.to_agency(
-            conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
-        )
-
-
-async def on_taken_back(conn: asyncpg.Connection, event: Envelope, ref: Any) -> None:
-    """An offer expired or was withdrawn: record it and tell the agency."""
-    kind = "withdrawn" if isinstance(ref, events.AssignmentWithdrawn) else "expired"
-    row = await repository.get_for_update(conn, ref.assignment_id)
     if row is None:
-        # The offer's topic is consumed apart from this one: it may still come, and must not go out.
-        await repository.remember_taken_back(conn, ref.assignment_id, kind)
         return
-    if row["agency_id"] != ref.agency_id or row["status"] == kind:
+    if offer.deadline <= utcnow():
+        await expire(conn, row, cause=event, tell_agency=False)
         return
-    await repository.set_status(conn, ref.assignment_id, kind)
+    message = events.AgencyAssignmentMessage(
+        kind="offered",
+        assignment_id=offer.assignment_id,
+        call_id=offer.call_id,
+        team_id=offer.team_id,
+        deadline=offer.deadline,
+        details=details,
+    )
+    await delivery.to_agency(
+        conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
+    )
+
+
+async def _refuse(
+    conn: asyncpg.Connection, row: asyncpg.Record, source: str, step: str, refusal: domain.Refusal
+) -> None:
+    """Record a refused step (what asked for it, the state it met, why) instead of applying it."""
+    log.info("step refused", assignment_id=str(row["id"]), source=source, step=step, code=refusal.code)
+    await repository.record_refusal(
+        conn,
+        {
+            "assignment_id": str(row["id"]),
+            "call_id": str(row["call_id"]),
+            "source": source,
+            "from_state": row["status"],
+            "step": step,
+            "code": refusal.code,
+            "detail": refusal.detail,
+        },
+    )
+
+
+def _ref(row: asyncpg.Record) -> dict[str, Any]:
+    """What every assignment event notify publishes names, from its row (with matching's attempt)."""
+    return {
+        "assignment_id": str(row["id"]),
+        "call_id": str(row["call_id"]),
+        "agency_id": row["agency_id"],
+        "team_id": row["team_id"],
+        "attempt": row["attempt"],
+    }
+
+
+async def _tell_agency(
+    conn: asyncpg.Connection, row: asyncpg.Record, kind: str, reason: str | None, cause: Envelope | None
+) -> None:
+    """Tell the agency an offer or assignment is no longer theirs (`kind`: withdrawn or expired)."""
     message = events.AgencyAssignmentMessage(
         kind=kind,
-        assignment_id=ref.assignment_id,
-        call_id=ref.call_id,
-        team_id=ref.team_id,
-        reason=getattr(ref, "reason", None),
+        assignment_id=str(row["id"]),
+        call_id=str(row["call_id"]),
+        team_id=row["team_id"],
+        reason=reason,
     )
-    updated = await repository.get(conn, ref.assignment_id)
+    updated = await repository.get(conn, str(row["id"]))
     assert updated is not None
     await delivery.to_agency(
         conn,
-        ref.agency_id,
+        row["agency_id"],
         message,
-        {**view(updated), "reason": message.reason},
+        {**view(updated), "reason": reason},
         correlation=row["correlation"],
-        cause=event,
+        cause=cause,
+    )
+
+
+async def expire(
+    conn: asyncpg.Connection, row: asyncpg.Record, *, cause: Envelope | None = None, tell_agency: bool = True
+) -> bool:
+    """Expire an unanswered offer (its row locked after its agency's): publish `assignments.expired.v1`
+    so matching offers the next team, and tell the agency; False if the lifecycle refuses."""
+    outcome = domain.step(row["status"], "expire")
+    if isinstance(outcome, domain.Refusal):
+        await _refuse(conn, row, cause.type if cause else "deadline", "expire", outcome)
+        return False
+    if not outcome.changed:
+        return False
+    await repository.set_status(conn, str(row["id"]), "expired")
+    payload = events.AssignmentExpired(**_ref(row))
+    event = new_event(
+        topics.ASSIGNMENTS_EXPIRED,
+        SERVICE,
+        str(row["call_id"]),
+        payload,
+        cause=cause,
+        correlationid=row["correlation"],
+    )
+    await enqueue(conn, SERVICE, event)
+    if tell_agency:
+        await _tell_agency(conn, row, "expired", "no_answer_by_deadline", event)
+    return True
+
+
+async def on_withdrawn(conn: asyncpg.Connection, event: Envelope, ref: events.AssignmentWithdrawn) -> None:
+    """Matching took an offer or assignment back: record it and tell the agency."""
+    await repository.lock_agency(conn, ref.agency_id)
+    row = await repository.get_for_update(conn, ref.assignment_id)
+    if row is None:
+        # The offer's topic is consumed apart from this one: it may still come, and must not go out.
+        await repository.remember_taken_back(conn, ref.assignment_id, "withdrawn")
+        return
+    if row["agency_id"] != ref.agency_id:
+        return
+    outcome = domain.step(row["status"], "withdraw")
+    if isinstance(outcome, domain.Refusal):
+        await _refuse(conn, row, event.type, "withdraw", outcome)
+        return
+    if outcome.changed:
+        await repository.set_status(conn, ref.assignment_id, "withdrawn")
+        await _tell_agency(conn, row, "withdrawn", ref.reason, event)
+
+
+async def on_dead_letter(conn: asyncpg.Connection, event: Envelope) -> None:
+    """An offer notify could never take is expired, so matching moves on to the next team (and the
+    offer, should it be replayed, is never delivered)."""
+    if event.type != topics.ASSIGNMENTS_OFFERED:
+        return
+    try:
+        offer = events.AssignmentRef.model_validate(event.data)
+        uuid.UUID(offer.assignment_id)
+    except ValueError:
+        return  # nothing in it names an offer matching could move on from
+    await repository.lock_agency(conn, offer.agency_id)
+    row = await repository.get_for_update(conn, offer.assignment_id)
+    if row is not None:
+        await expire(conn, row, cause=event)
+        return
+    await repository.remember_taken_back(conn, offer.assignment_id, "expired")
+    payload = events.AssignmentExpired(**offer.model_dump(include=set(events.AssignmentRef.model_fields)))
+    await enqueue(
+        conn,
+        SERVICE,
+        new_event(topics.ASSIGNMENTS_EXPIRED, SERVICE, offer.call_id, payload, cause=event),
     )
 
 
@@ -119,6 +232,10 @@ def view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def _source(agency: Principal) -> str:
+    return f"api:{agency.tenant_id}"
+
+
 async def answer(
     pool: asyncpg.Pool,
     agency: Principal,
@@ -127,48 +244,68 @@ async def answer(
     reason_code: str | None = None,
     reason_text: str | None = None,
 ) -> dict[str, Any]:
-    """Accept or decline an offer and publish `assignments.responded.v1` (idempotent)."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await _owned(conn, agency, assignment_id)
-        now = utcnow()
-        if not domain.check_answer(row["status"], row["deadline"], now, response):
-            return view(row)
-        await repository.set_status(
-            conn,
-            assignment_id,
-            response,
-            {
-                "response": response,
-                "reason_code": reason_code,
-                "reason_text": reason_text,
-                "at": now.isoformat(),
-            },
-        )
-        payload = events.AssignmentResponded(
-            assignment_id=assignment_id,
-            call_id=str(row["call_id"]),
-            agency_id=row["agency_id"],
-            team_id=row["team_id"],
-            response=response,
-            reason_code=reason_code,
-            reason_text=reason_text,
-            responded_at=now,
-        )
-        await enqueue(
-            conn,
-            SERVICE,
-            new_event(
-                topics.ASSIGNMENTS_RESPONDED,
-                SERVICE,
-                str(row["call_id"]),
-                payload,
-                correlationid=row["correlation"],
-            ),
-        )
-        updated = await repository.get_for_update(conn, assignment_id)
-        assert updated is not None
-        await delivery.to_feed(conn, agency.tenant_id, response, view(updated))
-        return view(updated)
+    """Accept or decline an offer and publish `assignments.responded.v1` (idempotent).
+
+    The deadline is decided here, under the offer's lock: an answer in time wins, a late one is
+    answered 409 `offer_expired` and the offer is expired in the same transaction, so what the
+    agency hears is what holds.
+    """
+
+    async def work() -> dict[str, Any] | domain.Refusal:
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_agency(conn, agency.tenant_id)
+            row = await _owned(conn, agency, assignment_id)
+            now = utcnow()
+            outcome = domain.step(row["status"], response, past_deadline=now >= row["deadline"])
+            if isinstance(outcome, domain.Refusal):
+                if outcome.code == "offer_expired" and row["status"] == "offered":
+                    await expire(conn, row)
+                await _refuse(conn, row, _source(agency), response, outcome)
+                return outcome
+            if not outcome.changed:
+                return view(row)
+            await repository.set_status(
+                conn,
+                assignment_id,
+                outcome.state,
+                {
+                    "response": response,
+                    "reason_code": reason_code,
+                    "reason_text": reason_text,
+                    "at": now.isoformat(),
+                },
+            )
+            payload = events.AssignmentResponded(
+                **_ref(row),
+                response=response,
+                reason_code=reason_code,
+                reason_text=reason_text,
+                responded_at=now,
+            )
+            await _publish(conn, topics.ASSIGNMENTS_RESPONDED, row, payload)
+            updated = await repository.get(conn, assignment_id)
+            assert updated is not None
+            await delivery.to_feed(conn, agency.tenant_id, response, view(updated))
+            return view(updated)
+
+    return _answered(await retry_conflicts(work))
+
+
+def _answered(outcome: dict[str, Any] | domain.Refusal) -> dict[str, Any]:
+    """The agency's answer; a refusal (recorded and committed already) is a 409 with its code."""
+    if isinstance(outcome, domain.Refusal):
+        raise domain.refused(outcome)
+    return outcome
+
+
+async def _publish(
+    conn: asyncpg.Connection, topic: str, row: asyncpg.Record, payload: events.Payload
+) -> None:
+    await enqueue(
+        conn,
+        SERVICE,
+        new_event(topic, SERVICE, str(row["call_id"]), payload, correlationid=row["correlation"]),
+    )
 
 
 async def report_status(
@@ -184,42 +321,36 @@ async def report_status(
     A backup request is urgent: its event is written with the request and the outbox relay,
     woken by the commit, publishes it at once.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        row = await _owned(conn, agency, assignment_id)
-        new_state = domain.check_status(row["status"], status.value)
-        if domain.is_repeat(row["status"], status.value):
-            return view(row)
-        await repository.set_status(conn, assignment_id, new_state)
-        payload = events.AssignmentStatusChanged(
-            assignment_id=assignment_id,
-            call_id=str(row["call_id"]),
-            agency_id=row["agency_id"],
-            team_id=row["team_id"],
-            status=status,
-            disposition=disposition,
-            urgency=urgency,
-            reported_at=utcnow(),
-        )
-        await enqueue(
-            conn,
-            SERVICE,
-            new_event(
-                topics.ASSIGNMENTS_STATUS_CHANGED,
-                SERVICE,
-                str(row["call_id"]),
-                payload,
-                correlationid=row["correlation"],
-            ),
-        )
-        updated = await repository.get_for_update(conn, assignment_id)
-        assert updated is not None
-        answer = view(updated)
-        await delivery.to_feed(conn, agency.tenant_id, status.value, {**answer, "urgency": urgency})
-        return answer
+
+    async def work() -> dict[str, Any] | domain.Refusal:
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_agency(conn, agency.tenant_id)
+            row = await _owned(conn, agency, assignment_id)
+            outcome = domain.step(row["status"], status.value)
+            if isinstance(outcome, domain.Refusal):
+                await _refuse(conn, row, _source(agency), status.value, outcome)
+                return outcome
+            if not outcome.changed:
+                return view(row)
+            await repository.set_status(conn, assignment_id, outcome.state)
+            payload = events.AssignmentStatusChanged(
+                **_ref(row),
+                status=status,
+                disposition=disposition,
+                urgency=urgency,
+                reported_at=utcnow(),
+            )
+            await _publish(conn, topics.ASSIGNMENTS_STATUS_CHANGED, row, payload)
+            updated = await repository.get(conn, assignment_id)
+            assert updated is not None
+            answer = view(updated)
+            await delivery.to_feed(conn, agency.tenant_id, status.value, {**answer, "urgency": urgency})
+            return answer
+
+    return _answered(await retry_conflicts(work))
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     topics.ASSIGNMENTS_OFFERED: on_offered,
-    topics.ASSIGNMENTS_EXPIRED: on_taken_back,
-    topics.ASSIGNMENTS_WITHDRAWN: on_taken_back,
+    topics.ASSIGNMENTS_WITHDRAWN: on_withdrawn,
 }

@@ -1,45 +1,101 @@
-"""Notify's background jobs: re-paging unanswered offers until their deadline."""
+"""Notify's background jobs: re-paging unanswered offers until their deadline, and expiring them at it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
 from services.notify import handlers, repository
 from services.notify.settings import NotifySettings
+from shared.envelope import utcnow
+from shared.failures import retry_conflicts
+from shared.runtime import Background
 
 log = structlog.get_logger(__name__)
+# Offers handled in one transaction at most.
+BATCH = 100
+
+
+async def _per_agency(
+    pool: asyncpg.Pool, agency_ids: list[str], work: Callable[[asyncpg.Connection, str], Awaitable[int]]
+) -> int:
+    """Run `work` for each agency in a transaction of its own that locks the agency's row first."""
+    done = 0
+    for agency_id in agency_ids:
+
+        async def one(agency_id: str = agency_id) -> int:
+            async with pool.acquire() as conn, conn.transaction():
+                await repository.lock_agency(conn, agency_id)
+                return await work(conn, agency_id)
+
+        done += await retry_conflicts(one)
+    return done
 
 
 async def repage_due(pool: asyncpg.Pool, every_s: float, max_repages: int) -> int:
     """Re-send every offer that is still unanswered before its deadline, was last sent `every_s` ago
     and was re-sent fewer than `max_repages` times."""
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await repository.lock_due_repages(conn, every_s, 100, max_repages)
+
+    async def repage(conn: asyncpg.Connection, agency_id: str) -> int:
+        rows = await repository.lock_due_repages(conn, agency_id, every_s, BATCH, max_repages)
         for row in rows:
             await handlers.repage(conn, row)
-    return len(rows)
+        return len(rows)
+
+    return await _per_agency(
+        pool, await repository.agencies_with_due_repages(pool, every_s, max_repages), repage
+    )
+
+
+async def expire_due(pool: asyncpg.Pool) -> int:
+    """Expire every unanswered offer past its deadline by notify's clock; return how many.
+
+    Deadlines live in the database, so a process that was down expires on start what came due
+    meanwhile; replicas wait on the agency's lock and find the offer expired already.
+    """
+    now = utcnow()
+
+    async def expire(conn: asyncpg.Connection, agency_id: str) -> int:
+        rows = await repository.lock_due_offers(conn, agency_id, now, BATCH)
+        return sum([await handlers.expire(conn, row) for row in rows])
+
+    return await _per_agency(pool, await repository.agencies_with_due_offers(pool, now), expire)
+
+
+def _loop(name: str, work: Callable[[], Awaitable[int]], every_s: Callable[[], float]) -> Background:
+    """A runtime background job running `work` every `every_s()` until stopped."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                count = await work()
+                if count:
+                    log.info(f"offers {name}", count=count)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The database is away for a moment: the offers wait in it for the next pass.
+                log.warning(f"{name} pass failed; will retry", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s())
+
+    return run
 
 
 class Repager:
     """Re-pages on a cadence; an accepted, declined, withdrawn or expired offer is never re-sent."""
 
     def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
-        self._pool = pool
-        self._settings = settings
+        s = settings
+        self.run = _loop(
+            "re-paged", lambda: repage_due(pool, s.repage_every_s, s.repage_max), lambda: s.repage_check_s
+        )
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Look for offers to re-page every `repage_check_s` until `stop`."""
-        while not stop.is_set():
-            try:
-                s = self._settings
-                paged = await repage_due(self._pool, s.repage_every_s, s.repage_max)
-                if paged:
-                    log.info("offers re-paged", count=paged)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("re-paging failed; will retry", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.repage_check_s)
+
+class Expirer:
+    """Expires unanswered offers at their deadline, every `expiry_interval_s`."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
+        self.run = _loop("expired", lambda: expire_due(pool), lambda: settings.expiry_interval_s)

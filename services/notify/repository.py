@@ -12,6 +12,11 @@ from shared.auth import Credential, replace_credentials
 from shared.jurisdiction import Jurisdiction
 
 SCHEMA = "notify"
+# The lock order of notify (one order, so no two of its transactions wait on each other in a cycle):
+# first the agency's row (`lock_agency`; the feed's sequence lives there), then the assignment's
+# (`get_for_update`). The consumer applies several events in one transaction, each taking its
+# agency then its assignment, so an agency's answer, which does the same, can never hold an
+# assignment the consumer waits for while waiting for the agency the consumer holds.
 
 
 def _jsonable(value: object) -> str:
@@ -51,9 +56,9 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> as
     """Record an offer to deliver and return it; None if already known or taken back before it arrived."""
     return await conn.fetchrow(
         "WITH stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
-        " details, correlation) VALUES ($1::uuid, $2::uuid, $3, $4,"
+        " details, correlation, attempt) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-        " $5, $6::jsonb, $7)"
+        " $5, $6::jsonb, $7, $8)"
         " ON CONFLICT DO NOTHING RETURNING *) SELECT * FROM stored WHERE status = 'offered'",
         row["id"],
         row["call_id"],
@@ -62,6 +67,7 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> as
         row["deadline"],
         json.dumps(row["details"]),
         row["correlation"],
+        row["attempt"],
     )
 
 
@@ -71,6 +77,47 @@ async def remember_taken_back(conn: asyncpg.Connection, assignment_id: str, kind
         "INSERT INTO notify.taken_back (assignment_id, kind) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING",
         assignment_id,
         kind,
+    )
+
+
+async def lock_agency(conn: asyncpg.Connection, agency_id: str) -> None:
+    """Lock an agency's row: the first lock of every notify transaction that changes an assignment."""
+    await conn.execute("SELECT 1 FROM notify.agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id)
+
+
+async def record_refusal(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    """Keep a step the lifecycle refused: what asked for it, the state it met, and why not."""
+    await conn.execute(
+        "INSERT INTO notify.refusals (assignment_id, call_id, source, from_state, step, code, detail)"
+        " VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7)",
+        row["assignment_id"],
+        row.get("call_id"),
+        row["source"],
+        row["from_state"],
+        row["step"],
+        row["code"],
+        row.get("detail"),
+    )
+
+
+async def agencies_with_due_offers(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
+    """Agencies holding an unanswered offer whose deadline is `now` or earlier."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT agency_id FROM notify.assignments WHERE status = 'offered' AND deadline <= $1", now
+    )
+    return [r["agency_id"] for r in rows]
+
+
+async def lock_due_offers(
+    conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """An agency's unanswered offers past their deadline, locked (the caller holds the agency's lock)."""
+    return await conn.fetch(
+        "SELECT * FROM notify.assignments WHERE agency_id = $1 AND status = 'offered' AND deadline <= $2"
+        " ORDER BY deadline LIMIT $3 FOR UPDATE",
+        agency_id,
+        now,
+        limit,
     )
 
 
@@ -259,18 +306,34 @@ async def disable_webhook(conn: asyncpg.Connection, agency_id: str) -> list[asyn
     )
 
 
+_DUE_REPAGE = (
+    "status = 'offered' AND deadline > now()"
+    " AND last_paged_at <= now() - make_interval(secs => $1) AND pages <= $2"
+)
+
+
+async def agencies_with_due_repages(
+    conn: asyncpg.Connection | asyncpg.Pool, every_s: float, max_repages: int
+) -> list[str]:
+    """Agencies holding an offer to re-page (see lock_due_repages)."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT agency_id FROM notify.assignments WHERE {_DUE_REPAGE}", every_s, max_repages
+    )
+    return [r["agency_id"] for r in rows]
+
+
 async def lock_due_repages(
-    conn: asyncpg.Connection, every_s: float, limit: int, max_repages: int
+    conn: asyncpg.Connection, agency_id: str, every_s: float, limit: int, max_repages: int
 ) -> list[asyncpg.Record]:
-    """Unanswered offers before their deadline, last paged `every_s` ago or more and re-paged fewer
-    than `max_repages` times; locked, skipped if busy."""
+    """An agency's unanswered offers before their deadline, last paged `every_s` ago or more and
+    re-paged fewer than `max_repages` times; locked, skipped if busy (the caller holds the agency)."""
     return await conn.fetch(
-        "SELECT * FROM notify.assignments WHERE status = 'offered' AND deadline > now()"
-        " AND last_paged_at <= now() - make_interval(secs => $1) AND pages <= $3"
-        " ORDER BY last_paged_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        f"SELECT * FROM notify.assignments WHERE agency_id = $4 AND {_DUE_REPAGE}"
+        " ORDER BY last_paged_at LIMIT $3 FOR UPDATE SKIP LOCKED",
         every_s,
-        limit,
         max_repages,
+        limit,
+        agency_id,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.notify import api, console, delivery, feed, handlers, repository
-from services.notify.jobs import Repager
+from services.notify.jobs import Expirer, Repager
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import WebhookSender
@@ -17,7 +17,7 @@ from shared.topics import agency_topic
 
 
 def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
-    """Notify: delivery to agencies, their answers and status reports."""
+    """Notify: delivery to agencies, their answers and status reports, and offer deadlines."""
     s = infra.settings
     ns = settings or NotifySettings()
     waker = feed.FeedWaker(infra.pool)
@@ -46,7 +46,12 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        background=[waker.run, Repager(infra.pool, ns).run, WebhookSender(infra.pool, ns).run],
+        background=[
+            waker.run,
+            Repager(infra.pool, ns).run,
+            Expirer(infra.pool, ns).run,
+            WebhookSender(infra.pool, ns).run,
+        ],
         on_start=create_agency_topics,
         on_stop=waker.close,
         on_published=delivery.on_published,

@@ -1,4 +1,4 @@
-"""Notify's own settings (env prefix NOTIFY_): re-paging, webhooks and the SSE stream."""
+"""Notify's own settings (env prefix NOTIFY_): deadlines, re-paging, webhooks and the SSE stream."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ class NotifySettings(BaseSettings):
         default=5,
         ge=0,
         description="re-pages of one offer at most (bounds the work, records and audit events per offer)",
+    )
+    expiry_interval_s: float = Field(
+        default=1.0, gt=0, description="how often offers past their deadline are expired"
     )
     repage_check_s: float = Field(default=1.0, gt=0, description="how often to look for offers to re-page")
     webhook_timeout_s: float = Field(default=5.0, gt=0, description="one webhook request's time limit")

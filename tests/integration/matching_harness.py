@@ -137,6 +137,20 @@ def responded(offer: dict[str, Any], response: str, reason_code: str | None = No
     return new_event(topics.ASSIGNMENTS_RESPONDED, "notify", offer["call_id"], payload)
 
 
+def expired(offer: dict[str, Any]) -> Envelope:
+    """Notify's expiry of an unanswered offer at its deadline (notify decides deadlines)."""
+    payload = events.AssignmentExpired(
+        **{k: offer[k] for k in ("assignment_id", "call_id", "agency_id", "team_id")}
+    )
+    return new_event(topics.ASSIGNMENTS_EXPIRED, "notify", offer["call_id"], payload)
+
+
+def call_cancelled(call_id: str) -> Envelope:
+    """The PSAP's cancel, as intake publishes it."""
+    payload = events.CallCancelled(call_id=call_id, psap_id="psap", reason="caller called back")
+    return new_event(topics.CALLS_CANCELLED, "intake", call_id, payload)
+
+
 def status_changed(offer: dict[str, Any], status: str) -> Envelope:
     """A team's progress report, as notify publishes it."""
     payload = events.AssignmentStatusChanged(
@@ -176,7 +190,7 @@ class Db:
     async def offers(self, call_id: str) -> list[dict[str, Any]]:
         """The call's offers in order, shaped like the payload of assignments.offered.v1."""
         rows = await self.pool.fetch(
-            "SELECT id, call_id, agency_id, team_id, status, reason FROM matching.assignments"
+            "SELECT id, call_id, agency_id, team_id, attempt, status, reason FROM matching.assignments"
             " WHERE call_id = $1::uuid ORDER BY attempt",
             call_id,
         )
@@ -207,6 +221,27 @@ class Db:
         await eventually(
             lambda: self.team_status(team_id), lambda s: s == status, timeout_s, what=f"{team_id} {status}"
         )
+
+    async def refusals(self, call_id: str) -> list[tuple[str, str, str, str]]:
+        """The steps matching refused about a call: (event type, from state, step, code)."""
+        rows = await self.pool.fetch(
+            "SELECT event_type, from_state, step, code FROM matching.refusals"
+            " WHERE call_id = $1::uuid ORDER BY id",
+            call_id,
+        )
+        return [(r["event_type"], r["from_state"], r["step"], r["code"]) for r in rows]
+
+    async def processed(self, event: Envelope) -> bool:
+        """Whether matching's consumer has applied (or dropped) an event."""
+        n = await self.pool.fetchval(
+            "SELECT count(*) FROM matching.processed_events WHERE event_id = $1", event.id
+        )
+        return bool(n)
+
+    async def wait_processed(self, *sent: Envelope, timeout_s: float = 30) -> None:
+        """Wait until matching has processed every one of `sent`."""
+        for event in sent:
+            await eventually(partial(self.processed, event), bool, timeout_s, what=f"{event.type} processed")
 
     async def hand_back_reason(self, call_id: str) -> str | None:
         """The reason of the call's hand-back decision."""

@@ -123,19 +123,17 @@ class Notify:
             await self.publish(topics.ASSIGNMENTS_OFFERED, event)
         return Offer(assignment_id, call_id, agency_id, f"{agency_id}-1", event)
 
-    async def take_back(self, offer: Offer, kind: str) -> None:
-        """Matching withdraws the offer or lets it expire."""
-        ref = {
-            "assignment_id": offer.assignment_id,
-            "call_id": offer.call_id,
-            "agency_id": offer.agency_id,
-            "team_id": offer.team_id,
-        }
-        if kind == "withdrawn":
-            payload: events.Payload = events.AssignmentWithdrawn(**ref, reason="safety_flag")
-            topic = topics.ASSIGNMENTS_WITHDRAWN
-        else:
-            payload, topic = events.AssignmentExpired(**ref), topics.ASSIGNMENTS_EXPIRED
+    async def withdraw(self, offer: Offer, reason: str = "safety_flag") -> None:
+        """Matching takes the offer back (notify itself expires offers at their deadline)."""
+        payload = events.AssignmentWithdrawn(
+            assignment_id=offer.assignment_id,
+            call_id=offer.call_id,
+            agency_id=offer.agency_id,
+            team_id=offer.team_id,
+            attempt=1,
+            reason=reason,
+        )
+        topic = topics.ASSIGNMENTS_WITHDRAWN
         await self.publish(topic, new_event(topic, "matching", offer.call_id, payload, cause=offer.event))
 
     async def status(self, assignment_id: str) -> str | None:

@@ -3,6 +3,8 @@ that decline, expire or are withdrawn until the call is taken or handed back wit
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,6 +28,7 @@ from tests.integration.matching_harness import (
     bearer,
     call_received,
     call_updated,
+    expired,
     jurisdiction,
     load,
     new_call_id,
@@ -37,11 +40,19 @@ from tests.integration.matching_harness import (
     team,
     topic_events,
 )
-from tests.support import eventually
+from tests.support import eventually, read_topic
+
+
+async def raw_sources(settings: Settings, topic: str, count: int) -> list[bytes]:
+    """The raw values of the first `count` events on a topic."""
+    return [
+        r.value for r in await read_topic(settings.kafka_bootstrap_servers, settings.topic(topic), count, 10)
+    ]
+
 
 pytestmark = pytest.mark.integration
 
-FAST = MatchingSettings(max_attempts=3, expiry_interval_s=0.2)
+FAST = MatchingSettings(max_attempts=3)
 
 
 @pytest.fixture
@@ -277,7 +288,7 @@ async def test_declines_move_to_the_next_team_until_none_is_left(settings, db, p
     await load(
         settings, jurisdiction([team("first", km_north=1), team("second", agency="south", km_north=2)])
     )
-    async with running_matching(settings, MatchingSettings(max_attempts=5, expiry_interval_s=0.2)):
+    async with running_matching(settings, MatchingSettings(max_attempts=5)):
         call_id, one = await place_call(producer, settings, db)
         assert one["team_id"] == "first"
         await publish(producer, settings, responded(one, "declined", "team_unavailable"))
@@ -297,48 +308,70 @@ async def test_declines_move_to_the_next_team_until_none_is_left(settings, db, p
         assert back["call_id"] == call_id and back["reason_code"] == "no_acceptance_in_time"
 
 
-async def test_missed_deadlines_expire_until_attempts_run_out(settings, db, producer):
+async def test_expiries_from_notify_move_to_the_next_team_until_attempts_run_out(settings, db, producer):
+    """Matching expires nothing by the clock: notify's `assignments.expired.v1` frees the team and the
+    next one is offered. (Before the change matching expired offers itself: with a 1 s deadline the
+    offers here expired with no expiry published by anyone but matching.)"""
     teams = [team(f"t-{i}", km_north=i) for i in (1, 2, 3)]
     await load(settings, jurisdiction(teams))
     quick = settings.model_copy(update={"matching_offer_timeout_s": 1})
-    async with running_matching(quick, MatchingSettings(max_attempts=2, expiry_interval_s=0.2)):
-        call_id = new_call_id()
-        await publish(producer, settings, call_received(call_id))
+    async with running_matching(quick, MatchingSettings(max_attempts=2)):
+        call_id, first = await place_call(producer, settings, db)
+        # Well past the deadline matching wrote, nothing happens until notify says so.
+        await asyncio.sleep(2)
+        assert [(o["team_id"], o["status"]) for o in await db.offers(call_id)] == [("t-1", "offered")]
+        await publish(producer, settings, expired(first))
+        _, second = await db.wait_offers(call_id, 2)
+        assert (second["team_id"], second["attempt"]) == ("t-2", 2)
+        await publish(producer, settings, expired(second))
         await db.wait_call(call_id, "unassigned")
         offers = await db.offers(call_id)
         # Two attempts allowed: t-3 was never offered although it was free.
         assert [(o["team_id"], o["status"]) for o in offers] == [("t-1", "expired"), ("t-2", "expired")]
         assert await db.hand_back_reason(call_id) == "no_acceptance_in_time"
         assert [await db.team_status(t["id"]) for t in teams] == ["available"] * 3
-        expired = await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, 2)
-        assert [e["team_id"] for e in expired] == ["t-1", "t-2"]
         offered = await topic_events(settings, topics.ASSIGNMENTS_OFFERED, 2)
-        assert all(o["deadline"] for o in offered)
+        assert all(o["deadline"] for o in offered) and [o["attempt"] for o in offered] == [1, 2]
         [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
-        assert back["reason_code"] == "no_acceptance_in_time"
+        assert back["reason_code"] == "no_acceptance_in_time" and back["attempts"] == 2
+    # Matching published no expiry: notify is the only producer of assignments.expired.v1.
+    assert [e["assignment_id"] for e in await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, 3, 3)] == [
+        first["assignment_id"],
+        second["assignment_id"],
+    ]
+    assert {json.loads(r)["source"] for r in await raw_sources(settings, topics.ASSIGNMENTS_EXPIRED, 2)} == {
+        "/services/notify"
+    }
 
 
-async def test_a_deadline_that_passes_while_matching_is_down_expires_on_restart(settings, db, producer):
+async def test_an_accept_read_after_the_deadline_passed_while_matching_was_down_keeps_the_one_team(
+    settings, db, producer
+):
+    """Notify honoured an accept in time; matching, stopped, read it only after the deadline it wrote
+    had passed. The call keeps the accepted team and no second team is offered. (Before the change
+    matching expired the offer on restart and offered the call to `second`: two teams.)"""
     await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
-    slow = settings.model_copy(update={"matching_offer_timeout_s": 3})
+    slow = settings.model_copy(update={"matching_offer_timeout_s": 2})
     async with running_matching(slow, FAST):
         call_id, first = await place_call(producer, settings, db)
+    # Matching is down; the agency's accept (decided by notify, in time) waits on the topic.
+    accept = responded(first, "accepted")
+    await publish(producer, settings, accept)
     deadline = await db.pool.fetchval(
         "SELECT deadline FROM matching.assignments WHERE id = $1::uuid", first["id"]
     )
-    # Matching is down while the deadline passes: nothing may expire the offer meanwhile.
     await eventually(
         lambda: db.pool.fetchval("SELECT now() > $1::timestamptz", deadline + timedelta(seconds=1)),
         bool,
         what="the deadline to pass",
     )
-    assert [o["status"] for o in await db.offers(call_id)] == ["offered"]
     async with running_matching(slow, FAST):
-        _, second = await db.wait_offers(call_id, 2)
-        assert second["team_id"] == "second"
-        assert (await db.offers(call_id))[0]["status"] == "expired"
-        [expired] = await topic_events(settings, topics.ASSIGNMENTS_EXPIRED, 1)
-        assert expired["assignment_id"] == first["assignment_id"]
+        await db.wait_processed(accept)
+        await asyncio.sleep(1.5)  # a restarted process with a clock loop would have expired by now
+        offers = await db.offers(call_id)
+        assert [(o["team_id"], o["status"]) for o in offers] == [("first", "accepted")]
+        assert await db.call_status(call_id) == "assigned"
+        assert await db.team_status("first") == "assigned" and await db.team_status("second") == "available"
 
 
 async def test_accept_and_status_reports_move_the_team_and_cleared_frees_it(settings, db, producer):
@@ -438,7 +471,7 @@ async def test_a_cancel_withdraws_the_offer_and_frees_the_team(settings, db, pro
 
 async def test_a_team_freed_by_another_replica_is_offered_before_a_hand_back(settings, db, producer):
     # This process re-reads the whole roster only once an hour: its copy goes stale.
-    lazy = MatchingSettings(max_attempts=3, expiry_interval_s=0.2, roster_refresh_s=3600)
+    lazy = MatchingSettings(max_attempts=3, roster_refresh_s=3600)
     await load(settings, jurisdiction([team("only")]))
     async with running_matching(settings, lazy):
         _, offer = await place_call(producer, settings, db)

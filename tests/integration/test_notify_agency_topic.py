@@ -34,7 +34,9 @@ async def notify(settings: Settings) -> AsyncIterator[Notify]:
         {"id": "north", "channels": ["kafka"], "partitions": 2},
         {"id": "south", "channels": ["kafka"]},
     ]
-    async with running_notify(settings, jurisdiction(agencies), NotifySettings(repage_every_s=3600)) as n:
+    async with running_notify(
+        settings, jurisdiction(agencies), NotifySettings(repage_every_s=3600, expiry_interval_s=0.2)
+    ) as n:
         yield n
 
 
@@ -93,14 +95,17 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
     leaky = {"caller_name": "Jane Roe", "narrative": "free text that must stay in intake"}
     first = await notify.offer("north", extra=leaky)
     other = await notify.offer("south")
-    second = await notify.offer("north")
+    # Notify expires an unanswered offer at its deadline itself, and tells the agency.
+    second = await notify.offer("north", deadline_s=3)
     for offer in (first, second):
         await eventually(partial(notify.status, offer.assignment_id), lambda s: s == "offered")
-    await notify.take_back(first, "withdrawn")
-    await notify.take_back(second, "expired")
+    await notify.withdraw(first)
+    await eventually(
+        partial(notify.status, second.assignment_id), lambda s: s == "expired", what="the expiry"
+    )
     # A withdrawal that overtakes its offer (another topic) keeps the offer from ever going out.
     overtaken = await notify.offer("north", publish=False)
-    await notify.take_back(overtaken, "withdrawn")
+    await notify.withdraw(overtaken)
     await eventually(
         lambda: notify.pool.fetchval(
             "SELECT count(*) FROM notify.taken_back WHERE assignment_id = $1::uuid", overtaken.assignment_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from functools import partial
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from services.notify import jobs
 from services.notify.settings import NotifySettings
 from shared import infra
-from shared.topics import ASSIGNMENTS_RESPONDED, ASSIGNMENTS_STATUS_CHANGED
+from shared.settings import Settings
+from shared.topics import ASSIGNMENTS_EXPIRED, ASSIGNMENTS_RESPONDED, ASSIGNMENTS_STATUS_CHANGED
 from tests.integration.notify_system import Notify, Offer, jurisdiction, own_settings, running_notify
 from tests.support import eventually, read_topic
 
@@ -64,22 +67,100 @@ async def test_only_the_agency_holding_the_offer_may_answer_others_get_404(notif
         assert await notify.status(offer.assignment_id) == "offered"
 
 
-async def test_an_answer_after_the_deadline_or_after_withdrawal_is_refused_with_a_clear_code(notify: Notify):
-    late = await offered(notify, deadline_s=-1)
+async def test_an_answer_after_withdrawal_is_refused_with_a_clear_code(notify: Notify):
     withdrawn = await offered(notify)
-    await notify.take_back(withdrawn, "withdrawn")
+    await notify.withdraw(withdrawn)
     await eventually(partial(notify.status, withdrawn.assignment_id), lambda s: s == "withdrawn")
     async with notify.http() as http:
-        answer = await http.post(
-            f"/v1/assignments/{late.assignment_id}/accept", headers=notify.auth("holder")
-        )
-        assert answer.status_code == 409 and answer.json()["code"] == "offer_expired", answer.text
         for path, body in (("accept", None), ("status", {"status": "en_route"})):
             answer = await http.post(
                 f"/v1/assignments/{withdrawn.assignment_id}/{path}", json=body, headers=notify.auth("holder")
             )
             assert answer.status_code == 409 and answer.json()["code"] == "offer_withdrawn", answer.text
+    refused = await notify.pool.fetch(
+        "SELECT source, from_state, step, code FROM notify.refusals"
+        " WHERE assignment_id = $1::uuid ORDER BY id",
+        withdrawn.assignment_id,
+    )
+    assert [tuple(r) for r in refused] == [
+        ("api:holder", "withdrawn", "accepted", "offer_withdrawn"),
+        ("api:holder", "withdrawn", "en_route", "offer_withdrawn"),
+    ]
+
+
+async def test_an_offer_arriving_past_its_deadline_is_expired_at_once_and_never_delivered(notify: Notify):
+    """(Before the change such an offer was stored as offered and paged to the agency.)"""
+    late = await notify.offer("holder", deadline_s=-1)
+    await eventually(partial(notify.status, late.assignment_id), lambda s: s == "expired", what="the expiry")
+    assert (
+        await notify.pool.fetch(
+            "SELECT 1 FROM notify.deliveries WHERE assignment_id = $1::uuid", late.assignment_id
+        )
+        == []
+    )
+    [expiry] = await published(notify, ASSIGNMENTS_EXPIRED, late)
+    assert (expiry["assignment_id"], expiry["attempt"]) == (late.assignment_id, 1)
+    async with notify.http() as http:
+        answer = await http.post(
+            f"/v1/assignments/{late.assignment_id}/accept", headers=notify.auth("holder")
+        )
+        assert answer.status_code == 409 and answer.json()["code"] == "offer_expired", answer.text
     assert await published(notify, ASSIGNMENTS_RESPONDED, late) == []
+
+
+async def test_notify_alone_decides_the_deadline_and_the_agency_hears_the_truth(settings: Settings):
+    """An accept in time wins for good (the deadline passing later changes nothing); an accept after
+    the deadline, before any expiry pass, answers 409 offer_expired and expires the offer in the same
+    transaction; notify publishes each expiry once, with the attempt. (Before the change notify
+    answered 409 without expiring and left the expiry to matching's clock.)"""
+    agencies: list[dict[str, Any]] = [{"id": "holder", "channels": ["kafka"]}]
+    # No expiry pass runs during the test: the answers decide.
+    idle = NotifySettings(repage_every_s=3600, expiry_interval_s=3600)
+    async with running_notify(settings, jurisdiction(agencies), idle) as notify:
+        in_time, too_late = await offered(notify, deadline_s=2), await offered(notify, deadline_s=2)
+        async with notify.http() as http:
+            r = await http.post(f"/v1/assignments/{in_time.assignment_id}/accept", headers=HOLDER)
+            assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+            await asyncio.sleep(2.2)
+            r = await http.post(f"/v1/assignments/{too_late.assignment_id}/accept", headers=HOLDER)
+            assert r.status_code == 409 and r.json()["code"] == "offer_expired", r.text
+            r = await http.post(
+                f"/v1/assignments/{in_time.assignment_id}/status", json={"status": "en_route"}, headers=HOLDER
+            )
+            assert r.status_code == 200, r.text
+        assert await notify.status(too_late.assignment_id) == "expired"
+        await jobs.expire_due(notify.pool)
+        assert await notify.status(in_time.assignment_id) == "en_route"
+        assert await published(notify, ASSIGNMENTS_EXPIRED, in_time) == []
+        [expiry] = await published(notify, ASSIGNMENTS_EXPIRED, too_late)
+        assert (expiry["assignment_id"], expiry["attempt"]) == (too_late.assignment_id, 1)
+        assert await published(notify, ASSIGNMENTS_RESPONDED, too_late) == []
+        [accepted] = await published(notify, ASSIGNMENTS_RESPONDED, in_time)
+        assert accepted["attempt"] == 1
+        # The agency was told the late offer expired.
+        kinds = await notify.pool.fetch(
+            "SELECT kind FROM notify.feed WHERE assignment_id = $1::uuid ORDER BY seq", too_late.assignment_id
+        )
+        assert [k["kind"] for k in kinds] == ["offered", "expired"]
+
+
+async def test_the_expiry_loop_expires_an_unanswered_offer_and_tells_the_agency(settings: Settings):
+    agencies: list[dict[str, Any]] = [{"id": "holder", "channels": ["kafka"]}]
+    fast = NotifySettings(repage_every_s=3600, expiry_interval_s=0.2)
+    async with running_notify(settings, jurisdiction(agencies), fast) as notify:
+        offer = await offered(notify, deadline_s=1)
+        await eventually(
+            partial(notify.status, offer.assignment_id), lambda s: s == "expired", what="the expiry"
+        )
+        [expiry] = await published(notify, ASSIGNMENTS_EXPIRED, offer)
+        assert expiry["assignment_id"] == offer.assignment_id
+        async with notify.http() as http:
+            r = await http.post(
+                f"/v1/assignments/{offer.assignment_id}/decline",
+                json={"reason_code": "no_capacity"},
+                headers=HOLDER,
+            )
+            assert r.status_code == 409 and r.json()["code"] == "offer_expired", r.text
 
 
 async def test_answering_twice_is_idempotent_and_changing_the_answer_is_refused(notify: Notify):

@@ -65,7 +65,7 @@ async def test_the_stream_shows_the_agencys_own_offers_and_updates_and_resumes_a
         assert accepted.status_code == 200, accepted.text
     second = await notify.offer("mobile")
     await eventually(partial(notify.status, second.assignment_id), lambda s: s == "offered")
-    await notify.take_back(second, "withdrawn")
+    await notify.withdraw(second)
     await eventually(partial(notify.status, second.assignment_id), lambda s: s == "withdrawn")
 
     missed = await read(notify, 3, last_event_id=offered.id)

@@ -194,7 +194,7 @@ async def test_a_calls_webhooks_arrive_in_order_even_when_the_first_needs_retrie
     offer = await notify.offer("ordered")
     # The offer is failing at the endpoint (held) when its withdrawal is queued behind it.
     await eventually(partial(outcomes, notify, offer.assignment_id), bool, what="a failed attempt")
-    await notify.take_back(offer, "withdrawn")
+    await notify.withdraw(offer)
 
     async def queued() -> int:
         return int(
