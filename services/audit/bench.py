@@ -81,7 +81,7 @@ async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> No
     for lo in range(0, count, batch):
         stamps = [start + timedelta(seconds=n) for n in range(lo, min(count, lo + batch))]
         records, nodes = repository.chain_rows(
-            head, ((_envelope(lo + k, at), at, os.urandom(16)) for k, at in enumerate(stamps))
+            head, ((_envelope(lo + k, at), at, os.urandom(16), None) for k, at in enumerate(stamps))
         )
         await conn.copy_records_to_table(
             "events", schema_name="audit", records=records, columns=list(repository.EVENT_COLUMNS)

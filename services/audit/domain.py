@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import rfc8785
@@ -44,22 +45,66 @@ GRID_DECIMALS = 2
 # Where the standard library's sorted, compact JSON may differ from RFC 8785 (ECMAScript number
 # form, UTF-16 key order): number tokens that are integral floats ("44.0") or have an exponent,
 # and characters outside the Basic Multilingual Plane. Substring markers are checked first (fast);
-# a marker inside a string only costs the exact check. Integers beyond 2**53, which RFC 8785
-# refuses, are written in full; events carry none.
+# a marker inside a string only costs the exact check.
 _FLOAT_MARKERS = (".0,", ".0}", ".0]", "e+", "e-", "E+", "E-")
 _ODD_NUMBER = re.compile(r"(?:^|[:,\[])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][+-]\d+)(?:[,}\]]|$)")
 _ODD_CHAR = re.compile(r"[\ud800-\udfff\U00010000-\U0010ffff]")
+# Sixteen digits in a row may be an integer beyond 2**53 (the exact range of a double).
+_LONG_DIGITS = re.compile(r"\d{16}")
+_SAFE_INTEGER = 2**53
+
+
+class NotCanonical(ValueError):
+    """A value the canonical form cannot encode exactly (its numbers are IEEE doubles, RFC 8785)."""
+
+
+def exact_double(n: int) -> float | None:
+    """The double that the integer `n` names exactly, or None.
+
+    PostgreSQL's jsonb writes a number without an exponent, so a double such as 1e17 comes back as
+    the integer 100000000000000000; read as that double, it hashes as it did before it was stored.
+    """
+    try:
+        as_float = float(n)
+    except OverflowError:
+        return None
+    # Either the double's exact binary value or its shortest decimal form names it exactly.
+    return as_float if int(as_float) == n or Decimal(repr(as_float)) == n else None
+
+
+def _as_doubles(value: Any) -> Any:
+    """`value` with every integer beyond the exact range of a double read as the double it names."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        as_float = exact_double(value)
+        if as_float is None:
+            raise NotCanonical(f"the integer {str(value)[:40]} is not exactly a double")
+        return as_float
+    if isinstance(value, dict):
+        return {k: _as_doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_doubles(v) for v in value]
+    return value
+
+
+def _strict(value: Any) -> bytes:
+    try:
+        return rfc8785.dumps(_as_doubles(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
+        raise NotCanonical(str(exc)) from exc
 
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical JSON; the standard library's C encoder where it gives the same bytes."""
+    """RFC 8785 canonical JSON (the standard library's C encoder where it gives the same bytes);
+    NotCanonical for a value it cannot encode exactly (NaN, infinity, an integer no double holds)."""
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        return rfc8785.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return _strict(value)
     odd_number = (text.endswith(".0") or any(m in text for m in _FLOAT_MARKERS)) and _ODD_NUMBER.search(text)
-    if odd_number or (not text.isascii() and _ODD_CHAR.search(text)):
-        return rfc8785.dumps(value)
+    if odd_number or _LONG_DIGITS.search(text) or (not text.isascii() and _ODD_CHAR.search(text)):
+        return _strict(value)
     return text.encode()
 
 
@@ -178,7 +223,11 @@ class ChainWalker:
                 False, self.checked, row.seq, "link broken: prev_hash is not the row before"
             )
             return None
-        if row_hash(self._prev, row.seq, row.recorded_at, row.event, row.sealed) != row.row_hash:
+        try:
+            expected = row_hash(self._prev, row.seq, row.recorded_at, row.event, row.sealed)
+        except NotCanonical as exc:
+            return self._fail(row.seq, f"unverifiable: the row cannot be encoded canonically ({exc})")
+        if expected != row.row_hash:
             return self._fail(row.seq, "content changed: the row hash does not match its content")
         self._prev = row.row_hash
         self._expected += 1

@@ -6,10 +6,14 @@ import os
 from typing import Any
 
 import asyncpg
+import structlog
 
 from services.audit import domain, repository
 from services.audit.checkpoints import Checkpointer
+from services.audit.metrics import EVENTS_FLAGGED
 from shared.envelope import Envelope, utcnow
+
+log = structlog.get_logger(__name__)
 
 
 async def on_any_event(conn: asyncpg.Connection, event: Envelope, _: Any) -> None:
@@ -18,9 +22,21 @@ async def on_any_event(conn: asyncpg.Connection, event: Envelope, _: Any) -> Non
 
 
 async def on_events(conn: asyncpg.Connection, items: list[tuple[Envelope, Any]]) -> None:
-    """Append a run of events to the trail in their order, as the insert-only role."""
+    """Append a run of events to the trail in their order, as the insert-only role; an event that
+    cannot be encoded canonically is kept flagged and alarmed, never refused."""
     await repository.act_as_writer(conn)
-    await repository.append_many(conn, [(event, os.urandom(16)) for event, _ in items], utcnow())
+    flagged = set(
+        await repository.append_many(conn, [(event, os.urandom(16)) for event, _ in items], utcnow())
+    )
+    for event, _ in items:
+        if str(event.id) in flagged:
+            EVENTS_FLAGGED.labels(type=event.type).inc()
+            log.error(
+                "event kept flagged: not canonical; its received bytes are sealed",
+                event_id=str(event.id),
+                type=event.type,
+                source=event.source,
+            )
 
 
 async def verify(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -47,7 +49,15 @@ EVENT_COLUMNS = (
     "row_hash",
     "public_event",
     "nonce",
+    "flag",
+    "raw",
 )
+# Why a row is flagged: audit could not encode the event canonically, so the row commits to a seal
+# of the bytes it received and to a public view of the envelope's header alone.
+NOT_CANONICAL = "not_canonical"
+# Envelope attributes that a flagged row still shows (validated strings, safe for oversight).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+HEADER_KEYS = ("specversion", "id", "type", "source", "subject", "time", "correlationid", "causationid")
 
 
 @dataclass
@@ -59,19 +69,60 @@ class ChainHead:
     frontier: list[bytes]
 
 
+# What chain_rows takes for one event: the envelope, when it was recorded, the row's nonce and the
+# bytes audit received (None where there are none, as in the benchmark's generated rows).
+ChainItem = tuple[dict[str, Any], datetime, bytes, bytes | None]
+
+
+def _storable(envelope: dict[str, Any]) -> tuple[str, dict[str, Any], bytes] | None:
+    """The envelope's JSON text, public view and canonical bytes, or None when it cannot be stored
+    as it is: not canonical (a lone surrogate, an integer no double holds) or a NUL, which jsonb refuses."""
+    try:
+        text = json.dumps(envelope, allow_nan=False)
+        public = domain.redact(envelope)
+        domain.canonical(public)
+        full = domain.canonical(envelope)
+    except (domain.NotCanonical, ValueError, TypeError, RecursionError):
+        return None
+    if _ESCAPED_NUL.search(text):
+        return None
+    return text, public, full
+
+
+def flagged_view(envelope: dict[str, Any]) -> dict[str, Any]:
+    """What a flagged row shows in place of the event: its header, no data, and the flag."""
+    return {
+        **{k: envelope[k] for k in HEADER_KEYS if isinstance(envelope.get(k), str)},
+        "data": {},
+        "flag": NOT_CANONICAL,
+    }
+
+
 def chain_rows(
-    head: ChainHead, items: Iterable[tuple[dict[str, Any], datetime, bytes]]
+    head: ChainHead, items: Iterable[ChainItem]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[int, int, bytes]]]:
-    """Chain (envelope, recorded_at, nonce) items after `head` (moved to the new end): the rows
-    for audit.events in EVENT_COLUMNS order, and the tree nodes they complete."""
+    """Chain (envelope, recorded_at, nonce, received bytes) items after `head` (moved to the new
+    end): the rows for audit.events in EVENT_COLUMNS order, and the tree nodes they complete.
+
+    Every item becomes a row: one that cannot be encoded canonically is flagged and commits to
+    `SHA-256(nonce || received bytes)`, so an event audit accepted is never missing from the trail.
+    """
     rows: list[tuple[Any, ...]] = []
     nodes: list[tuple[int, int, bytes]] = []
-    for envelope, recorded_at, nonce in items:
+    for envelope, recorded_at, nonce, received in items:
         head.seq += 1
-        public = domain.redact(envelope)
-        digest = domain.row_hash(
-            head.hash, head.seq, recorded_at.isoformat(), public, domain.seal(nonce, envelope)
-        )
+        storable = _storable(envelope)
+        if storable is not None:
+            text, public, full = storable
+            sealed = hashlib.sha256(nonce + full).digest()
+            flag, raw = None, None
+        else:
+            public = flagged_view(envelope)
+            text = json.dumps(public)
+            raw = received if received is not None else repr(envelope).encode()
+            sealed = hashlib.sha256(nonce + raw).digest()
+            flag = NOT_CANONICAL
+        digest = domain.row_hash(head.hash, head.seq, recorded_at.isoformat(), public, sealed)
         head.frontier, completed = merkle.append_with_nodes(
             head.frontier, head.seq - 1, merkle.leaf_hash(digest)
         )
@@ -82,35 +133,45 @@ def chain_rows(
                 uuid.UUID(envelope["id"]),
                 envelope["type"],
                 envelope.get("subject"),
-                envelope.get("data", {}).get("agency_id"),
+                _text_or_none(envelope.get("data", {}).get("agency_id")) if flag is None else None,
                 envelope["source"],
                 datetime.fromisoformat(envelope["time"]),
                 recorded_at,
-                json.dumps(envelope),
+                text,
                 head.hash,
                 digest,
                 json.dumps(public),
                 nonce,
+                flag,
+                raw,
             )
         )
         head.hash = digest
     return rows, nodes
 
 
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _item(event: Envelope, recorded_at: datetime, nonce: bytes) -> ChainItem:
+    raw = event.to_bytes()
+    return json.loads(raw), recorded_at, nonce, raw
+
+
 async def append_many(
     conn: asyncpg.Connection, events: list[tuple[Envelope, bytes]], recorded_at: datetime
-) -> int:
-    """Append events, in order, at the head of the chain and the tree; returns the new head's seq.
+) -> list[str]:
+    """Append events, in order, at the head of the chain and the tree; returns the ids of the events
+    stored flagged (not canonical).
 
     The head is locked and written once for the whole run, and the rows go in one statement.
     """
+    if not events:
+        return []
     row = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
     head = ChainHead(row["seq"], bytes(row["hash"]), [bytes(h) for h in row["frontier"]])
-    if not events:
-        return head.seq
-    rows, nodes = chain_rows(
-        head, ((json.loads(event.to_bytes()), recorded_at, nonce) for event, nonce in events)
-    )
+    rows, nodes = chain_rows(head, (_item(event, recorded_at, nonce) for event, nonce in events))
     placeholders = ", ".join(
         f"${n}::jsonb" if c in ("envelope", "public_event") else f"${n}"
         for n, c in enumerate(EVENT_COLUMNS, start=1)
@@ -130,14 +191,28 @@ async def append_many(
         head.hash,
         head.frontier,
     )
-    return head.seq
+    flag_at = EVENT_COLUMNS.index("flag")
+    return [str(r[1]) for r in rows if r[flag_at] is not None]
 
 
-_COLUMNS = "seq, recorded_at, envelope, public_event, row_hash, prev_hash, nonce"
+_COLUMNS = "seq, recorded_at, envelope, public_event, row_hash, prev_hash, nonce, flag, raw"
+
+
+def _seal_of(row: asyncpg.Record, envelope: dict[str, Any]) -> bytes | None:
+    """The row's seal recomputed from what it stores (so an edited event no longer matches): over the
+    received bytes for a flagged row, else over the full event; None if it cannot be computed."""
+    nonce = bytes(row["nonce"])
+    if row["flag"] is not None:
+        return hashlib.sha256(nonce + bytes(row["raw"] or b"")).digest()
+    try:
+        return domain.seal(nonce, envelope)
+    except domain.NotCanonical:
+        return None
 
 
 def _stored(row: asyncpg.Record) -> dict[str, Any]:
     envelope = json.loads(row["envelope"])
+    sealed = _seal_of(row, envelope)
     return {
         "seq": row["seq"],
         "recorded_at": row["recorded_at"],
@@ -145,7 +220,9 @@ def _stored(row: asyncpg.Record) -> dict[str, Any]:
         "public": json.loads(row["public_event"]),
         "row_hash": bytes(row["row_hash"]).hex(),
         "prev_hash": bytes(row["prev_hash"]).hex(),
-        "sealed": domain.seal(bytes(row["nonce"]), envelope).hex(),
+        # Empty when the seal cannot be recomputed: the row then fails verification, with its seq.
+        "sealed": sealed.hex() if sealed is not None else "",
+        "flag": row["flag"],
     }
 
 

@@ -1,13 +1,28 @@
 """The audit hash chain: a clean chain verifies; each kind of tampering is named at its first bad row."""
 
+import hashlib
+import json
 import random
+import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import rfc8785
 
 from services.audit import merkle
-from services.audit.domain import GENESIS, ChainRow, canonical, redact, row_hash, seal, walk
+from services.audit.domain import (
+    GENESIS,
+    ChainRow,
+    NotCanonical,
+    canonical,
+    redact,
+    row_hash,
+    seal,
+    walk,
+)
+from services.audit.repository import EVENT_COLUMNS, NOT_CANONICAL, ChainHead, ChainItem, chain_rows
 
 
 def build(n: int) -> list[ChainRow]:
@@ -153,3 +168,67 @@ def test_the_fast_canonical_form_is_byte_for_byte_rfc8785():
     for _ in range(3000):
         v = value(0)
         assert canonical(v) == rfc8785.dumps(v), v
+
+
+def test_a_double_reads_the_same_after_jsonb_wrote_it_as_an_integer():
+    """jsonb writes 1e17 and 1.5e300 without an exponent; read back as integers, they hash the same."""
+    for value in (1e17, 1.5e300, -2.5e20):
+        # jsonb writes the shortest decimal in full; the double's exact binary value is another integer.
+        for integer in (int(Decimal(repr(value))), int(value)):
+            assert canonical({"u": integer}) == canonical({"u": value}) == rfc8785.dumps({"u": value})
+
+
+def test_values_no_double_holds_are_refused_by_name():
+    for value in (10**30 + 7, 2**53 + 1, float("inf"), float("nan"), {"deep": [3**40]}):
+        try:
+            canonical({"v": value})
+        except NotCanonical:
+            continue
+        raise AssertionError(f"{value!r} was encoded")
+
+
+def test_a_row_that_cannot_be_encoded_is_a_finding_with_its_seq_not_a_crash():
+    rows = build(4)
+    bad = replace(rows[2], event={**rows[2].event, "data": {"n": 10**30 + 7}})
+    verdict = walk([*rows[:2], bad, rows[3]])
+    assert not verdict.ok and verdict.first_bad_seq == 3
+    assert verdict.reason is not None and verdict.reason.startswith("unverifiable")
+
+
+def test_every_item_becomes_a_row_and_the_unencodable_ones_are_flagged():
+    """An integer no double holds and a NUL: kept flagged, sealed over the received bytes."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    items: list[ChainItem] = []
+    for n, data in enumerate(({"n": 1}, {"n": 10**30 + 7}, {"note": "a\u0000b"}, {"u": 1e17})):
+        envelope = {
+            "specversion": "1.0",
+            "id": str(uuid.UUID(int=n + 1)),
+            "type": "calls.received.v1",
+            "source": "intake",
+            "subject": f"c{n}",
+            "time": at.isoformat(),
+            "data": data,
+        }
+        items.append((envelope, at, b"nonce-%d" % n, json.dumps(envelope).encode()))
+    head = ChainHead(0, GENESIS, [])
+    rows, _ = chain_rows(head, items)
+    flag, public, nonce, raw = (EVENT_COLUMNS.index(c) for c in ("flag", "public_event", "nonce", "raw"))
+    assert [r[flag] for r in rows] == [None, NOT_CANONICAL, NOT_CANONICAL, None]
+    assert json.loads(rows[1][public])["data"] == {} and json.loads(rows[1][public])["subject"] == "c1"
+    assert rows[1][raw] == items[1][3] and rows[3][raw] is None
+    seals = [
+        hashlib.sha256(r[nonce] + r[raw]).digest() if r[flag] else seal(r[nonce], envelope)
+        for r, (envelope, *_) in zip(rows, items, strict=True)
+    ]
+    chain = [
+        ChainRow(
+            r[0],
+            r[EVENT_COLUMNS.index("recorded_at")].isoformat(),
+            json.loads(r[public]),
+            sealed,
+            r[EVENT_COLUMNS.index("prev_hash")],
+            r[EVENT_COLUMNS.index("row_hash")],
+        )
+        for r, sealed in zip(rows, seals, strict=True)
+    ]
+    assert walk(chain).ok and head.seq == 4
