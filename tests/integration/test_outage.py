@@ -18,6 +18,7 @@ from shared import events, outbox, runtime, topics
 from shared.consumer import EventConsumer
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event
+from shared.http import make_app
 from shared.infra import InfraEndpoints, free_port
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import OutboxRelay
@@ -200,3 +201,40 @@ async def test_http_answers_503_with_retry_after_while_postgresql_is_down_and_wh
     finally:
         stop.set()
         await asyncio.wait_for(service, 60)
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "code"),
+    [
+        ("57P03", 503, "unavailable"),  # cannot connect now: starting up, shutting down, in recovery
+        ("57P01", 503, "unavailable"),  # admin shutdown
+        ("57P02", 503, "unavailable"),  # crash shutdown
+        ("53300", 503, "unavailable"),  # too many connections
+        ("08006", 503, "unavailable"),  # connection failure
+        ("40P01", 503, "conflict_retry"),  # deadlock detected
+        ("40001", 503, "conflict_retry"),  # serialization failure
+        ("23505", 500, None),  # a unique violation is a bug here, and stays a 500
+    ],
+)
+async def test_each_error_the_server_raises_answers_by_its_sqlstate(
+    database_url: str, sqlstate: str, status: int, code: str | None
+) -> None:
+    """Tried: the real PostgreSQL raises each SQLSTATE (RAISE ... USING ERRCODE) inside a route of
+    the services' shared app, so asyncpg raises its own class for it, as it does in an outage.
+    Before the change 57P03, 57P02, 53300 and both races answered 500."""
+    pool = await create_pool(database_url, max_size=1)
+    app = make_app("test", {})
+
+    @app.get("/raise")
+    async def raise_it() -> None:
+        await pool.execute(f"DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{sqlstate}'; END $$")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            r = await http.get("/raise")
+    finally:
+        await pool.close()
+    assert r.status_code == status
+    if code is not None:
+        assert r.json()["code"] == code and r.headers["retry-after"] == "1"
