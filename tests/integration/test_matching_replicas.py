@@ -40,9 +40,13 @@ TEAMS = 20
 
 @contextlib.asynccontextmanager
 async def matching_processes(
-    settings: Settings, log: Path, count: int, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    log: Path,
+    count: int,
+    extra_env: dict[str, str] | None = None,
+    service: str = "matching",
 ) -> AsyncIterator[None]:
-    """`python -m services.matching` `count` times, ready and sharing the group; exit 0 at the end."""
+    """`python -m services.<service>` `count` times, ready and sharing the group; exit 0 at the end."""
     urls: list[str] = []
     processes: list[subprocess.Popen[bytes]] = []
     with log.open("wb") as out:
@@ -52,14 +56,14 @@ async def matching_processes(
                 **os.environ,
                 **settings.process_env(),
                 "KAFKA_SESSION_TIMEOUT_MS": "3000",
-                "MATCHING_PORT": str(port),
+                f"{service.upper()}_PORT": str(port),
                 "LOG_JSON": "false",
                 **(extra_env or {}),
             }
             # Popen returns at once (it does not wait for the child), so it does not block the loop.
             processes.append(
                 subprocess.Popen(  # noqa: ASYNC220
-                    [sys.executable, "-m", "services.matching"], env=env, stdout=out, stderr=out
+                    [sys.executable, "-m", f"services.{service}"], env=env, stdout=out, stderr=out
                 )
             )
             urls.append(f"http://127.0.0.1:{port}")
@@ -77,7 +81,9 @@ async def matching_processes(
 
             await eventually(ready, lambda c: c == [200] * count, 60, "every process ready")
         # Every process holds partitions before the burst, so all of them take calls.
-        await eventually(lambda: group_members(settings), lambda g: g == ("Stable", count), 60, "the group")
+        await eventually(
+            lambda: group_members(settings, service), lambda g: g == ("Stable", count), 60, "the group"
+        )
         yield
     finally:
         stop(processes, log)
@@ -91,12 +97,12 @@ def stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:
     assert codes == [0] * len(processes), f"exit codes {codes}:\n{log.read_text()[-3000:]}"
 
 
-async def group_members(settings: Settings) -> tuple[str, int]:
-    """The matching consumer group's state and how many members it has."""
+async def group_members(settings: Settings, service: str = "matching") -> tuple[str, int]:
+    """A service's consumer group's state and how many members it has."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        [response] = await admin.describe_consumer_groups([settings.group("matching")])
+        [response] = await admin.describe_consumer_groups([settings.group(service)])
         group = response.groups[0]
         return str(group[2]), len(group[5])
     finally:
@@ -174,10 +180,15 @@ async def test_two_matching_processes_never_double_book_a_team(settings, pool, t
 
 
 async def test_two_processes_expire_each_missed_deadline_once(settings, pool, tmp_path):
+    """Two notify processes decide the deadlines (each offer expired and published once), two
+    matching processes move each call on from those expiries."""
     calls, teams = 30, 10
     await load(settings, jurisdiction(roster(teams)))
-    env = {"MATCHING_OFFER_TIMEOUT_S": "1", "MATCHING_EXPIRY_INTERVAL_S": "0.2", "MATCHING_MAX_ATTEMPTS": "3"}
-    async with matching_processes(settings, tmp_path / "matching.log", 2, env):
+    env = {"MATCHING_OFFER_TIMEOUT_S": "1", "NOTIFY_EXPIRY_INTERVAL_S": "0.2", "MATCHING_MAX_ATTEMPTS": "3"}
+    async with (
+        matching_processes(settings, tmp_path / "notify.log", 2, env, service="notify"),
+        matching_processes(settings, tmp_path / "matching.log", 2, env),
+    ):
         await burst(settings, calls)
         # Nobody answers: every offer expires, the next team is offered, and every call ends handed back.
         assert await settled(pool, calls, {"unassigned"}) == {"unassigned": calls}
