@@ -24,7 +24,7 @@ async def main() -> None:
     await producer.start()
     consumer = messaging.consumer(settings, pool, producer)
 
-    async def die_instead_of_committing(offsets: dict[TopicPartition, int]) -> None:
+    async def die_instead_of_committing(offsets: dict[TopicPartition, int]) -> bool:
         sys.stderr.write(f"crashing before committing offsets {offsets}\n")
         os._exit(17)
 
