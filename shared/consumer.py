@@ -229,14 +229,16 @@ class EventConsumer:
         """Apply a run in one transaction; `_Parked` (rolled back) when a subject of it is parked.
         With `letter`, the run is that dead letter's replayed copy and resumes it."""
         items = [(envelope, payload) for _, envelope, payload in run]
+        events = [envelope for envelope, _ in items]
         async with self._pool.acquire() as conn, conn.transaction():
             if letter is None:
-                subjects = sorted({envelope.subject for envelope, _ in items})
-                if await dead_letters.parked(conn, self._schema, self.group, subjects):
+                maybe = await inbox.claim_unless_parked(conn, self._schema, self.group, events)
+                if maybe is None:
                     raise _Parked
+                claimed = maybe
             else:
                 await dead_letters.resume(conn, self._schema, letter)
-            claimed = await inbox.claim(conn, self._schema, [envelope for envelope, _ in items])
+                claimed = await inbox.claim(conn, self._schema, events)
             fresh: list[tuple[Envelope, Any]] = []
             for envelope, payload in items:
                 if str(envelope.id) in claimed:

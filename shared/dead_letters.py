@@ -101,17 +101,6 @@ async def record(
     return int(value) if value is not None else None
 
 
-async def parked(conn: asyncpg.Connection, schema: str, group: str, subjects: list[str]) -> set[str]:
-    """The subjects among `subjects` held by a dead letter whose replay has not come back yet."""
-    rows = await conn.fetch(
-        f"SELECT DISTINCT subject FROM {check_identifier(schema)}.dead_letters"
-        " WHERE resumed_at IS NULL AND consumer_group = $1 AND subject = ANY($2::text[])",
-        group,
-        subjects,
-    )
-    return {r["subject"] for r in rows}
-
-
 async def claim_copy(conn: asyncpg.Connection, schema: str, group: str, letter_id: int) -> str:
     """What to do with the replayed copy of a letter: 'apply', 'park' (an earlier letter of its
     subject is still open or on its way back), or 'drop' (a copy already handled, or one whose
