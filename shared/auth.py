@@ -12,9 +12,10 @@ from fastapi import Request
 
 from shared import events, topics
 from shared.db import check_identifier
-from shared.envelope import new_event, utcnow
+from shared.envelope import Envelope, new_event, utcnow
 from shared.errors import ApiError
 from shared.outbox import enqueue
+from shared.throttle import FailureThrottle, Summary, retry_after
 
 ROLES = ("psap", "agency", "oversight", "admin")
 
@@ -76,29 +77,74 @@ class Authenticator:
     as `access.recorded.v1` through the schema's outbox (the schema is named after its service).
     """
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, throttle: FailureThrottle | None = None) -> None:
         self._pool = pool
         self._schema = check_identifier(schema)
+        self._throttle = throttle or FailureThrottle()
 
     async def record(
         self, request: Request, outcome: str, principal: Principal | None, reason: str | None
     ) -> None:
-        """Publish one access event (in its own small transaction)."""
+        """Publish one access event (in its own small transaction).
+
+        A failed authentication (no principal) past the client's burst is not written one by one:
+        it answers 429 with Retry-After and is counted into one summary event when its window ends.
+        """
+        client = request.client.host if request.client else None
+        if outcome != "allowed" and principal is None:
+            wait = self._throttle.failure(client or "unknown", request.url.path[:500])
+            if wait is not None:
+                raise ApiError(
+                    429,
+                    "too_many_failed_attempts",
+                    "too many failed authentications from this address; retry later",
+                    {"Retry-After": retry_after(wait)},
+                )
+        await self._write(
+            self._access(request.method, request.url.path[:500], outcome, principal, reason, client)
+        )
+
+    async def flush(self) -> None:
+        """Record the summaries of throttled failures whose window has ended."""
+        await self._write()
+
+    def _summary(self, s: Summary) -> Envelope:
+        reason = f"throttled: {s.count} more failed authentications within {s.window_s:g} s"
+        return self._access("*", s.last_path, "denied", None, reason, s.client, s.count)
+
+    async def _write(self, *access: Envelope) -> None:
+        """Write access events, and the summaries of windows that ended meanwhile, in one transaction."""
+        batch = [*access, *[self._summary(s) for s in self._throttle.ended()]]
+        if not batch:
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            for event in batch:
+                await enqueue(conn, self._schema, event)
+
+    def _access(
+        self,
+        method: str,
+        path: str,
+        outcome: str,
+        principal: Principal | None,
+        reason: str | None,
+        client: str | None,
+        count: int | None = None,
+    ) -> Envelope:
         payload = events.AccessRecorded(
             service=self._schema,
             outcome="allowed" if outcome == "allowed" else "denied",
-            method=request.method,
-            path=request.url.path[:500],
+            method=method,
+            path=path,
             tenant_id=principal.tenant_id if principal else None,
             role=principal.role if principal else None,
             reason=reason,
-            client=request.client.host if request.client else None,
+            client=client,
             at=utcnow(),
+            count=count,
         )
         subject = principal.tenant_id if principal else "anonymous"
-        event = new_event(topics.ACCESS_RECORDED, self._schema, subject, payload)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await enqueue(conn, self._schema, event)
+        return new_event(topics.ACCESS_RECORDED, self._schema, subject, payload)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller's principal, or ApiError 401 for a missing, malformed or unknown token."""
@@ -108,6 +154,7 @@ class Authenticator:
         )
         if row is None:
             raise ApiError(401, "unauthenticated", "unknown token")
+        await self.flush()
         return Principal(tenant_id=row["tenant_id"], role=row["role"])
 
     def require(self, *roles: str) -> Callable[[Request], Coroutine[Any, Any, Principal]]:

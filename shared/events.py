@@ -238,3 +238,5 @@ class AccessRecorded(Payload):
     reason: str | None = None
     client: str | None = None
     at: datetime
+    # A summary of throttled failed authentications from one client: how many it stands for.
+    count: int | None = Field(default=None, ge=1)

@@ -1,4 +1,4 @@
-"""The HTTP skeleton every service shares: health, readiness, metrics, body limit, error shape."""
+"""The HTTP skeleton every service shares: health, readiness, metrics, header and body limits, error shape."""
 
 from __future__ import annotations
 
@@ -77,6 +77,59 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+# What no client of ours needs more of: a CAD, an agency's software or a browser sends a few
+# hundred bytes of headers (the longest is a signature or a bearer token of at most 512 bytes).
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINE_BYTES = 8 * 1024
+MAX_HEADER_COUNT = 100
+
+
+class HeaderLimitMiddleware:
+    """Refuses a request whose header lines, count or total size pass the limits with 431,
+    before any route, authentication or audit record sees it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_HEADER_BYTES,
+        max_line_bytes: int = MAX_HEADER_LINE_BYTES,
+        max_count: int = MAX_HEADER_COUNT,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_line_bytes = max_line_bytes
+        self.max_count = max_count
+
+    def _problem(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        if len(headers) > self.max_count:
+            return f"more than {self.max_count} header lines"
+        total = 0
+        for name, value in headers:
+            line = len(name) + len(value) + 4  # "name: value\r\n"
+            if line > self.max_line_bytes:
+                return f"a header line longer than {self.max_line_bytes} bytes"
+            total += line
+        if total > self.max_bytes:
+            return f"headers larger than {self.max_bytes} bytes in all"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 431 for oversized headers, else pass the request on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(scope.get("headers", []))
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"detail": f"request refused: {problem}", "code": "headers_too_large"},
+            status_code=431,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
 class RequestCounterMiddleware:
     """Counts answered requests by method and status (plain ASGI: no task or stream per request)."""
 
@@ -111,7 +164,9 @@ def make_app(
     app = FastAPI(title=f"careroute {service}", description=description, version="0.1.0")
     install_error_handlers(app)
 
+    # The last added runs first: count every answer, then refuse oversized headers, then bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestCounterMiddleware, service=service)
 
     @app.get("/healthz", tags=["health"])
