@@ -19,6 +19,7 @@ from services.intake.schemas import (
     OverrideAccepted,
     OverrideRequest,
 )
+from services.intake.settings import IntakeSettings
 from shared.auth import Principal
 from shared.errors import ApiError
 
@@ -29,15 +30,16 @@ _SIGNED = (
 )
 
 
-def router(pool: asyncpg.Pool, guard: PsapGuard) -> APIRouter:
+def router(pool: asyncpg.Pool, guard: PsapGuard, settings: IntakeSettings) -> APIRouter:
     """The /v1 routes of intake."""
     api = APIRouter(prefix="/v1", tags=["calls"], route_class=guard.route_class())
     Psap = Annotated[Principal, Depends(current_psap)]
+    tolerance = settings.clock_tolerance_s
 
     @api.post("/calls", status_code=202, response_model=CallAccepted, description=_SIGNED)
     async def post_call(call: NativeCall, psap: Psap) -> JSONResponse:
         """Forward a call; the answer carries the routing recommendation."""
-        accepted = await handlers.receive_call(pool, psap, call.to_call())
+        accepted = await handlers.receive_call(pool, psap, call.to_call(), tolerance)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
     @api.post("/incidents", status_code=202, response_model=CallAccepted, description=_SIGNED)
@@ -45,12 +47,13 @@ def router(pool: asyncpg.Pool, guard: PsapGuard) -> APIRouter:
         document: Annotated[eido.EidoDocument, Body(openapi_examples={"mntl": {"value": eido.example()}})],
         psap: Psap,
     ) -> JSONResponse:
-        """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call."""
+        """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
+        timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
         try:
             call = eido.normalise(document)
         except eido.EidoError as exc:
             raise ApiError(422, exc.code, str(exc)) from None
-        accepted = await handlers.receive_call(pool, psap, call)
+        accepted = await handlers.receive_call(pool, psap, call, tolerance)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
     @api.get("/calls/{call_id}", response_model=CallView)

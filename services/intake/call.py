@@ -31,3 +31,5 @@ class CallInput:
     cautions: tuple[str, ...] = ()
     source_format: Literal["native", "eido"] = "native"
     warnings: tuple[str, ...] = field(default=())
+    # Every timestamp the sender's clock wrote (where it was read, its value): checked against ours.
+    stamps: tuple[tuple[str, datetime], ...] = ()

@@ -1,11 +1,11 @@
-"""Triage: which responder a call should get, and why. Pure rules, no I/O."""
+"""Intake's rules, no I/O: triage, the causal order of assignment steps, client clocks, safety flags."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.events import Answer, Location, Route, SafetyScreen, TriageDecision
@@ -133,51 +133,119 @@ STATUS_BY_EVENT = {
     "calls.unassigned.v1": "handed_back",
 }
 
-# Where each status stands in one assignment's life. Different producers publish one assignment's
-# steps (matching offers, notify answers), so an agency's accept published after matching withdrew
-# the offer is newer by time and still must not bring the assignment back.
-ASSIGNMENT_RANK = {
-    "offered": 0,
-    "assigned": 1,
-    "en_route": 2,
-    "on_scene": 3,
-    "backup_requested": 3,
-    "cleared": 4,
-    "offer_declined": 4,
-    "offer_expired": 4,
-    "withdrawn": 4,
+# Where each step stands in one assignment's life. Matching offers and notify answers, each on its
+# own clock and topic, so only this order (and matching's attempt number between assignments) says
+# which step comes after which; one assignment ends in exactly one terminal step.
+TERMINAL = 50
+STAGE = {
+    "offered": 10,
+    "assigned": 20,
+    "en_route": 30,
+    "on_scene": 40,
+    "cleared": TERMINAL,
+    "offer_declined": TERMINAL,
+    "offer_expired": TERMINAL,
+    "withdrawn": TERMINAL,
+    "handed_back": 60,  # after every step of the attempts it covers
 }
+BACKUP = "backup_requested"  # a step of a live assignment, not a place in its life
+FINAL = ("cancelled", "handed_back")  # call-level ends no assignment event moves
 
 
-def is_late(recorded: datetime | None, event_time: datetime) -> bool:
-    """Whether an event happened before the one that last set the call's status (a tie applies)."""
-    return recorded is not None and event_time < recorded
+@dataclass(frozen=True)
+class Order:
+    """Where a call stands in the causal order of its assignments, stored with its status."""
+
+    status: str
+    attempt: int | None = None  # attempt of the newest step that moved the status (None: none yet)
+    stage: int = 0  # that step's STAGE
+    handed_back_through: int | None = None  # a hand-back supersedes every attempt up to this
+
+    def own_step(self) -> tuple[int, int]:
+        """Where a step intake itself records (received, update, override, cancel) sits: after
+        every assignment step that moved the status so far."""
+        return (self.attempt or 0, self.stage + 1)
 
 
-def is_behind(seen: Iterable[str], status: str) -> bool:
-    """Whether an assignment whose steps had the statuses `seen` is already past `status`."""
-    rank = ASSIGNMENT_RANK.get(status)
-    return rank is not None and any(ASSIGNMENT_RANK.get(s, -1) > rank for s in seen)
+@dataclass(frozen=True)
+class Placement:
+    """What one assignment step does to a call."""
+
+    order: Order  # the call's order afterwards (the same when the step is late)
+    key: tuple[int, int]  # where the step sits in the call's timeline: (attempt, stage)
+    late_because: str | None = None  # None: the step moved the status and is told to the PSAP
 
 
-def why_late(
-    current: str, recorded: datetime | None, event_time: datetime, seen: Iterable[str], status: str
-) -> str | None:
-    """Why an assignment event must leave the call's status alone, or None when it moves it.
+def attempt_of(given: int | None, recorded: int | None, order: Order) -> int:
+    """The attempt an assignment event belongs to: its own, else the one recorded with an earlier
+    step of its assignment, else the call's current attempt (the next one once that has ended:
+    an older producer's offer of an assignment not seen yet)."""
+    if given is not None:
+        return given
+    if recorded is not None:
+        return recorded
+    if order.attempt is None:
+        return 1
+    return order.attempt + 1 if order.stage >= TERMINAL else order.attempt
 
-    `current` and `recorded` are the call's status and the time of the event that set it; `seen`
-    the statuses of the earlier steps of the event's assignment; `status` the one the event means.
-    """
-    if is_late(recorded, event_time):
-        return "older_than_status"
-    if is_behind(seen, status):
-        return "assignment_further_along"
-    # After a cancel only the withdrawal of its team, with which matching answers the cancel, is
-    # applied (the PSAP hears the team was stood down; the call stays cancelled). What matching or
-    # an agency did before hearing of the cancel is history.
-    if current == "cancelled" and status != "withdrawn":
+
+def covered_by(attempts: int | None, order: Order) -> int:
+    """How many attempts a hand-back covers: the count it carries, else every attempt so far."""
+    return attempts if attempts is not None else order.attempt or 0
+
+
+def _refusal(order: Order, attempt: int) -> str | None:
+    """Why a step of attempt `attempt` can no longer move the status, whatever its stage."""
+    if order.status == "cancelled":
         return "call_cancelled"
+    if order.status == "handed_back":
+        return "call_handed_back"
+    if order.handed_back_through is not None and attempt <= order.handed_back_through:
+        return "superseded_by_hand_back"
+    if order.attempt is not None and attempt < order.attempt:
+        return "earlier_attempt"
     return None
+
+
+def place(order: Order, status: str, attempt: int) -> Placement:
+    """Where a call's assignment step (`status` of attempt `attempt`) goes, and whether it moves
+    the status: by attempt, then by the step's place in its assignment's life; never by clocks.
+
+    A later attempt supersedes every step of earlier ones; a hand-back supersedes the attempts it
+    covers; after a hand-back or a cancel no assignment step moves the status, except that the
+    withdrawal with which matching answers a cancel is still applied (and told to the PSAP) while
+    the call stays cancelled.
+    """
+    if status == "handed_back":
+        return _hand_back(order, attempt)
+    current = order.attempt == attempt
+    if status == BACKUP:
+        stage = order.stage + 1 if current and order.stage < TERMINAL else TERMINAL - 5
+        why = _refusal(order, attempt)
+        if why is None and current and order.stage >= TERMINAL:
+            why = "assignment_further_along"
+        return Placement(order, (attempt, stage), why)
+    stage = STAGE[status]
+    key = (attempt, stage)
+    if order.status == "cancelled" and status == "withdrawn" and key > (order.attempt or 0, order.stage):
+        return Placement(replace(order, attempt=attempt, stage=stage), key)
+    why = _refusal(order, attempt)
+    if why is None and current and stage <= order.stage:
+        why = "assignment_further_along"
+    if why is not None:
+        return Placement(order, key, why)
+    return Placement(replace(order, status=status, attempt=attempt, stage=stage), key)
+
+
+def _hand_back(order: Order, attempts: int) -> Placement:
+    key = (attempts, STAGE["handed_back"])
+    if order.status in FINAL:
+        return Placement(order, key, "call_cancelled" if order.status == "cancelled" else "call_handed_back")
+    if order.attempt is not None and attempts < order.attempt:
+        return Placement(order, key, "earlier_attempt")
+    through = max(attempts, order.handed_back_through or 0)
+    after = Order("handed_back", attempt=attempts, stage=STAGE["handed_back"], handed_back_through=through)
+    return Placement(after, key)
 
 
 # The statuses the PSAP is told about, in EIDO's unit status vocabulary (SecondaryUnitStatus-Common).
@@ -195,6 +263,32 @@ UNIT_STATUS = {
 def raised_flags(before: SafetyScreen, after: SafetyScreen) -> list[str]:
     """The safety questions answered yes now that were not before."""
     return [q for q, answer in after if answer == Answer.yes and getattr(before, q) != Answer.yes]
+
+
+def ratchet(before: SafetyScreen, sent: SafetyScreen) -> SafetyScreen:
+    """The screen `before` with every question `sent` answers yes set to yes: flags only go up."""
+    return before.model_copy(update={q: Answer.yes for q in raised_flags(before, sent)})
+
+
+class TimestampInFuture(ValueError):
+    """A client's timestamp is further ahead of intake's clock than the tolerance."""
+
+    code = "timestamp_in_future"
+
+
+def refuse_future(stamps: Iterable[tuple[str, datetime]], now: datetime, tolerance_s: float) -> None:
+    """Raise TimestampInFuture for the first stamp more than `tolerance_s` after `now`.
+
+    A PSAP's version stamps order its updates; one an hour fast would make every real update after
+    it "older", so it is refused rather than stored.
+    """
+    limit = now + timedelta(seconds=tolerance_s)
+    for field, stamp in stamps:
+        if stamp > limit:
+            raise TimestampInFuture(
+                f"{field} {stamp.isoformat()} is more than {tolerance_s:g} s ahead of intake's clock"
+                f" ({now.isoformat()}): check the sender's clock"
+            )
 
 
 def in_force(decision: TriageDecision, override: dict[str, str] | None, raised: list[str]) -> TriageDecision:

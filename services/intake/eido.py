@@ -217,6 +217,25 @@ def _extension(doc: EidoDocument, warnings: list[str]) -> TriageExtension:
     return doc.careRouteTriage or TriageExtension()
 
 
+def _stamps(doc: EidoDocument) -> tuple[tuple[str, datetime], ...]:
+    """Every lastUpdateTimeStamp of the document and of the components intake reads, with where."""
+    found = [("lastUpdateTimeStamp", doc.lastUpdateTimeStamp)]
+    incident = _incident(doc)
+    if incident is not None:
+        found.append(("incidentComponent.lastUpdateTimeStamp", incident.lastUpdateTimeStamp))
+    listed: dict[str, list[Any] | None] = {
+        "locationComponent": doc.locationComponent,
+        "locationInformationComponent": doc.locationInformationComponent,
+        "cautionComponent": doc.cautionComponent,
+        "callbackComponent": doc.callbackComponent,
+        "notesComponent": doc.notesComponent,
+    }
+    for name, components in listed.items():
+        for i, component in enumerate(components or []):
+            found.append((f"{name}[{i}].lastUpdateTimeStamp", component.lastUpdateTimeStamp))
+    return tuple((where, stamp) for where, stamp in found if stamp is not None)
+
+
 def normalise(doc: EidoDocument) -> CallInput:
     """Turn an EIDO into the internal call model; EidoError when that cannot be done safely."""
     external_id = (doc.incidentTrackingIdentifier or doc.id or "").strip()
@@ -251,6 +270,7 @@ def normalise(doc: EidoDocument) -> CallInput:
         cautions=_cautions(doc),
         source_format="eido",
         warnings=tuple(warnings),
+        stamps=_stamps(doc),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -105,13 +105,21 @@ def _published(
     }
 
 
-async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> CallAccepted:
+async def receive_call(
+    pool: asyncpg.Pool, psap: Principal, call: CallInput, clock_tolerance_s: float
+) -> CallAccepted:
     """Triage a call, store it and publish `calls.received.v1` in one transaction.
 
     The same PSAP call id again answers with the call already stored, so a CAD that retries
     after a timeout never creates a second call. For EIDO, the incident id plus its
-    lastUpdateTimeStamp is the version: a newer one updates the call, an older one is ignored.
+    lastUpdateTimeStamp is the version: a newer one updates the call, an older one is ignored
+    (except for the safety flags it raises). A client timestamp more than `clock_tolerance_s`
+    ahead of intake's clock is refused before anything is stored.
     """
+    try:
+        domain.refuse_future(call.stamps, utcnow(), clock_tolerance_s)
+    except domain.TimestampInFuture as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
     # A new call costs two statements: the triage settings, then one statement that stores the
     # call, its first timeline step and its event together (atomic on its own). A PSAP id seen
     # before stores nothing there, and is then read and handled in a transaction.
@@ -147,18 +155,76 @@ async def receive_call(pool: asyncpg.Pool, psap: Principal, call: CallInput) -> 
 async def _again(
     conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput
 ) -> CallAccepted:
-    """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates."""
+    """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates.
+
+    A safety flag is never ignored because of version order: a duplicate or an older version that
+    answers a safety question yes (or carries a caution that does) still raises it on the call.
+    """
     known = existing["version_at"]
-    if call.version is None or known is None or call.version == known:
-        return _accepted(existing, "duplicate")
-    if call.version < known:
-        return _accepted(
-            existing,
-            "ignored_older",
-            f"version {call.version.isoformat()} is older than {known.isoformat()}: acknowledged and ignored",
-        )
-    if existing["status"] == "cancelled":
-        raise ApiError(409, "cancelled", "this call was cancelled; a newer version cannot reopen it")
+    if call.version is not None and known is not None and call.version > known:
+        if existing["status"] == "cancelled":
+            raise ApiError(409, "cancelled", "this call was cancelled; a newer version cannot reopen it")
+        return await _update(conn, psap, existing, call, "updated")
+    older = call.version is not None and known is not None and call.version < known
+    outcome: Outcome = "ignored_older" if older else "duplicate"
+    what = f"version {call.version.isoformat()}" if call.version else "this resend"
+    raised = [] if existing["status"] == "cancelled" else await _flags_raised(conn, psap, existing, call)
+    if not raised:
+        if not older:
+            return _accepted(existing, outcome)
+        assert call.version is not None and known is not None
+        detail = f"{what} is older than {known.isoformat()}: acknowledged and ignored"
+        return _accepted(existing, outcome, detail)
+    stored = _stored(existing)
+    merged = replace(
+        stored,
+        safety=domain.ratchet(events.SafetyScreen.model_validate_json(existing["safety"]), call.safety),
+        cautions=tuple(dict.fromkeys((*stored.cautions, *call.cautions))),
+    )
+    outcome = "safety_raised_from_older_version" if older else "safety_raised_from_duplicate"
+    answer = await _update(conn, psap, existing, merged, outcome)
+    kept = "is older than the version in force" if older else "changes nothing else"
+    detail = f"{what} {kept}, but raises {', '.join(raised)}: raised on the call, which was triaged again"
+    return answer.model_copy(update={"detail": detail})
+
+
+def _stored(row: asyncpg.Record) -> CallInput:
+    """The call as intake stored it (its version in force), to triage again."""
+    return CallInput(
+        external_id=row["external_id"],
+        incident_type=row["incident_type"],
+        location=events.Location.model_validate_json(row["location"]),
+        safety=events.SafetyScreen.model_validate_json(row["safety"]),
+        origin=row["origin"],
+        language=row["language"],
+        callback_number=row["callback_number"],
+        caller_name=row["caller_name"],
+        narrative=row["narrative"],
+        consent_non_police=row["consent_non_police"],
+        mpds_determinant=row["mpds_determinant"],
+        version=row["version_at"],
+        cautions=tuple(json.loads(row["cautions"])),
+        source_format=row["source_format"],
+        warnings=tuple(json.loads(row["warnings"])),
+    )
+
+
+async def _flags_raised(
+    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput
+) -> list[str]:
+    """The safety questions a resent or older version answers yes (cautions included) that the
+    call does not."""
+    rules = (await repository.triage_setting(conn, psap.tenant_id)).rules
+    if rules is None:
+        return []
+    sent, _ = domain.apply_cautions(call.safety, call.cautions, rules)
+    return domain.raised_flags(events.SafetyScreen.model_validate_json(existing["safety"]), sent)
+
+
+async def _update(
+    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput, outcome: Outcome
+) -> CallAccepted:
+    """Store what `call` says about a known call, triage it again and publish `calls.updated.v1`."""
     call_id = str(existing["id"])
     now = utcnow()
     fields, decision, shadow = await _triage(conn, psap, call, now)
@@ -174,28 +240,29 @@ async def _again(
     if override is not None and raised:
         await repository.set_override(conn, call_id, None)  # superseded; the timeline keeps it
     detail = {
-        "version": call.version.isoformat(),
+        "version": call.version.isoformat() if call.version else None,
         "decision": decided.model_dump(mode="json"),
         "raised": raised,
+        "outcome": outcome,
     }
     if decided.route != before:
-        await repository.set_status(
-            conn, call_id, domain.status_for(decided.route), {"event": "updated", **detail}, event_time=now
-        )
+        status = domain.status_for(decided.route)
+        await _own_status(conn, existing, status, {"event": "updated", **detail}, now)
         if before == events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, f"retriaged_{decided.route}")
     else:
-        await repository.add_timeline(conn, call_id, "updated", detail, event_time=now)
+        key = _order(existing).own_step()
+        await repository.add_timeline(conn, call_id, "updated", detail, key=key, event_time=now)
     payload = events.CallUpdated(
         **_published(call_id, psap, fields, decided, shadow, call),
         updated_at=now,
-        reason="eido_update",
+        reason="eido_update" if call.source_format == "eido" else None,
         previous_route=before,
     )
     await enqueue(conn, SERVICE, new_event(topics.CALLS_UPDATED, SERVICE, call_id, payload))
     stored = await repository.get_call(conn, call_id)
     assert stored is not None
-    return _accepted(stored, "updated")
+    return _accepted(stored, outcome)
 
 
 async def override_call(
@@ -217,7 +284,7 @@ async def override_call(
         }
         await repository.set_override(conn, call_id, override)
         status = domain.status_for(request.route)
-        await repository.set_status(conn, call_id, status, {"event": "override", **override}, event_time=now)
+        await _own_status(conn, row, status, {"event": "override", **override}, now)
         if recommended.route == events.Route.community and request.route != events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, request.reason_code)
         reason = f"override by the call-taker: {request.reason_code}"
@@ -268,8 +335,8 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
         row = await owned_call(conn, psap, call_id)
         if row["status"] == "cancelled":
             return "cancelled"
-        # Cancelled as of now: an assignment event that happened before the cancel must not undo it.
-        await repository.set_status(conn, call_id, "cancelled", {"reason": reason}, event_time=utcnow())
+        # A cancel is final: no assignment step recorded after it moves the status (domain.place).
+        await _own_status(conn, row, "cancelled", {"reason": reason}, utcnow())
         if row["status"] in domain.BEFORE_A_TEAM:
             # Cancelled while a community call still waited for a team: that too is a reason.
             await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
@@ -295,6 +362,9 @@ class _Move:
     non_diversion_reason: str | None = None
 
 
+_WORKING = (events.TeamStatus.en_route, events.TeamStatus.on_scene)
+
+
 def _move(event: Envelope, payload: Any) -> _Move:
     detail: dict[str, Any] = {"event": event.type, **_ref(payload)}
     if isinstance(payload, events.AssignmentResponded):
@@ -304,7 +374,9 @@ def _move(event: Envelope, payload: Any) -> _Move:
         return _Move("offer_declined", detail)
     if isinstance(payload, events.AssignmentStatusChanged):
         detail.update(disposition=payload.disposition, urgency=payload.urgency)
-        return _Move(payload.status.value, detail)
+        # An en route or on scene that overtook its accept still names the team working the call.
+        working = _ref(payload) if payload.status in _WORKING else None
+        return _Move(payload.status.value, detail, assignment=working)
     status = domain.STATUS_BY_EVENT[event.type]
     if isinstance(payload, events.CallUnassigned):
         detail.update(reason_code=payload.reason_code, detail=payload.detail)
@@ -316,12 +388,30 @@ def _move(event: Envelope, payload: Any) -> _Move:
     return _Move(status, detail)
 
 
+def _order(call: asyncpg.Record) -> domain.Order:
+    return domain.Order(
+        call["status"], call["status_attempt"], call["status_stage"], call["handed_back_through"]
+    )
+
+
+async def _own_status(
+    conn: asyncpg.Connection, call: asyncpg.Record, status: str, detail: dict[str, Any], at: datetime
+) -> None:
+    """Move a call to a status intake itself decides (cancel, update, override): where the call
+    stands among its assignments' steps is unchanged, and the step sits after every one so far."""
+    order = _order(call)
+    await repository.set_status(
+        conn, str(call["id"]), replace(order, status=status), detail, key=order.own_step(), event_time=at
+    )
+
+
 async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:
     """Move the PSAP-facing status of a call as its assignment progresses, and tell the PSAP.
 
-    Events of several topics arrive in no order between them. One that happened before the event
-    that set the status (or that its assignment is already past) joins the timeline marked late
-    and changes nothing else, so neither the status nor the PSAP's callbacks ever go backwards.
+    Events of several topics and producers arrive in no order between them, so the status follows
+    the causal order (matching's attempt number, then the step's place in its assignment's life),
+    never the producers' clocks. A step that order puts behind the status joins the timeline marked
+    late and changes nothing else, so neither the status nor the PSAP's callbacks ever go backwards.
     """
     call_id = event.subject
     # Locked: intake replicas may apply events of one call from two topics at once.
@@ -329,26 +419,36 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
     if call is None:
         return  # not a call of ours (another deployment sharing the broker); nothing to update
     move = _move(event, payload)
-    assignment_id = move.detail.get("assignment_id")
-    seen = await repository.assignment_steps(conn, call_id, assignment_id) if assignment_id else []
-    late = domain.why_late(call["status"], call["status_event_time"], event.time, seen, move.status)
-    if late is not None:
-        detail = {**move.detail, "late": True, "late_because": late}
-        await repository.add_timeline(conn, call_id, move.status, detail, event_time=event.time)
+    order = _order(call)
+    if isinstance(payload, events.CallUnassigned):
+        attempt = domain.covered_by(payload.attempts, order)
+    else:
+        assignment_id = move.detail["assignment_id"]
+        recorded = None
+        if payload.attempt is None:  # an older producer: its offer's step may have recorded it
+            recorded = await repository.assignment_attempt(conn, call_id, assignment_id)
+        attempt = domain.attempt_of(payload.attempt, recorded, order)
+    placed = domain.place(order, move.status, attempt)
+    detail = {**move.detail, "attempt": attempt}
+    if placed.late_because is not None:
+        detail |= {"late": True, "late_because": placed.late_because}
+        await repository.add_timeline(
+            conn, call_id, move.status, detail, key=placed.key, event_time=event.time
+        )
         return
     if move.non_diversion_reason is not None:
         await repository.set_non_diversion_reason(conn, call_id, move.non_diversion_reason)
-    # The withdrawal with which matching answers a cancel stands the team down (the PSAP is told)
-    # but leaves the call cancelled: nothing after a cancel may reopen it.
-    kept = "cancelled" if call["status"] == "cancelled" else move.status
     await repository.set_status(
         conn,
         call_id,
-        kept,
-        move.detail,
+        placed.order,
+        detail,
+        key=placed.key,
         event_time=event.time,
         assignment=move.assignment,
-        clear_assignment=move.clear_assignment or kept == "cancelled",
+        # The withdrawal with which matching answers a cancel stands the team down (the PSAP is
+        # told) but leaves the call cancelled: nothing after a cancel may reopen it.
+        clear_assignment=move.clear_assignment or placed.order.status == "cancelled",
         step=move.status,
     )
     await _tell_psap(conn, call, move.status, move.detail, move.reason, event)

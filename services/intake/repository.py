@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.domain import Order
 from shared import outbox
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope
@@ -161,7 +162,7 @@ async def insert_call(
     n = 6 + len(_TRIAGED)
     return await conn.fetchrow(
         f"WITH call AS (INSERT INTO intake.calls (id, psap_id, external_id, status, received_at,"
-        f" status_event_time, {names}) VALUES ($1::uuid, $2, $3, $4, $5, $5, {placeholders})"
+        f" {names}) VALUES ($1::uuid, $2, $3, $4, $5, {placeholders})"
         " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING *),"
         " step AS (INSERT INTO intake.call_timeline (call_id, status, detail, event_time)"
         f" SELECT id, status, ${n}::jsonb, received_at FROM call),"
@@ -298,58 +299,71 @@ async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) ->
 async def set_status(
     conn: asyncpg.Connection,
     call_id: str,
-    status: str,
+    order: Order,
     detail: dict[str, Any],
     *,
+    key: tuple[int, int],
     event_time: datetime,
     assignment: dict[str, Any] | None = None,
     clear_assignment: bool = False,
     step: str | None = None,
 ) -> None:
-    """Move a call to `status`, as of `event_time`, and add the step (`status` unless named) to
-    its timeline."""
-    # greatest(): the time a status holds from never goes back, even if an intake clock lags.
+    """Move a call to `order` (its status and where it stands among its assignments' steps) and add
+    the step (`order.status` unless named), which happened at `event_time`, at `key` in its timeline."""
     await conn.execute(
-        "UPDATE intake.calls SET status = $2, status_event_time = greatest(status_event_time, $3),"
-        " assignment = CASE WHEN $4::jsonb IS NOT NULL THEN $4::jsonb WHEN $5 THEN NULL"
+        "UPDATE intake.calls SET status = $2, status_attempt = $3, status_stage = $4,"
+        " handed_back_through = $5,"
+        " assignment = CASE WHEN $6::jsonb IS NOT NULL THEN $6::jsonb WHEN $7 THEN NULL"
         " ELSE assignment END, updated_at = now() WHERE id = $1::uuid",
         call_id,
-        status,
-        event_time,
+        order.status,
+        order.attempt,
+        order.stage,
+        order.handed_back_through,
         _json_or_null(assignment),
         clear_assignment,
     )
-    await add_timeline(conn, call_id, step or status, detail, event_time=event_time)
+    await add_timeline(conn, call_id, step or order.status, detail, key=key, event_time=event_time)
 
 
 async def add_timeline(
-    conn: asyncpg.Connection, call_id: str, status: str, detail: dict[str, Any], *, event_time: datetime
+    conn: asyncpg.Connection,
+    call_id: str,
+    status: str,
+    detail: dict[str, Any],
+    *,
+    key: tuple[int, int],
+    event_time: datetime,
 ) -> None:
-    """Append one step, which happened at `event_time`, to a call's timeline."""
+    """Append one step, at `key` (attempt, stage) in the call's order, which happened at `event_time`
+    by its producer's clock, to a call's timeline."""
     await conn.execute(
-        "INSERT INTO intake.call_timeline (call_id, status, detail, event_time)"
-        " VALUES ($1::uuid, $2, $3::jsonb, $4)",
+        "INSERT INTO intake.call_timeline (call_id, status, detail, event_time, attempt, stage)"
+        " VALUES ($1::uuid, $2, $3::jsonb, $4, $5, $6)",
         call_id,
         status,
         json.dumps(detail),
         event_time,
+        *key,
     )
 
 
 async def timeline(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
-    """A call's timeline in the order the steps happened (arrival order among equal times)."""
+    """A call's timeline in causal order (attempt, then stage; arrival order among equals), whatever
+    the clocks of the services that reported the steps said."""
     return await conn.fetch(
         "SELECT at, event_time, status, detail FROM intake.call_timeline WHERE call_id = $1::uuid"
-        " ORDER BY coalesce(event_time, at), id",
+        " ORDER BY coalesce(attempt, 0), stage, id",
         call_id,
     )
 
 
-async def assignment_steps(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> list[str]:
-    """The statuses of the steps of one assignment of a call so far, late ones included."""
-    rows = await conn.fetch(
-        "SELECT status FROM intake.call_timeline WHERE call_id = $1::uuid AND detail->>'assignment_id' = $2",
+async def assignment_attempt(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> int | None:
+    """The attempt recorded with a step of one assignment of a call (its offer records it), if any."""
+    value = await conn.fetchval(
+        "SELECT attempt FROM intake.call_timeline WHERE call_id = $1::uuid"
+        " AND detail->>'assignment_id' = $2 AND attempt IS NOT NULL ORDER BY id LIMIT 1",
         call_id,
         assignment_id,
     )
-    return [r["status"] for r in rows]
+    return None if value is None else int(value)

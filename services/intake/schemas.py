@@ -45,7 +45,14 @@ class NativeCall(BaseModel):
         )
 
 
-Outcome = Literal["created", "duplicate", "updated", "ignored_older"]
+Outcome = Literal[
+    "created",
+    "duplicate",
+    "updated",
+    "ignored_older",
+    "safety_raised_from_older_version",
+    "safety_raised_from_duplicate",
+]
 
 
 class CallAccepted(BaseModel):
@@ -59,7 +66,10 @@ class CallAccepted(BaseModel):
     outcome: Outcome = Field(
         default="created",
         description="created; duplicate (same version: nothing changed); updated (a newer EIDO version);"
-        " ignored_older (an older EIDO version: acknowledged and ignored)",
+        " ignored_older (an older EIDO version: acknowledged and ignored); safety_raised_from_older_version"
+        " and safety_raised_from_duplicate (an older version or a resend answers a safety question yes that"
+        " the call did not: the flag is raised on the call, which is triaged again and calls.updated.v1"
+        " published; nothing else it says is taken)",
     )
     detail: str | None = None
     shadow_decision: TriageDecision | None = Field(
@@ -111,11 +121,15 @@ class TimelineEntry(BaseModel):
 
     at: datetime = Field(description="When intake recorded the step")
     event_time: datetime | None = Field(
-        default=None, description="When the step happened (its event's time); steps are in this order"
+        default=None,
+        description="When the step happened by the clock of the service that reported it (shown, never"
+        " used to order: steps are in causal order, by offer attempt and then by the step's place in its"
+        " assignment's life)",
     )
     status: str
     detail: dict[str, Any] = Field(
-        description='`"late": true` marks an event that arrived after a newer one and changed nothing'
+        description='`"late": true` marks a step that causal order puts behind the status: it changed'
+        " nothing, and `late_because` says why"
     )
 
 

@@ -36,7 +36,7 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
         description="Calls in from 911 centers, triage, and call status.",
     )
     guard = PsapGuard(infra.pool, Authenticator(infra.pool, SCHEMA), settings)
-    app.include_router(api.router(infra.pool, guard))
+    app.include_router(api.router(infra.pool, guard, settings))
     sender = callbacks.CallbackSender(infra.pool, settings)
     return ServiceParts(
         name="intake",

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,21 +184,48 @@ class Intake:
         return await asyncpg.connect(self.settings.database_url.get_secret_value())
 
 
-class Agency:
-    """Plays matching and notify for one assignment of a call: publishes what they would."""
+# Who publishes each assignment topic, and so whose clock stamps it.
+PRODUCER = {
+    topics.ASSIGNMENTS_OFFERED: "matching",
+    topics.ASSIGNMENTS_WITHDRAWN: "matching",
+    topics.CALLS_UNASSIGNED: "matching",
+    topics.ASSIGNMENTS_EXPIRED: "notify",
+    topics.ASSIGNMENTS_RESPONDED: "notify",
+    topics.ASSIGNMENTS_STATUS_CHANGED: "notify",
+}
 
-    def __init__(self, intake: Intake, producer: AIOKafkaProducer, call_id: str, psap_id: str) -> None:
+
+class Agency:
+    """Plays matching and notify for one assignment of a call (matching's offer number `attempt`;
+    None plays a producer older than the attempt number), each on a clock `skew` off true time."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        producer: AIOKafkaProducer,
+        call_id: str,
+        psap_id: str,
+        attempt: int | None = 1,
+        skew: dict[str, timedelta] | None = None,
+    ) -> None:
         self.intake, self.producer, self.call_id, self.psap_id = intake, producer, call_id, psap_id
+        self.attempt, self.skew = attempt, skew or {}
         self.ref = {
             "assignment_id": str(uuid.uuid4()),
             "call_id": call_id,
             "agency_id": "riverbend-crisis",
             "team_id": "rb-1",
         }
+        self.numbered: dict[str, Any] = {**self.ref, "attempt": attempt}
+
+    def now(self, service: str) -> datetime:
+        """The time by `service`'s clock."""
+        return utcnow() + self.skew.get(service, timedelta(0))
 
     def event(self, topic: str, payload: events.Payload) -> Envelope:
-        """An event of this call, stamped with the time it happened (now), to be sent at any time."""
-        return new_event(topic, "notify", self.call_id, payload)
+        """An event of this call, stamped by its producer's clock (now), to be sent at any time."""
+        service = PRODUCER.get(topic, "notify")
+        return new_event(topic, service, self.call_id, payload).model_copy(update={"time": self.now(service)})
 
     async def send(self, event: Envelope, expect_status: str | None = None) -> None:
         """Publish an event and, given `expect_status`, wait until intake shows that status."""
@@ -243,12 +271,12 @@ class Agency:
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    def offered(self, attempt: int) -> events.AssignmentOffered:
+    def offered(self) -> events.AssignmentOffered:
         """Matching's offer of the call to this team."""
         return events.AssignmentOffered(
             **self.ref,
-            attempt=attempt,
-            deadline=utcnow(),
+            attempt=self.attempt or 1,  # the offer always carries it
+            deadline=self.now("matching") + timedelta(seconds=120),
             offer=events.OfferDetails(
                 location=events.Location(lat=44.05, lon=-123.09),
                 presenting_problem="MNTL",
@@ -258,12 +286,37 @@ class Agency:
 
     def accepted(self) -> events.AssignmentResponded:
         """The agency's acceptance of the offer."""
-        return events.AssignmentResponded(**self.ref, response="accepted", responded_at=utcnow())
+        return events.AssignmentResponded(
+            **self.numbered, response="accepted", responded_at=self.now("notify")
+        )
+
+    def declined(self) -> events.AssignmentResponded:
+        """The agency's decline of the offer."""
+        return events.AssignmentResponded(
+            **self.numbered, response="declined", reason_code="no_capacity", responded_at=self.now("notify")
+        )
+
+    def expired(self) -> events.AssignmentExpired:
+        """The offer's deadline passed unanswered."""
+        return events.AssignmentExpired(**self.numbered)
+
+    def withdrawn(self, reason: str) -> events.AssignmentWithdrawn:
+        """Matching took the offer or assignment back."""
+        return events.AssignmentWithdrawn(**self.numbered, reason=reason)
+
+    def unassigned(self, reason_code: str = "no_acceptance_in_time") -> events.CallUnassigned:
+        """Matching handed the call back after this offer (its attempt is the count of offers made)."""
+        return events.CallUnassigned(
+            call_id=self.call_id, psap_id=self.psap_id, reason_code=reason_code, attempts=self.attempt
+        )
 
     def reported(self, status: str, disposition: str | None = None) -> events.AssignmentStatusChanged:
         """The team's status report."""
         return events.AssignmentStatusChanged(
-            **self.ref, status=events.TeamStatus(status), disposition=disposition, reported_at=utcnow()
+            **self.numbered,
+            status=events.TeamStatus(status),
+            disposition=disposition,
+            reported_at=self.now("notify"),
         )
 
     async def accept(self) -> None:
@@ -271,7 +324,11 @@ class Agency:
         await self.publish(topics.ASSIGNMENTS_RESPONDED, self.accepted(), "assigned")
 
     async def report(self, status: str, disposition: str | None = None) -> None:
-        """Report a status and wait for intake to show it."""
+        """Report a status and wait for intake to record it (a backup request moves no status)."""
+        if status == events.TeamStatus.backup_requested:
+            await self.send(self.event(topics.ASSIGNMENTS_STATUS_CHANGED, self.reported(status)))
+            await self.step(status)
+            return
         await self.publish(topics.ASSIGNMENTS_STATUS_CHANGED, self.reported(status, disposition), status)
 
 

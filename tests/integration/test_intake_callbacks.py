@@ -65,7 +65,7 @@ def delivered_to(intake: Intake, call_id: str) -> list[dict[str, Any]]:
 async def test_status_callbacks_arrive_signed_in_order_and_retry_after_failures(intake: Intake, producer):
     call_id = await community_call(intake, "valley-ecc")
     agency = Agency(intake, producer, call_id, "valley-ecc")
-    await agency.publish(topics.ASSIGNMENTS_OFFERED, agency.offered(1), "offered")
+    await agency.publish(topics.ASSIGNMENTS_OFFERED, agency.offered(), "offered")
     await agency.accept()
     await agency.report("en_route")
     await agency.report("on_scene")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +361,167 @@ async def test_cancelling_a_community_call_before_a_team_took_it_records_why(int
     assert view["status"] == "cancelled" and view["non_diversion_reason"] == "cancelled_by_psap"
     [cancelled] = await intake.events(topics.CALLS_CANCELLED, call_id, 1)
     assert cancelled["data"]["reason"] == "caller hung up"
+
+
+def _stamp(offset: timedelta) -> str:
+    return (datetime.now(UTC) + offset).isoformat().replace("+00:00", "Z")
+
+
+async def _stored(intake: Intake, external_id: str) -> tuple[int, int]:
+    """How many calls and outbox rows intake holds for one PSAP call id."""
+    conn = await intake.db()
+    try:
+        calls = await conn.fetchval("SELECT count(*) FROM intake.calls WHERE external_id = $1", external_id)
+        ids = [
+            str(r["id"])
+            for r in await conn.fetch("SELECT id FROM intake.calls WHERE external_id = $1", external_id)
+        ]
+        events = await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE key = ANY($1::text[])", ids)
+    finally:
+        await conn.close()
+    return int(calls), int(events)
+
+
+@pytest.mark.parametrize(
+    ("tried", "field"),
+    [
+        ("the document's version", "lastUpdateTimeStamp"),
+        ("the version, spelled LastUpdateTimeStamp", "LastUpdateTimeStamp"),
+        ("a caution component's time", "cautionComponent[0].lastUpdateTimeStamp"),
+        ("the incident component's time", "incidentComponent.lastUpdateTimeStamp"),
+    ],
+)
+async def test_a_timestamp_an_hour_ahead_is_refused_and_stores_nothing(
+    intake: Intake, tried: str, field: str
+):
+    """Item 7: a PSAP clock an hour fast. Before, the document was accepted (202 created) with a
+    version an hour ahead, and every real update after it was "older"."""
+    incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:8]}:future"
+    doc = document(incident, _stamp(timedelta(0)))
+    ahead = _stamp(timedelta(hours=1))
+    if field in ("lastUpdateTimeStamp", "LastUpdateTimeStamp"):
+        doc.pop("lastUpdateTimeStamp")
+        doc[field] = ahead
+    elif field.startswith("caution"):
+        doc["cautionComponent"] = [
+            {"cautionTypeInternalText": "dog on premises", "lastUpdateTimeStamp": ahead}
+        ]
+    else:
+        doc["incidentComponent"]["lastUpdateTimeStamp"] = ahead
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", doc)
+    assert r.status_code == 422 and r.json()["code"] == "timestamp_in_future", f"{tried}: {r.text[:300]}"
+    shown = field.replace("LastUpdateTimeStamp", "lastUpdateTimeStamp")
+    assert shown in r.json()["detail"] and "intake's clock" in r.json()["detail"], tried
+    assert await _stored(intake, incident) == (0, 0), tried
+
+
+async def test_after_a_refused_future_version_the_next_real_update_still_applies(intake: Intake):
+    """Before, the version an hour ahead was stored and the later update adding a weapon caution
+    was answered ignored_older while the team's offer stood."""
+    incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:8]}:fast-clock"
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, _stamp(timedelta(minutes=-2)))
+        )
+        assert first.json()["outcome"] == "created" and first.json()["decision"]["route"] == "community"
+        fast = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, _stamp(timedelta(hours=1)))
+        )
+        assert fast.status_code == 422 and fast.json()["code"] == "timestamp_in_future"
+        # Within the tolerance (a clock a little fast) is still a version.
+        armed = document(incident, _stamp(timedelta(minutes=2)))
+        armed["cautionComponent"] = [{"cautionTypeInternalText": "Subject armed with knife"}]
+        update = await intake.post(http, "/v1/incidents", "valley-ecc", armed)
+    assert update.json()["outcome"] == "updated" and update.json()["decision"]["route"] == "police"
+    [published] = await intake.events(topics.CALLS_UPDATED, first.json()["call_id"], 1)
+    assert published["data"]["safety"]["weapon"] == "yes"
+
+
+async def test_an_older_version_adding_a_weapon_caution_raises_the_flag_and_publishes_an_update(
+    intake: Intake,
+):
+    """Item 7: before, an older version was acknowledged and ignored whatever it said
+    (outcome ignored_older, nothing published), so a weapon caution in it never reached the team."""
+    incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:8]}:older-caution"
+    older = document(incident, "2026-11-26T10:00:00Z")
+    older["cautionComponent"] = [{"cautionTypeInternalText": "Subject armed with knife"}]
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T10:05:00Z")
+        )
+        call_id = first.json()["call_id"]
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", older)
+        again = await intake.post(http, "/v1/incidents", "valley-ecc", older)
+        view = (
+            await http.get(f"{intake.url}/v1/calls/{call_id}", headers=intake.headers("valley-ecc", b""))
+        ).json()
+    answer = r.json()
+    assert r.status_code == 202 and answer["outcome"] == "safety_raised_from_older_version", r.text
+    assert answer["call_id"] == call_id and answer["decision"]["route"] == "police"
+    assert "weapon" in answer["detail"] and "older" in answer["detail"]
+    assert answer["version"].startswith("2026-11-26T10:05:00")  # the version in force stays
+    # Flags only go up: the same older version again raises nothing more.
+    assert again.json()["outcome"] == "ignored_older"
+    assert view["status"] == "routed_police" and view["non_diversion_reason"] == "retriaged_police"
+    [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
+    data = updated["data"]
+    assert data["safety"]["weapon"] == "yes" and data["decision"]["route"] == "police"
+    assert data["previous_route"] == "community" and data["reason"] == "eido_update"
+    conn = await intake.db()
+    try:
+        published = await conn.fetch("SELECT topic FROM intake.outbox WHERE key = $1 ORDER BY id", call_id)
+    finally:
+        await conn.close()
+    assert [p["topic"] for p in published] == [topics.CALLS_RECEIVED, topics.CALLS_UPDATED]
+
+
+@pytest.mark.parametrize(
+    ("question", "route"),
+    [
+        ("weapon", "police"),
+        ("violence", "police"),
+        ("crimeInProgress", "police"),
+        ("medical", "ems"),
+        ("selfHarmImminent", "ems"),
+    ],
+)
+async def test_an_older_version_answering_a_safety_question_yes_raises_it(
+    intake: Intake, question: str, route: str
+):
+    """Before: ignored_older, the call stayed with the community team."""
+    incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:8]}:older-{question}"
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(
+            http, "/v1/incidents", "valley-ecc", document(incident, "2026-11-26T10:05:00Z")
+        )
+        older = document(incident, "2026-11-26T10:00:00Z", **{question: "yes"})
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", older)
+    assert r.json()["outcome"] == "safety_raised_from_older_version", r.text
+    assert r.json()["decision"]["route"] == route
+    [updated] = await intake.events(topics.CALLS_UPDATED, first.json()["call_id"], 1)
+    assert updated["data"]["decision"]["route"] == route
+
+
+async def test_a_native_resend_raising_a_flag_raises_it_and_a_plain_resend_is_a_duplicate(intake: Intake):
+    """The native format carries no version and no client timestamp (its only one, the signature's,
+    is held to 300 s): a resend of a call id was a duplicate whatever it said, so a weapon answered
+    yes on the resend was ignored (before: outcome duplicate, nothing published)."""
+    external_id = f"NATIVE-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(http, "/v1/calls", "valley-ecc", native_call(external_id))
+        call_id = first.json()["call_id"]
+        same = await intake.post(http, "/v1/calls", "valley-ecc", native_call(external_id))
+        flagged = await intake.post(http, "/v1/calls", "valley-ecc", native_call(external_id, weapon="yes"))
+        stamped = await intake.post(
+            http,
+            "/v1/calls",
+            "valley-ecc",
+            native_call(external_id) | {"version": _stamp(timedelta(hours=1))},
+        )
+    assert same.json()["outcome"] == "duplicate" and same.json()["call_id"] == call_id
+    assert flagged.json()["outcome"] == "safety_raised_from_duplicate", flagged.text
+    assert flagged.json()["decision"]["route"] == "police" and "weapon" in flagged.json()["detail"]
+    assert stamped.status_code == 422 and stamped.json()["code"] == "invalid_request"
+    [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
+    assert updated["data"]["safety"]["weapon"] == "yes" and updated["data"]["decision"]["route"] == "police"
