@@ -16,6 +16,14 @@ from shared.metrics import HTTP_REQUESTS
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str) -> None:
+    """Answer a request refused before any route, in the project's error shape, and close."""
+    response = JSONResponse(
+        {"detail": detail, "code": code}, status_code=status, headers={"Connection": "close"}
+    )
+    await response(scope, receive, send)
+
+
 class BodyLimitMiddleware:
     """Refuses a request body over `max_bytes` with 413 before any route reads it."""
 
@@ -69,12 +77,9 @@ class BodyLimitMiddleware:
             drained += len(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        response = JSONResponse(
-            {"detail": f"request body larger than {self.max_bytes} bytes", "code": "body_too_large"},
-            status_code=413,
-            headers={"Connection": "close"},
+        await refuse(
+            scope, receive, send, 413, "body_too_large", f"request body larger than {self.max_bytes} bytes"
         )
-        await response(scope, receive, send)
 
 
 # What no client of ours needs more of: a CAD, an agency's software or a browser sends a few
@@ -122,12 +127,7 @@ class HeaderLimitMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        response = JSONResponse(
-            {"detail": f"request refused: {problem}", "code": "headers_too_large"},
-            status_code=431,
-            headers={"Connection": "close"},
-        )
-        await response(scope, receive, send)
+        await refuse(scope, receive, send, 431, "headers_too_large", f"request refused: {problem}")
 
 
 class RequestCounterMiddleware:
