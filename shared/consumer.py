@@ -137,6 +137,7 @@ class EventConsumer:
         pending: dict[TopicPartition, int] = {}
         last_commit = clock()
         await self._count_open()  # the gauge of a process that restarts with letters open
+        await self._rewind()
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200)
@@ -150,6 +151,16 @@ class EventConsumer:
                 await self.commit_offsets(pending)
         finally:
             self.running = False
+
+    async def _rewind(self) -> None:
+        """Go back to the committed offsets: when an error ended the last run (and its supervisor
+        started this one), the records it had fetched but not finished are fetched again."""
+        if not self._consumer.assignment():
+            return
+        committed = await self._consumer.seek_to_committed()
+        never = [tp for tp, offset in committed.items() if not offset]
+        if never:
+            await self._consumer.seek_to_beginning(*never)
 
     async def _process_records(
         self, records: list[ConsumerRecord[Any, Any]], stop: asyncio.Event

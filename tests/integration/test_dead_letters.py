@@ -15,9 +15,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from shared import runtime
 from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
+from shared.http import make_app
+from shared.infra import free_port
 from shared.kafka import ensure_topics, make_producer
 from shared.settings import Settings
 from shared.topics import CALLS_CANCELLED, dlq_topic
@@ -130,10 +133,11 @@ async def test_a_dead_letter_is_recorded_parks_its_call_across_a_restart_and_rep
     """Tried: a handler refuses every event of one call (PermanentError). Its first event is a
     dead letter (row, hook once in that transaction, dlq topic, gauge), the second follows it
     (parked); the consumer restarts and a third event of the call is still parked; the cause is
-    fixed and `careroute dead-letters replay --all` runs as a subprocess: the three are applied
-    once each in order, another group of the topic ignores the copies, the park is lifted and a
-    second replay does nothing. Before the change nothing was recorded (no table, no command) and
-    the park lived in memory, so a restart applied the third event ahead of the first two."""
+    fixed and `careroute dead-letters replay --id <the second>` runs as a subprocess: the call's
+    three letters come back together, applied once each in order, another group of the topic
+    ignores the copies, the park is lifted and a second replay (--all) does nothing. Before the
+    change nothing was recorded (no table, no command) and the park lived in memory, so a restart
+    applied the third event ahead of the first two."""
     call, other_call = "call-dl", "call-fine"
     first, second, third, after = (cancelled(call) for _ in range(4))
     fine = cancelled(other_call)
@@ -179,7 +183,14 @@ async def test_a_dead_letter_is_recorded_parks_its_call_across_a_restart_and_rep
         broken.clear()  # the cause is fixed
         async with Running(_consumer(settings, pool, producer, broken)):
             replayed = await _careroute(
-                settings, tmp_path, "dead-letters", "replay", "--service", SERVICE, "--all"
+                settings,
+                tmp_path,
+                "dead-letters",
+                "replay",
+                "--service",
+                SERVICE,
+                "--id",
+                str(letters[1]["id"]),
             )
             assert "3 dead letters replayed" in replayed
             await eventually(lambda: _applied(pool, SCHEMA, call), lambda ids: len(ids) >= 3, what="replayed")
@@ -201,3 +212,57 @@ async def test_a_dead_letter_is_recorded_parks_its_call_across_a_restart_and_rep
         assert _open_gauge(settings) == 0
         # The other group applied every original once and dropped the copies.
         assert await _applied(pool, OTHER, call) == [first.id, second.id, third.id, after.id]
+
+
+async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
+    settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    """Tried: a service run by the runtime whose ServiceParts carry `on_dead_letter` and whose
+    handler refuses an event: the hook runs once, in the transaction that records the letter.
+    Before the change ServiceParts had no such field and nothing was recorded."""
+
+    async def refuse(conn: asyncpg.Connection, event: Envelope, _: object) -> None:
+        raise PermanentError("never")
+
+    async def hand_back(conn: asyncpg.Connection, event: Envelope) -> None:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.hook_calls VALUES ($1, txid_current() % 4294967296)", event.id
+        )
+
+    (tmp_path / "migrations").mkdir()
+
+    def build(infra: runtime.Infra) -> runtime.ServiceParts:
+        return runtime.ServiceParts(
+            name=SERVICE,
+            schema=SCHEMA,
+            migrations=tmp_path / "migrations",
+            app=make_app(SERVICE, {}),
+            consumer=infra.consumer(SCHEMA, SERVICE, {CALLS_CANCELLED: refuse}),
+            on_dead_letter=hand_back,
+        )
+
+    ready, stop = asyncio.Event(), asyncio.Event()
+    service = asyncio.create_task(
+        runtime.run(
+            settings.model_copy(update={"audit_port": free_port()}),
+            [SERVICE],
+            {SERVICE: build},
+            stop=stop,
+            on_ready=lambda _: ready.set(),
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        event = cancelled("call-runtime")
+        await publish(producer, settings, event.to_bytes(), event.subject)
+        await eventually(
+            lambda: pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.dead_letters"), lambda n: n == 1
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 60)
+    hooks = await pool.fetch(
+        f"SELECT h.event_id, h.xid = d.xmin::text::bigint AS same_tx FROM {SCHEMA}.hook_calls h"
+        f" JOIN {SCHEMA}.dead_letters d USING (event_id)"
+    )
+    assert [(h["event_id"], h["same_tx"]) for h in hooks] == [(event.id, True)]
