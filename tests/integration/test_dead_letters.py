@@ -266,3 +266,40 @@ async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
         f" JOIN {SCHEMA}.dead_letters d USING (event_id)"
     )
     assert [(h["event_id"], h["same_tx"]) for h in hooks] == [(event.id, True)]
+
+
+async def test_a_replay_that_fails_again_leaves_new_letters_in_order_and_replays_once_fixed(
+    settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    """Tried: a call's two dead letters replayed while the cause is still there: the first copy
+    fails again and the second must not overtake it, so both become new letters (the old ones
+    done with); replayed again once fixed, the two events are applied once, in order."""
+    call = "call-twice"
+    first, second = cancelled(call), cancelled(call)
+    broken = {call}
+    async with Running(_consumer(settings, pool, producer, broken)):
+        for event in (first, second):
+            await publish(producer, settings, event.to_bytes(), call)
+        count = f"SELECT count(*) FROM {SCHEMA}.dead_letters"
+        await eventually(lambda: pool.fetchval(count), lambda n: n == 2)
+        await _careroute(settings, tmp_path, "dead-letters", "replay", "--all")
+        await eventually(
+            lambda: pool.fetchval(count), lambda n: n == 4, what="the copies dead-lettered again"
+        )
+        rows = await pool.fetch(
+            f"SELECT event_id, reason, replayed_at IS NOT NULL AS replayed, resumed_at IS NOT NULL AS resumed"
+            f" FROM {SCHEMA}.dead_letters ORDER BY id"
+        )
+        assert [tuple(r) for r in rows] == [
+            (first.id, "rejected", True, True),
+            (second.id, "parked", True, True),
+            (first.id, "rejected", False, False),
+            (second.id, "parked", False, False),
+        ]
+        assert _open_gauge(settings) == 2
+        broken.clear()
+        await _careroute(settings, tmp_path, "dead-letters", "replay", "--all")
+        await eventually(lambda: _applied(pool, SCHEMA, call), lambda ids: len(ids) >= 2, what="applied")
+        await asyncio.sleep(1)
+    assert await _applied(pool, SCHEMA, call) == [first.id, second.id]
+    assert await pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.dead_letters WHERE resumed_at IS NULL") == 0
