@@ -39,4 +39,5 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        on_dead_letter=handlers.on_dead_letter,
     )

@@ -46,6 +46,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        on_dead_letter=handlers.on_dead_letter,
         background=[
             waker.run,
             Repager(infra.pool, ns).run,
