@@ -43,8 +43,22 @@ def sqlstate(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", "") or "") if isinstance(exc, asyncpg.PostgresError) else ""
 
 
+# What asyncpg raises as an InterfaceError for a statement that is wrong, not for a connection:
+# retried forever, it would hold its consumer on one record instead of reaching a dead letter.
+_MISUSE_TYPES: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ClientConfigurationError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+    asyncpg.exceptions.UnsupportedServerFeatureError,
+)
+_MISUSE_MESSAGES = ("the server expects", "the number of query arguments")
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means a database or broker is unreachable for now (wait and retry, never give up)."""
+    if isinstance(exc, _MISUSE_TYPES) or (
+        isinstance(exc, asyncpg.InterfaceError) and str(exc).startswith(_MISUSE_MESSAGES)
+    ):
+        return False
     if isinstance(exc, _UNAVAILABLE_TYPES):
         return True
     # The broker's own verdict: a leader moving, a coordinator loading, a node not ready yet.

@@ -42,6 +42,8 @@ REAL = [
     E.UniqueViolationError("duplicate key value violates unique constraint"),
     E.UndefinedTableError('relation "x" does not exist'),
     E.InvalidTextRepresentationError("invalid input syntax for type uuid"),
+    asyncpg.InterfaceError("the server expects 1 argument for this query, 2 were passed"),
+    E.ClientConfigurationError("invalid connection option"),
     MessageSizeTooLargeError(),
     PermanentError("this event can never be applied"),
     ValueError("a bug"),
