@@ -149,6 +149,7 @@ STAGE = {
     "handed_back": 60,  # after every step of the attempts it covers
 }
 BACKUP = "backup_requested"  # a step of a live assignment, not a place in its life
+_BACKUP_SHOWN = 45  # where a backup sits when its assignment's progress is past or unknown
 FINAL = ("cancelled", "handed_back")  # call-level ends no assignment event moves
 
 
@@ -220,7 +221,7 @@ def place(order: Order, status: str, attempt: int) -> Placement:
         return _hand_back(order, attempt)
     current = order.attempt == attempt
     if status == BACKUP:
-        stage = order.stage + 1 if current and order.stage < TERMINAL else TERMINAL - 5
+        stage = order.stage + 1 if current and order.stage < TERMINAL else _BACKUP_SHOWN
         why = _refusal(order, attempt)
         if why is None and current and order.stage >= TERMINAL:
             why = "assignment_further_along"

@@ -105,6 +105,8 @@ async def test_a_late_decline_after_the_hand_back_leaves_the_call_handed_back(in
 
 
 async def test_a_hand_back_consumed_before_the_last_expiry_leaves_the_call_handed_back(intake, producer):
+    """Clocks agree here, so the old rule also kept handed_back; it failed only on why the expiry
+    was late (older_than_status, a clock comparison; now call_handed_back)."""
     _, first = await offered_call(intake, producer)
     expired = first.event(topics.ASSIGNMENTS_EXPIRED, first.expired())
     await first.publish(topics.CALLS_UNASSIGNED, first.unassigned(), "handed_back")
@@ -118,6 +120,8 @@ async def test_a_hand_back_consumed_before_the_last_expiry_leaves_the_call_hande
 
 
 async def test_an_accept_consumed_before_its_offer_leaves_the_call_assigned(intake, producer):
+    """The accept is stamped before the offer is sent, so the old rule called the offer late by
+    time (older_than_status) where now its assignment is further along; the status was right."""
     call_id = await community_call(intake, PSAP)
     agency = Agency(intake, producer, call_id, PSAP, attempt=1)
     offered = agency.event(topics.ASSIGNMENTS_OFFERED, agency.offered())
@@ -165,6 +169,7 @@ async def test_an_answer_from_before_a_cancel_changes_nothing_and_the_withdrawal
 
 
 async def test_what_matching_did_before_it_heard_of_a_cancel_leaves_the_call_cancelled(intake, producer):
+    """Kept from the old suite (it passed there too): the expiry and hand-back after a cancel."""
     call_id, first = await offered_call(intake, producer)
     await cancel(intake, call_id)
     # The deadline passed before matching consumed the cancel: the offer expired and it handed back.

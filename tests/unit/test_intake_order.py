@@ -46,6 +46,7 @@ def test_an_expiry_of_attempt_1_after_the_offer_of_attempt_2_is_late():
 
 
 def test_the_next_attempt_supersedes_an_ended_one():
+    """Before: the next offer, stamped by matching behind notify, was older than the expiry."""
     after = place(Order("offer_expired", 1, STAGE["offer_expired"]), "offered", 2)
     assert after.late_because is None and after.order == Order("offered", 2, STAGE["offered"])
 
@@ -83,17 +84,21 @@ def test_a_step_its_assignment_is_already_past_moves_nothing(current: str, statu
     ],
 )
 def test_a_step_that_follows_its_assignment_s_progress_moves_the_status(current: str, status: str):
+    """The old rule refused each of these whenever the step's producer stamped it earlier."""
     placed = place(Order(current, 1, STAGE[current]), status, 1)
     assert placed.late_because is None and placed.order == Order(status, 1, STAGE[status])
 
 
 def test_the_first_step_of_a_call_moves_it_whatever_it_is():
+    """Before: a first step stamped by a clock behind intake's was older than the call's receipt."""
     for status in ("offered", "assigned", "en_route", "offer_declined"):
         assert place(Order("received"), status, 1).order.status == status
     assert place(Order("received"), "handed_back", 0).order.status == "handed_back"
 
 
 def test_backup_is_a_step_of_a_live_assignment_that_moves_no_status():
+    """Before: backup_requested ranked equal to on_scene and took the status, so an on scene
+    consumed after it moved the status "back"; and an early backup was dropped by its time."""
     on_scene = Order("on_scene", 1, STAGE["on_scene"])
     backup = place(on_scene, "backup_requested", 1)
     assert backup.late_because is None and backup.order == on_scene  # told, status unchanged
@@ -124,6 +129,7 @@ def test_a_cancelled_call_takes_only_the_withdrawal_of_its_team():
 
 
 def test_a_hand_back_covers_the_attempts_it_counts_and_no_later_one():
+    """Before: a hand-back applied whenever its time was later, whatever attempt was live."""
     assigned_2 = Order("withdrawn", 2, STAGE["withdrawn"])
     assert place(assigned_2, "handed_back", 2).order.status == "handed_back"
     # A hand-back of attempt 1 consumed after attempt 2 was offered (after a PSAP update re-placed
@@ -133,6 +139,7 @@ def test_a_hand_back_covers_the_attempts_it_counts_and_no_later_one():
 
 
 def test_after_a_hand_back_no_assignment_step_moves_the_call_and_a_reopened_call_takes_only_new_ones():
+    """Before: any step stamped after the hand-back applied over it."""
     handed_back = Order("handed_back", 2, STAGE["handed_back"], handed_back_through=2)
     for status, attempt in [("assigned", 2), ("cleared", 2), ("offered", 3), ("withdrawn", 1)]:
         assert place(handed_back, status, attempt).late_because == "call_handed_back"
@@ -144,6 +151,7 @@ def test_after_a_hand_back_no_assignment_step_moves_the_call_and_a_reopened_call
 
 
 def test_an_event_without_attempt_takes_its_assignment_s_then_the_current_one():
+    """New: the old rule had no attempt to resolve (it ordered by time)."""
     order = Order("offered", 2, STAGE["offered"])
     assert attempt_of(3, 1, order) == 3  # its own wins
     assert attempt_of(None, 1, order) == 1  # recorded with its offer: a late expiry of attempt 1
@@ -235,6 +243,8 @@ def test_every_arrival_order_of_a_call_s_steps_ends_in_the_same_status_and_timel
 
 
 def test_the_psap_is_told_only_steps_that_move_the_status_in_causal_order():
+    """Before: the stale decline, stamped a minute late by notify, moved the status after the
+    second offer and was told in its place."""
     steps = LIVES["declined, then the next team does the job"][0]
     # Notify's answers overtake matching's next offer, and a stale decline comes last.
     arrival = [steps[0], steps[2], steps[3], steps[4], steps[1], steps[5], steps[6]]
@@ -246,6 +256,7 @@ NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
 
 
 def test_a_timestamp_beyond_the_tolerance_ahead_is_refused_naming_the_field_and_our_clock():
+    """Item 7: before, no timestamp was checked against intake's clock."""
     refuse_future([("lastUpdateTimeStamp", NOW + timedelta(seconds=300))], NOW, 300)
     refuse_future([("lastUpdateTimeStamp", NOW - timedelta(days=400))], NOW, 300)  # old is fine
     with pytest.raises(TimestampInFuture) as refused:
@@ -263,6 +274,7 @@ def test_a_timestamp_beyond_the_tolerance_ahead_is_refused_naming_the_field_and_
 
 
 def test_flags_only_ratchet_up():
+    """Item 7: before, an older version's answers were dropped whole."""
     before = SafetyScreen(weapon=Answer.no, violence=Answer.yes, medical=Answer.unknown)
     sent = SafetyScreen(weapon=Answer.yes, violence=Answer.no, medical=Answer.no)
     after = ratchet(before, sent)
