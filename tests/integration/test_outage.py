@@ -25,7 +25,9 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import dlq_topic
 from tests.conftest import RUN_DIR
+from tests.integration import messaging
 from tests.integration.private_pg import PrivatePostgres
+from tests.integration.test_messaging import committed_offset
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -238,3 +240,45 @@ async def test_each_error_the_server_raises_answers_by_its_sqlstate(
     assert r.status_code == status
     if code is not None:
         assert r.json()["code"] == code and r.headers["retry-after"] == "1"
+
+
+async def test_a_consumer_waiting_out_an_outage_stops_at_once_without_passing_the_record(
+    settings: Settings, database_url: str, producer: AIOKafkaProducer
+) -> None:
+    """Tried: a handler whose store is away for good (ConnectionError on every attempt), far past
+    the old five attempts; then shutdown. Before the change the event was dead-lettered within a
+    second (retry base 0.05 s here) and its offset committed; now it is neither, and the stop is
+    honoured within the backoff's cap."""
+    attempts = 0
+
+    async def away(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionError("the store is away")
+
+    pool = await create_pool(database_url)
+    await messaging.prepare(pool)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [settings.topic(messaging.TOPIC), dlq_topic(settings.group("messaging"))],
+    )
+    consumer = messaging.consumer(settings, pool, producer, away)
+    stop = asyncio.Event()
+    await consumer.start()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        event = _cancelled("call-away")
+        await producer.send_and_wait(settings.topic(messaging.TOPIC), event.to_bytes(), key=b"call-away")
+        await eventually(
+            lambda: asyncio.sleep(0, attempts), lambda n: n >= 8, what="attempts past the old budget"
+        )
+        stopping = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - stopping < 6
+    finally:
+        stop.set()
+        await consumer.stop()
+    assert await pool.fetchval(f"SELECT count(*) FROM {messaging.SCHEMA}.dead_letters") == 0
+    await pool.close()
+    assert await committed_offset(settings) in (None, -1)
