@@ -4,24 +4,19 @@ processed: the call is handed back, or the offer expired, so nothing waits on it
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.settings import MatchingSettings
 from services.notify import handlers as notify_handlers
 from services.notify.settings import NotifySettings
 from shared import topics
-from shared.db import create_pool
-from shared.kafka import make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
-    Db,
     jurisdiction,
     load,
     place_call,
@@ -35,21 +30,6 @@ from tests.integration.notify_system import running_notify
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Db]:
-    pool = await create_pool(settings.database_url.get_secret_value(), max_size=4)
-    yield Db(pool)
-    await pool.close()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings.kafka_bootstrap_servers)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def outbox(pool: asyncpg.Pool, schema: str, topic: str, call_id: str) -> list[dict[str, Any]]:

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.matching.settings import MatchingSettings
 from shared import events, topics
-from shared.db import create_pool
 from shared.envelope import new_event
 from shared.jurisdiction import WEEKDAYS
-from shared.kafka import make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
     AGENCY_TOKENS,
     HERE,
     OVERSIGHT_TOKEN,
-    Db,
     bearer,
     call_received,
     call_updated,
@@ -53,21 +48,6 @@ async def raw_sources(settings: Settings, topic: str, count: int) -> list[bytes]
 pytestmark = pytest.mark.integration
 
 FAST = MatchingSettings(max_attempts=3)
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Db]:
-    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
-    yield Db(pool)
-    await pool.close()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings.kafka_bootstrap_servers)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, db, producer):

@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.matching.settings import MatchingSettings
 from shared import topics
-from shared.db import create_pool
 from shared.envelope import Envelope
-from shared.kafka import make_producer
-from shared.settings import Settings
 from tests.integration.matching_harness import (
     Db,
     call_cancelled,
@@ -41,21 +36,6 @@ OWN = MatchingSettings(max_attempts=3)
 CLAIMS = ("accepted", "en_route", "on_scene", "cleared")
 # The states in which an assignment holds its team.
 LIVE = ("offered", "accepted", "en_route", "on_scene")
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Db]:
-    pool = await create_pool(settings.database_url.get_secret_value(), max_size=4)
-    yield Db(pool)
-    await pool.close()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings.kafka_bootstrap_servers)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def claims(offer: dict[str, Any]) -> list[Envelope]:

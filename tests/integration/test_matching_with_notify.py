@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
 from shared import topics
-from shared.db import create_pool
-from shared.kafka import make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
     AGENCY_TOKENS,
-    Db,
     bearer,
     call_cancelled,
     jurisdiction,
@@ -38,21 +33,6 @@ pytestmark = pytest.mark.integration
 NORTH = bearer(AGENCY_TOKENS["north"])
 OWN = MatchingSettings(max_attempts=3)
 FAST = NotifySettings(repage_every_s=3600, expiry_interval_s=0.2)
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Db]:
-    pool = await create_pool(settings.database_url.get_secret_value(), max_size=4)
-    yield Db(pool)
-    await pool.close()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings.kafka_bootstrap_servers)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def expiries(settings: Settings, at_most: int) -> list[dict[str, object]]:
