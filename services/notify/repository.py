@@ -1,4 +1,14 @@
-"""SQL for notify's schema."""
+"""SQL for notify's schema.
+
+Lock order, the one every notify transaction keeps: first the agency's row (`lock_agency`; its feed
+sequence lives there and every message to the agency bumps it), then the assignment's row
+(`get_for_update`, `lock_due_offers`, `lock_due_repages`). Why: the consumer applies a run of
+events in one transaction, so it holds the agency's row from one offer's message while it locks the
+run's next offer; a decline of that offer taking the offer's row first would then wait for the
+agency's row the run holds, a cycle PostgreSQL breaks by killing one of them. With the agency's row
+first everywhere, one simply waits for the other. Transactions touching several agencies (a run)
+may still meet another such run in the opposite order; those conflicts are retried.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +22,6 @@ from shared.auth import Credential, replace_credentials
 from shared.jurisdiction import Jurisdiction
 
 SCHEMA = "notify"
-# The lock order of notify (one order, so no two of its transactions wait on each other in a cycle):
-# first the agency's row (`lock_agency`; the feed's sequence lives there), then the assignment's
-# (`get_for_update`). The consumer applies several events in one transaction, each taking its
-# agency then its assignment, so an agency's answer, which does the same, can never hold an
-# assignment the consumer waits for while waiting for the agency the consumer holds.
 
 
 def _jsonable(value: object) -> str:
