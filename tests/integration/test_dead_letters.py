@@ -62,23 +62,27 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 def _consumer(
-    settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, broken: set[str]
+    settings: Settings,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    broken: set[str],
+    *,
+    service: str = SERVICE,
+    schema: str = SCHEMA,
 ) -> EventConsumer:
+    """A consumer of the test topic whose handler refuses the `broken` calls' events; the
+    service's hook records each call of it with its transaction id (audit's schema only)."""
+
     async def apply(conn: asyncpg.Connection, event: Envelope, _: object) -> None:
         if event.subject in broken:
             raise PermanentError("this call's events cannot be applied by this version")
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.effects (event_id, subject) VALUES ($1, $2)", event.id, event.subject
-        )
-
-    async def hand_back(conn: asyncpg.Connection, event: Envelope) -> None:
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.hook_calls VALUES ($1, txid_current() % 4294967296)", event.id
+            f"INSERT INTO {schema}.effects (event_id, subject) VALUES ($1, $2)", event.id, event.subject
         )
 
     return EventConsumer(
-        group=settings.group(SERVICE),
-        schema=SCHEMA,
+        group=settings.group(service),
+        schema=schema,
         pool=pool,
         publisher=producer,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -86,27 +90,16 @@ def _consumer(
         topic_name=settings.topic,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         fetch_max_wait_ms=50,
-        on_dead_letter=hand_back,
+        on_dead_letter=_hand_back if schema == SCHEMA else None,
     )
+
+
+async def _hand_back(conn: asyncpg.Connection, event: Envelope) -> None:
+    await conn.execute(f"INSERT INTO {SCHEMA}.hook_calls VALUES ($1, txid_current() % 4294967296)", event.id)
 
 
 def _other_group(settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> EventConsumer:
-    async def apply(conn: asyncpg.Connection, event: Envelope, _: object) -> None:
-        await conn.execute(
-            f"INSERT INTO {OTHER}.effects (event_id, subject) VALUES ($1, $2)", event.id, event.subject
-        )
-
-    return EventConsumer(
-        group=settings.group("other"),
-        schema=OTHER,
-        pool=pool,
-        publisher=producer,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        handlers={CALLS_CANCELLED: apply},
-        topic_name=settings.topic,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        fetch_max_wait_ms=50,
-    )
+    return _consumer(settings, pool, producer, set(), service="other", schema=OTHER)
 
 
 async def _careroute(settings: Settings, tmp_path: Path, *args: str) -> str:
@@ -224,11 +217,6 @@ async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
     async def refuse(conn: asyncpg.Connection, event: Envelope, _: object) -> None:
         raise PermanentError("never")
 
-    async def hand_back(conn: asyncpg.Connection, event: Envelope) -> None:
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.hook_calls VALUES ($1, txid_current() % 4294967296)", event.id
-        )
-
     (tmp_path / "migrations").mkdir()
 
     def build(infra: runtime.Infra) -> runtime.ServiceParts:
@@ -238,7 +226,7 @@ async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
             migrations=tmp_path / "migrations",
             app=make_app(SERVICE, {}),
             consumer=infra.consumer(SCHEMA, SERVICE, {CALLS_CANCELLED: refuse}),
-            on_dead_letter=hand_back,
+            on_dead_letter=_hand_back,
         )
 
     ready, stop = asyncio.Event(), asyncio.Event()

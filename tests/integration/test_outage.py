@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import httpx
@@ -20,7 +20,7 @@ from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event
 from shared.http import make_app
 from shared.infra import InfraEndpoints, free_port
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import dlq_topic
@@ -56,14 +56,6 @@ def _settings(stack: InfraEndpoints, pg: PrivatePostgres, namespace: str) -> Set
         kafka_session_timeout_ms=3000,
         log_json=False,
     )
-
-
-@pytest.fixture
-async def producer(stack: InfraEndpoints) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(stack.kafka_bootstrap_servers)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def _in_order(conn: asyncpg.Connection, event: Envelope, _: object) -> None:
