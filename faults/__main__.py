@@ -17,9 +17,9 @@ from faults import report, snapshot
 from faults.checker import judge
 from faults.cluster import Cluster
 from faults.injections import FAULTS, Context, Fault
+from faults.load import RetryingSimulation
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
-from sim.run import Simulation
 from sim.scenario import Options, plan_day
 
 ROOT = Path(__file__).parents[1]
@@ -70,7 +70,7 @@ async def one_fault(
         return await snapshot.wait_at_rest(dsn, s.kafka_bootstrap_servers, s.kafka_namespace, limit)
 
     ctx = Context(jurisdiction=j, seed=seed, wait_at_rest=at_rest)
-    sim = Simulation(s, j, plan, options, args.speedup, seed)
+    sim = RetryingSimulation(s, j, plan, options, args.speedup, seed)
     started = asyncio.get_running_loop().time()
     load = asyncio.create_task(sim.run(drain_s=args.drain, show_progress=False))
     what = []
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short phases: --seconds 20 --settle 5")
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BROKER", "apache"))
     parser.add_argument("--jurisdiction", type=Path, default=ROOT / "examples" / "lane-valley.yaml")
-    parser.add_argument("--seconds", type=float, default=45, help="real seconds of load per fault")
+    parser.add_argument("--seconds", type=float, default=30, help="real seconds of load per fault")
     parser.add_argument("--speedup", type=float, default=120)
     parser.add_argument(
         "--calls-per-hour", type=float, default=300, help="simulated calls per simulated hour"

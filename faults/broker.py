@@ -26,11 +26,26 @@ class Record:
 
 
 async def _reader(bootstrap: str) -> tuple[AIOKafkaConsumer, set[str]]:
-    """A started consumer of no group, with the metadata of every topic (and their names)."""
+    """A started consumer of no group, and the names of every topic."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
-    # Until the metadata of a topic is fetched, partitions_for_topic knows nothing of it.
     return consumer, await consumer.topics()
+
+
+async def partitions(bootstrap: str, names: list[str] | set[str]) -> list[TopicPartition]:
+    """Every partition of `names` (a consumer of no group knows no topic's partitions until it reads)."""
+    if not names:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(sorted(names))
+    finally:
+        await admin.close()
+    return sorted(
+        (TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
 
 
 async def topic_names(bootstrap: str, prefix: str) -> list[str]:
@@ -46,17 +61,15 @@ async def read_all(bootstrap: str, names: list[str], timeout_s: float = 60) -> l
     """Every record of `names`, from the beginning to the end offsets as they were when asked."""
     if not names:
         return []
+    tps = await partitions(bootstrap, names)
+    if not tps:
+        return []
     consumer, _ = await _reader(bootstrap)
     out: list[Record] = []
     try:
-        partitions = [
-            TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         left = {tp for tp, end in ends.items() if end > 0}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -103,12 +116,8 @@ async def lag(bootstrap: str, group: str, names: set[str]) -> dict[str, int]:
     done = await committed(bootstrap, group)
     consumer, known = await _reader(bootstrap)
     try:
-        partitions = [
-            TopicPartition(t, p)
-            for t in sorted(names & known)
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        tps = await partitions(bootstrap, names & known)
+        ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
     behind: dict[str, int] = {}
@@ -120,12 +129,9 @@ async def lag(bootstrap: str, group: str, names: set[str]) -> dict[str, int]:
 async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
     """The sum of the end offsets of each topic under `prefix` (what has been published so far)."""
     consumer, known = await _reader(bootstrap)
-    names = sorted(t for t in known if t.startswith(prefix))
     try:
-        partitions = [
-            TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        tps = await partitions(bootstrap, {t for t in known if t.startswith(prefix)})
+        ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
     total: dict[str, int] = {}

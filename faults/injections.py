@@ -153,16 +153,19 @@ async def races(cluster: Cluster, ctx: Context) -> str:
 
 
 async def create_cancel_restart(cluster: Cluster, ctx: Context) -> str:
-    """Calls created and cancelled 20 ms apart while both matching replicas are killed and restarted."""
+    """Calls created and cancelled 20 ms apart while both matching replicas are killed and started
+    again one after the other: the second start rebalances the group while a backlog is read, so
+    a call's cancel and its creation may be read by different replicas, the cancel first."""
     driver = RaceDriver(cluster.settings, ctx.jurisdiction, ctx.seed)
     stop = asyncio.Event()
     async with driver:
-        pairs = asyncio.create_task(driver.create_and_cancel(stop))
+        pairs = asyncio.create_task(driver.create_and_cancel(stop, every_s=0.25))
         await asyncio.sleep(2)
         cluster.kill("matching")
         cluster.kill("matching-2")
-        await asyncio.sleep(1)
+        await asyncio.sleep(3)
         cluster.spawn("matching")
+        await asyncio.sleep(4)
         cluster.spawn("matching-2")
         await cluster.wait_ready()
         await asyncio.sleep(8)
@@ -171,7 +174,7 @@ async def create_cancel_restart(cluster: Cluster, ctx: Context) -> str:
     ctx.call_ids += driver.call_ids
     ctx.counts.update({f"pairs_{k}": v for k, v in driver.counts.items()})
     n = len(driver.call_ids)
-    return f"{n} calls created and cancelled 20 ms apart while both matching replicas restarted"
+    return f"{n} calls created and cancelled 20 ms apart while both matching replicas restarted, 4 s apart"
 
 
 def skew_clock(service: str, offset_s: int) -> tuple[Step, Step]:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from faults import broker
 from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
@@ -46,14 +47,11 @@ class RaceDriver:
 
     async def __aenter__(self) -> RaceDriver:
         names = [self.settings.topic(agency_topic(a.id)) for a in self.j.agencies]
+        tps = await broker.partitions(self.settings.kafka_bootstrap_servers, names)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None)
         await consumer.start()
-        await consumer.topics()  # the metadata of every topic, so partitions_for_topic knows them
-        partitions = [
-            TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
         self._consumer = consumer
         self._follower = asyncio.create_task(self._follow(consumer))
         return self

@@ -16,7 +16,10 @@ SCHEMAS = ("intake", "matching", "notify", "audit")
 # Where a call rests at intake (routed elsewhere, or a community call that reached its end) and in
 # matching, and the assignment states that are live (the checker's rules use the same sets).
 INTAKE_AT_REST = {"routed_police", "routed_ems", "routed_review", "cleared", "handed_back", "cancelled"}
-MATCHING_AT_REST = {"unassigned", "cancelled", "closed"}
+# Matching's live call states (services/matching/lifecycle.py LIVE_CALLS); any other is at rest
+# (`routed_away`, a record kept for a call an update took away, included).
+MATCHING_LIVE = {"matching", "offered", "assigned"}
+MATCHING_AT_REST = {"unassigned", "cancelled", "closed", "routed_away"}
 LIVE = {"offered", "accepted", "en_route", "on_scene"}
 # An offer is overdue once its deadline is this far behind: the expiry loop runs every second.
 OVERDUE_GRACE_S = 10
@@ -95,6 +98,7 @@ class DeadLetter:
     reason: str
     error: str
     event: Event | None
+    where: str = "topic"  # read from the dead-letter topic, or from the service's `dead_letters` table
 
 
 @dataclass
@@ -114,8 +118,8 @@ class Snapshot:
     deliveries: list[Delivery] = field(default_factory=list)
     agency_messages: list[AgencyMessage] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    # Dead letters recorded in a service's own table (`<schema>.dead_letters`), when it has one.
-    dead_letter_rows: dict[str, int] = field(default_factory=dict)
+    # Figures reported, not judged: refused transitions, flagged trail rows.
+    counts: dict[str, int] = field(default_factory=dict)
     lag: dict[str, dict[str, int]] = field(default_factory=dict)  # group -> logical topic -> records
     pending: dict[str, int] = field(default_factory=dict)  # queue (callbacks, webhooks) -> rows waiting
     chain_ok: bool = False
@@ -141,8 +145,21 @@ async def _exists(conn: asyncpg.Connection, table: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
 
 
+async def _has_column(conn: asyncpg.Connection, schema: str, table: str, column: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = $1 AND table_name = $2 AND column_name = $3)",
+            schema,
+            table,
+            column,
+        )
+    )
+
+
 async def _assignments(conn: asyncpg.Connection, schema: str) -> list[Assignment]:
-    attempt = "attempt" if schema == "matching" else "NULL::integer"
+    has_attempt = await _has_column(conn, schema, "assignments", "attempt")
+    attempt = "attempt" if has_attempt else "NULL::integer"
     rows = await conn.fetch(
         f"SELECT id::text, call_id::text, team_id, status, {attempt} AS attempt,"
         f" (status = 'offered' AND deadline < now() - make_interval(secs => $1)) AS overdue"
@@ -154,8 +171,8 @@ async def _assignments(conn: asyncpg.Connection, schema: str) -> list[Assignment
     ]
 
 
-async def read_database(conn: asyncpg.Connection, snap: Snapshot) -> None:
-    """Fill `snap` from every service's schema."""
+async def read_database(conn: asyncpg.Connection, snap: Snapshot, namespace: str = "") -> None:
+    """Fill `snap` from every service's schema (`namespace`: the run's topic prefix)."""
     snap.intake = {
         r["id"]: r["status"] for r in await conn.fetch("SELECT id::text AS id, status FROM intake.calls")
     }
@@ -186,9 +203,26 @@ async def read_database(conn: asyncpg.Connection, snap: Snapshot) -> None:
         snap.inbox[schema] = {r["id"] for r in rows}
         snap.inbox_types[schema] = {r["event_type"] for r in rows}
         if await _exists(conn, f"{schema}.dead_letters"):
-            snap.dead_letter_rows[schema] = int(
-                await conn.fetchval(f"SELECT count(*) FROM {schema}.dead_letters")
-            )
+            # The durable record of each dead letter (and whether it was replayed since).
+            for r in await conn.fetch(
+                f"SELECT consumer_group, origin_topic, reason, error, value"
+                f" FROM {schema}.dead_letters ORDER BY id"
+            ):
+                snap.dead_letters.append(
+                    DeadLetter(
+                        f"dlq.{r['consumer_group']}",
+                        r["origin_topic"].removeprefix(namespace),
+                        r["reason"],
+                        r["error"][:300],
+                        parse_event(bytes(r["value"]) if r["value"] is not None else None),
+                        "table",
+                    )
+                )
+        for table in ("refusals",):
+            if await _exists(conn, f"{schema}.{table}"):
+                snap.counts[f"{schema}.{table}"] = int(
+                    await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}")
+                )
     snap.trail = [
         Event(r["event_id"], r["type"], r["subject"], json.loads(r["data"]) if r["data"] else {})
         for r in await conn.fetch(
@@ -196,6 +230,10 @@ async def read_database(conn: asyncpg.Connection, snap: Snapshot) -> None:
             " FROM audit.events ORDER BY seq"
         )
     ]
+    if await _has_column(conn, "audit", "events", "flag"):
+        snap.counts["audit.events flagged"] = int(
+            await conn.fetchval("SELECT count(*) FROM audit.events WHERE flag IS NOT NULL")
+        )
     snap.deliveries = [
         Delivery(r["notification_id"], r["assignment_id"], r["kind"], r["page"])
         for r in await conn.fetch(
@@ -262,7 +300,7 @@ async def read(dsn: str, bootstrap: str, namespace: str, call_ids: list[str], ch
     snap = Snapshot(call_ids=list(call_ids), chain_ok=chain_ok)
     conn = await asyncpg.connect(dsn)
     try:
-        await read_database(conn, snap)
+        await read_database(conn, snap, namespace)
     finally:
         await conn.close()
     await read_broker(bootstrap, namespace, snap)
@@ -296,7 +334,7 @@ async def moving(dsn: str, bootstrap: str, namespace: str) -> int:
         count = int(
             await conn.fetchval(
                 "SELECT (SELECT count(*) FROM intake.calls WHERE NOT status = ANY($1))"
-                " + (SELECT count(*) FROM matching.calls WHERE NOT status = ANY($2))"
+                " + (SELECT count(*) FROM matching.calls WHERE status = ANY($2))"
                 " + (SELECT count(*) FROM matching.assignments WHERE status = ANY($3))"
                 " + (SELECT count(*) FROM notify.assignments WHERE status = ANY($3))"
                 " + (SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL)"
@@ -304,7 +342,7 @@ async def moving(dsn: str, bootstrap: str, namespace: str) -> int:
                 " + (SELECT count(*) FROM notify.outbox WHERE sent_at IS NULL)"
                 " + (SELECT count(*) FROM audit.outbox WHERE sent_at IS NULL)",
                 list(INTAKE_AT_REST),
-                list(MATCHING_AT_REST),
+                list(MATCHING_LIVE),
                 list(LIVE),
             )
         )
