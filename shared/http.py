@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import install_error_handlers
 from shared.metrics import HTTP_REQUESTS
+from shared.numbers import InexactNumber, check_exact
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -24,8 +25,19 @@ async def refuse(scope: Scope, receive: Receive, send: Send, status: int, code: 
     await response(scope, receive, send)
 
 
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI would parse this body as JSON: no content type, or application/json or */*+json."""
+    raw = dict(scope.get("headers", ())).get(b"content-type")
+    if raw is None:
+        return True
+    kind = raw.split(b";")[0].strip().lower()
+    return kind.startswith(b"application/") and (kind == b"application/json" or kind.endswith(b"+json"))
+
+
 class BodyLimitMiddleware:
-    """Refuses a request body over `max_bytes` with 413 before any route reads it."""
+    """Refuses a request body over `max_bytes` with 413, and a JSON body holding a number no double
+    holds exactly (or NaN, Infinity) with 422 `inexact_number`, before any route reads it: every
+    value a service accepts must reach the audit trail as the number that was sent."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -55,6 +67,14 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if body and _is_json(scope):
+            try:
+                check_exact(body)
+            except InexactNumber as exc:
+                await refuse(
+                    scope, receive, send, 422, "inexact_number", f"{exc}; send numbers a double holds"
+                )
+                return
         sent = False
 
         async def replay() -> Message:

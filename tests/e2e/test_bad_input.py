@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from services.intake import eido
 from tests.e2e.system import System
 from tests.support import eventually
 
@@ -58,6 +61,37 @@ CASES = [
     # JSON can carry U+0000; PostgreSQL cannot store it in text or jsonb.
     ("a NUL character in the narrative", {**GOOD, "narrative": "a\u0000b"}, None, 422, "invalid_text"),
     ("a NUL character in the caller's name", {**GOOD, "caller_name": "\u0000"}, None, 422, "invalid_text"),
+    # Numbers JSON allows but no double holds exactly: audit could not hash what was sent.
+    (
+        "a 31-digit integer",
+        b'{"external_id": "N-1", "incident_type": "MNTL", "location": {"lat": 44.05, "lon": -123.09},'
+        b' "cad_reference": 1000000000000000000000000000007}',
+        None,
+        422,
+        "inexact_number",
+    ),
+    (
+        "a latitude with more digits than a double holds",
+        b'{"external_id": "N-2", "incident_type": "MNTL",'
+        b' "location": {"lat": 44.050000000000000000001, "lon": -123.09}}',
+        None,
+        422,
+        "inexact_number",
+    ),
+    (
+        "NaN as a latitude",
+        b'{"external_id": "N-3", "incident_type": "MNTL", "location": {"lat": NaN, "lon": -123.09}}',
+        None,
+        422,
+        "inexact_number",
+    ),
+    (
+        "1e400 as a longitude",
+        b'{"external_id": "N-4", "incident_type": "MNTL", "location": {"lat": 44.05, "lon": 1e400}}',
+        None,
+        422,
+        "inexact_number",
+    ),
     ("a JSON array", [GOOD], None, 422, "invalid_request"),
     ("not JSON", b"{'external_id': 1", None, 422, "invalid_request"),
     ("empty body", b"", None, 422, "invalid_request"),
@@ -167,3 +201,24 @@ async def test_failed_logins_and_oversight_reads_become_audit_events(system: Sys
             e for e in found if e["data"]["outcome"] == "denied" and e["data"]["service"] == "notify"
         )
         assert denied["data"]["path"] == "/v1/assignments" and denied["data"]["method"] == "GET"
+
+
+async def test_an_eido_extension_number_no_double_holds_is_refused(system: System):
+    """Tried: a 31-digit integer in our triage extension and in a field of an EIDO component no
+    model declares (before: 202, then the call's events were refused by audit's encoder)."""
+    before = await calls_stored(system)
+    sample = eido.example()
+    sample["$id"] = f"urn:test:inexact:{uuid.uuid4().hex}"
+    body = json.dumps(sample).encode()
+    for field in (b'"careRouteTriage": {', b'"incidentComponent": {'):
+        tampered = body.replace(field, field + b'"cadScore": 1000000000000000000000000000007, ', 1)
+        assert tampered != body, field
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(
+                f"{system.url('intake')}/v1/incidents",
+                content=tampered,
+                headers={"content-type": "application/json"},
+                auth=system.psap_auth("valley-ecc"),
+            )
+        assert r.status_code == 422 and r.json()["code"] == "inexact_number", (field, r.text[:300])
+    assert await calls_stored(system) == before
