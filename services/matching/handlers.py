@@ -603,6 +603,10 @@ class MatchingHandlers:
                 await self.offer_next(conn, update.call_id, event)
             return
         if call["status"] not in lifecycle.LIVE_CALLS:
+            if _takes_call_away(update, events.SafetyScreen()):
+                # A finished call is not handed back again: the state machine records the refusal
+                # (a cancelled or closed call), or finds it handed back already.
+                await self._call_to(conn, event, call, "hand_back")
             return
         old = events.OfferDetails.model_validate_json(call["offer"])
         if _takes_call_away(update, old.safety):

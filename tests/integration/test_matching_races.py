@@ -102,6 +102,32 @@ async def test_a_withdrawn_assignment_refuses_the_agencys_accept_and_reports_and
         assert all(w["attempt"] == 1 for w in withdrawn)
 
 
+async def test_a_cleared_call_is_never_changed_back_by_a_late_cancel_or_update(settings, db, producer):
+    """The whole job is applied, then the PSAP's cancel and a weapon update arrive: both are refused
+    and recorded, the call stays closed and nobody is told anything. (Before the change the cancel
+    turned the closed call into a cancelled one.)"""
+    await load(settings, jurisdiction([team("crew")]))
+    async with running_matching(settings, OWN):
+        call_id, offer = await place_call(producer, settings, db)
+        job = claims(offer)
+        for event in job:
+            await publish(producer, settings, event)
+        await db.wait_call(call_id, "closed")
+        late = [take_away(call_id, "cancel"), take_away(call_id, "weapon")]
+        for event in late:
+            await publish(producer, settings, event)
+        await db.wait_processed(*late)
+        assert await db.call_status(call_id) == "closed"
+        # Two topics: the two may be read in either order.
+        assert sorted(await db.refusals(call_id)) == [
+            (topics.CALLS_CANCELLED, "closed", "cancel", "call_closed"),
+            (topics.CALLS_UPDATED, "closed", "hand_back", "call_closed"),
+        ]
+        assert await db.team_status("crew") == "available"
+        assert await topic_events(settings, topics.CALLS_UNASSIGNED, 1, 3) == []
+        assert await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 1, 3) == []
+
+
 async def test_many_cancels_and_weapon_updates_racing_accepts_never_leave_two_live_assignments(
     settings, db, producer
 ):
