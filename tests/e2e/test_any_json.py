@@ -131,6 +131,7 @@ async def test_any_json_in_any_free_field_is_a_4xx_or_a_call_fully_in_the_trail(
     @example((incident, ("careRouteTriage", "cadExtra"), 1e17))
     @example((incident, ("incidentComponent", "cadExtra"), {"n": 1.5e300, "m": [5e-324, -0.0]}))
     @example((native, ("location", "uncertainty_m"), 1e17))
+    @example((incident, ("incidentComponent", "cadExtra"), 10**30 + 7))
     def post(case: tuple[Any, tuple[Any, ...], Any]) -> None:
         build, path, value = case
         route, body = build(path, value)
