@@ -414,10 +414,11 @@ class MatchingHandlers:
         state = str(a["status"])
         nxt = lifecycle.assignment_step(state, step)
         if isinstance(nxt, lifecycle.Refusal):
+            told = await repository.has_refusals(conn, ref.assignment_id)
             await self._refuse(conn, cause, call_id, ref.assignment_id, state, step, nxt)
-            if lifecycle.tells_agency_gone(step) and state not in ("withdrawn", "cleared"):
+            if lifecycle.tells_agency_gone(step) and state not in ("withdrawn", "cleared") and not told:
                 # A withdrawal is on its way to notify already; a declined or expired assignment
-                # the agency still works on was never taken back: tell it now.
+                # the agency still works on was never taken back: tell it now, once.
                 await self._emit_withdrawn(conn, call, a, "assignment_not_live", cause)
             return None
         if nxt == state:

@@ -342,9 +342,13 @@ async def record_refusal(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
     )
 
 
-async def refusals_of_call(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[asyncpg.Record]:
-    """Every refused step about a call, in order."""
-    return await conn.fetch("SELECT * FROM matching.refusals WHERE call_id = $1::uuid ORDER BY id", call_id)
+async def has_refusals(conn: asyncpg.Connection, assignment_id: str) -> bool:
+    """Whether any step about this assignment was refused before."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM matching.refusals WHERE assignment_id = $1::uuid)", assignment_id
+        )
+    )
 
 
 async def insert_decision(conn: asyncpg.Connection, row: dict[str, Any]) -> None:

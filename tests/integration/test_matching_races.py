@@ -18,6 +18,7 @@ from tests.integration.matching_harness import (
     call_cancelled,
     call_received,
     call_updated,
+    expired,
     jurisdiction,
     load,
     new_call_id,
@@ -100,6 +101,39 @@ async def test_a_withdrawn_assignment_refuses_the_agencys_accept_and_reports_and
         withdrawn = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 2)
         assert sorted(w["reason"] for w in withdrawn) == ["cancelled_by_psap", "withdrawn_by_psap_update"]
         assert all(w["attempt"] == 1 for w in withdrawn)
+
+
+async def test_a_claim_on_an_expired_offer_is_refused_and_the_agency_is_sent_a_withdrawal(
+    settings, db, producer
+):
+    """Notify expired the offer; an accept and en route for it arrive anyway (notify's and matching's
+    records disagree, e.g. restored from different moments). Both are refused and recorded, the next
+    team keeps its offer, and matching sends a withdrawal of the expired assignment so the agency
+    stops working it. (Before the change en route revived the expired assignment beside the next
+    team's offer.)"""
+    await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
+    async with running_matching(settings, OWN):
+        call_id, first = await place_call(producer, settings, db)
+        await publish(producer, settings, expired(first))
+        await db.wait_offers(call_id, 2)
+        late = [responded(first, "accepted"), status_changed(first, "en_route")]
+        for event in late:
+            await publish(producer, settings, event)
+        await db.wait_processed(*late)
+        assert [(o["team_id"], o["status"]) for o in await db.offers(call_id)] == [
+            ("first", "expired"),
+            ("second", "offered"),
+        ]
+        assert sorted(await db.refusals(call_id)) == [
+            (topics.ASSIGNMENTS_RESPONDED, "expired", "accepted", "assignment_expired"),
+            (topics.ASSIGNMENTS_STATUS_CHANGED, "expired", "en_route", "assignment_expired"),
+        ]
+        assert await db.team_status("first") == "available" and await db.team_status("second") == "offered"
+        # Once, however many claims were refused: the agency hears it one time.
+        withdrawn = await topic_events(settings, topics.ASSIGNMENTS_WITHDRAWN, 2, 5)
+        assert [(w["assignment_id"], w["reason"], w["attempt"]) for w in withdrawn] == [
+            (first["assignment_id"], "assignment_not_live", 1)
+        ]
 
 
 async def test_a_cleared_call_is_never_changed_back_by_a_late_cancel_or_update(settings, db, producer):

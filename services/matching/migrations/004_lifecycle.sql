@@ -13,5 +13,6 @@ CREATE TABLE matching.refusals (
     at            timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX refusals_call ON matching.refusals (call_id, id);
+CREATE INDEX refusals_assignment ON matching.refusals (assignment_id) WHERE assignment_id IS NOT NULL;
 -- Notify decides deadlines now: matching keeps each offer's deadline but no longer looks for due ones.
 DROP INDEX IF EXISTS matching.assignments_due;
