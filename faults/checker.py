@@ -360,7 +360,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
             if len(ends) > 1 or ("accepted" in steps and ends & {"declined", "expired"}):
                 v.add(
                     "inconsistent",
-                    f"ends:{aid}",
+                    f"assignment:{aid}",
                     f"assignment {aid} of {call_id}: {', '.join(sorted(steps))} in the trail",
                 )
         want = expected_intake(events, snap)

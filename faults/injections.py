@@ -209,7 +209,11 @@ async def replay(cluster: Cluster, ctx: Context) -> str:
     await cluster.stop_services()
     rewound = 0
     for service in ("intake", "matching", "notify", "audit"):
-        rewound += await broker.rewind(bootstrap, cluster.settings.group(service))
+        group = cluster.settings.group(service)
+        rewound += await broker.rewind(bootstrap, group)
+        left = {tp: n for tp, n in (await broker.committed(bootstrap, group)).items() if n}
+        if left:
+            raise RuntimeError(f"{group} was not rewound: {left}")
     cluster.start_services()
     await cluster.wait_ready()
     if ctx.wait_at_rest is not None:

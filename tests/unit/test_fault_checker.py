@@ -218,3 +218,11 @@ def test_order_is_causal_not_by_position_in_the_trail() -> None:
     snap = clean()
     snap.trail = [snap.trail[0], snap.trail[5], *snap.trail[1:5], *snap.trail[6:]]
     assert judge(snap).passed
+
+
+def test_inconsistent_an_accept_and_an_expiry_of_one_offer() -> None:
+    # Two places deciding the deadline: notify honoured the accept, matching expired the offer.
+    snap = clean()
+    snap.trail.append(Event("e9", "assignments.expired.v1", CALL, {"assignment_id": A2}))
+    found = judge(snap)
+    assert "assignment:a2" in found.problems["inconsistent"]
