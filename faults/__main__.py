@@ -7,11 +7,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from aiokafka.errors import KafkaError
 
 from faults import report, snapshot
 from faults.checker import judge
@@ -122,8 +125,40 @@ async def one_fault(
     }
 
 
-async def run(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
-    """Every chosen fault, each on the same infrastructure with its own database and topics."""
+# What a fault that the suite itself could not carry through raises (infrastructure that did not
+# come back, a service that never answered): recorded as a failed fault, and the run goes on.
+SUITE_ERRORS: tuple[type[BaseException], ...] = (
+    infra.InfraError,
+    RuntimeError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    KafkaError,
+    httpx.HTTPError,
+)
+
+
+def not_finished(name: str, exc: BaseException) -> dict[str, Any]:
+    """The result of a fault the suite could not finish: failed, with no counts."""
+    return {
+        "fault": name,
+        "what": f"not finished: {exc!r}"[:300],
+        "seconds": 0,
+        "calls": 0,
+        **dict.fromkeys(report.KIND_COLUMNS, None),
+        "chain_ok": False,
+        "passed": False,
+        "info": {},
+        "examples": [f"the suite could not finish this fault: {exc!r}"[:300]],
+        "load": {},
+    }
+
+
+async def run(
+    args: argparse.Namespace, names: list[str], save: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
+    """Every chosen fault, each on the same infrastructure with its own database and topics;
+    `save` gets the results after each fault, so a run cut short keeps what it found."""
     j = load_file(args.jurisdiction)
     cluster = Cluster(
         ROOT / ".run" / "faults",
@@ -133,13 +168,19 @@ async def run(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]
         args.offer_timeout,
         keep=args.keep,
     )
-    results = []
+    results: list[dict[str, Any]] = []
     try:
         await cluster.start(j)
         for seed, name in enumerate(names, start=1):
-            if seed > 1:
-                await cluster.fresh(j)
-            results.append(await one_fault(cluster, j, name, FAULTS[name], args, seed))
+            try:
+                if seed > 1:
+                    await cluster.fresh(j)
+                results.append(await one_fault(cluster, j, name, FAULTS[name], args, seed))
+            except SUITE_ERRORS as exc:
+                log(f"{name}: not finished: {exc!r}")
+                results.append(not_finished(name, exc))
+                await asyncio.to_thread(cluster.infra_up)
+            save(results)
     finally:
         await cluster.stop()
     return results
@@ -165,10 +206,13 @@ def main() -> None:
         "--drain", type=float, default=120, help="at most, real seconds for answers after the load"
     )
     parser.add_argument("--settle", type=float, default=10, help="seconds after the drain before checking")
-    parser.add_argument("--pg-port", type=int, default=55482)
+    # Both ports above the ephemeral range (32768-60999 here): while a server is down, a client
+    # reconnecting to its port may be given that very port as its own and connect to itself,
+    # and the server then cannot bind it again (seen with the broker down 60 s).
+    parser.add_argument("--pg-port", type=int, default=61482)
     parser.add_argument("--keep", action="store_true", help="keep the last database and the infrastructure")
     parser.add_argument(
-        "--kafka-port", type=int, default=59472, help="the broker's port (its controller: +1)"
+        "--kafka-port", type=int, default=61472, help="the broker's port (its controller: +1)"
     )
     args = parser.parse_args()
     if args.list:
@@ -182,18 +226,22 @@ def main() -> None:
     unknown = set(names) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}; --list shows them")
-    results = asyncio.run(run(args, names))
     out = ROOT / "faults" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    text = json.dumps({"when": when, "results": results}, indent=2)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    partial = out / f"partial-{started.replace(':', '')}.json"
+
+    def save(results: list[dict[str, Any]]) -> None:
+        partial.write_text(json.dumps({"when": started, "results": results}, indent=2) + "\n")
+
+    results = asyncio.run(run(args, names, save))
+    text = json.dumps({"when": started, "results": results}, indent=2)
     shown = {k: v for k, v in vars(args).items() if k not in ("faults", "jurisdiction", "list", "keep")}
     if names == list(FAULTS) and not args.quick:
         # Only a full run is the record; a partial or quick one is kept apart and changes no doc.
         (out / "latest.json").write_text(text + "\n")
-        report.write(results, when, shown, ROOT / "docs" / "faults.md")
-    else:
-        (out / f"partial-{when.replace(':', '')}.json").write_text(text + "\n")
+        partial.unlink(missing_ok=True)
+        report.write(results, started, shown, ROOT / "docs" / "faults.md")
     sys.stdout.write(text + "\n")
     sys.exit(0 if all(r["passed"] for r in results) else 1)
 

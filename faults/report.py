@@ -19,7 +19,7 @@ def section(results: list[dict[str, Any]], when: str, settings: dict[str, Any]) 
     lines.append(f"| fault | what was done | s | calls | {heads} | chain | result |")
     lines.append("|---|---|---|---|" + "---|" * len(KINDS) + "---|---|")
     for r in results:
-        counts = " | ".join(str(r[k]) for k in KINDS)
+        counts = " | ".join("-" if r[k] is None else str(r[k]) for k in KINDS)
         lines.append(
             f"| {r['fault']} | {r['what']} | {r['seconds']} | {r['calls']} | {counts} |"
             f" {'ok' if r['chain_ok'] else 'BROKEN'} | {'pass' if r['passed'] else 'FAIL'} |"
