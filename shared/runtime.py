@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
+from shared.auth import Authenticator
 from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
@@ -26,6 +27,7 @@ from shared.failures import is_transient, wait_backoff
 from shared.kafka import ensure_topics, make_producer
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
+from shared.throttle import FailureThrottle
 from shared.topics import REGISTRY, dlq_topic
 
 log = structlog.get_logger(__name__)
@@ -59,6 +61,13 @@ class Infra:
             return True
         except (OSError, KafkaError):
             return False
+
+    def authenticator(self, schema: str) -> Authenticator:
+        """The bearer-token check of `schema`'s service, its failure throttle set from the settings."""
+        s = self.settings
+        return Authenticator(
+            self.pool, schema, FailureThrottle(s.auth_failure_burst, s.auth_failure_window_s)
+        )
 
     def consumer(
         self,

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     # Offsets committed at most this often (a redelivery after a crash is dropped by the inbox).
     consumer_commit_interval_s: float = Field(default=0.2, ge=0, le=60)
+    # Failed authentications one client address may make in a window before it is answered 429.
+    auth_failure_burst: int = Field(default=10, ge=1)
+    auth_failure_window_s: float = Field(default=60.0, gt=0)
     outbox_poll_interval_s: float = 1.0
     matching_offer_timeout_s: int = 120
     matching_speed_kmh: float = 40.0

@@ -8,7 +8,6 @@ from services.audit import api, handlers
 from services.audit.checkpoints import Checkpointer
 from services.audit.repository import SCHEMA
 from services.audit.settings import AuditSettings
-from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 from shared.topics import REGISTRY
@@ -27,7 +26,7 @@ def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceP
         max_body_bytes=infra.settings.max_body_bytes,
         description="The append-only, hash-chained trail, its signed checkpoints and the oversight API.",
     )
-    auth = Authenticator(infra.pool, SCHEMA)
+    auth = infra.authenticator(SCHEMA)
     app.include_router(api.router(infra.pool, auth, checkpointer))
     app.include_router(api.reports_router(infra.pool, auth))
     return ServiceParts(

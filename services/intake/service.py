@@ -10,7 +10,6 @@ from services.intake.guard import PsapGuard, forget_old_requests
 from services.intake.repository import SCHEMA
 from services.intake.settings import IntakeSettings
 from shared import topics
-from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 
@@ -35,7 +34,7 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
         max_body_bytes=settings.max_body_bytes,
         description="Calls in from 911 centers, triage, and call status.",
     )
-    guard = PsapGuard(infra.pool, Authenticator(infra.pool, SCHEMA), settings)
+    guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
     app.include_router(api.router(infra.pool, guard, settings))
     sender = callbacks.CallbackSender(infra.pool, settings)
     return ServiceParts(

@@ -8,7 +8,6 @@ from services.matching import api
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.repository import SCHEMA
 from services.matching.settings import MatchingSettings
-from shared.auth import Authenticator
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
 
@@ -32,7 +31,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         max_body_bytes=s.max_body_bytes,
         description="The roster, team choice, offers and hand-back.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), handlers))
+    app.include_router(api.router(infra.pool, infra.authenticator(SCHEMA), handlers))
     return ServiceParts(
         name="matching",
         schema=SCHEMA,

@@ -9,7 +9,6 @@ from services.notify.jobs import Expirer, Repager
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import WebhookSender
-from shared.auth import Authenticator
 from shared.http import make_app
 from shared.kafka import ensure_topics
 from shared.runtime import Infra, ServiceParts
@@ -28,7 +27,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         max_body_bytes=s.max_body_bytes,
         description="Delivery to agencies, their answers and status reports.",
     )
-    app.include_router(api.router(infra.pool, Authenticator(infra.pool, SCHEMA), waker, ns))
+    app.include_router(api.router(infra.pool, infra.authenticator(SCHEMA), waker, ns))
     app.include_router(api.registries())
     app.include_router(console.router())
 
