@@ -105,7 +105,10 @@ async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(group)
+        # Bounded: with the group's coordinator unavailable the admin client would retry forever.
+        offsets: dict[TopicPartition, OffsetAndMetadata] = await asyncio.wait_for(
+            admin.list_consumer_group_offsets(group), 60
+        )
     finally:
         await admin.close()
     return {tp: o.offset for tp, o in offsets.items() if o.offset >= 0}

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from faults import broker, clock, snapshot
 from faults.cluster import Cluster
@@ -16,7 +17,6 @@ from faults.races import RaceDriver
 from shared import topics
 from shared.infra.procs import pid_alive, wait_gone
 from shared.jurisdiction import Jurisdiction
-from shared.kafka import make_producer
 
 
 @dataclass
@@ -128,7 +128,8 @@ async def pause_consumer(cluster: Cluster, ctx: Context) -> str:
 async def poison(cluster: Cluster, ctx: Context) -> str:
     """Undecodable and unknown-type messages mixed into two topics."""
     s = cluster.settings
-    producer = make_producer(s.kafka_bootstrap_servers)
+    # A plain producer: the poison comes from outside the system, not through its own clients.
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
         for n in range(10):
