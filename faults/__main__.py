@@ -27,7 +27,7 @@ from sim.scenario import Options, plan_day
 
 ROOT = Path(__file__).parents[1]
 # --quick: phases short enough to try one fault in about two minutes.
-QUICK = {"seconds": 20.0, "settle": 5.0}
+QUICK = {"seconds": 15.0}
 
 
 def log(text: str) -> None:
@@ -93,10 +93,9 @@ async def one_fault(
         # calls the load sent are judged all the same.
         tally = await asyncio.wait_for(load, args.seconds + args.drain + 90)
     except TimeoutError:
+        # The simulator's problem, not the system's: counted apart (its agencies answered no more).
         log(f"{name}: the simulated load did not end; judging the calls it sent")
-        ctx.findings.append(
-            ("stuck", "load", "the simulated load did not end in time (its agencies' consumer)")
-        )
+        ctx.counts["load_cut_short"] = 1
         tally = sim.tally
     if fault.heal is not None:
         what.append(await fault.heal(cluster, ctx))
@@ -200,10 +199,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
     parser.add_argument("--faults", default="", help=f"comma-separated (default all): {', '.join(FAULTS)}")
     parser.add_argument("--list", action="store_true", help="print the faults' names and stop")
-    parser.add_argument("--quick", action="store_true", help="short phases: --seconds 20 --settle 5")
+    parser.add_argument("--quick", action="store_true", help="short phases: --seconds 15")
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BROKER", "apache"))
     parser.add_argument("--jurisdiction", type=Path, default=ROOT / "examples" / "lane-valley.yaml")
-    parser.add_argument("--seconds", type=float, default=30, help="real seconds of load per fault")
+    parser.add_argument("--seconds", type=float, default=25, help="real seconds of load per fault")
     parser.add_argument("--speedup", type=float, default=120)
     parser.add_argument(
         "--calls-per-hour", type=float, default=300, help="simulated calls per simulated hour"
@@ -214,7 +213,7 @@ def main() -> None:
     parser.add_argument(
         "--drain", type=float, default=120, help="at most, real seconds for answers after the load"
     )
-    parser.add_argument("--settle", type=float, default=10, help="seconds after the drain before checking")
+    parser.add_argument("--settle", type=float, default=5, help="seconds after the drain before checking")
     # Both ports above the ephemeral range (32768-60999 here): while a server is down, a client
     # reconnecting to its port may be given that very port as its own and connect to itself,
     # and the server then cannot bind it again (seen with the broker down 60 s).
