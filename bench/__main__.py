@@ -30,6 +30,7 @@ from services.audit import bench as audit_bench
 from services.matching import bench as matching_bench
 from shared import infra
 from shared.jurisdiction import parse
+from shared.kafka import client_options
 from shared.settings import SERVICE_NAMES, Settings
 from shared.topics import agency_topic
 
@@ -154,7 +155,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     """Calls at `rate`/s; latency from each 202 to its offer on an agency topic."""
     s = system.settings
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka_bootstrap_servers,
+        **client_options(s),
         fetch_max_wait_ms=s.fetch_max_wait_ms(),
         enable_auto_commit=False,
     )
@@ -347,7 +348,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             n += int(rate * args.duration)
             log(f"bare baseline at {rate} msg/s")
             results["bare_latency_ms"][str(rate)] = await bare_latency(
-                endpoints.kafka_bootstrap_servers,
+                system.settings,
                 rate,
                 args.duration,
                 system.settings.fetch_max_wait_ms(),

@@ -10,7 +10,8 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.stats import summary
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import client_options, ensure_topics, make_producer
+from shared.settings import Settings
 
 HOPS = 3
 
@@ -26,19 +27,19 @@ async def _forward(
 
 
 async def bare_latency(
-    bootstrap: str, rate: int, duration_s: float, fetch_max_wait_ms: int
+    settings: Settings, rate: int, duration_s: float, fetch_max_wait_ms: int
 ) -> dict[str, float]:
     """Send `rate` messages a second for `duration_s` through three hops; latency of the last hop's read."""
     prefix = f"bare-{uuid.uuid4().hex[:8]}"
     topics = [f"{prefix}.hop{i}" for i in range(HOPS + 1)]
-    await ensure_topics(bootstrap, topics, partitions=3)
+    await ensure_topics(settings, topics, partitions=3)
     # Same producer and consumer settings as the services (acks=all, manual group, same fetch wait).
-    producer = make_producer(bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     consumers = [
         AIOKafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **client_options(settings),
             group_id=f"{topic}-group",
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,

@@ -40,6 +40,8 @@ def _settings() -> Settings:
             updates["kafka_bootstrap_servers"] = endpoints.kafka_bootstrap_servers
         if "KAFKA_BROKER" not in os.environ:
             updates["kafka_broker"] = endpoints.broker
+        if "KAFKA_SECURITY_PROTOCOL" not in os.environ:
+            updates["kafka_security_protocol"] = endpoints.kafka_security_protocol
         settings = Settings(**{**settings.model_dump(), **updates})
     return settings
 
@@ -55,6 +57,7 @@ def run(
     os.environ.setdefault("DATABASE_URL", settings.database_url.get_secret_value())
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
     os.environ.setdefault("KAFKA_BROKER", settings.kafka_broker)
+    os.environ.setdefault("KAFKA_SECURITY_PROTOCOL", settings.kafka_security_protocol)
     main(services or list(SERVICE_NAMES))
 
 
@@ -84,6 +87,48 @@ def load(
     typer.echo(
         f"loaded {j.jurisdiction.name}: {len(j.psaps)} PSAPs, {len(j.agencies)} agencies, "
         f"{len(j.teams)} teams, {len(j.oversight)} oversight, rules {j.triage.version}"
+    )
+
+
+@app.command("kafka-acls")
+def kafka_acls(
+    file: Annotated[Path, typer.Argument(help="the jurisdiction YAML file", exists=False)],
+    check: Annotated[bool, typer.Option("--check", help="print the grants; change nothing")] = False,
+) -> None:
+    """Give the broker the jurisdiction's principals and ACLs (idempotent; run as the broker's administrator).
+
+    Creates every topic (events, dead letters, agency topics), a SCRAM user for each service with
+    its own password (INTAKE_KAFKA_SASL_PASSWORD, ...) and each agency with a `kafka` block, and
+    ACLs: a service reads what it consumes in its own group and writes what it produces; an agency
+    reads only agency.<id>.assignments.v1 in groups agency.<id>.*. Grants the file no longer
+    implies are revoked. Log in with KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD of a super user.
+    """
+    from confluent_kafka import KafkaException
+
+    from services import kafka_access
+
+    try:
+        jurisdiction = load_file(file)
+    except JurisdictionError as exc:
+        typer.echo(f"careroute kafka-acls: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+    if check:
+        typer.echo("\n".join(kafka_access.describe(settings, jurisdiction)))
+        return
+    if not settings.kafka_secured_protocol():
+        typer.echo(
+            "careroute kafka-acls: the broker is not secured (KAFKA_SECURITY_PROTOCOL=PLAINTEXT)", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        applied = kafka_access.apply(settings, jurisdiction)
+    except (ValueError, KafkaException) as exc:
+        typer.echo(f"careroute kafka-acls: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{len(applied.topics_created)} topics created, {len(applied.users)} SCRAM users set, "
+        f"{applied.grants} ACLs granted, {applied.revoked} revoked"
     )
 
 
@@ -134,9 +179,16 @@ def verify(
 def infra_up(
     broker: Annotated[str, typer.Option(help="apache | tansu | external | auto")] = "",
 ) -> None:
-    """Start the local PostgreSQL and broker (reused when already running)."""
+    """Start the local PostgreSQL and broker (reused when already running).
+
+    KAFKA_SECURED=true starts Apache Kafka with a SASL_PLAINTEXT SCRAM-SHA-512 listener and ACLs;
+    its administrator is KAFKA_SASL_USERNAME (default admin) with KAFKA_SASL_PASSWORD.
+    """
     settings = Settings()
     chosen = infra.choose_broker(broker or os.environ.get("KAFKA_BROKER") or settings.kafka_broker)
+    login = None
+    if settings.kafka_secured:
+        login = (settings.kafka_sasl_username or "admin", settings.kafka_sasl_password.get_secret_value())
     try:
         endpoints = infra.up(
             settings.run_dir,
@@ -145,11 +197,15 @@ def infra_up(
             kafka_port=settings.local_kafka_port,
             database_url=os.environ.get("DATABASE_URL"),
             external_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if chosen == "external" else None,
+            kafka_login=login,
         )
     except infra.InfraError as exc:
         typer.echo(f"careroute infra up: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"broker      {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
+    secured = (
+        "" if endpoints.kafka_security_protocol == "PLAINTEXT" else f" ({endpoints.kafka_security_protocol})"
+    )
+    typer.echo(f"broker      {endpoints.broker} at {endpoints.kafka_bootstrap_servers}{secured}")
     typer.echo(f"postgresql  {endpoints.database_url}")
     typer.echo(f"run folder  {settings.run_dir.resolve()}")
 
@@ -201,7 +257,7 @@ async def _replay(
     from shared.kafka import make_producer
 
     pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     try:
         replayed = []

@@ -23,6 +23,7 @@ from services import loader
 from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 
@@ -128,7 +129,7 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
     # One independent consumer follows every agency topic, as each agency's own software would.
     consumer = AIOKafkaConsumer(
         *agency_of_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"demo-agencies-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,

@@ -35,7 +35,7 @@ async def load(settings: Settings, jurisdiction: Jurisdiction) -> None:
         await pool.close()
     for agency in jurisdiction.agencies:
         await ensure_topics(
-            settings.kafka_bootstrap_servers,
+            settings,
             [settings.topic(agency_topic(agency.id))],
             partitions=agency.partitions,
         )

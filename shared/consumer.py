@@ -85,6 +85,7 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         commit_interval_s: float = 0.2,
         on_dead_letter: DeadLetterHook | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.group = group
         self._schema = schema
@@ -109,6 +110,7 @@ class EventConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(300, session_timeout_ms // 3),
             max_poll_records=200,
+            **(security or {}),
         )
 
     async def is_running(self) -> bool:

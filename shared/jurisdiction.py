@@ -95,6 +95,14 @@ class Webhook(Model):
     allow_private: bool = False
 
 
+class AgencyKafka(Model):
+    """An agency's own broker principal (SCRAM), which may read only the agency's topic."""
+
+    # Defaults to agency-<id>.
+    username: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    password: Secret
+
+
 class Agency(Model):
     """A community crisis agency and how it is reached."""
 
@@ -105,6 +113,7 @@ class Agency(Model):
     partitions: int = Field(default=1, ge=1, le=64)
     contracted_share: float = Field(default=1.0, gt=0, le=1)
     webhook: Webhook | None = None
+    kafka: AgencyKafka | None = None
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> Agency:

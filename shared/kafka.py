@@ -1,17 +1,85 @@
-"""Kafka helpers: the one producer of a process, topic creation from the registry."""
+"""Kafka helpers: how every client connects and authenticates, the producer, topic creation."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from shared.settings import Settings
+
 log = structlog.get_logger(__name__)
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    # Verifies the broker's certificate and host name against the CA file (the system's when unset).
+    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    context = ssl.create_default_context(cafile=cafile)
+    if settings.kafka_ssl_certfile is not None:
+        keyfile = str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None
+        context.load_cert_chain(str(settings.kafka_ssl_certfile), keyfile)
+    return context
+
+
+def security_options(settings: Settings, service: str | None = None) -> dict[str, Any]:
+    """The keyword arguments with which an aiokafka client authenticates as `service` (None: the process).
+
+    Empty when security is off (PLAINTEXT), so an unsecured client is built exactly as before.
+    """
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        username, password = settings.kafka_login(service)
+        if not username or not password.get_secret_value():
+            who = f"{service.upper()}_KAFKA_SASL_PASSWORD or " if service else ""
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs a principal: set {who}"
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": username,
+            "sasl_plain_password": password.get_secret_value(),
+        }
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    return options
+
+
+def client_options(settings: Settings, service: str | None = None) -> dict[str, Any]:
+    """The bootstrap servers and security keyword arguments every aiokafka client of `service` takes."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **security_options(settings, service)}
+
+
+def confluent_config(settings: Settings, service: str | None = None) -> dict[str, str | int | float | bool]:
+    """The same connection and principal as librdkafka (confluent-kafka) configuration."""
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        username, password = settings.kafka_login(service)
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": username,
+            "sasl.password": password.get_secret_value(),
+        }
+    if settings.kafka_security_protocol.endswith("SSL"):
+        for name, key in (("cafile", "ssl.ca.location"), ("certfile", "ssl.certificate.location")):
+            path = getattr(settings, f"kafka_ssl_{name}")
+            if path is not None:
+                config[key] = str(path)
+        if settings.kafka_ssl_keyfile is not None:
+            config["ssl.key.location"] = str(settings.kafka_ssl_keyfile)
+    return config
 
 
 class Publisher(Protocol):
@@ -28,14 +96,14 @@ class Publisher(Protocol):
     ) -> asyncio.Future[object]: ...
 
 
-def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas (acks=all), without idempotence.
+def make_producer(settings: Settings, service: str | None = None) -> AIOKafkaProducer:
+    """A producer of `service` (None: the process) that waits for all in-sync replicas (acks=all).
 
     Idempotence and transactions are off on purpose (DESIGN.md section 4): Tansu lacks them and
     they would not cover the Postgres write; consumers' inboxes make delivery exact instead.
     """
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **client_options(settings, service),
         acks="all",
         enable_idempotence=False,
         linger_ms=5,
@@ -45,11 +113,20 @@ def make_producer(bootstrap_servers: str) -> AIOKafkaProducer:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: Iterable[str], *, partitions: int = 3, timeout_s: float = 30.0
+    settings: Settings,
+    names: Iterable[str],
+    *,
+    partitions: int = 3,
+    service: str | None = None,
+    timeout_s: float = 30.0,
 ) -> None:
-    """Create the topics that do not exist yet (replication factor 1 on the local broker)."""
+    """Create the topics that do not exist yet (replication factor 1 on the local broker).
+
+    On a secured broker a principal sees only the topics it may describe, so `service` should
+    name only topics its ACLs cover (the administrator creates the rest, `careroute kafka-acls`).
+    """
     wanted = sorted(set(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_options(settings, service), request_timeout_ms=15000)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:

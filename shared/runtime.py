@@ -8,7 +8,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
+from shared import kafka_acls
 from shared.auth import Authenticator
 from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.failures import is_transient, wait_backoff
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics, make_producer, security_options
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.throttle import FailureThrottle
@@ -93,6 +94,7 @@ class Infra:
             batch_size=s.consumer_batch_size,
             batch_handler=batch_handler,
             commit_interval_s=s.consumer_commit_interval_s,
+            security=security_options(s, service),
         )
 
 
@@ -183,6 +185,38 @@ def topics_for(settings: Settings, services: list[str]) -> list[str]:
     return names
 
 
+async def _ensure_topics(settings: Settings, services: list[str]) -> None:
+    if not settings.kafka_secured_protocol():
+        await ensure_topics(settings, topics_for(settings, services), partitions=settings.kafka_partitions)
+        return
+    # A service's principal sees only its own topics: each checks those, as itself.
+    for service in services:
+        await ensure_topics(
+            settings,
+            kafka_acls.service_topics(settings, service),
+            partitions=settings.kafka_partitions,
+            service=service,
+        )
+
+
+async def _start_producers(
+    stack: AsyncExitStack, settings: Settings, services: list[str]
+) -> dict[str, AIOKafkaProducer]:
+    """One producer per principal: one for the process, or one per service with its own login."""
+    producers: dict[str, AIOKafkaProducer] = {}
+    by_login: dict[tuple[str, str], AIOKafkaProducer] = {}
+    for name in services:
+        username, password = settings.kafka_login(name)
+        login = (username, password.get_secret_value())
+        if login not in by_login:
+            producer = make_producer(settings, name)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            by_login[login] = producer
+        producers[name] = by_login[login]
+    return producers
+
+
 async def run(
     settings: Settings,
     services: list[str],
@@ -207,20 +241,15 @@ async def run(
             raise StartupError(f"cannot reach PostgreSQL: {exc!r}; is `careroute infra up` running?") from exc
         stack.push_async_callback(pool.close)
         try:
-            await ensure_topics(
-                settings.kafka_bootstrap_servers,
-                topics_for(settings, services),
-                partitions=settings.kafka_partitions,
-            )
+            await _ensure_topics(settings, services)
         except KafkaError as exc:
             raise StartupError(
                 f"cannot reach the broker at {settings.kafka_bootstrap_servers}: {exc!r}"
             ) from exc
-        producer = make_producer(settings.kafka_bootstrap_servers)
-        await producer.start()
-        stack.push_async_callback(producer.stop)
-        infra = Infra(settings=settings, pool=pool, producer=producer)
-        parts = [builders[name](infra) for name in services]
+        producers = await _start_producers(stack, settings, services)
+        infra = Infra(settings=settings, pool=pool, producer=producers[services[0]])
+        # Each service publishes (outbox, dead letters) through the producer of its own principal.
+        parts = [builders[name](replace(infra, producer=producers[name])) for name in services]
         for part in parts:
             await migrate(pool, part.schema, [part.migrations])
             if part.on_start is not None:
@@ -243,7 +272,7 @@ async def run(
                 relay = OutboxRelay(
                     pool,
                     part.schema,
-                    producer,
+                    producers[part.name],
                     settings.topic,
                     poll_interval_s=settings.outbox_poll_interval_s,
                     on_published=part.on_published,

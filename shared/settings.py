@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,26 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int | None = Field(default=None, ge=1, le=60_000)
     kafka_session_timeout_ms: int = 6000
     kafka_partitions: int = 3
+    # Off (PLAINTEXT) for the embedded demo; SASL_* authenticates every client, *SSL encrypts.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    # This process's principal; a service with its own password below authenticates as itself.
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    # Each service's own principal (its username defaults to the service's name).
+    intake_kafka_sasl_username: str = ""
+    intake_kafka_sasl_password: SecretStr | None = None
+    matching_kafka_sasl_username: str = ""
+    matching_kafka_sasl_password: SecretStr | None = None
+    notify_kafka_sasl_username: str = ""
+    notify_kafka_sasl_password: SecretStr | None = None
+    audit_kafka_sasl_username: str = ""
+    audit_kafka_sasl_password: SecretStr | None = None
+    # `careroute infra up` starts the local Apache Kafka with SASL, SCRAM and ACLs.
+    kafka_secured: bool = False
     http_host: str = "127.0.0.1"
     intake_port: int = DEFAULT_PORTS["intake"]
     matching_port: int = DEFAULT_PORTS["matching"]
@@ -60,6 +81,26 @@ class Settings(BaseSettings):
         """The HTTP port of one service."""
         return int(getattr(self, f"{service}_port"))
 
+    def kafka_secured_protocol(self) -> bool:
+        """Whether clients authenticate (SASL_PLAINTEXT, SASL_SSL) or present certificates (SSL)."""
+        return self.kafka_security_protocol != "PLAINTEXT"
+
+    def kafka_service_username(self, service: str) -> str:
+        """The principal name of one service: its own setting, else the service's name."""
+        return str(getattr(self, f"{service}_kafka_sasl_username")) or service
+
+    def kafka_login(self, service: str | None = None) -> tuple[str, SecretStr]:
+        """The SASL username and password `service` (None: the process itself) authenticates with.
+
+        A service whose own password is set authenticates as its own principal even when all four
+        run in one process; otherwise it uses the process's KAFKA_SASL_USERNAME.
+        """
+        if service is not None:
+            password = getattr(self, f"{service}_kafka_sasl_password")
+            if password is not None:
+                return self.kafka_service_username(service), password
+        return self.kafka_sasl_username, self.kafka_sasl_password
+
     def fetch_max_wait_ms(self) -> int:
         """How long a consumer's fetch may wait for records when there are none.
 
@@ -82,6 +123,20 @@ class Settings(BaseSettings):
         }
         if self.kafka_fetch_max_wait_ms is not None:
             env["KAFKA_FETCH_MAX_WAIT_MS"] = str(self.kafka_fetch_max_wait_ms)
+        if self.kafka_secured_protocol():
+            env["KAFKA_SECURITY_PROTOCOL"] = self.kafka_security_protocol
+            env["KAFKA_SASL_MECHANISM"] = self.kafka_sasl_mechanism
+            env["KAFKA_SASL_USERNAME"] = self.kafka_sasl_username
+            env["KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+            for name in ("cafile", "certfile", "keyfile"):
+                path = getattr(self, f"kafka_ssl_{name}")
+                if path is not None:
+                    env[f"KAFKA_SSL_{name.upper()}"] = str(path)
+            for service in SERVICE_NAMES:
+                password = getattr(self, f"{service}_kafka_sasl_password")
+                if password is not None:
+                    env[f"{service.upper()}_KAFKA_SASL_USERNAME"] = self.kafka_service_username(service)
+                    env[f"{service.upper()}_KAFKA_SASL_PASSWORD"] = password.get_secret_value()
         return env
 
     def topic(self, name: str) -> str:

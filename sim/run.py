@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
@@ -206,7 +207,7 @@ class Simulation:
         """Send every planned call on its schedule, answer every offer, then wait for the tail."""
         consumer = AIOKafkaConsumer(
             *[self.settings.topic(agency_topic(a.id)) for a in self.j.agencies],
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             group_id=f"simulated-agencies-{random.getrandbits(32):08x}",
             auto_offset_reset="latest",
             fetch_max_wait_ms=50,

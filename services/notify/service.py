@@ -34,9 +34,10 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     async def create_agency_topics() -> None:
         for agency in await repository.agencies(infra.pool):
             await ensure_topics(
-                s.kafka_bootstrap_servers,
+                s,
                 [s.topic(agency_topic(agency["id"]))],
                 partitions=agency["partitions"],
+                service="notify",
             )
 
     return ServiceParts(

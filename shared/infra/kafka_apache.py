@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 from shared.infra.ports import HOST, wait_for_kafka
 from shared.infra.procs import kill_now, log_tail, pid_alive, run_logged, spawn_detached
@@ -152,8 +154,62 @@ def _cluster_id() -> str:
             return value
 
 
-def server_properties(port: int, data_dir: Path) -> str:
-    """Return server.properties for a single KRaft node on port (controller on port + 1)."""
+# SCRAM-SHA-512 is what the services' default KAFKA_SASL_MECHANISM speaks.
+MECHANISM = "SCRAM-SHA-512"
+_PASSWORD = re.compile(r"^[A-Za-z0-9_.~-]{16,}$")
+
+
+def check_login(username: str, password: str) -> None:
+    """Refuse an administrator login the format tool or the JAAS line could misread."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", username):
+        raise InfraError(
+            f"the Kafka administrator name {username!r} must be letters, digits, '.', '_' or '-'"
+        )
+    if not _PASSWORD.fullmatch(password):
+        raise InfraError(
+            "the Kafka administrator password (KAFKA_SASL_PASSWORD) must be at least 16 letters, "
+            "digits, '-', '_', '.' or '~'"
+        )
+
+
+def sasl_options(login: tuple[str, str]) -> dict[str, Any]:
+    """aiokafka's keyword arguments that log in as `login` on the secured listener."""
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": MECHANISM,
+        "sasl_plain_username": login[0],
+        "sasl_plain_password": login[1],
+    }
+
+
+def _secured_properties(port: int, login: tuple[str, str]) -> dict[str, str]:
+    username, password = login
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{username}" password="{password}";'
+    )
+    return {
+        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{port + 1}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        # The broker reaches its own controller over the unauthenticated CONTROLLER listener, where it
+        # is ANONYMOUS; that listener stays on loopback and serves only the quorum (README: Security).
+        "super.users": f"User:{username};User:ANONYMOUS",
+    }
+
+
+def server_properties(port: int, data_dir: Path, login: tuple[str, str] | None = None) -> str:
+    """Return server.properties for a single KRaft node on port (controller on port + 1).
+
+    With `login` (administrator name, password) the client listener is SASL_PLAINTEXT with
+    SCRAM-SHA-512 and the StandardAuthorizer denies whatever no ACL allows.
+    """
     controller = port + 1
     settings = {
         "process.roles": "broker,controller",
@@ -175,6 +231,8 @@ def server_properties(port: int, data_dir: Path) -> str:
         "group.min.session.timeout.ms": "1000",
         "auto.create.topics.enable": "false",
     }
+    if login is not None:
+        settings |= _secured_properties(port, login)
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -191,17 +249,27 @@ def _java_cmd(libs: Path, log4j: Path, log_dir: Path, main: str, *args: str) -> 
     ]
 
 
-def start(kafka_dir: Path, port: int) -> ProcessRecord:
-    """Fetch the jars if needed, format storage once, start the broker and wait until it answers."""
+def start(kafka_dir: Path, port: int, login: tuple[str, str] | None = None) -> ProcessRecord:
+    """Fetch the jars if needed, format storage once, start the broker and wait until it answers.
+
+    With `login` the broker is secured (server_properties); the administrator's SCRAM credential
+    is written when the storage is formatted, in its own data folder, so a secured and an
+    unsecured broker of one run folder never share storage.
+    """
     java()
+    if login is not None:
+        check_login(*login)
     libs = ensure_jars()
     kafka_dir = kafka_dir.resolve()
-    data_dir = kafka_dir / "data"
+    data_dir = kafka_dir / ("data-secured" if login is not None else "data")
     log_dir = kafka_dir / "log"
     for folder in (data_dir, log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     props = kafka_dir / "server.properties"
-    props.write_text(server_properties(port, data_dir), encoding="utf-8")
+    # The file holds the administrator's password once secured: readable by this user only.
+    props.touch(mode=0o600)
+    props.chmod(0o600)
+    props.write_text(server_properties(port, data_dir, login), encoding="utf-8")
     log4j = kafka_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2, encoding="utf-8")
     log = log_dir / "kafka.log"
@@ -219,6 +287,8 @@ def start(kafka_dir: Path, port: int) -> ProcessRecord:
             "-c",
             str(props),
         )
+        if login is not None:
+            argv += ["--add-scram", f"{MECHANISM}=[name={login[0]},password={login[1]}]"]
         code = run_logged(argv, format_log, cwd=kafka_dir, timeout=120)
         if code != 0:
             raise InfraError(
@@ -234,11 +304,20 @@ def start(kafka_dir: Path, port: int) -> ProcessRecord:
         port=port,
         marker=str(props),
         log=str(log),
-        description=f"Apache Kafka {KAFKA_VERSION} on {HOST}:{port} (controller {port + 1})",
-        extra={"controller_port": str(port + 1), "version": KAFKA_VERSION, "libs": str(libs)},
+        description=f"Apache Kafka {KAFKA_VERSION} on {HOST}:{port} (controller {port + 1})"
+        + (f", SASL_PLAINTEXT {MECHANISM}, ACLs" if login is not None else ""),
+        extra={
+            "controller_port": str(port + 1),
+            "version": KAFKA_VERSION,
+            "libs": str(libs),
+            "security_protocol": "SASL_PLAINTEXT" if login is not None else "PLAINTEXT",
+        },
     )
     write_record(kafka_dir / "process.json", rec)
-    outcome, error = wait_for_kafka(port, timeout=START_TIMEOUT, alive=lambda: pid_alive(proc.pid))
+    options = sasl_options(login) if login is not None else None
+    outcome, error = wait_for_kafka(
+        port, timeout=START_TIMEOUT, alive=lambda: pid_alive(proc.pid), options=options
+    )
     if outcome != "ok":
         kill_now(proc.pid)
         what = "exited" if outcome == "exited" else f"did not answer within {START_TIMEOUT:.0f} s"

@@ -61,7 +61,13 @@ def _live_postgres(run_dir: Path, state: RunState, port: int) -> ProcessRecord |
     return rec
 
 
-def _live_broker(run_dir: Path, state: RunState, broker: str, port: int) -> ProcessRecord | None:
+def _protocol(rec: ProcessRecord) -> str:
+    return rec.extra.get("security_protocol", "PLAINTEXT")
+
+
+def _live_broker(
+    run_dir: Path, state: RunState, broker: str, port: int, protocol: str
+) -> ProcessRecord | None:
     component = kafka_apache.COMPONENT if broker == "apache" else tansu.COMPONENT
     candidates = [
         state.components.get(BROKER_SLOT),
@@ -70,10 +76,10 @@ def _live_broker(run_dir: Path, state: RunState, broker: str, port: int) -> Proc
     ]
     for rec in candidates:
         if rec is not None and _alive(rec):
-            if rec.component != component or rec.port != port:
+            if rec.component != component or rec.port != port or _protocol(rec) != protocol:
                 raise InfraError(
                     f"{rec.description} already runs from {run_dir}; run `careroute infra down` "
-                    f"first to switch to {broker} on port {port}"
+                    f"first to switch to {broker} ({protocol}) on port {port}"
                 )
             return rec
     return None
@@ -89,9 +95,9 @@ def _check_ports(broker: str, pg_port: int | None, kafka_port: int | None) -> No
         ensure_port_free(kafka_port, "Tansu Kafka broker", KAFKA_PORT_ENV)
 
 
-def _start_broker(run_dir: Path, broker: str, port: int) -> ProcessRecord:
+def _start_broker(run_dir: Path, broker: str, port: int, login: tuple[str, str] | None) -> ProcessRecord:
     if broker == "apache":
-        return kafka_apache.start(run_dir / "kafka", port)
+        return kafka_apache.start(run_dir / "kafka", port, login)
     return tansu.start(run_dir / "tansu", port)
 
 
@@ -104,12 +110,18 @@ def up(
     database_url: str | None = None,
     external_bootstrap: str | None = None,
     durable_pg: bool = False,
+    kafka_login: tuple[str, str] | None = None,
 ) -> InfraEndpoints:
     """Start (or reuse) PostgreSQL and the broker of run_dir, wait until both answer, record them.
 
     PostgreSQL starts without disk flushes unless `durable_pg` (a running one is reused as it is).
+    With `kafka_login` (administrator name, password) Apache Kafka starts secured (SASL, ACLs).
     """
     broker = choose_broker(broker)
+    if kafka_login is not None and broker != "apache":
+        raise InfraError(f"a secured broker (KAFKA_SECURED) needs KAFKA_BROKER=apache, not {broker}")
+    protocol = "SASL_PLAINTEXT" if kafka_login is not None else "PLAINTEXT"
+    probe = kafka_apache.sasl_options(kafka_login) if kafka_login is not None else None
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if broker == "external" and not external_bootstrap:
@@ -126,8 +138,8 @@ def up(
             # Ours but not answering: restart it rather than hand out a dead endpoint.
             postgres.stop(pg_rec)
             pg_rec = None
-        broker_rec = _live_broker(run_dir, state, broker, kafka_port) if local_broker else None
-        if broker_rec is not None and kafka_error(f"{HOST}:{kafka_port}", 10.0):
+        broker_rec = _live_broker(run_dir, state, broker, kafka_port, protocol) if local_broker else None
+        if broker_rec is not None and kafka_error(f"{HOST}:{kafka_port}", 10.0, probe):
             _stop(broker_rec)
             broker_rec = None
         # Every port about to be opened is checked before anything starts: fail fast, start nothing.
@@ -161,12 +173,15 @@ def up(
         else:
             if broker_rec is None:
                 state.components.pop(BROKER_SLOT, None)
-                broker_rec = _start_broker(run_dir, broker, kafka_port)
+                broker_rec = _start_broker(run_dir, broker, kafka_port, kafka_login)
             state.components[BROKER_SLOT] = broker_rec
             bootstrap = f"{HOST}:{kafka_port}"
 
         state.endpoints = InfraEndpoints(
-            database_url=db_url, kafka_bootstrap_servers=bootstrap, broker=broker
+            database_url=db_url,
+            kafka_bootstrap_servers=bootstrap,
+            broker=broker,
+            kafka_security_protocol=protocol if local_broker else "PLAINTEXT",
         )
         write_state(run_dir, state)
         return state.endpoints

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from shared.infra.procs import wait_until
@@ -66,13 +66,14 @@ def run_coro(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(factory())).result()
 
 
-async def _list_topics(bootstrap: str, seconds: float) -> None:
+async def _list_topics(bootstrap: str, seconds: float, options: Mapping[str, Any] | None) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=max(1000, int(seconds * 1000)),
         client_id="careroute-infra-check",
+        **(options or {}),
     )
     try:
         async with asyncio.timeout(seconds):
@@ -91,12 +92,14 @@ def probe_error(factory: Callable[[], Coroutine[Any, Any, None]]) -> str | None:
     return None
 
 
-def kafka_error(bootstrap: str, timeout: float = 5.0) -> str | None:
-    """Send a metadata request to the broker; None if it answered, else the error text."""
-    return probe_error(lambda: _list_topics(bootstrap, timeout))
+def kafka_error(bootstrap: str, timeout: float = 5.0, options: Mapping[str, Any] | None = None) -> str | None:
+    """Send a metadata request (logged in with `options`); None if the broker answered, else the error."""
+    return probe_error(lambda: _list_topics(bootstrap, timeout, options))
 
 
-def wait_for_kafka(port: int, *, timeout: float, alive: Callable[[], bool]) -> tuple[str, str | None]:
+def wait_for_kafka(
+    port: int, *, timeout: float, alive: Callable[[], bool], options: Mapping[str, Any] | None = None
+) -> tuple[str, str | None]:
     """Wait until a broker on 127.0.0.1:port answers metadata: (outcome, last error) as wait_until."""
     bootstrap = f"{HOST}:{port}"
     last_error: list[str | None] = ["port not open yet"]
@@ -105,7 +108,7 @@ def wait_for_kafka(port: int, *, timeout: float, alive: Callable[[], bool]) -> t
         # A cheap TCP probe first keeps the Kafka client from logging a failure per attempt.
         if not tcp_open(port):
             return False
-        last_error[0] = kafka_error(bootstrap)
+        last_error[0] = kafka_error(bootstrap, options=options)
         return last_error[0] is None
 
     return wait_until(answers, timeout=timeout, alive=alive, interval=0.1), last_error[0]

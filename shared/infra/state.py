@@ -25,6 +25,8 @@ class InfraEndpoints:
     database_url: str
     kafka_bootstrap_servers: str
     broker: str
+    # SASL_PLAINTEXT when the local broker was started secured (its clients must log in).
+    kafka_security_protocol: str = "PLAINTEXT"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def read_state(run_dir: Path) -> RunState:
                 database_url=str(ep["database_url"]),
                 kafka_bootstrap_servers=str(ep["kafka_bootstrap_servers"]),
                 broker=str(ep["broker"]),
+                kafka_security_protocol=str(ep.get("kafka_security_protocol", "PLAINTEXT")),
             )
         except KeyError:
             state.endpoints = None

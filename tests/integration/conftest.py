@@ -25,7 +25,7 @@ async def db(settings: Settings) -> AsyncIterator[Db]:
 @pytest.fixture
 async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """A producer on the test's broker, publishing as intake or notify would."""
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     yield producer
     await producer.stop()

@@ -20,7 +20,7 @@ from tests.integration import messaging
 async def main() -> None:
     settings = Settings()
     pool = await create_pool(settings.database_url.get_secret_value())
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     consumer = messaging.consumer(settings, pool, producer)
 

@@ -172,7 +172,7 @@ class Intake:
     @contextlib.asynccontextmanager
     async def producer(self) -> AsyncIterator[AIOKafkaProducer]:
         """A started producer on this intake's broker, playing the other services."""
-        p = make_producer(self.settings.kafka_bootstrap_servers)
+        p = make_producer(self.settings)
         await p.start()
         try:
             yield p

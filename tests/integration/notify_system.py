@@ -181,7 +181,7 @@ async def running_notify(
     await migrate(pool, "notify", [MIGRATIONS])
     async with pool.acquire() as conn, conn.transaction():
         await repository.load_jurisdiction(conn, j)
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(

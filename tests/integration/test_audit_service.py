@@ -65,8 +65,8 @@ async def audit_running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def publish(settings: Settings, envelopes: list[Any]) -> None:
-    await ensure_topics(settings.kafka_bootstrap_servers, topics_for(settings, ["audit"]))
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    await ensure_topics(settings, topics_for(settings, ["audit"]))
+    producer = make_producer(settings)
     await producer.start()
     try:
         for e in envelopes:

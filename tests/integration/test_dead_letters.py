@@ -52,10 +52,8 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     groups = [settings.group(SERVICE), settings.group("other")]
-    await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.topic(CALLS_CANCELLED), *map(dlq_topic, groups)]
-    )
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    await ensure_topics(settings, [settings.topic(CALLS_CANCELLED), *map(dlq_topic, groups)])
+    producer = make_producer(settings)
     await producer.start()
     yield producer
     await producer.stop()

@@ -112,7 +112,7 @@ async def group_members(settings: Settings, service: str = "matching") -> tuple[
 async def burst(settings: Settings, count: int) -> list[str]:
     """Publish `count` new community calls at once; return their ids."""
     call_ids = [new_call_id() for _ in range(count)]
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     try:
         topic = settings.topic(topics.CALLS_RECEIVED)

@@ -38,10 +38,10 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings,
         [settings.topic(messaging.TOPIC), dlq_topic(settings.group("messaging"))],
     )
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     yield producer
     await producer.stop()

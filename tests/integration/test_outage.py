@@ -79,9 +79,7 @@ async def test_a_postgresql_crash_longer_than_the_retry_budget_loses_nothing_and
     in memory, so the other eleven followed it to `dlq.<group>` and none was applied."""
     settings = _settings(stack, private_pg, namespace)
     group = settings.group("outage")
-    await ensure_topics(
-        settings.kafka_bootstrap_servers, [settings.topic(topics.CALLS_CANCELLED), dlq_topic(group)]
-    )
+    await ensure_topics(settings, [settings.topic(topics.CALLS_CANCELLED), dlq_topic(group)])
     pool = await create_pool(private_pg.url)
     await migrate(pool, SCHEMA, [])
     await pool.execute(
@@ -251,7 +249,7 @@ async def test_a_consumer_waiting_out_an_outage_stops_at_once_without_passing_th
     pool = await create_pool(database_url)
     await messaging.prepare(pool)
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings,
         [settings.topic(messaging.TOPIC), dlq_topic(settings.group("messaging"))],
     )
     consumer = messaging.consumer(settings, pool, producer, away)

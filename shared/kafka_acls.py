@@ -1,0 +1,164 @@
+"""Broker principals and their ACLs: each service and each agency may use only its own topics and group."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from shared import topics
+from shared.jurisdiction import Jurisdiction
+from shared.settings import SERVICE_NAMES, Settings
+from shared.topics import REGISTRY, agency_topic, dlq_topic
+
+Resource = Literal["topic", "group"]
+Pattern = Literal["literal", "prefixed"]
+Operation = Literal["read", "write"]
+
+
+@dataclass(frozen=True)
+class ServiceTopics:
+    """What one service reads and writes (logical names); notify also writes every agency topic."""
+
+    consumes: frozenset[str]
+    produces: frozenset[str]
+    writes_agency_topics: bool = False
+
+
+# Who reads and writes what, from each service's consumer handlers and the events its handlers enqueue.
+# tests/unit/test_kafka_acls.py checks every topic a service's code names is covered here.
+SERVICES: dict[str, ServiceTopics] = {
+    "intake": ServiceTopics(
+        consumes=frozenset(
+            {
+                topics.ASSIGNMENTS_OFFERED,
+                topics.ASSIGNMENTS_EXPIRED,
+                topics.ASSIGNMENTS_WITHDRAWN,
+                topics.ASSIGNMENTS_RESPONDED,
+                topics.ASSIGNMENTS_STATUS_CHANGED,
+                topics.CALLS_UNASSIGNED,
+            }
+        ),
+        produces=frozenset(
+            {topics.CALLS_RECEIVED, topics.CALLS_UPDATED, topics.CALLS_CANCELLED, topics.ACCESS_RECORDED}
+        ),
+    ),
+    "matching": ServiceTopics(
+        consumes=frozenset(
+            {
+                topics.CALLS_RECEIVED,
+                topics.CALLS_UPDATED,
+                topics.CALLS_CANCELLED,
+                topics.ASSIGNMENTS_RESPONDED,
+                topics.ASSIGNMENTS_EXPIRED,
+                topics.ASSIGNMENTS_STATUS_CHANGED,
+            }
+        ),
+        produces=frozenset(
+            {
+                topics.ASSIGNMENTS_OFFERED,
+                topics.CALLS_UNASSIGNED,
+                topics.ASSIGNMENTS_WITHDRAWN,
+                topics.ACCESS_RECORDED,
+            }
+        ),
+    ),
+    "notify": ServiceTopics(
+        consumes=frozenset({topics.ASSIGNMENTS_OFFERED, topics.ASSIGNMENTS_WITHDRAWN}),
+        produces=frozenset(
+            {
+                topics.ASSIGNMENTS_EXPIRED,
+                topics.ASSIGNMENTS_RESPONDED,
+                topics.ASSIGNMENTS_STATUS_CHANGED,
+                topics.NOTIFICATIONS_DELIVERED,
+                topics.NOTIFICATIONS_FAILED,
+                topics.ACCESS_RECORDED,
+            }
+        ),
+        writes_agency_topics=True,
+    ),
+    "audit": ServiceTopics(consumes=frozenset(REGISTRY), produces=frozenset({topics.ACCESS_RECORDED})),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One ALLOW ACL: `principal` may do `operation` on a topic or group named (or prefixed) `name`."""
+
+    principal: str
+    resource: Resource
+    pattern: Pattern
+    name: str
+    operation: Operation
+
+
+def service_topics(settings: Settings, service: str) -> list[str]:
+    """The physical topics one service's principal reads or writes, its dead-letter topic included."""
+    access = SERVICES[service]
+    names = {settings.topic(t) for t in access.consumes | access.produces}
+    return sorted(names | {dlq_topic(settings.group(service))})
+
+
+def agency_username(agency_id: str, jurisdiction: Jurisdiction | None = None) -> str:
+    """The principal name of an agency: its `kafka.username`, else agency-<id>."""
+    if jurisdiction is not None:
+        agency = next((a for a in jurisdiction.agencies if a.id == agency_id), None)
+        if agency is not None and agency.kafka is not None and agency.kafka.username:
+            return agency.kafka.username
+    return f"agency-{agency_id}"
+
+
+def service_grants(settings: Settings, service: str) -> list[Grant]:
+    """A service reads what it consumes in its own group, writes what it produces and its dead letters."""
+    user = f"User:{settings.kafka_service_username(service)}"
+    access = SERVICES[service]
+    grants = [Grant(user, "topic", "literal", settings.topic(t), "read") for t in access.consumes]
+    grants += [Grant(user, "topic", "literal", settings.topic(t), "write") for t in access.produces]
+    grants.append(Grant(user, "topic", "literal", dlq_topic(settings.group(service)), "write"))
+    grants.append(Grant(user, "group", "literal", settings.group(service), "read"))
+    if access.writes_agency_topics:
+        grants.append(Grant(user, "topic", "prefixed", settings.topic(topics.AGENCY_TOPIC_PREFIX), "write"))
+    return sorted(grants)
+
+
+def agency_grants(settings: Settings, agency_id: str, username: str) -> list[Grant]:
+    """An agency may read its own topic, in consumer groups named agency.<id>.<anything>."""
+    user = f"User:{username}"
+    return [
+        Grant(user, "topic", "literal", settings.topic(agency_topic(agency_id)), "read"),
+        Grant(user, "group", "prefixed", settings.topic(f"{topics.AGENCY_TOPIC_PREFIX}{agency_id}."), "read"),
+    ]
+
+
+def all_grants(settings: Settings, jurisdiction: Jurisdiction) -> list[Grant]:
+    """Every grant of the four services and of every agency of the jurisdiction."""
+    grants = [g for s in SERVICE_NAMES for g in service_grants(settings, s)]
+    for agency in jurisdiction.agencies:
+        grants += agency_grants(settings, agency.id, agency_username(agency.id, jurisdiction))
+    return sorted(grants)
+
+
+def all_topics(settings: Settings, jurisdiction: Jurisdiction) -> dict[str, int]:
+    """Every topic the deployment uses and its partitions: the registry, dead letters, agency topics."""
+    wanted = {settings.topic(t): settings.kafka_partitions for t in REGISTRY}
+    wanted |= {dlq_topic(settings.group(s)): settings.kafka_partitions for s in SERVICE_NAMES}
+    wanted |= {settings.topic(agency_topic(a.id)): a.partitions for a in jurisdiction.agencies}
+    return wanted
+
+
+def logins(settings: Settings, jurisdiction: Jurisdiction) -> dict[str, str]:
+    """The SCRAM users to create: every service given its own password, every agency with a `kafka` block."""
+    users: dict[str, str] = {}
+    for service in SERVICE_NAMES:
+        password = getattr(settings, f"{service}_kafka_sasl_password")
+        if password is not None:
+            users[settings.kafka_service_username(service)] = password.get_secret_value()
+    for agency in jurisdiction.agencies:
+        if agency.kafka is not None:
+            users[agency_username(agency.id, jurisdiction)] = agency.kafka.password
+    return users
+
+
+def principals(grants: Iterable[Grant]) -> list[str]:
+    """The distinct principals of some grants."""
+    return sorted({g.principal for g in grants})

@@ -1,0 +1,312 @@
+"""The secured broker (SCRAM-SHA-512, StandardAuthorizer, `careroute kafka-acls`): each reads only its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from services import builders, kafka_access, loader
+from services.intake.signatures import PsapAuth
+from shared import infra
+from shared.infra.ports import free_port, port_is_free
+from shared.jurisdiction import Jurisdiction, parse
+from shared.kafka import confluent_config, make_producer
+from shared.kafka_acls import Grant, agency_username
+from shared.runtime import run
+from shared.settings import SERVICE_NAMES, Settings
+from shared.topics import ASSIGNMENTS_OFFERED, CALLS_RECEIVED, REGISTRY, agency_topic, dlq_topic
+from tests.e2e.test_flow import CALL
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
+ADMIN = ("admin", secrets.token_urlsafe(24))
+PASSWORDS = {s: secrets.token_urlsafe(24) for s in SERVICE_NAMES}
+NAMESPACE = f"s{uuid.uuid4().hex[:8]}."
+OWN, OTHER = "riverbend-crisis", "valley-behavioral"
+
+
+def _port_pair() -> int:
+    for _ in range(50):
+        port = free_port()
+        if port < 65535 and port_is_free(port + 1):
+            return port
+    raise AssertionError("no two free neighbouring ports")
+
+
+def _jurisdiction() -> Jurisdiction:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    for agency in raw["agencies"]:
+        agency["kafka"] = {"password": f"{agency['id']}-{secrets.token_urlsafe(12)}"}
+    return parse(yaml.safe_dump(raw))
+
+
+JURISDICTION = _jurisdiction()
+
+
+@pytest.fixture(scope="module")
+def secured(stack: infra.InfraEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A secured Apache Kafka of this module, from the project's own starter, the example's ACLs applied."""
+    run_dir = tmp_path_factory.mktemp("secured-kafka")
+    try:
+        endpoints = infra.up(
+            run_dir, "apache", kafka_port=_port_pair(), database_url=stack.database_url, kafka_login=ADMIN
+        )
+    except infra.InfraError as exc:
+        infra.down(run_dir)
+        pytest.fail(f"the secured broker could not start: {exc}", pytrace=False)
+    admin = Settings.model_validate(
+        {
+            "database_url": stack.database_url,
+            "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
+            "kafka_broker": "apache",
+            "kafka_namespace": NAMESPACE,
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": ADMIN[0],
+            "kafka_sasl_password": ADMIN[1],
+            "kafka_session_timeout_ms": 3000,
+            "log_json": False,
+            **{f"{s}_kafka_sasl_password": p for s, p in PASSWORDS.items()},
+        }
+    )
+    kafka_access.apply(admin, JURISDICTION)
+    yield admin
+    infra.down(run_dir)
+
+
+def _agency(settings: Settings, agency_id: str, **extra: Any) -> dict[str, Any]:
+    """librdkafka configuration of an agency's own principal (and its own group, by default)."""
+    agency = next(a for a in JURISDICTION.agencies if a.id == agency_id)
+    assert agency.kafka is not None
+    config = confluent_config(settings)
+    config |= {
+        "sasl.username": agency_username(agency_id, JURISDICTION),
+        "sasl.password": agency.kafka.password,
+        "group.id": settings.topic(f"agency.{agency_id}.reader-{uuid.uuid4().hex[:6]}"),
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        **extra,
+    }
+    return config
+
+
+def _first_error(consumer: Consumer, timeout_s: float = 20) -> tuple[int | None, list[bytes]]:
+    """Poll until an error comes or time runs out: the first error's code and any values read before it."""
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            return error.code(), values
+        values.append(message.value() or b"")
+    return None, values
+
+
+def _errors(consumer: Consumer, count: int, timeout_s: float = 20) -> tuple[dict[str, int], list[bytes]]:
+    """Poll until `count` topics reported an error: each topic's error code, and any values read."""
+    refused: dict[str, int] = {}
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(refused) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        error = message.error()
+        if error is None:
+            values.append(message.value() or b"")
+        else:
+            refused[message.topic() or ""] = error.code()
+    return refused, values
+
+
+def _produce_as_admin(settings: Settings, topic: str, value: bytes) -> None:
+    producer = Producer(confluent_config(settings))
+    producer.produce(topic, value=value, key=b"k")
+    assert producer.flush(15) == 0
+
+
+async def test_an_agency_reads_its_own_topic_and_is_refused_every_other(secured: Settings) -> None:
+    """Tried: agency riverbend's principal (confluent-kafka) reads its own topic; then another agency's topic,
+    each internal event and dead-letter topic, and its own topic in a group outside agency.<id>.*."""
+    own, other = secured.topic(agency_topic(OWN)), secured.topic(agency_topic(OTHER))
+    _produce_as_admin(secured, own, b"for riverbend")
+    _produce_as_admin(secured, other, b"for valley")
+
+    reader = Consumer(_agency(secured, OWN))
+    reader.subscribe([own])
+    try:
+        code, values = _first_error(reader, timeout_s=8)
+    finally:
+        reader.close()
+    assert code is None and b"for riverbend" in values
+
+    internal = [secured.topic(t) for t in REGISTRY] + [dlq_topic(secured.group(s)) for s in SERVICE_NAMES]
+    intruder = Consumer(_agency(secured, OWN))
+    intruder.subscribe([other, *internal])
+    try:
+        refused, values = _errors(intruder, len(internal) + 1)
+    finally:
+        intruder.close()
+    assert refused == dict.fromkeys([other, *internal], RdKafkaError.TOPIC_AUTHORIZATION_FAILED)
+    assert not values
+
+    # Its metadata shows it no topic but its own.
+    visible = AdminClient(_agency(secured, OWN)).list_topics(timeout=10).topics
+    assert set(visible) == {own}
+
+    outside = Consumer(_agency(secured, OWN, **{"group.id": secured.topic("intake")}))
+    outside.subscribe([own])
+    try:
+        code, values = _first_error(outside)
+    finally:
+        outside.close()
+    assert code == RdKafkaError.GROUP_AUTHORIZATION_FAILED and not values
+
+
+async def test_a_client_without_a_valid_login_reads_nothing(secured: Settings) -> None:
+    """Tried: a plaintext client with no login, and a SASL client with agency riverbend's name and a wrong
+    password, each asking for metadata and reading riverbend's topic."""
+    plain = AIOKafkaConsumer(
+        secured.topic(agency_topic(OWN)),
+        bootstrap_servers=secured.kafka_bootstrap_servers,
+        request_timeout_ms=3000,
+    )
+    with pytest.raises((KafkaConnectionError, KafkaError, asyncio.TimeoutError)):
+        async with asyncio.timeout(15):
+            await plain.start()
+            await plain.getone()
+    await plain.stop()
+
+    wrong = _agency(secured, OWN, **{"sasl.password": "not-the-password-at-all"})
+    with pytest.raises(KafkaException) as refused:
+        AdminClient(wrong).list_topics(timeout=8)
+    assert refused.value.args[0].code() in (
+        RdKafkaError._AUTHENTICATION,
+        RdKafkaError.SASL_AUTHENTICATION_FAILED,
+        RdKafkaError._TRANSPORT,
+    )
+
+
+async def test_a_service_writes_only_its_own_topics(secured: Settings) -> None:
+    """Tried: intake's principal publishing calls.received.v1 (its own) and assignments.offered.v1
+    (matching's), and reading an agency topic; an agency principal publishing a forged offer on its topic."""
+    as_intake = secured.model_copy(update={"kafka_sasl_username": "", "kafka_sasl_password": SecretStr("")})
+    producer = make_producer(as_intake, "intake")
+    await producer.start()
+    try:
+        await producer.send_and_wait(secured.topic(CALLS_RECEIVED), b"{}", key=b"k")
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(secured.topic(ASSIGNMENTS_OFFERED), b"{}", key=b"k")
+    finally:
+        await producer.stop()
+
+    forger = Producer(_agency(secured, OWN))
+    errors: list[int] = []
+    forger.produce(
+        secured.topic(agency_topic(OWN)),
+        value=b"forged offer",
+        on_delivery=lambda err, _msg: errors.append(err.code() if err else 0),
+    )
+    forger.flush(15)
+    assert errors == [RdKafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_file_does_not_make(
+    secured: Settings,
+) -> None:
+    """Tried: `kafka-acls` run again on the same file after someone granted riverbend's principal read on
+    valley's topic by hand; then riverbend reading valley's topic."""
+    other = secured.topic(agency_topic(OTHER))
+    stray = Grant(f"User:{agency_username(OWN, JURISDICTION)}", "topic", "literal", other, "read")
+    admin = AdminClient(confluent_config(secured))
+    for future in admin.create_acls([kafka_access.binding(stray)], request_timeout=15).values():
+        future.result()
+
+    again = kafka_access.apply(secured, JURISDICTION)
+    assert again.topics_created == [] and again.revoked == 1
+    assert kafka_access.apply(secured, JURISDICTION).revoked == 0
+
+    intruder = Consumer(_agency(secured, OWN))
+    intruder.subscribe([other])
+    try:
+        refused, values = _errors(intruder, 1)
+    finally:
+        intruder.close()
+    assert refused == {other: RdKafkaError.TOPIC_AUTHORIZATION_FAILED} and not values
+
+
+async def test_the_four_services_run_end_to_end_each_as_its_own_principal(
+    secured: Settings, database_url: str
+) -> None:
+    """Tried: all four services in one process, each logged in as itself with no process-wide login, and one
+    call posted to intake; the offer must reach the agency's topic, read there by the agency's principal."""
+    admin = secured.model_copy(update={"database_url": SecretStr(database_url)})
+    await loader.load(admin, JURISDICTION)
+    services = admin.model_copy(
+        update={
+            "kafka_sasl_username": "",
+            "kafka_sasl_password": SecretStr(""),
+            **{f"{s}_port": free_port() for s in SERVICE_NAMES},
+        }
+    )
+    stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        run(
+            services, list(SERVICE_NAMES), builders(list(SERVICE_NAMES)), stop=stop, on_ready=ready.set_result
+        )
+    )
+    try:
+        ports = await asyncio.wait_for(asyncio.shield(ready), 60)
+        psap = next(p for p in JURISDICTION.psaps if p.id == "valley-ecc")
+        async with httpx.AsyncClient(timeout=15) as http:
+            body = {"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL}
+            answer = await http.post(
+                f"http://127.0.0.1:{ports['intake']}/v1/calls",
+                json=body,
+                auth=PsapAuth(psap.token, psap.signing_secret),
+            )
+        assert answer.status_code == 202, answer.text
+        call_id = answer.json()["call_id"]
+
+        reader = Consumer(_agency(services, OWN))
+        reader.subscribe([services.topic(agency_topic(OWN))])
+        try:
+            offers = await asyncio.to_thread(_offers_for, reader, call_id)
+        finally:
+            reader.close()
+        assert offers and offers[0]["data"]["kind"] == "offered"
+    finally:
+        stop.set()
+        await task
+
+
+def _offers_for(consumer: Consumer, call_id: str, timeout_s: float = 40) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        assert message.error() is None, message.error()
+        event = json.loads(message.value() or b"{}")
+        if event.get("subject") == call_id:
+            return [event]
+    return []

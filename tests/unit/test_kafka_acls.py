@@ -1,0 +1,146 @@
+"""Kafka security without a broker: client options, the grants, the secured broker's properties."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared import topics
+from shared.infra.kafka_apache import server_properties
+from shared.jurisdiction import parse
+from shared.kafka import client_options, confluent_config, security_options
+from shared.kafka_acls import SERVICES, agency_grants, all_grants, logins, service_grants
+from shared.settings import SERVICE_NAMES, Settings
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "lane-valley.yaml"
+
+
+def _secured(**extra: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "kafka_bootstrap_servers": "127.0.0.1:1",
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": "operator",
+            "kafka_sasl_password": "operator-secret-12345",
+            **extra,
+        }
+    )
+
+
+def test_an_unsecured_client_is_built_exactly_as_before() -> None:
+    """Tried: the default settings; the client gets the bootstrap servers and nothing else."""
+    assert client_options(Settings(kafka_bootstrap_servers="h:1")) == {"bootstrap_servers": "h:1"}
+    assert security_options(Settings(), "intake") == {}
+
+
+def test_each_service_logs_in_as_itself_when_it_has_its_own_password() -> None:
+    """Tried: a process login plus intake's own password; intake uses its own, matching the process's."""
+    s = _secured(intake_kafka_sasl_password="intake-secret-12345")
+    intake = security_options(s, "intake")
+    assert (
+        intake["sasl_plain_username"] == "intake" and intake["sasl_plain_password"] == "intake-secret-12345"
+    )
+    assert intake["security_protocol"] == "SASL_PLAINTEXT" and intake["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert security_options(s, "matching")["sasl_plain_username"] == "operator"
+    assert confluent_config(s, "intake")["sasl.username"] == "intake"
+
+
+def test_a_secured_client_without_a_login_is_refused_before_it_connects() -> None:
+    """Tried: SASL_PLAINTEXT with no username or password; building notify's client raises with the fix."""
+    s = Settings(kafka_security_protocol="SASL_PLAINTEXT")
+    with pytest.raises(ValueError, match="NOTIFY_KAFKA_SASL_PASSWORD"):
+        security_options(s, "notify")
+
+
+def test_a_child_process_gets_the_same_logins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tried: process_env of a secured parent read back by Settings() in a child."""
+    parent = _secured(audit_kafka_sasl_password="audit-secret-123456")
+    for name, value in parent.process_env().items():
+        monkeypatch.setenv(name, value)
+    child = Settings()
+    assert child.kafka_login("audit") == parent.kafka_login("audit")
+    assert child.kafka_login(None) == parent.kafka_login(None)
+
+
+def test_every_topic_a_service_names_is_covered_by_its_grants() -> None:
+    """Tried: every `topics.X` constant named in each service's package against what its principal may use."""
+    constants = {name: getattr(topics, name) for name in dir(topics) if name.isupper()}
+    for service in SERVICE_NAMES:
+        access = SERVICES[service]
+        named = set()
+        for path in (ROOT / "services" / service).rglob("*.py"):
+            named |= set(re.findall(r"topics\.([A-Z_]+)\b", path.read_text()))
+        used = {constants[n] for n in named if n in constants and constants[n] in topics.REGISTRY}
+        assert used <= access.consumes | access.produces, (
+            service,
+            used - (access.consumes | access.produces),
+        )
+        assert access.writes_agency_topics == ("agency_topic" in _source(service)), service
+
+
+def _source(service: str) -> str:
+    return "".join(
+        p.read_text() for p in (ROOT / "services" / service).rglob("*.py") if p.name != "settings.py"
+    )
+
+
+def test_only_matching_may_offer_and_only_notify_may_write_agency_topics() -> None:
+    """Tried: the grants of all four services in a namespace."""
+    s = Settings(kafka_namespace="ns.")
+    writers = {
+        (g.name, g.pattern): g.principal
+        for service in SERVICE_NAMES
+        for g in service_grants(s, service)
+        if g.operation == "write" and g.name != "ns.access.recorded.v1"
+    }
+    assert writers[("ns.assignments.offered.v1", "literal")] == "User:matching"
+    assert writers[("ns.agency.", "prefixed")] == "User:notify"
+    assert writers[("dlq.ns.intake", "literal")] == "User:intake"
+    groups = {
+        g.principal: g.name for svc in SERVICE_NAMES for g in service_grants(s, svc) if g.resource == "group"
+    }
+    assert groups == {f"User:{svc}": f"ns.{svc}" for svc in SERVICE_NAMES}
+
+
+def test_an_agency_reads_only_its_topic_and_groups_under_its_own_prefix() -> None:
+    """Tried: agency 'a' beside agency 'ab', whose names share a prefix."""
+    s = Settings(kafka_namespace="ns.")
+    grants = agency_grants(s, "a", "agency-a")
+    assert {(g.resource, g.pattern, g.name, g.operation) for g in grants} == {
+        ("topic", "literal", "ns.agency.a.assignments.v1", "read"),
+        ("group", "prefixed", "ns.agency.a.", "read"),
+    }
+    assert not any("ns.agency.ab.".startswith(g.name) for g in grants if g.pattern == "prefixed")
+
+
+def test_an_agency_kafka_block_is_optional_and_its_password_may_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tried: the example as it is, then with a `kafka` block whose password is env:NAME."""
+    old = parse(EXAMPLE.read_text())
+    assert all(a.kafka is None for a in old.agencies) and logins(Settings(), old) == {}
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["agencies"][0]["kafka"] = {"username": "riverbend", "password": "env:RB_KAFKA"}
+    monkeypatch.setenv("RB_KAFKA", "riverbend-kafka-secret")
+    j = parse(yaml.safe_dump(raw))
+    assert logins(Settings(), j) == {"riverbend": "riverbend-kafka-secret"}
+    assert "User:riverbend" in {g.principal for g in all_grants(Settings(), j)}
+
+
+def test_the_secured_broker_denies_by_default_and_the_unsecured_one_is_unchanged(tmp_path: Path) -> None:
+    """Tried: server.properties with and without an administrator login."""
+    plain = dict(line.split("=", 1) for line in server_properties(9000, tmp_path).splitlines())
+    assert plain["listeners"] == "PLAINTEXT://127.0.0.1:9000,CONTROLLER://127.0.0.1:9001"
+    assert "authorizer.class.name" not in plain
+    secured = dict(
+        line.split("=", 1) for line in server_properties(9000, tmp_path, ("admin", "x" * 16)).splitlines()
+    )
+    assert secured["listeners"] == "SASL_PLAINTEXT://127.0.0.1:9000,CONTROLLER://127.0.0.1:9001"
+    assert secured["allow.everyone.if.no.acl.found"] == "false"
+    assert secured["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert secured["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert secured["listener.security.protocol.map"].endswith("CONTROLLER:PLAINTEXT")
