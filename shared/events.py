@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Literal
+from enum import Enum, StrEnum
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Disclosure(Enum):
+    """How a field reaches an oversight body: as it is, or coarsened to a 0.01 degree grid (about
+    1 km). A field without one never reaches oversight, nor does anything a producer adds: what
+    oversight may see is this allow-list, declared here beside each field."""
+
+    shown = "shown"
+    grid = "grid"
+
+
+# `Shown[str]`: the field is safe for oversight as it is (codes, ids, times, counts, enums).
+Shown = Annotated[T, Disclosure.shown]
+# `OnGrid[float]`: a coordinate oversight sees rounded to the grid.
+OnGrid = Annotated[T, Disclosure.grid]
 
 
 class Payload(BaseModel):
@@ -26,23 +43,23 @@ class Answer(StrEnum):
 class SafetyScreen(Payload):
     """The call-taker's structured safety questions."""
 
-    weapon: Answer = Answer.unknown
-    violence: Answer = Answer.unknown
-    medical: Answer = Answer.unknown
-    self_harm_imminent: Answer = Answer.unknown
-    crime_in_progress: Answer = Answer.unknown
+    weapon: Shown[Answer] = Answer.unknown
+    violence: Shown[Answer] = Answer.unknown
+    medical: Shown[Answer] = Answer.unknown
+    self_harm_imminent: Shown[Answer] = Answer.unknown
+    crime_in_progress: Shown[Answer] = Answer.unknown
 
 
 class Location(Payload):
     """Where the person in crisis is."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: OnGrid[float] = Field(ge=-90, le=90)
+    lon: OnGrid[float] = Field(ge=-180, le=180)
     address: str | None = None
     # Added for EIDO (issue 3): a civic address or a location by reference has no coordinates;
     # then lat/lon are 0, coordinates_known is False and triage never routes the call to `community`.
-    coordinates_known: bool | None = None
-    uncertainty_m: float | None = None
+    coordinates_known: Shown[bool | None] = None
+    uncertainty_m: Shown[float | None] = None
     reference_url: str | None = None
 
 
@@ -55,91 +72,101 @@ class Route(StrEnum):
     review = "review"
 
 
+class ReasonCode(Payload):
+    """One reason triage gave, as a code and parameters that are themselves codes (never input
+    text): what oversight reads in place of the PSAP's human sentence."""
+
+    code: Shown[str]
+    params: Shown[dict[str, str]] = Field(default_factory=dict)
+
+
 class TriageDecision(Payload):
     """Triage's recommendation with every reason that fired and the rules version."""
 
-    route: Route
+    route: Shown[Route]
+    # The human sentences, for the PSAP's own views; `codes` says the same for oversight.
     reasons: list[str]
-    rules_version: str
+    rules_version: Shown[str]
+    codes: Shown[list[ReasonCode]] = Field(default_factory=list)
 
 
 class CallReceived(Payload):
     """A PSAP forwarded a new call (`calls.received.v1`)."""
 
-    call_id: str
-    psap_id: str
+    call_id: Shown[str]
+    psap_id: Shown[str]
     external_id: str
     incident_type: str
-    origin: str = "911"
-    location: Location
-    language: str | None = None
-    safety: SafetyScreen
+    origin: Shown[str] = "911"
+    location: Shown[Location]
+    language: Shown[str | None] = None
+    safety: Shown[SafetyScreen]
     callback_number: str | None = None
-    decision: TriageDecision
-    received_at: datetime
+    decision: Shown[TriageDecision]
+    received_at: Shown[datetime]
     # Added in issue 3: the shadow rule set's decision (recorded, never acted on) and the EIDO version.
-    shadow_decision: TriageDecision | None = None
-    version: datetime | None = None
+    shadow_decision: Shown[TriageDecision | None] = None
+    version: Shown[datetime | None] = None
 
 
 class CallUpdated(Payload):
     """A PSAP sent a newer version of a call (`calls.updated.v1`)."""
 
-    call_id: str
-    psap_id: str
+    call_id: Shown[str]
+    psap_id: Shown[str]
     incident_type: str
-    location: Location
-    language: str | None = None
-    safety: SafetyScreen
-    decision: TriageDecision
-    updated_at: datetime
+    location: Shown[Location]
+    language: Shown[str | None] = None
+    safety: Shown[SafetyScreen]
+    decision: Shown[TriageDecision]
+    updated_at: Shown[datetime]
     # Added in issue 3: why the call changed (a newer EIDO version or a call-taker's override).
-    reason: Literal["eido_update", "override"] | None = None
-    previous_route: Route | None = None
-    shadow_decision: TriageDecision | None = None
-    version: datetime | None = None
-    override_reason_code: str | None = None
+    reason: Shown[Literal["eido_update", "override"] | None] = None
+    previous_route: Shown[Route | None] = None
+    shadow_decision: Shown[TriageDecision | None] = None
+    version: Shown[datetime | None] = None
+    override_reason_code: Shown[str | None] = None
     override_reason_text: str | None = None
 
 
 class CallCancelled(Payload):
     """A PSAP cancelled a call (`calls.cancelled.v1`)."""
 
-    call_id: str
-    psap_id: str
+    call_id: Shown[str]
+    psap_id: Shown[str]
     reason: str | None = None
 
 
 class OfferDetails(Payload):
     """The minimum a team needs to respond: nothing more leaves intake's store."""
 
-    location: Location
+    location: Shown[Location]
     presenting_problem: str
-    language: str | None = None
-    safety: SafetyScreen
+    language: Shown[str | None] = None
+    safety: Shown[SafetyScreen]
     callback_number: str | None = None
 
 
 class AssignmentRef(Payload):
     """What every assignment event names."""
 
-    assignment_id: str
-    call_id: str
-    agency_id: str
-    team_id: str
+    assignment_id: Shown[str]
+    call_id: Shown[str]
+    agency_id: Shown[str]
+    team_id: Shown[str]
     # Which offer of the call this assignment is (1, 2, ...), numbered by matching, which owns the
     # call's offers: the causal order between a call's assignments, never a comparison of clocks.
     # Optional only for events written before it existed.
-    attempt: int | None = Field(default=None, ge=1)
+    attempt: Shown[int | None] = Field(default=None, ge=1)
 
 
 class AssignmentOffered(AssignmentRef):
     """Matching reserved a team and offers it the call (`assignments.offered.v1`)."""
 
-    attempt: int = Field(ge=1)
-    deadline: datetime
-    offer: OfferDetails
-    distance_km: float | None = None
+    attempt: Shown[int] = Field(ge=1)
+    deadline: Shown[datetime]
+    offer: Shown[OfferDetails]
+    distance_km: Shown[float | None] = None
 
 
 class AssignmentExpired(AssignmentRef):
@@ -149,16 +176,16 @@ class AssignmentExpired(AssignmentRef):
 class AssignmentWithdrawn(AssignmentRef):
     """The offer or assignment was taken back (`assignments.withdrawn.v1`)."""
 
-    reason: str
+    reason: Shown[str]
 
 
 class AssignmentResponded(AssignmentRef):
     """The agency accepted or declined (`assignments.responded.v1`)."""
 
-    response: Literal["accepted", "declined"]
-    reason_code: str | None = None
+    response: Shown[Literal["accepted", "declined"]]
+    reason_code: Shown[str | None] = None
     reason_text: str | None = None
-    responded_at: datetime
+    responded_at: Shown[datetime]
 
 
 class TeamStatus(StrEnum):
@@ -173,34 +200,34 @@ class TeamStatus(StrEnum):
 class AssignmentStatusChanged(AssignmentRef):
     """The team reported progress (`assignments.status_changed.v1`)."""
 
-    status: TeamStatus
-    disposition: str | None = None
-    urgency: str | None = None
-    reported_at: datetime
+    status: Shown[TeamStatus]
+    disposition: Shown[str | None] = None
+    urgency: Shown[str | None] = None
+    reported_at: Shown[datetime]
 
 
 class CallUnassigned(Payload):
     """No community team took the call; it goes back to the PSAP (`calls.unassigned.v1`)."""
 
-    call_id: str
-    psap_id: str | None = None
-    reason_code: str
+    call_id: Shown[str]
+    psap_id: Shown[str | None] = None
+    reason_code: Shown[str]
     detail: str | None = None
     # How many offers matching made before handing the call back (its last attempt number).
-    attempts: int | None = Field(default=None, ge=0)
+    attempts: Shown[int | None] = Field(default=None, ge=0)
 
 
 class NotificationOutcome(Payload):
     """One delivery attempt to an agency and how it went."""
 
-    notification_id: str
-    assignment_id: str
-    call_id: str
-    agency_id: str
-    channel: Literal["kafka", "webhook", "sse"]
-    kind: str
-    attempt: int = 1
-    page: int | None = None  # 1 for the first offer, 2 and up for each re-page
+    notification_id: Shown[str]
+    assignment_id: Shown[str]
+    call_id: Shown[str]
+    agency_id: Shown[str]
+    channel: Shown[Literal["kafka", "webhook", "sse"]]
+    kind: Shown[str]
+    attempt: Shown[int] = 1
+    page: Shown[int | None] = None  # 1 for the first offer, 2 and up for each re-page
 
 
 class NotificationDelivered(NotificationOutcome):
@@ -211,17 +238,17 @@ class NotificationFailed(NotificationOutcome):
     """An agency channel could not be reached in time (`notifications.failed.v1`)."""
 
     error: str
-    will_retry: bool | None = None  # true for a failed attempt that will be tried again
+    will_retry: Shown[bool | None] = None  # true for a failed attempt that will be tried again
 
 
 class AgencyAssignmentMessage(Payload):
     """What an agency's own topic carries: one offer, withdrawal or expiry."""
 
-    kind: Literal["offered", "withdrawn", "expired"]
-    assignment_id: str
-    call_id: str
-    team_id: str
-    deadline: datetime | None = None
+    kind: Shown[Literal["offered", "withdrawn", "expired"]]
+    assignment_id: Shown[str]
+    call_id: Shown[str]
+    team_id: Shown[str]
+    deadline: Shown[datetime | None] = None
     details: OfferDetails | None = None
     reason: str | None = None
 
@@ -229,14 +256,14 @@ class AgencyAssignmentMessage(Payload):
 class AccessRecorded(Payload):
     """Who read or tried to reach an API (`access.recorded.v1`): failed logins and oversight reads."""
 
-    service: str
-    outcome: Literal["allowed", "denied"]
-    method: str
-    path: str
-    tenant_id: str | None = None
-    role: str | None = None
-    reason: str | None = None
-    client: str | None = None
-    at: datetime
+    service: Shown[str]
+    outcome: Shown[Literal["allowed", "denied"]]
+    method: Shown[str]
+    path: Shown[str]
+    tenant_id: Shown[str | None] = None
+    role: Shown[str | None] = None
+    reason: Shown[str | None] = None
+    client: Shown[str | None] = None
+    at: Shown[datetime]
     # A summary of throttled failed authentications from one client: how many it stands for.
-    count: int | None = Field(default=None, ge=1)
+    count: Shown[int | None] = Field(default=None, ge=1)

@@ -22,6 +22,23 @@ def _at(event: Envelope, seconds: float) -> Envelope:
     return event.model_copy(update={"time": T0 + timedelta(seconds=seconds)})
 
 
+def codes_of(reasons: list[str]) -> list[dict[str, Any]]:
+    """The codes intake gives beside these sentences (what oversight reads in their place)."""
+    codes: list[dict[str, Any]] = []
+    for r in reasons:
+        if r.endswith("is eligible for a community response"):
+            codes.append({"code": "type_eligible", "params": {"incident_type": r.split()[2]}})
+        elif r.endswith("is not eligible for a community response"):
+            codes.append({"code": "type_not_eligible", "params": {"route": "police"}})
+        elif r.startswith("safety screen: "):
+            question, _, rest = r.removeprefix("safety screen: ").partition(" ")
+            kind = "safety_unknown" if "unknown" in rest else "safety_yes"
+            codes.append({"code": kind, "params": {"question": question, "route": rest.rpartition(" ")[2]}})
+        elif r == "no safety exclusion applies":
+            codes.append({"code": "no_safety_exclusion", "params": {}})
+    return codes
+
+
 def received(call: str, route: str, reasons: list[str], at: float = 0) -> Envelope:
     payload = events.CallReceived.model_validate(
         {
@@ -32,7 +49,12 @@ def received(call: str, route: str, reasons: list[str], at: float = 0) -> Envelo
             "location": PLACE.model_dump(),
             "safety": CLEAR.model_dump(),
             "callback_number": PLANTED[2],
-            "decision": {"route": route, "reasons": reasons, "rules_version": "t"},
+            "decision": {
+                "route": route,
+                "reasons": reasons,
+                "rules_version": "t",
+                "codes": codes_of(reasons),
+            },
             "received_at": (T0 + timedelta(seconds=at)).isoformat(),
             "caller_name": PLANTED[0],
             "narrative": PLANTED[1],

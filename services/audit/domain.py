@@ -14,30 +14,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import rfc8785
+from pydantic.fields import FieldInfo
 
 from services.audit import merkle
+from shared.events import Disclosure, Payload
+from shared.topics import model_for
 
 GENESIS = bytes(32)
-REDACTED = "[redacted]"
-# Keys whose values identify or describe the caller; never shown without the phi scope.
-SENSITIVE_KEYS = frozenset(
-    {
-        "callback_number",
-        "caller_name",
-        "caller",
-        "name",
-        "phone",
-        "phone_number",
-        "narrative",
-        "notes",
-        "comments",
-        "address",
-        "reason_text",
-    }
-)
 # Locations are coarsened to a grid of 0.01 degree (about 1 km).
 GRID_DECIMALS = 2
 
@@ -123,26 +109,71 @@ def row_hash(prev_hash: bytes, seq: int, recorded_at: str, public: Mapping[str, 
     return hashlib.sha256(prev_hash + canonical_row(seq, recorded_at, public, sealed)).digest()
 
 
-def _redact_value(key: str, value: Any) -> Any:
-    if key in SENSITIVE_KEYS and value not in (None, ""):
-        return REDACTED
-    if isinstance(value, dict):
-        if isinstance(value.get("lat"), int | float) and isinstance(value.get("lon"), int | float):
-            value = {
-                **value,
-                "lat": round(float(value["lat"]), GRID_DECIMALS),
-                "lon": round(float(value["lon"]), GRID_DECIMALS),
-            }
-        return {k: _redact_value(k, v) for k, v in value.items()}
+# The envelope attributes oversight sees: ids, type, producer, subject and times.
+ENVELOPE_SHOWN = (
+    "specversion",
+    "id",
+    "type",
+    "source",
+    "subject",
+    "time",
+    "datacontenttype",
+    "correlationid",
+    "causationid",
+)
+
+
+def _disclosure(info: FieldInfo) -> Disclosure | None:
+    return next((m for m in info.metadata if isinstance(m, Disclosure)), None)
+
+
+def _models_in(annotation: Any) -> list[type[Payload]]:
+    """The payload models an annotation names (`Location`, `TriageDecision | None`, `list[ReasonCode]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, Payload):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _shown(annotation: Any, value: Any) -> Any:
+    models = _models_in(annotation)
+    if not models:
+        return value
     if isinstance(value, list):
-        return [_redact_value(key, v) for v in value]
+        return [_shown(annotation, v) for v in value]
+    if isinstance(value, dict):
+        return disclosed(models[0], value)
     return value
 
 
+def _on_grid(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return round(float(value), GRID_DECIMALS)
+
+
+def disclosed(model: type[Payload], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `data` that `model` declares safe for oversight, nested models likewise;
+    anything undeclared, or added by a producer, is left out."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        how = _disclosure(info)
+        if how is None or name not in data:
+            continue
+        value = data[name]
+        out[name] = _on_grid(value) if how is Disclosure.grid else _shown(info.annotation, value)
+    return out
+
+
 def redact(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """An oversight view of an event: contact details, names, addresses and free text hidden,
-    positions coarsened to a grid cell."""
-    return {**envelope, "data": _redact_value("data", dict(envelope.get("data", {})))}
+    """An oversight view of an event: the envelope's attributes and only the payload fields its
+    model declares shown (positions coarsened to a grid cell); an unknown type shows no data."""
+    try:
+        model = model_for(str(envelope.get("type")))
+    except KeyError:
+        model = None
+    data = envelope.get("data")
+    view = {k: envelope[k] for k in ENVELOPE_SHOWN if k in envelope}
+    return {**view, "data": disclosed(model, data) if model is not None and isinstance(data, dict) else {}}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ class CallStory:
 
     received_at: datetime | None = None
     route: str | None = None
+    # Triage's reasons as codes; `reasons` holds the sentences of rows written before codes existed.
+    codes: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     offers: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     first_offer: tuple[str, datetime] | None = None
@@ -46,11 +48,10 @@ def stories(events: Iterable[Mapping[str, Any]]) -> dict[str, CallStory]:
         kind = e["type"]
         if kind == "calls.received.v1":
             story.received_at = _at(data["received_at"])
+        if kind in ("calls.received.v1", "calls.updated.v1"):
             story.route = data["decision"]["route"]
-            story.reasons = list(data["decision"]["reasons"])
-        elif kind == "calls.updated.v1":
-            story.route = data["decision"]["route"]
-            story.reasons = list(data["decision"]["reasons"])
+            story.codes = list(data["decision"].get("codes") or [])
+            story.reasons = list(data["decision"].get("reasons") or [])
         elif kind == "assignments.offered.v1":
             story.offers[data["assignment_id"]] = (data["agency_id"], at)
             story.first_offer = story.first_offer or (data["agency_id"], at)
@@ -80,13 +81,24 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"count": len(ordered), "p50": rank(50), "p90": rank(90), "p99": rank(99)}
 
 
-def _not_eligible_reason(reasons: list[str]) -> str:
-    # "safety screen: weapon = yes -> police" -> "safety:weapon"; "... unknown -> review" -> "unknown:weapon"
-    for r in reasons:
+def _not_eligible_reason(story: CallStory) -> str:
+    """ "safety:weapon" for a screen answered yes, "unknown:weapon" for one unknown, else "other"."""
+    for c in story.codes:
+        if c.get("code") in ("safety_yes", "safety_unknown"):
+            kind = "unknown" if c["code"] == "safety_unknown" else "safety"
+            return f"{kind}:{c.get('params', {}).get('question', '')}"
+    for r in story.reasons:
         if r.startswith("safety screen: "):
             question, _, rest = r.removeprefix("safety screen: ").partition(" ")
             return f"{'unknown' if 'unknown' in rest else 'safety'}:{question}"
     return "other"
+
+
+def _behavioural(story: CallStory) -> bool:
+    """Whether triage found the call's type eligible for a community response."""
+    return any(c.get("code") == "type_eligible" for c in story.codes) or any(
+        BEHAVIOURAL_HEALTH_REASON in r for r in story.reasons
+    )
 
 
 def summary(events: Iterable[Mapping[str, Any]], agency: str | None = None) -> dict[str, Any]:
@@ -100,7 +112,7 @@ def summary(events: Iterable[Mapping[str, Any]], agency: str | None = None) -> d
     times: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for story in calls.values():
         funnel["received"] += 1
-        behavioural = any(BEHAVIOURAL_HEALTH_REASON in r for r in story.reasons)
+        behavioural = _behavioural(story)
         eligible = story.route == "community"
         funnel["behavioural_health"] += behavioural
         funnel["eligible"] += eligible
@@ -112,7 +124,7 @@ def summary(events: Iterable[Mapping[str, Any]], agency: str | None = None) -> d
         hand_backs.update(story.handed_back)
         backups += story.backups
         if behavioural and not eligible:
-            not_eligible[_not_eligible_reason(story.reasons)] += 1
+            not_eligible[_not_eligible_reason(story)] += 1
         if eligible and story.accepted is None:
             reason = (
                 story.handed_back[-1] if story.handed_back else "cancelled" if story.cancelled else "pending"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.events import Answer, Location, Route, SafetyScreen, TriageDecision
+from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import WEEKDAYS, Coverage, TriageRules
 
 # When several exclusions fire, the most protective route wins.
@@ -85,44 +85,79 @@ def _coverage(coverage: Coverage, facts: TriageFacts) -> list[str]:
 def triage(
     incident_type: str, safety: SafetyScreen, rules: TriageRules, facts: TriageFacts | None = None
 ) -> TriageDecision:
-    """Decide community, police, ems or review, listing every reason that fired."""
+    """Decide community, police, ems or review, listing every reason that fired: as a sentence for
+    the PSAP and as a code whose parameters are codes too (never input text) for oversight."""
     facts = facts or TriageFacts()
     reasons: list[str] = []
+    codes: list[ReasonCode] = []
     routes: list[Route] = []
+
+    def because(sentence: str, code: str, **params: str) -> None:
+        reasons.append(sentence)
+        codes.append(ReasonCode(code=code, params=params))
+
     if not incident_type:
-        reasons.append("no incident type: a person must review")
+        because("no incident type: a person must review", "no_incident_type", route=Route.review)
         routes.append(Route.review)
     elif incident_type not in rules.eligible_types:
-        reasons.append(f"incident type {incident_type} is not eligible for a community response")
+        # The type is named to oversight only when it is one the rules know (a code, not free text).
+        because(
+            f"incident type {incident_type} is not eligible for a community response",
+            "type_not_eligible",
+            route=Route.police,
+        )
         routes.append(Route.police)
     else:
-        reasons.append(f"incident type {incident_type} is eligible for a community response")
-    safety, caution_reasons = apply_cautions(safety, facts.cautions, rules)
+        because(
+            f"incident type {incident_type} is eligible for a community response",
+            "type_eligible",
+            incident_type=incident_type,
+        )
+    screened, caution_reasons = apply_cautions(safety, facts.cautions, rules)
     reasons += caution_reasons
+    codes += [
+        ReasonCode(code="caution_raised", params={"question": q}) for q in raised_flags(safety, screened)
+    ]
+    safety = screened
     for question, excluded_to in rules.exclude.items():
         answer = getattr(safety, question)
         if answer == Answer.yes:
-            reasons.append(f"safety screen: {question} = yes -> {excluded_to}")
+            because(
+                f"safety screen: {question} = yes -> {excluded_to}",
+                "safety_yes",
+                question=question,
+                route=excluded_to,
+            )
             routes.append(Route(excluded_to))
         elif answer == Answer.unknown:
             meaning = rules.unknown.get(question, rules.unknown_means)
             if meaning != "eligible":
-                reasons.append(f"safety screen: {question} unknown -> {meaning}")
+                because(
+                    f"safety screen: {question} unknown -> {meaning}",
+                    "safety_unknown",
+                    question=question,
+                    route=meaning,
+                )
                 routes.append(Route(meaning))
     if facts.consent_non_police is False:
-        reasons.append(f"caller declined a non-police response -> {rules.declined_consent_means}")
+        because(
+            f"caller declined a non-police response -> {rules.declined_consent_means}",
+            "consent_declined",
+            route=rules.declined_consent_means,
+        )
         routes.append(Route(rules.declined_consent_means))
     if facts.location is not None and facts.location.coordinates_known is False:
-        reasons.append("the location has no coordinates: a person must review")
+        because("the location has no coordinates: a person must review", "no_coordinates", route=Route.review)
         routes.append(Route.review)
     if rules.coverage is not None:
         for missed in _coverage(rules.coverage, facts):
-            reasons.append(f"{missed} -> {rules.coverage.outside}")
+            which = "outside_coverage_area" if "areas" in missed else "outside_coverage_hours"
+            because(f"{missed} -> {rules.coverage.outside}", which, route=rules.coverage.outside)
             routes.append(Route(rules.coverage.outside))
     route = min(routes, key=_PRECEDENCE.__getitem__) if routes else Route.community
     if route == Route.community:
-        reasons.append("no safety exclusion applies")
-    return TriageDecision(route=route, reasons=reasons, rules_version=rules.version)
+        because("no safety exclusion applies", "no_safety_exclusion")
+    return TriageDecision(route=route, reasons=reasons, rules_version=rules.version, codes=codes)
 
 
 # How each assignment event moves the status the PSAP sees.
@@ -298,8 +333,15 @@ def in_force(decision: TriageDecision, override: dict[str, str] | None, raised: 
     if override is None or raised:
         return decision
     kept = f"the call-taker's override to {override['route']} stands ({override['reason_code']})"
+    code = ReasonCode(
+        code="override_stands", params={"route": override["route"], "reason": override["reason_code"]}
+    )
     return decision.model_copy(
-        update={"route": Route(override["route"]), "reasons": [kept, *decision.reasons]}
+        update={
+            "route": Route(override["route"]),
+            "reasons": [kept, *decision.reasons],
+            "codes": [code, *decision.codes],
+        }
     )
 
 

@@ -292,6 +292,11 @@ async def override_call(
             route=request.route,
             reasons=[reason + (f" ({request.reason_text})" if request.reason_text else "")],
             rules_version=recommended.rules_version,
+            codes=[
+                events.ReasonCode(
+                    code="override", params={"route": request.route.value, "reason": request.reason_code}
+                )
+            ],
         )
         payload = events.CallUpdated(
             call_id=call_id,

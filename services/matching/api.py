@@ -76,7 +76,7 @@ def router(pool: asyncpg.Pool, auth: Authenticator, handlers: MatchingHandlers) 
         return _team(row)
 
     @api.get("/calls/{call_id}/match", tags=["oversight"])
-    async def match(call_id: str, _: Oversight) -> dict[str, Any]:
+    async def match(call_id: str, who: Oversight) -> dict[str, Any]:
         """Every decision for this call with its inputs, scores and rules version (oversight, admin)."""
         try:
             uuid.UUID(call_id)
@@ -87,6 +87,6 @@ def router(pool: asyncpg.Pool, auth: Authenticator, handlers: MatchingHandlers) 
             offers = await repository.assignments_of_call(conn, call_id)
         if not decisions and not offers:
             raise not_found("call")
-        return {"call_id": call_id, **match_view(decisions, offers)}
+        return {"call_id": call_id, **match_view(decisions, offers, oversight=who.role != "admin")}
 
     return api

@@ -497,3 +497,59 @@ class RosterIndex:
             )
 
         return Decision(_Ranked(order, candidate), funnel)
+
+
+# What oversight reads of a decision's explanation: an allow-list. `True` keeps a value as it is,
+# a dict keeps only its listed keys, "grid" rounds a position to 0.01 degree (about 1 km) and
+# "whole" rounds a distance, ETA or score to a whole number (finer ones, with the teams' known
+# positions, would locate the caller more closely than the grid).
+_CANDIDATE_SHOWN: dict[str, Any] = {
+    "rank": True,
+    "team_id": True,
+    "agency_id": True,
+    "distance_km": "whole",
+    "eta_min": "whole",
+    "preferred_skills_matched": True,
+    "skill_bonus_min": True,
+    "language_match": True,
+    "language_bonus_min": True,
+    "fairness_penalty_min": True,
+    "score_min": "whole",
+}
+EXPLANATION_SHOWN: dict[str, Any] = {
+    "inputs": {
+        "location": {"lat": "grid", "lon": "grid"},
+        "language": True,
+        "safety": True,
+        "required_skills": True,
+        "preferred_skills": True,
+        "already_tried": True,
+        "at": True,
+        "route": True,
+    },
+    "rules_version": True,
+    "triage_rules_version": True,
+    "weights": True,
+    "decided_by": True,
+    "agency_load": True,
+    "considered": True,
+    "funnel": True,
+    "taken_meanwhile": True,
+    "chosen": _CANDIDATE_SHOWN,
+    "runners_up": _CANDIDATE_SHOWN,
+}
+
+
+def disclosed(value: Any, shown: Any) -> Any:
+    """`value` cut to what the allow-list `shown` lets oversight read (lists item by item)."""
+    if isinstance(value, list):
+        return [disclosed(v, shown) for v in value]
+    if shown is True:
+        return value
+    if shown in ("grid", "whole"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return round(float(value), 2) if shown == "grid" else round(float(value))
+    if isinstance(shown, dict) and isinstance(value, dict):
+        return {k: disclosed(value[k], rule) for k, rule in shown.items() if k in value}
+    return None

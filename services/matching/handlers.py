@@ -658,8 +658,16 @@ class MatchingHandlers:
         }
 
 
-def match_view(decisions: list[asyncpg.Record], assignments: list[asyncpg.Record]) -> dict[str, Any]:
-    """Every decision made for a call and every offer, with why, for oversight."""
+def match_view(
+    decisions: list[asyncpg.Record], assignments: list[asyncpg.Record], *, oversight: bool = True
+) -> dict[str, Any]:
+    """Every decision made for a call and every offer, with why; for oversight each explanation is
+    cut to `domain.EXPLANATION_SHOWN` (no free text, the position on the grid), an admin sees all."""
+
+    def explained(raw: str, shown: dict[str, Any]) -> Any:
+        explanation = json.loads(raw)
+        return domain.disclosed(explanation, shown) if oversight else explanation
+
     return {
         "decisions": [
             {
@@ -669,7 +677,7 @@ def match_view(decisions: list[asyncpg.Record], assignments: list[asyncpg.Record
                 "reason": d["reason"],
                 "rules_version": d["rules_version"],
                 "decided_at": d["decided_at"],
-                "explanation": json.loads(d["explanation"]),
+                "explanation": explained(d["explanation"], domain.EXPLANATION_SHOWN),
             }
             for d in decisions
         ],
@@ -684,7 +692,7 @@ def match_view(decisions: list[asyncpg.Record], assignments: list[asyncpg.Record
                 "deadline": a["deadline"],
                 "offered_at": a["created_at"],
                 "decided_at": a["decided_at"],
-                "explanation": json.loads(a["explanation"]),
+                "explanation": explained(a["explanation"], domain.EXPLANATION_SHOWN["chosen"]),
             }
             for a in assignments
         ],

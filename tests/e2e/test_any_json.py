@@ -7,6 +7,8 @@ import asyncio
 import copy
 import json
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,10 +18,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.intake import eido
-from tests.e2e.system import System
+from tests.e2e.system import System, running_system
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def system(stack, tmp_path_factory) -> AsyncIterator[System]:
+    # A system of its own: the calls made here reserve teams the shared system's tests expect free.
+    async with running_system(stack, Path(tmp_path_factory.mktemp("e2e-any-json"))) as running:
+        yield running
+
 
 EDGES = st.sampled_from(
     [

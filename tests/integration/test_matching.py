@@ -40,9 +40,7 @@ from tests.support import eventually, read_topic
 
 async def raw_sources(settings: Settings, topic: str, count: int) -> list[bytes]:
     """The raw values of the first `count` events on a topic."""
-    return [
-        r.value for r in await read_topic(settings.kafka_bootstrap_servers, settings.topic(topic), count, 10)
-    ]
+    return [r.value for r in await read_topic(settings, settings.topic(topic), count, 10)]
 
 
 pytestmark = pytest.mark.integration
@@ -97,8 +95,15 @@ async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, 
             chosen, [runner_up] = why["chosen"], why["runners_up"]
             assert chosen["rank"] == 1 and chosen["skill_bonus_min"] == 5
             assert runner_up["team_id"] == "near-es" and runner_up["skill_bonus_min"] == 0
-            assert chosen["score_min"] < runner_up["score_min"]
-            assert chosen["eta_min"] > runner_up["eta_min"]
+            # Oversight reads distances, ETAs and scores in whole units and the call on the 0.01 degree
+            # grid: finer ones, with the teams' known positions, would locate the caller.
+            assert chosen["score_min"] <= runner_up["score_min"]
+            assert chosen["eta_min"] >= runner_up["eta_min"]
+            assert all(
+                float(v).is_integer() for v in (chosen["eta_min"], chosen["distance_km"], chosen["score_min"])
+            )
+            located = why["inputs"]["location"]
+            assert located == {k: round(v, 2) for k, v in located.items()}
 
             tries = {
                 "an agency token": (bearer(AGENCY_TOKENS["north"]), 403, "forbidden"),

@@ -121,21 +121,44 @@ def test_key_order_does_not_change_the_hash():
     assert a == b
 
 
-def test_oversight_view_hides_contact_details_names_free_text_and_exact_places():
-    env = {
+def test_oversight_view_is_an_allow_list_of_declared_fields():
+    """Contact details, names, free text, anything a producer adds and undeclared fields are left
+    out; positions are coarsened; an unknown event type shows no data at all."""
+    env: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "e1",
+        "type": "assignments.offered.v1",
+        "source": "matching",
+        "subject": "c1",
+        "time": "2026-12-01T00:00:00+00:00",
+        "planted_header": "CANARY-H",
         "data": {
-            "callback_number": "+1555",
-            "caller_name": "Ada",
-            "narrative": "said things",
-            "location": {"lat": 44.050312, "lon": -123.088934, "address": "100 W 10th Ave"},
-            "offer": {"callback_number": "+1666", "language": "es"},
-        }
+            "assignment_id": "a1",
+            "call_id": "c1",
+            "agency_id": "ag",
+            "team_id": "t1",
+            "attempt": 1,
+            "deadline": "2026-12-01T00:02:00+00:00",
+            "caller_name": "CANARY-N",
+            "offer": {
+                "location": {"lat": 44.050312, "lon": -123.088934, "address": "CANARY-A"},
+                "presenting_problem": "CANARY-P",
+                "language": "es",
+                "safety": {"weapon": "no"},
+                "callback_number": "CANARY-C",
+            },
+        },
     }
-    shown = redact(env)["data"]
-    assert shown["callback_number"] == shown["caller_name"] == shown["narrative"] == "[redacted]"
-    assert shown["location"] == {"lat": 44.05, "lon": -123.09, "address": "[redacted]"}
-    assert shown["offer"] == {"callback_number": "[redacted]", "language": "es"}
-    assert env["data"]["callback_number"] == "+1555"
+    shown = redact(env)
+    assert "CANARY" not in json.dumps(shown)
+    assert shown["data"]["offer"] == {
+        "location": {"lat": 44.05, "lon": -123.09},
+        "language": "es",
+        "safety": {"weapon": "no"},
+    }
+    assert shown["data"]["attempt"] == 1 and shown["id"] == "e1"
+    assert redact({**env, "type": "something.else.v1"})["data"] == {}
+    assert env["data"]["caller_name"] == "CANARY-N"
 
 
 def test_the_seal_changes_with_the_full_event_and_the_nonce():
