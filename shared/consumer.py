@@ -74,7 +74,7 @@ class EventConsumer:
         schema: str,
         pool: asyncpg.Pool,
         publisher: Publisher,
-        bootstrap_servers: str,
+        kafka: Mapping[str, Any],
         handlers: Mapping[str, Handler],
         topic_name: Callable[[str], str],
         max_attempts: int = 5,
@@ -85,7 +85,6 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         commit_interval_s: float = 0.2,
         on_dead_letter: DeadLetterHook | None = None,
-        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.group = group
         self._schema = schema
@@ -102,7 +101,7 @@ class EventConsumer:
         self.running = False
         self._consumer = AIOKafkaConsumer(
             *self._by_physical,
-            bootstrap_servers=bootstrap_servers,
+            **kafka,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -110,7 +109,6 @@ class EventConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(300, session_timeout_ms // 3),
             max_poll_records=200,
-            **(security or {}),
         )
 
     async def is_running(self) -> bool:

@@ -25,7 +25,7 @@ from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.failures import is_transient, wait_backoff
-from shared.kafka import ensure_topics, make_producer, security_options
+from shared.kafka import client_options, ensure_topics, make_producer
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.throttle import FailureThrottle
@@ -84,7 +84,7 @@ class Infra:
             schema=schema,
             pool=self.pool,
             publisher=self.producer,
-            bootstrap_servers=s.kafka_bootstrap_servers,
+            kafka=client_options(s, service),
             handlers=handlers,
             topic_name=s.topic,
             max_attempts=s.consumer_max_attempts,
@@ -94,7 +94,6 @@ class Infra:
             batch_size=s.consumer_batch_size,
             batch_handler=batch_handler,
             commit_interval_s=s.consumer_commit_interval_s,
-            security=security_options(s, service),
         )
 
 

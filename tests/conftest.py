@@ -91,7 +91,7 @@ async def namespace(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
     """A topic and consumer-group prefix no other test uses; its topics are deleted afterwards."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     yield prefix
-    await delete_namespace(stack.kafka_bootstrap_servers, prefix)
+    await delete_namespace(Settings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers), prefix)
 
 
 @pytest.fixture

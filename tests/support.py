@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka import client_options
+from shared.settings import Settings
+
 T = TypeVar("T")
 
 
@@ -29,12 +32,12 @@ async def eventually(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 30, *, key: str | None = None
+    settings: Settings, topic: str, count: int, timeout_s: float = 30, *, key: str | None = None
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read `count` records (only those with `key`, when given) from the start of `topic`."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_options(settings),
         group_id=f"reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -55,9 +58,9 @@ async def read_topic(
     return records
 
 
-async def delete_namespace(bootstrap: str, prefix: str) -> None:
+async def delete_namespace(settings: Settings, prefix: str) -> None:
     """Delete every topic of a test's namespace (its dead-letter topics included)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         names = [

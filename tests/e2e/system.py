@@ -137,7 +137,7 @@ async def running_system(
         yield system
     finally:
         system.stop()
-        await delete_namespace(endpoints.kafka_bootstrap_servers, settings.kafka_namespace)
+        await delete_namespace(settings, settings.kafka_namespace)
         admin = await asyncpg.connect(endpoints.database_url)
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()

@@ -38,9 +38,7 @@ async def test_a_signed_eido_is_triaged_offered_to_a_team_and_audited(system: Sy
         assert answer["shadow_decision"]["rules_version"] == "2026-12-draft"
         call_id = answer["call_id"]
         topic = system.settings.topic(agency_topic("riverbend-crisis"))
-        offers = await read_topic(
-            system.settings.kafka_bootstrap_servers, topic, 1, timeout_s=30, key=call_id
-        )
+        offers = await read_topic(system.settings, topic, 1, timeout_s=30, key=call_id)
         [offer] = [json.loads(o.value)["data"] for o in offers]
         assert offer["kind"] == "offered" and offer["details"]["language"] == "es"
 

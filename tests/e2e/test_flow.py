@@ -50,7 +50,7 @@ async def walk_one_call(system: System) -> None:
         assert again.status_code == 202 and again.json()["call_id"] == call_id and again.json()["duplicate"]
 
         topic = system.settings.topic(agency_topic("riverbend-crisis"))
-        [record] = await read_topic(system.settings.kafka_bootstrap_servers, topic, 1, timeout_s=30)
+        [record] = await read_topic(system.settings, topic, 1, timeout_s=30)
         offer = json.loads(record.value)
         assert record.key.decode() == call_id and offer["subject"] == call_id
         assert offer["data"]["kind"] == "offered" and offer["data"]["team_id"] == "rb-1"

@@ -164,8 +164,7 @@ class Intake:
         self, topic: str, call_id: str, count: int, timeout_s: float = 20
     ) -> list[dict[str, Any]]:
         """The first `count` events of one call on one topic, read from the start of the topic."""
-        bootstrap = self.settings.kafka_bootstrap_servers
-        records = await read_topic(bootstrap, self.settings.topic(topic), count, timeout_s, key=call_id)
+        records = await read_topic(self.settings, self.settings.topic(topic), count, timeout_s, key=call_id)
         assert len(records) >= count, f"expected {count} {topic} events for {call_id}, got {len(records)}"
         return [json.loads(r.value) for r in records]
 
@@ -411,7 +410,7 @@ async def running_intake(
             loop.remove_signal_handler(sig)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         await server.stop()
-        await delete_namespace(endpoints.kafka_bootstrap_servers, settings.kafka_namespace)
+        await delete_namespace(settings, settings.kafka_namespace)
         admin = await asyncpg.connect(endpoints.database_url)
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()

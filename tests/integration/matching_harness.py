@@ -177,7 +177,7 @@ async def topic_events(
     settings: Settings, topic: str, count: int, timeout_s: float = 30
 ) -> list[dict[str, Any]]:
     """The payloads of the first `count` events on a topic (fewer if they do not come in time)."""
-    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(topic), count, timeout_s)
+    records = await read_topic(settings, settings.topic(topic), count, timeout_s)
     return [json.loads(r.value)["data"] for r in records]
 
 

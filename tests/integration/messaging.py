@@ -8,7 +8,7 @@ from shared import topics
 from shared.consumer import EventConsumer, Handler
 from shared.db import migrate
 from shared.envelope import Envelope
-from shared.kafka import Publisher
+from shared.kafka import Publisher, client_options
 from shared.settings import Settings
 
 SCHEMA = "t_consumer"
@@ -46,7 +46,7 @@ def consumer(
         schema=SCHEMA,
         pool=pool,
         publisher=publisher,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=client_options(settings),
         handlers={TOPIC: handler},
         topic_name=settings.topic,
         max_attempts=settings.consumer_max_attempts,

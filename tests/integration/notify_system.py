@@ -163,7 +163,7 @@ async def own_settings(stack: infra.InfraEndpoints) -> AsyncIterator[Settings]:
     try:
         yield settings
     finally:
-        await delete_namespace(stack.kafka_bootstrap_servers, settings.kafka_namespace)
+        await delete_namespace(settings, settings.kafka_namespace)
         admin = await asyncpg.connect(stack.database_url)
         try:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -21,7 +21,7 @@ from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.http import make_app
 from shared.infra import free_port
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import client_options, ensure_topics, make_producer
 from shared.settings import Settings
 from shared.topics import CALLS_CANCELLED, dlq_topic
 from tests.integration.test_messaging import Running, cancelled, publish
@@ -83,7 +83,7 @@ def _consumer(
         schema=schema,
         pool=pool,
         publisher=producer,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=client_options(settings),
         handlers={CALLS_CANCELLED: apply},
         topic_name=settings.topic,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -166,7 +166,7 @@ async def test_a_dead_letter_is_recorded_parks_its_call_across_a_restart_and_rep
             )
             assert _open_gauge(settings) == 3
         assert await _applied(pool, SCHEMA, call) == []
-        dead = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(settings.group(SERVICE)), 3)
+        dead = await read_topic(settings, dlq_topic(settings.group(SERVICE)), 3)
         assert [dict(r.headers)["dlq-reason"] for r in dead] == [b"rejected", b"parked", b"parked"]
         listed = await _careroute(settings, tmp_path, "dead-letters", "list", "--service", SERVICE)
         assert "3 dead letters, 3 open" in listed and str(first.id) in listed

@@ -259,7 +259,10 @@ async def test_the_four_services_run_end_to_end_each_as_its_own_principal(
 ) -> None:
     """Tried: all four services in one process, each logged in as itself with no process-wide login, and one
     call posted to intake; the offer must reach the agency's topic, read there by the agency's principal."""
-    admin = secured.model_copy(update={"database_url": SecretStr(database_url)})
+    # A namespace of its own, granted like the module's, so the other tests' records are not in it.
+    fresh = {"database_url": SecretStr(database_url), "kafka_namespace": f"e{uuid.uuid4().hex[:8]}."}
+    admin = secured.model_copy(update=fresh)
+    kafka_access.apply(admin, JURISDICTION)
     await loader.load(admin, JURISDICTION)
     services = admin.model_copy(
         update={

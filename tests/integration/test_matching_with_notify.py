@@ -37,9 +37,7 @@ FAST = NotifySettings(repage_every_s=3600, expiry_interval_s=0.2)
 
 async def expiries(settings: Settings, at_most: int) -> list[dict[str, object]]:
     """Every `assignments.expired.v1` on the topic (the read ends by its timeout), with its source."""
-    records = await read_topic(
-        settings.kafka_bootstrap_servers, settings.topic(topics.ASSIGNMENTS_EXPIRED), at_most, 5
-    )
+    records = await read_topic(settings, settings.topic(topics.ASSIGNMENTS_EXPIRED), at_most, 5)
     return [{**json.loads(r.value)["data"], "source": json.loads(r.value)["source"]} for r in records]
 
 

@@ -109,7 +109,7 @@ async def test_an_undecodable_message_goes_to_the_dead_letter_topic_and_the_cons
     await publish(producer, settings, after.to_bytes(), "call-3")
     async with Running(messaging.consumer(settings, pool, producer)):
         await eventually(lambda: messaging.effects(pool, after.id), lambda n: n == 1, what="next event")
-    [dead] = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(settings.group("messaging")), 1)
+    [dead] = await read_topic(settings, dlq_topic(settings.group("messaging")), 1)
     headers = {k: v.decode() for k, v in dead.headers}
     assert dead.value == b"{not json at all"
     assert headers["dlq-origin-topic"] == settings.topic(messaging.TOPIC)
@@ -134,7 +134,7 @@ async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(s
     await pool.release(slow)
     assert await relay.relay_once() == 1  # the early row, committed late, is not skipped
     assert await relay.relay_once() == 0
-    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 2)
+    records = await read_topic(settings, settings.topic(messaging.TOPIC), 2)
     assert {Envelope.from_bytes(r.value).id for r in records} == {early.id, late.id}
     rows = await pool.fetch(f"SELECT id, sent_at FROM {messaging.SCHEMA}.outbox ORDER BY id")
     assert rows[0]["id"] < rows[1]["id"]
@@ -200,7 +200,7 @@ async def test_a_calls_later_events_do_not_overtake_one_that_failed(settings, po
         await publish(producer, settings, event.to_bytes(), event.subject)
     async with Running(messaging.consumer(settings, pool, producer, refuse_first)):
         await eventually(lambda: messaging.effects(pool, other.id), lambda n: n == 1, what="other call")
-        dead = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(settings.group("messaging")), 2)
+        dead = await read_topic(settings, dlq_topic(settings.group("messaging")), 2)
     # The failed event and the same call's later event wait together in the dead-letter topic, in order.
     assert [Envelope.from_bytes(r.value).id for r in dead] == [poisoned.id, later.id]
     assert [dict(r.headers)["dlq-reason"] for r in dead] == [b"rejected", b"parked"]
@@ -227,7 +227,7 @@ async def test_the_relay_tells_its_service_which_rows_the_broker_acknowledged(se
     relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic, on_published=on_published)
     assert await relay.relay_once() == 2
     assert acknowledged == [str(first.id), str(second.id)]
-    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 2)
+    records = await read_topic(settings, settings.topic(messaging.TOPIC), 2)
     paged = next(r for r in records if Envelope.from_bytes(r.value).id == first.id)
     assert dict(paged.headers)["careroute-page"] == b"2"
 
@@ -292,7 +292,7 @@ async def test_events_queued_together_are_published_in_their_order_and_wake_the_
         await pool.release(listener)
     relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic)
     assert await relay.relay_once() == 8
-    records = await read_topic(settings.kafka_bootstrap_servers, settings.topic(messaging.TOPIC), 8)
+    records = await read_topic(settings, settings.topic(messaging.TOPIC), 8)
     assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in batch]
 
 

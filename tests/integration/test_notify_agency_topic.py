@@ -152,7 +152,7 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
     assert sorted(by_call.values()) == [["offered", "expired"], ["offered", "withdrawn"]]
 
     # Each message handed to an agency topic is recorded and published for the audit trail.
-    delivered = await read_topic(bootstrap, notify.settings.topic(NOTIFICATIONS_DELIVERED), 5)
+    delivered = await read_topic(notify.settings, notify.settings.topic(NOTIFICATIONS_DELIVERED), 5)
     outcomes = {
         (d["assignment_id"], d["kind"], d["channel"], d["agency_id"])
         for d in (json.loads(r.value)["data"] for r in delivered)

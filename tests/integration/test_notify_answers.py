@@ -255,7 +255,7 @@ async def test_a_backup_request_is_published_at_once_with_its_urgency(notify: No
     topic = notify.settings.topic(ASSIGNMENTS_STATUS_CHANGED)
 
     async def on_topic() -> list[dict[str, Any]]:
-        records = await read_topic(notify.settings.kafka_bootstrap_servers, topic, 1000, timeout_s=1)
+        records = await read_topic(notify.settings, topic, 1000, timeout_s=1)
         return [json.loads(r.value)["data"] for r in records if r.key.decode() == offer.call_id]
 
     [event] = await eventually(on_topic, bool, what="the backup request on the topic")

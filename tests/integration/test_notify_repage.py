@@ -40,7 +40,7 @@ async def test_an_unanswered_offer_is_re_paged_until_accepted_and_never_after(no
 
     # Every page goes out on the agency's channels as the same offer, numbered in the record.
     topic = notify.settings.topic(agency_topic("pager"))
-    records = await read_topic(notify.settings.kafka_bootstrap_servers, topic, 3)
+    records = await read_topic(notify.settings, topic, 3)
     sent = [json.loads(r.value)["data"] for r in records]
     assert {(d["kind"], d["assignment_id"]) for d in sent} == {("offered", offer.assignment_id)}
     assert all(d["deadline"] and d["details"] for d in sent)

@@ -252,7 +252,7 @@ async def test_an_endpoint_that_keeps_failing_is_given_up_after_a_bounded_time_w
     topic = notify.settings.topic(NOTIFICATIONS_FAILED)
 
     async def failed() -> list[dict[str, Any]]:
-        records = await read_topic(notify.settings.kafka_bootstrap_servers, topic, 1000, timeout_s=1)
+        records = await read_topic(notify.settings, topic, 1000, timeout_s=1)
         data = [json.loads(r.value)["data"] for r in records]
         return [d for d in data if d["assignment_id"] == offer.assignment_id]
 

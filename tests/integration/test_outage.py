@@ -20,7 +20,7 @@ from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event
 from shared.http import make_app
 from shared.infra import InfraEndpoints, free_port
-from shared.kafka import ensure_topics
+from shared.kafka import client_options, ensure_topics
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import dlq_topic
@@ -90,7 +90,7 @@ async def test_a_postgresql_crash_longer_than_the_retry_budget_loses_nothing_and
         schema=SCHEMA,
         pool=pool,
         publisher=producer,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=client_options(settings),
         handlers={topics.CALLS_CANCELLED: _in_order},
         topic_name=settings.topic,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -147,7 +147,7 @@ async def test_a_postgresql_crash_longer_than_the_retry_budget_loses_nothing_and
         await asyncio.gather(*tasks)
         await consumer.stop()
         await pool.close()
-    assert await read_topic(settings.kafka_bootstrap_servers, dlq_topic(group), 1, timeout_s=3) == []
+    assert await read_topic(settings, dlq_topic(group), 1, timeout_s=3) == []
 
 
 async def test_http_answers_503_with_retry_after_while_postgresql_is_down_and_while_it_starts(
