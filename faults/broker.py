@@ -48,6 +48,20 @@ async def partitions(bootstrap: str, names: list[str] | set[str]) -> list[TopicP
     )
 
 
+async def stop_reader(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer that may have lived through an outage.
+
+    aiokafka's fetcher, stopped while a fetch is backing off after the broker went away, raises
+    the CancelledError of its own cancelled fetch task; that one is not ours to pass on.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
 async def topic_names(bootstrap: str, prefix: str) -> list[str]:
     """Every topic whose name starts with `prefix`."""
     consumer, known = await _reader(bootstrap)

@@ -6,7 +6,10 @@ import asyncio
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 
+from faults import broker
+from shared.topics import agency_topic
 from sim.run import Simulation
 
 # How long a CAD or an agency keeps retrying an answer of 503 (a dependency outage) before giving up.
@@ -38,3 +41,24 @@ class RetryingSimulation(Simulation):
             except ValueError:
                 wait = 1.0
             await asyncio.sleep(min(max(wait, 0.5), 10.0))
+
+    async def _agencies(
+        self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
+    ) -> None:
+        """The agencies read their topics without a consumer group: after the broker was down a
+        minute, the simulator's group consumer did not get its group back and the agencies
+        answered nothing more, while a plain reader reconnects and goes on."""
+        # Its group consumer leaves now, while the broker is up: stopped later, after an outage,
+        # it waited on its group's coordinator for ever.
+        await consumer.stop()
+        names = [self.settings.topic(agency_topic(a.id)) for a in self.j.agencies]
+        bootstrap = self.settings.kafka_bootstrap_servers
+        tps = await broker.partitions(bootstrap, names)
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50)
+        await reader.start()
+        try:
+            reader.assign(tps)
+            await reader.seek_to_end(*tps)
+            await super()._agencies(http, reader, stop)
+        finally:
+            await broker.stop_reader(reader)
