@@ -24,6 +24,8 @@ from shared.infra import (
     status,
     up,
 )
+from shared.kafka import client_options
+from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -74,19 +76,20 @@ async def _select_one(url: str) -> int:
 
 async def _round_trip(bootstrap: str) -> bytes:
     topic = f"infra-smoke-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    kafka = client_options(Settings(kafka_bootstrap_servers=bootstrap))
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"hello careroute", key=b"k")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(**kafka, fetch_max_wait_ms=50)
     await consumer.start()
     try:
         partition = TopicPartition(topic, 0)

@@ -20,8 +20,10 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
+from typer.testing import CliRunner, Result
 
 from services import builders, kafka_access, loader
+from services.cli import app as cli
 from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.infra.ports import free_port, port_is_free
@@ -230,19 +232,42 @@ async def test_a_service_writes_only_its_own_topics(secured: Settings) -> None:
     assert errors == [RdKafkaError.TOPIC_AUTHORIZATION_FAILED]
 
 
+def _kafka_acls_command(settings: Settings, folder: Path) -> Result:
+    """`careroute kafka-acls` on the jurisdiction written to a file, its agency passwords as env:NAME."""
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    env = {
+        "CAREROUTE_RUN_DIR": str(folder / "run"),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_NAMESPACE": settings.kafka_namespace,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_USERNAME": ADMIN[0],
+        "KAFKA_SASL_PASSWORD": ADMIN[1],
+        **{f"{s.upper()}_KAFKA_SASL_PASSWORD": p for s, p in PASSWORDS.items()},
+    }
+    for agency, declared in zip(raw["agencies"], JURISDICTION.agencies, strict=True):
+        assert declared.kafka is not None
+        name = f"KAFKA_PASSWORD_{agency['id'].upper().replace('-', '_')}"
+        agency["kafka"] = {"password": f"env:{name}"}
+        env[name] = declared.kafka.password
+    path = folder / "jurisdiction.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return CliRunner().invoke(cli, ["kafka-acls", str(path)], env=env)
+
+
 async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_file_does_not_make(
-    secured: Settings,
+    secured: Settings, tmp_path: Path
 ) -> None:
-    """Tried: `kafka-acls` run again on the same file after someone granted riverbend's principal read on
-    valley's topic by hand; then riverbend reading valley's topic."""
+    """Tried: `careroute kafka-acls FILE` (agency passwords env:NAME) run again after someone granted
+    riverbend's principal read on valley's topic by hand; then riverbend reading valley's topic."""
     other = secured.topic(agency_topic(OTHER))
     stray = Grant(f"User:{agency_username(OWN, JURISDICTION)}", "topic", "literal", other, "read")
     admin = AdminClient(confluent_config(secured))
     for future in admin.create_acls([kafka_access.binding(stray)], request_timeout=15).values():
         future.result()
 
-    again = kafka_access.apply(secured, JURISDICTION)
-    assert again.topics_created == [] and again.revoked == 1
+    again = _kafka_acls_command(secured, tmp_path)
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 1 revoked"
     assert kafka_access.apply(secured, JURISDICTION).revoked == 0
 
     intruder = Consumer(_agency(secured, OWN))

@@ -20,7 +20,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import infra, topics
-from shared.kafka import make_producer
+from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
     call_received,
@@ -99,7 +99,7 @@ def stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:
 
 async def group_members(settings: Settings, service: str = "matching") -> tuple[str, int]:
     """A service's consumer group's state and how many members it has."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([settings.group(service)])

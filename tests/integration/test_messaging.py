@@ -17,7 +17,7 @@ from shared import events, outbox
 from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool
 from shared.envelope import Envelope, new_event
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import client_options, ensure_topics, make_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import dlq_topic
@@ -142,7 +142,7 @@ async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(s
 
 
 async def committed_offset(settings: Settings) -> int | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         # Naming the partitions: Tansu drops the connection when asked for a group's offsets without them.

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from services.notify.settings import NotifySettings
+from shared.kafka import confluent_config
 from shared.settings import Settings
 from shared.topics import ASSIGNMENTS_OFFERED, NOTIFICATIONS_DELIVERED, agency_topic
 from tests.integration.notify_system import Notify, jurisdiction, running_notify
@@ -54,11 +55,11 @@ class Read:
         return dict(json.loads(self.value)["data"])
 
 
-def follow(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[Read]:
+def follow(settings: Settings, topic: str, count: int, timeout_s: float = 60) -> list[Read]:
     """Read `count` messages from the start of `topic` as an agency's own librdkafka consumer would."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **confluent_config(settings),
             "group.id": f"agency-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -115,10 +116,9 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
     await notify.publish(ASSIGNMENTS_OFFERED, overtaken.event)
     await eventually(lambda: notify.status(overtaken.assignment_id), lambda s: s == "withdrawn")
 
-    bootstrap = notify.settings.kafka_bootstrap_servers
-    south = await asyncio.to_thread(follow, bootstrap, notify.settings.topic(agency_topic("south")), 1)
+    south = await asyncio.to_thread(follow, notify.settings, notify.settings.topic(agency_topic("south")), 1)
     assert [m.data["assignment_id"] for m in south] == [other.assignment_id]
-    north = await asyncio.to_thread(follow, bootstrap, notify.settings.topic(agency_topic("north")), 4)
+    north = await asyncio.to_thread(follow, notify.settings, notify.settings.topic(agency_topic("north")), 4)
 
     seen = sorted((m.data["assignment_id"], m.data["kind"]) for m in north)
     assert seen == sorted(
