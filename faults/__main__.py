@@ -76,7 +76,7 @@ async def one_fault(
     limit = 3 * args.offer_timeout + args.settle
 
     async def at_rest() -> int:
-        return await snapshot.wait_at_rest(dsn, s.kafka_bootstrap_servers, s.kafka_namespace, limit)
+        return await snapshot.wait_at_rest(dsn, s, s.kafka_namespace, limit)
 
     ctx = Context(jurisdiction=j, seed=seed, wait_at_rest=at_rest)
     sim = RetryingSimulation(s, j, plan, options, args.speedup, seed)
@@ -110,9 +110,7 @@ async def one_fault(
         revive(cluster, ctx)
     admin = next(o.token for o in j.oversight if o.role == "admin")
     chain_ok = await chain_verifies(cluster, admin)
-    snap = await snapshot.read(
-        dsn, s.kafka_bootstrap_servers, s.kafka_namespace, tally.call_ids + ctx.call_ids, chain_ok
-    )
+    snap = await snapshot.read(dsn, s, s.kafka_namespace, tally.call_ids + ctx.call_ids, chain_ok)
     verdict = judge(snap, ctx.poisoned)
     for kind, key, text in ctx.findings:
         verdict.add(kind, key, text)

@@ -12,6 +12,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from shared.kafka import client_options
+from shared.settings import Settings
+
 
 @dataclass(frozen=True)
 class Record:
@@ -25,18 +28,18 @@ class Record:
     headers: dict[str, bytes]
 
 
-async def _reader(bootstrap: str) -> tuple[AIOKafkaConsumer, set[str]]:
+async def _reader(settings: Settings) -> tuple[AIOKafkaConsumer, set[str]]:
     """A started consumer of no group, and the names of every topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     return consumer, await consumer.topics()
 
 
-async def partitions(bootstrap: str, names: list[str] | set[str]) -> list[TopicPartition]:
+async def partitions(settings: Settings, names: list[str] | set[str]) -> list[TopicPartition]:
     """Every partition of `names` (a consumer of no group knows no topic's partitions until it reads)."""
     if not names:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(sorted(names))
@@ -62,23 +65,23 @@ async def stop_reader(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
-async def topic_names(bootstrap: str, prefix: str) -> list[str]:
+async def topic_names(settings: Settings, prefix: str) -> list[str]:
     """Every topic whose name starts with `prefix`."""
-    consumer, known = await _reader(bootstrap)
+    consumer, known = await _reader(settings)
     try:
         return sorted(t for t in known if t.startswith(prefix))
     finally:
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, names: list[str], timeout_s: float = 60) -> list[Record]:
+async def read_all(settings: Settings, names: list[str], timeout_s: float = 60) -> list[Record]:
     """Every record of `names`, from the beginning to the end offsets as they were when asked."""
     if not names:
         return []
-    tps = await partitions(bootstrap, names)
+    tps = await partitions(settings, names)
     if not tps:
         return []
-    consumer, _ = await _reader(bootstrap)
+    consumer, _ = await _reader(settings)
     out: list[Record] = []
     try:
         consumer.assign(tps)
@@ -114,9 +117,9 @@ def _record(r: ConsumerRecord[Any, Any]) -> Record:
     )
 
 
-async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+async def committed(settings: Settings, group: str) -> dict[TopicPartition, int]:
     """A consumer group's committed offset of each partition it has committed."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         # Bounded: with the group's coordinator unavailable the admin client would retry forever.
@@ -128,12 +131,12 @@ async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     return {tp: o.offset for tp, o in offsets.items() if o.offset >= 0}
 
 
-async def lag(bootstrap: str, group: str, names: set[str]) -> dict[str, int]:
+async def lag(settings: Settings, group: str, names: set[str]) -> dict[str, int]:
     """Records of `names` the group has not committed past, by topic (uncommitted partitions count whole)."""
-    done = await committed(bootstrap, group)
-    consumer, known = await _reader(bootstrap)
+    done = await committed(settings, group)
+    consumer, known = await _reader(settings)
     try:
-        tps = await partitions(bootstrap, names & known)
+        tps = await partitions(settings, names & known)
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
@@ -143,11 +146,11 @@ async def lag(bootstrap: str, group: str, names: set[str]) -> dict[str, int]:
     return behind
 
 
-async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
+async def end_offsets(settings: Settings, prefix: str) -> dict[str, int]:
     """The sum of the end offsets of each topic under `prefix` (what has been published so far)."""
-    consumer, known = await _reader(bootstrap)
+    consumer, known = await _reader(settings)
     try:
-        tps = await partitions(bootstrap, {t for t in known if t.startswith(prefix)})
+        tps = await partitions(settings, {t for t in known if t.startswith(prefix)})
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
@@ -157,13 +160,13 @@ async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
     return total
 
 
-async def rewind(bootstrap: str, group: str) -> int:
+async def rewind(settings: Settings, group: str) -> int:
     """Commit offset 0 for every partition `group` has committed (the group must have no members);
     how many partitions were rewound."""
-    done = await committed(bootstrap, group)
+    done = await committed(settings, group)
     if not done:
         return 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(done))

@@ -17,6 +17,7 @@ from faults.races import RaceDriver
 from shared import topics
 from shared.infra.procs import pid_alive, wait_gone
 from shared.jurisdiction import Jurisdiction
+from shared.kafka import client_options
 
 
 @dataclass
@@ -129,7 +130,7 @@ async def poison(cluster: Cluster, ctx: Context) -> str:
     """Undecodable and unknown-type messages mixed into two topics."""
     s = cluster.settings
     # A plain producer: the poison comes from outside the system, not through its own clients.
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(s), acks="all")
     await producer.start()
     try:
         for n in range(10):
@@ -203,16 +204,16 @@ async def replay(cluster: Cluster, ctx: Context) -> str:
     """With the system at rest: stop the services, rewind every consumer group to the beginning,
     start again, and compare every table and topic before and after (a replay has no effect)."""
     dsn = cluster.settings.database_url.get_secret_value()
-    bootstrap = cluster.settings.kafka_bootstrap_servers
+    kafka = cluster.settings
     namespace = cluster.settings.kafka_namespace
     before = await snapshot.fingerprint(dsn)
-    published = await broker.end_offsets(bootstrap, namespace)
+    published = await broker.end_offsets(kafka, namespace)
     await cluster.stop_services()
     rewound = 0
     for service in ("intake", "matching", "notify", "audit"):
         group = cluster.settings.group(service)
-        rewound += await broker.rewind(bootstrap, group)
-        left = {tp: n for tp, n in (await broker.committed(bootstrap, group)).items() if n}
+        rewound += await broker.rewind(kafka, group)
+        left = {tp: n for tp, n in (await broker.committed(kafka, group)).items() if n}
         if left:
             raise RuntimeError(f"{group} was not rewound: {left}")
     cluster.start_services()
@@ -220,7 +221,7 @@ async def replay(cluster: Cluster, ctx: Context) -> str:
     if ctx.wait_at_rest is not None:
         await ctx.wait_at_rest()
     after = await snapshot.fingerprint(dsn)
-    republished = await broker.end_offsets(bootstrap, namespace)
+    republished = await broker.end_offsets(kafka, namespace)
     for table in sorted(set(before) | set(after)):
         grew = after.get(table, 0) - before.get(table, 0)
         if grew:

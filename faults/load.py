@@ -9,6 +9,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from faults import broker
+from shared.kafka import client_options
 from shared.topics import agency_topic
 from sim.run import Simulation
 
@@ -52,9 +53,8 @@ class RetryingSimulation(Simulation):
         # it waited on its group's coordinator for ever.
         await consumer.stop()
         names = [self.settings.topic(agency_topic(a.id)) for a in self.j.agencies]
-        bootstrap = self.settings.kafka_bootstrap_servers
-        tps = await broker.partitions(bootstrap, names)
-        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50)
+        tps = await broker.partitions(self.settings, names)
+        reader = AIOKafkaConsumer(**client_options(self.settings), group_id=None, fetch_max_wait_ms=50)
         await reader.start()
         try:
             reader.assign(tps)

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from faults import broker
 from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from sim.scenario import PlannedCall, as_eido
@@ -47,8 +48,8 @@ class RaceDriver:
 
     async def __aenter__(self) -> RaceDriver:
         names = [self.settings.topic(agency_topic(a.id)) for a in self.j.agencies]
-        tps = await broker.partitions(self.settings.kafka_bootstrap_servers, names)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None)
+        tps = await broker.partitions(self.settings, names)
+        consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None)
         await consumer.start()
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from faults import broker
+from shared.settings import Settings
 from shared.topics import AGENCY_TOPIC_PREFIX, AGENCY_TOPIC_SUFFIX, REGISTRY
 
 SCHEMAS = ("intake", "matching", "notify", "audit")
@@ -258,10 +259,10 @@ def agency_topic_of(name: str, namespace: str) -> bool:
     return logical.startswith(AGENCY_TOPIC_PREFIX) and logical.endswith(AGENCY_TOPIC_SUFFIX)
 
 
-async def read_broker(bootstrap: str, namespace: str, snap: Snapshot) -> None:
+async def read_broker(settings: Settings, namespace: str, snap: Snapshot) -> None:
     """Fill `snap` with the agency topics, the dead-letter topics and each group's lag."""
-    names = await broker.topic_names(bootstrap, namespace)
-    for r in await broker.read_all(bootstrap, [n for n in names if agency_topic_of(n, namespace)]):
+    names = await broker.topic_names(settings, namespace)
+    for r in await broker.read_all(settings, [n for n in names if agency_topic_of(n, namespace)]):
         event = parse_event(r.value)
         if event is None:
             continue
@@ -275,8 +276,8 @@ async def read_broker(bootstrap: str, namespace: str, snap: Snapshot) -> None:
                 int(page) if page is not None else None,
             )
         )
-    dlq = await broker.topic_names(bootstrap, f"dlq.{namespace}")
-    for r in await broker.read_all(bootstrap, dlq):
+    dlq = await broker.topic_names(settings, f"dlq.{namespace}")
+    for r in await broker.read_all(settings, dlq):
         snap.dead_letters.append(
             DeadLetter(
                 r.topic,
@@ -291,11 +292,11 @@ async def read_broker(bootstrap: str, namespace: str, snap: Snapshot) -> None:
         followed = set(snap.inbox_types.get(schema, set()))
         if schema == "audit":
             followed |= set(REGISTRY)
-        behind = await broker.lag(bootstrap, f"{namespace}{schema}", {f"{namespace}{t}" for t in followed})
+        behind = await broker.lag(settings, f"{namespace}{schema}", {f"{namespace}{t}" for t in followed})
         snap.lag[schema] = {t.removeprefix(namespace): n for t, n in behind.items() if n}
 
 
-async def read(dsn: str, bootstrap: str, namespace: str, call_ids: list[str], chain_ok: bool) -> Snapshot:
+async def read(dsn: str, settings: Settings, namespace: str, call_ids: list[str], chain_ok: bool) -> Snapshot:
     """The whole snapshot: database first, then the broker (whose lag is read last)."""
     snap = Snapshot(call_ids=list(call_ids), chain_ok=chain_ok)
     conn = await asyncpg.connect(dsn)
@@ -303,7 +304,7 @@ async def read(dsn: str, bootstrap: str, namespace: str, call_ids: list[str], ch
         await read_database(conn, snap, namespace)
     finally:
         await conn.close()
-    await read_broker(bootstrap, namespace, snap)
+    await read_broker(settings, namespace, snap)
     return snap
 
 
@@ -327,7 +328,7 @@ async def fingerprint(dsn: str) -> dict[str, int]:
         await conn.close()
 
 
-async def moving(dsn: str, bootstrap: str, namespace: str) -> int:
+async def moving(dsn: str, settings: Settings, namespace: str) -> int:
     """How many things are not at rest yet: calls, live offers and assignments, unsent rows, lag."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -357,12 +358,12 @@ async def moving(dsn: str, bootstrap: str, namespace: str) -> int:
     for schema, types in followed.items():
         if schema == "audit":
             types |= set(REGISTRY)
-        behind = await broker.lag(bootstrap, f"{namespace}{schema}", {f"{namespace}{t}" for t in types})
+        behind = await broker.lag(settings, f"{namespace}{schema}", {f"{namespace}{t}" for t in types})
         count += sum(behind.values())
     return count
 
 
-async def wait_at_rest(dsn: str, bootstrap: str, namespace: str, limit_s: float) -> int:
+async def wait_at_rest(dsn: str, settings: Settings, namespace: str, limit_s: float) -> int:
     """Wait until nothing is moving or `limit_s` passed; how many things still move.
 
     A call the load sent last may still be in its chain of offers (every attempt waits out its
@@ -371,7 +372,7 @@ async def wait_at_rest(dsn: str, bootstrap: str, namespace: str, limit_s: float)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
     while True:
-        left = await moving(dsn, bootstrap, namespace)
+        left = await moving(dsn, settings, namespace)
         if not left or loop.time() > deadline:
             return left
         await asyncio.sleep(3)
