@@ -12,6 +12,7 @@ import typer
 from shared import dead_letters, infra
 from shared.db import create_pool
 from shared.jurisdiction import JurisdictionError, load_file
+from shared.kafka import security_options
 from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings
 
@@ -198,8 +199,9 @@ def infra_up(
             database_url=os.environ.get("DATABASE_URL"),
             external_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if chosen == "external" else None,
             kafka_login=login,
+            external_options=security_options(settings) if chosen == "external" else None,
         )
-    except infra.InfraError as exc:
+    except (infra.InfraError, ValueError) as exc:
         typer.echo(f"careroute infra up: {exc}", err=True)
         raise typer.Exit(1) from exc
     secured = (

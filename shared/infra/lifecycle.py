@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from shared.infra import kafka_apache, postgres, tansu
 from shared.infra.ports import HOST, ensure_port_free, kafka_error
@@ -111,11 +113,13 @@ def up(
     external_bootstrap: str | None = None,
     durable_pg: bool = False,
     kafka_login: tuple[str, str] | None = None,
+    external_options: Mapping[str, Any] | None = None,
 ) -> InfraEndpoints:
     """Start (or reuse) PostgreSQL and the broker of run_dir, wait until both answer, record them.
 
     PostgreSQL starts without disk flushes unless `durable_pg` (a running one is reused as it is).
-    With `kafka_login` (administrator name, password) Apache Kafka starts secured (SASL, ACLs).
+    With `kafka_login` (administrator name, password) Apache Kafka starts secured (SASL, ACLs);
+    `external_options` are the client options that log in to an external broker.
     """
     broker = choose_broker(broker)
     if kafka_login is not None and broker != "apache":
@@ -163,7 +167,7 @@ def up(
             db_url = postgres.database_url(pg_port)
 
         if external_bootstrap and broker == "external":
-            error = kafka_error(external_bootstrap, timeout=15.0)
+            error = kafka_error(external_bootstrap, timeout=15.0, options=external_options)
             if error is not None:
                 raise InfraError(
                     f"the external Kafka at {external_bootstrap} (KAFKA_BOOTSTRAP_SERVERS) "

@@ -63,16 +63,29 @@ JURISDICTION = _jurisdiction()
 
 
 @pytest.fixture(scope="module")
-def secured(stack: infra.InfraEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A secured Apache Kafka of this module, from the project's own starter, the example's ACLs applied."""
-    run_dir = tmp_path_factory.mktemp("secured-kafka")
-    try:
-        endpoints = infra.up(
-            run_dir, "apache", kafka_port=_port_pair(), database_url=stack.database_url, kafka_login=ADMIN
-        )
-    except infra.InfraError as exc:
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of this module's secured broker."""
+    return tmp_path_factory.mktemp("secured-kafka")
+
+
+@pytest.fixture(scope="module")
+def secured(stack: infra.InfraEndpoints, run_dir: Path) -> Iterator[Settings]:
+    """A secured Apache Kafka of this module, from `KAFKA_SECURED=true careroute infra up`, ACLs applied."""
+    env = {
+        "CAREROUTE_RUN_DIR": str(run_dir),
+        "CAREROUTE_KAFKA_PORT": str(_port_pair()),
+        "DATABASE_URL": stack.database_url,
+        "KAFKA_BROKER": "apache",
+        "KAFKA_SECURED": "true",
+        "KAFKA_SASL_USERNAME": ADMIN[0],
+        "KAFKA_SASL_PASSWORD": ADMIN[1],
+    }
+    started = CliRunner().invoke(cli, ["infra", "up"], env=env)
+    endpoints = infra.read_endpoints(run_dir)
+    if started.exit_code != 0 or endpoints is None:
         infra.down(run_dir)
-        pytest.fail(f"the secured broker could not start: {exc}", pytrace=False)
+        pytest.fail(f"the secured broker could not start: {started.output}", pytrace=False)
+    assert "(SASL_PLAINTEXT)" in started.output and endpoints.kafka_security_protocol == "SASL_PLAINTEXT"
     admin = Settings.model_validate(
         {
             "database_url": stack.database_url,
@@ -232,14 +245,13 @@ async def test_a_service_writes_only_its_own_topics(secured: Settings) -> None:
     assert errors == [RdKafkaError.TOPIC_AUTHORIZATION_FAILED]
 
 
-def _kafka_acls_command(settings: Settings, folder: Path) -> Result:
+def _kafka_acls_command(settings: Settings, run_dir: Path, folder: Path) -> Result:
     """`careroute kafka-acls` on the jurisdiction written to a file, its agency passwords as env:NAME."""
     raw = yaml.safe_load(EXAMPLE.read_text())
+    # The broker's address and protocol come from the run folder `infra up` recorded.
     env = {
-        "CAREROUTE_RUN_DIR": str(folder / "run"),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "CAREROUTE_RUN_DIR": str(run_dir),
         "KAFKA_NAMESPACE": settings.kafka_namespace,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "KAFKA_SASL_USERNAME": ADMIN[0],
         "KAFKA_SASL_PASSWORD": ADMIN[1],
         **{f"{s.upper()}_KAFKA_SASL_PASSWORD": p for s, p in PASSWORDS.items()},
@@ -255,7 +267,7 @@ def _kafka_acls_command(settings: Settings, folder: Path) -> Result:
 
 
 async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_file_does_not_make(
-    secured: Settings, tmp_path: Path
+    secured: Settings, run_dir: Path, tmp_path: Path
 ) -> None:
     """Tried: `careroute kafka-acls FILE` (agency passwords env:NAME) run again after someone granted
     riverbend's principal read on valley's topic by hand; then riverbend reading valley's topic."""
@@ -265,7 +277,7 @@ async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_f
     for future in admin.create_acls([kafka_access.binding(stray)], request_timeout=15).values():
         future.result()
 
-    again = _kafka_acls_command(secured, tmp_path)
+    again = _kafka_acls_command(secured, run_dir, tmp_path)
     assert again.exit_code == 0, again.output
     assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 1 revoked"
     assert kafka_access.apply(secured, JURISDICTION).revoked == 0

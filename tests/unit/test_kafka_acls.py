@@ -144,3 +144,22 @@ def test_the_secured_broker_denies_by_default_and_the_unsecured_one_is_unchanged
     assert secured["authorizer.class.name"].endswith("StandardAuthorizer")
     assert secured["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert secured["listener.security.protocol.map"].endswith("CONTROLLER:PLAINTEXT")
+
+
+def test_kafka_acls_check_prints_every_grant_and_refuses_an_unsecured_broker(tmp_path: Path) -> None:
+    """Tried: `careroute kafka-acls --check` on the example, then without --check and no security set."""
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    env = {"CAREROUTE_RUN_DIR": str(tmp_path), "KAFKA_NAMESPACE": "ns."}
+    shown = CliRunner().invoke(app, ["kafka-acls", str(EXAMPLE), "--check"], env=env)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert len(lines) == len(all_grants(Settings(kafka_namespace="ns."), parse(EXAMPLE.read_text())))
+    assert any(
+        line.split() == ["User:agency-campus-care", "read", "group", "ns.agency.campus-care.*"]
+        for line in lines
+    )
+    refused = CliRunner().invoke(app, ["kafka-acls", str(EXAMPLE)], env=env)
+    assert refused.exit_code == 2 and "not secured" in refused.output
