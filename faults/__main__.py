@@ -87,6 +87,7 @@ async def one_fault(
         await asyncio.sleep(args.seconds / 3)
         log(f"{name}: injecting")
         what.append(await fault.inject(cluster, ctx))
+        sim.linger(3 * args.offer_timeout)
         log(f"{name}: {what[-1]}; waiting for the load and its tail")
     try:
         # A simulated agency's consumer may never get its group back after a broker outage; the

@@ -43,6 +43,14 @@ class RetryingSimulation(Simulation):
                 wait = 1.0
             await asyncio.sleep(min(max(wait, 0.5), 10.0))
 
+    def linger(self, seconds: float) -> None:
+        """Keep the agencies listening at least `seconds` from now, load over or not: the offers
+        held back by an outage that outlasted the load come after it, and the drain would
+        otherwise end with nothing pending and leave them unanswered."""
+        task = asyncio.create_task(asyncio.sleep(seconds))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def _agencies(
         self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
     ) -> None:
