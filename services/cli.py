@@ -101,8 +101,9 @@ def kafka_acls(
     Creates every topic (events, dead letters, agency topics), a SCRAM user for each service with
     its own password (INTAKE_KAFKA_SASL_PASSWORD, ...) and each agency with a `kafka` block, and
     ACLs: a service reads what it consumes in its own group and writes what it produces; an agency
-    reads only agency.<id>.assignments.v1 in groups agency.<id>.*. Grants the file no longer
-    implies are revoked. Log in with KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD of a super user.
+    reads only agency.<id>.assignments.v1 in groups agency.<id>.*. Any other ALLOW grant on
+    careroute's topics and groups is revoked (an agency dropped from the file loses its own).
+    Log in as a super user: KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD.
     """
     from confluent_kafka import KafkaException
 

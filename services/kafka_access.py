@@ -22,10 +22,11 @@ from confluent_kafka.cimpl import NewTopic
 
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import confluent_config
-from shared.kafka_acls import Grant, all_grants, all_topics, logins, principals
+from shared.kafka_acls import Grant, Resource, all_grants, all_topics, logins, manages, principals
 from shared.settings import Settings
 
-_RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_RESOURCE: dict[Resource, ResourceType] = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_RESOURCE_NAME = {kind: name for name, kind in _RESOURCE.items()}
 _PATTERN = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
 _OPERATION = {"read": AclOperation.READ, "write": AclOperation.WRITE}
 _MECHANISM = {"SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512, "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256}
@@ -76,40 +77,42 @@ def _create_topics(admin: AdminClient, wanted: dict[str, int], timeout_s: float)
     return sorted(missing)
 
 
-def _in_namespace(settings: Settings, acl: AclBinding) -> bool:
-    ns = settings.kafka_namespace
-    return acl.name.startswith(ns) or acl.name.startswith(f"dlq.{ns}")
+def _ours(settings: Settings, acl: AclBinding) -> bool:
+    resource = _RESOURCE_NAME.get(ResourceType(acl.restype))
+    return resource is not None and manages(settings, resource, acl.name)
 
 
 def _revoke_stale(admin: AdminClient, settings: Settings, wanted: list[AclBinding], timeout_s: float) -> int:
-    """Delete ALLOW ACLs our principals hold in this namespace that the jurisdiction no longer grants."""
+    """Delete every ALLOW ACL on careroute's topics and groups that the jurisdiction does not grant.
+
+    Whoever holds it: a hand-made grant, or one of an agency dropped from the file. DENY ACLs an
+    operator added are left alone (removing one could only widen access).
+    """
     keep = set(wanted)
-    stale: list[AclBindingFilter] = []
-    for principal in sorted({b.principal for b in wanted}):
-        # None matches any name and any host (the stubs say str).
-        query = AclBindingFilter(
-            ResourceType.ANY,
-            None,  # type: ignore[arg-type]
-            ResourcePatternType.ANY,
-            principal,
-            None,  # type: ignore[arg-type]
-            AclOperation.ANY,
-            AclPermissionType.ANY,
+    # None matches any name, principal and host (the stubs say str).
+    query = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ALLOW,
+    )
+    held = admin.describe_acls(query, request_timeout=timeout_s).result()
+    stale = [
+        AclBindingFilter(
+            acl.restype,
+            acl.name,
+            acl.resource_pattern_type,
+            acl.principal,
+            acl.host,
+            acl.operation,
+            acl.permission_type,
         )
-        held = admin.describe_acls(query, request_timeout=timeout_s).result()
-        for acl in held:
-            if acl not in keep and _in_namespace(settings, acl):
-                stale.append(
-                    AclBindingFilter(
-                        acl.restype,
-                        acl.name,
-                        acl.resource_pattern_type,
-                        acl.principal,
-                        acl.host,
-                        acl.operation,
-                        acl.permission_type,
-                    )
-                )
+        for acl in held
+        if acl not in keep and _ours(settings, acl)
+    ]
     if stale:
         _results(admin.delete_acls(stale, request_timeout=timeout_s))
     return len(stale)

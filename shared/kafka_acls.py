@@ -159,6 +159,17 @@ def logins(settings: Settings, jurisdiction: Jurisdiction) -> dict[str, str]:
     return users
 
 
+def manages(settings: Settings, resource: Resource, name: str) -> bool:
+    """Whether a topic or group (or a prefix) is careroute's in this namespace: its ACLs are ours."""
+    agencies = settings.topic(topics.AGENCY_TOPIC_PREFIX)
+    if name.startswith(agencies):
+        return True
+    if resource == "group":
+        return name in {settings.group(s) for s in SERVICE_NAMES}
+    ours = {settings.topic(t) for t in REGISTRY} | {dlq_topic(settings.group(s)) for s in SERVICE_NAMES}
+    return name in ours
+
+
 def principals(grants: Iterable[Grant]) -> list[str]:
     """The distinct principals of some grants."""
     return sorted({g.principal for g in grants})

@@ -266,20 +266,24 @@ def _kafka_acls_command(settings: Settings, run_dir: Path, folder: Path) -> Resu
     return CliRunner().invoke(cli, ["kafka-acls", str(path)], env=env)
 
 
-async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_file_does_not_make(
+async def test_applying_the_acls_again_revokes_every_grant_the_file_does_not_make(
     secured: Settings, run_dir: Path, tmp_path: Path
 ) -> None:
-    """Tried: `careroute kafka-acls FILE` (agency passwords env:NAME) run again after someone granted
-    riverbend's principal read on valley's topic by hand; then riverbend reading valley's topic."""
+    """Tried: `careroute kafka-acls FILE` (agency passwords env:NAME) run again after grants made by
+    hand (riverbend reading valley's topic, an outsider reading calls.received.v1); then the file
+    without valley, and valley reading its topic."""
     other = secured.topic(agency_topic(OTHER))
-    stray = Grant(f"User:{agency_username(OWN, JURISDICTION)}", "topic", "literal", other, "read")
+    strays = [
+        Grant(f"User:{agency_username(OWN, JURISDICTION)}", "topic", "literal", other, "read"),
+        Grant("User:outsider", "topic", "literal", secured.topic(CALLS_RECEIVED), "read"),
+    ]
     admin = AdminClient(confluent_config(secured))
-    for future in admin.create_acls([kafka_access.binding(stray)], request_timeout=15).values():
+    for future in admin.create_acls([kafka_access.binding(g) for g in strays], request_timeout=15).values():
         future.result()
 
     again = _kafka_acls_command(secured, run_dir, tmp_path)
     assert again.exit_code == 0, again.output
-    assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 1 revoked"
+    assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 2 revoked"
     assert kafka_access.apply(secured, JURISDICTION).revoked == 0
 
     intruder = Consumer(_agency(secured, OWN))
@@ -289,6 +293,23 @@ async def test_applying_the_acls_again_changes_nothing_and_revokes_a_grant_the_f
     finally:
         intruder.close()
     assert refused == {other: RdKafkaError.TOPIC_AUTHORIZATION_FAILED} and not values
+
+    without = JURISDICTION.model_copy(
+        update={"agencies": [a for a in JURISDICTION.agencies if a.id != OTHER]}
+    )
+    try:
+        assert kafka_access.apply(secured, without).revoked == 2  # valley's topic and its groups
+        dropped = Consumer(_agency(secured, OTHER))
+        dropped.subscribe([other])
+        try:
+            refused, values = _errors(dropped, 1)
+        finally:
+            dropped.close()
+        # Its group went with its topic: whichever the broker checks first refuses it.
+        authorization = {RdKafkaError.TOPIC_AUTHORIZATION_FAILED, RdKafkaError.GROUP_AUTHORIZATION_FAILED}
+        assert refused and set(refused.values()) <= authorization and not values
+    finally:
+        kafka_access.apply(secured, JURISDICTION)
 
 
 async def test_the_four_services_run_end_to_end_each_as_its_own_principal(

@@ -12,7 +12,7 @@ from shared import topics
 from shared.infra.kafka_apache import server_properties
 from shared.jurisdiction import parse
 from shared.kafka import client_options, confluent_config, security_options
-from shared.kafka_acls import SERVICES, agency_grants, all_grants, logins, service_grants
+from shared.kafka_acls import SERVICES, agency_grants, all_grants, logins, manages, service_grants
 from shared.settings import SERVICE_NAMES, Settings
 
 ROOT = Path(__file__).parents[2]
@@ -163,3 +163,13 @@ def test_kafka_acls_check_prints_every_grant_and_refuses_an_unsecured_broker(tmp
     )
     refused = CliRunner().invoke(app, ["kafka-acls", str(EXAMPLE)], env=env)
     assert refused.exit_code == 2 and "not secured" in refused.output
+
+
+def test_only_careroutes_own_topics_and_groups_are_managed() -> None:
+    """Tried: careroute's topics, groups and agency prefix in a namespace, and names outside it."""
+    s = Settings(kafka_namespace="ns.")
+    assert manages(s, "topic", "ns.calls.received.v1") and manages(s, "topic", "dlq.ns.audit")
+    assert manages(s, "topic", "ns.agency.gone.assignments.v1") and manages(s, "group", "ns.agency.gone.x")
+    assert manages(s, "group", "ns.matching")
+    assert not manages(s, "topic", "other.calls.received.v1") and not manages(s, "topic", "billing")
+    assert not manages(s, "group", "ns.someone-else") and not manages(s, "topic", "ns.matching")
