@@ -121,35 +121,30 @@ def _agency(settings: Settings, agency_id: str, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def _first_error(consumer: Consumer, timeout_s: float = 20) -> tuple[int | None, list[bytes]]:
-    """Poll until an error comes or time runs out: the first error's code and any values read before it."""
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        error = message.error()
-        if error is not None:
-            return error.code(), values
-        values.append(message.value() or b"")
-    return None, values
+def _read(
+    config: dict[str, Any], names: list[str], *, refusals: int = 0, timeout_s: float = 20
+) -> tuple[dict[str, int], list[bytes]]:
+    """Subscribe to `names` and poll until `refusals` topics are refused (0: until a record) or time is up.
 
-
-def _errors(consumer: Consumer, count: int, timeout_s: float = 20) -> tuple[dict[str, int], list[bytes]]:
-    """Poll until `count` topics reported an error: each topic's error code, and any values read."""
+    Returns each refused topic's error code ('' for the group) and the values read.
+    """
+    consumer = Consumer(config)
+    consumer.subscribe(names)
     refused: dict[str, int] = {}
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
-    while len(refused) < count and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        error = message.error()
-        if error is None:
-            values.append(message.value() or b"")
-        else:
-            refused[message.topic() or ""] = error.code()
+    try:
+        while time.monotonic() < deadline and not (len(refused) >= refusals and (refusals or values)):
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                values.append(message.value() or b"")
+            else:
+                refused[message.topic() or ""] = error.code()
+    finally:
+        consumer.close()
     return refused, values
 
 
@@ -166,21 +161,11 @@ async def test_an_agency_reads_its_own_topic_and_is_refused_every_other(secured:
     _produce_as_admin(secured, own, b"for riverbend")
     _produce_as_admin(secured, other, b"for valley")
 
-    reader = Consumer(_agency(secured, OWN))
-    reader.subscribe([own])
-    try:
-        code, values = _first_error(reader, timeout_s=8)
-    finally:
-        reader.close()
-    assert code is None and b"for riverbend" in values
+    refused, values = _read(_agency(secured, OWN), [own])
+    assert not refused and b"for riverbend" in values
 
     internal = [secured.topic(t) for t in REGISTRY] + [dlq_topic(secured.group(s)) for s in SERVICE_NAMES]
-    intruder = Consumer(_agency(secured, OWN))
-    intruder.subscribe([other, *internal])
-    try:
-        refused, values = _errors(intruder, len(internal) + 1)
-    finally:
-        intruder.close()
+    refused, values = _read(_agency(secured, OWN), [other, *internal], refusals=len(internal) + 1)
     assert refused == dict.fromkeys([other, *internal], RdKafkaError.TOPIC_AUTHORIZATION_FAILED)
     assert not values
 
@@ -188,13 +173,9 @@ async def test_an_agency_reads_its_own_topic_and_is_refused_every_other(secured:
     visible = AdminClient(_agency(secured, OWN)).list_topics(timeout=10).topics
     assert set(visible) == {own}
 
-    outside = Consumer(_agency(secured, OWN, **{"group.id": secured.topic("intake")}))
-    outside.subscribe([own])
-    try:
-        code, values = _first_error(outside)
-    finally:
-        outside.close()
-    assert code == RdKafkaError.GROUP_AUTHORIZATION_FAILED and not values
+    outside = _agency(secured, OWN, **{"group.id": secured.topic("intake")})
+    refused, values = _read(outside, [own], refusals=1)
+    assert set(refused.values()) == {RdKafkaError.GROUP_AUTHORIZATION_FAILED} and not values
 
 
 async def test_a_client_without_a_valid_login_reads_nothing(secured: Settings) -> None:
@@ -286,12 +267,7 @@ async def test_applying_the_acls_again_revokes_every_grant_the_file_does_not_mak
     assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 2 revoked"
     assert kafka_access.apply(secured, JURISDICTION).revoked == 0
 
-    intruder = Consumer(_agency(secured, OWN))
-    intruder.subscribe([other])
-    try:
-        refused, values = _errors(intruder, 1)
-    finally:
-        intruder.close()
+    refused, values = _read(_agency(secured, OWN), [other], refusals=1)
     assert refused == {other: RdKafkaError.TOPIC_AUTHORIZATION_FAILED} and not values
 
     without = JURISDICTION.model_copy(
@@ -299,12 +275,7 @@ async def test_applying_the_acls_again_revokes_every_grant_the_file_does_not_mak
     )
     try:
         assert kafka_access.apply(secured, without).revoked == 2  # valley's topic and its groups
-        dropped = Consumer(_agency(secured, OTHER))
-        dropped.subscribe([other])
-        try:
-            refused, values = _errors(dropped, 1)
-        finally:
-            dropped.close()
+        refused, values = _read(_agency(secured, OTHER), [other], refusals=1)
         # Its group went with its topic: whichever the broker checks first refuses it.
         authorization = {RdKafkaError.TOPIC_AUTHORIZATION_FAILED, RdKafkaError.GROUP_AUTHORIZATION_FAILED}
         assert refused and set(refused.values()) <= authorization and not values
