@@ -230,6 +230,11 @@ async def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    for name in services:
+        try:
+            client_options(settings, name)  # a missing login or an unreadable CA file fails here, at once
+        except (ValueError, OSError) as exc:
+            raise StartupError(f"{name}: {exc}") from exc
     async with AsyncExitStack() as stack:
         sockets = {name: bind(settings.http_host, settings.port_for(name), name) for name in services}
         for sock in sockets.values():

@@ -173,3 +173,55 @@ def test_only_careroutes_own_topics_and_groups_are_managed() -> None:
     assert manages(s, "group", "ns.matching")
     assert not manages(s, "topic", "other.calls.received.v1") and not manages(s, "topic", "billing")
     assert not manages(s, "group", "ns.someone-else") and not manages(s, "topic", "ns.matching")
+
+
+def _self_signed(folder: Path) -> Path:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "careroute test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / "ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_sasl_ssl_verifies_the_broker_against_the_ca_file(tmp_path: Path) -> None:
+    """Tried: SASL_SSL with KAFKA_SSL_CAFILE; the context requires a certificate and checks the host name."""
+    import ssl
+
+    cafile = _self_signed(tmp_path)
+    s = _secured(kafka_security_protocol="SASL_SSL", kafka_ssl_cafile=str(cafile))
+    options = security_options(s)
+    context = options["ssl_context"]
+    assert options["security_protocol"] == "SASL_SSL" and options["sasl_plain_username"] == "operator"
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "careroute test CA"),),)]
+    assert confluent_config(s)["ssl.ca.location"] == str(cafile)
+
+
+def test_the_runtime_refuses_to_start_a_secured_service_without_a_login() -> None:
+    """Tried: run() with SASL_PLAINTEXT and no login; StartupError names the fix before anything is bound."""
+    import asyncio
+
+    from shared.runtime import StartupError, run
+
+    s = Settings(kafka_security_protocol="SASL_PLAINTEXT")
+    with pytest.raises(StartupError, match=r"intake: .*INTAKE_KAFKA_SASL_PASSWORD"):
+        asyncio.run(run(s, ["intake"], {}))
