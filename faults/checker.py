@@ -312,6 +312,27 @@ def expected_intake(events: list[Event], snap: Snapshot) -> tuple[str, ...] | No
     return ("cleared",) if "cleared" in steps[last] else None
 
 
+def agree(in_matching: str, in_notify: str) -> bool:
+    """Whether matching's and notify's states of one assignment tell the same story.
+
+    Matching's withdrawal and the agency's last word race by design (a cancel against a decline, an
+    expiry or a clear): each service refuses the other's late step, so one keeps `withdrawn` and
+    the other the agency's ending. Both say the assignment is over and no team holds it: they agree.
+    Any other difference (live in one and over in the other, two agency endings) is a disagreement.
+    """
+    if in_matching == in_notify:
+        return True
+    return "withdrawn" in (in_matching, in_notify) and in_matching in ENDS and in_notify in ENDS
+
+
+def one_ending(steps: set[str]) -> bool:
+    """Whether an assignment's steps in the trail end once: one agency ending at most (declined,
+    expired or cleared; a raced withdrawal may stand beside it, see `agree`), and an accepted offer
+    never also declined or expired (two places deciding its deadline)."""
+    ends = steps & ENDS
+    return len(ends - {"withdrawn"}) <= 1 and not ("accepted" in steps and ends & {"declined", "expired"})
+
+
 def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
     """Services that disagree about a call or an assignment, and intake against the trail."""
     live_m = {a.call_id for a in _live(snap.assignments)}
@@ -348,7 +369,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
     notify_status = {a.id: a.status for a in snap.notify_assignments}
     for a in snap.assignments:
         other = notify_status.get(a.id)
-        if other is not None and other != a.status:
+        if other is not None and not agree(a.status, other):
             v.add(
                 "inconsistent",
                 f"assignment:{a.id}",
@@ -356,8 +377,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
             )
     for call_id, events in _by_call(e for e in snap.trail if e.subject in snap.intake).items():
         for aid, steps in _steps(events).items():
-            ends = steps & ENDS
-            if len(ends) > 1 or ("accepted" in steps and ends & {"declined", "expired"}):
+            if not one_ending(steps):
                 v.add(
                     "inconsistent",
                     f"assignment:{aid}",

@@ -226,3 +226,25 @@ def test_inconsistent_an_accept_and_an_expiry_of_one_offer() -> None:
     snap.trail.append(Event("e9", "assignments.expired.v1", CALL, {"assignment_id": A2}))
     found = judge(snap)
     assert "assignment:a2" in found.problems["inconsistent"]
+
+
+def test_a_withdrawal_racing_the_agencys_last_word_is_not_an_inconsistency() -> None:
+    """A cancel against a decline: matching keeps withdrawn, notify declined, both in the trail;
+    both say the offer is over and no team holds it."""
+    snap = clean()
+    snap.assignments[0] = replace(snap.assignments[0], status="withdrawn")
+    snap.trail.append(Event("e9", "assignments.withdrawn.v1", CALL, {"assignment_id": A1}))
+    assert judge(snap).count("inconsistent") == 0
+
+
+def test_inconsistent_live_in_one_service_and_over_in_the_other() -> None:
+    snap = clean()
+    snap.notify_assignments[1] = replace(snap.notify_assignments[1], status="withdrawn")
+    snap.assignments[1] = replace(snap.assignments[1], status="on_scene")
+    assert judge(snap).count("inconsistent") >= 1
+
+
+def test_inconsistent_two_agency_endings_of_one_offer() -> None:
+    snap = clean()
+    snap.trail.append(Event("e9", "assignments.expired.v1", CALL, {"assignment_id": A1}))
+    assert "assignment:a1" in judge(snap).problems["inconsistent"]
