@@ -43,6 +43,8 @@ def _settings() -> Settings:
             updates["kafka_broker"] = endpoints.broker
         if "KAFKA_SECURITY_PROTOCOL" not in os.environ:
             updates["kafka_security_protocol"] = endpoints.kafka_security_protocol
+        if "KAFKA_SSL_CAFILE" not in os.environ and endpoints.kafka_ssl_cafile:
+            updates["kafka_ssl_cafile"] = endpoints.kafka_ssl_cafile
         settings = Settings(**{**settings.model_dump(), **updates})
     return settings
 
@@ -59,6 +61,8 @@ def run(
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
     os.environ.setdefault("KAFKA_BROKER", settings.kafka_broker)
     os.environ.setdefault("KAFKA_SECURITY_PROTOCOL", settings.kafka_security_protocol)
+    if settings.kafka_ssl_cafile is not None:
+        os.environ.setdefault("KAFKA_SSL_CAFILE", str(settings.kafka_ssl_cafile))
     main(services or list(SERVICE_NAMES))
 
 
@@ -183,8 +187,9 @@ def infra_up(
 ) -> None:
     """Start the local PostgreSQL and broker (reused when already running).
 
-    KAFKA_SECURED=true starts Apache Kafka with a SASL_PLAINTEXT SCRAM-SHA-512 listener and ACLs;
-    its administrator is KAFKA_SASL_USERNAME (default admin) with KAFKA_SASL_PASSWORD.
+    KAFKA_SECURED=true starts Apache Kafka with a SASL_PLAINTEXT SCRAM-SHA-512 listener and ACLs
+    (SASL_SSL with a CA of its own when KAFKA_SECURITY_PROTOCOL=SASL_SSL); its administrator is
+    KAFKA_SASL_USERNAME (default admin) with KAFKA_SASL_PASSWORD.
     """
     settings = Settings()
     chosen = infra.choose_broker(broker or os.environ.get("KAFKA_BROKER") or settings.kafka_broker)
@@ -200,6 +205,7 @@ def infra_up(
             database_url=os.environ.get("DATABASE_URL"),
             external_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if chosen == "external" else None,
             kafka_login=login,
+            kafka_tls=settings.kafka_security_protocol == "SASL_SSL" and chosen != "external",
             external_options=security_options(settings) if chosen == "external" else None,
         )
     except (infra.InfraError, ValueError) as exc:

@@ -6,6 +6,7 @@ import base64
 import os
 import re
 import shutil
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from shared.infra.ports import HOST, wait_for_kafka
 from shared.infra.procs import kill_now, log_tail, pid_alive, run_logged, spawn_detached
 from shared.infra.state import InfraError, ProcessRecord, locked, write_record
+from shared.infra.tls import ensure_certificates
 
 KAFKA_VERSION = "4.1.1"
 # Kafka 4 logs through SLF4J 2 to Log4j 2; kafka_2.13's pom names neither binding nor SLF4J 2.
@@ -172,30 +174,48 @@ def check_login(username: str, password: str) -> None:
         )
 
 
-def sasl_options(login: tuple[str, str]) -> dict[str, Any]:
-    """aiokafka's keyword arguments that log in as `login` on the secured listener."""
-    return {
-        "security_protocol": "SASL_PLAINTEXT",
+def tls_files(kafka_dir: Path) -> tuple[Path, Path]:
+    """The CA certificate clients trust and the broker's key and chain, made once in kafka_dir/tls."""
+    return ensure_certificates(kafka_dir.resolve() / "tls", HOST)
+
+
+def sasl_options(login: tuple[str, str], cafile: Path | None = None) -> dict[str, Any]:
+    """aiokafka's keyword arguments that log in as `login` on the secured listener (TLS with `cafile`)."""
+    options: dict[str, Any] = {
+        "security_protocol": "SASL_SSL" if cafile is not None else "SASL_PLAINTEXT",
         "sasl_mechanism": MECHANISM,
         "sasl_plain_username": login[0],
         "sasl_plain_password": login[1],
     }
+    if cafile is not None:
+        options["ssl_context"] = ssl.create_default_context(cafile=str(cafile))
+    return options
 
 
-def _secured_properties(port: int, login: tuple[str, str]) -> dict[str, str]:
+def _secured_properties(port: int, login: tuple[str, str], tls: tuple[Path, Path] | None) -> dict[str, str]:
     username, password = login
+    protocol = "SASL_SSL" if tls is not None else "SASL_PLAINTEXT"
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{username}" password="{password}";'
     )
+    keystore = {}
+    if tls is not None:
+        keystore = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(tls[1]),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls[0]),
+        }
     return {
-        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{port + 1}",
-        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listeners": f"{protocol}://{HOST}:{port},CONTROLLER://{HOST}:{port + 1}",
+        "advertised.listeners": f"{protocol}://{HOST}:{port}",
+        "listener.security.protocol.map": f"{protocol}:{protocol},CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": protocol,
         "sasl.enabled.mechanisms": MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
-        f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+        f"listener.name.{protocol.lower()}.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+        **keystore,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "false",
         # The broker reaches its own controller over the unauthenticated CONTROLLER listener, where it
@@ -204,11 +224,17 @@ def _secured_properties(port: int, login: tuple[str, str]) -> dict[str, str]:
     }
 
 
-def server_properties(port: int, data_dir: Path, login: tuple[str, str] | None = None) -> str:
+def server_properties(
+    port: int,
+    data_dir: Path,
+    login: tuple[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> str:
     """Return server.properties for a single KRaft node on port (controller on port + 1).
 
     With `login` (administrator name, password) the client listener is SASL_PLAINTEXT with
-    SCRAM-SHA-512 and the StandardAuthorizer denies whatever no ACL allows.
+    SCRAM-SHA-512 and the StandardAuthorizer denies whatever no ACL allows; with `tls` as well
+    (CA file, broker key and chain) it is SASL_SSL.
     """
     controller = port + 1
     settings = {
@@ -232,7 +258,7 @@ def server_properties(port: int, data_dir: Path, login: tuple[str, str] | None =
         "auto.create.topics.enable": "false",
     }
     if login is not None:
-        settings |= _secured_properties(port, login)
+        settings |= _secured_properties(port, login, tls)
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -249,7 +275,9 @@ def _java_cmd(libs: Path, log4j: Path, log_dir: Path, main: str, *args: str) -> 
     ]
 
 
-def start(kafka_dir: Path, port: int, login: tuple[str, str] | None = None) -> ProcessRecord:
+def start(
+    kafka_dir: Path, port: int, login: tuple[str, str] | None = None, tls: tuple[Path, Path] | None = None
+) -> ProcessRecord:
     """Fetch the jars if needed, format storage once, start the broker and wait until it answers.
 
     With `login` the broker is secured (server_properties); the administrator's SCRAM credential
@@ -259,6 +287,9 @@ def start(kafka_dir: Path, port: int, login: tuple[str, str] | None = None) -> P
     java()
     if login is not None:
         check_login(*login)
+    if tls is not None and login is None:
+        raise InfraError("a TLS listener (SASL_SSL) needs an administrator login")
+    protocol = "PLAINTEXT" if login is None else ("SASL_SSL" if tls is not None else "SASL_PLAINTEXT")
     libs = ensure_jars()
     kafka_dir = kafka_dir.resolve()
     data_dir = kafka_dir / ("data-secured" if login is not None else "data")
@@ -269,7 +300,7 @@ def start(kafka_dir: Path, port: int, login: tuple[str, str] | None = None) -> P
     # The file holds the administrator's password once secured: readable by this user only.
     props.touch(mode=0o600)
     props.chmod(0o600)
-    props.write_text(server_properties(port, data_dir, login), encoding="utf-8")
+    props.write_text(server_properties(port, data_dir, login, tls), encoding="utf-8")
     log4j = kafka_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2, encoding="utf-8")
     log = log_dir / "kafka.log"
@@ -305,16 +336,17 @@ def start(kafka_dir: Path, port: int, login: tuple[str, str] | None = None) -> P
         marker=str(props),
         log=str(log),
         description=f"Apache Kafka {KAFKA_VERSION} on {HOST}:{port} (controller {port + 1})"
-        + (f", SASL_PLAINTEXT {MECHANISM}, ACLs" if login is not None else ""),
+        + (f", {protocol} {MECHANISM}, ACLs" if login is not None else ""),
         extra={
             "controller_port": str(port + 1),
             "version": KAFKA_VERSION,
             "libs": str(libs),
-            "security_protocol": "SASL_PLAINTEXT" if login is not None else "PLAINTEXT",
+            "security_protocol": protocol,
+            **({"ssl_cafile": str(tls[0])} if tls is not None else {}),
         },
     )
     write_record(kafka_dir / "process.json", rec)
-    options = sasl_options(login) if login is not None else None
+    options = sasl_options(login, tls[0] if tls else None) if login is not None else None
     outcome, error = wait_for_kafka(
         port, timeout=START_TIMEOUT, alive=lambda: pid_alive(proc.pid), options=options
     )

@@ -97,9 +97,11 @@ def _check_ports(broker: str, pg_port: int | None, kafka_port: int | None) -> No
         ensure_port_free(kafka_port, "Tansu Kafka broker", KAFKA_PORT_ENV)
 
 
-def _start_broker(run_dir: Path, broker: str, port: int, login: tuple[str, str] | None) -> ProcessRecord:
+def _start_broker(
+    run_dir: Path, broker: str, port: int, login: tuple[str, str] | None, tls: tuple[Path, Path] | None
+) -> ProcessRecord:
     if broker == "apache":
-        return kafka_apache.start(run_dir / "kafka", port, login)
+        return kafka_apache.start(run_dir / "kafka", port, login, tls)
     return tansu.start(run_dir / "tansu", port)
 
 
@@ -113,19 +115,25 @@ def up(
     external_bootstrap: str | None = None,
     durable_pg: bool = False,
     kafka_login: tuple[str, str] | None = None,
+    kafka_tls: bool = False,
     external_options: Mapping[str, Any] | None = None,
 ) -> InfraEndpoints:
     """Start (or reuse) PostgreSQL and the broker of run_dir, wait until both answer, record them.
 
     PostgreSQL starts without disk flushes unless `durable_pg` (a running one is reused as it is).
-    With `kafka_login` (administrator name, password) Apache Kafka starts secured (SASL, ACLs);
+    With `kafka_login` (administrator name, password) Apache Kafka starts secured (SASL, ACLs),
+    with `kafka_tls` as well on a SASL_SSL listener whose CA file the endpoints name;
     `external_options` are the client options that log in to an external broker.
     """
     broker = choose_broker(broker)
     if kafka_login is not None and broker != "apache":
         raise InfraError(f"a secured broker (KAFKA_SECURED) needs KAFKA_BROKER=apache, not {broker}")
-    protocol = "SASL_PLAINTEXT" if kafka_login is not None else "PLAINTEXT"
-    probe = kafka_apache.sasl_options(kafka_login) if kafka_login is not None else None
+    if kafka_tls and kafka_login is None:
+        raise InfraError("KAFKA_SECURITY_PROTOCOL=SASL_SSL for the local broker needs KAFKA_SECURED=true")
+    run_dir = run_dir.resolve()
+    tls = kafka_apache.tls_files(run_dir / "kafka") if kafka_tls else None
+    protocol = "PLAINTEXT" if kafka_login is None else ("SASL_SSL" if tls else "SASL_PLAINTEXT")
+    probe = kafka_apache.sasl_options(kafka_login, tls[0] if tls else None) if kafka_login else None
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if broker == "external" and not external_bootstrap:
@@ -177,7 +185,7 @@ def up(
         else:
             if broker_rec is None:
                 state.components.pop(BROKER_SLOT, None)
-                broker_rec = _start_broker(run_dir, broker, kafka_port, kafka_login)
+                broker_rec = _start_broker(run_dir, broker, kafka_port, kafka_login, tls)
             state.components[BROKER_SLOT] = broker_rec
             bootstrap = f"{HOST}:{kafka_port}"
 
@@ -186,6 +194,7 @@ def up(
             kafka_bootstrap_servers=bootstrap,
             broker=broker,
             kafka_security_protocol=protocol if local_broker else "PLAINTEXT",
+            kafka_ssl_cafile=str(tls[0]) if tls and local_broker else "",
         )
         write_state(run_dir, state)
         return state.endpoints

@@ -27,6 +27,8 @@ class InfraEndpoints:
     broker: str
     # SASL_PLAINTEXT when the local broker was started secured (its clients must log in).
     kafka_security_protocol: str = "PLAINTEXT"
+    # The CA file that verifies the local broker's TLS listener (SASL_SSL), else empty.
+    kafka_ssl_cafile: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def read_state(run_dir: Path) -> RunState:
                 kafka_bootstrap_servers=str(ep["kafka_bootstrap_servers"]),
                 broker=str(ep["broker"]),
                 kafka_security_protocol=str(ep.get("kafka_security_protocol", "PLAINTEXT")),
+                kafka_ssl_cafile=str(ep.get("kafka_ssl_cafile", "")),
             )
         except KeyError:
             state.endpoints = None

@@ -26,9 +26,9 @@ from services import builders, kafka_access, loader
 from services.cli import app as cli
 from services.intake.signatures import PsapAuth
 from shared import infra
-from shared.infra.ports import free_port, port_is_free
+from shared.infra.ports import free_port, kafka_error, port_is_free
 from shared.jurisdiction import Jurisdiction, parse
-from shared.kafka import confluent_config, make_producer
+from shared.kafka import confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
 from shared.runtime import run
 from shared.settings import SERVICE_NAMES, Settings
@@ -62,6 +62,21 @@ def _jurisdiction() -> Jurisdiction:
 JURISDICTION = _jurisdiction()
 
 
+def _secured_infra_up(stack: infra.InfraEndpoints, run_dir: Path, **env: str) -> Result:
+    """`KAFKA_SECURED=true careroute infra up` in `run_dir` on free ports, the test PostgreSQL reused."""
+    variables = {
+        "CAREROUTE_RUN_DIR": str(run_dir),
+        "CAREROUTE_KAFKA_PORT": str(_port_pair()),
+        "DATABASE_URL": stack.database_url,
+        "KAFKA_BROKER": "apache",
+        "KAFKA_SECURED": "true",
+        "KAFKA_SASL_USERNAME": ADMIN[0],
+        "KAFKA_SASL_PASSWORD": ADMIN[1],
+        **env,
+    }
+    return CliRunner().invoke(cli, ["infra", "up"], env=variables)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run folder of this module's secured broker."""
@@ -71,16 +86,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def secured(stack: infra.InfraEndpoints, run_dir: Path) -> Iterator[Settings]:
     """A secured Apache Kafka of this module, from `KAFKA_SECURED=true careroute infra up`, ACLs applied."""
-    env = {
-        "CAREROUTE_RUN_DIR": str(run_dir),
-        "CAREROUTE_KAFKA_PORT": str(_port_pair()),
-        "DATABASE_URL": stack.database_url,
-        "KAFKA_BROKER": "apache",
-        "KAFKA_SECURED": "true",
-        "KAFKA_SASL_USERNAME": ADMIN[0],
-        "KAFKA_SASL_PASSWORD": ADMIN[1],
-    }
-    started = CliRunner().invoke(cli, ["infra", "up"], env=env)
+    started = _secured_infra_up(stack, run_dir)
     endpoints = infra.read_endpoints(run_dir)
     if started.exit_code != 0 or endpoints is None:
         infra.down(run_dir)
@@ -342,3 +348,41 @@ def _offers_for(consumer: Consumer, call_id: str, timeout_s: float = 40) -> list
         if event.get("subject") == call_id:
             return [event]
     return []
+
+
+async def test_the_local_broker_serves_sasl_ssl_with_a_ca_of_its_own(
+    stack: infra.InfraEndpoints, tmp_path: Path
+) -> None:
+    """Tried: `KAFKA_SECURED=true KAFKA_SECURITY_PROTOCOL=SASL_SSL careroute infra up`; a record written
+    by aiokafka and read by librdkafka, both trusting the recorded CA file; a client trusting only the
+    system's CAs."""
+    try:
+        started = _secured_infra_up(stack, tmp_path, KAFKA_SECURITY_PROTOCOL="SASL_SSL")
+        endpoints = infra.read_endpoints(tmp_path)
+        assert started.exit_code == 0 and endpoints is not None, started.output
+        assert endpoints.kafka_security_protocol == "SASL_SSL" and endpoints.kafka_ssl_cafile.endswith(
+            "ca.pem"
+        )
+        admin = Settings(
+            kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username=ADMIN[0],
+            kafka_sasl_password=SecretStr(ADMIN[1]),
+            kafka_ssl_cafile=Path(endpoints.kafka_ssl_cafile),
+        )
+        await ensure_topics(admin, ["over-tls"], partitions=1)
+        producer = make_producer(admin)
+        await producer.start()
+        try:
+            await producer.send_and_wait("over-tls", b"sealed", key=b"k")
+        finally:
+            await producer.stop()
+        config = {**confluent_config(admin), "group.id": "tls-reader", "auto.offset.reset": "earliest"}
+        refused, values = _read(config, ["over-tls"], timeout_s=20)
+        assert not refused and values == [b"sealed"]
+
+        untrusting = admin.model_copy(update={"kafka_ssl_cafile": None})
+        error = kafka_error(endpoints.kafka_bootstrap_servers, 5.0, security_options(untrusting))
+        assert error is not None
+    finally:
+        infra.down(tmp_path)

@@ -225,3 +225,17 @@ def test_the_runtime_refuses_to_start_a_secured_service_without_a_login() -> Non
     s = Settings(kafka_security_protocol="SASL_PLAINTEXT")
     with pytest.raises(StartupError, match=r"intake: .*INTAKE_KAFKA_SASL_PASSWORD"):
         asyncio.run(run(s, ["intake"], {}))
+
+
+def test_the_secured_broker_with_tls_listens_on_sasl_ssl_with_pem_files(tmp_path: Path) -> None:
+    """Tried: server.properties with a login and TLS files; then the local CA and certificate made once."""
+    from shared.infra.kafka_apache import tls_files
+
+    ca, server = tls_files(tmp_path)
+    assert tls_files(tmp_path) == (ca, server) and server.stat().st_mode & 0o077 == 0
+    text = server_properties(9000, tmp_path, ("admin", "x" * 16), (ca, server))
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9000,CONTROLLER://127.0.0.1:9001"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["ssl.keystore.type"] == "PEM" and props["ssl.keystore.location"] == str(server)
+    assert "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config" in props
