@@ -112,6 +112,25 @@ def make_producer(settings: Settings, service: str | None = None) -> AIOKafkaPro
     )
 
 
+class TopicsRefused(RuntimeError):
+    """The broker would not create some topics (on a secured broker: no ACL lets this principal)."""
+
+
+def _refused(response: Any) -> None:
+    # aiokafka hands back the broker's per-topic error codes without raising; a secured broker's
+    # refusal would otherwise pass for success and leave a consumer waiting on a missing topic.
+    failed = {
+        str(entry[0]): int(entry[1])
+        for entry in getattr(response, "topic_errors", [])
+        if int(entry[1]) not in (0, TopicAlreadyExistsError.errno)
+    }
+    if failed:
+        raise TopicsRefused(
+            f"the broker refused to create {sorted(failed)} (error codes {sorted(set(failed.values()))}; "
+            "29 is TOPIC_AUTHORIZATION_FAILED): the administrator creates them, `careroute kafka-acls`"
+        )
+
+
 async def ensure_topics(
     settings: Settings,
     names: Iterable[str],
@@ -141,9 +160,11 @@ async def ensure_topics(
         missing = [n for n in wanted if n not in existing]
         if missing:
             try:
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
+                if settings.kafka_secured_protocol():
+                    _refused(response)
             except TopicAlreadyExistsError:
                 pass  # another process created them between our list and create
             except KafkaError as exc:

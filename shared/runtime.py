@@ -25,7 +25,7 @@ from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.failures import is_transient, wait_backoff
-from shared.kafka import client_options, ensure_topics, make_producer
+from shared.kafka import TopicsRefused, client_options, ensure_topics, make_producer
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.throttle import FailureThrottle
@@ -246,6 +246,8 @@ async def run(
         stack.push_async_callback(pool.close)
         try:
             await _ensure_topics(settings, services)
+        except TopicsRefused as exc:
+            raise StartupError(str(exc)) from exc
         except KafkaError as exc:
             raise StartupError(
                 f"cannot reach the broker at {settings.kafka_bootstrap_servers}: {exc!r}"
@@ -257,7 +259,10 @@ async def run(
         for part in parts:
             await migrate(pool, part.schema, [part.migrations])
             if part.on_start is not None:
-                await part.on_start()
+                try:
+                    await part.on_start()
+                except TopicsRefused as exc:  # notify's agency topics, on a secured broker
+                    raise StartupError(f"{part.name}: {exc}") from exc
         for part in parts:
             if part.consumer is not None:
                 if part.on_dead_letter is not None:

@@ -28,7 +28,7 @@ from services.intake.signatures import PsapAuth
 from shared import infra
 from shared.infra.ports import free_port, kafka_error, port_is_free
 from shared.jurisdiction import Jurisdiction, parse
-from shared.kafka import confluent_config, ensure_topics, make_producer, security_options
+from shared.kafka import TopicsRefused, confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
 from shared.runtime import run
 from shared.settings import SERVICE_NAMES, Settings
@@ -210,7 +210,7 @@ async def test_a_client_without_a_valid_login_reads_nothing(secured: Settings) -
 
 async def test_a_service_writes_only_its_own_topics(secured: Settings) -> None:
     """Tried: intake's principal publishing calls.received.v1 (its own) and assignments.offered.v1
-    (matching's), and reading an agency topic; an agency principal publishing a forged offer on its topic."""
+    (matching's), and creating a topic; an agency principal publishing a forged offer on its topic."""
     as_intake = secured.model_copy(update={"kafka_sasl_username": "", "kafka_sasl_password": SecretStr("")})
     producer = make_producer(as_intake, "intake")
     await producer.start()
@@ -220,6 +220,8 @@ async def test_a_service_writes_only_its_own_topics(secured: Settings) -> None:
             await producer.send_and_wait(secured.topic(ASSIGNMENTS_OFFERED), b"{}", key=b"k")
     finally:
         await producer.stop()
+    with pytest.raises(TopicsRefused, match="not-ours"):
+        await ensure_topics(as_intake, [secured.topic("not-ours.v1")], service="intake")
 
     forger = Producer(_agency(secured, OWN))
     errors: list[int] = []
