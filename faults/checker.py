@@ -295,8 +295,21 @@ def _attempts(events: list[Event], snap: Snapshot) -> dict[str, int]:
 ROUTED_AWAY = ("routed_police", "routed_ems", "routed_review")
 
 
+def rerouted(events: Iterable[Event]) -> bool:
+    """Whether the PSAP routed the call away from a community response (an update or override)."""
+    return any(
+        e.type == CALLS_UPDATED and (e.data.get("decision") or {}).get("route") not in (None, "community")
+        for e in events
+    )
+
+
 def expected_intake(events: list[Event], snap: Snapshot) -> tuple[str, ...] | None:
-    """The statuses intake may show, from the trail in causal order (None: the trail does not say)."""
+    """The statuses intake may show, from the trail in causal order (None: the trail does not say).
+
+    A PSAP's re-route and the team's clearance race by design (neither causes the other): intake
+    then shows the PSAP's own last decision, with the clearance in the timeline, while matching,
+    which read the clearance first, keeps the call closed and refuses the late re-route.
+    """
     types = {e.type for e in events}
     if CANCELLED in types:
         return ("cancelled",)
@@ -309,7 +322,9 @@ def expected_intake(events: list[Event], snap: Snapshot) -> tuple[str, ...] | No
     if not offered:
         return None
     last = max(offered, key=attempts.__getitem__)
-    return ("cleared",) if "cleared" in steps[last] else None
+    if "cleared" not in steps[last]:
+        return None
+    return ("cleared", *ROUTED_AWAY) if rerouted(events) else ("cleared",)
 
 
 def agree(in_matching: str, in_notify: str) -> bool:
@@ -338,6 +353,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
     live_m = {a.call_id for a in _live(snap.assignments)}
     live_n = {a.call_id for a in _live(snap.notify_assignments)}
     held = {t.current_call: t.id for t in snap.teams if t.current_call is not None}
+    away = {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
     for call_id, status in snap.intake.items():
         in_matching = snap.matching_calls.get(call_id)
         holding = [
@@ -353,7 +369,11 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
             disagree = "cleared at intake"
         elif status == "handed_back" and (holding or in_matching not in (None, "unassigned", "cancelled")):
             disagree = "handed back at intake"
-        elif (in_matching == "closed" and status not in ("cleared", "cancelled")) or (
+        elif (
+            in_matching == "closed"
+            and status not in ("cleared", "cancelled")
+            and not (status in ROUTED_AWAY and call_id in away)
+        ) or (
             in_matching == "unassigned"
             and status not in ("handed_back", "cancelled")
             and not status.startswith("routed_")

@@ -248,3 +248,19 @@ def test_inconsistent_two_agency_endings_of_one_offer() -> None:
     snap = clean()
     snap.trail.append(Event("e9", "assignments.expired.v1", CALL, {"assignment_id": A1}))
     assert "assignment:a1" in judge(snap).problems["inconsistent"]
+
+
+def test_a_psap_reroute_racing_the_teams_clearance_is_not_an_inconsistency() -> None:
+    """The team cleared while the PSAP routed the call to police: intake shows the PSAP's own last
+    decision, matching keeps the call closed (it refused the late re-route); no team holds it."""
+    snap = clean()
+    update = Event("e9", "calls.updated.v1", CALL, {"call_id": CALL, "decision": {"route": "police"}})
+    snap.trail.append(update)
+    snap.intake[CALL] = "routed_police"
+    assert judge(snap).count("inconsistent") == 0
+
+
+def test_inconsistent_routed_away_at_intake_without_a_reroute_in_the_trail() -> None:
+    snap = clean()
+    snap.intake[CALL] = "routed_police"
+    assert judge(snap).count("inconsistent") >= 1
