@@ -33,6 +33,8 @@ def _integer(token: str) -> int:
 
 def _float(token: str) -> float:
     value = float(token)
+    if repr(value) == token:  # the usual case ("44.05"): the shortest form of a double, exact
+        return value
     if value in (float("inf"), float("-inf")) or Decimal(repr(value)) != Decimal(token):
         raise InexactNumber(f"the number {token[:40]} is not exactly a double")
     return value

@@ -8,6 +8,7 @@ against the seal without the nonce, which never leaves the audit service.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -134,14 +135,29 @@ def _models_in(annotation: Any) -> list[type[Payload]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def _shown(annotation: Any, value: Any) -> Any:
-    models = _models_in(annotation)
-    if not models:
+# One field oversight may read: its name, how it is shown, and the model of its value if nested.
+_Rule = tuple[str, Disclosure, "type[Payload] | None"]
+
+
+@functools.cache
+def _rules(model: type[Payload]) -> tuple[_Rule, ...]:
+    """The declared fields of a model, read from its annotations once (every event is redacted)."""
+    rules: list[_Rule] = []
+    for name, info in model.model_fields.items():
+        how = _disclosure(info)
+        if how is not None:
+            nested = _models_in(info.annotation)
+            rules.append((name, how, nested[0] if nested else None))
+    return tuple(rules)
+
+
+def _shown(nested: type[Payload] | None, value: Any) -> Any:
+    if nested is None:
         return value
     if isinstance(value, list):
-        return [_shown(annotation, v) for v in value]
+        return [_shown(nested, v) for v in value]
     if isinstance(value, dict):
-        return disclosed(models[0], value)
+        return disclosed(nested, value)
     return value
 
 
@@ -155,12 +171,10 @@ def disclosed(model: type[Payload], data: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of `data` that `model` declares safe for oversight, nested models likewise;
     anything undeclared, or added by a producer, is left out."""
     out: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        how = _disclosure(info)
-        if how is None or name not in data:
-            continue
-        value = data[name]
-        out[name] = _on_grid(value) if how is Disclosure.grid else _shown(info.annotation, value)
+    for name, how, nested in _rules(model):
+        if name in data:
+            value = data[name]
+            out[name] = _on_grid(value) if how is Disclosure.grid else _shown(nested, value)
     return out
 
 

@@ -80,7 +80,6 @@ def _storable(envelope: dict[str, Any]) -> tuple[str, dict[str, Any], bytes] | N
     try:
         text = json.dumps(envelope, allow_nan=False)
         public = domain.redact(envelope)
-        domain.canonical(public)
         full = domain.canonical(envelope)
     except (domain.NotCanonical, ValueError, TypeError, RecursionError):
         return None
