@@ -97,13 +97,20 @@ class Refusal:
     detail: str
 
 
+def _step(
+    table: dict[str, dict[str, str]], behind: dict[str, frozenset[str]], state: str, step: str
+) -> str | None:
+    """The state after `step` from a machine's tables, or None when it does not allow it."""
+    if step in behind[state]:
+        return state
+    return table[state].get(step)
+
+
 def assignment_step(state: str, step: str) -> str | Refusal:
     """The assignment's state after `step`, or why it is refused."""
     if step not in ASSIGNMENT_INPUTS:
         raise ValueError(f"unknown assignment step {step!r}")
-    if step in ASSIGNMENT_BEHIND[state]:
-        return state
-    nxt = ASSIGNMENT[state].get(step)
+    nxt = _step(ASSIGNMENT, ASSIGNMENT_BEHIND, state, step)
     if nxt is not None:
         return nxt
     code = f"assignment_{state}" if state not in LIVE else f"{step}_while_{state}"
@@ -114,12 +121,8 @@ def call_step(state: str, step: str) -> str | Refusal:
     """The call's state after `step`, or why it is refused."""
     if step not in CALL_INPUTS:
         raise ValueError(f"unknown call step {step!r}")
-    if step in CALL_BEHIND[state]:
-        return state
-    nxt = CALL[state].get(step)
-    if nxt is not None:
-        return nxt
-    return Refusal(f"call_{state}", f"cannot apply {step} to a call {state}")
+    nxt = _step(CALL, CALL_BEHIND, state, step)
+    return nxt if nxt is not None else Refusal(f"call_{state}", f"cannot apply {step} to a call {state}")
 
 
 def tells_agency_gone(refused_step: str) -> bool:
