@@ -35,12 +35,12 @@ demo: install
 # Decision time of matching at 100, 1,000 and 10,000 teams (not part of `make test`).
 .PHONY: bench-matching
 bench-matching: install
-	$(BIN)/python -m services.matching.bench
+	$(BIN)/python -m tools.bench.matching
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared tests bench sim faults
+	$(BIN)/mypy services shared tests tools
 
 test: lint
 	$(BIN)/python -m pytest -p no:cacheprovider
@@ -50,14 +50,14 @@ unit: install
 
 # Not part of `make test`: timings belong in a benchmark, not in pass/fail tests.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m tools.bench
 
 # Not part of `make test` either: minutes of load with one fault after another, then a checker.
-# FAULTS=name,name runs only those (python -m faults --list); FAULTS_ARGS=--quick shortens phases.
+# FAULTS=name,name runs only those (python -m tools.faults --list); FAULTS_ARGS=--quick shortens phases.
 FAULTS ?=
 FAULTS_ARGS ?=
 faults: install
-	$(BIN)/python -m faults $(if $(FAULTS),--faults $(FAULTS)) $(FAULTS_ARGS)
+	$(BIN)/python -m tools.faults $(if $(FAULTS),--faults $(FAULTS)) $(FAULTS_ARGS)
 
 infra-up: install
 	$(BIN)/careroute infra up
@@ -73,4 +73,4 @@ clean: infra-down
 # DATABASE_URL). BENCH_ARGS="--rows 1000000" for a shorter run.
 .PHONY: bench-audit
 bench-audit: install
-	$(BIN)/python -m services.audit.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench.audit $(BENCH_ARGS)

@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from shared import dead_letters, infra
+from shared import dead_letters
 from shared.db import create_pool
 from shared.jurisdiction import JurisdictionError, load_file
 from shared.kafka import security_options
 from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings
+from tools import infra
 
 app = typer.Typer(help="careroute: divert crisis calls to community teams, with an audit trail.")
 
@@ -347,7 +348,7 @@ def demo(
     keep_running: Annotated[bool, typer.Option(help="wait for Ctrl-C at the end")] = True,
 ) -> None:
     """Start everything, load the example, drive a short scenario, and keep running until Ctrl-C."""
-    from services import demo as scenario
+    from tools import demo as scenario
 
     raise typer.Exit(scenario.main(broker, jurisdiction, keep_running=keep_running))
 
@@ -365,9 +366,9 @@ def simulate(
     drain: Annotated[float, typer.Option(help="real seconds to wait for answers after the last call")] = 60.0,
 ) -> None:
     """Play a jurisdiction's day against the running system: 911 centers call, agencies answer."""
-    from sim.report import show
-    from sim.run import Simulation
-    from sim.scenario import Options, plan_day
+    from tools.sim.report import show
+    from tools.sim.run import Simulation
+    from tools.sim.scenario import Options, plan_day
 
     try:
         j = load_file(jurisdiction)

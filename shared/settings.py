@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.infra.lifecycle import choose_broker
-
 SERVICE_NAMES: tuple[str, ...] = ("intake", "matching", "notify", "audit")
 DEFAULT_PORTS: dict[str, int] = {"intake": 8001, "matching": 8002, "notify": 8003, "audit": 8004}
+BROKERS = ("apache", "tansu", "external")
+
+
+class UnknownBroker(ValueError):
+    """KAFKA_BROKER names no broker careroute knows."""
+
+
+def choose_broker(requested: str | None) -> str:
+    """'apache' | 'tansu' | 'external'; None, '' or 'auto' -> apache if java and mvn exist, else tansu."""
+    value = (requested or "").strip().lower()
+    if value in ("", "auto"):
+        return "apache" if shutil.which("java") and shutil.which("mvn") else "tansu"
+    if value not in BROKERS:
+        raise UnknownBroker(
+            f"unknown broker {requested!r}; set KAFKA_BROKER to apache, tansu, external or auto"
+        )
+    return value
 
 
 class Settings(BaseSettings):

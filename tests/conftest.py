@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared import infra
 from shared.settings import Settings
 from tests.support import delete_namespace
+from tools import infra
 
 ROOT = Path(__file__).parents[1]
 RUN_DIR = Path(os.environ.get("CAREROUTE_TEST_RUN_DIR", ROOT / ".run" / "test"))

@@ -18,10 +18,10 @@ import httpx
 
 from services import loader
 from services.intake.signatures import PsapAuth
-from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.settings import SERVICE_NAMES, Settings
 from tests.support import delete_namespace
+from tools import infra
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from shared import infra
 from tests.e2e.system import System, running_system
 from tests.support import eventually
+from tools import infra
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.report import compare, fetch_summary, funnel
-from sim.run import Simulation
-from sim.scenario import Options, plan_day
 from tests.e2e.system import running_system
+from tools.sim.report import compare, fetch_summary, funnel
+from tools.sim.run import Simulation
+from tools.sim.scenario import Options, plan_day
 
 pytestmark = pytest.mark.e2e
 

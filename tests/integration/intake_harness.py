@@ -25,13 +25,14 @@ from aiokafka import AIOKafkaProducer
 from services import loader
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
-from shared import events, infra, topics
+from shared import events, topics
 from shared.envelope import CONTENT_TYPE, Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
 from shared.runtime import run
 from shared.settings import Settings
 from tests.support import delete_namespace, eventually, read_topic
+from tools import infra
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"

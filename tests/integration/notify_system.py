@@ -20,15 +20,16 @@ from aiokafka import AIOKafkaProducer
 from services.notify import repository
 from services.notify.service import build
 from services.notify.settings import NotifySettings
-from shared import events, infra, topics
+from shared import events, topics
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event, utcnow
-from shared.infra import free_port
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
 from shared.runtime import run
 from shared.settings import Settings
 from tests.support import delete_namespace
+from tools import infra
+from tools.infra import free_port
 
 MIGRATIONS = Path(repository.__file__).parent / "migrations"
 CLEAR = {question: "no" for question in events.SafetyScreen.model_fields}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.infra import free_port, postgres
-from shared.infra.state import ProcessRecord
+from tools.infra import free_port, postgres
+from tools.infra.state import ProcessRecord
 
 
 class PrivatePostgres:

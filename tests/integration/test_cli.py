@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.infra import free_port
+from tools.infra import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope
 from shared.http import make_app
-from shared.infra import free_port
 from shared.kafka import client_options, ensure_topics, make_producer
 from shared.settings import Settings
 from shared.topics import CALLS_CANCELLED, dlq_topic
 from tests.integration.test_messaging import Running, cancelled, publish
 from tests.support import eventually, read_topic
+from tools.infra import free_port
 
 pytestmark = pytest.mark.integration
 

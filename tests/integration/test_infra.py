@@ -1,4 +1,4 @@
-"""Integration tests of shared.infra: real PostgreSQL and real brokers on loopback, no Docker."""
+"""Integration tests of tools.infra: real PostgreSQL and real brokers on loopback, no Docker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.infra import (
+from shared.kafka import client_options
+from shared.settings import Settings
+from tools.infra import (
     InfraEndpoints,
     InfraError,
     choose_broker,
@@ -24,8 +26,6 @@ from shared.infra import (
     status,
     up,
 )
-from shared.kafka import client_options
-from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,6 @@ from typer.testing import CliRunner, Result
 from services import builders, kafka_access, loader
 from services.cli import app as cli
 from services.intake.signatures import PsapAuth
-from shared import infra
-from shared.infra.ports import free_port, kafka_error, port_is_free
 from shared.jurisdiction import Jurisdiction, parse
 from shared.kafka import TopicsRefused, confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
@@ -34,6 +32,8 @@ from shared.runtime import run
 from shared.settings import SERVICE_NAMES, Settings
 from shared.topics import ASSIGNMENTS_OFFERED, CALLS_RECEIVED, REGISTRY, agency_topic, dlq_topic
 from tests.e2e.test_flow import CALL
+from tools import infra
+from tools.infra.ports import free_port, kafka_error, port_is_free
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import infra, topics
+from shared import topics
 from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
@@ -31,6 +31,7 @@ from tests.integration.matching_harness import (
     topic_events,
 )
 from tests.support import eventually
+from tools import infra
 
 pytestmark = pytest.mark.integration
 

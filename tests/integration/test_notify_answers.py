@@ -12,11 +12,11 @@ import pytest
 
 from services.notify import jobs
 from services.notify.settings import NotifySettings
-from shared import infra
 from shared.settings import Settings
 from shared.topics import ASSIGNMENTS_EXPIRED, ASSIGNMENTS_RESPONDED, ASSIGNMENTS_STATUS_CHANGED
 from tests.integration.notify_system import Notify, Offer, jurisdiction, own_settings, running_notify
 from tests.support import eventually, read_topic
+from tools import infra
 
 pytestmark = pytest.mark.integration
 

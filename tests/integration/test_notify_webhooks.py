@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 
 from services.notify.settings import NotifySettings
-from shared.infra import free_port
 from shared.settings import Settings
 from shared.topics import NOTIFICATIONS_FAILED
 from tests.integration.notify_system import Notify, jurisdiction, running_notify
 from tests.support import eventually, read_topic
+from tools.infra import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from shared.consumer import EventConsumer
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event
 from shared.http import make_app
-from shared.infra import InfraEndpoints, free_port
 from shared.kafka import client_options, ensure_topics
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -29,6 +28,7 @@ from tests.integration import messaging
 from tests.integration.private_pg import PrivatePostgres
 from tests.integration.test_messaging import committed_offset
 from tests.support import eventually, read_topic
+from tools.infra import InfraEndpoints, free_port
 
 pytestmark = pytest.mark.integration
 

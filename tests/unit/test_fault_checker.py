@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from faults.checker import KINDS, judge
-from faults.snapshot import (
+from tools.faults.checker import KINDS, judge
+from tools.faults.snapshot import (
     AgencyMessage,
     Assignment,
     DeadLetter,

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from shared import topics
-from shared.infra.kafka_apache import server_properties
 from shared.jurisdiction import parse
 from shared.kafka import client_options, confluent_config, security_options
 from shared.kafka_acls import SERVICES, agency_grants, all_grants, logins, manages, service_grants
 from shared.settings import SERVICE_NAMES, Settings
+from tools.infra.kafka_apache import server_properties
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "lane-valley.yaml"
@@ -229,7 +229,7 @@ def test_the_runtime_refuses_to_start_a_secured_service_without_a_login() -> Non
 
 def test_the_secured_broker_with_tls_listens_on_sasl_ssl_with_pem_files(tmp_path: Path) -> None:
     """Tried: server.properties with a login and TLS files; then the local CA and certificate made once."""
-    from shared.infra.kafka_apache import tls_files
+    from tools.infra.kafka_apache import tls_files
 
     ca, server = tls_files(tmp_path)
     assert tls_files(tmp_path) == (ca, server) and server.stat().st_mode & 0o077 == 0

@@ -1,6 +1,6 @@
 """The simulated day: reproducible from its seed, busiest at noon, a realistic mix."""
 
-from sim.scenario import BEHAVIOURAL, Options, as_eido, diurnal_weight, plan_day
+from tools.sim.scenario import BEHAVIOURAL, Options, as_eido, diurnal_weight, plan_day
 
 AREA = (44.05, -123.09, 0.05)
 

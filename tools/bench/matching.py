@@ -1,4 +1,4 @@
-"""python -m services.matching.bench: how long choosing a team takes at 100, 1,000 and 10,000 teams.
+"""python -m tools.bench.matching: how long choosing a team takes at 100, 1,000 and 10,000 teams.
 
 By default it times the choice itself over an in-memory roster. With `--database-url` it also
 times the path a call takes in the service, in a scratch database it drops afterwards: the kept
@@ -66,7 +66,7 @@ RULES = Matching(version="bench")
 TZ = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
 SHARES = {f"agency-{a}": 0.05 for a in range(20)}
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[2] / "services" / "matching" / "migrations"
 
 
 def random_call(rng: random.Random) -> CallNeeds:

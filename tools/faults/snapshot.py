@@ -9,9 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from faults import broker
 from shared.settings import Settings
 from shared.topics import AGENCY_TOPIC_PREFIX, AGENCY_TOPIC_SUFFIX, REGISTRY
+from tools.faults import broker
 
 SCHEMAS = ("intake", "matching", "notify", "audit")
 # Where a call rests at intake (routed elsewhere, or a community call that reached its end) and in

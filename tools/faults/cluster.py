@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 
 from services import loader
-from shared import infra
 from shared.jurisdiction import Jurisdiction
 from shared.settings import SERVICE_NAMES, Settings
+from tools import infra
 
 # Two matching replicas: one can be paused past its session timeout while the other takes over.
 PROCESSES = ("intake", "matching", "matching-2", "notify", "audit")

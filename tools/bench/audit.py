@@ -1,6 +1,6 @@
 """Benchmark of the audit trail: verification speed and per-call trail query time at scale.
 
-python -m services.audit.bench [--rows 10000000] [--chain-rows 1000000]
+python -m tools.bench.audit [--rows 10000000] [--chain-rows 1000000]
 
 Builds a throw-away database: `--chain-rows` rows hashed and chained exactly as the service does
 (computed here, copied in), then filler rows up to `--rows` made by SQL generate_series (their
@@ -29,9 +29,9 @@ import asyncpg
 from services.audit import checkpoints, domain, handlers, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.settings import AuditSettings
-from shared import infra
 from shared.db import migrate
 from shared.settings import Settings
+from tools import infra
 
 
 def echo(*parts: object, flush: bool = True) -> None:
@@ -41,7 +41,7 @@ def echo(*parts: object, flush: bool = True) -> None:
         sys.stdout.flush()
 
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[2] / "services" / "audit" / "migrations"
 TYPES = (
     "calls.received.v1",
     "assignments.offered.v1",

@@ -21,7 +21,7 @@ from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
-from sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
+from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
 # evaluated with no treatment needed.

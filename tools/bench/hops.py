@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from bench.stats import percentile
+from tools.bench.stats import percentile
 
 # Each service's outbox row for the call: created_at is the start of the transaction that wrote
 # it, sent_at the start of the relay's transaction that published it.

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from faults import broker
 from shared.kafka import client_options
 from shared.topics import agency_topic
-from sim.run import Simulation
+from tools.faults import broker
+from tools.sim.run import Simulation
 
 # How long a CAD or an agency keeps retrying an answer of 503 (a dependency outage) before giving up.
 RETRY_FOR_S = 150.0

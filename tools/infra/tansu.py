@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from shared.infra.ports import HOST, wait_for_kafka
-from shared.infra.procs import kill_now, log_tail, pid_alive, spawn_detached
-from shared.infra.state import InfraError, ProcessRecord, write_record
+from tools.infra.ports import HOST, wait_for_kafka
+from tools.infra.procs import kill_now, log_tail, pid_alive, spawn_detached
+from tools.infra.state import InfraError, ProcessRecord, write_record
 
 COMPONENT = "tansu"
 START_TIMEOUT = 30.0

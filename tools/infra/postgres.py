@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.infra.ports import HOST, probe_error
-from shared.infra.procs import is_ours, log_tail, pid_alive, run_logged, wait_gone, wait_until
-from shared.infra.state import InfraError, ProcessRecord
+from tools.infra.ports import HOST, probe_error
+from tools.infra.procs import is_ours, log_tail, pid_alive, run_logged, wait_gone, wait_until
+from tools.infra.state import InfraError, ProcessRecord
 
 COMPONENT = "postgres"
 PORT_ENV = "CAREROUTE_PG_PORT"

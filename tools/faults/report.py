@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from faults.checker import KINDS
+from tools.faults.checker import KINDS
 
 KIND_COLUMNS = KINDS
-BEGIN = "<!-- faults:run:begin (written by python -m faults; do not edit by hand) -->"
+BEGIN = "<!-- faults:run:begin (written by python -m tools.faults; do not edit by hand) -->"
 END = "<!-- faults:run:end -->"
 
 

@@ -1,4 +1,4 @@
-"""python -m bench: start the system, measure it beside the bare baseline, write bench/results/."""
+"""python -m tools.bench: start the system, measure it beside the bare baseline, write its results."""
 
 from __future__ import annotations
 
@@ -21,21 +21,21 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import cpu, hops, roster
-from bench.bare import bare_latency
-from bench.load import LoadClient, LoadClientError
-from bench.stats import summary
 from services import loader
-from services.audit import bench as audit_bench
-from services.matching import bench as matching_bench
-from shared import infra
 from shared.jurisdiction import parse
 from shared.kafka import client_options
 from shared.settings import SERVICE_NAMES, Settings
 from shared.topics import agency_topic
+from tools import infra
+from tools.bench import audit as audit_bench
+from tools.bench import cpu, hops, roster
+from tools.bench import matching as matching_bench
+from tools.bench.bare import bare_latency
+from tools.bench.load import LoadClient, LoadClientError
+from tools.bench.stats import summary
 
-ROOT = Path(__file__).parents[1]
-RESULTS = ROOT / "bench" / "results"
+ROOT = Path(__file__).parents[2]
+RESULTS = Path(__file__).parent / "results"
 
 
 def log(text: str) -> None:
@@ -394,7 +394,7 @@ async def components(dsn: str, args: argparse.Namespace, results: dict[str, Any]
 
 def main() -> None:
     """Parse options, run, print and write the results."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     parser.add_argument("--broker", default=os.environ.get("KAFKA_BROKER", "auto"))
     parser.add_argument("--rates", default="50,200,500")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")

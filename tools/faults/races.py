@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from faults import broker
 from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
-from sim.scenario import PlannedCall, as_eido
+from tools.faults import broker
+from tools.sim.scenario import PlannedCall, as_eido
 
 SAFE = {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")}
 

@@ -7,8 +7,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from faults.snapshot import INTAKE_AT_REST, LIVE, MATCHING_AT_REST, MATCHING_LIVE, Assignment, Event, Snapshot
 from shared.topics import AGENCY_TOPIC_PREFIX, REGISTRY
+from tools.faults.snapshot import (
+    INTAKE_AT_REST,
+    LIVE,
+    MATCHING_AT_REST,
+    MATCHING_LIVE,
+    Assignment,
+    Event,
+    Snapshot,
+)
 
 KINDS = ("lost", "duplicated", "stuck", "inconsistent", "out_of_order")
 TEAM_BUSY = {"offered", "assigned", "en_route", "on_scene"}

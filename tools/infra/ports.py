@@ -8,8 +8,8 @@ import socket
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from shared.infra.procs import wait_until
-from shared.infra.state import InfraError
+from tools.infra.procs import wait_until
+from tools.infra.state import InfraError
 
 HOST = "127.0.0.1"
 

@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.infra.ports import HOST, wait_for_kafka
-from shared.infra.procs import kill_now, log_tail, pid_alive, run_logged, spawn_detached
-from shared.infra.state import InfraError, ProcessRecord, locked, write_record
-from shared.infra.tls import ensure_certificates
+from tools.infra.ports import HOST, wait_for_kafka
+from tools.infra.procs import kill_now, log_tail, pid_alive, run_logged, spawn_detached
+from tools.infra.state import InfraError, ProcessRecord, locked, write_record
+from tools.infra.tls import ensure_certificates
 
 KAFKA_VERSION = "4.1.1"
 # Kafka 4 logs through SLF4J 2 to Log4j 2; kafka_2.13's pom names neither binding nor SLF4J 2.

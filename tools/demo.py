@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaConsumer
 
 from services import loader
 from services.intake.signatures import PsapAuth
-from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
+from tools import infra
 
 
 def say(step: str, text: str = "") -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.infra import kafka_apache, postgres, tansu
-from shared.infra.ports import HOST, ensure_port_free, kafka_error
-from shared.infra.procs import is_ours, stop_process
-from shared.infra.state import (
+from shared import settings
+from tools.infra import kafka_apache, postgres, tansu
+from tools.infra.ports import HOST, ensure_port_free, kafka_error
+from tools.infra.procs import is_ours, stop_process
+from tools.infra.state import (
     InfraEndpoints,
     InfraError,
     ProcessRecord,
@@ -22,7 +22,6 @@ from shared.infra.state import (
     write_state,
 )
 
-BROKERS = ("apache", "tansu", "external")
 KAFKA_PORT_ENV = "CAREROUTE_KAFKA_PORT"
 BROKER_SLOT = "broker"
 PG_SLOT = "postgres"
@@ -30,13 +29,11 @@ _LOCK = ".infra.lock"
 
 
 def choose_broker(requested: str | None) -> str:
-    """'apache' | 'tansu' | 'external'; None, '' or 'auto' -> apache if java and mvn exist, else tansu."""
-    value = (requested or "").strip().lower()
-    if value in ("", "auto"):
-        return "apache" if shutil.which("java") and shutil.which("mvn") else "tansu"
-    if value not in BROKERS:
-        raise InfraError(f"unknown broker {requested!r}; set KAFKA_BROKER to apache, tansu, external or auto")
-    return value
+    """The broker to start (settings.choose_broker), an unknown name as an InfraError."""
+    try:
+        return settings.choose_broker(requested)
+    except settings.UnknownBroker as exc:
+        raise InfraError(str(exc)) from exc
 
 
 def _alive(rec: ProcessRecord | None) -> bool:

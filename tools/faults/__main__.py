@@ -1,4 +1,4 @@
-"""python -m faults: for each fault, drive simulated load, inject it, heal, drain, and check."""
+"""python -m tools.faults: for each fault, drive simulated load, inject it, heal, drain, and check."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import asyncpg
 import httpx
 from aiokafka.errors import KafkaError
 
-from faults import report, snapshot
-from faults.checker import judge
-from faults.cluster import Cluster
-from faults.injections import FAULTS, Context, Fault
-from faults.load import RetryingSimulation
-from shared import infra
 from shared.jurisdiction import Jurisdiction, load_file
-from sim.scenario import Options, plan_day
+from tools import infra
+from tools.faults import report, snapshot
+from tools.faults.checker import judge
+from tools.faults.cluster import Cluster
+from tools.faults.injections import FAULTS, Context, Fault
+from tools.faults.load import RetryingSimulation
+from tools.sim.scenario import Options, plan_day
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 # --quick: phases short enough to try one fault in about two minutes.
 QUICK = {"seconds": 15.0}
 
@@ -195,7 +195,7 @@ async def run(
 
 def main() -> None:
     """Parse options, run, print and write the results."""
-    parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.faults", description=__doc__)
     parser.add_argument("--faults", default="", help=f"comma-separated (default all): {', '.join(FAULTS)}")
     parser.add_argument("--list", action="store_true", help="print the faults' names and stop")
     parser.add_argument("--quick", action="store_true", help="short phases: --seconds 15")
@@ -233,7 +233,7 @@ def main() -> None:
     unknown = set(names) - set(FAULTS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}; --list shows them")
-    out = ROOT / "faults" / "results"
+    out = Path(__file__).parent / "results"
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     partial = out / f"partial-{started.replace(':', '')}.json"

@@ -9,9 +9,9 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.stats import summary
 from shared.kafka import client_options, ensure_topics, make_producer
 from shared.settings import Settings
+from tools.bench.stats import summary
 
 HOPS = 3
 

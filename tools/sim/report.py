@@ -12,7 +12,7 @@ from rich.table import Table
 
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
-from sim.run import Tally
+from tools.sim.run import Tally
 
 # The figures both sides can count: what the simulated PSAPs and agencies were told.
 COMPARED = (

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from faults import broker, clock, snapshot
-from faults.cluster import Cluster
-from faults.races import RaceDriver
 from shared import topics
-from shared.infra.procs import pid_alive, wait_gone
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
+from tools.faults import broker, clock, snapshot
+from tools.faults.cluster import Cluster
+from tools.faults.races import RaceDriver
+from tools.infra.procs import pid_alive, wait_gone
 
 
 @dataclass

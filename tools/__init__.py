@@ -1,0 +1,1 @@
+"""Development tools, apart from the services: local infrastructure, harness, demo, sim, bench, faults."""
