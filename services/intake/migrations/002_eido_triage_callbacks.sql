@@ -1,4 +1,4 @@
--- Issue 3: EIDO versions, shadow decisions, overrides, signed-request replay memory, status callbacks.
+-- EIDO versions, shadow decisions, overrides, signed-request replay memory, status callbacks.
 ALTER TABLE intake.calls
     ADD COLUMN source_format        text  NOT NULL DEFAULT 'native',
     ADD COLUMN version_at           timestamptz,

@@ -1,4 +1,4 @@
--- Issue 12: a call's status follows the causal order of its assignments (matching's attempt number,
+-- A call's status follows the causal order of its assignments (matching's attempt number,
 -- then the step's place in its assignment's life), never the clocks of the services that sent them.
 ALTER TABLE intake.calls
     -- The attempt and stage of the step that last moved the status (NULL and 0: none yet).

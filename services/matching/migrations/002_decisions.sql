@@ -1,4 +1,4 @@
--- Issue 4: coverage polygons, the matching rules, every decision with its explanation, and offer
+-- Coverage polygons, the matching rules, every decision with its explanation, and offer
 -- deadlines the expiry loop can find quickly.
 ALTER TABLE matching.teams ADD COLUMN area jsonb;
 -- The bounding box of a team's coverage (x = longitude, y = latitude): its polygon's bounds when

@@ -1,4 +1,4 @@
--- Issue 12: every step the state machines (services/matching/lifecycle.py) refuse is kept here:
+-- Every step the state machines (services/matching/lifecycle.py) refuse is kept here:
 -- which event, about which call and assignment, from which state, what it tried and why not.
 CREATE TABLE matching.refusals (
     id            bigserial   PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Issue 12: notify holds each offer's deadline and decides it; every assignment event it publishes
+-- Notify holds each offer's deadline and decides it; every assignment event it publishes
 -- carries matching's attempt number; every step the lifecycle (services/notify/domain.py) refuses
 -- is kept: which event or request, from which state, what it tried and why not.
 ALTER TABLE notify.assignments ADD COLUMN attempt integer;
