@@ -12,12 +12,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from shared.settings import Settings
-from tests.support import delete_namespace
+from tests.support import TEST_SETTINGS
 from tools import infra
+from tools.system import delete_topics, scratch_database, settings_for
 
 ROOT = Path(__file__).parents[1]
 RUN_DIR = Path(os.environ.get("CAREROUTE_TEST_RUN_DIR", ROOT / ".run" / "test"))
@@ -64,26 +64,11 @@ def tansu_stack(stack: infra.InfraEndpoints) -> Iterator[infra.InfraEndpoints]:
     infra.down(run_dir)
 
 
-async def _admin(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(url)
-
-
 @pytest.fixture
 async def database_url(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
     """A fresh database for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(stack.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    base, _, _ = stack.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    admin = await _admin(stack.database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(stack.database_url, f"t_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -91,18 +76,10 @@ async def namespace(stack: infra.InfraEndpoints) -> AsyncIterator[str]:
     """A topic and consumer-group prefix no other test uses; its topics are deleted afterwards."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     yield prefix
-    await delete_namespace(Settings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers), prefix)
+    await delete_topics(Settings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers), prefix)
 
 
 @pytest.fixture
 def settings(stack: infra.InfraEndpoints, database_url: str, namespace: str) -> Settings:
     """Settings pointing at this test's database and namespace on the main broker."""
-    return Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        kafka_broker=stack.broker,
-        kafka_namespace=namespace,
-        kafka_session_timeout_ms=3000,
-        consumer_retry_base_s=0.05,
-        log_json=False,
-    )
+    return settings_for(stack, database_url, namespace, **TEST_SETTINGS)

@@ -9,12 +9,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.kafka import client_options
 from shared.settings import Settings
 
 T = TypeVar("T")
+# What every test's Settings change: failures noticed and retried fast, logs readable.
+TEST_SETTINGS: dict[str, Any] = {
+    "kafka_session_timeout_ms": 3000,
+    "consumer_retry_base_s": 0.05,
+    "log_json": False,
+}
 
 
 async def eventually(
@@ -56,17 +61,3 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def delete_namespace(settings: Settings, prefix: str) -> None:
-    """Delete every topic of a test's namespace (its dead-letter topics included)."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        names = [
-            t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(f"dlq.{prefix}")
-        ]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()

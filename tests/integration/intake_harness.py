@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
-import signal
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,20 +16,21 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from services import loader
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
 from shared import events, topics
 from shared.envelope import CONTENT_TYPE, Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
-from shared.runtime import run
 from shared.settings import Settings
-from tests.support import delete_namespace, eventually, read_topic
+from tests.support import TEST_SETTINGS, eventually, read_topic
 from tools import infra
+from tools.jurisdictions import EXAMPLE
+from tools.psap import PsapClient, signed_headers
+from tools.system import System
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"
+SETTINGS = {**TEST_SETTINGS, "outbox_poll_interval_s": 0.2}
 SHADOW = {
     # A draft that trusts "unknown" answers and no longer excludes crimes in progress.
     "version": "2026-12-draft",
@@ -53,33 +48,6 @@ def native_call(external_id: str, incident_type: str = "MNTL", **answers: str) -
         "incident_type": incident_type,
         "location": {"lat": 44.0503, "lon": -123.0889},
         "safety": {q: "no" for q in questions} | answers,
-    }
-
-
-def independent_signature_ok(
-    secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300
-) -> bool:
-    """Standard Webhooks verification written from the spec, not with the library intake uses."""
-    msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
-    if not msg_id or not stamp.isdigit() or abs(time.time() - int(stamp)) > tolerance_s:
-        return False
-    expected = hmac.new(secret.encode(), f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
-    for part in headers.get("webhook-signature", "").split():
-        version, _, sig = part.partition(",")
-        if version == "v1" and hmac.compare_digest(base64.b64encode(expected).decode(), sig):
-            return True
-    return False
-
-
-def sign(secret: str, body: bytes, msg_id: str | None = None, at: int | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers a PSAP's CAD sends (written from the spec, too)."""
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    stamp = str(at if at is not None else int(time.time()))
-    mac = hmac.new(secret.encode(), f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": stamp,
-        "webhook-signature": f"v1,{base64.b64encode(mac).decode()}",
     }
 
 
@@ -146,20 +114,13 @@ class Intake:
 
     def headers(self, psap_id: str, body: bytes, **signing: Any) -> dict[str, str]:
         """Bearer token and, when the PSAP has a secret, a fresh signature over `body`."""
-        p = self.psap(psap_id)
-        headers = {"Authorization": f"Bearer {p.token}", "content-type": "application/json"}
-        if p.signing_secret:
-            headers |= sign(signing.pop("secret", p.signing_secret), body, **signing)
-        return headers
+        return signed_headers(self.psap(psap_id), body, **signing)
 
     async def post(
         self, http: httpx.AsyncClient, path: str, psap_id: str, document: Any, **signing: Any
     ) -> httpx.Response:
         """POST `document` as JSON, signed as the PSAP signs."""
-        body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        return await http.post(
-            f"{self.url}{path}", content=body, headers=self.headers(psap_id, body, **signing)
-        )
+        return await PsapClient(http, self.url, self.psap(psap_id)).post(path, document, **signing)
 
     async def events(
         self, topic: str, call_id: str, count: int, timeout_s: float = 20
@@ -366,52 +327,17 @@ async def running_intake(
     endpoints: infra.InfraEndpoints, intake_settings: IntakeSettings
 ) -> AsyncIterator[Intake]:
     """A fresh database and namespace, the test jurisdiction loaded, and intake running in this process."""
-    name = f"intake_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(endpoints.database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    settings = Settings(
-        database_url=f"{endpoints.database_url.rpartition('/')[0]}/{name}",
-        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        kafka_broker=endpoints.broker,
-        kafka_namespace=f"{name}.",
-        kafka_session_timeout_ms=3000,
-        intake_port=infra.free_port(),
-        outbox_poll_interval_s=0.2,
-        consumer_retry_base_s=0.05,
-        log_json=False,
-    )
     server = CallbackServer(infra.free_port())
     await server.start()
-    jurisdiction = test_jurisdiction(server.port)
-    await loader.load(settings, jurisdiction)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run(
-            settings,
-            ["intake"],
-            {"intake": lambda i: build(i, intake_settings)},
-            stop=stop,
-            on_ready=lambda _: ready.set(),
-        )
-    )
     try:
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait([task, waiter], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if task.done():
-            task.result()
-        assert ready.is_set(), "intake did not start within 60 s"
-        yield Intake(settings, jurisdiction, server, f"http://127.0.0.1:{settings.intake_port}")
+        async with System.start(
+            endpoints,
+            ["intake"],
+            jurisdiction=test_jurisdiction(server.port),
+            settings=SETTINGS,
+            builders={"intake": lambda i: build(i, intake_settings)},
+            prefix="intake",
+        ) as system:
+            yield Intake(system.settings, system.jurisdiction, server, system.url("intake"))
     finally:
-        stop.set()
-        await task
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         await server.stop()
-        await delete_namespace(settings, settings.kafka_namespace)
-        admin = await asyncpg.connect(endpoints.database_url)
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -14,15 +13,15 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services import loader
 from services.matching.service import build
 from services.matching.settings import MatchingSettings
 from shared import events, topics
 from shared.envelope import Envelope, new_event
 from shared.jurisdiction import Jurisdiction
-from shared.runtime import run
 from shared.settings import Settings
 from tests.support import eventually, read_topic
+from tools import system
+from tools.jurisdictions import small
 
 CLEAR = dict.fromkeys(("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"), "no")
 AGENCY_TOKENS = {"north": "agency-north-token-0001", "south": "agency-south-token-0002"}
@@ -39,60 +38,30 @@ def team(id_: str, agency: str = "north", km_north: float = 1.0, **kw: Any) -> d
 
 def jurisdiction(teams: list[dict[str, Any]], **extra: Any) -> Jurisdiction:
     """A small deployment: one PSAP, two agencies, the given teams, an oversight body."""
-    return Jurisdiction.model_validate(
-        {
-            "jurisdiction": {"id": "test", "name": "Test", "timezone": "America/Los_Angeles"},
-            "triage": {"version": "t1", "eligible_types": ["MNTL"], "exclude": {"weapon": "police"}},
-            "psaps": [{"id": "psap", "name": "PSAP", "token": "psap-token-0000000001"}],
-            "agencies": [
-                {"id": a, "name": a, "token": tok, "contracted_share": 0.5}
-                for a, tok in AGENCY_TOKENS.items()
-            ],
-            "teams": teams,
-            "oversight": [{"id": "board", "name": "Board", "token": OVERSIGHT_TOKEN}],
-            **extra,
-        }
+    return small(
+        psap_token="psap-token-0000000001",
+        agencies=[
+            {"id": a, "name": a, "token": tok, "contracted_share": 0.5} for a, tok in AGENCY_TOKENS.items()
+        ],
+        teams=teams,
+        timezone="America/Los_Angeles",
+        triage_version="t1",
+        oversight=[{"id": "board", "name": "Board", "token": OVERSIGHT_TOKEN}],
+        **extra,
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    """An Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def load(settings: Settings, j: Jurisdiction) -> None:
     """Migrate every schema and store the jurisdiction, as `careroute load` does."""
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
-    try:
-        await loader.apply(pool, j)
-    finally:
-        await pool.close()
+    await system.load(settings, j, topics=False)
 
 
 @contextlib.asynccontextmanager
 async def running_matching(settings: Settings, own: MatchingSettings) -> AsyncIterator[str]:
     """Matching alone, in this process, through the same runtime production uses; yields its URL."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run(
-            settings.model_copy(update={"matching_port": 0}),
-            ["matching"],
-            {"matching": partial(build, matching=own)},
-            stop=stop,
-            on_ready=ready.set_result,
-        )
-    )
-    waiters: list[asyncio.Future[Any]] = [task, ready]
-    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-        raise AssertionError("matching stopped before it was ready")
-    try:
-        yield f"http://127.0.0.1:{ready.result()['matching']}"
-    finally:
-        stop.set()
-        await task
+    builders = {"matching": partial(build, matching=own)}
+    async with system.System.start(settings, ["matching"], jurisdiction=None, builders=builders) as running:
+        yield running.url("matching")
 
 
 def call_received(call_id: str, *, language: str | None = None, incident_type: str = "MNTL") -> Envelope:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,38 +19,28 @@ from services.notify import repository
 from services.notify.service import build
 from services.notify.settings import NotifySettings
 from shared import events, topics
-from shared.db import create_pool, migrate
 from shared.envelope import Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
-from shared.runtime import run
 from shared.settings import Settings
-from tests.support import delete_namespace
+from tests.support import TEST_SETTINGS
 from tools import infra
-from tools.infra import free_port
+from tools.jurisdictions import small
+from tools.psap import bearer
+from tools.system import System, scratch
 
-MIGRATIONS = Path(repository.__file__).parent / "migrations"
 CLEAR = {question: "no" for question in events.SafetyScreen.model_fields}
 
 
 def jurisdiction(agencies: list[dict[str, Any]]) -> Jurisdiction:
     """A small deployment with the given agencies, one team each."""
-    return Jurisdiction.model_validate(
-        {
-            "jurisdiction": {"id": "test", "name": "Test", "timezone": "UTC"},
-            "triage": {"version": "t", "eligible_types": ["MNTL"], "exclude": {"weapon": "police"}},
-            "psaps": [{"id": "psap", "name": "PSAP", "token": "test-psap-token-0001"}],
-            "agencies": [{"name": a["id"], "token": f"token-{a['id']}-0123456789", **a} for a in agencies],
-            "teams": [
-                {
-                    "id": f"{a['id']}-1",
-                    "agency": a["id"],
-                    "name": "Team",
-                    "home": {"lat": 44.0, "lon": -123.0},
-                }
-                for a in agencies
-            ],
-        }
+    return small(
+        psap_token="test-psap-token-0001",
+        agencies=[{"name": a["id"], "token": f"token-{a['id']}-0123456789", **a} for a in agencies],
+        teams=[
+            {"id": f"{a['id']}-1", "agency": a["id"], "name": "Team", "home": {"lat": 44.0, "lon": -123.0}}
+            for a in agencies
+        ],
     )
 
 
@@ -78,7 +66,7 @@ class Notify:
 
     def auth(self, agency_id: str) -> dict[str, str]:
         """The Authorization header of an agency of the test jurisdiction."""
-        return {"Authorization": f"Bearer token-{agency_id}-0123456789"}
+        return bearer(f"token-{agency_id}-0123456789")
 
     def http(self) -> httpx.AsyncClient:
         """A client of notify's HTTP API."""
@@ -143,78 +131,30 @@ class Notify:
         return None if row is None else str(row["status"])
 
 
-@contextlib.asynccontextmanager
-async def own_settings(stack: infra.InfraEndpoints) -> AsyncIterator[Settings]:
+def own_settings(stack: infra.InfraEndpoints) -> AbstractAsyncContextManager[Settings]:
     """A database and namespace of their own, for a fixture wider than one test; removed afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    settings = Settings(
-        database_url=f"{stack.database_url.rpartition('/')[0]}/{name}",
-        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        kafka_broker=stack.broker,
-        kafka_namespace=f"t{uuid.uuid4().hex[:10]}.",
-        kafka_session_timeout_ms=3000,
-        consumer_retry_base_s=0.05,
-        log_json=False,
-    )
-    try:
-        yield settings
-    finally:
-        await delete_namespace(settings, settings.kafka_namespace)
-        admin = await asyncpg.connect(stack.database_url)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await admin.close()
+    return scratch(stack, **TEST_SETTINGS)
 
 
 @contextlib.asynccontextmanager
 async def running_notify(
     settings: Settings, j: Jurisdiction, notify_settings: NotifySettings
 ) -> AsyncIterator[Notify]:
-    """Load `j` into notify's schema and run notify (HTTP, consumer, relay, jobs) until the block ends."""
-    settings = settings.model_copy(update={"notify_port": free_port()})
-    pool = await create_pool(settings.database_url.get_secret_value(), max_size=4)
-    await migrate(pool, "notify", [MIGRATIONS])
-    async with pool.acquire() as conn, conn.transaction():
-        await repository.load_jurisdiction(conn, j)
-    producer = make_producer(settings)
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    task = asyncio.create_task(
-        run(
+    """Load `j` and run notify (HTTP, consumer, relay, jobs) until the block ends; notify itself
+    creates the agencies' topics, as it does when it starts."""
+    async with (
+        System.start(
             settings,
             ["notify"],
-            {"notify": partial(build, settings=notify_settings)},
-            stop=stop,
-            on_ready=lambda _: ready.set(),
-        )
-    )
-    try:
-        waiting = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({task, waiting}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-        if task.done():
-            task.result()
-        assert ready.is_set(), "notify did not start"
+            jurisdiction=j,
+            agency_topics=False,
+            builders={"notify": partial(build, settings=notify_settings)},
+        ) as system,
+        system.pool() as pool,
+    ):
+        producer = make_producer(system.settings)
         await producer.start()
-        notify = Notify(settings, pool, producer, f"http://127.0.0.1:{settings.notify_port}")
-        async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{notify.url}/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-        yield notify
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-        await producer.stop()
-        await pool.close()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        try:
+            yield Notify(system.settings, pool, producer, system.url("notify"))
+        finally:
+            await producer.stop()

@@ -17,9 +17,10 @@ from shared import events, topics
 from shared.envelope import Envelope, new_event
 from shared.settings import Settings
 from tests.audit_scenario import received
-from tests.integration.test_audit_service import REVIEWER, audit_running, bearer, publish, stored_count
+from tests.integration.test_audit_service import REVIEWER, audit_running, publish, stored_count
 from tests.integration.test_audit_trail import tamper
 from tests.support import eventually
+from tools.psap import bearer
 
 pytestmark = pytest.mark.integration
 

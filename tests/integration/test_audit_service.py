@@ -22,10 +22,12 @@ from services.cli import app as cli
 from shared.auth import Credential, replace_credentials
 from shared.db import create_pool, migrate
 from shared.kafka import ensure_topics, make_producer
-from shared.runtime import Infra, run, topics_for
+from shared.runtime import Infra, topics_for
 from shared.settings import Settings
 from tests.audit_scenario import EXPECTED, PLANTED, scenario
 from tests.support import eventually
+from tools.psap import bearer
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +53,11 @@ async def audit_running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     def build(infra: Infra) -> Any:
         return service.build(infra, audit_settings)
 
-    stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run(settings, ["audit"], {"audit": build}, stop=stop, on_ready=ready.set_result)
-    )
-    ports = await asyncio.wait_for(ready, 60)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['audit']}", timeout=30) as http:
-            yield http
-    finally:
-        stop.set()
-        await task
+    async with (
+        System.start(settings, ["audit"], jurisdiction=None, builders={"audit": build}) as system,
+        httpx.AsyncClient(base_url=system.url("audit"), timeout=30) as http,
+    ):
+        yield http
 
 
 async def publish(settings: Settings, envelopes: list[Any]) -> None:
@@ -83,10 +79,6 @@ async def stored_count(settings: Settings) -> int:
         )
     finally:
         await conn.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from tests.integration.intake_harness import (
     Agency,
     Intake,
     community_call,
-    independent_signature_ok,
     running_intake,
 )
 from tests.support import eventually
+from tools.psap import verify
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def delivered_to(intake: Intake, call_id: str) -> list[dict[str, Any]]:
             body
             | {
                 "_id": r.headers["webhook-id"],
-                "_signed": independent_signature_ok(secret[psap], r.headers, r.body),
+                "_signed": verify(secret[psap], r.headers, r.body),
             }
         )
     return out

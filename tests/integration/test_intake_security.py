@@ -13,7 +13,8 @@ import pytest
 
 from services.intake.settings import IntakeSettings
 from shared import topics
-from tests.integration.intake_harness import OLD_VALLEY_SECRET, Intake, native_call, running_intake, sign
+from tests.integration.intake_harness import OLD_VALLEY_SECRET, Intake, native_call, running_intake
+from tools.psap import bearer, sign
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,9 @@ async def counts(intake: Intake) -> tuple[int, int]:
     return int(calls), int(denied)
 
 
-def bearer(intake: Intake, psap_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {intake.psap(psap_id).token}", "content-type": "application/json"}
+def unsigned(intake: Intake, psap_id: str) -> dict[str, str]:
+    """A PSAP's bearer token on a JSON body, with no signature."""
+    return bearer(intake.psap(psap_id).token) | {"content-type": "application/json"}
 
 
 BAD_AUTH: dict[str, Any] = {
@@ -71,7 +73,7 @@ async def test_bad_signatures_answer_401_without_saying_why_and_are_audited(inta
     signature, body = BAD_AUTH[tried](intake, call())
     async with httpx.AsyncClient(timeout=15) as http:
         r = await http.post(
-            f"{intake.url}/v1/calls", content=body, headers=bearer(intake, "valley-ecc") | signature
+            f"{intake.url}/v1/calls", content=body, headers=unsigned(intake, "valley-ecc") | signature
         )
     assert r.status_code == 401, f"{tried}: {r.status_code} {r.text[:200]}"
     assert r.json() == {"detail": "authentication failed", "code": "unauthenticated"}, tried
@@ -102,7 +104,7 @@ async def test_the_audit_event_says_which_part_failed(intake: Intake):
         r = await http.post(
             f"{intake.url}/v1/calls",
             content=body,
-            headers=bearer(intake, "valley-ecc") | sign("wrong-0123456789ab", body),
+            headers=unsigned(intake, "valley-ecc") | sign("wrong-0123456789ab", body),
         )
     assert r.status_code == 401
     conn = await intake.db()
@@ -121,7 +123,7 @@ async def test_the_audit_event_says_which_part_failed(intake: Intake):
 async def test_a_replayed_webhook_id_answers_the_original_response_and_creates_nothing(intake: Intake):
     secret = intake.psap("valley-ecc").signing_secret
     body = call("REPLAY-1")
-    headers = bearer(intake, "valley-ecc") | sign(secret, body, msg_id="msg_replay_1")
+    headers = unsigned(intake, "valley-ecc") | sign(secret, body, msg_id="msg_replay_1")
     async with httpx.AsyncClient(timeout=15) as http:
         first = await http.post(f"{intake.url}/v1/calls", content=body, headers=headers)
         assert first.status_code == 202 and first.json()["outcome"] == "created"
@@ -132,7 +134,7 @@ async def test_a_replayed_webhook_id_answers_the_original_response_and_creates_n
         again = await http.post(
             f"{intake.url}/v1/calls",
             content=other,
-            headers=bearer(intake, "valley-ecc") | sign(secret, other, msg_id="msg_replay_1"),
+            headers=unsigned(intake, "valley-ecc") | sign(secret, other, msg_id="msg_replay_1"),
         )
     for r in (replay, again):
         assert r.status_code == 202 and r.json() == first.json()
@@ -146,7 +148,7 @@ async def test_a_previous_secret_is_accepted_during_rotation(intake: Intake):
         r = await http.post(
             f"{intake.url}/v1/calls",
             content=body,
-            headers=bearer(intake, "valley-ecc") | sign(OLD_VALLEY_SECRET, body),
+            headers=unsigned(intake, "valley-ecc") | sign(OLD_VALLEY_SECRET, body),
         )
     assert r.status_code == 202, r.text
 
@@ -154,7 +156,7 @@ async def test_a_previous_secret_is_accepted_during_rotation(intake: Intake):
 async def test_a_psap_without_a_signing_secret_needs_only_its_token(intake: Intake):
     async with httpx.AsyncClient(timeout=15) as http:
         r = await http.post(
-            f"{intake.url}/v1/calls", content=call(), headers=bearer(intake, "university-psap")
+            f"{intake.url}/v1/calls", content=call(), headers=unsigned(intake, "university-psap")
         )
     assert r.status_code == 202, r.text
 
@@ -168,10 +170,10 @@ async def test_oversized_bodies_answer_413_with_or_without_content_length(intake
 
     async with httpx.AsyncClient(timeout=30) as http:
         sized = await http.post(
-            f"{intake.url}/v1/incidents", content=big, headers=bearer(intake, "university-psap")
+            f"{intake.url}/v1/incidents", content=big, headers=unsigned(intake, "university-psap")
         )
         chunked = await http.post(
-            f"{intake.url}/v1/incidents", content=chunks(), headers=bearer(intake, "university-psap")
+            f"{intake.url}/v1/incidents", content=chunks(), headers=unsigned(intake, "university-psap")
         )
     assert sized.status_code == 413 and sized.json()["code"] == "body_too_large"
     assert chunked.status_code == 413 and chunked.json()["code"] == "body_too_large"
@@ -203,7 +205,7 @@ async def test_the_rate_limit_answers_429_with_retry_after(intake: Intake):
                 await http.post(
                     f"{intake.url}/v1/calls",
                     content=call(f"RATE-{n}"),
-                    headers=bearer(intake, "rate-test-psap"),
+                    headers=unsigned(intake, "rate-test-psap"),
                 )
             )
     assert [a.status_code for a in answers] == [202, 202, 202, 429]

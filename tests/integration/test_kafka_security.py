@@ -24,7 +24,6 @@ from typer.testing import CliRunner, Result
 
 from services import builders, kafka_access, loader
 from services.cli import app as cli
-from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction, parse
 from shared.kafka import TopicsRefused, confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
@@ -34,6 +33,7 @@ from shared.topics import ASSIGNMENTS_OFFERED, CALLS_RECEIVED, REGISTRY, agency_
 from tests.e2e.test_flow import CALL
 from tools import infra
 from tools.infra.ports import free_port, kafka_error, port_is_free
+from tools.psap import PsapAuth
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ from tests.integration.matching_harness import (
     AGENCY_TOKENS,
     HERE,
     OVERSIGHT_TOKEN,
-    bearer,
     call_received,
     call_updated,
     expired,
@@ -36,6 +35,7 @@ from tests.integration.matching_harness import (
     topic_events,
 )
 from tests.support import eventually, read_topic
+from tools.psap import bearer
 
 
 async def raw_sources(settings: Settings, topic: str, count: int) -> list[bytes]:

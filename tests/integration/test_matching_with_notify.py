@@ -16,7 +16,6 @@ from shared import topics
 from shared.settings import Settings
 from tests.integration.matching_harness import (
     AGENCY_TOKENS,
-    bearer,
     call_cancelled,
     jurisdiction,
     load,
@@ -27,6 +26,7 @@ from tests.integration.matching_harness import (
 )
 from tests.integration.notify_system import Notify, running_notify
 from tests.support import eventually, read_topic
+from tools.psap import bearer
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.intake import bodyshape, signatures
-from tests.integration.intake_harness import independent_signature_ok, sign
+from tools.psap import sign, verify
 
 
 def test_nesting_and_array_limits():
@@ -50,5 +50,5 @@ def test_bad_signatures_are_refused(tried, mutate):
 def test_our_callback_signatures_verify_with_an_independent_implementation():
     body = b'{"unitStatus": "EnRoute"}'
     headers = signatures.sign("psap-secret-0123456789", "cb_1", datetime.now(UTC), body)
-    assert independent_signature_ok("psap-secret-0123456789", headers, body)
-    assert not independent_signature_ok("another-secret-0123456", headers, body)
+    assert verify("psap-secret-0123456789", headers, body)
+    assert not verify("another-secret-0123456", headers, body)
