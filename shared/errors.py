@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.failures import is_conflict, is_unavailable
@@ -36,6 +37,43 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.headers = headers
+
+
+class Problem(BaseModel):
+    """What a request's validation found wrong: where, what, and the kind of error."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """The one error shape every service answers with."""
+
+    detail: str | list[Problem] = Field(description="What went wrong (for 422 invalid_request: each problem)")
+    code: str = Field(description="A stable code naming the error, e.g. not_found, rate_limited")
+
+
+# What each status means wherever it is answered, for the OpenAPI description of every route.
+_MEANING = {
+    401: "Missing, malformed or unknown credentials (unauthenticated)",
+    403: "The credentials are valid but their role may not use this route (forbidden)",
+    404: "No such object, or another tenant's (not_found)",
+    409: "The request conflicts with the object's state (the code says which)",
+    413: "The request body is larger than the service accepts (body_too_large)",
+    422: "The request is not valid (invalid_request, or a code naming the rule)",
+    429: "Too many requests or failed authentications; see Retry-After",
+    431: "The request's headers are too large or too many (headers_too_large)",
+    503: "A backing service is unavailable or not configured, or a race was lost; retry (see Retry-After)",
+}
+
+# Every request can meet these, before any route: the body and header limits and the JSON number check.
+EDGE = (413, 422, 431)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring each status with the one error shape."""
+    return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in sorted({*EDGE, *statuses})}
 
 
 def not_found(what: str) -> ApiError:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+import asyncpg
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import install_error_handlers
+from shared.errors import error_responses, install_error_handlers
 from shared.metrics import HTTP_REQUESTS
 from shared.numbers import InexactNumber, check_exact
 
@@ -173,28 +177,84 @@ class RequestCounterMiddleware:
         await self.app(scope, receive, counting_send)
 
 
+async def app_pool(request: Request) -> asyncpg.Pool:
+    """The database pool the composition root put in `app.state.pool` (a FastAPI dependency)."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+Pool = Annotated[asyncpg.Pool, Depends(app_pool)]
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether each backing service is reachable and the consumers run."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool]
+
+
+def _errors_in_json(schema: dict[str, Any]) -> None:
+    """Document every error as the JSON it is, also on routes that answer text, CSV or a stream
+    (FastAPI files a route's extra responses under the route's own media type)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.startswith("2") or "application/json" in content:
+                    continue
+                error = next((c for c in content.values() if "ErrorBody" in str(c.get("schema"))), None)
+                if error is not None:
+                    response["content"] = {"application/json": error}
+
+
 def make_app(
     service: str,
     readiness: dict[str, ReadinessCheck],
     *,
     max_body_bytes: int = 1_000_000,
     description: str = "",
+    security_schemes: dict[str, dict[str, Any]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with /healthz, /readyz, /metrics and the project's error handling."""
-    app = FastAPI(title=f"careroute {service}", description=description, version="0.1.0")
+    """A FastAPI app with /healthz, /readyz, /metrics, /docs and /redoc served without any CDN, and
+    the project's error handling; `security_schemes` adds schemes that no dependency declares."""
+    app = FastAPIOffline(title=f"careroute {service}", description=description, version="0.1.0")
     install_error_handlers(app)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        _errors_in_json(schema)
+        if security_schemes:
+            schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(security_schemes)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # The last added runs first: count every answer, then refuse oversized headers, then bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestCounterMiddleware, service=service)
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz", tags=["health"], responses=error_responses())
+    async def healthz() -> Health:
         """The process is alive."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Readiness,
+        responses={
+            **error_responses(),
+            503: {"model": Readiness, "description": "A backing service is away or a consumer stopped"},
+        },
+    )
     async def readyz() -> JSONResponse:
         """The database and broker are reachable and the consumers run."""
         results: dict[str, bool] = {}
@@ -208,7 +268,15 @@ def make_app(
             {"status": "ready" if ok else "not ready", "checks": results}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+            **error_responses(),
+        },
+    )
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -26,9 +26,11 @@ def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceP
         max_body_bytes=infra.settings.max_body_bytes,
         description="The append-only, hash-chained trail, its signed checkpoints and the oversight API.",
     )
-    auth = infra.authenticator(SCHEMA)
-    app.include_router(api.router(infra.pool, auth, checkpointer))
-    app.include_router(api.reports_router(infra.pool, auth))
+    app.state.pool = infra.pool
+    app.state.auth = infra.authenticator(SCHEMA)
+    app.state.checkpointer = checkpointer
+    app.include_router(api.router)
+    app.include_router(api.reports_router)
     return ServiceParts(
         name="audit",
         schema=SCHEMA,

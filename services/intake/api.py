@@ -1,18 +1,15 @@
 """Intake's HTTP routes: thin: parse, authorise, call a handler, shape the answer."""
 
-# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
-# inside router(), which string annotations would hide.
-
 from typing import Annotated, Any
 
-import asyncpg
-from fastapi import APIRouter, Body, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from services.intake import eido, handlers
-from services.intake.guard import PsapGuard, current_psap
+from services.intake.guard import Endpoint, PsapGuard, current_psap
 from services.intake.schemas import (
     CallAccepted,
+    CallCancelled,
     CallView,
     CancelRequest,
     NativeCall,
@@ -20,8 +17,10 @@ from services.intake.schemas import (
     OverrideRequest,
 )
 from services.intake.settings import IntakeSettings
-from shared.auth import Principal
-from shared.errors import ApiError
+from services.intake.signatures import SIGNATURE_HEADERS
+from shared.auth import BEARER, Principal
+from shared.errors import ApiError, error_responses
+from shared.http import Pool
 
 _SIGNED = (
     "Requires `Authorization: Bearer <token>`; a PSAP with a signing secret also signs each POST with"
@@ -29,48 +28,106 @@ _SIGNED = (
     " `id.timestamp.body`, 300 s tolerance). A replayed `webhook-id` gets the first answer again."
 )
 
+# The Standard Webhooks headers as OpenAPI security schemes: a signed POST carries all three
+# together with the bearer token (a PSAP without a signing secret sends the token alone).
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    name: {"type": "apiKey", "in": "header", "name": name, "description": f"Standard Webhooks `{name}`"}
+    for name in SIGNATURE_HEADERS
+}
+_SIGNED_SECURITY: dict[str, Any] = {"security": [{"bearer": [], **{name: [] for name in SIGNATURE_HEADERS}}]}
 
-def router(pool: asyncpg.Pool, guard: PsapGuard, settings: IntakeSettings) -> APIRouter:
-    """The /v1 routes of intake."""
-    api = APIRouter(prefix="/v1", tags=["calls"], route_class=guard.route_class())
-    Psap = Annotated[Principal, Depends(current_psap)]
-    tolerance = settings.clock_tolerance_s
 
-    @api.post("/calls", status_code=202, response_model=CallAccepted, description=_SIGNED)
-    async def post_call(call: NativeCall, psap: Psap) -> JSONResponse:
-        """Forward a call; the answer carries the routing recommendation."""
-        accepted = await handlers.receive_call(pool, psap, call.to_call(), tolerance)
-        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+class PsapRoute(APIRoute):
+    """A route whose requests pass the app's PsapGuard (`app.state.guard`) before FastAPI parses them."""
 
-    @api.post("/incidents", status_code=202, response_model=CallAccepted, description=_SIGNED)
-    async def post_incident(
-        document: Annotated[eido.EidoDocument, Body(openapi_examples={"mntl": {"value": eido.example()}})],
-        psap: Psap,
-    ) -> JSONResponse:
-        """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
-        timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
-        try:
-            call = eido.normalise(document)
-        except eido.EidoError as exc:
-            raise ApiError(422, exc.code, str(exc)) from None
-        accepted = await handlers.receive_call(pool, psap, call, tolerance)
-        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+    def get_route_handler(self) -> Endpoint:
+        """The route's handler, behind the guard."""
+        endpoint = super().get_route_handler()
 
-    @api.get("/calls/{call_id}", response_model=CallView)
-    async def get_call(call_id: str, psap: Psap) -> dict[str, Any]:
-        """A call's status and timeline (404 unless this PSAP owns it)."""
-        return await handlers.call_view(pool, psap, call_id)
+        async def handler(request: Request) -> Response:
+            guard: PsapGuard = request.app.state.guard
+            return await guard.handle(request, endpoint)
 
-    @api.post("/calls/{call_id}/cancel", status_code=202, description=_SIGNED)
-    async def cancel(call_id: str, psap: Psap, body: CancelRequest | None = None) -> JSONResponse:
-        """Cancel a call; any community assignment is withdrawn."""
-        status = await handlers.cancel_call(pool, psap, call_id, body.reason if body else None)
-        return JSONResponse({"call_id": call_id, "status": status}, status_code=202)
+        return handler
 
-    @api.post("/calls/{call_id}/override", response_model=OverrideAccepted, description=_SIGNED)
-    async def override(call_id: str, body: OverrideRequest, psap: Psap) -> JSONResponse:
-        """Route the call differently from the recommendation; a reason code is required."""
-        accepted = await handlers.override_call(pool, psap, call_id, body)
-        return JSONResponse(accepted.model_dump(mode="json"))
 
-    return api
+async def _settings(request: Request) -> IntakeSettings:
+    settings: IntakeSettings = request.app.state.settings
+    return settings
+
+
+Psap = Annotated[Principal, Depends(current_psap)]
+Settings = Annotated[IntakeSettings, Depends(_settings)]
+
+# The guard answers 401 for any credential that is not a PSAP's, so no route here answers 403.
+router = APIRouter(
+    prefix="/v1",
+    tags=["calls"],
+    route_class=PsapRoute,
+    dependencies=[Depends(BEARER)],
+    responses=error_responses(401, 429, 503),
+)
+
+
+@router.post(
+    "/calls",
+    status_code=202,
+    description=_SIGNED,
+    openapi_extra=_SIGNED_SECURITY,
+    responses=error_responses(409),
+)
+async def post_call(call: NativeCall, psap: Psap, pool: Pool, settings: Settings) -> CallAccepted:
+    """Forward a call; the answer carries the routing recommendation."""
+    return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s)
+
+
+@router.post(
+    "/incidents",
+    status_code=202,
+    description=_SIGNED,
+    openapi_extra=_SIGNED_SECURITY,
+    responses=error_responses(409),
+)
+async def post_incident(
+    document: Annotated[eido.EidoDocument, Body(openapi_examples={"mntl": {"value": eido.example()}})],
+    psap: Psap,
+    pool: Pool,
+    settings: Settings,
+) -> CallAccepted:
+    """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
+    timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
+    try:
+        call = eido.normalise(document)
+    except eido.EidoError as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    return await handlers.receive_call(pool, psap, call, settings.clock_tolerance_s)
+
+
+@router.get("/calls/{call_id}", responses=error_responses(404))
+async def get_call(call_id: str, psap: Psap, pool: Pool) -> CallView:
+    """A call's status and timeline (404 unless this PSAP owns it)."""
+    return CallView.model_validate(await handlers.call_view(pool, psap, call_id))
+
+
+@router.post(
+    "/calls/{call_id}/cancel",
+    status_code=202,
+    description=_SIGNED,
+    openapi_extra=_SIGNED_SECURITY,
+    responses=error_responses(404, 409),
+)
+async def cancel(call_id: str, psap: Psap, pool: Pool, body: CancelRequest | None = None) -> CallCancelled:
+    """Cancel a call; any community assignment is withdrawn."""
+    status = await handlers.cancel_call(pool, psap, call_id, body.reason if body else None)
+    return CallCancelled(call_id=call_id, status=status)
+
+
+@router.post(
+    "/calls/{call_id}/override",
+    description=_SIGNED,
+    openapi_extra=_SIGNED_SECURITY,
+    responses=error_responses(404, 409),
+)
+async def override(call_id: str, body: OverrideRequest, psap: Psap, pool: Pool) -> OverrideAccepted:
+    """Route the call differently from the recommendation; a reason code is required."""
+    return await handlers.override_call(pool, psap, call_id, body)

@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -115,21 +114,6 @@ class PsapGuard:
                 self._pool, psap.tenant_id, webhook_id, response.status_code, bytes(response.body)
             )
         return response
-
-    def route_class(self) -> type[APIRoute]:
-        """An APIRoute whose requests pass this guard before FastAPI parses them."""
-        guard = self
-
-        class PsapRoute(APIRoute):
-            def get_route_handler(self) -> Endpoint:
-                endpoint = super().get_route_handler()
-
-                async def handler(request: Request) -> Response:
-                    return await guard.handle(request, endpoint)
-
-                return handler
-
-        return PsapRoute
 
 
 async def forget_old_requests(pool: asyncpg.Pool, stop: asyncio.Event, keep_s: int = 3600) -> None:

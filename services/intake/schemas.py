@@ -133,6 +133,15 @@ class TimelineEntry(BaseModel):
     )
 
 
+class CallbackView(BaseModel):
+    """One status callback to the PSAP and how it went."""
+
+    unitStatus: str = Field(description="The EIDO unit status the callback reported")
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+
+
 class CallView(BaseModel):
     """A call's status and timeline, for the PSAP that owns it."""
 
@@ -151,9 +160,16 @@ class CallView(BaseModel):
     non_diversion_reason: str | None = Field(
         default=None, description="Why an eligible call did not go to a community team"
     )
-    callbacks: list[dict[str, Any]] = Field(
+    callbacks: list[CallbackView] = Field(
         default_factory=list, description="Status callbacks and how each went"
     )
+
+
+class CallCancelled(BaseModel):
+    """The call's status after a cancel."""
+
+    call_id: str
+    status: str
 
 
 class CancelRequest(BaseModel):

@@ -33,9 +33,12 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
         max_body_bytes=settings.max_body_bytes,
         description="Calls in from 911 centers, triage, and call status.",
+        security_schemes=api.SECURITY_SCHEMES,
     )
-    guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
-    app.include_router(api.router(infra.pool, guard, settings))
+    app.state.pool = infra.pool
+    app.state.settings = settings
+    app.state.guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
+    app.include_router(api.router)
     sender = callbacks.CallbackSender(infra.pool, settings)
     return ServiceParts(
         name="intake",

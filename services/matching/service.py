@@ -31,7 +31,10 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         max_body_bytes=s.max_body_bytes,
         description="The roster, team choice, offers and hand-back.",
     )
-    app.include_router(api.router(infra.pool, infra.authenticator(SCHEMA), handlers))
+    app.state.pool = infra.pool
+    app.state.auth = infra.authenticator(SCHEMA)
+    app.state.handlers = handlers
+    app.include_router(api.router)
     return ServiceParts(
         name="matching",
         schema=SCHEMA,

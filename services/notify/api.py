@@ -1,91 +1,106 @@
 """Notify's HTTP routes: an agency's assignments, its answers and its status reports."""
 
-# No `from __future__ import annotations` here: FastAPI must see the dependency aliases defined
-# inside router(), which string annotations would hide.
+from typing import Annotated
 
-from typing import Annotated, Any, Literal
-
-import asyncpg
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from services.notify import feed, handlers, repository
-from services.notify.schemas import Decline, StatusReport
+from services.notify.schemas import AssignmentStatus, AssignmentView, Decline, Disposition, StatusReport
 from services.notify.settings import NotifySettings
-from shared.auth import Authenticator, Principal
+from shared.auth import Principal, require
+from shared.errors import error_responses
+from shared.http import Pool
 from shared.registries import DISPOSITIONS
 
+Agency = Annotated[Principal, Depends(require("agency"))]
 
-def router(
-    pool: asyncpg.Pool, auth: Authenticator, waker: feed.FeedWaker, settings: NotifySettings
-) -> APIRouter:
-    """The /v1 routes of notify."""
-    api = APIRouter(prefix="/v1/assignments", tags=["assignments"])
-    Agency = Annotated[Principal, Depends(auth.require("agency"))]
-    Status = Literal[
-        "offered", "accepted", "declined", "en_route", "on_scene", "cleared", "withdrawn", "expired"
-    ]
 
-    @api.get("")
-    async def list_assignments(
-        agency: Agency,
-        status: Status | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
-        """The agency's own assignments, newest first."""
-        async with pool.acquire() as conn:
-            rows = await repository.list_for_agency(conn, agency.tenant_id, status, limit)
-        return [handlers.view(r) for r in rows]
+async def _waker(request: Request) -> feed.FeedWaker:
+    waker: feed.FeedWaker = request.app.state.waker
+    return waker
 
-    @api.get(
-        "/stream",
-        response_class=EventSourceResponse,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+
+async def _settings(request: Request) -> NotifySettings:
+    settings: NotifySettings = request.app.state.settings
+    return settings
+
+
+Waker = Annotated[feed.FeedWaker, Depends(_waker)]
+Settings = Annotated[NotifySettings, Depends(_settings)]
+
+router = APIRouter(
+    prefix="/v1/assignments", tags=["assignments"], responses=error_responses(401, 403, 429, 503)
+)
+# What an answer or report on one assignment can meet besides the router's: not the agency's, or refused.
+_ANSWERED = error_responses(404, 409)
+
+
+@router.get("")
+async def list_assignments(
+    agency: Agency,
+    pool: Pool,
+    status: AssignmentStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AssignmentView]:
+    """The agency's own assignments, newest first."""
+    async with pool.acquire() as conn:
+        rows = await repository.list_for_agency(conn, agency.tenant_id, status, limit)
+    return [AssignmentView.model_validate(handlers.view(r)) for r in rows]
+
+
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def stream(
+    agency: Agency,
+    pool: Pool,
+    waker: Waker,
+    settings: Settings,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+) -> EventSourceResponse:
+    """The agency's own offers and updates as Server-Sent Events; send Last-Event-ID to resume.
+
+    Each event's id is its sequence number in the agency's feed, its event name the kind
+    (offered, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
+    backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
+    """
+    after = feed.parse_last_event_id(last_event_id)
+    return EventSourceResponse(
+        feed.events(pool, waker, settings, agency.tenant_id, after), ping=int(settings.sse_ping_s)
     )
-    async def stream(
-        agency: Agency,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
-    ) -> EventSourceResponse:
-        """The agency's own offers and updates as Server-Sent Events; send Last-Event-ID to resume.
-
-        Each event's id is its sequence number in the agency's feed, its event name the kind
-        (offered, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
-        backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
-        """
-        after = feed.parse_last_event_id(last_event_id)
-        return EventSourceResponse(
-            feed.events(pool, waker, settings, agency.tenant_id, after), ping=int(settings.sse_ping_s)
-        )
-
-    @api.post("/{assignment_id}/accept")
-    async def accept(assignment_id: str, agency: Agency) -> dict[str, Any]:
-        """Accept an offer before its deadline (accepting twice is a no-op)."""
-        return await handlers.answer(pool, agency, assignment_id, "accepted")
-
-    @api.post("/{assignment_id}/decline")
-    async def decline(assignment_id: str, body: Decline, agency: Agency) -> dict[str, Any]:
-        """Decline an offer with a reason code."""
-        return await handlers.answer(
-            pool, agency, assignment_id, "declined", body.reason_code, body.reason_text
-        )
-
-    @api.post("/{assignment_id}/status")
-    async def status_report(assignment_id: str, body: StatusReport, agency: Agency) -> dict[str, Any]:
-        """Report en route, on scene, cleared (with disposition) or a backup request."""
-        return await handlers.report_status(
-            pool, agency, assignment_id, body.status, body.disposition, body.urgency
-        )
-
-    return api
 
 
-def registries() -> APIRouter:
-    """Code lists an agency's software needs to answer well (public reference data)."""
-    api = APIRouter(prefix="/v1", tags=["reference"])
+@router.post("/{assignment_id}/accept", responses=_ANSWERED)
+async def accept(assignment_id: str, agency: Agency, pool: Pool) -> AssignmentView:
+    """Accept an offer before its deadline (accepting twice is a no-op)."""
+    return AssignmentView.model_validate(await handlers.answer(pool, agency, assignment_id, "accepted"))
 
-    @api.get("/dispositions")
-    async def dispositions() -> list[dict[str, str]]:
-        """The EIDO common disposition codes a cleared report must use."""
-        return [{"code": code, "description": text} for code, text in DISPOSITIONS.items()]
 
-    return api
+@router.post("/{assignment_id}/decline", responses=_ANSWERED)
+async def decline(assignment_id: str, body: Decline, agency: Agency, pool: Pool) -> AssignmentView:
+    """Decline an offer with a reason code."""
+    answered = await handlers.answer(
+        pool, agency, assignment_id, "declined", body.reason_code, body.reason_text
+    )
+    return AssignmentView.model_validate(answered)
+
+
+@router.post("/{assignment_id}/status", responses=_ANSWERED)
+async def status_report(assignment_id: str, body: StatusReport, agency: Agency, pool: Pool) -> AssignmentView:
+    """Report en route, on scene, cleared (with disposition) or a backup request."""
+    reported = await handlers.report_status(
+        pool, agency, assignment_id, body.status, body.disposition, body.urgency
+    )
+    return AssignmentView.model_validate(reported)
+
+
+registries = APIRouter(prefix="/v1", tags=["reference"], responses=error_responses())
+
+
+@registries.get("/dispositions")
+async def dispositions() -> list[Disposition]:
+    """The EIDO common disposition codes a cleared report must use (public reference data)."""
+    return [Disposition(code=code, description=text) for code, text in DISPOSITIONS.items()]

@@ -22,20 +22,19 @@ HEADERS = {
 }
 
 
-def router() -> APIRouter:
-    """GET /console and its two assets (no credentials: the page asks for the agency token)."""
-    api = APIRouter(prefix="/console", tags=["console"])
+# GET /console and its two assets (no credentials: the page asks for the agency token).
+router = APIRouter(prefix="/console", tags=["console"])
 
-    @api.get("", include_in_schema=False)
-    async def page() -> FileResponse:
-        """The console page."""
-        return FileResponse(FILES / "index.html", media_type="text/html", headers=HEADERS)
 
-    @api.get("/{name}", include_in_schema=False)
-    async def asset(name: str) -> FileResponse:
-        """The console's script or style sheet."""
-        if name not in ASSETS:
-            raise not_found("file")
-        return FileResponse(FILES / name, media_type=ASSETS[name], headers=HEADERS)
+@router.get("", include_in_schema=False)
+async def page() -> FileResponse:
+    """The console page."""
+    return FileResponse(FILES / "index.html", media_type="text/html", headers=HEADERS)
 
-    return api
+
+@router.get("/{name}", include_in_schema=False)
+async def asset(name: str) -> FileResponse:
+    """The console's script or style sheet."""
+    if name not in ASSETS:
+        raise not_found("file")
+    return FileResponse(FILES / name, media_type=ASSETS[name], headers=HEADERS)

@@ -1,12 +1,13 @@
-"""Request models of notify's HTTP API."""
+"""Request and response models of notify's HTTP API."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import TeamStatus
+from shared.events import OfferDetails, TeamStatus
 from shared.registries import DISPOSITIONS
 
 
@@ -46,3 +47,29 @@ class StatusReport(BaseModel):
         if self.status == TeamStatus.backup_requested and not self.urgency:
             raise ValueError("a backup request needs an urgency")
         return self
+
+
+AssignmentStatus = Literal[
+    "offered", "accepted", "declined", "en_route", "on_scene", "cleared", "withdrawn", "expired"
+]
+
+
+class AssignmentView(BaseModel):
+    """An assignment as its agency sees it."""
+
+    assignment_id: str
+    call_id: str
+    team_id: str
+    status: AssignmentStatus
+    deadline: datetime = Field(description="When an unanswered offer expires")
+    details: OfferDetails
+    answer: dict[str, Any] | None = Field(description="The agency's answer: response, reason, when")
+    offered_at: datetime
+    updated_at: datetime
+
+
+class Disposition(BaseModel):
+    """One EIDO common disposition code."""
+
+    code: str
+    description: str

@@ -27,9 +27,13 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         max_body_bytes=s.max_body_bytes,
         description="Delivery to agencies, their answers and status reports.",
     )
-    app.include_router(api.router(infra.pool, infra.authenticator(SCHEMA), waker, ns))
-    app.include_router(api.registries())
-    app.include_router(console.router())
+    app.state.pool = infra.pool
+    app.state.auth = infra.authenticator(SCHEMA)
+    app.state.waker = waker
+    app.state.settings = ns
+    app.include_router(api.router)
+    app.include_router(api.registries)
+    app.include_router(console.router)
 
     async def create_agency_topics() -> None:
         for agency in await repository.agencies(infra.pool):

@@ -12,7 +12,7 @@ from shared.errors import install_error_handlers
 def client() -> httpx.AsyncClient:
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(console.router())
+    app.include_router(console.router)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
 
 

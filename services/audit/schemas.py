@@ -1,0 +1,130 @@
+"""Response models of audit's HTTP API: what an oversight body or admin may see of the trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TrailEvent(BaseModel):
+    """One row of the trail: the event (redacted unless an admin asked for phi) and its place in the chain."""
+
+    seq: int
+    recorded_at: datetime
+    row_hash: str = Field(description="The row's SHA-256 hash, hex")
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: str = Field(description="When the event happened by its producer's clock, as it sent it")
+    correlationid: str | None = None
+    causationid: str | None = None
+    data: dict[str, Any]
+
+
+class CallTrail(BaseModel):
+    """One call's whole story, in trail order."""
+
+    call_id: str
+    events: list[TrailEvent]
+
+
+class EventPage(BaseModel):
+    """A page of events; pass `next_cursor` back as `cursor` for the next one (null: no more)."""
+
+    events: list[TrailEvent]
+    next_cursor: int | None
+
+
+class EventIds(BaseModel):
+    """A page of one call's event ids."""
+
+    event_ids: list[str]
+    next_cursor: int | None
+
+
+class CallIds(BaseModel):
+    """A page of call ids."""
+
+    call_ids: list[str]
+    next_cursor: str | None
+
+
+class AgencyIds(BaseModel):
+    """Agencies involved."""
+
+    agency_ids: list[str]
+
+
+class Verification(BaseModel):
+    """The result of re-walking the chain: ok, or the first bad row and why."""
+
+    head_seq: int
+    range: list[int] = Field(description="[first, last] seq walked")
+    checkpoints_checked: int
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    reason: str | None
+
+
+class VerifierKey(BaseModel):
+    """The checkpoint verifier key."""
+
+    origin: str
+    verifier_key: str = Field(description="name+keyid+base64(0x01||ed25519 public key)")
+
+
+class InclusionProof(BaseModel):
+    """An RFC 9162 inclusion proof, hex-encoded hashes."""
+
+    seq: int
+    leaf_index: int
+    tree_size: int
+    proof: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    """An RFC 9162 consistency proof, hex-encoded hashes."""
+
+    first: int
+    second: int
+    proof: list[str]
+
+
+class Funnel(BaseModel):
+    """How many calls reached each step of diversion."""
+
+    received: int
+    behavioural_health: int
+    eligible: int
+    offered: int
+    accepted: int
+    on_scene: int
+    cleared_without_police: int
+
+
+class Percentiles(BaseModel):
+    """Seconds between two steps: how many, and their nearest-rank percentiles (null when none)."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class Summary(BaseModel):
+    """The oversight summary of the calls received in a time range."""
+
+    since: datetime | None = Field(alias="from")
+    until: datetime | None = Field(alias="to")
+    agency: str | None
+    funnel: Funnel
+    not_eligible_reasons: dict[str, int]
+    not_diverted_reasons: dict[str, int]
+    hand_backs: dict[str, int]
+    backup_requests: int
+    times_by_agency: dict[str, dict[str, Percentiles]]
+    coverage_gaps_by_hour_utc: dict[str, int]

@@ -1,0 +1,76 @@
+"""Request and response models of matching's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.jurisdiction import Shift
+
+
+class TeamUpdate(BaseModel):
+    """What an agency may change about its own team."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["available", "off_shift", "out_of_service"] | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    # Capacity 0, or shifts that do not cover now, take the team out of every choice at once
+    # (no shifts at all means always on).
+    capacity: int | None = Field(default=None, ge=0, le=100)
+    shifts: list[Shift] | None = Field(default=None, max_length=50)
+
+
+class TeamView(BaseModel):
+    """A team of the roster as its agency sees it."""
+
+    id: str
+    agency_id: str
+    name: str
+    skills: list[str]
+    languages: list[str]
+    status: str
+    current_call: str | None = Field(description="The call the team is reserved for or serving")
+    lat: float | None
+    lon: float | None
+    capacity: int
+    shifts: list[Shift]
+    updated_at: datetime
+
+
+class DecisionView(BaseModel):
+    """One decision of matching for a call, with why."""
+
+    attempt: int
+    outcome: str
+    team_id: str | None
+    reason: str | None
+    rules_version: str
+    decided_at: datetime
+    explanation: dict[str, Any] = Field(description="The inputs and scores (cut for oversight)")
+
+
+class OfferView(BaseModel):
+    """One offer of a call to a team, with why that team."""
+
+    assignment_id: str
+    team_id: str
+    agency_id: str
+    attempt: int
+    status: str
+    reason: str | None
+    deadline: datetime
+    offered_at: datetime
+    decided_at: datetime | None
+    explanation: dict[str, Any]
+
+
+class MatchView(BaseModel):
+    """Every decision made for a call and every offer."""
+
+    call_id: str
+    decisions: list[DecisionView]
+    offers: list[OfferView]
