@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -38,10 +39,20 @@ def _is_json(scope: Scope) -> bool:
     return kind.startswith(b"application/") and (kind == b"application/json" or kind.endswith(b"+json"))
 
 
+def _decodes(body: bytes) -> bool:
+    """Whether the body decodes as the JSON text encoding it announces (what json.loads does)."""
+    try:
+        body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class BodyLimitMiddleware:
-    """Refuses a request body over `max_bytes` with 413, and a JSON body holding a number no double
-    holds exactly (or NaN, Infinity) with 422 `inexact_number`, before any route reads it: every
-    value a service accepts must reach the audit trail as the number that was sent."""
+    """Refuses a request body over `max_bytes` with 413, a JSON body that is not text with 422
+    `invalid_request`, and a JSON body holding a number no double holds exactly (or NaN, Infinity)
+    with 422 `inexact_number`, before any route reads it: every value a service accepts must reach
+    the audit trail as the number that was sent."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -72,6 +83,12 @@ class BodyLimitMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if body and _is_json(scope):
+            if not _decodes(body):
+                # FastAPI answers such a body 400 with no code; it is as invalid as malformed JSON.
+                await refuse(
+                    scope, receive, send, 422, "invalid_request", "the body is not JSON text (UTF-8)"
+                )
+                return
             try:
                 check_exact(body)
             except InexactNumber as exc:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.jurisdiction import Shift
+from shared.jurisdiction import Shift, Weekday
 
 
 class TeamUpdate(BaseModel):
@@ -24,6 +24,15 @@ class TeamUpdate(BaseModel):
     shifts: list[Shift] | None = Field(default=None, max_length=50)
 
 
+class ShiftView(BaseModel):
+    """A team's working hours as stored: weekdays and local start and end times (HH:MM:SS)."""
+
+    days: list[Weekday]
+    # Plain strings: JSON Schema's "time" format demands a UTC offset, and these are local times.
+    start: str = Field(description="Local time, HH:MM:SS")
+    end: str = Field(description="Local time, HH:MM:SS (before start: the shift passes midnight)")
+
+
 class TeamView(BaseModel):
     """A team of the roster as its agency sees it."""
 
@@ -37,7 +46,7 @@ class TeamView(BaseModel):
     lat: float | None
     lon: float | None
     capacity: int
-    shifts: list[Shift]
+    shifts: list[ShiftView]
     updated_at: datetime
 
 

@@ -58,3 +58,23 @@ async def test_a_lost_race_that_reaches_the_edge_is_a_503_to_retry(error: Except
 async def test_any_other_driver_error_is_still_a_500() -> None:
     r = await _answer(E.UndefinedTableError('relation "x" does not exist'))
     assert r.status_code == 500
+
+
+async def test_a_json_body_that_is_not_text_is_a_422_in_the_error_shape() -> None:
+    app = make_app("test", {})
+
+    @app.post("/things")
+    async def things(body: dict[str, int]) -> dict[str, int]:
+        return body
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        r = await http.post(
+            "/things", content=b'{"\xff\xfe": 1}', headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+        # UTF-16 is JSON text still (json.loads reads it), so it reaches the route.
+        r = await http.post(
+            "/things", content='{"a": 1}'.encode("utf-16"), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 200 and r.json() == {"a": 1}

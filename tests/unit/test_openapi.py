@@ -96,3 +96,28 @@ async def test_the_docs_load_only_assets_the_service_serves_itself(page: str) ->
         for url in found:
             assert url.startswith("/") and not url.startswith("//"), f"{page} loads {url} from elsewhere"
             assert (await http.get(url)).status_code == 200, url
+
+
+def test_a_team_answers_its_shift_times_as_the_local_times_they_are() -> None:
+    from services.matching.schemas import TeamView
+
+    shift = TeamView.model_json_schema()["$defs"]["ShiftView"]["properties"]
+    # JSON Schema's "time" format requires a UTC offset, which a local shift time does not have.
+    assert "format" not in shift["start"] and "format" not in shift["end"]
+    view = TeamView.model_validate(
+        {
+            "id": "t1",
+            "agency_id": "a",
+            "name": "T",
+            "skills": [],
+            "languages": [],
+            "status": "available",
+            "current_call": None,
+            "lat": None,
+            "lon": None,
+            "capacity": 1,
+            "updated_at": "2026-01-01T00:00:00Z",
+            "shifts": [{"days": ["mon"], "start": "19:00:00", "end": "07:00:00"}],
+        }
+    )
+    assert view.model_dump(mode="json")["shifts"][0]["end"] == "07:00:00"
