@@ -35,6 +35,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     for name in SIGNATURE_HEADERS
 }
 _SIGNED_SECURITY: dict[str, Any] = {"security": [{"bearer": [], **{name: [] for name in SIGNATURE_HEADERS}}]}
+# The two ways a call comes in (native, EIDO) answer alike.
+_RECEIVE: dict[str, Any] = {
+    "status_code": 202,
+    "description": _SIGNED,
+    "openapi_extra": _SIGNED_SECURITY,
+    "responses": error_responses(409),
+}
 
 
 class PsapRoute(APIRoute):
@@ -69,25 +76,13 @@ router = APIRouter(
 )
 
 
-@router.post(
-    "/calls",
-    status_code=202,
-    description=_SIGNED,
-    openapi_extra=_SIGNED_SECURITY,
-    responses=error_responses(409),
-)
+@router.post("/calls", **_RECEIVE)
 async def post_call(call: NativeCall, psap: Psap, pool: Pool, settings: Settings) -> CallAccepted:
     """Forward a call; the answer carries the routing recommendation."""
     return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s)
 
 
-@router.post(
-    "/incidents",
-    status_code=202,
-    description=_SIGNED,
-    openapi_extra=_SIGNED_SECURITY,
-    responses=error_responses(409),
-)
+@router.post("/incidents", **_RECEIVE)
 async def post_incident(
     document: Annotated[eido.EidoDocument, Body(openapi_examples={"mntl": {"value": eido.example()}})],
     psap: Psap,
