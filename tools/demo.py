@@ -6,10 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,38 +15,18 @@ import httpx
 import typer
 from aiokafka import AIOKafkaConsumer
 
-from services import loader
-from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction, load_file
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from tools import infra
+from tools.psap import PsapClient, bearer
+from tools.system import System
 
 
 def say(step: str, text: str = "") -> None:
     """One line of the demo's narration."""
     typer.echo(typer.style(f"==> {step}", bold=True) + (f" {text}" if text else ""))
-
-
-def _base(settings: Settings, service: str) -> str:
-    return f"http://{settings.http_host}:{settings.port_for(service)}"
-
-
-def wait_ready(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    """Wait until every service answers /readyz, or fail with the log's tail."""
-    deadline = time.monotonic() + timeout_s
-    pending = ["intake", "matching", "notify", "audit"]
-    while pending:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the services exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not ready after {timeout_s:.0f} s: {', '.join(pending)}")
-        for name in list(pending):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{_base(settings, name)}/readyz", timeout=2).status_code == 200:
-                    pending.remove(name)
-        time.sleep(0.3)
 
 
 CALLS: list[dict[str, Any]] = [
@@ -120,8 +96,9 @@ async def _next_offer(
     return None
 
 
-async def scenario(settings: Settings, j: Jurisdiction) -> None:
+async def scenario(system: System) -> None:
     """Three calls from a simulated 911 center; the simulated agencies accept what they get."""
+    settings, j = system.settings, system.jurisdiction
     psap = j.psaps[0]
     tokens = {a.id: a.token for a in j.agencies}
     oversight = next(o for o in j.oversight if o.role == "oversight")
@@ -137,14 +114,11 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
     await consumer.start()
     try:
         async with httpx.AsyncClient(timeout=10) as http:
+            cad = PsapClient(http, system.url("intake"), psap)
             for n, call in enumerate(CALLS, start=1):
                 say(f"Call {n}:", call["title"])
                 body = {"external_id": f"DEMO-{uuid.uuid4().hex[:8].upper()}", **call["body"]}
-                answer = await http.post(
-                    f"{_base(settings, 'intake')}/v1/calls",
-                    json=body,
-                    auth=PsapAuth(psap.token, psap.signing_secret),
-                )
+                answer = await cad.call(body)
                 result = answer.json()
                 decision = result["decision"]
                 say("    911 center got", f"HTTP {answer.status_code}: route={decision['route']}")
@@ -165,8 +139,8 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                         f"    offer on topic {topic}:",
                         f"team {data['team_id']}, deadline {data['deadline']}",
                     )
-                    base = f"{_base(settings, 'notify')}/v1/assignments/{data['assignment_id']}"
-                    auth = {"Authorization": f"Bearer {tokens[agency_id]}"}
+                    base = f"{system.url('notify')}/v1/assignments/{data['assignment_id']}"
+                    auth = bearer(tokens[agency_id])
                     steps: list[tuple[str, dict[str, Any] | None]] = [
                         ("accept", None),
                         ("status", {"status": "en_route"}),
@@ -179,29 +153,23 @@ async def scenario(settings: Settings, j: Jurisdiction) -> None:
                         say(f"    agency {agency_id}: {label}", f"HTTP {r.status_code}")
                         await asyncio.sleep(0.3)
                 await asyncio.sleep(1.0)
-                status = await http.get(
-                    f"{_base(settings, 'intake')}/v1/calls/{call_id}",
-                    headers={"Authorization": f"Bearer {psap.token}"},
-                )
+                status = await cad.status(call_id)
                 say("    911 center sees status", status.json().get("status", "?"))
-                trail = await _trail(http, settings, call_id, oversight.token)
+                trail = await _trail(http, system.url("audit"), call_id, oversight.token)
                 say("    audit trail:", " -> ".join(trail))
                 typer.echo(
-                    f"      {_base(settings, 'audit')}/v1/audit/calls/{call_id}"
+                    f"      {system.url('audit')}/v1/audit/calls/{call_id}"
                     f"  (Authorization: Bearer {oversight.token})"
                 )
     finally:
         await consumer.stop()
 
 
-async def _trail(http: httpx.AsyncClient, settings: Settings, call_id: str, token: str) -> list[str]:
+async def _trail(http: httpx.AsyncClient, audit_url: str, call_id: str, token: str) -> list[str]:
     """The event types of a call's audit trail, waiting briefly for the last ones."""
     types: list[str] = []
     for _ in range(20):
-        r = await http.get(
-            f"{_base(settings, 'audit')}/v1/audit/calls/{call_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        r = await http.get(f"{audit_url}/v1/audit/calls/{call_id}", headers=bearer(token))
         if r.status_code == 200:
             new = [e["type"] for e in r.json()["events"]]
             if new == types and types:
@@ -222,6 +190,23 @@ async def fresh_database(admin_url: str, name: str) -> str:
     return f"{admin_url.rpartition('/')[0]}/{name}"
 
 
+async def run(settings: Settings, j: Jurisdiction, jurisdiction_file: Path, *, keep_running: bool) -> None:
+    """Load the jurisdiction, start the services in one process, walk the calls, stop at the end
+    (or, with `keep_running`, when the services stop: Ctrl-C stops them)."""
+    log_path = settings.run_dir / "services.log"
+    say("Loading the jurisdiction", str(jurisdiction_file))
+    say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
+    async with System.start(
+        settings, mode="one-process", jurisdiction=j, log_dir=settings.run_dir, ready_timeout_s=90
+    ) as system:
+        for name in system.services:
+            typer.echo(f"      {name:<9} {system.url(name)}/docs")
+        await scenario(system)
+        say("Done.", "The system keeps running; press Ctrl-C to stop everything." if keep_running else "")
+        if keep_running:
+            await asyncio.to_thread(system.processes["services"].wait)
+
+
 def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> int:
     """Run the whole demo; returns the process exit code."""
     settings = Settings()
@@ -240,8 +225,6 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
     except infra.InfraError as exc:
         say("Cannot start the infrastructure:", str(exc))
         return 1
-    proc: subprocess.Popen[bytes] | None = None
-    log_path = run_dir / "services.log"
     code = 0
     try:
         # On the project's own cluster the demo gets a fresh database each time; a DATABASE_URL
@@ -261,30 +244,12 @@ def main(broker: str, jurisdiction_file: Path, *, keep_running: bool = True) -> 
         )
         typer.echo(f"      postgresql {database_url}")
         typer.echo(f"      broker     {endpoints.broker} at {endpoints.kafka_bootstrap_servers}")
-        say("Loading the jurisdiction", str(jurisdiction_file))
-        asyncio.run(loader.load(settings, j))
-        say("Starting intake, matching, notify and audit", f"(logs: {log_path})")
-        env = {**os.environ, **settings.process_env()}
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "services"], env=env, stdout=log, stderr=log)
-        wait_ready(settings, proc)
-        for name in ("intake", "matching", "notify", "audit"):
-            typer.echo(f"      {name:<9} {_base(settings, name)}/docs")
-        asyncio.run(scenario(settings, j))
-        say("Done.", "The system keeps running; press Ctrl-C to stop everything." if keep_running else "")
-        if keep_running:
-            with contextlib.suppress(KeyboardInterrupt):
-                proc.wait()
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, j, jurisdiction_file, keep_running=keep_running))
     except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
-        say("Demo failed:", f"{exc!r} (see {log_path})")
+        say("Demo failed:", f"{exc!r} (see {run_dir / 'services.log'})")
         code = 1
     finally:
         say("Stopping the services, the broker and PostgreSQL")
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         infra.down(run_dir)
     return code

@@ -210,8 +210,9 @@ class System:
         """Run `services` until the block ends, then tear everything down.
 
         `where`: infrastructure endpoints (a fresh database and namespace, removed afterwards unless
-        `keep`) or Settings whose database and namespace the caller owns. `jurisdiction` (None:
-        load nothing) is loaded first, with each agency's topic unless not `agency_topics`.
+        `keep`, and free ports) or Settings whose database, namespace and ports the caller owns.
+        `jurisdiction` (None: load nothing) is loaded first, with each agency's topic unless not
+        `agency_topics`.
         `settings` overrides fields of the Settings (service processes get them as environment
         variables, `env` adds more); `builders` replaces services' composition roots in process
         (e.g. with their own settings). Service processes log to `log_dir`/<process>.log.
@@ -222,7 +223,7 @@ class System:
                 base = where.model_copy(update=overrides)
             else:
                 base = await stack.enter_async_context(scratch(where, prefix, keep=keep, **overrides))
-            if mode != "in-process":
+            if mode != "in-process" and not isinstance(where, Settings):
                 base = base.model_copy(update={f"{s}_port": free_port() for s in SERVICE_NAMES})
             loaded = None if jurisdiction is None else await load(base, jurisdiction, topics=agency_topics)
             name = base.kafka_namespace.rstrip(".") or prefix
@@ -344,7 +345,7 @@ class System:
         if process not in SERVICE_NAMES and self.mode == "per-service":
             self._ports[process] = free_port()  # a replica: a port of its own at each start
             ports[f"{_service(process).upper()}_PORT"] = str(self._ports[process])
-        env = {**os.environ, **self.settings.process_env(), **ports, **self._env, **(extra_env or {})}
+        env = {**os.environ, **self.settings.process_env(), **self._env, **ports, **(extra_env or {})}
         with (self.log_dir / f"{process}.log").open("ab") as log:
             self.processes[process] = subprocess.Popen(
                 [sys.executable, "-m", *command], env=env, stdout=log, stderr=log

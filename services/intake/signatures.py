@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
-from collections.abc import Generator, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
-import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -61,20 +59,3 @@ def sign(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": signature,
     }
-
-
-class PsapAuth(httpx.Auth):
-    """What a PSAP's CAD sends (used by the demo and the tests): its bearer token, and when it has a
-    signing secret, a fresh Standard Webhooks signature over every request that has a body."""
-
-    def __init__(self, token: str, secret: str | None) -> None:
-        self._token = token
-        self._secret = secret
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the headers and send."""
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        if self._secret and request.method not in ("GET", "HEAD"):
-            body = request.read()
-            request.headers.update(sign(self._secret, f"msg_{uuid.uuid4().hex}", datetime.now(UTC), body))
-        yield request

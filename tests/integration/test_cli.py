@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tools.infra import free_port
+from tools.system import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +65,15 @@ def test_infra_load_and_run_from_the_command_line(env: dict[str, str], tmp_path:
 
         run = subprocess.Popen([CAREROUTE, "run", "intake"], env=env, cwd=ROOT, stderr=subprocess.PIPE)
         try:
-            url = f"http://127.0.0.1:{env['INTAKE_PORT']}/readyz"
-            deadline = time.monotonic() + 60
-            while True:
-                assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
-                try:
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "intake never became ready"
-                time.sleep(0.2)
+
+            def ended() -> str | None:
+                return (
+                    None if run.poll() is None else (run.stderr.read().decode() if run.stderr else "exited")
+                )
+
+            asyncio.run(
+                wait_ready({"intake": f"http://127.0.0.1:{env['INTAKE_PORT']}"}, timeout_s=60, ended=ended)
+            )
         finally:
             run.send_signal(signal.SIGTERM)
             assert run.wait(timeout=60) == 0

@@ -13,13 +13,12 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from services import builders
 from shared.auth import Authenticator, Credential, Principal, replace_credentials
 from shared.db import create_pool, migrate
 from shared.errors import install_error_handlers
-from shared.runtime import run
 from shared.settings import SERVICE_NAMES, Settings
 from shared.throttle import FailureThrottle
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +26,8 @@ pytestmark = pytest.mark.integration
 @asynccontextmanager
 async def all_four(settings: Settings) -> AsyncIterator[dict[str, int]]:
     """The four services in this process on free ports."""
-    free = settings.model_copy(update={f"{name}_port": 0 for name in SERVICE_NAMES})
-    stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
-    names = list(SERVICE_NAMES)
-    task = asyncio.create_task(run(free, names, builders(names), stop=stop, on_ready=ready.set_result))
-    ports = await asyncio.wait_for(ready, 90)
-    try:
-        yield ports
-    finally:
-        stop.set()
-        await task
+    async with System.start(settings, jurisdiction=None) as system:
+        yield {name: system.port(name) for name in SERVICE_NAMES}
 
 
 async def raw_request(port: int, head: bytes) -> bytes:

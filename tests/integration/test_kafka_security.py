@@ -22,18 +22,18 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
-from services import builders, kafka_access, loader
+from services import kafka_access, loader
 from services.cli import app as cli
 from shared.jurisdiction import Jurisdiction, parse
 from shared.kafka import TopicsRefused, confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
-from shared.runtime import run
 from shared.settings import SERVICE_NAMES, Settings
 from shared.topics import ASSIGNMENTS_OFFERED, CALLS_RECEIVED, REGISTRY, agency_topic, dlq_topic
 from tests.e2e.test_flow import CALL
 from tools import infra
 from tools.infra.ports import free_port, kafka_error, port_is_free
-from tools.psap import PsapAuth
+from tools.psap import PsapClient
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -308,22 +308,11 @@ async def test_the_four_services_run_end_to_end_each_as_its_own_principal(
             **{f"{s}_port": free_port() for s in SERVICE_NAMES},
         }
     )
-    stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run(
-            services, list(SERVICE_NAMES), builders(list(SERVICE_NAMES)), stop=stop, on_ready=ready.set_result
-        )
-    )
-    try:
-        ports = await asyncio.wait_for(asyncio.shield(ready), 60)
+    async with System.start(services, jurisdiction=None) as system:
         psap = next(p for p in JURISDICTION.psaps if p.id == "valley-ecc")
         async with httpx.AsyncClient(timeout=15) as http:
             body = {"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL}
-            answer = await http.post(
-                f"http://127.0.0.1:{ports['intake']}/v1/calls",
-                json=body,
-                auth=PsapAuth(psap.token, psap.signing_secret),
-            )
+            answer = await PsapClient(http, system.url("intake"), psap).call(body)
         assert answer.status_code == 202, answer.text
         call_id = answer.json()["call_id"]
 
@@ -334,9 +323,6 @@ async def test_the_four_services_run_end_to_end_each_as_its_own_principal(
         finally:
             reader.close()
         assert offers and offers[0]["data"]["kind"] == "offered"
-    finally:
-        stop.set()
-        await task
 
 
 def _offers_for(consumer: Consumer, call_id: str, timeout_s: float = 40) -> list[dict[str, Any]]:

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -32,6 +27,7 @@ from tests.integration.matching_harness import (
 )
 from tests.support import eventually
 from tools import infra
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -42,60 +38,31 @@ TEAMS = 20
 @contextlib.asynccontextmanager
 async def matching_processes(
     settings: Settings,
-    log: Path,
+    log_dir: Path,
     count: int,
     extra_env: dict[str, str] | None = None,
     service: str = "matching",
 ) -> AsyncIterator[None]:
     """`python -m services.<service>` `count` times, ready and sharing the group; exit 0 at the end."""
-    urls: list[str] = []
-    processes: list[subprocess.Popen[bytes]] = []
-    with log.open("wb") as out:
-        for _ in range(count):
-            port = infra.free_port()
-            env = {
-                **os.environ,
-                **settings.process_env(),
-                "KAFKA_SESSION_TIMEOUT_MS": "3000",
-                f"{service.upper()}_PORT": str(port),
-                "LOG_JSON": "false",
-                **(extra_env or {}),
-            }
-            # Popen returns at once (it does not wait for the child), so it does not block the loop.
-            processes.append(
-                subprocess.Popen(  # noqa: ASYNC220
-                    [sys.executable, "-m", f"services.{service}"], env=env, stdout=out, stderr=out
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-    try:
-        async with httpx.AsyncClient(timeout=3) as http:
-
-            async def ready() -> list[int]:
-                codes = []
-                for url in urls:
-                    try:
-                        codes.append((await http.get(f"{url}/readyz")).status_code)
-                    except httpx.HTTPError:
-                        codes.append(0)
-                return codes
-
-            await eventually(ready, lambda c: c == [200] * count, 60, "every process ready")
+    replicas = [service] + [f"{service}-{n}" for n in range(2, count + 1)]
+    own = {f"{service}_port": infra.free_port(), "kafka_session_timeout_ms": 3000, "log_json": False}
+    async with System.start(
+        settings,
+        replicas,
+        jurisdiction=None,
+        mode="per-service",
+        settings=own,
+        env=extra_env,
+        log_dir=log_dir,
+    ) as system:
         # Every process holds partitions before the burst, so all of them take calls.
         await eventually(
             lambda: group_members(settings, service), lambda g: g == ("Stable", count), 60, "the group"
         )
         yield
-    finally:
-        stop(processes, log)
-
-
-def stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:
-    """SIGTERM each process; each must finish its work and exit 0."""
-    for p in processes:
-        p.send_signal(signal.SIGTERM)
-    codes = [p.wait(timeout=60) for p in processes]
-    assert codes == [0] * len(processes), f"exit codes {codes}:\n{log.read_text()[-3000:]}"
+        # SIGTERM: each process must finish its work and exit 0.
+        codes = await system.stop_services()
+        assert codes == [0] * count, f"exit codes {codes}:\n{system.log_tail(3000)}"
 
 
 async def group_members(settings: Settings, service: str = "matching") -> tuple[str, int]:
@@ -153,7 +120,7 @@ async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 async def test_two_matching_processes_never_double_book_a_team(settings, pool, tmp_path):
     teams = roster(TEAMS)
     await load(settings, jurisdiction(teams))
-    async with matching_processes(settings, tmp_path / "matching.log", 2):
+    async with matching_processes(settings, tmp_path, 2):
         call_ids = await burst(settings, CALLS)
         counts = await settled(pool, CALLS, {"offered", "unassigned"})
         assert counts == {"offered": TEAMS, "unassigned": CALLS - TEAMS}
@@ -187,8 +154,8 @@ async def test_two_processes_expire_each_missed_deadline_once(settings, pool, tm
     await load(settings, jurisdiction(roster(teams)))
     env = {"MATCHING_OFFER_TIMEOUT_S": "1", "NOTIFY_EXPIRY_INTERVAL_S": "0.2", "MATCHING_MAX_ATTEMPTS": "3"}
     async with (
-        matching_processes(settings, tmp_path / "notify.log", 2, env, service="notify"),
-        matching_processes(settings, tmp_path / "matching.log", 2, env),
+        matching_processes(settings, tmp_path, 2, env, service="notify"),
+        matching_processes(settings, tmp_path, 2, env),
     ):
         await burst(settings, calls)
         # Nobody answers: every offer expires, the next team is offered, and every call ends handed back.

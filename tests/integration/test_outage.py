@@ -13,7 +13,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services import builders
 from shared import events, outbox, runtime, topics
 from shared.consumer import EventConsumer
 from shared.db import create_pool, migrate
@@ -28,7 +27,8 @@ from tests.integration import messaging
 from tests.integration.private_pg import PrivatePostgres
 from tests.integration.test_messaging import committed_offset
 from tests.support import eventually, read_topic
-from tools.infra import InfraEndpoints, free_port
+from tools.infra import InfraEndpoints
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -160,39 +160,31 @@ async def test_http_answers_503_with_retry_after_while_postgresql_is_down_and_wh
     (standby.signal, hot_standby off): it listens and refuses every connection with the real
     CannotConnectNowError (57P03) for as long as the test needs, then is promoted. Before the
     change 57P03 answered 500 (it was not among the errors mapped to 503)."""
-    settings = _settings(stack, private_pg, namespace).model_copy(update={"audit_port": free_port()})
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    service = asyncio.create_task(
-        runtime.run(settings, ["audit"], builders(["audit"]), stop=stop, on_ready=lambda _: ready.set())
-    )
-    try:
-        await asyncio.wait_for(ready.wait(), 60)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.audit_port}", timeout=10) as http:
+    async with (
+        System.start(_settings(stack, private_pg, namespace), ["audit"], jurisdiction=None) as system,
+        httpx.AsyncClient(base_url=system.url("audit"), timeout=10) as http,
+    ):
 
-            async def ask() -> httpx.Response:
-                return await http.get("/v1/audit/calls/c-1", headers={"Authorization": "Bearer nobody"})
+        async def ask() -> httpx.Response:
+            return await http.get("/v1/audit/calls/c-1", headers={"Authorization": "Bearer nobody"})
 
-            assert (await ask()).status_code == 401
+        assert (await ask()).status_code == 401
 
-            await asyncio.to_thread(private_pg.crash)
-            down = await ask()
-            assert (down.status_code, down.json()["code"]) == (503, "unavailable"), down.text
-            assert down.headers["retry-after"] == "1"
+        await asyncio.to_thread(private_pg.crash)
+        down = await ask()
+        assert (down.status_code, down.json()["code"]) == (503, "unavailable"), down.text
+        assert down.headers["retry-after"] == "1"
 
-            await asyncio.to_thread(private_pg.start_held_in_startup)
-            refused = await private_pg.wait_refusing_with_57p03()
-            assert refused.sqlstate == "57P03"
-            for _ in range(5):
-                starting = await ask()
-                assert (starting.status_code, starting.json()["code"]) == (503, "unavailable"), starting.text
-                assert starting.headers["retry-after"] == "1"
+        await asyncio.to_thread(private_pg.start_held_in_startup)
+        refused = await private_pg.wait_refusing_with_57p03()
+        assert refused.sqlstate == "57P03"
+        for _ in range(5):
+            starting = await ask()
+            assert (starting.status_code, starting.json()["code"]) == (503, "unavailable"), starting.text
+            assert starting.headers["retry-after"] == "1"
 
-            await asyncio.to_thread(private_pg.promote)
-            await eventually(lambda: ask(), lambda r: r.status_code == 401, timeout_s=30, what="back to 401")
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 60)
+        await asyncio.to_thread(private_pg.promote)
+        await eventually(lambda: ask(), lambda r: r.status_code == 401, timeout_s=30, what="back to 401")
 
 
 @pytest.mark.parametrize(

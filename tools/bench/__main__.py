@@ -8,23 +8,17 @@ import json
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services import loader
 from shared.jurisdiction import parse
 from shared.kafka import client_options
-from shared.settings import SERVICE_NAMES, Settings
 from shared.topics import agency_topic
 from tools import infra
 from tools.bench import audit as audit_bench
@@ -33,6 +27,8 @@ from tools.bench import matching as matching_bench
 from tools.bench.bare import bare_latency
 from tools.bench.load import LoadClient, LoadClientError
 from tools.bench.stats import summary
+from tools.psap import bearer
+from tools.system import System
 
 ROOT = Path(__file__).parents[2]
 RESULTS = Path(__file__).parent / "results"
@@ -44,111 +40,32 @@ def log(text: str) -> None:
     sys.stderr.flush()
 
 
-class System:
-    """careroute's four services, on the benchmark's own database and namespace."""
+def load_client(system: System, connections: int) -> LoadClient:
+    """A lean load client to intake, authenticated as the benchmark's PSAP."""
+    return LoadClient("127.0.0.1", system.port("intake"), connections, bearer(roster.PSAP_TOKEN))
 
-    def __init__(self, endpoints: infra.InfraEndpoints, teams: int, run_dir: Path, separate: bool) -> None:
-        self.endpoints = endpoints
-        self.separate = separate
-        self.teams = teams
-        self.run_dir = run_dir
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        self.db = name
-        ports = {f"{s}_port": infra.free_port() for s in SERVICE_NAMES}
-        base = endpoints.database_url.rpartition("/")[0]
-        self.settings = Settings.model_validate(
-            {
-                "database_url": f"{base}/{name}",
-                "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
-                "kafka_broker": endpoints.broker,
-                "kafka_namespace": f"{name}.",
-                **ports,
-            }
-        )
-        self.processes: list[subprocess.Popen[bytes]] = []
 
-    def client(self, connections: int) -> LoadClient:
-        """A lean load client to intake, authenticated as the benchmark's PSAP."""
-        return LoadClient(
-            "127.0.0.1",
-            self.settings.port_for("intake"),
-            connections,
-            {"Authorization": f"Bearer {roster.PSAP_TOKEN}"},
-        )
+def pids(system: System) -> dict[str, int]:
+    """Each service process by name (one "services" process when they share one)."""
+    return {name: process.pid for name, process in system.processes.items()}
 
-    def pids(self) -> dict[str, int]:
-        """Each service process by name (one "services" process when they share one)."""
-        names = list(SERVICE_NAMES) if self.separate else ["services"]
-        return {name: process.pid for name, process in zip(names, self.processes, strict=True)}
 
-    def url(self, service: str) -> str:
-        """Base URL of one service."""
-        return f"http://127.0.0.1:{self.settings.port_for(service)}"
+async def free_all_teams(system: System) -> None:
+    """Make every team available again between phases (a benchmark-only shortcut)."""
+    conn = await asyncpg.connect(system.database_url)
+    try:
+        await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL")
+    finally:
+        await conn.close()
 
-    async def start(self) -> None:
-        """Create the database, load a generated roster, start the services and wait until ready."""
-        admin = await asyncpg.connect(self.endpoints.database_url)
-        await admin.execute(f"CREATE DATABASE {self.db}")
-        await admin.close()
-        await loader.load(self.settings, parse(roster.jurisdiction(self.teams), "bench roster"))
-        s = self.settings
-        env = {
-            **os.environ,
-            **s.process_env(),
-            "LOG_LEVEL": "WARNING",
-            # Nobody answers the benchmark's offers: without these, re-pages and expiries of
-            # thousands of open offers would swamp the pipeline being measured.
-            "NOTIFY_REPAGE_EVERY_S": "3600",
-            "MATCHING_OFFER_TIMEOUT_S": "3600",
-            **{f"{n.upper()}_PORT": str(s.port_for(n)) for n in SERVICE_NAMES},
-        }
-        log_file = (self.run_dir / "services.log").open("ab")
-        # One process per service spreads the four over both cores, as a deployment would.
-        modules = [f"services.{n}" for n in SERVICE_NAMES] if self.separate else ["services"]
-        self.processes = [
-            subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                [sys.executable, "-m", module], env=env, stdout=log_file, stderr=log_file
-            )
-            for module in modules
-        ]
-        async with httpx.AsyncClient(timeout=2) as http:
-            for name in SERVICE_NAMES:
-                for _ in range(600):
-                    try:
-                        if (await http.get(f"{self.url(name)}/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.2)
-                else:
-                    raise RuntimeError(f"{name} never became ready; see {self.run_dir / 'services.log'}")
 
-    async def free_all_teams(self) -> None:
-        """Make every team available again between phases (a benchmark-only shortcut)."""
-        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
-        try:
-            await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL")
-        finally:
-            await conn.close()
-
-    async def count(self, sql: str) -> int:
-        """One number from the benchmark database."""
-        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
-        try:
-            return int(await conn.fetchval(sql))
-        finally:
-            await conn.close()
-
-    async def stop(self) -> None:
-        """Stop the services and drop the benchmark database."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            await asyncio.to_thread(process.wait, 60)
-        admin = await asyncpg.connect(self.endpoints.database_url)
-        await admin.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
-        await admin.close()
+async def count(system: System, sql: str) -> int:
+    """One number from the benchmark database."""
+    conn = await asyncpg.connect(system.database_url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
 
 
 async def e2e_latency(system: System, rate: int, duration_s: float, first: int) -> dict[str, Any]:
@@ -188,7 +105,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
 
     follower = asyncio.create_task(follow())
     rng = random.Random(rate)
-    client = system.client(64)
+    client = load_client(system, 64)
     requests = [
         client.request("/v1/calls", json.dumps(roster.call(n, rng)).encode())
         for n in range(first, first + total)  # new external ids: a repeated one is answered as a duplicate
@@ -203,7 +120,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         if status == 202:
             accepted[body["call_id"]] = time.perf_counter()
 
-    cpu_before = cpu.snapshot(system.pids())
+    cpu_before = cpu.snapshot(pids(system))
     start = time.perf_counter()
     tasks = []
     for n, request in enumerate(requests):
@@ -216,7 +133,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
         await asyncio.sleep(0.2)
-    cpu_after = cpu.snapshot(system.pids())
+    cpu_after = cpu.snapshot(pids(system))
     stop.set()
     await follower
     await consumer.stop()
@@ -240,7 +157,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
 async def throughput(system: System, duration_s: float, concurrency: int, first: int) -> dict[str, Any]:
     """As many calls as intake takes for `duration_s`; then check none was lost on the way to audit."""
     rng = random.Random(1)
-    client = system.client(concurrency)
+    client = load_client(system, concurrency)
     accepted = 0
     other = 0
     sent = 0
@@ -262,16 +179,16 @@ async def throughput(system: System, duration_s: float, concurrency: int, first:
             else:
                 other += 1
 
-    cpu_before = cpu.snapshot(system.pids())
+    cpu_before = cpu.snapshot(pids(system))
     start = time.perf_counter()
     await asyncio.gather(*[worker() for _ in range(concurrency)])
     elapsed = time.perf_counter() - start
-    cpu_after = cpu.snapshot(system.pids())
+    cpu_after = cpu.snapshot(pids(system))
     await client.aclose()
-    stored = await system.count("SELECT count(*) FROM intake.calls")
+    stored = await count(system, "SELECT count(*) FROM intake.calls")
     audited = 0
     for _ in range(300):
-        audited = await system.count("SELECT count(*) FROM audit.events WHERE type = 'calls.received.v1'")
+        audited = await count(system, "SELECT count(*) FROM audit.events WHERE type = 'calls.received.v1'")
         if audited >= stored:
             break
         await asyncio.sleep(1)
@@ -302,6 +219,42 @@ async def versions(endpoints: infra.InfraEndpoints) -> dict[str, str]:
     return {"broker": broker, "postgresql": pg}
 
 
+async def measure(
+    system: System, args: argparse.Namespace, rates: list[int], results: dict[str, Any]
+) -> None:
+    """The running system's phases: a warm-up, latency beside the bare baseline at each rate, and
+    throughput."""
+    # Warm-up, not measured: the first calls after start build matching's roster index and
+    # fill connection pools. Its calls use external ids the measured phases never reuse.
+    log(f"warm-up at {rates[0]} calls/s for {args.warmup} s")
+    await e2e_latency(system, rates[0], args.warmup, 10_000_000)
+    n = 0
+    for rate in rates:
+        await free_all_teams(system)
+        log(f"careroute at {rate} calls/s for {args.duration} s")
+        results["e2e_latency_ms"][str(rate)] = await e2e_latency(system, rate, args.duration, n)
+        n += int(rate * args.duration)
+        log(f"bare baseline at {rate} msg/s")
+        results["bare_latency_ms"][str(rate)] = await bare_latency(
+            system.settings,
+            rate,
+            args.duration,
+            system.settings.fetch_max_wait_ms(),
+        )
+        e2e, bare = (
+            results["e2e_latency_ms"][str(rate)]["p50"],
+            results["bare_latency_ms"][str(rate)]["p50"],
+        )
+        results["ratio_p50"][str(rate)] = round(e2e / bare, 2) if bare else None
+        log(f"  careroute {results['e2e_latency_ms'][str(rate)]}")
+        log(f"  bare {results['bare_latency_ms'][str(rate)]}")
+    log(f"throughput for {args.duration} s")
+    tp = await throughput(system, args.duration, args.concurrency, n)
+    results["throughput"] = tp
+    log(f"  {tp}")
+    results["throughput_calls_per_s"] = tp["calls_per_s"]
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark."""
     broker = infra.choose_broker(args.broker)
@@ -314,7 +267,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         run_dir, broker, pg_port=args.pg_port, kafka_port=args.kafka_port, durable_pg=not args.pg_not_durable
     )
     rates = [int(r) for r in args.rates.split(",")]
-    system = System(endpoints, args.teams, run_dir, separate=args.processes == "separate")
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -335,41 +287,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_p50": {},
     }
     try:
-        await system.start()
-        # Warm-up, not measured: the first calls after start build matching's roster index and
-        # fill connection pools. Its calls use external ids the measured phases never reuse.
-        log(f"warm-up at {rates[0]} calls/s for {args.warmup} s")
-        await e2e_latency(system, rates[0], args.warmup, 10_000_000)
-        n = 0
-        for rate in rates:
-            await system.free_all_teams()
-            log(f"careroute at {rate} calls/s for {args.duration} s")
-            results["e2e_latency_ms"][str(rate)] = await e2e_latency(system, rate, args.duration, n)
-            n += int(rate * args.duration)
-            log(f"bare baseline at {rate} msg/s")
-            results["bare_latency_ms"][str(rate)] = await bare_latency(
-                system.settings,
-                rate,
-                args.duration,
-                system.settings.fetch_max_wait_ms(),
-            )
-            e2e, bare = (
-                results["e2e_latency_ms"][str(rate)]["p50"],
-                results["bare_latency_ms"][str(rate)]["p50"],
-            )
-            results["ratio_p50"][str(rate)] = round(e2e / bare, 2) if bare else None
-            log(f"  careroute {results['e2e_latency_ms'][str(rate)]}")
-            log(f"  bare {results['bare_latency_ms'][str(rate)]}")
-        log(f"throughput for {args.duration} s")
-        tp = await throughput(system, args.duration, args.concurrency, n)
-        results["throughput"] = tp
-        log(f"  {tp}")
-        results["throughput_calls_per_s"] = tp["calls_per_s"]
-        await system.stop()
+        async with System.start(
+            endpoints,
+            # One process per service spreads the four over both cores, as a deployment would.
+            mode="per-service" if args.processes == "separate" else "one-process",
+            jurisdiction=parse(roster.jurisdiction(args.teams), "bench roster"),
+            env={
+                "LOG_LEVEL": "WARNING",
+                # Nobody answers the benchmark's offers: without these, re-pages and expiries of
+                # thousands of open offers would swamp the pipeline being measured.
+                "NOTIFY_REPAGE_EVERY_S": "3600",
+                "MATCHING_OFFER_TIMEOUT_S": "3600",
+            },
+            log_dir=run_dir,
+            prefix="bench",
+            ready_timeout_s=300,
+        ) as system:
+            await measure(system, args, rates, results)
         if not args.skip_components:
             await components(endpoints.database_url, args, results)
     finally:
-        await system.stop()
         infra.down(run_dir)
     return results
 

@@ -32,6 +32,7 @@ from services.audit.settings import AuditSettings
 from shared.db import migrate
 from shared.settings import Settings
 from tools import infra
+from tools.system import scratch_database
 
 
 def echo(*parts: object, flush: bool = True) -> None:
@@ -128,74 +129,66 @@ async def _fill(conn: asyncpg.Connection, first: int, last: int, batch: int = 1_
 
 async def bench(database_url: str, rows: int, chain_rows: int, samples: int, keep: bool) -> dict[str, Any]:
     """Build the trail, measure, drop the database (unless `keep`); returns the figures."""
-    name = f"bench_audit_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    url = f"{database_url.rpartition('/')[0]}/{name}"
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=None)
-    assert pool is not None
-    try:
-        await migrate(pool, "audit", [MIGRATIONS])
-        t = time.perf_counter()
-        async with pool.acquire() as conn:
-            await _chain(conn, chain_rows)
-            if rows > chain_rows:
-                await _fill(conn, chain_rows + 1, rows)
-            await conn.execute("ANALYZE audit.events")
-        built_s = time.perf_counter() - t
-        checkpointer = Checkpointer(pool, AuditSettings())
-        await checkpointer.start()
-        t = time.perf_counter()
-        verdict = await handlers.verify(pool, checkpointer, 1, chain_rows)
-        verify_s = time.perf_counter() - t
-        assert verdict["ok"] and verdict["checked"] == chain_rows, verdict
-        calls = rows // EVENTS_PER_CALL
-        timings = []
-        async with pool.acquire() as conn:
-            for _ in range(samples):
-                call = f"call-{random.randrange(calls)}"
-                t = time.perf_counter()
-                trail = await repository.events_of_call(conn, call)
-                timings.append((time.perf_counter() - t) * 1000)
-                assert trail, call
-        timings.sort()
-        proof_ms = []
-        async with pool.acquire() as conn:
-            for _ in range(samples):
-                seq = random.randrange(1, chain_rows + 1)
-                t = time.perf_counter()
-                proof = await checkpoints.inclusion(conn, seq, chain_rows)
-                proof_ms.append((time.perf_counter() - t) * 1000)
-                assert len(proof) <= chain_rows.bit_length(), seq
-        proof_ms.sort()
-        return {
-            "rows": rows,
-            "chained_rows": chain_rows,
-            "build_s": round(built_s, 1),
-            "verify_s": round(verify_s, 2),
-            "verify_events_per_s": round(chain_rows / verify_s),
-            "trail_query_ms": {
-                "samples": samples,
-                "p50": round(statistics.median(timings), 2),
-                "p99": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
-                "max": round(timings[-1], 2),
-            },
-            "inclusion_proof_ms": {
-                "tree_size": chain_rows,
-                "p50": round(statistics.median(proof_ms), 2),
-                "max": round(proof_ms[-1], 2),
-            },
-            "table_size": await pool.fetchval(
-                "SELECT pg_size_pretty(pg_total_relation_size('audit.events'))"
-            ),
-        }
-    finally:
-        await pool.close()
-        if not keep:
-            admin = await asyncpg.connect(database_url)
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await admin.close()
+    async with scratch_database(database_url, f"bench_audit_{uuid.uuid4().hex[:8]}", keep=keep) as url:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=None)
+        assert pool is not None
+        try:
+            await migrate(pool, "audit", [MIGRATIONS])
+            t = time.perf_counter()
+            async with pool.acquire() as conn:
+                await _chain(conn, chain_rows)
+                if rows > chain_rows:
+                    await _fill(conn, chain_rows + 1, rows)
+                await conn.execute("ANALYZE audit.events")
+            built_s = time.perf_counter() - t
+            checkpointer = Checkpointer(pool, AuditSettings())
+            await checkpointer.start()
+            t = time.perf_counter()
+            verdict = await handlers.verify(pool, checkpointer, 1, chain_rows)
+            verify_s = time.perf_counter() - t
+            assert verdict["ok"] and verdict["checked"] == chain_rows, verdict
+            calls = rows // EVENTS_PER_CALL
+            timings = []
+            async with pool.acquire() as conn:
+                for _ in range(samples):
+                    call = f"call-{random.randrange(calls)}"
+                    t = time.perf_counter()
+                    trail = await repository.events_of_call(conn, call)
+                    timings.append((time.perf_counter() - t) * 1000)
+                    assert trail, call
+            timings.sort()
+            proof_ms = []
+            async with pool.acquire() as conn:
+                for _ in range(samples):
+                    seq = random.randrange(1, chain_rows + 1)
+                    t = time.perf_counter()
+                    proof = await checkpoints.inclusion(conn, seq, chain_rows)
+                    proof_ms.append((time.perf_counter() - t) * 1000)
+                    assert len(proof) <= chain_rows.bit_length(), seq
+            proof_ms.sort()
+            return {
+                "rows": rows,
+                "chained_rows": chain_rows,
+                "build_s": round(built_s, 1),
+                "verify_s": round(verify_s, 2),
+                "verify_events_per_s": round(chain_rows / verify_s),
+                "trail_query_ms": {
+                    "samples": samples,
+                    "p50": round(statistics.median(timings), 2),
+                    "p99": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+                    "max": round(timings[-1], 2),
+                },
+                "inclusion_proof_ms": {
+                    "tree_size": chain_rows,
+                    "p50": round(statistics.median(proof_ms), 2),
+                    "max": round(proof_ms[-1], 2),
+                },
+                "table_size": await pool.fetchval(
+                    "SELECT pg_size_pretty(pg_total_relation_size('audit.events'))"
+                ),
+            }
+        finally:
+            await pool.close()
 
 
 def main() -> None:

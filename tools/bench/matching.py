@@ -20,13 +20,13 @@ from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from services.matching import repository
 from services.matching.domain import CallNeeds, RosterIndex, TeamSnapshot
 from services.matching.roster import Roster
 from shared.db import create_pool, migrate
 from shared.jurisdiction import Jurisdiction, Matching, Shift
+from tools.jurisdictions import small
+from tools.system import scratch_database
 
 
 def echo(*parts: object, flush: bool = True) -> None:
@@ -108,26 +108,24 @@ def measure(size: int, calls: int, seed: int) -> dict[str, float]:
 
 def as_jurisdiction(teams: list[TeamSnapshot]) -> Jurisdiction:
     """The synthetic roster as a jurisdiction file would give it."""
-    return Jurisdiction.model_validate(
-        {
-            "jurisdiction": {"id": "bench", "name": "Bench", "timezone": TZ.key},
-            "triage": {"version": "bench", "eligible_types": ["MNTL"], "exclude": {}},
-            "psaps": [{"id": "psap", "name": "PSAP", "token": "bench-psap-token-0000"}],
-            "agencies": [{"id": a, "name": a, "token": f"bench-token-{a}-000000"} for a in SHARES],
-            "teams": [
-                {
-                    "id": t.id,
-                    "agency": t.agency_id,
-                    "name": t.id,
-                    "skills": list(t.skills),
-                    "languages": list(t.languages),
-                    "home": {"lat": t.lat, "lon": t.lon},
-                    "radius_km": t.radius_km,
-                    "shifts": [s.model_dump(mode="json") for s in t.shifts],
-                }
-                for t in teams
-            ],
-        }
+    return small(
+        psap_token="bench-psap-token-0000",
+        agencies=[{"id": a, "name": a, "token": f"bench-token-{a}-000000"} for a in SHARES],
+        teams=[
+            {
+                "id": t.id,
+                "agency": t.agency_id,
+                "name": t.id,
+                "skills": list(t.skills),
+                "languages": list(t.languages),
+                "home": {"lat": t.lat, "lon": t.lon},
+                "radius_km": t.radius_km,
+                "shifts": [s.model_dump(mode="json") for s in t.shifts],
+            }
+            for t in teams
+        ],
+        timezone=TZ.key,
+        triage_version="bench",
     )
 
 
@@ -140,11 +138,8 @@ async def measure_db(dsn: str, size: int, calls: int, seed: int) -> dict[str, fl
     a process does once a second and before any hand-back.
     """
     rng = random.Random(seed)
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    try:
-        pool = await create_pool(f"{dsn.rpartition('/')[0]}/{name}", max_size=1)
+    async with scratch_database(dsn, f"bench_{uuid.uuid4().hex[:10]}") as url:
+        pool = await create_pool(url, max_size=1)
         try:
             await migrate(pool, repository.SCHEMA, [MIGRATIONS])
             conn = await pool.acquire()
@@ -171,9 +166,6 @@ async def measure_db(dsn: str, size: int, calls: int, seed: int) -> dict[str, fl
             await pool.release(conn)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
     return {**summary(timings), **{f"fresh_{k}": v for k, v in summary(fresh).items()}}
 
 

@@ -23,6 +23,7 @@ from tools.faults.checker import judge
 from tools.faults.cluster import Cluster
 from tools.faults.injections import FAULTS, Context, Fault
 from tools.faults.load import RetryingSimulation
+from tools.psap import bearer
 from tools.sim.scenario import Options, plan_day
 
 ROOT = Path(__file__).parents[2]
@@ -39,20 +40,18 @@ def log(text: str) -> None:
 async def chain_verifies(cluster: Cluster, token: str) -> bool:
     """GET /v1/audit/verify over the whole trail."""
     async with httpx.AsyncClient(timeout=120) as http:
-        r = await http.get(
-            f"{cluster.url('audit')}/v1/audit/verify", headers={"Authorization": f"Bearer {token}"}
-        )
+        r = await http.get(f"{cluster.system.url('audit')}/v1/audit/verify", headers=bearer(token))
     return r.status_code == 200 and bool(r.json().get("ok"))
 
 
 def revive(cluster: Cluster, ctx: Context) -> None:
     """A service process that exited during the fault is a finding; start it again to go on."""
-    for name, process in cluster.processes.items():
+    for name, process in cluster.system.processes.items():
         if process.poll() is not None:
             ctx.findings.append(
                 ("stuck", f"process:{name}", f"{name} exited (code {process.returncode}) during the fault")
             )
-            cluster.spawn(name)
+            cluster.system.spawn(name)
 
 
 async def one_fault(
@@ -71,7 +70,7 @@ async def one_fault(
     lat = sum(t.home.lat for t in j.teams) / len(j.teams)
     lon = sum(t.home.lon for t in j.teams) / len(j.teams)
     plan = plan_day(seed, options, [p.id for p in j.psaps], (lat, lon, 0.05))
-    s = cluster.settings
+    s = cluster.system.settings
     dsn = s.database_url.get_secret_value()
     limit = 3 * args.offer_timeout + args.settle
 
@@ -101,7 +100,7 @@ async def one_fault(
     if fault.heal is not None:
         what.append(await fault.heal(cluster, ctx))
     revive(cluster, ctx)
-    await cluster.wait_ready()
+    await cluster.system.wait_ready()
     await asyncio.sleep(args.settle)
     moving = await at_rest()
     log(f"{name}: {moving} things still moving after the wait")

@@ -50,8 +50,8 @@ def kill_service(name: str) -> Step:
     """SIGKILL one service mid-stream and restart it."""
 
     async def inject(cluster: Cluster, ctx: Context) -> str:
-        cluster.kill_and_restart(name)
-        await cluster.wait_ready()
+        cluster.system.restart(name)
+        await cluster.system.wait_ready()
         return f"SIGKILL {name}, restarted at once"
 
     return inject
@@ -107,7 +107,7 @@ async def terminate_connections(cluster: Cluster, ctx: Context) -> str:
                 await conn.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    cluster.db,
+                    cluster.system.database_name,
                 )
             )
         finally:
@@ -118,17 +118,17 @@ async def terminate_connections(cluster: Cluster, ctx: Context) -> str:
 
 async def pause_consumer(cluster: Cluster, ctx: Context) -> str:
     """SIGSTOP one matching replica past its 6 s session timeout, so the group rebalances."""
-    cluster.signal("matching", signal.SIGSTOP)
+    cluster.system.signal("matching", signal.SIGSTOP)
     try:
         await asyncio.sleep(15)
     finally:
-        cluster.signal("matching", signal.SIGCONT)
+        cluster.system.signal("matching", signal.SIGCONT)
     return "SIGSTOP matching (one of two replicas) 15 s, SIGCONT"
 
 
 async def poison(cluster: Cluster, ctx: Context) -> str:
     """Undecodable and unknown-type messages mixed into two topics."""
-    s = cluster.settings
+    s = cluster.system.settings
     # A plain producer: the poison comes from outside the system, not through its own clients.
     producer = AIOKafkaProducer(**client_options(s), acks="all")
     await producer.start()
@@ -145,7 +145,7 @@ async def poison(cluster: Cluster, ctx: Context) -> str:
 
 async def races(cluster: Cluster, ctx: Context) -> str:
     """Many calls, each cancelled, updated with a weapon, accepted and reported en route at once."""
-    driver = RaceDriver(cluster.settings, ctx.jurisdiction, ctx.seed)
+    driver = RaceDriver(cluster.system.settings, ctx.jurisdiction, ctx.seed)
     async with driver:
         await driver.races(40)
     ctx.call_ids += driver.call_ids
@@ -158,18 +158,18 @@ async def create_cancel_restart(cluster: Cluster, ctx: Context) -> str:
     """Calls created and cancelled 20 ms apart while both matching replicas are killed and started
     again one after the other: the second start rebalances the group while a backlog is read, so
     a call's cancel and its creation may be read by different replicas, the cancel first."""
-    driver = RaceDriver(cluster.settings, ctx.jurisdiction, ctx.seed)
+    driver = RaceDriver(cluster.system.settings, ctx.jurisdiction, ctx.seed)
     stop = asyncio.Event()
     async with driver:
         pairs = asyncio.create_task(driver.create_and_cancel(stop, every_s=0.25))
         await asyncio.sleep(2)
-        cluster.kill("matching")
-        cluster.kill("matching-2")
+        cluster.system.kill("matching")
+        cluster.system.kill("matching-2")
         await asyncio.sleep(3)
-        cluster.spawn("matching")
+        cluster.system.spawn("matching")
         await asyncio.sleep(4)
-        cluster.spawn("matching-2")
-        await cluster.wait_ready()
+        cluster.system.spawn("matching-2")
+        await cluster.system.wait_ready()
         await asyncio.sleep(8)
         stop.set()
         await pairs
@@ -185,16 +185,16 @@ def skew_clock(service: str, offset_s: int) -> tuple[Step, Step]:
     async def inject(cluster: Cluster, ctx: Context) -> str:
         env = clock.skewed_env(offset_s)
         in_python = clock.python_skew(env)
-        cluster.kill_and_restart(service, env)
-        await cluster.wait_ready()
-        served = await clock.served_skew(cluster.url(service))
+        cluster.system.restart(service, env)
+        await cluster.system.wait_ready()
+        served = await clock.served_skew(cluster.system.url(service))
         if abs(served - offset_s) > 3 or abs(in_python - offset_s) > 3:
             raise RuntimeError(f"the clock of {service} is {served:+.0f} s off, not {offset_s:+d} s")
         return f"{service} restarted with its clock {offset_s:+d} s (its Date header: {served:+.0f} s)"
 
     async def heal(cluster: Cluster, ctx: Context) -> str:
-        cluster.kill_and_restart(service)
-        await cluster.wait_ready()
+        cluster.system.restart(service)
+        await cluster.system.wait_ready()
         return f"{service} restarted on the true clock"
 
     return inject, heal
@@ -203,21 +203,21 @@ def skew_clock(service: str, offset_s: int) -> tuple[Step, Step]:
 async def replay(cluster: Cluster, ctx: Context) -> str:
     """With the system at rest: stop the services, rewind every consumer group to the beginning,
     start again, and compare every table and topic before and after (a replay has no effect)."""
-    dsn = cluster.settings.database_url.get_secret_value()
-    kafka = cluster.settings
-    namespace = cluster.settings.kafka_namespace
+    dsn = cluster.system.settings.database_url.get_secret_value()
+    kafka = cluster.system.settings
+    namespace = cluster.system.settings.kafka_namespace
     before = await snapshot.fingerprint(dsn)
     published = await broker.end_offsets(kafka, namespace)
-    await cluster.stop_services()
+    await cluster.system.stop_services()
     rewound = 0
     for service in ("intake", "matching", "notify", "audit"):
-        group = cluster.settings.group(service)
+        group = cluster.system.settings.group(service)
         rewound += await broker.rewind(kafka, group)
         left = {tp: n for tp, n in (await broker.committed(kafka, group)).items() if n}
         if left:
             raise RuntimeError(f"{group} was not rewound: {left}")
-    cluster.start_services()
-    await cluster.wait_ready()
+    cluster.system.start_services()
+    await cluster.system.wait_ready()
     if ctx.wait_at_rest is not None:
         await ctx.wait_at_rest()
     after = await snapshot.fingerprint(dsn)

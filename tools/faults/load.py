@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -22,18 +22,11 @@ class RetryingSimulation(Simulation):
     (the promise under test is "unavailable, try again", so a client that gave up at once would
     leave calls half-way through their lives for reasons that are not the system's)."""
 
-    async def _post(
-        self,
-        http: httpx.AsyncClient,
-        url: str,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-        auth: httpx.Auth | None = None,
-    ) -> httpx.Response | None:
+    async def _send(self, request: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_FOR_S
         while True:
-            r = await super()._post(http, url, headers, body, auth)
+            r = await super()._send(request)
             if r is None or r.status_code != 503 or loop.time() > deadline:
                 return r
             self.tally.counts["http_503_retried"] += 1

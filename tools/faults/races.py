@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from tools.faults import broker
+from tools.psap import PsapAuth, bearer
 from tools.sim.scenario import PlannedCall, as_eido
 
 SAFE = {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")}
@@ -35,7 +35,7 @@ class RaceDriver:
         self.counts: Counter[str] = Counter()
         self.call_ids: list[str] = []
         self.psap = j.psaps[0]
-        self.auth = PsapAuth(self.psap.token, self.psap.signing_secret)
+        self.auth = PsapAuth.of(self.psap)
         self.agency_tokens = {a.id: a.token for a in j.agencies}
         self.offers: dict[str, asyncio.Future[tuple[str, str]]] = {}
         self._n = 0
@@ -148,7 +148,7 @@ class RaceDriver:
             return
         finally:
             self.offers.pop(call_id, None)
-        headers = {"Authorization": f"Bearer {self.agency_tokens[agency]}"}
+        headers = bearer(self.agency_tokens[agency])
         base = f"{self.url('notify')}/v1/assignments/{assignment}"
 
         async def jittered(coro: Any) -> None:

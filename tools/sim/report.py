@@ -12,6 +12,7 @@ from rich.table import Table
 
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
+from tools.psap import bearer
 from tools.sim.run import Tally
 
 # The figures both sides can count: what the simulated PSAPs and agencies were told.
@@ -73,7 +74,7 @@ def fetch_summary(settings: Settings, token: str, tally: Tally, wait_s: float = 
     """
     url = f"http://{settings.http_host}:{settings.audit_port}/v1/reports/summary"
     params = {"from": tally.started_at.isoformat()}
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     deadline = time.monotonic() + wait_s
     last: dict[str, Any] | None = None
     while True:

@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +17,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.intake.signatures import PsapAuth
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
+from tools.psap import PsapClient, bearer
 from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
@@ -55,8 +56,6 @@ class Simulation:
         self.speedup = speedup
         self.rng = random.Random(seed + 1)
         self.tally = Tally()
-        # A PSAP's CAD signs every POST when its jurisdiction entry has a signing secret.
-        self.psap_auth = {p.id: PsapAuth(p.token, p.signing_secret) for p in j.psaps}
         self.agency_tokens = {a.id: a.token for a in j.agencies}
         self.tasks: set[asyncio.Task[None]] = set()
         self.seen: set[str] = set()
@@ -66,24 +65,19 @@ class Simulation:
         """Base URL of one service."""
         return f"http://{self.settings.http_host}:{self.settings.port_for(service)}"
 
-    async def _post(
-        self,
-        http: httpx.AsyncClient,
-        url: str,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-        auth: httpx.Auth | None = None,
-    ) -> httpx.Response | None:
-        """POST as a CAD or an agency's software would: retry when the connection fails.
+    def _psap(self, http: httpx.AsyncClient, psap_id: str) -> PsapClient:
+        """A PSAP's CAD: it signs every POST when its jurisdiction entry has a signing secret."""
+        return PsapClient(http, self.url("intake"), next(p for p in self.j.psaps if p.id == psap_id))
+
+    async def _send(self, request: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response | None:
+        """Send as a CAD or an agency's software would: retry when the connection fails.
 
         A retried call carries the same external id, so intake answers with the call it already
         has rather than creating a second one.
         """
         for attempt in range(6):
             try:
-                if auth is not None:
-                    return await http.post(url, json=body, auth=auth)
-                return await http.post(url, json=body, headers=headers)
+                return await request()
             except httpx.TransportError:
                 self.tally.counts["http_retries"] += 1
                 await asyncio.sleep(0.5 * 2**attempt)
@@ -111,12 +105,19 @@ class Simulation:
         """The simulated wall clock, as an EIDO version timestamp."""
         return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
+    async def _post(
+        self, http: httpx.AsyncClient, url: str, headers: dict[str, str], body: Any = None
+    ) -> httpx.Response | None:
+        """An agency's POST, retried as `_send` retries."""
+        return await self._send(lambda: http.post(url, json=body, headers=headers))
+
     async def _post_call(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
+        psap = self._psap(http, call.psap)
         if call.eido:
-            url, body = f"{self.url('intake')}/v1/incidents", as_eido(call, self._stamp())
+            eido = as_eido(call, self._stamp())
+            r = await self._send(lambda: psap.incident(eido))
         else:
-            url, body = f"{self.url('intake')}/v1/calls", call.body
-        r = await self._post(http, url, body=body, auth=self.psap_auth[call.psap])
+            r = await self._send(lambda: psap.call(call.body))
         self.tally.counts["calls_sent"] += 1
         self.tally.counts["calls_sent_eido" if call.eido else "calls_sent_native"] += 1
         if r is None or r.status_code != 202:
@@ -135,20 +136,19 @@ class Simulation:
     async def _update(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
         """A newer EIDO version of the call: the caller now reports a weapon."""
         body = as_eido(call, self._stamp(), weapon="yes")
-        r = await self._post(
-            http, f"{self.url('intake')}/v1/incidents", body=body, auth=self.psap_auth[call.psap]
-        )
+        psap = self._psap(http, call.psap)
+        r = await self._send(lambda: psap.incident(body))
         if self._count("updates_sent", "update", r, 202) and r is not None:
             answer = r.json()
             self.tally.routes[answer["call_id"]] = answer["decision"]["route"]
 
-    async def _cancel(self, http: httpx.AsyncClient, psap: str, call_id: str) -> None:
-        url = f"{self.url('intake')}/v1/calls/{call_id}/cancel"
-        r = await self._post(http, url, body={"reason": "caller called back"}, auth=self.psap_auth[psap])
+    async def _cancel(self, http: httpx.AsyncClient, psap_id: str, call_id: str) -> None:
+        psap = self._psap(http, psap_id)
+        r = await self._send(lambda: psap.cancel(call_id, "caller called back"))
         self._count("cancels_sent", "cancel", r, 202)
 
     async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str) -> None:
-        headers = {"Authorization": f"Bearer {self.agency_tokens[agency]}"}
+        headers = bearer(self.agency_tokens[agency])
         base = f"{self.url('notify')}/v1/assignments/{assignment}"
         choice = agency_answer(self.rng, self.options)
         if choice == "ignore":

@@ -7,8 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.intake import pidf
-from services.intake.eido import EXTENSION_ID, EXTENSION_KEY
+from tools.psap import EIDO_EXTENSION_ID, EIDO_EXTENSION_KEY, pidf_point
 
 # Behavioural-health call types among the many others a 911 center takes (NENA-STA-021 registry).
 BEHAVIOURAL = {"MNTL": 0.40, "WELFARE": 0.25, "SUICTHRT": 0.15, "EDP": 0.10, "INTOX": 0.10}
@@ -140,16 +139,16 @@ def as_eido(call: PlannedCall, stamp: str, **screen_changes: str) -> dict[str, A
         "$id": f"urn:emergency:uid:incidentid:{body['external_id']}:sim.careroute.example",
         "lastUpdateTimeStamp": stamp,
         "eidoVersion": "1.0",
-        "eidoExtensionId": [EXTENSION_ID],
+        "eidoExtensionId": [EIDO_EXTENSION_ID],
         "incidentComponent": {"incidentTypeCommonRegistryText": body["incident_type"]},
         "locationComponent": [
             {
                 "locationTypeDescriptionRegistryText": "CurrentIncident",
-                "locationByValue": pidf.point(loc["lat"], loc["lon"]),
+                "locationByValue": pidf_point(loc["lat"], loc["lon"]),
             }
         ],
         "callbackComponent": [{"callBackInformationUri": f"tel:{body['callback_number']}"}],
-        EXTENSION_KEY: {
+        EIDO_EXTENSION_KEY: {
             "safetyScreen": {_CAMEL.get(k, k): v for k, v in screen.items()},
             "preferredLanguage": body["language"],
             "origin": body["origin"],
