@@ -1,4 +1,4 @@
-"""Payload models of every careroute topic (DESIGN.md section 3): the event contract."""
+"""Payload models of every careroute topic: the event contract (docs/topics.md)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Location(Payload):
     lat: OnGrid[float] = Field(ge=-90, le=90)
     lon: OnGrid[float] = Field(ge=-180, le=180)
     address: str | None = None
-    # Added for EIDO (issue 3): a civic address or a location by reference has no coordinates;
+    # From EIDO: a civic address or a location by reference has no coordinates;
     # then lat/lon are 0, coordinates_known is False and triage never routes the call to `community`.
     coordinates_known: Shown[bool | None] = None
     uncertainty_m: Shown[float | None] = None
@@ -104,7 +104,7 @@ class CallReceived(Payload):
     callback_number: str | None = None
     decision: Shown[TriageDecision]
     received_at: Shown[datetime]
-    # Added in issue 3: the shadow rule set's decision (recorded, never acted on) and the EIDO version.
+    # The shadow rule set's decision (recorded, never acted on) and the EIDO version.
     shadow_decision: Shown[TriageDecision | None] = None
     version: Shown[datetime | None] = None
 
@@ -120,7 +120,7 @@ class CallUpdated(Payload):
     safety: Shown[SafetyScreen]
     decision: Shown[TriageDecision]
     updated_at: Shown[datetime]
-    # Added in issue 3: why the call changed (a newer EIDO version or a call-taker's override).
+    # Why the call changed (a newer EIDO version or a call-taker's override).
     reason: Shown[Literal["eido_update", "override"] | None] = None
     previous_route: Shown[Route | None] = None
     shadow_decision: Shown[TriageDecision | None] = None

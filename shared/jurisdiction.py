@@ -1,4 +1,4 @@
-"""The jurisdiction file (DESIGN.md section 6): one YAML file that describes a deployment."""
+"""The jurisdiction file: one YAML file that describes a deployment."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ Channel = Literal["kafka", "webhook", "sse"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# The skills a community team may hold (issue 4); rules may only name these.
+# The skills a community team may hold; rules may only name these.
 Skill = Literal[
     "peer_support_specialist", "licensed_clinician", "social_worker", "emt", "medic", "youth", "substance_use"
 ]
@@ -70,7 +70,7 @@ class Psap(Model):
     signing_secret: Secret | None = None
     callback_url: str | None = None
     local_codes: dict[str, str] = Field(default_factory=dict)
-    # Issue 3: secrets still accepted on PSAP requests while the PSAP rotates to `signing_secret`,
+    # Secrets still accepted on PSAP requests while the PSAP rotates to `signing_secret`,
     # and this PSAP's own request rate limit (the `limits` package's notation, e.g. "600/minute").
     previous_signing_secrets: list[Secret] = Field(default_factory=list)
     rate_limit: str | None = None
@@ -150,7 +150,7 @@ class Oversight(Model):
 SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
 
 # EIDO caution words (cautionComponent registry or internal text, upper case) and the safety question
-# each answers "yes" (issue 3).
+# each answers "yes".
 DEFAULT_CAUTION_FLAGS: dict[str, SafetyQuestion] = {
     "WEAPON": "weapon",
     "FIREARM": "weapon",
@@ -175,7 +175,7 @@ class Area(Model):
 
 
 class Coverage(Model):
-    """When and where community teams take calls; outside of it, `outside` decides (issue 3)."""
+    """When and where community teams take calls; outside of it, `outside` decides."""
 
     hours: list[Shift] = Field(default_factory=list)
     areas: list[Area] = Field(default_factory=list)
@@ -189,7 +189,7 @@ class TriageRules(Model):
     eligible_types: list[str]
     exclude: dict[SafetyQuestion, Literal["police", "ems", "review"]]
     unknown_means: Literal["eligible", "review"] = "review"
-    # Issue 3 (all optional): per-question meaning of "unknown", caution words, coverage, consent.
+    # All optional: per-question meaning of "unknown", caution words, coverage, consent.
     unknown: dict[SafetyQuestion, Literal["eligible", "review", "police", "ems"]] = Field(
         default_factory=dict
     )
@@ -204,7 +204,7 @@ class TriageRules(Model):
 
 
 class Triage(TriageRules):
-    """Declarative triage rules, with an optional shadow rule set recorded beside them (issue 3)."""
+    """Declarative triage rules, with an optional shadow rule set recorded beside them."""
 
     shadow: TriageRules | None = None
 

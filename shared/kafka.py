@@ -99,7 +99,7 @@ class Publisher(Protocol):
 def make_producer(settings: Settings, service: str | None = None) -> AIOKafkaProducer:
     """A producer of `service` (None: the process) that waits for all in-sync replicas (acks=all).
 
-    Idempotence and transactions are off on purpose (DESIGN.md section 4): Tansu lacks them and
+    Idempotence and transactions are off on purpose (docs/design.md, Delivery): Tansu lacks them and
     they would not cover the Postgres write; consumers' inboxes make delivery exact instead.
     """
     return AIOKafkaProducer(

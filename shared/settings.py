@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         A Kafka broker answers a waiting fetch as soon as a record arrives, so a long wait costs no
         latency and spares the broker and every consumer dozens of empty fetches a second (500 ms,
         Kafka's own default). Tansu does not wake a waiting fetch: there the wait is the latency,
-        so it is 20 ms (../shared/BROKERS.md).
+        so it is 20 ms (docs/brokers.md).
         """
         if self.kafka_fetch_max_wait_ms is not None:
             return self.kafka_fetch_max_wait_ms

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 PSAP = "valley-ecc"  # has a callback URL: a status change queues a callback
 MINUTE = timedelta(seconds=60)
-# One producer's clock a minute off, each way: the skews of issue 12's fault run.
+# One producer's clock a minute off, each way: the skews the fault suite applies.
 SKEWS = {
     "notify 60 s behind": {"notify": -MINUTE},
     "notify 60 s ahead": {"notify": MINUTE},

@@ -1,4 +1,4 @@
-"""The delivery rules of DESIGN.md section 4, against the real broker and PostgreSQL."""
+"""The delivery rules of docs/design.md, against the real broker and PostgreSQL."""
 
 from __future__ import annotations
 
