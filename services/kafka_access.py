@@ -20,6 +20,7 @@ from confluent_kafka.admin._scram import (
 )
 from confluent_kafka.cimpl import NewTopic
 
+from services.topology import TOPOLOGY
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import confluent_config
 from shared.kafka_acls import Grant, Resource, all_grants, all_topics, logins, manages, principals
@@ -151,7 +152,7 @@ def apply(settings: Settings, jurisdiction: Jurisdiction, *, timeout_s: float = 
         ]
         _results(admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s))
         _await_users(admin, sorted(users), timeout_s)
-    grants = all_grants(settings, jurisdiction)
+    grants = all_grants(settings, jurisdiction, TOPOLOGY)
     bindings = [binding(g) for g in grants]
     _results(admin.create_acls(bindings, request_timeout=timeout_s))
     revoked = _revoke_stale(admin, settings, bindings, timeout_s)
@@ -160,7 +161,7 @@ def apply(settings: Settings, jurisdiction: Jurisdiction, *, timeout_s: float = 
 
 def describe(settings: Settings, jurisdiction: Jurisdiction) -> list[str]:
     """One line per grant, for `careroute kafka-acls --check`."""
-    grants = all_grants(settings, jurisdiction)
+    grants = all_grants(settings, jurisdiction, TOPOLOGY)
     lines = []
     for principal in principals(grants):
         for g in (g for g in grants if g.principal == principal):

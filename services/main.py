@@ -9,6 +9,7 @@ from collections.abc import Callable
 import structlog
 
 from services import builders
+from services.topology import TOPOLOGY
 from shared.logging import configure_logging
 from shared.runtime import StartupError, run
 from shared.settings import SERVICE_NAMES, Settings
@@ -33,7 +34,7 @@ def main(names: list[str] | None = None) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(run(settings, chosen, builders(chosen)))
+            runner.run(run(settings, chosen, builders(chosen), topology=TOPOLOGY))
     except StartupError as exc:
         structlog.get_logger("careroute").error("cannot start", error=str(exc))
         sys.exit(f"careroute: {exc}")

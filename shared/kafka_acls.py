@@ -1,84 +1,22 @@
-"""Broker principals and their ACLs: each service and each agency may use only its own topics and group."""
+"""Broker principals and their ACLs: each service and each agency may use only its own topics and group.
+
+What each service reads and writes is the topology's (services/topology.py), passed in by the caller.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from shared import topics
 from shared.jurisdiction import Jurisdiction
 from shared.settings import SERVICE_NAMES, Settings
-from shared.topics import REGISTRY, agency_topic, dlq_topic
+from shared.topics import REGISTRY, ServiceTopics, agency_topic, dlq_topic
 
 Resource = Literal["topic", "group"]
 Pattern = Literal["literal", "prefixed"]
 Operation = Literal["read", "write"]
-
-
-@dataclass(frozen=True)
-class ServiceTopics:
-    """What one service reads and writes (logical names); notify also writes every agency topic."""
-
-    consumes: frozenset[str]
-    produces: frozenset[str]
-    writes_agency_topics: bool = False
-
-
-# Who reads and writes what, from each service's consumer handlers and the events its handlers enqueue.
-# tests/unit/test_kafka_acls.py checks every topic a service's code names is covered here.
-SERVICES: dict[str, ServiceTopics] = {
-    "intake": ServiceTopics(
-        consumes=frozenset(
-            {
-                topics.ASSIGNMENTS_OFFERED,
-                topics.ASSIGNMENTS_EXPIRED,
-                topics.ASSIGNMENTS_WITHDRAWN,
-                topics.ASSIGNMENTS_RESPONDED,
-                topics.ASSIGNMENTS_STATUS_CHANGED,
-                topics.CALLS_UNASSIGNED,
-            }
-        ),
-        produces=frozenset(
-            {topics.CALLS_RECEIVED, topics.CALLS_UPDATED, topics.CALLS_CANCELLED, topics.ACCESS_RECORDED}
-        ),
-    ),
-    "matching": ServiceTopics(
-        consumes=frozenset(
-            {
-                topics.CALLS_RECEIVED,
-                topics.CALLS_UPDATED,
-                topics.CALLS_CANCELLED,
-                topics.ASSIGNMENTS_RESPONDED,
-                topics.ASSIGNMENTS_EXPIRED,
-                topics.ASSIGNMENTS_STATUS_CHANGED,
-            }
-        ),
-        produces=frozenset(
-            {
-                topics.ASSIGNMENTS_OFFERED,
-                topics.CALLS_UNASSIGNED,
-                topics.ASSIGNMENTS_WITHDRAWN,
-                topics.ACCESS_RECORDED,
-            }
-        ),
-    ),
-    "notify": ServiceTopics(
-        consumes=frozenset({topics.ASSIGNMENTS_OFFERED, topics.ASSIGNMENTS_WITHDRAWN}),
-        produces=frozenset(
-            {
-                topics.ASSIGNMENTS_EXPIRED,
-                topics.ASSIGNMENTS_RESPONDED,
-                topics.ASSIGNMENTS_STATUS_CHANGED,
-                topics.NOTIFICATIONS_DELIVERED,
-                topics.NOTIFICATIONS_FAILED,
-                topics.ACCESS_RECORDED,
-            }
-        ),
-        writes_agency_topics=True,
-    ),
-    "audit": ServiceTopics(consumes=frozenset(REGISTRY), produces=frozenset({topics.ACCESS_RECORDED})),
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -92,10 +30,9 @@ class Grant:
     operation: Operation
 
 
-def service_topics(settings: Settings, service: str) -> list[str]:
+def service_topics(settings: Settings, service: str, access: ServiceTopics) -> list[str]:
     """The physical topics one service's principal reads or writes, its dead-letter topic included."""
-    access = SERVICES[service]
-    names = {settings.topic(t) for t in access.consumes | access.produces}
+    names = {settings.topic(t) for t in access.consumes.keys() | access.produces}
     return sorted(names | {dlq_topic(settings.group(service))})
 
 
@@ -108,15 +45,14 @@ def agency_username(agency_id: str, jurisdiction: Jurisdiction | None = None) ->
     return f"agency-{agency_id}"
 
 
-def service_grants(settings: Settings, service: str) -> list[Grant]:
+def service_grants(settings: Settings, service: str, access: ServiceTopics) -> list[Grant]:
     """A service reads what it consumes in its own group, writes what it produces and its dead letters."""
     user = f"User:{settings.kafka_service_username(service)}"
-    access = SERVICES[service]
     grants = [Grant(user, "topic", "literal", settings.topic(t), "read") for t in access.consumes]
     grants += [Grant(user, "topic", "literal", settings.topic(t), "write") for t in access.produces]
     grants.append(Grant(user, "topic", "literal", dlq_topic(settings.group(service)), "write"))
     grants.append(Grant(user, "group", "literal", settings.group(service), "read"))
-    if access.writes_agency_topics:
+    if access.produces_agency_topics:
         grants.append(Grant(user, "topic", "prefixed", settings.topic(topics.AGENCY_TOPIC_PREFIX), "write"))
     return sorted(grants)
 
@@ -130,9 +66,11 @@ def agency_grants(settings: Settings, agency_id: str, username: str) -> list[Gra
     ]
 
 
-def all_grants(settings: Settings, jurisdiction: Jurisdiction) -> list[Grant]:
-    """Every grant of the four services and of every agency of the jurisdiction."""
-    grants = [g for s in SERVICE_NAMES for g in service_grants(settings, s)]
+def all_grants(
+    settings: Settings, jurisdiction: Jurisdiction, topology: Mapping[str, ServiceTopics]
+) -> list[Grant]:
+    """Every grant of the topology's services and of every agency of the jurisdiction."""
+    grants = [g for s, access in topology.items() for g in service_grants(settings, s, access)]
     for agency in jurisdiction.agencies:
         grants += agency_grants(settings, agency.id, agency_username(agency.id, jurisdiction))
     return sorted(grants)

@@ -29,7 +29,7 @@ from shared.kafka import TopicsRefused, client_options, ensure_topics, make_prod
 from shared.outbox import TRANSIENT, OnPublished, OutboxRelay
 from shared.settings import Settings
 from shared.throttle import FailureThrottle
-from shared.topics import REGISTRY, dlq_topic
+from shared.topics import REGISTRY, ServiceTopics, dlq_topic
 
 log = structlog.get_logger(__name__)
 
@@ -184,7 +184,9 @@ def topics_for(settings: Settings, services: list[str]) -> list[str]:
     return names
 
 
-async def _ensure_topics(settings: Settings, services: list[str]) -> None:
+async def _ensure_topics(
+    settings: Settings, services: list[str], topology: Mapping[str, ServiceTopics]
+) -> None:
     if not settings.kafka_secured_protocol():
         await ensure_topics(settings, topics_for(settings, services), partitions=settings.kafka_partitions)
         return
@@ -192,7 +194,7 @@ async def _ensure_topics(settings: Settings, services: list[str]) -> None:
     for service in services:
         await ensure_topics(
             settings,
-            kafka_acls.service_topics(settings, service),
+            kafka_acls.service_topics(settings, service, topology[service]),
             partitions=settings.kafka_partitions,
             service=service,
         )
@@ -221,10 +223,15 @@ async def run(
     services: list[str],
     builders: Mapping[str, Builder],
     *,
+    topology: Mapping[str, ServiceTopics],
     stop: asyncio.Event | None = None,
     on_ready: Callable[[dict[str, int]], None] | None = None,
 ) -> None:
-    """Run `services` until SIGTERM/SIGINT or `stop`, then close everything in reverse order."""
+    """Run `services` until SIGTERM/SIGINT or `stop`, then close everything in reverse order.
+
+    `topology` (services/topology.py) names the topics each service reads and writes: on a secured
+    broker each service checks those, as itself, before anything starts.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -245,7 +252,7 @@ async def run(
             raise StartupError(f"cannot reach PostgreSQL: {exc!r}; is `careroute infra up` running?") from exc
         stack.push_async_callback(pool.close)
         try:
-            await _ensure_topics(settings, services)
+            await _ensure_topics(settings, services, topology)
         except TopicsRefused as exc:
             raise StartupError(str(exc)) from exc
         except KafkaError as exc:

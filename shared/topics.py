@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -52,6 +53,21 @@ REGISTRY: dict[str, Topic] = {
         Topic(ACCESS_RECORDED, events.AccessRecorded),
     )
 }
+
+
+@dataclass(frozen=True)
+class ServiceTopics:
+    """One service's place in the topology (services/topology.py declares all four).
+
+    `consumes` maps each topic the service reads to the name of its handler in `handlers` (a module,
+    or a class the service builds one instance of); `produces` lists what its outbox publishes.
+    """
+
+    handlers: str
+    consumes: Mapping[str, str]
+    produces: frozenset[str]
+    # Notify also writes one topic per agency, read by the agencies themselves.
+    produces_agency_topics: bool = False
 
 
 def agency_topic(agency_id: str) -> str:

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 
 from services import builders as service_builders
 from services import loader
+from services.topology import TOPOLOGY
 from shared.jurisdiction import Jurisdiction, Psap
 from shared.kafka import client_options
 from shared.runtime import Builder, run
@@ -247,7 +248,9 @@ class System:
         free = self.settings.model_copy(update={f"{n}_port": 0 for n in names})
         stop = asyncio.Event()
         ready: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(run(free, names, chosen, stop=stop, on_ready=ready.set_result))
+        task = asyncio.create_task(
+            run(free, names, chosen, topology=TOPOLOGY, stop=stop, on_ready=ready.set_result)
+        )
         try:
             waiters: list[asyncio.Future[Any]] = [task, ready]
             await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)

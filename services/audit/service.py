@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services import topology
 from services.audit import api, handlers
 from services.audit.checkpoints import Checkpointer
 from services.audit.repository import SCHEMA
 from services.audit.settings import AuditSettings
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
-from shared.topics import REGISTRY
 
 
 def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceParts:
     """Audit: every topic into the hash-chained trail, signed checkpoints, and the oversight API."""
     settings = audit_settings or AuditSettings()
     consumer = infra.consumer(
-        SCHEMA, "audit", {t: handlers.on_any_event for t in REGISTRY}, batch_handler=handlers.on_events
+        SCHEMA, "audit", topology.handlers("audit", handlers), batch_handler=handlers.on_events
     )
     checkpointer = Checkpointer(infra.pool, settings)
     app = make_app(

@@ -5,28 +5,19 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from services import topology
 from services.intake import api, callbacks, handlers
 from services.intake.guard import PsapGuard, forget_old_requests
 from services.intake.repository import SCHEMA
 from services.intake.settings import IntakeSettings
-from shared import topics
 from shared.http import make_app
 from shared.runtime import Infra, ServiceParts
-
-FOLLOWED = (
-    topics.ASSIGNMENTS_OFFERED,
-    topics.ASSIGNMENTS_EXPIRED,
-    topics.ASSIGNMENTS_WITHDRAWN,
-    topics.ASSIGNMENTS_RESPONDED,
-    topics.ASSIGNMENTS_STATUS_CHANGED,
-    topics.CALLS_UNASSIGNED,
-)
 
 
 def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
     """Intake: calls in over HTTP, triage, and status kept for the PSAP."""
     settings = settings or IntakeSettings()
-    consumer = infra.consumer(SCHEMA, "intake", {t: handlers.on_assignment_event for t in FOLLOWED})
+    consumer = infra.consumer(SCHEMA, "intake", topology.handlers("intake", handlers))
 
     app = make_app(
         "intake",

@@ -646,17 +646,6 @@ class MatchingHandlers:
         rules = await repository.rules(conn)
         await self._hand_back(conn, call, "processing_failed", event, explanation, rules.version)
 
-    def table(self) -> dict[str, Any]:
-        """Topic -> handler."""
-        return {
-            topics.CALLS_RECEIVED: self.on_call_received,
-            topics.CALLS_UPDATED: self.on_call_updated,
-            topics.CALLS_CANCELLED: self.on_call_cancelled,
-            topics.ASSIGNMENTS_RESPONDED: self.on_responded,
-            topics.ASSIGNMENTS_EXPIRED: self.on_expired,
-            topics.ASSIGNMENTS_STATUS_CHANGED: self.on_status_changed,
-        }
-
 
 def match_view(
     decisions: list[asyncpg.Record], assignments: list[asyncpg.Record], *, oversight: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services import topology
 from services.matching import api
 from services.matching.handlers import MatchingConfig, MatchingHandlers
 from services.matching.repository import SCHEMA
@@ -24,7 +25,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
             roster_refresh_s=own.roster_refresh_s,
         )
     )
-    consumer = infra.consumer(SCHEMA, "matching", handlers.table())
+    consumer = infra.consumer(SCHEMA, "matching", topology.handlers("matching", handlers))
     app = make_app(
         "matching",
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},

@@ -17,7 +17,6 @@ import structlog
 from services.notify import delivery, domain, repository
 from shared import events, topics
 from shared.auth import Principal
-from shared.consumer import Handler
 from shared.envelope import Envelope, new_event, utcnow
 from shared.errors import not_found
 from shared.failures import retry_conflicts
@@ -348,9 +347,3 @@ async def report_status(
             return answer
 
     return _answered(await retry_conflicts(work))
-
-
-HANDLERS: dict[str, Handler] = {
-    topics.ASSIGNMENTS_OFFERED: on_offered,
-    topics.ASSIGNMENTS_WITHDRAWN: on_withdrawn,
-}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services import topology
 from services.notify import api, console, delivery, feed, handlers, repository
 from services.notify.jobs import Expirer, Repager
 from services.notify.repository import SCHEMA
@@ -20,7 +21,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     s = infra.settings
     ns = settings or NotifySettings()
     waker = feed.FeedWaker(infra.pool)
-    consumer = infra.consumer(SCHEMA, "notify", handlers.HANDLERS)
+    consumer = infra.consumer(SCHEMA, "notify", topology.handlers("notify", handlers))
     app = make_app(
         "notify",
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
-from shared.topics import agency_topic
+from services.topology import TOPOLOGY
+from shared.topics import AGENCY_TOPIC_PREFIX, agency_topic
 from tests.e2e.system import System, running_system
 from tests.support import eventually, read_topic
 
@@ -95,6 +97,22 @@ async def walk_one_call(system: System) -> None:
             f"{system.url('audit')}/v1/audit/verify", headers=system.token("careroute-operator")
         )
         assert verify.status_code == 200 and verify.json()["ok"] is True, verify.text
+    await assert_published_as_declared(system)
+
+
+async def assert_published_as_declared(system: System) -> None:
+    """Every topic each service's outbox published is one the topology says it produces."""
+    conn = await asyncpg.connect(system.settings.database_url.get_secret_value())
+    try:
+        for service, node in TOPOLOGY.items():
+            rows = await conn.fetch(f"SELECT DISTINCT topic FROM {service}.outbox")
+            published = {r["topic"] for r in rows}
+            agency = {t for t in published if t.startswith(AGENCY_TOPIC_PREFIX)}
+            assert published, f"{service} published nothing"
+            assert published - agency <= node.produces, (service, published - agency - node.produces)
+            assert not agency or node.produces_agency_topics, (service, agency)
+    finally:
+        await conn.close()
 
 
 async def test_a_call_reaches_the_agency_topic_is_accepted_and_is_audited(system: System):

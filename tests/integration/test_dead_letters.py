@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from services.topology import TOPOLOGY
 from shared import runtime
 from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool, migrate
@@ -233,6 +234,7 @@ async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
             settings.model_copy(update={"audit_port": free_port()}),
             [SERVICE],
             {SERVICE: build},
+            topology=TOPOLOGY,
             stop=stop,
             on_ready=lambda _: ready.set(),
         )

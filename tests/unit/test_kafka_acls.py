@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from shared import topics
+from services.topology import TOPOLOGY
 from shared.jurisdiction import parse
 from shared.kafka import client_options, confluent_config, security_options
-from shared.kafka_acls import SERVICES, agency_grants, all_grants, logins, manages, service_grants
+from shared.kafka_acls import agency_grants, all_grants, logins, manages, service_grants
 from shared.settings import SERVICE_NAMES, Settings
 from tools.infra.kafka_apache import server_properties
 
@@ -66,42 +65,23 @@ def test_a_child_process_gets_the_same_logins(monkeypatch: pytest.MonkeyPatch) -
     assert child.kafka_login(None) == parent.kafka_login(None)
 
 
-def test_every_topic_a_service_names_is_covered_by_its_grants() -> None:
-    """Tried: every `topics.X` constant named in each service's package against what its principal may use."""
-    constants = {name: getattr(topics, name) for name in dir(topics) if name.isupper()}
-    for service in SERVICE_NAMES:
-        access = SERVICES[service]
-        named = set()
-        for path in (ROOT / "services" / service).rglob("*.py"):
-            named |= set(re.findall(r"topics\.([A-Z_]+)\b", path.read_text()))
-        used = {constants[n] for n in named if n in constants and constants[n] in topics.REGISTRY}
-        assert used <= access.consumes | access.produces, (
-            service,
-            used - (access.consumes | access.produces),
-        )
-        assert access.writes_agency_topics == ("agency_topic" in _source(service)), service
-
-
-def _source(service: str) -> str:
-    return "".join(
-        p.read_text() for p in (ROOT / "services" / service).rglob("*.py") if p.name != "settings.py"
-    )
-
-
 def test_only_matching_may_offer_and_only_notify_may_write_agency_topics() -> None:
     """Tried: the grants of all four services in a namespace."""
     s = Settings(kafka_namespace="ns.")
     writers = {
         (g.name, g.pattern): g.principal
         for service in SERVICE_NAMES
-        for g in service_grants(s, service)
+        for g in service_grants(s, service, TOPOLOGY[service])
         if g.operation == "write" and g.name != "ns.access.recorded.v1"
     }
     assert writers[("ns.assignments.offered.v1", "literal")] == "User:matching"
     assert writers[("ns.agency.", "prefixed")] == "User:notify"
     assert writers[("dlq.ns.intake", "literal")] == "User:intake"
     groups = {
-        g.principal: g.name for svc in SERVICE_NAMES for g in service_grants(s, svc) if g.resource == "group"
+        g.principal: g.name
+        for svc in SERVICE_NAMES
+        for g in service_grants(s, svc, TOPOLOGY[svc])
+        if g.resource == "group"
     }
     assert groups == {f"User:{svc}": f"ns.{svc}" for svc in SERVICE_NAMES}
 
@@ -128,7 +108,7 @@ def test_an_agency_kafka_block_is_optional_and_its_password_may_come_from_the_en
     monkeypatch.setenv("RB_KAFKA", "riverbend-kafka-secret")
     j = parse(yaml.safe_dump(raw))
     assert logins(Settings(), j) == {"riverbend": "riverbend-kafka-secret"}
-    assert "User:riverbend" in {g.principal for g in all_grants(Settings(), j)}
+    assert "User:riverbend" in {g.principal for g in all_grants(Settings(), j, TOPOLOGY)}
 
 
 def test_the_secured_broker_denies_by_default_and_the_unsecured_one_is_unchanged(tmp_path: Path) -> None:
@@ -156,7 +136,9 @@ def test_kafka_acls_check_prints_every_grant_and_refuses_an_unsecured_broker(tmp
     shown = CliRunner().invoke(app, ["kafka-acls", str(EXAMPLE), "--check"], env=env)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    assert len(lines) == len(all_grants(Settings(kafka_namespace="ns."), parse(EXAMPLE.read_text())))
+    assert len(lines) == len(
+        all_grants(Settings(kafka_namespace="ns."), parse(EXAMPLE.read_text()), TOPOLOGY)
+    )
     assert any(
         line.split() == ["User:agency-campus-care", "read", "group", "ns.agency.campus-care.*"]
         for line in lines
@@ -224,7 +206,7 @@ def test_the_runtime_refuses_to_start_a_secured_service_without_a_login() -> Non
 
     s = Settings(kafka_security_protocol="SASL_PLAINTEXT")
     with pytest.raises(StartupError, match=r"intake: .*INTAKE_KAFKA_SASL_PASSWORD"):
-        asyncio.run(run(s, ["intake"], {}))
+        asyncio.run(run(s, ["intake"], {}, topology=TOPOLOGY))
 
 
 def test_the_secured_broker_with_tls_listens_on_sasl_ssl_with_pem_files(tmp_path: Path) -> None:
