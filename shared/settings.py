@@ -89,8 +89,6 @@ class Settings(BaseSettings):
     auth_failure_burst: int = Field(default=10, ge=1)
     auth_failure_window_s: float = Field(default=60.0, gt=0)
     outbox_poll_interval_s: float = 1.0
-    matching_offer_timeout_s: int = 120
-    matching_speed_kmh: float = 40.0
     max_body_bytes: int = 1_000_000
 
     def port_for(self, service: str) -> int:

@@ -19,8 +19,8 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
     own = matching or MatchingSettings()
     handlers = MatchingHandlers(
         MatchingConfig(
-            offer_timeout_s=s.matching_offer_timeout_s,
-            speed_kmh=s.matching_speed_kmh,
+            offer_timeout_s=own.offer_timeout_s,
+            speed_kmh=own.speed_kmh,
             max_attempts=own.max_attempts,
             roster_refresh_s=own.roster_refresh_s,
         )

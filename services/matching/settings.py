@@ -1,4 +1,4 @@
-"""Matching's own settings (env prefix MATCHING_); the offer deadline and speed live in shared Settings."""
+"""Matching's own settings (env prefix MATCHING_), read by matching alone."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class MatchingSettings(BaseSettings):
-    """How many teams a call is offered to, and how often the roster is read again."""
+    """The offer deadline, the travel speed, how many teams a call is offered to, and how often the
+    roster is read again."""
 
     model_config = SettingsConfigDict(env_prefix="MATCHING_", env_file=None, extra="ignore")
 
+    offer_timeout_s: int = Field(
+        default=120, description="acknowledgement deadline matching writes into an offer (notify decides it)"
+    )
+    speed_kmh: float = Field(default=40.0, description="speed used to turn distance into an ETA")
     max_attempts: int = Field(default=3, ge=1, description="offers per call before it is handed back")
     roster_refresh_s: float = Field(
         default=1.0,

@@ -299,8 +299,7 @@ async def test_expiries_from_notify_move_to_the_next_team_until_attempts_run_out
     offers here expired with no expiry published by anyone but matching.)"""
     teams = [team(f"t-{i}", km_north=i) for i in (1, 2, 3)]
     await load(settings, jurisdiction(teams))
-    quick = settings.model_copy(update={"matching_offer_timeout_s": 1})
-    async with running_matching(quick, MatchingSettings(max_attempts=2)):
+    async with running_matching(settings, MatchingSettings(max_attempts=2, offer_timeout_s=1)):
         call_id, first = await place_call(producer, settings, db)
         # Well past the deadline matching wrote, nothing happens until notify says so.
         await asyncio.sleep(2)
@@ -336,8 +335,8 @@ async def test_an_accept_read_after_the_deadline_passed_while_matching_was_down_
     had passed. The call keeps the accepted team and no second team is offered. (Before the change
     matching expired the offer on restart and offered the call to `second`: two teams.)"""
     await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
-    slow = settings.model_copy(update={"matching_offer_timeout_s": 2})
-    async with running_matching(slow, FAST):
+    slow = FAST.model_copy(update={"offer_timeout_s": 2})
+    async with running_matching(settings, slow):
         call_id, first = await place_call(producer, settings, db)
     # Matching is down; the agency's accept (decided by notify, in time) waits on the topic.
     accept = responded(first, "accepted")
@@ -350,7 +349,7 @@ async def test_an_accept_read_after_the_deadline_passed_while_matching_was_down_
         bool,
         what="the deadline to pass",
     )
-    async with running_matching(slow, FAST):
+    async with running_matching(settings, slow):
         await db.wait_processed(accept)
         await asyncio.sleep(1.5)  # a restarted process with a clock loop would have expired by now
         offers = await db.offers(call_id)

@@ -48,9 +48,9 @@ async def test_an_accept_while_matching_is_stopped_keeps_one_team_after_the_dead
     offered the call to `second` while `first` was working it.)"""
     j = jurisdiction([team("first", km_north=1), team("second", km_north=2)])
     await load(settings, j)
-    short = settings.model_copy(update={"matching_offer_timeout_s": 2})
-    async with running_notify(short, j, FAST) as notify:
-        async with running_matching(short, OWN):
+    short = OWN.model_copy(update={"offer_timeout_s": 2})
+    async with running_notify(settings, j, FAST) as notify:
+        async with running_matching(settings, short):
             call_id, offer = await place_call(producer, settings, db)
             await eventually(partial(notify.status, offer["assignment_id"]), lambda s: s == "offered")
         async with notify.http() as http:
@@ -64,7 +64,7 @@ async def test_an_accept_while_matching_is_stopped_keeps_one_team_after_the_dead
             bool,
             what="the deadline to pass",
         )
-        async with running_matching(short, OWN):
+        async with running_matching(settings, short):
             await db.wait_call(call_id, "assigned")
             await asyncio.sleep(1.5)  # time for any clock-driven expiry to show
             assert [(o["team_id"], o["status"]) for o in await db.offers(call_id)] == [("first", "accepted")]
@@ -83,8 +83,8 @@ async def test_an_accept_after_the_deadline_is_refused_and_only_notify_expires_t
     (Before the change matching published the expiry.)"""
     j = jurisdiction([team("first", km_north=1), team("second", km_north=2)])
     await load(settings, j)
-    short = settings.model_copy(update={"matching_offer_timeout_s": 2})
-    async with running_notify(short, j, FAST) as notify, running_matching(short, OWN):
+    short = OWN.model_copy(update={"offer_timeout_s": 2})
+    async with running_notify(settings, j, FAST) as notify, running_matching(settings, short):
         call_id, first = await place_call(producer, settings, db)
         await eventually(partial(notify.status, first["assignment_id"]), lambda s: s == "offered")
         await eventually(

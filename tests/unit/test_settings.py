@@ -1,4 +1,5 @@
-"""Settings: the consumer fetch wait follows the broker, and child processes get the same connection."""
+"""Settings: the fetch wait follows the broker, child processes get the same connection, and
+matching reads its own."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ def test_a_child_process_reads_back_the_same_settings(monkeypatch: pytest.Monkey
         "ns.",
     )
     assert child.fetch_max_wait_ms() == 20
+
+
+def test_matchings_offer_deadline_and_speed_keep_their_variable_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tried: MATCHING_OFFER_TIMEOUT_S and MATCHING_SPEED_KMH set; matching's own settings read them."""
+    from services.matching.settings import MatchingSettings
+
+    monkeypatch.setenv("MATCHING_OFFER_TIMEOUT_S", "7")
+    monkeypatch.setenv("MATCHING_SPEED_KMH", "55.5")
+    own = MatchingSettings()
+    assert (own.offer_timeout_s, own.speed_kmh) == (7, 55.5)
