@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -157,19 +158,28 @@ def _exercise(tmp_path: Path, broker: str) -> None:
     assert down(run_dir) == []
 
 
-def test_choose_broker() -> None:
+def test_choose_broker_by_name() -> None:
     assert choose_broker("TANSU") == "tansu"
+    assert choose_broker(" apache ") == "apache"
     assert choose_broker("external") == "external"
-    assert choose_broker(None) in ("apache", "tansu")
-    assert choose_broker("auto") == choose_broker("")
     with pytest.raises(InfraError, match="KAFKA_BROKER"):
         choose_broker("redpanda")
 
 
-def test_postgres_and_tansu(tmp_path: Path) -> None:
-    _exercise(tmp_path, "tansu")
+@pytest.mark.parametrize(
+    ("on_path", "expected"),
+    [({"java", "mvn"}, "apache"), ({"java"}, "tansu"), ({"mvn"}, "tansu"), (set(), "tansu")],
+)
+@pytest.mark.parametrize("requested", [None, "", "auto", "AUTO"])
+def test_choose_broker_auto_is_apache_only_with_java_and_mvn(
+    monkeypatch: pytest.MonkeyPatch, on_path: set[str], expected: str, requested: str | None
+) -> None:
+    """Unset, empty or `auto`: Apache Kafka exactly when both java and mvn are on the PATH."""
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name in on_path else None)
+    assert choose_broker(requested) == expected
 
 
-def test_postgres_and_the_main_broker(tmp_path: Path) -> None:
-    """Apache Kafka wherever java and mvn exist (the project's machines and CI), else Tansu again."""
-    _exercise(tmp_path, choose_broker(None))
+# Tansu always, and the main broker when it is another one (Apache Kafka where java and mvn exist).
+@pytest.mark.parametrize("broker", sorted({"tansu", choose_broker(None)}))
+def test_postgres_and_broker(tmp_path: Path, broker: str) -> None:
+    _exercise(tmp_path, broker)
