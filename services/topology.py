@@ -8,6 +8,7 @@ docs/topics.md is generated from it (`python -m services.topology > docs/topics.
 from __future__ import annotations
 
 import sys
+from functools import partial, update_wrapper
 
 from shared import topics as t
 from shared.consumer import Handler
@@ -27,7 +28,7 @@ TOPOLOGY: dict[str, ServiceTopics] = {
         produces=frozenset({t.CALLS_RECEIVED, t.CALLS_UPDATED, t.CALLS_CANCELLED, t.ACCESS_RECORDED}),
     ),
     "matching": ServiceTopics(
-        handlers="services.matching.handlers.MatchingHandlers",
+        handlers="services.matching.handlers",
         consumes={
             t.CALLS_RECEIVED: "on_call_received",
             t.CALLS_UPDATED: "on_call_updated",
@@ -74,9 +75,17 @@ EXTERNAL_CONSUMERS: dict[str, str] = {
 }
 
 
-def handlers(service: str, source: object) -> dict[str, Handler]:
-    """`service`'s consumer table: each topic it consumes with the handler of that name in `source`."""
-    return {topic: getattr(source, name) for topic, name in TOPOLOGY[service].consumes.items()}
+def handlers(service: str, source: object, *state: object) -> dict[str, Handler]:
+    """`service`'s consumer table: each topic it consumes with the handler of that name in `source`,
+    given `state` first (what the service's handlers keep between events, if anything)."""
+    named = TOPOLOGY[service].consumes.items()
+    if not state:
+        return {topic: getattr(source, name) for topic, name in named}
+    # Each bound handler keeps its function's name, so logs and checks still say which one it is.
+    return {
+        topic: update_wrapper(partial(getattr(source, name), *state), getattr(source, name))
+        for topic, name in named
+    }
 
 
 def consumers(topic: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.domain_errors import Conflict, DomainError, Invalid, NotConfigured, NotFound
 from shared.failures import is_conflict, is_unavailable
 
 # Seconds a caller is asked to wait before retrying a request the backing services could not take.
@@ -37,6 +38,21 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.headers = headers
+
+
+# The status each kind of domain error is answered with (a kind not listed: its nearest base's).
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    DomainError: 422,
+    Invalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    NotConfigured: 503,
+}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status a domain error is answered with."""
+    return next(DOMAIN_STATUS[k] for k in type(error).__mro__ if k in DOMAIN_STATUS)
 
 
 class Problem(BaseModel):
@@ -102,6 +118,10 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {**(headers or {}), **exc.headers}
         return _error(exc.status, exc.code, exc.detail, headers)
 
+    async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return _error(status_of(exc), exc.code, exc.detail)
+
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return _error(422, "invalid_request", _clean(exc.errors()))
@@ -135,5 +155,6 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind in _DRIVER_ERRORS:
         app.add_exception_handler(kind, on_driver_error)
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

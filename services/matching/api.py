@@ -7,9 +7,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, Request
 
-from services.matching import repository
-from services.matching.domain import OFF_ROSTER
-from services.matching.handlers import MatchingHandlers, match_view
+from services.matching import handlers, repository
+from services.matching.handlers import Matcher, match_view
 from services.matching.schemas import MatchView, TeamUpdate, TeamView
 from shared.auth import Principal, require
 from shared.errors import error_responses, not_found
@@ -20,12 +19,12 @@ Agency = Annotated[Principal, Depends(require("agency"))]
 Oversight = Annotated[Principal, Depends(require("oversight", "admin"))]
 
 
-async def _handlers(request: Request) -> MatchingHandlers:
-    handlers: MatchingHandlers = request.app.state.handlers
-    return handlers
+async def _matcher(request: Request) -> Matcher:
+    matcher: Matcher = request.app.state.matcher
+    return matcher
 
 
-Handlers = Annotated[MatchingHandlers, Depends(_handlers)]
+MatcherDep = Annotated[Matcher, Depends(_matcher)]
 
 
 def _team(row: asyncpg.Record) -> TeamView:
@@ -48,26 +47,10 @@ async def list_teams(who: AgencyOrAdmin, pool: Pool) -> list[TeamView]:
 
 @router.patch("/teams/{team_id}", tags=["roster"], responses=error_responses(404))
 async def update_team(
-    team_id: str, body: TeamUpdate, agency: Agency, pool: Pool, handlers: Handlers
+    team_id: str, body: TeamUpdate, agency: Agency, pool: Pool, matcher: MatcherDep
 ) -> TeamView:
     """Change an agency's own team's status, position, capacity or shifts (404 for another's team)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if await repository.agency_of_team(conn, team_id) != agency.tenant_id:
-            raise not_found("team")
-        # Capacity gone means no offer at all, also the one this team may be holding now.
-        takes_away = body.capacity == 0 or body.status in OFF_ROSTER
-        held = await handlers.lock_offer_of(conn, team_id) if takes_away else None
-        changes = body.model_dump(mode="json", exclude_none=True)
-        handlers.roster.touched(team_id)
-        if "shifts" in changes:
-            handlers.roster.invalidate()
-        row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
-        if held is not None:
-            # The change is in place first, so choosing the next team already sees it.
-            await handlers.take_off_roster(conn, team_id, held, body.status or "available")
-            row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
-    assert row is not None
-    return _team(row)
+    return _team(await handlers.update_team(matcher, pool, agency, team_id, body))
 
 
 @router.get("/calls/{call_id}/match", tags=["oversight"], responses=error_responses(404))

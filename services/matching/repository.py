@@ -386,6 +386,11 @@ async def teams_of(conn: asyncpg.Connection, agency_id: str | None) -> list[asyn
     )
 
 
+async def get_team(conn: asyncpg.Connection, team_id: str) -> asyncpg.Record | None:
+    """One team as its agency sees it (None for an unknown team)."""
+    return await conn.fetchrow(f"SELECT {TEAM_COLUMNS} FROM matching.teams WHERE id = $1", team_id)
+
+
 async def update_team(
     conn: asyncpg.Connection, team_id: str, agency_id: str, changes: dict[str, Any]
 ) -> asyncpg.Record | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from services import topology
-from services.matching import api
-from services.matching.handlers import MatchingConfig, MatchingHandlers
+from services.matching import api, handlers
+from services.matching.handlers import Matcher, MatchingConfig
 from services.matching.repository import SCHEMA
 from services.matching.settings import MatchingSettings
 from shared.http import make_app
@@ -17,7 +18,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
     """Matching: the roster, the choice of a team, offers and hand-back (notify decides deadlines)."""
     s = infra.settings
     own = matching or MatchingSettings()
-    handlers = MatchingHandlers(
+    matcher = Matcher(
         MatchingConfig(
             offer_timeout_s=own.offer_timeout_s,
             speed_kmh=own.speed_kmh,
@@ -25,7 +26,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
             roster_refresh_s=own.roster_refresh_s,
         )
     )
-    consumer = infra.consumer(SCHEMA, "matching", topology.handlers("matching", handlers))
+    consumer = infra.consumer(SCHEMA, "matching", topology.handlers("matching", handlers, matcher))
     app = make_app(
         "matching",
         {"database": infra.db_ready, "broker": infra.broker_ready, "consumer": consumer.is_running},
@@ -34,7 +35,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
     )
     app.state.pool = infra.pool
     app.state.auth = infra.authenticator(SCHEMA)
-    app.state.handlers = handlers
+    app.state.matcher = matcher
     app.include_router(api.router)
     return ServiceParts(
         name="matching",
@@ -42,5 +43,5 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        on_dead_letter=handlers.on_dead_letter,
+        on_dead_letter=partial(handlers.on_dead_letter, matcher),
     )

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.matching.handlers import MatchingConfig, MatchingHandlers
+from services.matching import handlers as matching_handlers
+from services.matching.handlers import Matcher
 from services.matching.settings import MatchingSettings
 from services.notify import handlers as notify_handlers
 from services.notify.settings import NotifySettings
@@ -45,14 +46,14 @@ async def test_matchings_hook_hands_a_live_call_back_and_frees_its_team(settings
     (processing_failed), the team is free, the PSAP gets calls.unassigned.v1 with the attempts; a
     finished call is left alone. (Before the change there was no hook: the team stayed held.)"""
     await load(settings, jurisdiction([team("crew")]))
-    hooks = MatchingHandlers(MatchingConfig())
+    matcher = Matcher()
     async with running_matching(settings, MatchingSettings()):
         call_id, offer = await place_call(producer, settings, db)
         accept = responded(offer, "accepted")
         await publish(producer, settings, accept)
         await db.wait_call(call_id, "assigned")
         async with db.pool.acquire() as conn, conn.transaction():
-            await hooks.on_dead_letter(conn, accept)
+            await matching_handlers.on_dead_letter(matcher, conn, accept)
         assert await db.call_status(call_id) == "unassigned"
         assert await db.team_status("crew") == "available"
         [only] = await db.offers(call_id)
@@ -64,7 +65,7 @@ async def test_matchings_hook_hands_a_live_call_back_and_frees_its_team(settings
         assert await db.hand_back_reason(call_id) == "processing_failed"
         # Again, on the call now finished: nothing more.
         async with db.pool.acquire() as conn, conn.transaction():
-            await hooks.on_dead_letter(conn, accept)
+            await matching_handlers.on_dead_letter(matcher, conn, accept)
         assert len(await outbox(db.pool, "matching", topics.CALLS_UNASSIGNED, call_id)) == 1
 
 
