@@ -1,4 +1,4 @@
-"""The `careroute` command line: services, a jurisdiction, local infrastructure and dead letters."""
+"""The `careroute` command line: services, migrations, a jurisdiction, local infrastructure, dead letters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from shared import dead_letters
+from shared import db, dead_letters
 from shared.db import create_pool
 from shared.jurisdiction import JurisdictionError, load_file
 from shared.kafka import security_options
@@ -24,6 +24,17 @@ app = typer.Typer(help="careroute: divert crisis calls to community teams, with 
 def _quiet_logs() -> None:
     """Commands print their own results; library logs only when something is wrong."""
     configure_logging("WARNING", json=False)
+
+
+def _schema(service: str, command: str) -> str:
+    """A service's schema (each is named after its service); exit status 2 for an unknown service."""
+    if service not in SERVICE_NAMES:
+        typer.echo(
+            f"careroute {command}: unknown service {service!r}; choose from {', '.join(SERVICE_NAMES)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return service
 
 
 infra_app = typer.Typer(help="Start, stop and inspect the local broker and PostgreSQL.")
@@ -94,6 +105,46 @@ def load(
         f"loaded {j.jurisdiction.name}: {len(j.psaps)} PSAPs, {len(j.agencies)} agencies, "
         f"{len(j.teams)} teams, {len(j.oversight)} oversight, rules {j.triage.version}"
     )
+
+
+async def _migrate(settings: Settings, schemas: list[str], check: bool) -> list[tuple[str, list[str]]]:
+    from services.loader import MIGRATIONS
+
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
+    try:
+        step = db.pending if check else db.migrate
+        return [(schema, await step(pool, schema, [MIGRATIONS[schema]])) for schema in schemas]
+    finally:
+        await pool.close()
+
+
+@app.command()
+def migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="intake matching notify audit")] = None,
+    check: Annotated[bool, typer.Option("--check", help="list pending migrations; apply nothing")] = False,
+) -> None:
+    """Apply the named services' migrations (every service's by default) and print what was applied.
+
+    Services apply their own at start; this runs them ahead, e.g. in a deploy pipeline. A migration
+    edited after it was applied is refused (exit status 1). With --check nothing changes: it lists
+    what is pending and exits 1 when anything is, 0 when every schema is up to date.
+    """
+    schemas = [_schema(name, "migrate") for name in services or []] or list(SERVICE_NAMES)
+    try:
+        results = asyncio.run(_migrate(_settings(), schemas, check))
+    except db.MigrationError as exc:
+        typer.echo(f"careroute migrate: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for schema, versions in results:
+        for version in versions:
+            typer.echo(f"{schema:<8} {'pending' if check else 'applied'} {version}")
+    count = sum(len(versions) for _, versions in results)
+    if check:
+        typer.echo(f"{count} migrations pending" if count else "every schema is up to date")
+        if count:
+            raise typer.Exit(1)
+    else:
+        typer.echo(f"{count} migrations applied")
 
 
 @app.command("kafka-acls")
@@ -239,14 +290,8 @@ app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def _schemas(service: str) -> list[str]:
-    """The schemas to look in: one service's, or every service's (each schema is named after it)."""
-    if service and service not in SERVICE_NAMES:
-        typer.echo(
-            f"careroute dead-letters: unknown service {service!r}; choose from {', '.join(SERVICE_NAMES)}",
-            err=True,
-        )
-        raise typer.Exit(2)
-    return [service] if service else list(SERVICE_NAMES)
+    """The schemas to look in: one service's, or every service's."""
+    return [_schema(service, "dead-letters")] if service else list(SERVICE_NAMES)
 
 
 async def _list_letters(settings: Settings, schemas: list[str]) -> list[tuple[str, dead_letters.Letter]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -38,34 +40,131 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     return pool
 
 
-def _migration_files(folders: Sequence[Path]) -> list[tuple[str, Path]]:
-    files: list[tuple[str, Path]] = []
-    for folder in folders:
-        for path in sorted(folder.glob("*.sql")):
-            files.append((f"{folder.parent.name}/{path.name}", path))
-    return files
+class MigrationError(Exception):
+    """A schema cannot be migrated as its files say: the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class _File:
+    version: str  # `<owner>/<name>.sql`, as recorded
+    path: Path
+    data: bytes  # read once, so what is checked is what runs
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file's bytes, before `{schema}` is filled in."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _migration_files(folders: Sequence[Path]) -> list[_File]:
+    return [
+        _File(f"{folder.parent.name}/{path.name}", path, path.read_bytes())
+        for folder in folders
+        for path in sorted(folder.glob("*.sql"))
+    ]
+
+
+async def _recorded(conn: asyncpg.Connection, schema: str) -> dict[str, str | None]:
+    """The versions recorded in `<schema>.schema_migrations` with their checksums (None where a
+    row predates checksums); empty when the table does not exist yet."""
+    columns = {
+        r["column_name"]
+        for r in await conn.fetch(
+            "SELECT attname AS column_name FROM pg_attribute"
+            " WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            f"{schema}.schema_migrations",
+        )
+    }
+    if not columns:
+        return {}
+    checksum = "checksum" if "checksum" in columns else "NULL::text"
+    rows = await conn.fetch(f"SELECT version, {checksum} AS checksum FROM {schema}.schema_migrations")
+    return {r["version"]: r["checksum"] for r in rows}
+
+
+def _refuse_changed(schema: str, files: Sequence[_File], recorded: dict[str, str | None]) -> None:
+    for f in files:
+        if recorded.get(f.version) not in (None, f.checksum):
+            raise MigrationError(
+                f"{f.path} was changed after it was applied to schema {schema} (sha256 recorded"
+                f" {recorded[f.version]}, now {f.checksum}): restore the applied file and put the"
+                " change in a new migration"
+            )
+
+
+async def pending(pool: asyncpg.Pool, schema: str, folders: Sequence[Path]) -> list[str]:
+    """The migrations `migrate` would apply to `schema`, changing nothing; MigrationError as `migrate`."""
+    check_identifier(schema)
+    files = _migration_files([PLATFORM_MIGRATIONS, *folders])
+    async with pool.acquire() as conn:
+        recorded = await _recorded(conn, schema)
+    _refuse_changed(schema, files, recorded)
+    return [f.version for f in files if f.version not in recorded]
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, folders: Sequence[Path]) -> list[str]:
     """Create `schema` and apply the platform and given migration folders in order; return new ones.
 
-    Each file runs once, in its own transaction, recorded in `<schema>.schema_migrations`; `{schema}`
-    in a file is replaced by the schema name. An advisory lock serialises processes starting together.
+    Each file runs once, in its own transaction with the row that records it in
+    `<schema>.schema_migrations` (its version and the sha256 of its bytes): a file that fails
+    leaves nothing of itself, and the files before it stay applied. `{schema}` in a file is
+    replaced by the schema name, so a file cannot hold statements that refuse a transaction
+    (CREATE INDEX CONCURRENTLY). Before anything is applied, every recorded file is compared
+    with its checksum: one changed since raises MigrationError naming it. A row recorded before
+    checksums were kept gets the file's checksum now rather than a refusal, since what was
+    applied then cannot be known; a recorded file that no longer exists is left alone.
+
+    A session advisory lock on the schema, held across the files' transactions, serialises
+    processes starting together: the one that waited finds the files recorded and applies none.
     """
     check_identifier(schema)
+    files = _migration_files([PLATFORM_MIGRATIONS, *folders])
+    lock = f"migrate:{schema}"
     applied: list[str] = []
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
-        for version, path in _migration_files([PLATFORM_MIGRATIONS, *folders]):
-            if version in done:
-                continue
-            await conn.execute(path.read_text().replace("{schema}", schema))
-            await conn.execute(f"INSERT INTO {schema}.schema_migrations (version) VALUES ($1)", version)
-            applied.append(version)
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock)
+        try:
+            async with conn.transaction():
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (version text PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)"
+                )
+                await conn.execute(
+                    f"ALTER TABLE {schema}.schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+                )
+                recorded = await _recorded(conn, schema)
+                _refuse_changed(schema, files, recorded)
+                for f in files:
+                    if f.version in recorded and recorded[f.version] is None:
+                        await conn.execute(
+                            f"UPDATE {schema}.schema_migrations SET checksum = $2 WHERE version = $1",
+                            f.version,
+                            f.checksum,
+                        )
+            for f in files:
+                if f.version in recorded:
+                    continue
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f.data.decode().replace("{schema}", schema))
+                        await conn.execute(
+                            f"INSERT INTO {schema}.schema_migrations (version, checksum) VALUES ($1, $2)",
+                            f.version,
+                            f.checksum,
+                        )
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(f"{f.path} failed on schema {schema}: {exc}") from exc
+                applied.append(f.version)
+        finally:
+            await _unlock(conn, lock)
     return applied
+
+
+async def _unlock(conn: asyncpg.Connection, lock: str) -> None:
+    # The pool's release does not drop advisory locks (see _keep_session), so a lock that cannot
+    # be released here goes with its session instead of staying held by a pooled connection.
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        conn.terminate()

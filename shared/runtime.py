@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from shared import kafka_acls
 from shared.auth import Authenticator
 from shared.consumer import BatchHandler, EventConsumer, Handler, stop_quietly
-from shared.db import create_pool, migrate
+from shared.db import MigrationError, create_pool, migrate
 from shared.envelope import Envelope
 from shared.failures import is_transient, wait_backoff
 from shared.kafka import TopicsRefused, client_options, ensure_topics, make_producer
@@ -264,7 +264,10 @@ async def run(
         # Each service publishes (outbox, dead letters) through the producer of its own principal.
         parts = [builders[name](replace(infra, producer=producers[name])) for name in services]
         for part in parts:
-            await migrate(pool, part.schema, [part.migrations])
+            try:
+                await migrate(pool, part.schema, [part.migrations])
+            except MigrationError as exc:
+                raise StartupError(f"{part.name}: {exc}") from exc
             if part.on_start is not None:
                 try:
                     await part.on_start()
