@@ -325,7 +325,7 @@ async def test_the_four_services_run_end_to_end_each_as_its_own_principal(
         assert offers and offers[0]["data"]["kind"] == "offered"
 
 
-def _offers_for(consumer: Consumer, call_id: str, timeout_s: float = 40) -> list[dict[str, Any]]:
+def _offers_for(consumer: Consumer, call_id: str, timeout_s: float = 90) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         message = consumer.poll(0.5)
