@@ -22,6 +22,7 @@ import structlog
 
 from services.matching import domain, lifecycle, repository
 from services.matching.domain import OFF_ROSTER
+from services.matching.index import RosterIndex
 from services.matching.roster import Roster
 from services.matching.schemas import TeamUpdate
 from shared import events, topics
@@ -224,7 +225,7 @@ async def offer_next(
     load, shares = index.load(), matcher.roster.shares
     explanation["agency_load"] = load
 
-    def decide(index: domain.RosterIndex) -> domain.Decision:
+    def decide(index: RosterIndex) -> domain.Decision:
         return index.decide(
             needs,
             now,

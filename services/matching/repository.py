@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from services.matching.domain import DEFAULT_RULES, LiveColumns, TeamSnapshot
+from services.matching.domain import DEFAULT_RULES, TeamSnapshot
+from services.matching.index import LiveColumns
 from shared import outbox
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.matching import repository
-from services.matching.domain import DEFAULT_RULES, RosterIndex
+from services.matching.domain import DEFAULT_RULES
+from services.matching.index import RosterIndex
 from shared.jurisdiction import Matching
 
 

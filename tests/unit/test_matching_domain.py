@@ -12,7 +12,6 @@ import pytest
 from services.matching.domain import (
     CallNeeds,
     Decision,
-    RosterIndex,
     TeamSnapshot,
     fairness_penalties,
     haversine_km,
@@ -21,6 +20,7 @@ from services.matching.domain import (
     needs_for,
     on_shift,
 )
+from services.matching.index import RosterIndex
 from shared.jurisdiction import Matching, Shift
 
 TZ = ZoneInfo("America/Los_Angeles")

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from services.matching import repository, roster
-from services.matching.domain import DEFAULT_RULES, LiveColumns, RosterIndex, TeamSnapshot
+from services.matching.domain import DEFAULT_RULES, TeamSnapshot
+from services.matching.index import LiveColumns, RosterIndex
 
 
 def snapshot(team_id: str, lat: float = 44.0) -> TeamSnapshot:

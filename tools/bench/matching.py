@@ -21,7 +21,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from services.matching import repository
-from services.matching.domain import CallNeeds, RosterIndex, TeamSnapshot
+from services.matching.domain import CallNeeds, TeamSnapshot
+from services.matching.index import RosterIndex
 from services.matching.roster import Roster
 from shared.db import create_pool, migrate
 from shared.jurisdiction import Jurisdiction, Matching, Shift
