@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
+from services.jurisdiction import load_file
 from shared import db, dead_letters
 from shared.db import create_pool
-from shared.jurisdiction import JurisdictionError, load_file
+from shared.jurisdiction import JurisdictionError
 from shared.kafka import security_options
 from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings

@@ -50,6 +50,10 @@ class SafetyScreen(Payload):
     crime_in_progress: Shown[Answer] = Answer.unknown
 
 
+# The screen's questions by name, for the rules that read one answer (triage's, matching's).
+SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
+
+
 class Location(Payload):
     """Where the person in crisis is."""
 

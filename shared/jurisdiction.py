@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 Channel = Literal["kafka", "webhook", "sse"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# The skills a community team may hold; rules may only name these.
-Skill = Literal[
-    "peer_support_specialist", "licensed_clinician", "social_worker", "emt", "medic", "youth", "substance_use"
-]
+
+
+J = TypeVar("J", bound="Jurisdiction")
 
 
 class JurisdictionError(ValueError):
@@ -147,68 +154,6 @@ class Oversight(Model):
     role: Literal["oversight", "admin"] = "oversight"
 
 
-SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
-
-# EIDO caution words (cautionComponent registry or internal text, upper case) and the safety question
-# each answers "yes".
-DEFAULT_CAUTION_FLAGS: dict[str, SafetyQuestion] = {
-    "WEAPON": "weapon",
-    "FIREARM": "weapon",
-    "GUN": "weapon",
-    "KNIFE": "weapon",
-    "ARMED": "weapon",
-    "VIOLEN": "violence",
-    "ASSAULT": "violence",
-    "HOSTILE": "violence",
-    "THREAT": "violence",
-    "MEDICAL": "medical",
-    "OVERDOSE": "medical",
-    "SUICID": "self_harm_imminent",
-}
-
-
-class Area(Model):
-    """A circle a community response covers."""
-
-    center: Point
-    radius_km: float = Field(gt=0)
-
-
-class Coverage(Model):
-    """When and where community teams take calls; outside of it, `outside` decides."""
-
-    hours: list[Shift] = Field(default_factory=list)
-    areas: list[Area] = Field(default_factory=list)
-    outside: Literal["police", "review"] = "review"
-
-
-class TriageRules(Model):
-    """One declarative rule set (the active one, or the shadow one evaluated beside it)."""
-
-    version: str
-    eligible_types: list[str]
-    exclude: dict[SafetyQuestion, Literal["police", "ems", "review"]]
-    unknown_means: Literal["eligible", "review"] = "review"
-    # All optional: per-question meaning of "unknown", caution words, coverage, consent.
-    unknown: dict[SafetyQuestion, Literal["eligible", "review", "police", "ems"]] = Field(
-        default_factory=dict
-    )
-    caution_flags: dict[str, SafetyQuestion] = Field(default_factory=lambda: dict(DEFAULT_CAUTION_FLAGS))
-    coverage: Coverage | None = None
-    declined_consent_means: Literal["police", "review"] = "review"
-
-    @field_validator("eligible_types")
-    @classmethod
-    def _upper(cls, v: list[str]) -> list[str]:
-        return [t.upper() for t in v]
-
-
-class Triage(TriageRules):
-    """Declarative triage rules, with an optional shadow rule set recorded beside them."""
-
-    shadow: TriageRules | None = None
-
-
 class Place(Model):
     """The jurisdiction itself."""
 
@@ -226,51 +171,21 @@ class Place(Model):
         return v
 
 
-class SkillNeed(Model):
-    """Skills a call needs (every one of `required`) and would rather have (each of `preferred`)."""
+class Jurisdiction(Model):
+    """A whole deployment: what every service shares, and the sections the services own.
 
-    required: list[Skill] = Field(default_factory=list)
-    preferred: list[Skill] = Field(default_factory=list)
-
-
-class ScreenSkillRule(SkillNeed):
-    """Skills needed when one safety screen question has one answer."""
-
-    question: SafetyQuestion
-    answer: Literal["yes", "no", "unknown"]
-
-
-class Matching(Model):
-    """Matching rules: skills by incident type and screen answer, language policy, score weights.
-
-    Weights are in minutes of travel: a preferred skill is worth `preferred_skill_min` minutes of
-    ETA, and an agency over its contracted share of current load pays up to `fairness_min`.
+    `triage` is intake's section and `matching` matching's: each service validates its own, and
+    `services.jurisdiction.Deployment` composes the whole file from them, so shared code never
+    needs a service's rules.
     """
 
-    version: str
-    incident_types: dict[str, SkillNeed] = Field(default_factory=dict)
-    screen: list[ScreenSkillRule] = Field(default_factory=list)
-    language: Literal["required", "preferred"] = "required"
-    preferred_skill_min: float = Field(default=3.0, ge=0)
-    language_min: float = Field(default=5.0, ge=0)
-    fairness_min: float = Field(default=10.0, ge=0)
-
-    @field_validator("incident_types")
-    @classmethod
-    def _upper_types(cls, v: dict[str, SkillNeed]) -> dict[str, SkillNeed]:
-        return {k.upper(): need for k, need in v.items()}
-
-
-class Jurisdiction(Model):
-    """A whole deployment."""
-
     jurisdiction: Place
-    triage: Triage
+    triage: Any
     psaps: list[Psap]
     agencies: list[Agency]
     teams: list[Team]
     oversight: list[Oversight] = Field(default_factory=list)
-    matching: Matching | None = None
+    matching: Any = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Jurisdiction:
@@ -294,25 +209,69 @@ class Jurisdiction(Model):
         return self
 
 
-def parse(text: str, source: str = "<string>") -> Jurisdiction:
-    """Validate a jurisdiction document; JurisdictionError says what is wrong and where."""
+# Keys whose values are secrets wherever they appear in the file.
+_SECRET_KEYS = frozenset({"token", "signing_secret", "previous_signing_secrets", "secret", "password"})
+
+
+def _shown(error: ErrorDetails) -> bool:
+    # A rejected scalar is worth showing ("unknown skill 'psychic'"), but never one under a secret's
+    # key, an unknown key's value (a misspelt `tokn:` is still a token), nor a mapping or a list,
+    # which may hold secrets: pydantic would print a whole PSAP, or the whole file, as the input.
+    keys = [part for part in error["loc"] if isinstance(part, str)]
+    value = error["input"]
+    return (
+        isinstance(value, str | int | float | bool | None)
+        and error["type"] != "extra_forbidden"
+        and not _SECRET_KEYS.intersection(keys)
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    """Pydantic's own report of the errors, each input that could be or hold a secret left out."""
+    count = exc.error_count()
+    lines = [f"{count} validation error{'' if count == 1 else 's'} for {exc.title}"]
+    for error in exc.errors(include_url=False):
+        if error["loc"]:
+            lines.append(".".join(str(part) for part in error["loc"]))
+        value = error["input"]
+        shown = f"input_value={_short_repr(value)}, " if _shown(error) else ""
+        lines.append(f"  {error['msg']} [type={error['type']}, {shown}input_type={type(value).__name__}]")
+    return "\n".join(lines)
+
+
+def _short_repr(value: object) -> str:
+    # As pydantic shortens a long input.
+    text = repr(value)
+    return text if len(text) <= 50 else f"{text[:25]}...{text[-24:]}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # PyYAML's own message quotes the offending line, which may be a token's: say where, not what.
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return " ".join(p for p in (exc.context, exc.problem) if p) + where
+    return type(exc).__name__
+
+
+def parse_as(model: type[J], text: str, source: str = "<string>") -> J:
+    """Validate a jurisdiction document as `model`; JurisdictionError says what is wrong and where."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise JurisdictionError(f"{source}: not valid YAML: {exc}") from exc
+        raise JurisdictionError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise JurisdictionError(f"{source}: expected a mapping at the top level")
     try:
-        return Jurisdiction.model_validate(raw)
-    except ValueError as exc:
-        msg = re.sub(r"\n\s+For further information.*", "", str(exc))
-        raise JurisdictionError(f"{source}: {msg}") from exc
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise JurisdictionError(f"{source}: {_describe(exc)}") from exc
 
 
-def load_file(path: Path) -> Jurisdiction:
-    """Read and validate a jurisdiction file."""
+def load_file_as(model: type[J], path: Path) -> J:
+    """Read and validate a jurisdiction file as `model`."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise JurisdictionError(f"cannot read {path}: {exc.strerror}") from exc
-    return parse(text, str(path))
+    return parse_as(model, text, str(path))

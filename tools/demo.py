@@ -15,7 +15,8 @@ import httpx
 import typer
 from aiokafka import AIOKafkaConsumer
 
-from shared.jurisdiction import Jurisdiction, load_file
+from services.jurisdiction import load_file
+from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic

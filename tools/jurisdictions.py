@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from shared.jurisdiction import Jurisdiction, load_file
+from services.jurisdiction import Deployment, load_file
+from shared.jurisdiction import Jurisdiction
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "lane-valley.yaml"
 
@@ -33,7 +34,7 @@ def small(
 ) -> Jurisdiction:
     """A deployment of one PSAP `psap` triaging MNTL to community (a weapon to police), and the
     given agencies, teams and oversight bodies; `extra` adds top-level sections (e.g. matching)."""
-    return Jurisdiction.model_validate(
+    return Deployment.model_validate(
         {
             "jurisdiction": {"id": "test", "name": "Test", "timezone": timezone},
             "triage": {

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from services.intake.rules import Coverage, TriageRules
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
-from shared.jurisdiction import WEEKDAYS, Coverage, TriageRules
+from shared.jurisdiction import WEEKDAYS
 
 # When several exclusions fire, the most protective route wins.
 _PRECEDENCE = {Route.police: 0, Route.ems: 1, Route.review: 2, Route.community: 3}

@@ -11,10 +11,11 @@ from typing import Any
 import asyncpg
 
 from services.intake.domain import Order
+from services.intake.rules import Triage, triage_rules
 from shared import outbox
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope
-from shared.jurisdiction import Jurisdiction, Triage
+from shared.jurisdiction import Jurisdiction
 
 SCHEMA = "intake"
 
@@ -41,13 +42,14 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             p.rate_limit,
         )
     await replace_credentials(conn, SCHEMA, [Credential(p.token, p.id, "psap") for p in j.psaps])
+    rules = triage_rules(j)
     await conn.execute("UPDATE intake.triage_rules SET active = false WHERE active")
     await conn.execute(
         "INSERT INTO intake.triage_rules (version, rules, active, timezone) VALUES ($1, $2::jsonb, true, $3)"
         " ON CONFLICT (version) DO UPDATE SET rules = $2::jsonb, active = true, loaded_at = now(),"
         " timezone = $3",
-        j.triage.version,
-        j.triage.model_dump_json(),
+        rules.version,
+        rules.model_dump_json(),
         j.jurisdiction.timezone,
     )
 

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from shared.jurisdiction import WEEKDAYS, Matching, Shift
+from services.matching.rules import Matching
+from shared.jurisdiction import WEEKDAYS, Shift
 
 EARTH_RADIUS_KM = 6371.0088
 # Statuses in which an agency has taken a team off the roster for now: it is no capacity at all.

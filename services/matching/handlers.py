@@ -24,12 +24,12 @@ from services.matching import domain, lifecycle, repository
 from services.matching.domain import OFF_ROSTER
 from services.matching.index import RosterIndex
 from services.matching.roster import Roster
+from services.matching.rules import Matching
 from services.matching.schemas import TeamUpdate
 from shared import events, topics
 from shared.auth import Principal
 from shared.domain_errors import NotFound
 from shared.envelope import Envelope, new_event, utcnow
-from shared.jurisdiction import Matching
 from shared.outbox import enqueue
 
 SERVICE = "matching"

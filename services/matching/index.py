@@ -32,7 +32,8 @@ from services.matching.domain import (
     primary_language,
     straight_line,
 )
-from shared.jurisdiction import Matching, Shift
+from services.matching.rules import Matching
+from shared.jurisdiction import Shift
 
 # What changes with every offer, as columns: team ids, status, capacity, lat, lon, and whether the
 # team holds a call of ours.

@@ -9,10 +9,11 @@ import asyncpg
 
 from services.matching.domain import DEFAULT_RULES, TeamSnapshot
 from services.matching.index import LiveColumns
+from services.matching.rules import Matching, matching_rules
 from shared import outbox
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope
-from shared.jurisdiction import Jurisdiction, Matching, Shift
+from shared.jurisdiction import Jurisdiction, Shift
 
 SCHEMA = "matching"
 ACTIVE = ("offered", "accepted", "en_route", "on_scene")
@@ -32,7 +33,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     await conn.execute(
         "INSERT INTO matching.config (key, value) VALUES ('rules', $1::jsonb)"
         " ON CONFLICT (key) DO UPDATE SET value = $1::jsonb",
-        (j.matching or DEFAULT_RULES).model_dump_json(),
+        (matching_rules(j) or DEFAULT_RULES).model_dump_json(),
     )
     for a in j.agencies:
         await conn.execute(

@@ -12,7 +12,7 @@ import asyncpg
 from services.matching import repository
 from services.matching.domain import DEFAULT_RULES
 from services.matching.index import RosterIndex
-from shared.jurisdiction import Matching
+from services.matching.rules import Matching
 
 
 class Roster:

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
+from services.jurisdiction import Deployment
 from shared import events, topics
 from shared.envelope import CONTENT_TYPE, Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
@@ -319,7 +320,7 @@ def test_jurisdiction(callback_port: int) -> Jurisdiction:
             "rate_limit": "3/minute",
         }
     )
-    return Jurisdiction.model_validate(raw)
+    return Deployment.model_validate(raw)
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,8 @@ from typer.testing import CliRunner, Result
 
 from services import kafka_access, loader
 from services.cli import app as cli
-from shared.jurisdiction import Jurisdiction, parse
+from services.jurisdiction import parse
+from shared.jurisdiction import Jurisdiction
 from shared.kafka import TopicsRefused, confluent_config, ensure_topics, make_producer, security_options
 from shared.kafka_acls import Grant, agency_username
 from shared.settings import SERVICE_NAMES, Settings

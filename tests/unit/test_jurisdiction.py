@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.jurisdiction import JurisdictionError, load_file, parse
+from services.jurisdiction import load_file, parse
+from shared.jurisdiction import JurisdictionError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 
@@ -57,3 +58,75 @@ def test_not_yaml_and_not_a_mapping_are_refused():
         parse("a: [b", "x.yaml")
     with pytest.raises(JurisdictionError, match="mapping"):
         parse("- 1\n- 2\n", "x.yaml")
+
+
+SECRETS = (
+    "demo-psap-valley-ecc-7f3a9c2e",
+    "demo-signing-valley-ecc-5b8d1e04",
+    "demo-agency-valley-bh-1a9e7c33",
+    "demo-oversight-review-board-0e4f7a2d",
+)
+
+
+@pytest.mark.parametrize(
+    ("what", "changes"),
+    [
+        ("a token too short", {"token: demo-psap-university-4e0b8f19": "token: s3cr3t-x9"}),
+        (
+            "a signing secret of the wrong type",
+            {
+                "signing_secret: demo-signing-valley-ecc-5b8d1e04": (
+                    "signing_secret: [demo-signing-valley-ecc-5b8d1e04]"
+                )
+            },
+        ),
+        ("a webhook channel without a webhook", {"channels: [kafka]": "channels: [kafka, webhook]"}),
+        (
+            "a token used twice",
+            {"token: demo-psap-university-4e0b8f19": "token: demo-agency-valley-bh-1a9e7c33"},
+        ),
+        ("a duplicate team id", {"id: rb-2": "id: rb-1"}),
+        (
+            "an unknown key beside a secret",
+            {
+                "signing_secret: demo-signing-valley-ecc-5b8d1e04\n": (
+                    "signing_secret: demo-signing-valley-ecc-5b8d1e04\n    colour: red\n"
+                )
+            },
+        ),
+        (
+            "a broken YAML line holding a token",
+            {"token: demo-psap-valley-ecc-7f3a9c2e": "token: demo-psap-valley-ecc-7f3a9c2e: ["},
+        ),
+        (
+            "an unclosed quote after a token",
+            {"token: demo-psap-valley-ecc-7f3a9c2e": 'token: "demo-psap-valley-ecc-7f3a9c2e'},
+        ),
+    ],
+)
+def test_no_secret_ever_appears_in_a_validation_error(what, changes):
+    with pytest.raises(JurisdictionError) as err:
+        parse(_text(**changes), "city.yaml")
+    message = str(err.value)
+    assert message.startswith("city.yaml"), what
+    for secret in (*SECRETS, "s3cr3t-x9"):
+        assert secret not in message, (what, message)
+
+
+def test_a_secret_from_the_environment_stays_out_of_the_error(monkeypatch):
+    monkeypatch.setenv("CAREROUTE_TEST_TOKEN", "env-short-9")
+    with pytest.raises(JurisdictionError) as err:
+        parse(
+            _text(**{"token: demo-psap-university-4e0b8f19": "token: env:CAREROUTE_TEST_TOKEN"}), "city.yaml"
+        )
+    assert "at least 16" in str(err.value) and "psaps.2.token" in str(err.value)
+    assert "env-short-9" not in str(err.value)
+
+
+def test_a_yaml_mistake_still_says_where():
+    with pytest.raises(JurisdictionError) as err:
+        parse(
+            _text(**{"token: demo-psap-valley-ecc-7f3a9c2e": "token: demo-psap-valley-ecc-7f3a9c2e: ["}),
+            "x.yaml",
+        )
+    assert "not valid YAML" in str(err.value) and "line 56" in str(err.value)

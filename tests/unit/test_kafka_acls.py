@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.jurisdiction import parse
 from services.topology import TOPOLOGY
-from shared.jurisdiction import parse
 from shared.kafka import client_options, confluent_config, security_options
 from shared.kafka_acls import agency_grants, all_grants, logins, manages, service_grants
 from shared.settings import SERVICE_NAMES, Settings

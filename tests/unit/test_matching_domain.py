@@ -21,7 +21,8 @@ from services.matching.domain import (
     on_shift,
 )
 from services.matching.index import RosterIndex
-from shared.jurisdiction import Matching, Shift
+from services.matching.rules import Matching
+from shared.jurisdiction import Shift
 
 TZ = ZoneInfo("America/Los_Angeles")
 # A Wednesday, 15:00 local time.

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from services.jurisdiction import load_file, parse
 from services.matching.domain import needs_for
-from shared.jurisdiction import JurisdictionError, load_file, parse
+from shared.jurisdiction import JurisdictionError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, time
 import pytest
 
 from services.intake.domain import TriageFacts, normalise_type, triage
+from services.intake.rules import Area, Coverage, Triage
 from shared.events import Answer, Location, Route, SafetyScreen
-from shared.jurisdiction import Area, Coverage, Point, Shift, Triage
+from shared.jurisdiction import Point, Shift
 
 RULES = Triage(
     version="v-test",

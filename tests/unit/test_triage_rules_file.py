@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.jurisdiction import JurisdictionError, load_file, parse
+from services.jurisdiction import load_file, parse
+from shared.jurisdiction import JurisdictionError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
 

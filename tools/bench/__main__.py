@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.jurisdiction import parse
+from services.jurisdiction import parse
 from shared.kafka import client_options
 from shared.topics import agency_topic
 from tools import infra

@@ -24,8 +24,9 @@ from services.matching import repository
 from services.matching.domain import CallNeeds, TeamSnapshot
 from services.matching.index import RosterIndex
 from services.matching.roster import Roster
+from services.matching.rules import Matching
 from shared.db import create_pool, migrate
-from shared.jurisdiction import Jurisdiction, Matching, Shift
+from shared.jurisdiction import Jurisdiction, Shift
 from tools.jurisdictions import small
 from tools.system import scratch_database
 

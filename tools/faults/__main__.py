@@ -16,7 +16,8 @@ import asyncpg
 import httpx
 from aiokafka.errors import KafkaError
 
-from shared.jurisdiction import Jurisdiction, load_file
+from services.jurisdiction import load_file
+from shared.jurisdiction import Jurisdiction
 from tools import infra
 from tools.faults import report, snapshot
 from tools.faults.checker import judge

@@ -1,0 +1,55 @@
+"""Matching's section of the jurisdiction file: skill rules, the language policy, score weights."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from shared.events import SafetyQuestion
+from shared.jurisdiction import Jurisdiction, Model
+
+# The skills a community team may hold; rules may only name these.
+Skill = Literal[
+    "peer_support_specialist", "licensed_clinician", "social_worker", "emt", "medic", "youth", "substance_use"
+]
+
+
+class SkillNeed(Model):
+    """Skills a call needs (every one of `required`) and would rather have (each of `preferred`)."""
+
+    required: list[Skill] = Field(default_factory=list)
+    preferred: list[Skill] = Field(default_factory=list)
+
+
+class ScreenSkillRule(SkillNeed):
+    """Skills needed when one safety screen question has one answer."""
+
+    question: SafetyQuestion
+    answer: Literal["yes", "no", "unknown"]
+
+
+class Matching(Model):
+    """Matching rules: skills by incident type and screen answer, language policy, score weights.
+
+    Weights are in minutes of travel: a preferred skill is worth `preferred_skill_min` minutes of
+    ETA, and an agency over its contracted share of current load pays up to `fairness_min`.
+    """
+
+    version: str
+    incident_types: dict[str, SkillNeed] = Field(default_factory=dict)
+    screen: list[ScreenSkillRule] = Field(default_factory=list)
+    language: Literal["required", "preferred"] = "required"
+    preferred_skill_min: float = Field(default=3.0, ge=0)
+    language_min: float = Field(default=5.0, ge=0)
+    fairness_min: float = Field(default=10.0, ge=0)
+
+    @field_validator("incident_types")
+    @classmethod
+    def _upper_types(cls, v: dict[str, SkillNeed]) -> dict[str, SkillNeed]:
+        return {k.upper(): need for k, need in v.items()}
+
+
+def matching_rules(j: Jurisdiction) -> Matching | None:
+    """The jurisdiction's matching section as matching's rules (None when the file has none)."""
+    return None if j.matching is None else Matching.model_validate(j.matching)
