@@ -92,6 +92,10 @@ class TriageDecision(Payload):
     reasons: list[str]
     rules_version: Shown[str]
     codes: Shown[list[ReasonCode]] = Field(default_factory=list)
+    # Whether the rules call the incident type behavioural health (None: decided before they said).
+    behavioural_health: Shown[bool | None] = None
+    # When a call sent to review must have been decided by a person (None: not sent to review).
+    review_deadline: Shown[datetime | None] = None
 
 
 class CallReceived(Payload):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,7 +101,8 @@ def unassigned(call: str, reason: str, at: float) -> Envelope:
 
 
 def scenario() -> list[Envelope]:
-    """c1 diverted by A; c2 declined by A, taken by B, ends with police; c3 no team on shift;
+    """c1 diverted by A (settled by contact); c2 declined by A, taken by B, a backup request, then
+    transported by law enforcement; c3 no team on shift;
     c4 behavioural health but a weapon; c5 not behavioural health; c6 offered, nobody answered."""
     weapon = [
         "incident type MNTL is eligible for a community response",
@@ -111,7 +113,7 @@ def scenario() -> list[Envelope]:
         offered("c1", 1, "agency-a", 60),
         responded("c1", 1, "agency-a", 120, "accepted"),
         status("c1", 1, "agency-a", 720, "on_scene"),
-        status("c1", 1, "agency-a", 1800, "cleared", "resolved_on_scene"),
+        status("c1", 1, "agency-a", 1800, "cleared", "18"),
         received("c2", "community", ELIGIBLE),
         offered("c2", 1, "agency-a", 30),
         responded("c2", 1, "agency-a", 50, "declined"),
@@ -119,7 +121,7 @@ def scenario() -> list[Envelope]:
         responded("c2", 2, "agency-b", 150, "accepted"),
         status("c2", 2, "agency-b", 450, "on_scene"),
         status("c2", 2, "agency-b", 500, "backup_requested"),
-        status("c2", 2, "agency-b", 900, "cleared", "handed_to_police"),
+        status("c2", 2, "agency-b", 900, "cleared", "33"),
         received("c3", "community", ELIGIBLE),
         unassigned("c3", "no_team_on_shift", 5),
         received("c4", "police", weapon),
@@ -138,10 +140,43 @@ EXPECTED: dict[str, Any] = {
         "offered": 3,
         "accepted": 2,
         "on_scene": 2,
+        "cleared": 2,
         "cleared_without_police": 1,
+        "cleared_with_police": 1,
     },
-    "not_eligible_reasons": {"safety:weapon": 1},
-    "not_diverted_reasons": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
+    # c5's type is not behavioural health; each of the other five has one outcome.
+    "outcomes": {
+        "behavioural_health": 5,
+        "totals": {
+            "served_without_police": 1,
+            "served_with_police": 1,
+            "in_progress": 0,
+            "awaiting_team": 0,
+            "handed_back": 2,
+            "cancelled_by_psap": 0,
+            "overridden": 0,
+            "coverage_gap": 0,
+            "not_eligible": 1,
+            "review_resolved": 0,
+            "review_pending": 0,
+            "review_unresolved_past_deadline": 0,
+        },
+        "reasons": {
+            "served_without_police": {"disposition:18": 1},
+            "served_with_police": {"backup_requested": 1},
+            "in_progress": {},
+            "awaiting_team": {},
+            "handed_back": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
+            "cancelled_by_psap": {},
+            "overridden": {},
+            "coverage_gap": {},
+            "not_eligible": {"safety_yes:weapon": 1},
+            "review_resolved": {},
+            "review_pending": {},
+            "review_unresolved_past_deadline": {},
+        },
+    },
+    "overrides": {},
     "hand_backs": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
     "backup_requests": 1,
     "coverage_gaps_by_hour_utc": {"3": 1},
@@ -162,3 +197,46 @@ EXPECTED: dict[str, Any] = {
         },
     },
 }
+
+
+def updated(
+    call: str, route: str, at: float, *, previous: str, override: str | None = None, **extra: Any
+) -> Envelope:
+    """A calls.updated.v1: an override as intake publishes it (its reason code), else a newer version."""
+    reasons = [f"override by the call-taker: {override}"] if override else ELIGIBLE
+    payload = events.CallUpdated.model_validate(
+        {
+            "call_id": call,
+            "psap_id": "valley-ecc",
+            "incident_type": "MNTL",
+            "location": PLACE.model_dump(),
+            "safety": CLEAR.model_dump(),
+            "decision": {
+                "route": route,
+                "reasons": reasons,
+                "rules_version": "t",
+                "codes": [{"code": "override", "params": {"route": route, "reason": override}}]
+                if override
+                else codes_of(reasons),
+            },
+            "updated_at": (T0 + timedelta(seconds=at)).isoformat(),
+            "reason": "override" if override else "eido_update",
+            "previous_route": previous,
+            "override_reason_code": override,
+            **extra,
+        }
+    )
+    return _at(new_event(topics.CALLS_UPDATED, "intake", call, payload), at)
+
+
+def decided(call: str, route: str, codes: list[dict[str, Any]], at: float = 0, **decision: Any) -> Envelope:
+    """A calls.received.v1 whose decision carries exactly these codes (and the `decision` fields)."""
+    base = json.loads(received(call, route, []).to_bytes())["data"]
+    base["decision"] |= {"codes": codes, **decision}
+    payload = events.CallReceived.model_validate(base)
+    return _at(new_event(topics.CALLS_RECEIVED, "intake", call, payload), at)
+
+
+def cancelled(call: str, at: float) -> Envelope:
+    payload = events.CallCancelled(call_id=call, psap_id="valley-ecc")
+    return _at(new_event(topics.CALLS_CANCELLED, "intake", call, payload), at)

@@ -4,20 +4,21 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from services.audit import checkpoints, handlers, reports, repository
+from services.audit import checkpoints, handlers, outcomes, reports, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.schemas import (
     AgencyIds,
     CallIds,
     CallTrail,
     ConsistencyProof,
+    DispositionClass,
     EventIds,
     EventPage,
     InclusionProof,
@@ -27,6 +28,7 @@ from services.audit.schemas import (
     VerifierKey,
 )
 from shared.auth import Authenticator, Principal, require
+from shared.envelope import utcnow
 from shared.errors import ApiError, error_responses, not_found
 from shared.http import Pool
 
@@ -308,10 +310,19 @@ async def summary(
     until: Annotated[datetime | None, Query(alias="to")] = None,
     agency: str | None = None,
 ) -> Summary:
-    """The diversion funnel, reasons, hand-backs, backups, time percentiles and coverage gaps."""
+    """The diversion funnel, every behavioural-health call's outcome, hand-backs, backups, time
+    percentiles and coverage gaps; a review deadline counts as passed when it is before `to` and now."""
     _check_range(since, until)
     async with pool.acquire() as conn:
         events = await repository.report_events(conn, since, until)
+    end = until if until is None or until.tzinfo else until.replace(tzinfo=UTC)
+    now = min(utcnow(), end) if end is not None else utcnow()
     return Summary.model_validate(
-        {"from": since, "to": until, "agency": agency, **reports.summary(events, agency)}
+        {"from": since, "to": until, "agency": agency, **reports.summary(events, agency, now)}
     )
+
+
+@reports_router.get("/dispositions")
+async def dispositions(_: Reader) -> list[DispositionClass]:
+    """The EIDO disposition registry as the reports classify it: which codes involve law enforcement."""
+    return [DispositionClass(code=code, **d) for code, d in outcomes.dispositions().items()]

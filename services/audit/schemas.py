@@ -103,7 +103,21 @@ class Funnel(BaseModel):
     offered: int
     accepted: int
     on_scene: int
-    cleared_without_police: int
+    cleared: int = Field(description="Calls a community team cleared")
+    cleared_without_police: int = Field(
+        description="Cleared with no backup request and a disposition involving no law enforcement"
+    )
+    cleared_with_police: int = Field(
+        description="Cleared after a backup request or with a law enforcement disposition"
+    )
+
+
+class Outcomes(BaseModel):
+    """Every behavioural-health call's one outcome: the totals sum to `behavioural_health`."""
+
+    behavioural_health: int
+    totals: dict[str, int] = Field(description="Calls by outcome code (every code, zero when none)")
+    reasons: dict[str, dict[str, int]] = Field(description="Calls by outcome code, then by reason code")
 
 
 class Percentiles(BaseModel):
@@ -122,9 +136,20 @@ class Summary(BaseModel):
     until: datetime | None = Field(alias="to")
     agency: str | None
     funnel: Funnel
-    not_eligible_reasons: dict[str, int]
-    not_diverted_reasons: dict[str, int]
+    outcomes: Outcomes
+    overrides: dict[str, int] = Field(
+        description="Overridden behavioural-health calls by `<route recommended>:<override reason code>`"
+    )
     hand_backs: dict[str, int]
     backup_requests: int
     times_by_agency: dict[str, dict[str, Percentiles]]
     coverage_gaps_by_hour_utc: dict[str, int]
+
+
+class DispositionClass(BaseModel):
+    """One EIDO common disposition code and whether the reports count it as involving law enforcement."""
+
+    code: str
+    description: str
+    law_enforcement: bool
+    why: str

@@ -158,7 +158,26 @@ def triage(
     route = min(routes, key=_PRECEDENCE.__getitem__) if routes else Route.community
     if route == Route.community:
         because("no safety exclusion applies", "no_safety_exclusion")
-    return TriageDecision(route=route, reasons=reasons, rules_version=rules.version, codes=codes)
+    behavioural = incident_type in (rules.behavioural_health_types or rules.eligible_types)
+    deadline = None
+    if route == Route.review and facts.at is not None:
+        deadline = facts.at + timedelta(minutes=rules.review_deadline_min)
+    return TriageDecision(
+        route=route,
+        reasons=reasons,
+        rules_version=rules.version,
+        codes=codes,
+        behavioural_health=behavioural,
+        review_deadline=deadline,
+    )
+
+
+def keep_review_deadline(decision: TriageDecision, before: TriageDecision) -> TriageDecision:
+    """A call still in review after a newer version keeps its first deadline: updates never
+    postpone the decision a person owes it."""
+    if decision.route == Route.review and before.route == Route.review and before.review_deadline:
+        return decision.model_copy(update={"review_deadline": before.review_deadline})
+    return decision
 
 
 # How each assignment event moves the status the PSAP sees.

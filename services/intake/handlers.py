@@ -228,9 +228,12 @@ async def _update(
     call_id = str(existing["id"])
     now = utcnow()
     fields, decision, shadow = await _triage(conn, psap, call, now)
+    previous = events.TriageDecision.model_validate_json(existing["decision"])
+    decision = domain.keep_review_deadline(decision, previous)
+    fields["decision"] = decision.model_dump(mode="json")
     await repository.update_call(conn, call_id, fields)
     override = json.loads(existing["override"]) if existing["override"] else None
-    before = events.TriageDecision.model_validate_json(existing["decision"]).route
+    before = previous.route
     before = events.Route(override["route"]) if override else before
     raised = domain.raised_flags(
         events.SafetyScreen.model_validate_json(existing["safety"]),
@@ -288,15 +291,20 @@ async def override_call(
         if recommended.route == events.Route.community and request.route != events.Route.community:
             await repository.set_non_diversion_reason(conn, call_id, request.reason_code)
         reason = f"override by the call-taker: {request.reason_code}"
-        decision = events.TriageDecision(
-            route=request.route,
-            reasons=[reason + (f" ({request.reason_text})" if request.reason_text else "")],
-            rules_version=recommended.rules_version,
-            codes=[
-                events.ReasonCode(
-                    code="override", params={"route": request.route.value, "reason": request.reason_code}
-                )
-            ],
+        said = reason + (f" ({request.reason_text})" if request.reason_text else "")
+        # Triage's own reasons stay beside the override, so oversight still sees what was recommended.
+        decision = recommended.model_copy(
+            update={
+                "route": request.route,
+                "reasons": [said, *recommended.reasons],
+                "codes": [
+                    events.ReasonCode(
+                        code="override", params={"route": request.route.value, "reason": request.reason_code}
+                    ),
+                    *recommended.codes,
+                ],
+                "review_deadline": None,
+            }
         )
         payload = events.CallUpdated(
             call_id=call_id,

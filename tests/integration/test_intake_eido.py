@@ -275,6 +275,11 @@ async def test_overrides_require_a_reason_and_are_recorded(intake: Intake):
         and updated["data"]["override_reason_code"] == "caller_declined"
     )
     assert updated["data"]["decision"]["route"] == "police"
+    # Tried: the override's decision replaced triage's reasons, so oversight lost the recommendation
+    # and the call's class; both stay beside the override's own code now.
+    decision = updated["data"]["decision"]
+    assert [c["code"] for c in decision["codes"]][:2] == ["override", "type_eligible"]
+    assert decision["behavioural_health"] is True and updated["data"]["previous_route"] == "community"
 
 
 @pytest.mark.parametrize(("tried", "xml"), [("billion laughs", BILLION_LAUGHS), ("external entity", XXE)])
@@ -316,6 +321,9 @@ async def test_an_override_stands_across_updates_until_a_safety_flag_is_raised(i
         first = await intake.post(http, "/v1/incidents", "valley-ecc", unknown)
         call_id = first.json()["call_id"]
         assert first.json()["decision"]["route"] == "review"
+        # A call sent to review owes a person's decision within the jurisdiction's deadline.
+        deadline = datetime.fromisoformat(first.json()["decision"]["review_deadline"])
+        assert abs((deadline - datetime.now(UTC)).total_seconds() - 30 * 60) < 60
         ok = await intake.post(
             http,
             f"/v1/calls/{call_id}/override",

@@ -20,6 +20,7 @@ from tools.faults.snapshot import (
 CALL = "c1"
 A1, A2 = "a1", "a2"
 AGENCY_TOPIC = "agency.north.assignments.v1"
+BEHAVIOURAL = {"route": "community", "codes": [], "behavioural_health": True}
 
 
 def ev(n: int, type_: str, **data: Any) -> Event:
@@ -29,7 +30,7 @@ def ev(n: int, type_: str, **data: Any) -> Event:
 def lifecycle() -> list[tuple[str, Event]]:
     """A call offered to one team that declined, then to a second that did the whole job."""
     return [
-        ("intake", ev(1, "calls.received.v1")),
+        ("intake", ev(1, "calls.received.v1", decision=BEHAVIOURAL, received_at="2026-11-26T10:00:00Z")),
         ("matching", ev(2, "assignments.offered.v1", assignment_id=A1, attempt=1)),
         ("notify", ev(3, "assignments.responded.v1", assignment_id=A1, response="declined")),
         ("matching", ev(4, "assignments.offered.v1", assignment_id=A2, attempt=2)),
@@ -86,6 +87,15 @@ def kinds(snap: Snapshot) -> dict[str, int]:
 def test_a_clean_snapshot_passes() -> None:
     verdict = judge(clean())
     assert verdict.passed, verdict.examples()
+    # The call's outcome, counted as the oversight report counts it.
+    assert verdict.info["behavioural_health"] == 1 and verdict.info["outcome.served_without_police"] == 1
+
+
+def test_inconsistent_a_call_the_trail_says_was_served_that_intake_handed_back() -> None:
+    snap = clean()
+    snap.intake[CALL] = "handed_back"
+    found = judge(snap)
+    assert "outcome:c1" in found.problems["inconsistent"]
 
 
 def test_a_broken_chain_fails() -> None:

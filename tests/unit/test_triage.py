@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from services.intake.domain import TriageFacts, normalise_type, triage
+from services.intake.domain import TriageFacts, keep_review_deadline, normalise_type, triage
 from services.intake.rules import Area, Coverage, Triage
 from shared.events import Answer, Location, Route, SafetyScreen
 from shared.jurisdiction import Point, Shift
@@ -129,3 +129,27 @@ def test_coverage_hours_and_areas(when, where, route, reason):
     assert decision.route == route, decision.reasons
     if reason:
         assert any(r.startswith(reason) for r in decision.reasons)
+
+
+def test_the_decision_says_whether_the_type_is_behavioural_health_as_the_rules_define_it():
+    assert triage("MNTL", ALL_NO, RULES).behavioural_health is True
+    assert triage("MVA", ALL_NO, RULES).behavioural_health is False
+    wider = RULES.model_copy(update={"behavioural_health_types": ["MNTL", "WELFARE", "SUICTHRT", "EDP"]})
+    edp = triage("EDP", ALL_NO, wider)
+    assert edp.behavioural_health is True and edp.route == Route.police
+
+
+def test_a_call_sent_to_review_gets_a_deadline_and_an_update_never_postpones_it():
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    unknown = ALL_NO.model_copy(update={"weapon": Answer.unknown})
+    first = triage("MNTL", unknown, RULES, TriageFacts(at=at))
+    assert first.route == Route.review and first.review_deadline == datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+    assert triage("MNTL", ALL_NO, RULES, TriageFacts(at=at)).review_deadline is None
+    later = triage("MNTL", unknown, RULES, TriageFacts(at=datetime(2026, 11, 26, 10, 20, tzinfo=UTC)))
+    assert keep_review_deadline(later, first).review_deadline == first.review_deadline
+    cleared = triage("MNTL", ALL_NO, RULES, TriageFacts(at=at))
+    assert keep_review_deadline(cleared, first).review_deadline is None
+    quick = RULES.model_copy(update={"review_deadline_min": 5})
+    assert triage("MNTL", unknown, quick, TriageFacts(at=at)).review_deadline == datetime(
+        2026, 11, 26, 10, 5, tzinfo=UTC
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from services.audit import outcomes
+from services.audit.stories import CallStory, fold
 from shared.topics import AGENCY_TOPIC_PREFIX, REGISTRY
 from tools.faults.snapshot import (
     INTAKE_AT_REST,
@@ -81,7 +84,10 @@ def judge(snap: Snapshot, poisoned: dict[str, int] | None = None) -> Verdict:
     check_stuck(snap, verdict)
     check_inconsistent(snap, verdict)
     check_order(snap, verdict)
+    fates = check_outcomes(snap, verdict)
     verdict.info = {
+        "behavioural_health": len(fates),
+        **{f"outcome.{code}": n for code, n in Counter(o.code for o in fates.values()).items()},
         "outbox_rows": len(snap.outbox),
         "trail_rows": len(snap.trail),
         "agency_messages": len(snap.agency_messages),
@@ -467,3 +473,34 @@ def check_order(snap: Snapshot, v: Verdict) -> None:
                         f"cancel:{call_id}",
                         f"{call_id}: attempt {last} offered after the cancel withdrew attempt {n}",
                     )
+
+
+# The trail's events carry their own times; the checker's snapshot keeps only their order.
+_UNTIMED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def call_outcomes(snap: Snapshot) -> dict[str, outcomes.Outcome]:
+    """Every behavioural-health call's one outcome from the trail, as the oversight report counts it
+    (no review deadline judged: the snapshot has no period end)."""
+    calls: dict[str, CallStory] = defaultdict(CallStory)
+    for e in snap.trail:
+        fold(calls[e.subject], e.type, e.data, _UNTIMED)
+    return outcomes.outcomes({k: s for k, s in calls.items() if s.received_at is not None}, None)
+
+
+def check_outcomes(snap: Snapshot, v: Verdict) -> dict[str, outcomes.Outcome]:
+    """Each call's outcome in the trail against intake's own end of it: a call the trail says a team
+    served is cleared (or, raced, cancelled) at intake, one it says the PSAP cancelled is cancelled."""
+    found = call_outcomes(snap)
+    for call_id, o in found.items():
+        status = snap.intake.get(call_id)
+        if status is None:
+            continue
+        served = o.code in ("served_without_police", "served_with_police")
+        if (served and status not in ("cleared", "cancelled")) or (
+            o.code == "cancelled_by_psap" and status != "cancelled"
+        ):
+            v.add(
+                "inconsistent", f"outcome:{call_id}", f"{call_id}: {o.key} in the trail, {status} at intake"
+            )
+    return found

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
+from services.audit import outcomes
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from tools.psap import bearer
@@ -22,7 +24,9 @@ COMPARED = (
     "offered",
     "accepted",
     "on_scene",
+    "cleared",
     "cleared_without_police",
+    "cleared_with_police",
     "backup_requests",
 )
 
@@ -42,38 +46,65 @@ class Line:
 
 
 def funnel(tally: Tally) -> dict[str, int]:
-    """The simulator's own funnel: distinct calls at each stage, in the audit summary's terms.
-
-    Cleared counts as cleared without police: the simulated teams report EIDO dispositions that
-    never name police.
-    """
+    """The simulator's own funnel: distinct calls at each stage, in the audit summary's terms."""
     reached = tally.reached
+    stories = tally.stories.values()
+    police = [s.backups > 0 or outcomes.police_disposition(s.cleared_disposition) for s in stories]
+    cleared = [s.cleared_disposition is not None for s in stories]
     return {
         "received": len(set(tally.call_ids)),
         "eligible": sum(route == "community" for route in tally.routes.values()),
         "offered": len(reached["offered"]),
         "accepted": len(reached["accepted"]),
         "on_scene": len(reached["on_scene"]),
-        "cleared_without_police": len(reached["cleared"]),
-        "backup_requests": 0,
+        "cleared": sum(cleared),
+        "cleared_without_police": sum(c and not p for c, p in zip(cleared, police, strict=True)),
+        "cleared_with_police": sum(c and p for c, p in zip(cleared, police, strict=True)),
+        "backup_requests": sum(s.backups for s in stories),
     }
 
 
-def compare(mine: dict[str, int], report: dict[str, Any]) -> list[Line]:
-    """The simulator's funnel beside the audit summary's, figure by figure."""
+def fates(tally: Tally, now: datetime) -> dict[str, int]:
+    """The simulator's own count of every behavioural-health call's outcome, as `code:reason`."""
+    found = outcomes.outcomes({k: s for k, s in tally.stories.items() if s.received_at}, now)
+    return flat(outcomes.breakdown(found.values()))
+
+
+def flat(breakdown: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Outcome code -> reason -> calls, as `code:reason` -> calls."""
+    return {f"{code}:{reason}": n for code, reasons in breakdown.items() for reason, n in reasons.items()}
+
+
+def compare(
+    mine: dict[str, int], report: dict[str, Any], my_fates: dict[str, int] | None = None
+) -> list[Line]:
+    """The simulator's funnel and outcomes beside the audit summary's, figure by figure."""
     theirs = dict(report.get("funnel", {}))
     theirs["backup_requests"] = report.get("backup_requests")
-    return [Line(name, mine[name], theirs.get(name)) for name in COMPARED]
+    lines = [Line(name, mine[name], theirs.get(name)) for name in COMPARED]
+    if my_fates is None:
+        return lines
+    reported = report.get("outcomes", {})
+    their_fates = flat(reported.get("reasons", {}))
+    lines.append(Line("behavioural_health", sum(my_fates.values()), reported.get("behavioural_health")))
+    for key in sorted(set(my_fates) | set(their_fates)):
+        lines.append(Line(f"outcome {key}", my_fates.get(key, 0), their_fates.get(key, 0)))
+    return lines
 
 
-def fetch_summary(settings: Settings, token: str, tally: Tally, wait_s: float = 60) -> dict[str, Any]:
-    """The audit summary of the simulated period, once the trail has caught up (or after `wait_s`).
+def fetch_summary(
+    settings: Settings, token: str, tally: Tally, wait_s: float = 60, now: datetime | None = None
+) -> dict[str, Any]:
+    """The audit summary of the simulated period up to `now`, once the trail has caught up (or
+    after `wait_s`); review deadlines are judged as of `now` on both sides.
 
     Audit consumes every topic on its own: it may still be writing the last events when the
     simulation ends. The summary is read again until two readings a second apart agree.
     """
     url = f"http://{settings.http_host}:{settings.audit_port}/v1/reports/summary"
     params = {"from": tally.started_at.isoformat()}
+    if now is not None:
+        params["to"] = now.isoformat()
     headers = bearer(token)
     deadline = time.monotonic() + wait_s
     last: dict[str, Any] | None = None
@@ -100,19 +131,20 @@ def show(settings: Settings, j: Jurisdiction, tally: Tally) -> bool:
     if admin is None:
         console.print("no oversight token in the jurisdiction file: the audit summary cannot be read")
         return False
+    now = datetime.now(UTC)
     try:
-        report = fetch_summary(settings, admin.token, tally)
+        report = fetch_summary(settings, admin.token, tally, now=now)
     except httpx.HTTPError as exc:
         console.print(f"audit summary not readable: {exc!r}")
         return False
-    lines = compare(funnel(tally), report)
+    lines = compare(funnel(tally), report, fates(tally, now))
     table = Table(title=f"Simulator against GET /v1/reports/summary?from={tally.started_at.isoformat()}")
     for column in ("figure", "simulator", "audit", ""):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for line in lines:
         table.add_row(line.name, str(line.simulator), str(line.audit), "ok" if line.matches else "DIFFERS")
     console.print(table)
-    console.print_json(data={k: report[k] for k in ("hand_backs", "not_diverted_reasons") if k in report})
+    console.print_json(data={k: report[k] for k in ("hand_backs", "overrides") if k in report})
     agree = all(line.matches for line in lines)
     console.print(
         "the simulator and the audit trail agree" if agree else "the simulator and the audit trail DIFFER"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -17,6 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.audit.stories import CallStory, fold
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
@@ -25,8 +27,8 @@ from tools.psap import PsapClient, bearer
 from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
-# evaluated with no treatment needed.
-DISPOSITIONS = ("18", "15", "16", "14", "41")
+# evaluated with no treatment needed; now and then transported by law enforcement.
+DISPOSITIONS = ("18", "15", "16", "14", "41", "18", "15", "41", "33")
 DECLINE_REASONS = ("no_capacity", "out_of_area", "skill_mismatch")
 
 
@@ -41,6 +43,13 @@ class Tally:
     # The calls that reached a stage, as the agencies saw it: offered, accepted, on_scene, cleared.
     reached: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Each call's story as the PSAPs and agencies saw it, folded as audit folds the trail.
+    stories: defaultdict[str, CallStory] = field(default_factory=lambda: defaultdict(CallStory))
+    psap_of: dict[str, str] = field(default_factory=dict)
+
+    def saw(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Fold one thing the simulator was told into its story of the call."""
+        fold(self.stories[call_id], kind, data, datetime.now(UTC))
 
 
 class Simulation:
@@ -128,6 +137,15 @@ class Simulation:
         self.tally.counts[f"route_{answer['decision']['route']}"] += 1
         self.tally.call_ids.append(answer["call_id"])
         self.tally.routes[answer["call_id"]] = answer["decision"]["route"]
+        self.tally.psap_of[answer["call_id"]] = call.psap
+        self.tally.saw(
+            answer["call_id"],
+            "calls.received.v1",
+            {
+                "decision": answer["decision"],
+                "received_at": datetime.now(UTC).isoformat(),
+            },
+        )
         if call.cancel_after is not None:
             self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
         if call.update_after is not None:
@@ -141,11 +159,21 @@ class Simulation:
         if self._count("updates_sent", "update", r, 202) and r is not None:
             answer = r.json()
             self.tally.routes[answer["call_id"]] = answer["decision"]["route"]
+            if answer["outcome"] != "ignored_older":
+                self.tally.saw(
+                    answer["call_id"],
+                    "calls.updated.v1",
+                    {
+                        "decision": answer["decision"],
+                        "reason": "eido_update",
+                    },
+                )
 
     async def _cancel(self, http: httpx.AsyncClient, psap_id: str, call_id: str) -> None:
         psap = self._psap(http, psap_id)
         r = await self._send(lambda: psap.cancel(call_id, "caller called back"))
-        self._count("cancels_sent", "cancel", r, 202)
+        if self._count("cancels_sent", "cancel", r, 202):
+            self.tally.saw(call_id, "calls.cancelled.v1", {})
 
     async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str) -> None:
         headers = bearer(self.agency_tokens[agency])
@@ -163,16 +191,24 @@ class Simulation:
         if not self._count("offers_accepted", "accept", await self._post(http, f"{base}/accept", headers)):
             return
         self.tally.reached["accepted"].add(call_id)
+        self.tally.saw(
+            call_id,
+            "assignments.responded.v1",
+            {"assignment_id": assignment, "agency_id": agency, "response": "accepted"},
+        )
         o = self.options
         en_route = self.rng.uniform(*o.en_route_s)
         on_scene = en_route + self.rng.uniform(*o.on_scene_s)
         cleared = on_scene + self.rng.uniform(*o.cleared_s)
         disposition = self.rng.choice(DISPOSITIONS)
-        for delay, body in (
+        steps: list[tuple[float, dict[str, str]]] = [
             (en_route, {"status": "en_route"}),
             (on_scene, {"status": "on_scene"}),
             (cleared, {"status": "cleared", "disposition": disposition}),
-        ):
+        ]
+        if self.rng.random() < o.backup_share:
+            steps.append(((on_scene + cleared) / 2, {"status": "backup_requested"}))
+        for delay, body in sorted(steps, key=lambda step: step[0]):
             self._later(delay, self._status(http, base, headers, body, call_id))
 
     async def _status(
@@ -181,6 +217,7 @@ class Simulation:
         r = await self._post(http, f"{base}/status", headers, body)
         if self._count(f"status_{body['status']}", "status", r):
             self.tally.reached[body["status"]].add(call_id)
+            self.tally.saw(call_id, "assignments.status_changed.v1", body)
 
     async def _agencies(
         self, http: httpx.AsyncClient, consumer: AIOKafkaConsumer, stop: asyncio.Event
@@ -198,6 +235,11 @@ class Simulation:
                         agency = agency_of[record.topic]
                         call_id = record.key.decode()
                         self.tally.reached["offered"].add(call_id)
+                        self.tally.saw(
+                            call_id,
+                            "assignments.offered.v1",
+                            {"assignment_id": message["assignment_id"], "agency_id": agency},
+                        )
                         answer = self._answer(http, agency, message["assignment_id"], call_id)
                         task = asyncio.create_task(answer)
                         self.tasks.add(task)
@@ -258,4 +300,24 @@ class Simulation:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*self.tasks, return_exceptions=True)
         await consumer.stop()
+        await self._hand_backs()
         return self.tally
+
+    async def _hand_backs(self) -> None:
+        """Read, as each PSAP, the calls no team cleared: a hand-back is told to the PSAP (its
+        callback and its view of the call), not to any agency."""
+        open_calls = [
+            call_id
+            for call_id, story in self.tally.stories.items()
+            if story.cleared_disposition is None and not story.cancelled
+        ]
+        async with httpx.AsyncClient(timeout=30) as http:
+            for call_id in open_calls:
+                psap = self._psap(http, self.tally.psap_of[call_id])
+                r = await self._send(functools.partial(psap.status, call_id))
+                if r is None or r.status_code != 200:
+                    continue
+                backs = [t for t in r.json()["timeline"] if t["status"] == "handed_back"]
+                for entry in backs[-1:]:
+                    reason = entry["detail"].get("reason_code") or ""
+                    self.tally.saw(call_id, "calls.unassigned.v1", {"reason_code": reason})

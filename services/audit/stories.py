@@ -1,0 +1,122 @@
+"""One story per call folded from its trail: what triage decided, who overrode it, what teams did. Pure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# intake's triage writes this phrase for an incident type its rules call behavioural health.
+BEHAVIOURAL_HEALTH_REASON = "is eligible for a community response"
+
+
+def at(text: str) -> datetime:
+    """An event's ISO time (a trailing Z included) as a datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class CallStory:
+    """What the trail says happened to one call."""
+
+    received_at: datetime | None = None
+    route: str | None = None
+    # The route triage recommended when the call came in, before any override or update.
+    recommended: str | None = None
+    # Whether the jurisdiction's rules call the call's incident type behavioural health.
+    behavioural: bool = False
+    # Triage's reasons as codes; `reasons` holds the sentences of rows written before codes existed.
+    codes: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    # The call-taker's override in force: its reason code and the route triage had recommended.
+    override: tuple[str, str] | None = None
+    review_deadline: datetime | None = None
+    # How a call sent to review left it ("override:police", "retriaged:community"), when it did.
+    review_resolved: str | None = None
+    offers: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    first_offer: tuple[str, datetime] | None = None
+    accepted: tuple[str, str, datetime] | None = None
+    on_scene_at: datetime | None = None
+    cleared_disposition: str | None = None
+    handed_back: list[str] = field(default_factory=list)
+    # The last of "accepted" and "handed_back": a hand-back after an accept ends the team's part.
+    last_team_step: str | None = None
+    cancelled: bool = False
+    backups: int = 0
+    agencies: set[str] = field(default_factory=set)
+
+
+def _behavioural(decision: Mapping[str, Any]) -> bool:
+    """The decision's own flag, else (older rows) whether triage found the type eligible."""
+    flag = decision.get("behavioural_health")
+    if flag is not None:
+        return bool(flag)
+    return any(c.get("code") == "type_eligible" for c in decision.get("codes") or []) or any(
+        BEHAVIOURAL_HEALTH_REASON in r for r in decision.get("reasons") or []
+    )
+
+
+def _decided(story: CallStory, kind: str, data: Mapping[str, Any]) -> None:
+    decision = data.get("decision") or {}
+    before = story.route
+    story.route = decision.get("route")
+    if decision.get("review_deadline"):
+        story.review_deadline = at(decision["review_deadline"])
+    overriding = kind == "calls.updated.v1" and data.get("reason") == "override"
+    if not overriding:
+        # An override changes the route, not the call: triage's reasons and the type's class stand.
+        story.codes = list(decision.get("codes") or [])
+        story.reasons = list(decision.get("reasons") or [])
+        story.behavioural = _behavioural(decision)
+    if kind == "calls.received.v1":
+        story.recommended = story.recommended or story.route
+        return
+    if overriding:
+        recommended = data.get("previous_route") or story.recommended or ""
+        story.override = (data.get("override_reason_code") or "", recommended)
+    elif story.override is not None and any(c.get("code") == "override_stands" for c in story.codes):
+        pass  # the override still holds after a newer version of the call
+    else:
+        story.override = None  # triage decided again (a raised safety flag supersedes an override)
+    if before == "review" and story.route != "review" and story.review_resolved is None:
+        story.review_resolved = f"{'override' if overriding else 'retriaged'}:{story.route}"
+
+
+def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -> None:
+    """Apply one event (its type, payload and time) to a call's story."""
+    if data.get("agency_id"):
+        story.agencies.add(data["agency_id"])
+    if kind == "calls.received.v1":
+        story.received_at = at(data["received_at"]) if data.get("received_at") else when
+    if kind in ("calls.received.v1", "calls.updated.v1"):
+        _decided(story, kind, data)
+    elif kind == "assignments.offered.v1":
+        offer = (str(data.get("agency_id")), when)
+        story.offers[str(data.get("assignment_id"))] = offer
+        story.first_offer = story.first_offer or offer
+    elif kind == "assignments.responded.v1" and data.get("response") == "accepted":
+        story.accepted = (str(data.get("assignment_id")), str(data.get("agency_id")), when)
+        story.last_team_step = "accepted"
+    elif kind == "assignments.status_changed.v1":
+        status = data.get("status")
+        if status == "on_scene" and story.on_scene_at is None:
+            story.on_scene_at = when
+        elif status == "cleared":
+            story.cleared_disposition = data.get("disposition") or ""
+        elif status == "backup_requested":
+            story.backups += 1
+    elif kind == "calls.unassigned.v1":
+        story.handed_back.append(str(data.get("reason_code") or ""))
+        story.last_team_step = "handed_back"
+    elif kind == "calls.cancelled.v1":
+        story.cancelled = True
+
+
+def stories(events: Iterable[Mapping[str, Any]]) -> dict[str, CallStory]:
+    """Fold events into one story per call, by event time (topics interleave in the trail)."""
+    calls: dict[str, CallStory] = defaultdict(CallStory)
+    for e in sorted(events, key=lambda e: at(e["time"])):
+        fold(calls[e["subject"]], e["type"], e.get("data", {}), at(e["time"]))
+    return {k: v for k, v in calls.items() if v.received_at is not None}
