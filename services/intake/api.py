@@ -19,7 +19,7 @@ from services.intake.schemas import (
 from services.intake.settings import IntakeSettings
 from services.intake.signatures import SIGNATURE_HEADERS
 from shared.auth import BEARER, Principal
-from shared.errors import ApiError, error_responses
+from shared.errors import error_responses
 from shared.http import Pool
 
 _SIGNED = (
@@ -91,11 +91,7 @@ async def post_incident(
 ) -> CallAccepted:
     """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
     timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
-    try:
-        call = eido.normalise(document)
-    except eido.EidoError as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
-    return await handlers.receive_call(pool, psap, call, settings.clock_tolerance_s)
+    return await handlers.receive_incident(pool, psap, document, settings.clock_tolerance_s)
 
 
 @router.get("/calls/{call_id}", responses=error_responses(404))

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.intake.rules import Coverage, TriageRules
+from shared.domain_errors import Invalid
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import WEEKDAYS
 
@@ -326,7 +327,7 @@ def ratchet(before: SafetyScreen, sent: SafetyScreen) -> SafetyScreen:
     return before.model_copy(update={q: Answer.yes for q in raised_flags(before, sent)})
 
 
-class TimestampInFuture(ValueError):
+class TimestampInFuture(Invalid):
     """A client's timestamp is further ahead of intake's clock than the tolerance."""
 
     code = "timestamp_in_future"

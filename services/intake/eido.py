@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from services.intake import pidf
 from services.intake.call import CallInput
+from shared.domain_errors import Invalid
 from shared.events import Answer, Location, SafetyScreen
 
 # Our triage extension: declared in `eidoExtensionId`, carried under EXTENSION_KEY.
@@ -23,12 +24,11 @@ Text = Annotated[str, Field(max_length=2000)]
 Items = Annotated[list[Text], Field(max_length=100)]
 
 
-class EidoError(ValueError):
-    """The document cannot be turned into a call; the message says why."""
+class EidoError(Invalid):
+    """The document cannot be turned into a call; the code names why and the detail says it."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code)
 
 
 class Component(BaseModel):

@@ -11,13 +11,13 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from services.intake import domain, repository
+from services.intake import domain, eido, repository
 from services.intake.call import CallInput
 from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
+from shared.domain_errors import Conflict, NotConfigured, NotFound
 from shared.envelope import Envelope, new_event, utcnow
-from shared.errors import ApiError, not_found
 from shared.outbox import enqueue
 
 SERVICE = "intake"
@@ -49,7 +49,7 @@ async def _triage(
     setting = await repository.triage_setting(conn, psap.tenant_id)
     rules = setting.rules
     if rules is None:
-        raise ApiError(503, "not_configured", "no triage rules loaded: run `careroute load`")
+        raise NotConfigured("no triage rules loaded: run `careroute load`")
     incident_type = domain.normalise_type(call.incident_type, setting.local_codes)
     facts = domain.TriageFacts(
         cautions=call.cautions,
@@ -114,12 +114,9 @@ async def receive_call(
     after a timeout never creates a second call. For EIDO, the incident id plus its
     lastUpdateTimeStamp is the version: a newer one updates the call, an older one is ignored
     (except for the safety flags it raises). A client timestamp more than `clock_tolerance_s`
-    ahead of intake's clock is refused before anything is stored.
+    ahead of intake's clock is refused before anything is stored (TimestampInFuture).
     """
-    try:
-        domain.refuse_future(call.stamps, utcnow(), clock_tolerance_s)
-    except domain.TimestampInFuture as exc:
-        raise ApiError(422, exc.code, str(exc)) from None
+    domain.refuse_future(call.stamps, utcnow(), clock_tolerance_s)
     # A new call costs two statements: the triage settings, then one statement that stores the
     # call, its first timeline step and its event together (atomic on its own). A PSAP id seen
     # before stores nothing there, and is then read and handled in a transaction.
@@ -148,8 +145,15 @@ async def receive_call(
         async with conn.transaction():
             existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
             if existing is None:  # stored by a request whose transaction then rolled back
-                raise ApiError(409, "conflict", "this call is being received by another request; retry")
+                raise Conflict("this call is being received by another request; retry")
             return await _again(conn, psap, existing, call)
+
+
+async def receive_incident(
+    pool: asyncpg.Pool, psap: Principal, document: eido.EidoDocument, clock_tolerance_s: float
+) -> CallAccepted:
+    """Receive a NENA EIDO as a call (`receive_call`); EidoError when it cannot safely be one."""
+    return await receive_call(pool, psap, eido.normalise(document), clock_tolerance_s)
 
 
 async def _again(
@@ -163,7 +167,7 @@ async def _again(
     known = existing["version_at"]
     if call.version is not None and known is not None and call.version > known:
         if existing["status"] == "cancelled":
-            raise ApiError(409, "cancelled", "this call was cancelled; a newer version cannot reopen it")
+            raise Conflict("this call was cancelled; a newer version cannot reopen it", "cancelled")
         return await _update(conn, psap, existing, call, "updated")
     older = call.version is not None and known is not None and call.version < known
     outcome: Outcome = "ignored_older" if older else "duplicate"
@@ -275,7 +279,7 @@ async def override_call(
     async with pool.acquire() as conn, conn.transaction():
         row = await owned_call(conn, psap, call_id)
         if row["status"] == "cancelled":
-            raise ApiError(409, "cancelled", "this call was cancelled")
+            raise Conflict("this call was cancelled", "cancelled")
         recommended = events.TriageDecision.model_validate_json(row["decision"])
         now = utcnow()
         override = {
@@ -335,10 +339,10 @@ async def owned_call(conn: asyncpg.Connection, psap: Principal, call_id: str) ->
     try:
         uuid.UUID(call_id)
     except ValueError:
-        raise not_found("call") from None
+        raise NotFound("call") from None
     row = await repository.get_call(conn, call_id)
     if row is None or row["psap_id"] != psap.tenant_id:
-        raise not_found("call")
+        raise NotFound("call")
     return row
 
 

@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.errors import ApiError
+from shared.domain_errors import Conflict
 from shared.events import Location, OfferDetails, SafetyScreen
 
 # What can happen to an assignment in notify: the agency's answers and reports, matching's
@@ -87,9 +87,9 @@ def step(state: str, event: str, *, past_deadline: bool = False) -> Step | Refus
     return Step(nxt, True)
 
 
-def refused(refusal: Refusal) -> ApiError:
-    """What the agency is answered for a refused answer or report."""
-    return ApiError(409, refusal.code, refusal.detail)
+def refused(refusal: Refusal) -> Conflict:
+    """What the agency is answered for a refused answer or report: a conflict named by its code."""
+    return Conflict(refusal.detail, refusal.code)
 
 
 def minimum(offer: OfferDetails) -> OfferDetails:

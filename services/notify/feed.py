@@ -14,7 +14,7 @@ from sse_starlette import ServerSentEvent
 
 from services.notify import delivery, repository
 from services.notify.settings import NotifySettings
-from shared.errors import ApiError
+from shared.domain_errors import Invalid
 
 log = structlog.get_logger(__name__)
 
@@ -22,14 +22,12 @@ CHANNEL = "notify_feed"
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """The sequence number a client resumes after, or ApiError 422 for a malformed header."""
+    """The sequence number a client resumes after; Invalid for a malformed header."""
     if value is None or not value.strip():
         return None
     text = value.strip()
     if not text.isdigit() or len(text) > 18:
-        raise ApiError(
-            422, "invalid_last_event_id", "Last-Event-ID must be the id of an event this stream sent"
-        )
+        raise Invalid("Last-Event-ID must be the id of an event this stream sent", "invalid_last_event_id")
     return int(text)
 
 

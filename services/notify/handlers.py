@@ -17,8 +17,8 @@ import structlog
 from services.notify import delivery, domain, repository
 from shared import events, topics
 from shared.auth import Principal
+from shared.domain_errors import NotFound
 from shared.envelope import Envelope, new_event, utcnow
-from shared.errors import not_found
 from shared.failures import retry_conflicts
 from shared.outbox import enqueue
 
@@ -209,10 +209,10 @@ async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str
     try:
         uuid.UUID(assignment_id)
     except ValueError:
-        raise not_found("assignment") from None
+        raise NotFound("assignment") from None
     row = await repository.get_for_update(conn, assignment_id)
     if row is None or row["agency_id"] != agency.tenant_id:
-        raise not_found("assignment")
+        raise NotFound("assignment")
     return row
 
 

@@ -211,3 +211,28 @@ async def test_the_rate_limit_answers_429_with_retry_after(intake: Intake):
     assert [a.status_code for a in answers] == [202, 202, 202, 429]
     refused = answers[-1]
     assert refused.json()["code"] == "rate_limited" and 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+async def test_without_triage_rules_a_call_answers_503_not_configured_and_stores_nothing(intake: Intake):
+    """Until `careroute load` puts triage rules in force there is nothing to triage with: the
+    operator's to fix, not the PSAP's, and no call is stored."""
+    conn = await intake.db()
+    try:
+        version = await conn.fetchval(
+            "UPDATE intake.triage_rules SET active = false WHERE active RETURNING version"
+        )
+        assert version is not None
+        try:
+            stored_before, _ = await counts(intake)
+            async with httpx.AsyncClient(timeout=15) as http:
+                r = await intake.post(http, "/v1/calls", "valley-ecc", call())
+            assert r.status_code == 503
+            assert r.json() == {
+                "detail": "no triage rules loaded: run `careroute load`",
+                "code": "not_configured",
+            }
+            assert (await counts(intake))[0] == stored_before
+        finally:
+            await conn.execute("UPDATE intake.triage_rules SET active = true WHERE version = $1", version)
+    finally:
+        await conn.close()

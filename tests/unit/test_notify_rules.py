@@ -15,6 +15,7 @@ from services.notify.domain import (
     step,
     webhook_verdict,
 )
+from shared.errors import status_of
 from shared.events import OfferDetails
 
 # Every allowed step of an assignment in notify: (state, input) -> next state. Written out in full
@@ -83,7 +84,7 @@ def test_refusals_carry_a_code_the_agency_can_act_on():
     assert code_of("cleared", "withdraw") == "invalid_transition"
     assert code_of("declined", "expire") == "invalid_transition"
     error = refused(Refusal("offer_expired", "late"))
-    assert (error.status, error.code) == (409, "offer_expired")
+    assert (status_of(error), error.code, error.detail) == (409, "offer_expired", "late")
 
 
 def test_an_answer_at_or_after_the_deadline_is_refused_as_expired_and_a_report_is_not_judged_by_it():
