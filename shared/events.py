@@ -73,6 +73,7 @@ class Route(StrEnum):
     community = "community"
     police = "police"
     ems = "ems"
+    fire = "fire"
     review = "review"
 
 

@@ -13,14 +13,36 @@ from shared.domain_errors import Invalid
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import WEEKDAYS
 
-# When several exclusions fire, the most protective route wins.
-_PRECEDENCE = {Route.police: 0, Route.ems: 1, Route.review: 2, Route.community: 3}
+# When several rules fire, the most protective route wins.
+_PRECEDENCE = {Route.police: 0, Route.fire: 1, Route.ems: 2, Route.review: 3, Route.community: 4}
 
 
 def normalise_type(code: str, local_codes: dict[str, str]) -> str:
     """Map a PSAP's local call code to the common incident type (upper case)."""
     code = code.strip()
     return local_codes.get(code, local_codes.get(code.upper(), code)).upper()
+
+
+@dataclass(frozen=True)
+class TypeRoute:
+    """The route an incident type takes and the rule that says so."""
+
+    route: Route
+    rule: str  # the type, the prefix (`F*`) or "fallback"
+    exact: bool  # the rule names this very type (so the type is a code the rules know)
+
+
+def route_for_type(incident_type: str, rules: TriageRules) -> TypeRoute:
+    """The route of an incident type: its own rule, else the longest prefix rule, else the fallback."""
+    if incident_type in rules.eligible_types:
+        return TypeRoute(Route.community, incident_type, exact=True)
+    if incident_type in rules.routes:
+        return TypeRoute(Route(rules.routes[incident_type]), incident_type, exact=True)
+    prefixes = [k for k in rules.routes if k.endswith("*") and incident_type.startswith(k[:-1])]
+    if prefixes:
+        rule = max(prefixes, key=len)
+        return TypeRoute(Route(rules.routes[rule]), rule, exact=False)
+    return TypeRoute(Route(rules.fallback), "fallback", exact=False)
 
 
 @dataclass(frozen=True)
@@ -101,20 +123,36 @@ def triage(
     if not incident_type:
         because("no incident type: a person must review", "no_incident_type", route=Route.review)
         routes.append(Route.review)
-    elif incident_type not in rules.eligible_types:
-        # The type is named to oversight only when it is one the rules know (a code, not free text).
-        because(
-            f"incident type {incident_type} is not eligible for a community response",
-            "type_not_eligible",
-            route=Route.police,
-        )
-        routes.append(Route.police)
     else:
-        because(
-            f"incident type {incident_type} is eligible for a community response",
-            "type_eligible",
-            incident_type=incident_type,
-        )
+        by_type = route_for_type(incident_type, rules)
+        # The type is named to oversight only when a rule names it (a code, not free text).
+        named = {"incident_type": incident_type} if by_type.exact else {}
+        rule = "" if by_type.exact else f" (rule {by_type.rule})"
+        if by_type.rule == "fallback":
+            because(
+                f"incident type {incident_type} is not eligible for a community response and no rule"
+                f" routes it: fallback -> {by_type.route}",
+                "type_not_eligible",
+                route=by_type.route,
+                rule="fallback",
+            )
+        elif by_type.route == Route.community:
+            because(
+                f"incident type {incident_type} is eligible for a community response{rule}",
+                "type_eligible",
+                **named,
+                rule=by_type.rule,
+            )
+        else:
+            because(
+                f"incident type {incident_type} -> {by_type.route}{rule}",
+                "type_routed",
+                **named,
+                rule=by_type.rule,
+                route=by_type.route,
+            )
+        if by_type.route != Route.community:
+            routes.append(by_type.route)
     screened, caution_reasons = apply_cautions(safety, facts.cautions, rules)
     reasons += caution_reasons
     codes += [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.events import SafetyQuestion
 from shared.jurisdiction import Jurisdiction, Model, Point, Shift
@@ -42,15 +43,34 @@ class Coverage(Model):
     outside: Literal["police", "review"] = "review"
 
 
+# Where triage may send a call.
+RouteName = Literal["community", "police", "ems", "fire", "review"]
+Elsewhere = Literal["police", "ems", "fire", "review"]
+# An incident type as the rules name it (upper case), or a prefix of types ending in `*`.
+_TYPE_RULE = r"^[A-Z0-9][A-Z0-9._-]{0,63}\*?$"
+
+
+def _type_rule(key: str) -> str:
+    key = key.strip().upper()
+    if not re.fullmatch(_TYPE_RULE, key):
+        raise ValueError(f"{key!r} is not an incident type or a type prefix such as 'F*'")
+    return key
+
+
 class TriageRules(Model):
     """One declarative rule set (the active one, or the shadow one evaluated beside it)."""
 
     version: str
     eligible_types: list[str]
-    exclude: dict[SafetyQuestion, Literal["police", "ems", "review"]]
+    # Incident types, and type prefixes ending in `*`, and the route each takes (`eligible_types`
+    # are community); an exact type beats a prefix and a longer prefix a shorter one. A type that
+    # no rule names takes `fallback`.
+    routes: dict[str, RouteName] = Field(default_factory=dict)
+    fallback: Elsewhere = "police"
+    exclude: dict[SafetyQuestion, Elsewhere]
     unknown_means: Literal["eligible", "review"] = "review"
     # All optional: per-question meaning of "unknown", caution words, coverage, consent.
-    unknown: dict[SafetyQuestion, Literal["eligible", "review", "police", "ems"]] = Field(
+    unknown: dict[SafetyQuestion, Literal["eligible", "review", "police", "ems", "fire"]] = Field(
         default_factory=dict
     )
     caution_flags: dict[str, SafetyQuestion] = Field(default_factory=lambda: dict(DEFAULT_CAUTION_FLAGS))
@@ -65,6 +85,24 @@ class TriageRules(Model):
     @classmethod
     def _upper(cls, v: list[str]) -> list[str]:
         return [t.upper() for t in v]
+
+    @field_validator("routes")
+    @classmethod
+    def _route_keys(cls, v: dict[str, RouteName]) -> dict[str, RouteName]:
+        routes: dict[str, RouteName] = {}
+        for key, route in v.items():
+            rule = _type_rule(key)
+            if rule in routes:
+                raise ValueError(f"incident type {rule} is routed twice")
+            routes[rule] = route
+        return routes
+
+    @model_validator(mode="after")
+    def _one_route_per_type(self) -> TriageRules:
+        for t in self.eligible_types:
+            if self.routes.get(t, "community") != "community":
+                raise ValueError(f"incident type {t} is eligible and also routed to {self.routes[t]}")
+        return self
 
 
 class Triage(TriageRules):

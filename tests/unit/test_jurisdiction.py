@@ -129,4 +129,5 @@ def test_a_yaml_mistake_still_says_where():
             _text(**{"token: demo-psap-valley-ecc-7f3a9c2e": "token: demo-psap-valley-ecc-7f3a9c2e: ["}),
             "x.yaml",
         )
-    assert "not valid YAML" in str(err.value) and "line 56" in str(err.value)
+    line = EXAMPLE.read_text().splitlines().index("    token: demo-psap-valley-ecc-7f3a9c2e") + 1
+    assert "not valid YAML" in str(err.value) and f"line {line}," in str(err.value)

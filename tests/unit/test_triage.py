@@ -6,7 +6,7 @@ import pytest
 
 from services.intake.domain import TriageFacts, keep_review_deadline, normalise_type, triage
 from services.intake.rules import Area, Coverage, Triage
-from shared.events import Answer, Location, Route, SafetyScreen
+from shared.events import Answer, Location, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import Point, Shift
 
 RULES = Triage(
@@ -153,3 +153,70 @@ def test_a_call_sent_to_review_gets_a_deadline_and_an_update_never_postpones_it(
     assert triage("MNTL", unknown, quick, TriageFacts(at=at)).review_deadline == datetime(
         2026, 11, 26, 10, 5, tzinfo=UTC
     )
+
+
+ROUTED = RULES.model_copy(
+    update={
+        "routes": {"OD": "ems", "FSTRU": "fire", "ALR*": "fire", "ALRROB*": "police", "MNTL*": "community"},
+        "fallback": "review",
+    }
+)
+
+
+def _codes(decision: TriageDecision) -> list[tuple[str, dict[str, str]]]:
+    return [(c.code, c.params) for c in decision.codes]
+
+
+def test_a_type_routed_by_its_own_rule_names_the_rule():
+    decision = triage("OD", ALL_NO, ROUTED)
+    assert decision.route == Route.ems
+    assert "incident type OD -> ems" in decision.reasons
+    assert ("type_routed", {"incident_type": "OD", "rule": "OD", "route": "ems"}) in _codes(decision)
+    assert triage("FSTRU", ALL_NO, ROUTED).route == Route.fire
+
+
+def test_the_longest_prefix_wins_and_the_type_itself_is_not_told_to_oversight():
+    robbery = triage("ALRROBA", ALL_NO, ROUTED)
+    assert robbery.route == Route.police
+    assert "incident type ALRROBA -> police (rule ALRROB*)" in robbery.reasons
+    assert ("type_routed", {"rule": "ALRROB*", "route": "police"}) in _codes(robbery)
+    assert triage("ALRF", ALL_NO, ROUTED).route == Route.fire
+
+
+def test_an_exact_rule_beats_a_prefix_and_a_prefix_may_be_eligible():
+    rules = ROUTED.model_copy(update={"routes": {**ROUTED.routes, "ALRMED": "ems"}})
+    assert triage("ALRMED", ALL_NO, rules).route == Route.ems
+    crisis = triage("MNTLV", ALL_NO, ROUTED)
+    assert crisis.route == Route.community
+    assert ("type_eligible", {"rule": "MNTL*"}) in _codes(crisis)
+
+
+def test_an_unmapped_type_takes_the_named_fallback():
+    decision = triage("BURGLARY", ALL_NO, ROUTED)
+    assert decision.route == Route.review
+    assert ("type_not_eligible", {"route": "review", "rule": "fallback"}) in _codes(decision)
+    assert any("fallback -> review" in r for r in decision.reasons)
+    # Without a fallback in the file, an unmapped type goes to police, as it always has.
+    assert triage("BURGLARY", ALL_NO, RULES).route == Route.police
+
+
+def test_a_safety_answer_still_overrides_a_type_route_when_more_protective():
+    armed = triage("OD", ALL_NO.model_copy(update={"weapon": Answer.yes}), ROUTED)
+    assert armed.route == Route.police
+    # A routed type is not made less protective by an unknown answer (review ranks below ems).
+    assert triage("OD", ALL_NO.model_copy(update={"weapon": Answer.unknown}), ROUTED).route == Route.ems
+
+
+@pytest.mark.parametrize(
+    ("routes", "message"),
+    [
+        ({"OD": "hospital"}, "Input should be"),
+        ({"*": "fire"}, "not an incident type or a type prefix"),
+        ({"F**": "fire"}, "not an incident type or a type prefix"),
+        ({"od": "ems", "OD": "fire"}, "routed twice"),
+        ({"MNTL": "police"}, "MNTL is eligible and also routed to police"),
+    ],
+)
+def test_route_rules_that_cannot_work_are_refused(routes, message):
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")):
+        Triage.model_validate({**RULES.model_dump(), "routes": routes})

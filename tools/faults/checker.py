@@ -306,7 +306,7 @@ def _attempts(events: list[Event], snap: Snapshot) -> dict[str, int]:
     return {a: n for a, n in attempt.items() if n is not None}
 
 
-ROUTED_AWAY = ("routed_police", "routed_ems", "routed_review")
+ROUTED_AWAY = ("routed_police", "routed_ems", "routed_fire", "routed_review")
 
 
 def rerouted(events: Iterable[Event]) -> bool:

@@ -16,7 +16,15 @@ from tools.faults import broker
 SCHEMAS = ("intake", "matching", "notify", "audit")
 # Where a call rests at intake (routed elsewhere, or a community call that reached its end) and in
 # matching, and the assignment states that are live (the checker's rules use the same sets).
-INTAKE_AT_REST = {"routed_police", "routed_ems", "routed_review", "cleared", "handed_back", "cancelled"}
+INTAKE_AT_REST = {
+    "routed_police",
+    "routed_ems",
+    "routed_fire",
+    "routed_review",
+    "cleared",
+    "handed_back",
+    "cancelled",
+}
 # Matching's live call states (services/matching/lifecycle.py LIVE_CALLS); any other is at rest
 # (`routed_away`, a record kept for a call an update took away, included).
 MATCHING_LIVE = {"matching", "offered", "assigned"}
