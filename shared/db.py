@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -31,13 +33,52 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open a pool; the caller (the runtime) closes it."""
+_JSONB_VERSION = b"\x01"  # the first byte of jsonb's binary form; the JSON text follows
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + json.dumps(value).encode()
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+async def register_json(conn: asyncpg.Connection) -> None:
+    """Make json and jsonb values Python values both ways (asyncpg's default is their text).
+
+    The codecs are set by type name, with no round trip (they are built-in types); jsonb's is
+    binary, so COPY takes it too. A value whose text is what a caller wants (to hash it, cache by
+    it, or pass it on unread) is selected `col::text`, and text that must be stored exactly as
+    given is sent as `$n::text::jsonb`: both bypass the codec.
+    """
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = 30
+) -> asyncpg.Pool:
+    """Open a pool whose connections decode json and jsonb (`register_json`); the caller closes it."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, command_timeout=30, reset=_keep_session
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout,
+        reset=_keep_session,
+        init=register_json,
     )
     assert pool is not None
     return pool
+
+
+async def connect(dsn: str, **options: Any) -> asyncpg.Connection:
+    """Open one connection that decodes json and jsonb as the pools do; the caller closes it."""
+    conn = await asyncpg.connect(dsn, **options)
+    await register_json(conn)
+    return conn
 
 
 class MigrationError(Exception):

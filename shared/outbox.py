@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,7 +47,7 @@ def row_values(event: Envelope, topic: str | None = None, headers: dict[str, str
         topic or event.type,
         event.subject,
         event.to_bytes(),
-        json.dumps({"content-type": CONTENT_TYPE, **(headers or {})}),
+        {"content-type": CONTENT_TYPE, **(headers or {})},
     ]
 
 
@@ -152,7 +151,7 @@ class OutboxRelay:
                 return 0
             futures = []
             for row in rows:
-                headers = [(k, str(v).encode()) for k, v in json.loads(row["headers"]).items()]
+                headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
                 futures.append(
                     await self._publisher.send(
                         self._topic_name(row["topic"]),

@@ -16,6 +16,7 @@ import typer
 from aiokafka import AIOKafkaConsumer
 
 from services.jurisdiction import load_file
+from shared.db import connect
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
@@ -182,7 +183,7 @@ async def _trail(http: httpx.AsyncClient, audit_url: str, call_id: str, token: s
 
 async def fresh_database(admin_url: str, name: str) -> str:
     """Drop and create `name` on the project's own cluster, so every demo starts from nothing."""
-    admin = await asyncpg.connect(admin_url)
+    admin = await connect(admin_url)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {name}")

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from services import builders as service_builders
 from services import loader
 from services.topology import TOPOLOGY
+from shared.db import connect, create_pool
 from shared.jurisdiction import Jurisdiction, Psap
 from shared.kafka import client_options
 from shared.runtime import Builder, run
@@ -96,7 +97,7 @@ async def delete_topics(settings: Settings, prefix: str) -> None:
 @contextlib.asynccontextmanager
 async def scratch_database(admin_url: str, name: str, *, keep: bool = False) -> AsyncIterator[str]:
     """Create database `name` on the cluster of `admin_url`; its URL; dropped afterwards unless `keep`."""
-    admin = await asyncpg.connect(admin_url)
+    admin = await connect(admin_url)
     try:
         await admin.execute(f"CREATE DATABASE {name}")
     finally:
@@ -105,7 +106,7 @@ async def scratch_database(admin_url: str, name: str, *, keep: bool = False) -> 
         yield f"{admin_url.rpartition('/')[0]}/{name}"
     finally:
         if not keep:
-            admin = await asyncpg.connect(admin_url)
+            admin = await connect(admin_url)
             try:
                 await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             finally:
@@ -148,7 +149,7 @@ async def load(settings: Settings, jurisdiction: Jurisdiction | Path, *, topics:
     if topics:
         await loader.load(settings, j)
         return j
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
     try:
         await loader.apply(pool, j)
     finally:
@@ -294,7 +295,7 @@ class System:
     @contextlib.asynccontextmanager
     async def pool(self, max_size: int = 4) -> AsyncIterator[asyncpg.Pool]:
         """A connection pool on this system's database, closed when the block ends."""
-        pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=max_size)
+        pool = await create_pool(self.database_url, max_size=max_size)
         try:
             yield pool
         finally:

@@ -171,8 +171,10 @@ async def append_many(
     row = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
     head = ChainHead(row["seq"], bytes(row["hash"]), [bytes(h) for h in row["frontier"]])
     rows, nodes = chain_rows(head, (_item(event, recorded_at, nonce) for event, nonce in events))
+    # The JSON columns take the text chain_rows wrote (::text first, so the pool's codec leaves it
+    # as it is): what is stored is what was hashed and sealed.
     placeholders = ", ".join(
-        f"${n}::jsonb" if c in ("envelope", "public_event") else f"${n}"
+        f"${n}::text::jsonb" if c in ("envelope", "public_event") else f"${n}"
         for n, c in enumerate(EVENT_COLUMNS, start=1)
     )
     await conn.executemany(
@@ -210,13 +212,13 @@ def _seal_of(row: asyncpg.Record, envelope: dict[str, Any]) -> bytes | None:
 
 
 def _stored(row: asyncpg.Record) -> dict[str, Any]:
-    envelope = json.loads(row["envelope"])
+    envelope: dict[str, Any] = row["envelope"]
     sealed = _seal_of(row, envelope)
     return {
         "seq": row["seq"],
         "recorded_at": row["recorded_at"],
         "envelope": envelope,
-        "public": json.loads(row["public_event"]),
+        "public": row["public_event"],
         "row_hash": bytes(row["row_hash"]).hex(),
         "prev_hash": bytes(row["prev_hash"]).hex(),
         # Empty when the seal cannot be recomputed: the row then fails verification, with its seq.
@@ -419,4 +421,4 @@ async def report_events(
         since,
         until,
     )
-    return [json.loads(r["public_event"]) for r in rows]
+    return [r["public_event"] for r in rows]

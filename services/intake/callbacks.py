@@ -50,7 +50,7 @@ class CallbackSender:
         return len(due)
 
     async def _attempt(self, http: httpx.AsyncClient, row: asyncpg.Record) -> None:
-        body = json.dumps(json.loads(row["payload"]), separators=(",", ":")).encode()
+        body = json.dumps(row["payload"], separators=(",", ":")).encode()
         headers = {"content-type": "application/json"}
         msg_id = f"cb_{row['id']}"
         if row["signing_secret"]:

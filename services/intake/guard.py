@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Coroutine
@@ -77,7 +76,7 @@ class PsapGuard:
         """The verified webhook-id, or None when this PSAP does not sign (it has no secret)."""
         if not row["signing_secret"]:
             return None
-        secrets = [row["signing_secret"], *json.loads(row["previous_signing_secrets"])]
+        secrets = [row["signing_secret"], *row["previous_signing_secrets"]]
         try:
             return signatures.verify(body, request.headers, secrets)
         except signatures.BadSignature as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,8 +22,8 @@ from shared.outbox import enqueue
 SERVICE = "intake"
 
 
-def _decision(raw: str | None) -> events.TriageDecision | None:
-    return None if raw is None else events.TriageDecision.model_validate_json(raw)
+def _decision(raw: dict[str, Any] | None) -> events.TriageDecision | None:
+    return None if raw is None else events.TriageDecision.model_validate(raw)
 
 
 def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) -> CallAccepted:
@@ -32,13 +31,13 @@ def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) 
         call_id=str(row["id"]),
         external_id=row["external_id"],
         status=row["status"],
-        decision=events.TriageDecision.model_validate_json(row["decision"]),
+        decision=events.TriageDecision.model_validate(row["decision"]),
         duplicate=outcome == "duplicate",
         outcome=outcome,
         detail=detail,
         shadow_decision=_decision(row["shadow_decision"]),
         version=row["version_at"],
-        warnings=json.loads(row["warnings"]),
+        warnings=row["warnings"],
     )
 
 
@@ -182,7 +181,7 @@ async def _again(
     stored = _stored(existing)
     merged = replace(
         stored,
-        safety=domain.ratchet(events.SafetyScreen.model_validate_json(existing["safety"]), call.safety),
+        safety=domain.ratchet(events.SafetyScreen.model_validate(existing["safety"]), call.safety),
         cautions=tuple(dict.fromkeys((*stored.cautions, *call.cautions))),
     )
     outcome = "safety_raised_from_older_version" if older else "safety_raised_from_duplicate"
@@ -197,8 +196,8 @@ def _stored(row: asyncpg.Record) -> CallInput:
     return CallInput(
         external_id=row["external_id"],
         incident_type=row["incident_type"],
-        location=events.Location.model_validate_json(row["location"]),
-        safety=events.SafetyScreen.model_validate_json(row["safety"]),
+        location=events.Location.model_validate(row["location"]),
+        safety=events.SafetyScreen.model_validate(row["safety"]),
         origin=row["origin"],
         language=row["language"],
         callback_number=row["callback_number"],
@@ -207,9 +206,9 @@ def _stored(row: asyncpg.Record) -> CallInput:
         consent_non_police=row["consent_non_police"],
         mpds_determinant=row["mpds_determinant"],
         version=row["version_at"],
-        cautions=tuple(json.loads(row["cautions"])),
+        cautions=tuple(row["cautions"]),
         source_format=row["source_format"],
-        warnings=tuple(json.loads(row["warnings"])),
+        warnings=tuple(row["warnings"]),
     )
 
 
@@ -222,7 +221,7 @@ async def _flags_raised(
     if rules is None:
         return []
     sent, _ = domain.apply_cautions(call.safety, call.cautions, rules)
-    return domain.raised_flags(events.SafetyScreen.model_validate_json(existing["safety"]), sent)
+    return domain.raised_flags(events.SafetyScreen.model_validate(existing["safety"]), sent)
 
 
 async def _update(
@@ -232,15 +231,15 @@ async def _update(
     call_id = str(existing["id"])
     now = utcnow()
     fields, decision, shadow = await _triage(conn, psap, call, now)
-    previous = events.TriageDecision.model_validate_json(existing["decision"])
+    previous = events.TriageDecision.model_validate(existing["decision"])
     decision = domain.keep_review_deadline(decision, previous)
     fields["decision"] = decision.model_dump(mode="json")
     await repository.update_call(conn, call_id, fields)
-    override = json.loads(existing["override"]) if existing["override"] else None
+    override = existing["override"]
     before = previous.route
     before = events.Route(override["route"]) if override else before
     raised = domain.raised_flags(
-        events.SafetyScreen.model_validate_json(existing["safety"]),
+        events.SafetyScreen.model_validate(existing["safety"]),
         events.SafetyScreen.model_validate(fields["safety"]),
     )
     decided = domain.in_force(decision, override, raised)
@@ -280,7 +279,7 @@ async def override_call(
         row = await owned_call(conn, psap, call_id)
         if row["status"] == "cancelled":
             raise Conflict("this call was cancelled", "cancelled")
-        recommended = events.TriageDecision.model_validate_json(row["decision"])
+        recommended = events.TriageDecision.model_validate(row["decision"])
         now = utcnow()
         override = {
             "route": request.route.value,
@@ -314,9 +313,9 @@ async def override_call(
             call_id=call_id,
             psap_id=psap.tenant_id,
             incident_type=row["incident_type"],
-            location=events.Location.model_validate_json(row["location"]),
+            location=events.Location.model_validate(row["location"]),
             language=row["language"],
-            safety=events.SafetyScreen.model_validate_json(row["safety"]),
+            safety=events.SafetyScreen.model_validate(row["safety"]),
             decision=decision,
             updated_at=now,
             reason="override",
@@ -513,26 +512,26 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         "external_id": row["external_id"],
         "incident_type": row["incident_type"],
         "status": row["status"],
-        "decision": json.loads(row["decision"]),
-        "assignment": json.loads(row["assignment"]) if row["assignment"] else None,
+        "decision": row["decision"],
+        "assignment": row["assignment"],
         "received_at": row["received_at"],
         "timeline": [
             {
                 "at": s["at"],
                 "event_time": s["event_time"],
                 "status": s["status"],
-                "detail": json.loads(s["detail"]),
+                "detail": s["detail"],
             }
             for s in steps
         ],
         "source_format": row["source_format"],
         "version": row["version_at"],
-        "shadow_decision": json.loads(row["shadow_decision"]) if row["shadow_decision"] else None,
-        "override": json.loads(row["override"]) if row["override"] else None,
+        "shadow_decision": row["shadow_decision"],
+        "override": row["override"],
         "non_diversion_reason": row["non_diversion_reason"],
         "callbacks": [
             {
-                "unitStatus": json.loads(c["payload"])["unitStatus"],
+                "unitStatus": c["payload"]["unitStatus"],
                 "state": c["state"],
                 "attempts": c["attempts"],
                 "last_error": c["last_error"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,11 +19,6 @@ from shared.jurisdiction import Jurisdiction
 SCHEMA = "intake"
 
 
-def _json_or_null(value: Any) -> str | None:
-    # SQL NULL rather than the JSON value null, so "no shadow decision" reads back as None.
-    return None if value is None else json.dumps(value)
-
-
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     """Store the PSAPs, their tokens and the triage rules (idempotent)."""
     for p in j.psaps:
@@ -37,8 +31,8 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             p.name,
             p.callback_url,
             p.signing_secret,
-            json.dumps(p.local_codes),
-            json.dumps(p.previous_signing_secrets),
+            p.local_codes,
+            p.previous_signing_secrets,
             p.rate_limit,
         )
     await replace_credentials(conn, SCHEMA, [Credential(p.token, p.id, "psap") for p in j.psaps])
@@ -49,7 +43,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         " ON CONFLICT (version) DO UPDATE SET rules = $2::jsonb, active = true, loaded_at = now(),"
         " timezone = $3",
         rules.version,
-        rules.model_dump_json(),
+        rules.model_dump(mode="json"),
         j.jurisdiction.timezone,
     )
 
@@ -74,14 +68,14 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
     row = await conn.fetchrow(
         "SELECT (SELECT rules::text FROM intake.triage_rules WHERE active) AS rules,"
         " (SELECT timezone FROM intake.triage_rules WHERE active) AS timezone,"
-        " (SELECT local_codes::text FROM intake.psaps WHERE id = $1) AS local_codes",
+        " (SELECT local_codes FROM intake.psaps WHERE id = $1) AS local_codes",
         psap_id,
     )
     assert row is not None
     return TriageSetting(
         rules=None if row["rules"] is None else _parse_rules(row["rules"]),
         timezone=row["timezone"],
-        local_codes=dict(json.loads(row["local_codes"])) if row["local_codes"] else {},
+        local_codes=dict(row["local_codes"]) if row["local_codes"] else {},
     )
 
 
@@ -149,7 +143,9 @@ _TRIAGED: tuple[tuple[str, bool], ...] = (
 def _triaged(row: dict[str, Any], first: int) -> tuple[list[str], list[Any]]:
     """Column names with their placeholders (numbered from `first`), and their values."""
     columns = [f"{name} = ${n}{'::jsonb' if js else ''}" for n, (name, js) in enumerate(_TRIAGED, first)]
-    values = [_json_or_null(row[name]) if js else row[name] for name, js in _TRIAGED]
+    # None is SQL NULL (the codec never sees it) rather than the JSON value null, so "no shadow
+    # decision" reads back as None.
+    values = [row[name] for name, _ in _TRIAGED]
     return columns, values
 
 
@@ -177,7 +173,7 @@ async def insert_call(
         row["status"],
         row["received_at"],
         *values,
-        json.dumps(step),
+        step,
         *outbox.row_values(event),
         outbox.channel(SCHEMA),
     )
@@ -198,7 +194,7 @@ async def set_override(conn: asyncpg.Connection, call_id: str, override: dict[st
     await conn.execute(
         "UPDATE intake.calls SET override = $2::jsonb, updated_at = now() WHERE id = $1::uuid",
         call_id,
-        _json_or_null(override),
+        override,
     )
 
 
@@ -251,7 +247,7 @@ async def enqueue_callback(
         "INSERT INTO intake.callbacks (call_id, psap_id, payload) VALUES ($1::uuid, $2, $3::jsonb)",
         call_id,
         psap_id,
-        json.dumps(payload),
+        payload,
     )
     await conn.execute("SELECT pg_notify('intake_callbacks', '')")  # wakes the sender at commit
 
@@ -322,7 +318,7 @@ async def set_status(
         order.attempt,
         order.stage,
         order.handed_back_through,
-        _json_or_null(assignment),
+        assignment,
         clear_assignment,
     )
     await add_timeline(conn, call_id, step or order.status, detail, key=key, event_time=event_time)
@@ -344,7 +340,7 @@ async def add_timeline(
         " VALUES ($1::uuid, $2, $3::jsonb, $4, $5, $6)",
         call_id,
         status,
-        json.dumps(detail),
+        detail,
         event_time,
         *key,
     )

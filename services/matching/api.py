@@ -1,6 +1,5 @@
 """Matching's HTTP routes: an agency's own roster, and why a team was chosen."""
 
-import json
 import uuid
 from typing import Annotated
 
@@ -30,7 +29,6 @@ MatcherDep = Annotated[Matcher, Depends(_matcher)]
 def _team(row: asyncpg.Record) -> TeamView:
     out = dict(row)
     out["current_call"] = str(row["current_call"]) if row["current_call"] else None
-    out["shifts"] = json.loads(row["shifts"])
     return TeamView.model_validate(out)
 
 

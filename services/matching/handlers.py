@@ -9,7 +9,6 @@ recorded in matching.refusals and never applied.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import uuid
@@ -202,7 +201,7 @@ async def offer_next(
     if isinstance(refused, lifecycle.Refusal):
         await _refuse(conn, cause, call_id, None, str(call["status"]), "offer", refused)
         return
-    offer = events.OfferDetails.model_validate_json(call["offer"])
+    offer = events.OfferDetails.model_validate(call["offer"])
     tried = list(call["tried_teams"])
     index = await matcher.roster.index(conn)
     rules, tz = matcher.roster.rules, matcher.roster.timezone
@@ -349,7 +348,7 @@ async def _offer(
         team_id=team.id,
         attempt=attempt,
         deadline=deadline,
-        offer=events.OfferDetails.model_validate_json(call["offer"]),
+        offer=events.OfferDetails.model_validate(call["offer"]),
         distance_km=round(candidate.distance_km, 3),
     )
     await repository.record_offer(
@@ -666,7 +665,7 @@ async def on_call_updated(
             # (a cancelled or closed call), or finds it handed back already.
             await _call_to(conn, event, call, "hand_back")
         return
-    old = events.OfferDetails.model_validate_json(call["offer"])
+    old = events.OfferDetails.model_validate(call["offer"])
     if _takes_call_away(update, old.safety):
         await _withdraw(matcher, conn, call, "withdrawn_by_psap_update", event)
         explanation = {
@@ -711,8 +710,7 @@ def match_view(
     """Every decision made for a call and every offer, with why; for oversight each explanation is
     cut to `domain.EXPLANATION_SHOWN` (no free text, the position on the grid), an admin sees all."""
 
-    def explained(raw: str, shown: dict[str, Any]) -> Any:
-        explanation = json.loads(raw)
+    def explained(explanation: dict[str, Any], shown: dict[str, Any]) -> Any:
         return domain.disclosed(explanation, shown) if oversight else explanation
 
     return {

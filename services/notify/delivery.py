@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -185,7 +184,7 @@ async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
             continue
         event = Envelope.from_bytes(bytes(row["value"]))
         message = events.AgencyAssignmentMessage.model_validate(event.data)
-        page = json.loads(row["headers"]).get(PAGE_HEADER)
+        page = row["headers"].get(PAGE_HEADER)
         notice = Notice(
             notification_id=str(event.id),
             assignment_id=message.assignment_id,
@@ -204,8 +203,3 @@ async def to_feed(conn: asyncpg.Connection, agency_id: str, kind: str, view: dic
     await repository.append_feed(
         conn, agency_id, kind, view["assignment_id"], view["call_id"], None, {**view, "kind": kind}
     )
-
-
-def feed_json(data: Any) -> dict[str, Any]:
-    """A feed entry's data as stored (asyncpg returns jsonb as text)."""
-    return dict(json.loads(data)) if isinstance(data, str) else dict(data)

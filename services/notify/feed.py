@@ -110,7 +110,7 @@ async def events(
             wake.clear()
             rows = await repository.feed_after(pool, agency_id, after, 100)
             for row in rows:
-                data = delivery.feed_json(row["data"])
+                data: dict[str, Any] = row["data"]
                 yield ServerSentEvent(
                     data=json.dumps(data), event=row["kind"], id=str(row["seq"]), retry=2000
                 )

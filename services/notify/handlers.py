@@ -7,7 +7,6 @@ refuses is recorded in notify.refusals and never applied. Lock order: see servic
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -198,7 +197,7 @@ async def repage(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         call_id=str(row["call_id"]),
         team_id=row["team_id"],
         deadline=row["deadline"],
-        details=events.OfferDetails.model_validate_json(row["details"]),
+        details=events.OfferDetails.model_validate(row["details"]),
     )
     await delivery.to_agency(
         conn, row["agency_id"], message, view(row), correlation=row["correlation"], page=page
@@ -224,8 +223,8 @@ def view(row: asyncpg.Record) -> dict[str, Any]:
         "team_id": row["team_id"],
         "status": row["status"],
         "deadline": row["deadline"],
-        "details": json.loads(row["details"]),
-        "answer": json.loads(row["answer"]) if row["answer"] else None,
+        "details": row["details"],
+        "answer": row["answer"],
         "offered_at": row["offered_at"],
         "updated_at": row["updated_at"],
     }

@@ -70,7 +70,7 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> as
         row["agency_id"],
         row["team_id"],
         row["deadline"],
-        json.dumps(row["details"]),
+        row["details"],
         row["correlation"],
         row["attempt"],
     )
@@ -142,7 +142,7 @@ async def set_status(
         " updated_at = now() WHERE id = $1::uuid",
         assignment_id,
         status,
-        json.dumps(answer) if answer is not None else None,
+        answer,
     )
 
 
@@ -185,13 +185,14 @@ async def append_feed(
         "WITH bumped AS (UPDATE notify.agencies SET feed_seq = feed_seq + 1 WHERE id = $1"
         " RETURNING feed_seq),"
         " entry AS (INSERT INTO notify.feed (agency_id, seq, kind, assignment_id, call_id, page, data)"
-        " SELECT $1, feed_seq, $2, $3::uuid, $4::uuid, $5, $6::jsonb FROM bumped RETURNING seq)"
+        " SELECT $1, feed_seq, $2, $3::uuid, $4::uuid, $5, $6::text::jsonb FROM bumped RETURNING seq)"
         " SELECT seq FROM entry, LATERAL (SELECT pg_notify('notify_feed', $1)) woken",
         agency_id,
         kind,
         assignment_id,
         call_id,
         page,
+        # Encoded here, not by the pool's codec: the views hold datetimes and UUIDs, written as text.
         json.dumps(data, default=_jsonable),
     )
     if seq is None:

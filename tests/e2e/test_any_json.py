@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.intake import eido
+from shared.db import connect
 from tests.e2e.system import System, running_system
 from tests.support import eventually
 
@@ -104,7 +104,7 @@ def incident(path: tuple[Any, ...], value: Any) -> tuple[str, dict[str, Any]]:
 
 async def missing_from_trail(system: System) -> int:
     """Events any service published (outbox rows sent) that the audit trail does not hold."""
-    conn = await asyncpg.connect(system.settings.database_url.get_secret_value())
+    conn = await connect(system.settings.database_url.get_secret_value())
     try:
         ids: set[str] = set()
         for schema in ("intake", "matching", "notify"):

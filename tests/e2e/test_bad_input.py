@@ -6,11 +6,11 @@ import json
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from services.intake import eido
+from shared.db import connect
 from tests.e2e.system import System
 from tests.support import eventually
 
@@ -24,7 +24,7 @@ GOOD = {
 
 
 async def calls_stored(system: System) -> int:
-    conn = await asyncpg.connect(system.settings.database_url.get_secret_value())
+    conn = await connect(system.settings.database_url.get_secret_value())
     try:
         return int(await conn.fetchval("SELECT count(*) FROM intake.calls"))
     finally:

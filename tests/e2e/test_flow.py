@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
-import asyncpg
 import httpx
 import pytest
 
 from services.topology import TOPOLOGY
+from shared.db import connect
 from shared.topics import AGENCY_TOPIC_PREFIX, agency_topic
 from tests.e2e.system import System, running_system
 from tests.support import eventually, read_topic
@@ -102,7 +102,7 @@ async def walk_one_call(system: System) -> None:
 
 async def assert_published_as_declared(system: System) -> None:
     """Every topic each service's outbox published is one the topology says it produces."""
-    conn = await asyncpg.connect(system.settings.database_url.get_secret_value())
+    conn = await connect(system.settings.database_url.get_secret_value())
     try:
         for service, node in TOPOLOGY.items():
             rows = await conn.fetch(f"SELECT DISTINCT topic FROM {service}.outbox")

@@ -20,6 +20,7 @@ from services.intake.service import build
 from services.intake.settings import IntakeSettings
 from services.jurisdiction import Deployment
 from shared import events, topics
+from shared.db import connect
 from shared.envelope import CONTENT_TYPE, Envelope, new_event, utcnow
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import make_producer
@@ -143,7 +144,7 @@ class Intake:
 
     async def db(self) -> asyncpg.Connection:
         """A connection to this intake's database (close it)."""
-        return await asyncpg.connect(self.settings.database_url.get_secret_value())
+        return await connect(self.settings.database_url.get_secret_value())
 
 
 # Who publishes each assignment topic, and so whose clock stamps it.

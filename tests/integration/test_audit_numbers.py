@@ -7,13 +7,13 @@ import asyncio
 import json
 from typing import Any
 
-import asyncpg
 import pytest
 from typer.testing import CliRunner
 
 from services.audit.note import VerifierKey
 from services.cli import app as cli
 from shared import events, topics
+from shared.db import connect, create_pool
 from shared.envelope import Envelope, new_event
 from shared.settings import Settings
 from tests.audit_scenario import received
@@ -44,7 +44,7 @@ def _odd_calls() -> list[Envelope]:
 
 
 async def _flags(settings: Settings) -> dict[str, str | None]:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    conn = await connect(settings.database_url.get_secret_value())
     try:
         rows = await conn.fetch("SELECT subject, flag FROM audit.events WHERE type = 'calls.received.v1'")
         return {r["subject"]: r["flag"] for r in rows}
@@ -97,7 +97,7 @@ async def test_odd_numbers_and_text_reach_the_trail_and_it_still_verifies(settin
         assert ran.exit_code == 0, ran.output
 
         # The flagged row still commits to what audit received: an insider's edit of it is found.
-        pool = await asyncpg.create_pool(fast.database_url.get_secret_value(), min_size=1, max_size=2)
+        pool = await create_pool(fast.database_url.get_secret_value(), max_size=2)
         assert pool is not None
         try:
             seq = await pool.fetchval("SELECT seq FROM audit.events WHERE subject = 'n-31-digits'")

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,7 +21,7 @@ from services.audit.note import VerifierKey, open_checkpoint
 from services.audit.settings import AuditSettings
 from services.cli import app as cli
 from shared.auth import Credential, replace_credentials
-from shared.db import create_pool, migrate
+from shared.db import connect, create_pool, migrate
 from shared.kafka import client_options, ensure_topics, make_producer
 from shared.runtime import Infra, topics_for
 from shared.settings import Settings
@@ -75,7 +74,7 @@ async def publish(settings: Settings, envelopes: list[Any]) -> None:
 
 
 async def stored_count(settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    conn = await connect(settings.database_url.get_secret_value())
     try:
         return int(
             await conn.fetchval("SELECT count(*) FROM audit.events WHERE type <> 'access.recorded.v1'")

@@ -153,7 +153,7 @@ async def test_a_rewrite_of_everything_is_a_fork_against_the_checkpoints(pool, t
         )
     prev, statements = domain.GENESIS, []
     for r in rows:
-        envelope = json.loads(r["envelope"])
+        envelope = r["envelope"]
         envelope["data"]["psap_id"] = "rewritten"
         public = domain.redact(envelope)
         sealed = domain.seal(bytes(r["nonce"]), envelope)

@@ -4,17 +4,15 @@ and a flood of unknown tokens from one address answers 429 and is recorded as a 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
 from shared.auth import Authenticator, Credential, Principal, replace_credentials
-from shared.db import create_pool, migrate
+from shared.db import connect, create_pool, migrate
 from shared.errors import install_error_handlers
 from shared.settings import SERVICE_NAMES, Settings
 from shared.throttle import FailureThrottle
@@ -66,13 +64,13 @@ async def test_oversized_headers_get_431_with_a_code_on_every_service(settings: 
 
 
 async def access_rows(settings: Settings, schema: str) -> list[dict[str, object]]:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    conn = await connect(settings.database_url.get_secret_value())
     try:
         rows = await conn.fetch(
             f"SELECT convert_from(value, 'utf8')::jsonb -> 'data' AS data FROM {schema}.outbox"
             " WHERE topic = 'access.recorded.v1' ORDER BY id"
         )
-        return [json.loads(r["data"]) for r in rows]
+        return [r["data"] for r in rows]
     finally:
         await conn.close()
 

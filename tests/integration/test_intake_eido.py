@@ -233,7 +233,7 @@ async def test_shadow_decisions_are_recorded_in_the_answer_the_database_and_the_
         )
     finally:
         await conn.close()
-    assert json.loads(stored)["route"] == "community"
+    assert stored["route"] == "community"
     [event] = await intake.events(topics.CALLS_RECEIVED, answer["call_id"], 1)
     assert event["data"]["shadow_decision"]["rules_version"] == "2026-12-draft"
 

@@ -15,6 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
+from shared.db import create_pool
 from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from tests.integration.matching_harness import (
@@ -112,7 +113,7 @@ async def settled(pool: asyncpg.Pool, count: int, statuses: set[str]) -> Counter
 
 @pytest.fixture
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
     yield pool
     await pool.close()
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.jurisdiction import parse
+from shared.db import connect
 from shared.kafka import client_options
 from shared.topics import agency_topic
 from tools import infra
@@ -52,7 +52,7 @@ def pids(system: System) -> dict[str, int]:
 
 async def free_all_teams(system: System) -> None:
     """Make every team available again between phases (a benchmark-only shortcut)."""
-    conn = await asyncpg.connect(system.database_url)
+    conn = await connect(system.database_url)
     try:
         await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL")
     finally:
@@ -61,7 +61,7 @@ async def free_all_teams(system: System) -> None:
 
 async def count(system: System, sql: str) -> int:
     """One number from the benchmark database."""
-    conn = await asyncpg.connect(system.database_url)
+    conn = await connect(system.database_url)
     try:
         return int(await conn.fetchval(sql))
     finally:
@@ -206,7 +206,7 @@ async def throughput(system: System, duration_s: float, concurrency: int, first:
 
 async def versions(endpoints: infra.InfraEndpoints) -> dict[str, str]:
     """The broker's and PostgreSQL's versions for the report."""
-    conn = await asyncpg.connect(endpoints.database_url)
+    conn = await connect(endpoints.database_url)
     try:
         pg = str(await conn.fetchval("SHOW server_version"))
     finally:

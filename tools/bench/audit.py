@@ -29,7 +29,7 @@ import asyncpg
 from services.audit import checkpoints, domain, handlers, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.settings import AuditSettings
-from shared.db import migrate
+from shared.db import create_pool, migrate
 from shared.settings import Settings
 from tools import infra
 from tools.system import scratch_database
@@ -75,6 +75,18 @@ def _envelope(n: int, at: datetime) -> dict[str, Any]:
     }
 
 
+_JSON_COLUMNS = [repository.EVENT_COLUMNS.index(c) for c in ("envelope", "public_event")]
+
+
+def _decoded(record: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A chained row with its JSON columns as values: COPY goes through the pool's jsonb codec,
+    which writes them back as the same text (the service sends that text as it is)."""
+    row = list(record)
+    for i in _JSON_COLUMNS:
+        row[i] = json.loads(row[i])
+    return tuple(row)
+
+
 async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> None:
     """Append `count` valid rows as the service would, in COPY batches."""
     head = repository.ChainHead(0, domain.GENESIS, [])
@@ -85,7 +97,10 @@ async def _chain(conn: asyncpg.Connection, count: int, batch: int = 20000) -> No
             head, ((_envelope(lo + k, at), at, os.urandom(16), None) for k, at in enumerate(stamps))
         )
         await conn.copy_records_to_table(
-            "events", schema_name="audit", records=records, columns=list(repository.EVENT_COLUMNS)
+            "events",
+            schema_name="audit",
+            records=map(_decoded, records),
+            columns=list(repository.EVENT_COLUMNS),
         )
         await conn.copy_records_to_table(
             "tree_nodes", schema_name="audit", records=nodes, columns=["level", "idx", "hash"]
@@ -130,7 +145,7 @@ async def _fill(conn: asyncpg.Connection, first: int, last: int, batch: int = 1_
 async def bench(database_url: str, rows: int, chain_rows: int, samples: int, keep: bool) -> dict[str, Any]:
     """Build the trail, measure, drop the database (unless `keep`); returns the figures."""
     async with scratch_database(database_url, f"bench_audit_{uuid.uuid4().hex[:8]}", keep=keep) as url:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2, command_timeout=None)
+        pool = await create_pool(url, max_size=2, command_timeout=None)
         assert pool is not None
         try:
             await migrate(pool, "audit", [MIGRATIONS])

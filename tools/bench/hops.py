@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
-
+from shared.db import connect
 from tools.bench.stats import percentile
 
 # Each service's outbox row for the call: created_at is the start of the transaction that wrote
@@ -34,7 +33,7 @@ SEGMENTS = (
 
 async def breakdown(dsn: str, offered_at: dict[str, float]) -> dict[str, dict[str, float]]:
     """p50 and p99 in ms of each segment, and of the last one (relay pick-up to the offer seen)."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         rows = await conn.fetch(_QUERY, list(offered_at))
     finally:

@@ -8,10 +8,10 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared import topics
+from shared.db import connect
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from tools.faults import broker, clock, snapshot
@@ -101,7 +101,7 @@ async def terminate_connections(cluster: Cluster, ctx: Context) -> str:
     """pg_terminate_backend on every connection of the system's database, every 2 s for 20 s."""
     killed = 0
     for _ in range(10):
-        conn = await asyncpg.connect(cluster.endpoints.database_url)
+        conn = await connect(cluster.endpoints.database_url)
         try:
             killed += int(
                 await conn.fetchval(

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import connect
 from shared.settings import Settings
 from shared.topics import AGENCY_TOPIC_PREFIX, AGENCY_TOPIC_SUFFIX, REGISTRY
 from tools.faults import broker
@@ -202,7 +203,7 @@ async def read_database(conn: asyncpg.Connection, snap: Snapshot, namespace: str
             event = parse_event(bytes(r["value"]))
             if event is None:
                 continue
-            page = json.loads(r["headers"]).get("careroute-page") if r["headers"] else None
+            page = r["headers"].get("careroute-page") if r["headers"] else None
             snap.outbox.append(
                 OutboxRow(
                     schema, r["id"], r["topic"], r["sent"], event, int(page) if page is not None else None
@@ -233,7 +234,7 @@ async def read_database(conn: asyncpg.Connection, snap: Snapshot, namespace: str
                     await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}")
                 )
     snap.trail = [
-        Event(r["event_id"], r["type"], r["subject"], json.loads(r["data"]) if r["data"] else {})
+        Event(r["event_id"], r["type"], r["subject"], r["data"] if r["data"] is not None else {})
         for r in await conn.fetch(
             "SELECT event_id::text AS event_id, type, subject, envelope->'data' AS data"
             " FROM audit.events ORDER BY seq"
@@ -307,7 +308,7 @@ async def read_broker(settings: Settings, namespace: str, snap: Snapshot) -> Non
 async def read(dsn: str, settings: Settings, namespace: str, call_ids: list[str], chain_ok: bool) -> Snapshot:
     """The whole snapshot: database first, then the broker (whose lag is read last)."""
     snap = Snapshot(call_ids=list(call_ids), chain_ok=chain_ok)
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         await read_database(conn, snap, namespace)
     finally:
@@ -319,7 +320,7 @@ async def read(dsn: str, settings: Settings, namespace: str, call_ids: list[str]
 async def fingerprint(dsn: str) -> dict[str, int]:
     """Row counts of every service table (but signed checkpoints, written on a timer): a replay
     that changes any of them had an effect."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         tables = await conn.fetch(
             "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables"
@@ -338,7 +339,7 @@ async def fingerprint(dsn: str) -> dict[str, int]:
 
 async def moving(dsn: str, settings: Settings, namespace: str) -> int:
     """How many things are not at rest yet: calls, live offers and assignments, unsent rows, lag."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         count = int(
             await conn.fetchval(
