@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from services.intake.rules import Triage
 from services.matching.rules import Matching
@@ -19,6 +19,14 @@ class Deployment(Jurisdiction):
 
     triage: Triage
     matching: Matching | None = None
+
+    @model_validator(mode="after")
+    def _rules_name_known_psaps(self) -> Deployment:
+        psaps = {p.id for p in self.psaps}
+        for psap_id in self.triage.per_psap:
+            if psap_id not in psaps:
+                raise ValueError(f"triage.per_psap names unknown psap {psap_id}")
+        return self
 
 
 def parse(text: str, source: str = "<string>") -> Deployment:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.intake.rules import Coverage, TriageRules
+from services.intake.rules import Coverage, Triage, TriageRules, determinant_parts, determinant_text
 from shared.domain_errors import Invalid
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import WEEKDAYS
@@ -45,6 +45,25 @@ def route_for_type(incident_type: str, rules: TriageRules) -> TypeRoute:
     return TypeRoute(Route(rules.fallback), "fallback", exact=False)
 
 
+def route_for_determinant(determinant: str | None, rules: TriageRules) -> tuple[str, TypeRoute] | None:
+    """The call's determinant (in its one spelling) and the most specific determinant rule that
+    matches it; None when the call has none or no rule matches."""
+    parts = determinant_parts(determinant) if determinant else None
+    if parts is None or not rules.determinants:
+        return None
+    best: tuple[str, ...] | None = None
+    for rule in rules.determinants:
+        rule_parts = determinant_parts(rule)
+        if rule_parts and parts[: len(rule_parts)] == rule_parts and len(rule_parts) > len(best or ()):
+            best = rule_parts
+    if best is None:
+        return None
+    rule = determinant_text(best)
+    return determinant_text(parts), TypeRoute(
+        Route(rules.determinants[rule]), rule, exact=len(best) == len(parts)
+    )
+
+
 @dataclass(frozen=True)
 class TriageFacts:
     """What triage weighs besides the type and the screen (all optional, so old callers still work)."""
@@ -54,6 +73,7 @@ class TriageFacts:
     at: datetime | None = None
     timezone: str | None = None
     consent_non_police: bool | None = None
+    determinant: str | None = None  # the MPDS determinant the CAD sent
 
 
 def apply_cautions(
@@ -106,10 +126,42 @@ def _coverage(coverage: Coverage, facts: TriageFacts) -> list[str]:
     return missed
 
 
+def _type_reason(incident_type: str, rules: TriageRules, because: Callable[..., None]) -> list[Route]:
+    """Give the reason of the rule that routes the type; the route it adds (none for community)."""
+    by_type = route_for_type(incident_type, rules)
+    # The type is named to oversight only when a rule names it (a code, not free text).
+    named = {"incident_type": incident_type} if by_type.exact else {}
+    rule = "" if by_type.exact else f" (rule {by_type.rule})"
+    if by_type.rule == "fallback":
+        because(
+            f"incident type {incident_type} is not eligible for a community response and no rule"
+            f" routes it: fallback -> {by_type.route}",
+            "type_not_eligible",
+            route=by_type.route,
+            rule="fallback",
+        )
+    elif by_type.route == Route.community:
+        because(
+            f"incident type {incident_type} is eligible for a community response{rule}",
+            "type_eligible",
+            **named,
+            rule=by_type.rule,
+        )
+    else:
+        because(
+            f"incident type {incident_type} -> {by_type.route}{rule}",
+            "type_routed",
+            **named,
+            rule=by_type.rule,
+            route=by_type.route,
+        )
+    return [] if by_type.route == Route.community else [by_type.route]
+
+
 def triage(
     incident_type: str, safety: SafetyScreen, rules: TriageRules, facts: TriageFacts | None = None
 ) -> TriageDecision:
-    """Decide community, police, ems or review, listing every reason that fired: as a sentence for
+    """Decide community, police, ems, fire or review, listing every reason that fired: as a sentence for
     the PSAP and as a code whose parameters are codes too (never input text) for oversight."""
     facts = facts or TriageFacts()
     reasons: list[str] = []
@@ -120,39 +172,25 @@ def triage(
         reasons.append(sentence)
         codes.append(ReasonCode(code=code, params=params))
 
+    by_determinant = route_for_determinant(facts.determinant, rules)
     if not incident_type:
         because("no incident type: a person must review", "no_incident_type", route=Route.review)
         routes.append(Route.review)
-    else:
-        by_type = route_for_type(incident_type, rules)
-        # The type is named to oversight only when a rule names it (a code, not free text).
-        named = {"incident_type": incident_type} if by_type.exact else {}
-        rule = "" if by_type.exact else f" (rule {by_type.rule})"
-        if by_type.rule == "fallback":
-            because(
-                f"incident type {incident_type} is not eligible for a community response and no rule"
-                f" routes it: fallback -> {by_type.route}",
-                "type_not_eligible",
-                route=by_type.route,
-                rule="fallback",
-            )
-        elif by_type.route == Route.community:
-            because(
-                f"incident type {incident_type} is eligible for a community response{rule}",
-                "type_eligible",
-                **named,
-                rule=by_type.rule,
-            )
-        else:
-            because(
-                f"incident type {incident_type} -> {by_type.route}{rule}",
-                "type_routed",
-                **named,
-                rule=by_type.rule,
-                route=by_type.route,
-            )
-        if by_type.route != Route.community:
-            routes.append(by_type.route)
+    if by_determinant is not None:
+        # The protocol's answer about this very call is more specific than its type.
+        determinant, decided = by_determinant
+        because(
+            f"determinant {determinant} -> {decided.route} (rule {decided.rule}), in place of the incident"
+            " type's rules",
+            "determinant_eligible" if decided.route == Route.community else "determinant_routed",
+            determinant=determinant,
+            rule=decided.rule,
+            route=decided.route,
+        )
+        if decided.route != Route.community:
+            routes.append(decided.route)
+    elif incident_type:
+        routes += _type_reason(incident_type, rules, because)
     screened, caution_reasons = apply_cautions(safety, facts.cautions, rules)
     reasons += caution_reasons
     codes += [
@@ -209,6 +247,28 @@ def triage(
         behavioural_health=behavioural,
         review_deadline=deadline,
     )
+
+
+def triage_for_psap(
+    psap_id: str, incident_type: str, safety: SafetyScreen, rules: Triage, facts: TriageFacts
+) -> tuple[TriageDecision, TriageDecision | None]:
+    """The decision of the rule set in force for the PSAP (its own one, when it has one, named first
+    in the decision with its version) and the decision of the draft evaluated beside it."""
+    active = rules.for_psap(psap_id)
+    decision = triage(incident_type, safety, active, facts)
+    if active is not rules:
+        named = f"the rules of PSAP {psap_id} apply (version {active.version})"
+        decision = decision.model_copy(
+            update={
+                "reasons": [named, *decision.reasons],
+                "codes": [
+                    ReasonCode(code="psap_rules", params={"psap": psap_id, "version": active.version}),
+                    *decision.codes,
+                ],
+            }
+        )
+    draft = rules.shadow_for(psap_id)
+    return decision, triage(incident_type, safety, draft, facts) if draft is not None else None
 
 
 def keep_review_deadline(decision: TriageDecision, before: TriageDecision) -> TriageDecision:

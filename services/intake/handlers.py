@@ -56,11 +56,11 @@ async def _triage(
         at=at,
         timezone=setting.timezone,
         consent_non_police=call.consent_non_police,
+        determinant=call.mpds_determinant,
     )
-    decision = domain.triage(incident_type, call.safety, rules, facts)
-    shadow = domain.triage(incident_type, call.safety, rules.shadow, facts) if rules.shadow else None
+    decision, shadow = domain.triage_for_psap(psap.tenant_id, incident_type, call.safety, rules, facts)
     # What cautions raise is part of the screen the team is told about, not only of the decision.
-    safety, _ = domain.apply_cautions(call.safety, call.cautions, rules)
+    safety, _ = domain.apply_cautions(call.safety, call.cautions, rules.for_psap(psap.tenant_id))
     row = {
         "incident_type": incident_type,
         "origin": call.origin,
@@ -220,7 +220,7 @@ async def _flags_raised(
     rules = (await repository.triage_setting(conn, psap.tenant_id)).rules
     if rules is None:
         return []
-    sent, _ = domain.apply_cautions(call.safety, call.cautions, rules)
+    sent, _ = domain.apply_cautions(call.safety, call.cautions, rules.for_psap(psap.tenant_id))
     return domain.raised_flags(events.SafetyScreen.model_validate(existing["safety"]), sent)
 
 

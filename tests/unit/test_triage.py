@@ -4,8 +4,8 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from services.intake.domain import TriageFacts, keep_review_deadline, normalise_type, triage
-from services.intake.rules import Area, Coverage, Triage
+from services.intake.domain import TriageFacts, keep_review_deadline, normalise_type, triage, triage_for_psap
+from services.intake.rules import Area, Coverage, Triage, determinant_parts
 from shared.events import Answer, Location, Route, SafetyScreen, TriageDecision
 from shared.jurisdiction import Point, Shift
 
@@ -220,3 +220,131 @@ def test_a_safety_answer_still_overrides_a_type_route_when_more_protective():
 def test_route_rules_that_cannot_work_are_refused(routes, message):
     with pytest.raises(ValueError, match=message.replace("*", r"\*")):
         Triage.model_validate({**RULES.model_dump(), "routes": routes})
+
+
+DETERMINED = RULES.model_copy(
+    update={"determinants": {"25": "review", "25-A": "community", "25-B": "ems", "25-B-6": "police"}}
+)
+
+
+def test_the_most_specific_determinant_rule_decides_in_place_of_the_type():
+    at = TriageFacts(determinant="25B06")
+    decision = triage("MNTL", ALL_NO, DETERMINED, at)
+    assert decision.route == Route.police
+    assert ("determinant_routed", {"determinant": "25-B-6", "rule": "25-B-6", "route": "police"}) in _codes(
+        decision
+    )
+    assert not any(c.code == "type_eligible" for c in decision.codes)
+    assert triage("MNTL", ALL_NO, DETERMINED, TriageFacts(determinant="25-B-3")).route == Route.ems
+    assert triage("MNTL", ALL_NO, DETERMINED, TriageFacts(determinant="25-D-1")).route == Route.review
+
+
+def test_a_determinant_may_open_a_community_response_to_a_type_no_rule_makes_eligible():
+    decision = triage("PSYCH", ALL_NO, DETERMINED, TriageFacts(determinant="25-A-1"))
+    assert decision.route == Route.community
+    assert ("determinant_eligible", {"determinant": "25-A-1", "rule": "25-A", "route": "community"}) in (
+        _codes(decision)
+    )
+    # The safety screen still sends it elsewhere.
+    armed = triage(
+        "PSYCH", ALL_NO.model_copy(update={"weapon": Answer.yes}), DETERMINED, TriageFacts(determinant="25A1")
+    )
+    assert armed.route == Route.police
+
+
+def test_without_a_matching_determinant_the_type_rules_decide():
+    assert triage("MNTL", ALL_NO, DETERMINED, TriageFacts(determinant="10-C-1")).route == Route.community
+    assert triage("BURGLARY", ALL_NO, DETERMINED, TriageFacts()).route == Route.police
+    assert triage("MNTL", ALL_NO, RULES, TriageFacts(determinant="25-B-6")).route == Route.community
+
+
+@pytest.mark.parametrize(
+    ("code", "parts"),
+    [
+        ("25D01", ("25", "D", "1")),
+        ("25-D-1", ("25", "D", "1")),
+        ("09-e-1", ("9", "E", "1")),
+        ("25-B-3S", ("25", "B", "3", "S")),
+        ("25", ("25",)),
+        ("25-Ω", ("25", "Ω")),
+        ("ems", None),
+        ("251-A-1", None),
+    ],
+)
+def test_determinants_are_read_in_any_spelling_a_cad_uses(code, parts):
+    assert determinant_parts(code) == parts
+
+
+def test_determinant_rules_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="not an MPDS determinant"):
+        Triage.model_validate({**BASE, "determinants": {"twenty-five": "ems"}})
+    with pytest.raises(ValueError, match="determinant 25-A-1 is routed twice"):
+        Triage.model_validate({**BASE, "determinants": {"25A01": "ems", "25-A-1": "police"}})
+
+
+BASE = RULES.model_dump(exclude={"shadow", "per_psap"})
+CAMPUS = "psap.campus.example.edu"
+PER_PSAP = Triage.model_validate(
+    {
+        **BASE,
+        "routes": {"NOISE": "police", "OD": "ems"},
+        "shadow": {**BASE, "version": "draft"},
+        "per_psap": {
+            CAMPUS: {"version": "campus-2", "eligible_types": ["MNTL", "NOISE"]},
+            "other": {
+                "version": "other-1",
+                "fallback": "review",
+                "shadow": {**BASE, "version": "other-draft"},
+            },
+        },
+    }
+)
+
+
+def test_a_psap_with_its_own_rules_is_decided_by_them_and_the_decision_names_them():
+    decision, shadow = triage_for_psap(CAMPUS, "NOISE", ALL_NO, PER_PSAP, TriageFacts())
+    assert decision.route == Route.community and decision.rules_version == "campus-2"
+    assert decision.reasons[0] == f"the rules of PSAP {CAMPUS} apply (version campus-2)"
+    first = decision.codes[0]
+    assert (first.code, first.params) == ("psap_rules", {"psap": CAMPUS, "version": "campus-2"})
+    # The region's draft is still evaluated beside it.
+    assert shadow is not None and shadow.rules_version == "draft"
+    # What the PSAP does not give it inherits: the region's exclusions and other routes.
+    assert triage_for_psap(CAMPUS, "OD", ALL_NO, PER_PSAP, TriageFacts())[0].route == Route.ems
+    armed = ALL_NO.model_copy(update={"weapon": Answer.yes})
+    assert triage_for_psap(CAMPUS, "NOISE", armed, PER_PSAP, TriageFacts())[0].route == Route.police
+
+
+def test_other_psaps_keep_the_jurisdictions_rules_and_a_psap_may_have_its_own_draft():
+    decision, shadow = triage_for_psap("valley", "NOISE", ALL_NO, PER_PSAP, TriageFacts())
+    assert decision.route == Route.police and decision.rules_version == "v-test"
+    assert all(c.code != "psap_rules" for c in decision.codes)
+    assert shadow is not None and shadow.rules_version == "draft"
+    other, own_draft = triage_for_psap("other", "BURGLARY", ALL_NO, PER_PSAP, TriageFacts())
+    assert other.route == Route.review and own_draft is not None and own_draft.rules_version == "other-draft"
+
+
+@pytest.mark.parametrize(
+    ("own", "message"),
+    [
+        (
+            {"version": "x1", "routes": {"MNTL": "police"}},
+            "the rules of PSAP x: incident type MNTL is eligible",
+        ),
+        ({"fallback": "review"}, "version"),
+        ({"version": "x1", "colour": "red"}, "colour"),
+        (
+            {"version": "x1", "determinants": {"lots": "ems"}},
+            "the rules of PSAP x: determinants: 'lots' is not",
+        ),
+    ],
+)
+def test_a_psap_rule_set_that_cannot_work_is_refused(own, message):
+    with pytest.raises(ValueError, match=message):
+        Triage.model_validate({**BASE, "per_psap": {"x": own}})
+
+
+def test_psap_rule_sets_survive_being_stored_and_read_back():
+    again = Triage.model_validate_json(PER_PSAP.model_dump_json())
+    assert again.for_psap(CAMPUS) == PER_PSAP.for_psap(CAMPUS)
+    assert again.for_psap("other").fallback == "review"

@@ -27,6 +27,14 @@ def test_the_example_has_a_shadow_rule_set_with_its_own_version():
             "rate_limit",
         ),
         ("unknown: {weapon: review}", "unknown: {weapons: review}", "weapons"),
+        (
+            "    university-psap:\n      version:",
+            "    nobody-psap:\n      version:",
+            "unknown psap nobody-psap",
+        ),
+        ('    "25-B-6": review', '    "25-X": review', "not an MPDS determinant"),
+        ('    "ALR*": police', '    "ALR*": ambulance', "routes.ALR*"),
+        ("  fallback: police\n", "  fallback: community\n", "fallback"),
     ],
 )
 def test_mistakes_in_the_new_rules_say_where(old: str, new: str, message: str):
@@ -55,3 +63,13 @@ def test_coverage_and_rotation_parse():
     j = parse(text)
     assert j.triage.coverage is not None and j.triage.coverage.outside == "police"
     assert j.psaps[0].previous_signing_secrets == ["old-valley-secret-0000"]
+
+
+def test_the_example_routes_types_and_determinants_and_gives_one_psap_its_own_rules():
+    triage = load_file(EXAMPLE).triage
+    assert triage.routes["OD"] == "ems" and triage.routes["ALR*"] == "police" and triage.fallback == "police"
+    assert triage.determinants["25-A"] == "community"
+    university = triage.for_psap("university-psap")
+    assert university.version != triage.version and "NOISE" in university.eligible_types
+    assert university.exclude == triage.exclude and university.routes == triage.routes
+    assert triage.for_psap("valley-ecc") is triage
