@@ -46,20 +46,37 @@ async def _checkpointer(request: Request) -> Checkpointer:
 CheckpointerDep = Annotated[Checkpointer, Depends(_checkpointer)]
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(view: dict[str, Any], key: str) -> str:
+    value = view.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _optional_text(view: dict[str, Any], key: str) -> str | None:
+    value = view.get(key)
+    return value if isinstance(value, str) else None
+
+
 def _shape(stored: dict[str, Any], full: bool) -> TrailEvent:
-    envelope = stored["envelope"] if full else stored["public"]
+    # Total over whatever a row holds: a flagged row shows its header alone, and a row edited
+    # since (not an object, keys missing or of another type) shows what is there, empty elsewhere,
+    # so one stored row never fails a whole answer; /verify names such a row.
+    view = _object(stored["envelope"] if full else stored["public"])
     return TrailEvent(
         seq=stored["seq"],
         recorded_at=stored["recorded_at"],
         row_hash=stored["row_hash"],
-        id=envelope["id"],
-        type=envelope["type"],
-        source=envelope["source"],
-        subject=envelope["subject"],
-        time=envelope["time"],
-        correlationid=envelope.get("correlationid"),
-        causationid=envelope.get("causationid"),
-        data=envelope["data"],
+        id=_text(view, "id"),
+        type=_text(view, "type"),
+        source=_text(view, "source"),
+        subject=_text(view, "subject"),
+        time=_text(view, "time"),
+        correlationid=_optional_text(view, "correlationid"),
+        causationid=_optional_text(view, "causationid"),
+        data=_object(view.get("data")),
     )
 
 
@@ -79,17 +96,18 @@ CSV_COLUMNS = ("seq", "recorded_at", "event_id", "type", "subject", "agency_id",
 
 
 def _csv_row(stored: dict[str, Any]) -> list[Any]:
-    e = stored["public"]
+    e = _object(stored["public"])
+    data = _object(e.get("data"))
     return [
         stored["seq"],
         stored["recorded_at"].isoformat(),
-        e["id"],
-        e["type"],
-        e["subject"],
-        e["data"].get("agency_id", ""),
-        e["time"],
+        _text(e, "id"),
+        _text(e, "type"),
+        _text(e, "subject"),
+        data.get("agency_id", ""),
+        _text(e, "time"),
         stored["row_hash"],
-        json.dumps(e["data"], sort_keys=True),
+        json.dumps(data, sort_keys=True),
     ]
 
 

@@ -4,6 +4,8 @@ the edge of what JSON allows, text jsonb refuses, on the real broker and Postgre
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from typing import Any
 
@@ -17,7 +19,7 @@ from shared.db import connect, create_pool
 from shared.envelope import Envelope, new_event
 from shared.settings import Settings
 from tests.audit_scenario import received
-from tests.integration.test_audit_service import REVIEWER, audit_running, publish, stored_count
+from tests.integration.test_audit_service import ADMIN, REVIEWER, audit_running, publish, stored_count
 from tests.integration.test_audit_trail import tamper
 from tests.support import eventually
 from tools.psap import bearer
@@ -106,3 +108,67 @@ async def test_odd_numbers_and_text_reach_the_trail_and_it_still_verifies(settin
             await pool.close()
         edited = (await http.get("/v1/audit/verify", headers=who)).json()
         assert (edited["ok"], edited["first_bad_seq"]) == (False, seq), edited
+
+
+async def test_a_row_flagged_or_edited_into_any_shape_never_fails_a_read(settings: Settings):
+    """Tried: besides flagged rows, three rows an insider rewrote: an envelope and public view that
+    are a JSON string, one whose header lost its subject and time and whose data became a list, and
+    one whose id is a number. Before, shaping such a row for a trail, an event page or the CSV
+    export indexed its keys and the whole answer was a 500; now each row is shown with what it
+    holds (empty where a field is missing or not text) and /verify names the first edited row."""
+    fast = settings.model_copy(update={"audit_port": 0, "outbox_poll_interval_s": 0.1})
+    odd = _odd_calls()
+    await publish(fast, odd)
+    async with audit_running(fast) as http:
+        await eventually(lambda: stored_count(fast), lambda n: n >= len(odd), what="the trail")
+        pool = await create_pool(fast.database_url.get_secret_value(), max_size=2)
+        try:
+            seqs = {
+                r["subject"]: r["seq"]
+                for r in await pool.fetch(
+                    "SELECT subject, seq FROM audit.events WHERE type = 'calls.received.v1'"
+                )
+            }
+            edits = {
+                "n-1e17": "'\"not an event\"'::jsonb",
+                "n-huge-double": "(public_event - 'subject' - 'time') || '{\"data\": [1, 2]}'::jsonb",
+                "n-nul": "public_event || '{\"id\": 7}'::jsonb",
+            }
+            await tamper(
+                pool,
+                *(
+                    f"UPDATE audit.events SET envelope = {sql.replace('public_event', 'envelope')},"
+                    f" public_event = {sql} WHERE seq = {seqs[call]}"
+                    for call, sql in edits.items()
+                ),
+            )
+        finally:
+            await pool.close()
+        for token, phi in ((REVIEWER, "false"), (ADMIN, "true")):
+            who = bearer(token)
+            for call in ODD:
+                trail = await http.get(f"/v1/audit/calls/{call}", params={"phi": phi}, headers=who)
+                assert trail.status_code == 200, (call, phi, trail.text)
+                [shown] = trail.json()["events"]
+                assert shown["seq"] == seqs[call]
+                if call == "n-1e17":
+                    assert (shown["id"], shown["type"], shown["data"]) == ("", "", {})
+                if call == "n-huge-double":
+                    assert (shown["subject"], shown["time"], shown["data"]) == ("", "", {})
+                    assert shown["type"] == "calls.received.v1"
+                if call == "n-nul":
+                    assert shown["id"] == "" and shown["subject"] == "n-nul"
+            listed = await http.get("/v1/audit/events", params={"limit": 1000, "phi": phi}, headers=who)
+            assert listed.status_code == 200, listed.text
+            assert {seqs[c] for c in ODD} <= {e["seq"] for e in listed.json()["events"]}
+        who = bearer(REVIEWER)
+        export = await http.get("/v1/audit/export", params={"format": "csv"}, headers=who)
+        assert export.status_code == 200
+        rows = list(csv.reader(io.StringIO(export.text)))
+        assert {int(r[0]) for r in rows[1:]} >= set(seqs.values())
+        verified = await http.get("/v1/audit/verify", headers=who)
+        assert verified.status_code == 200
+        assert (verified.json()["ok"], verified.json()["first_bad_seq"]) == (
+            False,
+            min(seqs[c] for c in edits),
+        ), verified.json()
