@@ -15,7 +15,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from services.topology import TOPOLOGY
 from shared import runtime
 from shared.consumer import EventConsumer, PermanentError
 from shared.db import create_pool, migrate
@@ -26,7 +25,7 @@ from shared.settings import Settings
 from shared.topics import CALLS_CANCELLED, dlq_topic
 from tests.integration.test_messaging import Running, cancelled, publish
 from tests.support import eventually, read_topic
-from tools.infra import free_port
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -228,27 +227,12 @@ async def test_the_runtime_hands_a_services_on_dead_letter_hook_to_its_consumer(
             on_dead_letter=_hand_back,
         )
 
-    ready, stop = asyncio.Event(), asyncio.Event()
-    service = asyncio.create_task(
-        runtime.run(
-            settings.model_copy(update={"audit_port": free_port()}),
-            [SERVICE],
-            {SERVICE: build},
-            topology=TOPOLOGY,
-            stop=stop,
-            on_ready=lambda _: ready.set(),
-        )
-    )
-    try:
-        await asyncio.wait_for(ready.wait(), 60)
+    async with System.start(settings, [SERVICE], jurisdiction=None, builders={SERVICE: build}):
         event = cancelled("call-runtime")
         await publish(producer, settings, event.to_bytes(), event.subject)
         await eventually(
             lambda: pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.dead_letters"), lambda n: n == 1
         )
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 60)
     hooks = await pool.fetch(
         f"SELECT h.event_id, h.xid = d.xmin::text::bigint AS same_tx FROM {SCHEMA}.hook_calls h"
         f" JOIN {SCHEMA}.dead_letters d USING (event_id)"
