@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.intake import addresses
 from services.jurisdiction import load_file
 from shared import db, dead_letters
 from shared.db import create_pool
@@ -106,6 +107,57 @@ def load(
         f"loaded {j.jurisdiction.name}: {len(j.psaps)} PSAPs, {len(j.agencies)} agencies, "
         f"{len(j.teams)} teams, {len(j.oversight)} oversight, rules {j.triage.version}"
     )
+
+
+async def _load_addresses(settings: Settings, name: str, text: str, fmt: addresses.FileFormat) -> str:
+    from services.intake import address_store
+    from services.loader import MIGRATIONS
+
+    points = addresses.read_points(name, text, fmt)
+    pool = await create_pool(settings.database_url.get_secret_value(), max_size=2)
+    try:
+        await db.migrate(pool, "intake", [MIGRATIONS["intake"]])
+        loaded = await address_store.replace_points(pool, points, name, fmt, addresses.digest(text))
+    finally:
+        await pool.close()
+    replaced = f", replacing set {loaded.replaced}" if loaded.replaced is not None else ""
+    counts = f"{loaded.points:,} points on {loaded.streets:,} streets"
+    return f"loaded address set {loaded.set_id}: {counts}{replaced}"
+
+
+@app.command("load-addresses")
+def load_addresses(
+    file: Annotated[Path, typer.Argument(help="NENA NG911 GIS GeoJSON or OpenAddresses CSV")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="nena-geojson or openaddresses-csv (default: by the file's name)"),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="read and validate only; store nothing")] = False,
+) -> None:
+    """Load the jurisdiction's address points, which intake geocodes civic addresses against.
+
+    GeoJSON features in the NENA NG911 GIS Data Model's field names (NENA-STA-006: Add_Number,
+    AddNum_Suf, St_PreDir, St_PreTyp, St_Name, St_PosTyp, St_PosDir, Unit, Inc_Muni, Post_Comm,
+    State, Post_Code; Point geometry or Lat/Long), or an OpenAddresses CSV (LON,LAT,NUMBER,STREET,
+    UNIT,CITY,DISTRICT,REGION,POSTCODE). The whole file is read and checked first: a bad one is
+    refused naming its line or feature (exit status 2) and stores nothing. Loading again replaces
+    the set in one transaction; running intakes pick the new one up with their next call.
+    """
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"careroute load-addresses: {file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        chosen = addresses.file_format(fmt) if fmt else addresses.detect_format(file.name, text[:1024])
+        if check:
+            points = addresses.read_points(file.name, text, chosen)
+            typer.echo(f"{file}: valid, {len(points):,} address points")
+            return
+        typer.echo(asyncio.run(_load_addresses(_settings(), file.name, text, chosen)))
+    except addresses.AddressFileError as exc:
+        typer.echo(f"careroute load-addresses: {file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 async def _migrate(settings: Settings, schemas: list[str], check: bool) -> list[tuple[str, list[str]]]:
