@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from services.intake import eido, handlers
+from services.intake.geocode import Geocoder
 from services.intake.guard import Endpoint, PsapGuard, current_psap
 from services.intake.schemas import (
     CallAccepted,
@@ -63,8 +64,14 @@ async def _settings(request: Request) -> IntakeSettings:
     return settings
 
 
+async def _geocoder(request: Request) -> Geocoder:
+    geocoder: Geocoder = request.app.state.geocoder
+    return geocoder
+
+
 Psap = Annotated[Principal, Depends(current_psap)]
 Settings = Annotated[IntakeSettings, Depends(_settings)]
+Geocoding = Annotated[Geocoder, Depends(_geocoder)]
 
 # The guard answers 401 for any credential that is not a PSAP's, so no route here answers 403.
 router = APIRouter(
@@ -77,9 +84,12 @@ router = APIRouter(
 
 
 @router.post("/calls", **_RECEIVE)
-async def post_call(call: NativeCall, psap: Psap, pool: Pool, settings: Settings) -> CallAccepted:
-    """Forward a call; the answer carries the routing recommendation."""
-    return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s)
+async def post_call(
+    call: NativeCall, psap: Psap, pool: Pool, settings: Settings, geocoder: Geocoding
+) -> CallAccepted:
+    """Forward a call; the answer carries the routing recommendation. A location given as an
+    address alone is geocoded against the jurisdiction's address points."""
+    return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s, geocoder)
 
 
 @router.post("/incidents", **_RECEIVE)
@@ -88,10 +98,11 @@ async def post_incident(
     psap: Psap,
     pool: Pool,
     settings: Settings,
+    geocoder: Geocoding,
 ) -> CallAccepted:
     """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
     timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
-    return await handlers.receive_incident(pool, psap, document, settings.clock_tolerance_s)
+    return await handlers.receive_incident(pool, psap, document, settings.clock_tolerance_s, geocoder)
 
 
 @router.get("/calls/{call_id}", responses=error_responses(404))

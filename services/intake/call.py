@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from services.intake.addresses import CivicAddress
 from shared.events import Location, SafetyScreen
 
 Origin = Literal["911", "988", "311"]
@@ -33,3 +34,5 @@ class CallInput:
     warnings: tuple[str, ...] = field(default=())
     # Every timestamp the sender's clock wrote (where it was read, its value): checked against ours.
     stamps: tuple[tuple[str, datetime], ...] = ()
+    # The civic address to geocode when the location has no coordinates (None: none was given).
+    civic: CivicAddress | None = None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from services.intake.geocode import Geocode
 from services.intake.rules import Coverage, Triage, TriageRules, determinant_parts, determinant_text
 from shared.domain_errors import Invalid
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
@@ -74,6 +75,8 @@ class TriageFacts:
     timezone: str | None = None
     consent_non_police: bool | None = None
     determinant: str | None = None  # the MPDS determinant the CAD sent
+    # What geocoding the civic address of a location without coordinates found (None: not tried).
+    geocode: Geocode | None = None
 
 
 def apply_cautions(
@@ -158,6 +161,15 @@ def _type_reason(incident_type: str, rules: TriageRules, because: Callable[..., 
     return [] if by_type.route == Route.community else [by_type.route]
 
 
+def located(location: Location, found: Geocode | None, min_score: float) -> Location:
+    """A location without coordinates at the position its civic address was geocoded to, when the
+    geocode scores at least `min_score`; otherwise unchanged."""
+    if location.coordinates_known is not False or found is None or not found.found or found.score < min_score:
+        return location
+    assert found.lat is not None and found.lon is not None
+    return location.model_copy(update={"lat": found.lat, "lon": found.lon, "coordinates_known": True})
+
+
 def triage(
     incident_type: str, safety: SafetyScreen, rules: TriageRules, facts: TriageFacts | None = None
 ) -> TriageDecision:
@@ -224,11 +236,45 @@ def triage(
             route=rules.declined_consent_means,
         )
         routes.append(Route(rules.declined_consent_means))
-    if facts.location is not None and facts.location.coordinates_known is False:
-        because("the location has no coordinates: a person must review", "no_coordinates", route=Route.review)
-        routes.append(Route.review)
+    location = facts.location
+    if location is not None and location.coordinates_known is False:
+        found = facts.geocode
+        min_score = rules.geocoding.min_score
+        if found is None:
+            because(
+                "the location has no coordinates: a person must review", "no_coordinates", route=Route.review
+            )
+        elif found.found and found.score >= min_score:
+            because(
+                f"the civic address was geocoded to {found.matched}"
+                f" ({found.method}, score {found.score:.2f})",
+                "geocoded",
+                method=str(found.method),
+                score=f"{found.score:.2f}",
+            )
+            location = located(location, found, min_score)
+        elif found.found:
+            because(
+                f"the civic address matched {found.matched} ({found.method}) with score {found.score:.2f},"
+                f" below the threshold {min_score:.2f}: a person must review",
+                "geocode_below_threshold",
+                method=str(found.method),
+                score=f"{found.score:.2f}",
+                threshold=f"{min_score:.2f}",
+                route=Route.review,
+            )
+        else:
+            because(
+                f"the civic address was not found among the address points ({found.failure}):"
+                " a person must review",
+                "geocode_not_found",
+                reason=str(found.failure),
+                route=Route.review,
+            )
+        if location.coordinates_known is False:
+            routes.append(Route.review)
     if rules.coverage is not None:
-        for missed in _coverage(rules.coverage, facts):
+        for missed in _coverage(rules.coverage, replace(facts, location=location)):
             which = "outside_coverage_area" if "areas" in missed else "outside_coverage_hours"
             because(f"{missed} -> {rules.coverage.outside}", which, route=rules.coverage.outside)
             routes.append(Route(rules.coverage.outside))

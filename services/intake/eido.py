@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from services.intake import pidf
+from services.intake import addresses, pidf
+from services.intake.addresses import CivicAddress
 from services.intake.call import CallInput
 from shared.domain_errors import Invalid
 from shared.events import Answer, Location, SafetyScreen
@@ -155,14 +156,16 @@ def incident_type(doc: EidoDocument) -> str:
     return (incident.incidentTypeInternalCode or "").strip()[:64]
 
 
-def _location(doc: EidoDocument, warnings: list[str]) -> Location:
+def _location(doc: EidoDocument, warnings: list[str]) -> tuple[Location, CivicAddress | None]:
+    """The best location the document gives, with its civic address when it has no coordinates."""
     components = [*(doc.locationComponent or []), *(doc.locationInformationComponent or [])]
 
     def rank(c: LocationComponent) -> int:
         kind = c.locationTypeDescriptionRegistryText or ""
         return _LOCATION_PREFERENCE.index(kind) if kind in _LOCATION_PREFERENCE else len(_LOCATION_PREFERENCE)
 
-    civic: str | None = None
+    address: str | None = None
+    civic: CivicAddress | None = None
     reference: str | None = None
     for component in sorted(components, key=rank):
         if component.locationByValue:
@@ -174,21 +177,25 @@ def _location(doc: EidoDocument, warnings: list[str]) -> Location:
                 warnings.append(f"location {component.id or '?'} was not read: {exc}")
                 continue
             if found.lat is not None and found.lon is not None:
-                return Location(
+                located = Location(
                     lat=found.lat,
                     lon=found.lon,
                     address=found.address,
                     coordinates_known=True,
                     uncertainty_m=found.uncertainty_m,
                 )
-            civic = civic or found.address
+                return located, None
+            if address is None and found.address:
+                address = found.address
+                civic = addresses.civic_from_pidf(found.civic or {})
         if component.locationByReferenceUrl and reference is None:
             reference = component.locationByReferenceUrl
     if reference is not None:
         warnings.append("a location by reference is kept but not dereferenced")
-    if civic is None and reference is None:
+    if address is None and reference is None:
         warnings.append("the document has no usable location")
-    return Location(lat=0, lon=0, address=civic, coordinates_known=False, reference_url=reference)
+    unlocated = Location(lat=0, lon=0, address=address, coordinates_known=False, reference_url=reference)
+    return unlocated, civic
 
 
 def _callback_number(doc: EidoDocument) -> str | None:
@@ -249,10 +256,12 @@ def normalise(doc: EidoDocument) -> CallInput:
     extension = _extension(doc, warnings)
     screen = extension.safetyScreen
     notes = [n.notesActionComments for n in doc.notesComponent or [] if n.notesActionComments]
+    location, civic = _location(doc, warnings)
     return CallInput(
         external_id=external_id[:512],
         incident_type=incident_type(doc),
-        location=_location(doc, warnings),
+        location=location,
+        civic=civic,
         safety=SafetyScreen(
             weapon=screen.weapon,
             violence=screen.violence,

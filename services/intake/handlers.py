@@ -11,7 +11,9 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.intake import domain, eido, repository
+from services.intake.addresses import CivicAddress
 from services.intake.call import CallInput
+from services.intake.geocode import Geocode, Geocoder
 from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
@@ -41,8 +43,19 @@ def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) 
     )
 
 
+async def _geocode(
+    conn: asyncpg.Connection, geocoder: Geocoder, address_set: int | None, call: CallInput
+) -> Geocode | None:
+    """Where the call's civic address is, when its location has no coordinates but an address."""
+    if call.location.coordinates_known is not False or not call.location.address:
+        return None
+    if call.civic is None:
+        return Geocode(None, 0.0, failure="address_unreadable")
+    return await geocoder.geocode(conn, address_set, call.civic)
+
+
 async def _triage(
-    conn: asyncpg.Connection, psap: Principal, call: CallInput, at: datetime
+    conn: asyncpg.Connection, psap: Principal, call: CallInput, at: datetime, geocoder: Geocoder
 ) -> tuple[dict[str, Any], events.TriageDecision, events.TriageDecision | None]:
     """The stored fields of a call, its decision and the shadow rule set's decision."""
     setting = await repository.triage_setting(conn, psap.tenant_id)
@@ -50,6 +63,7 @@ async def _triage(
     if rules is None:
         raise NotConfigured("no triage rules loaded: run `careroute load`")
     incident_type = domain.normalise_type(call.incident_type, setting.local_codes)
+    found = await _geocode(conn, geocoder, setting.address_set, call)
     facts = domain.TriageFacts(
         cautions=call.cautions,
         location=call.location,
@@ -57,14 +71,20 @@ async def _triage(
         timezone=setting.timezone,
         consent_non_police=call.consent_non_police,
         determinant=call.mpds_determinant,
+        geocode=found,
     )
     decision, shadow = domain.triage_for_psap(psap.tenant_id, incident_type, call.safety, rules, facts)
     # What cautions raise is part of the screen the team is told about, not only of the decision.
-    safety, _ = domain.apply_cautions(call.safety, call.cautions, rules.for_psap(psap.tenant_id))
+    in_force = rules.for_psap(psap.tenant_id)
+    safety, _ = domain.apply_cautions(call.safety, call.cautions, in_force)
     row = {
         "incident_type": incident_type,
         "origin": call.origin,
-        "location": call.location.model_dump(mode="json", exclude_none=True),
+        # A civic address geocoded well enough is stored and published at its position.
+        "location": domain.located(call.location, found, in_force.geocoding.min_score).model_dump(
+            mode="json", exclude_none=True
+        ),
+        "civic": call.civic.as_json() if call.civic else None,
         "language": call.language,
         "safety": safety.model_dump(mode="json"),
         "callback_number": call.callback_number,
@@ -105,7 +125,7 @@ def _published(
 
 
 async def receive_call(
-    pool: asyncpg.Pool, psap: Principal, call: CallInput, clock_tolerance_s: float
+    pool: asyncpg.Pool, psap: Principal, call: CallInput, clock_tolerance_s: float, geocoder: Geocoder
 ) -> CallAccepted:
     """Triage a call, store it and publish `calls.received.v1` in one transaction.
 
@@ -121,7 +141,7 @@ async def receive_call(
     # before stores nothing there, and is then read and handled in a transaction.
     async with pool.acquire() as conn:
         now = utcnow()
-        fields, decision, shadow = await _triage(conn, psap, call, now)
+        fields, decision, shadow = await _triage(conn, psap, call, now, geocoder)
         call_id = str(uuid.uuid4())
         status = domain.status_for(decision.route)
         row = {**fields, "id": call_id, "psap_id": psap.tenant_id, "external_id": call.external_id}
@@ -145,18 +165,22 @@ async def receive_call(
             existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
             if existing is None:  # stored by a request whose transaction then rolled back
                 raise Conflict("this call is being received by another request; retry")
-            return await _again(conn, psap, existing, call)
+            return await _again(conn, psap, existing, call, geocoder)
 
 
 async def receive_incident(
-    pool: asyncpg.Pool, psap: Principal, document: eido.EidoDocument, clock_tolerance_s: float
+    pool: asyncpg.Pool,
+    psap: Principal,
+    document: eido.EidoDocument,
+    clock_tolerance_s: float,
+    geocoder: Geocoder,
 ) -> CallAccepted:
     """Receive a NENA EIDO as a call (`receive_call`); EidoError when it cannot safely be one."""
-    return await receive_call(pool, psap, eido.normalise(document), clock_tolerance_s)
+    return await receive_call(pool, psap, eido.normalise(document), clock_tolerance_s, geocoder)
 
 
 async def _again(
-    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput
+    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput, geocoder: Geocoder
 ) -> CallAccepted:
     """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates.
 
@@ -167,7 +191,7 @@ async def _again(
     if call.version is not None and known is not None and call.version > known:
         if existing["status"] == "cancelled":
             raise Conflict("this call was cancelled; a newer version cannot reopen it", "cancelled")
-        return await _update(conn, psap, existing, call, "updated")
+        return await _update(conn, psap, existing, call, "updated", geocoder)
     older = call.version is not None and known is not None and call.version < known
     outcome: Outcome = "ignored_older" if older else "duplicate"
     what = f"version {call.version.isoformat()}" if call.version else "this resend"
@@ -185,7 +209,7 @@ async def _again(
         cautions=tuple(dict.fromkeys((*stored.cautions, *call.cautions))),
     )
     outcome = "safety_raised_from_older_version" if older else "safety_raised_from_duplicate"
-    answer = await _update(conn, psap, existing, merged, outcome)
+    answer = await _update(conn, psap, existing, merged, outcome, geocoder)
     kept = "is older than the version in force" if older else "changes nothing else"
     detail = f"{what} {kept}, but raises {', '.join(raised)}: raised on the call, which was triaged again"
     return answer.model_copy(update={"detail": detail})
@@ -209,6 +233,7 @@ def _stored(row: asyncpg.Record) -> CallInput:
         cautions=tuple(row["cautions"]),
         source_format=row["source_format"],
         warnings=tuple(row["warnings"]),
+        civic=CivicAddress.from_json(row["civic"]) if row["civic"] else None,
     )
 
 
@@ -225,12 +250,17 @@ async def _flags_raised(
 
 
 async def _update(
-    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput, outcome: Outcome
+    conn: asyncpg.Connection,
+    psap: Principal,
+    existing: asyncpg.Record,
+    call: CallInput,
+    outcome: Outcome,
+    geocoder: Geocoder,
 ) -> CallAccepted:
     """Store what `call` says about a known call, triage it again and publish `calls.updated.v1`."""
     call_id = str(existing["id"])
     now = utcnow()
-    fields, decision, shadow = await _triage(conn, psap, call, now)
+    fields, decision, shadow = await _triage(conn, psap, call, now, geocoder)
     previous = events.TriageDecision.model_validate(existing["decision"])
     decision = domain.keep_review_deadline(decision, previous)
     fields["decision"] = decision.model_dump(mode="json")

@@ -33,6 +33,8 @@ class PidfLocation:
     shape: str | None = None
     uncertainty_m: float | None = None
     address: str | None = None
+    # The civic address's elements by their RFC 5139 names (HNO, RD, STS, A3, PC, ...).
+    civic: dict[str, str] | None = None
 
 
 def _local(tag: str) -> str:
@@ -81,14 +83,14 @@ def _geodetic(root: Element) -> PidfLocation | None:
     return None
 
 
-def _civic(root: Element) -> str | None:
+def _civic(root: Element) -> tuple[str, dict[str, str]] | None:
     for element in root.iter(f"{{{CIVIC}}}civicAddress"):
-        parts = {_local(e.tag): (e.text or "").strip() for e in element}
+        parts = {_local(e.tag): (e.text or "").strip()[:200] for e in element}
         words = [parts[k] for k in _CIVIC_ORDER if parts.get(k)]
         if parts.get("country"):
             words.append(parts["country"])
         if words:
-            return " ".join(words)[:500]
+            return " ".join(words)[:500], {k: v for k, v in parts.items() if v}
     return None
 
 
@@ -104,10 +106,12 @@ def parse(text: str) -> PidfLocation:
     except ParseError as exc:
         raise MalformedXml(f"not well-formed XML: {exc}") from None
     geodetic = _geodetic(root)
-    address = _civic(root)
+    address, civic = _civic(root) or (None, None)
     if geodetic is not None:
-        return PidfLocation(geodetic.lat, geodetic.lon, geodetic.shape, geodetic.uncertainty_m, address)
-    return PidfLocation(address=address)
+        return PidfLocation(
+            geodetic.lat, geodetic.lon, geodetic.shape, geodetic.uncertainty_m, address, civic
+        )
+    return PidfLocation(address=address, civic=civic)
 
 
 def point(lat: float, lon: float) -> str:

@@ -55,6 +55,7 @@ class TriageSetting:
     rules: Triage | None
     timezone: str | None
     local_codes: dict[str, str]
+    address_set: int | None = None  # the address points in force (None: none loaded)
 
 
 @functools.lru_cache(maxsize=8)
@@ -64,11 +65,13 @@ def _parse_rules(raw: str) -> Triage:
 
 
 async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSetting:
-    """The rules in force, their time zone and the PSAP's local codes, in one round trip."""
+    """The rules in force, their time zone, the PSAP's local codes and the address set in force,
+    in one round trip."""
     row = await conn.fetchrow(
         "SELECT (SELECT rules::text FROM intake.triage_rules WHERE active) AS rules,"
         " (SELECT timezone FROM intake.triage_rules WHERE active) AS timezone,"
-        " (SELECT local_codes FROM intake.psaps WHERE id = $1) AS local_codes",
+        " (SELECT local_codes FROM intake.psaps WHERE id = $1) AS local_codes,"
+        " (SELECT id FROM intake.address_sets WHERE active) AS address_set",
         psap_id,
     )
     assert row is not None
@@ -76,6 +79,7 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
         rules=None if row["rules"] is None else _parse_rules(row["rules"]),
         timezone=row["timezone"],
         local_codes=dict(row["local_codes"]) if row["local_codes"] else {},
+        address_set=row["address_set"],
     )
 
 
@@ -137,6 +141,7 @@ _TRIAGED: tuple[tuple[str, bool], ...] = (
     ("mpds_determinant", False),
     ("cautions", True),
     ("warnings", True),
+    ("civic", True),
 )
 
 

@@ -84,6 +84,12 @@ def _type_rule(key: str) -> str:
     return key
 
 
+class Geocoding(Model):
+    """How sure a geocoded civic address must be (0-1) for triage to take its position."""
+
+    min_score: float = Field(default=0.8, ge=0, le=1)
+
+
 class TriageRules(Model):
     """One declarative rule set (the active one, or the shadow one evaluated beside it)."""
 
@@ -110,6 +116,7 @@ class TriageRules(Model):
     behavioural_health_types: list[str] = Field(default_factory=list)
     # How long a call sent to review may wait for a person's decision before it is reported late.
     review_deadline_min: float = Field(default=30, gt=0)
+    geocoding: Geocoding = Field(default_factory=Geocoding)
 
     @field_validator("eligible_types", "behavioural_health_types")
     @classmethod

@@ -7,8 +7,48 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.intake import addresses
 from services.intake.call import CallInput
 from shared.events import Location, Route, SafetyScreen, TriageDecision
+
+
+class NativeLocation(BaseModel):
+    """Where the caller is: a WGS84 position, or a civic address that intake geocodes against the
+    jurisdiction's address points (`careroute load-addresses`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(
+        default=None,
+        max_length=500,
+        description="One line, as a CAD writes it: `123 N Main St Apt 4, Springfield, OR 97477`",
+    )
+    coordinates_known: bool | None = Field(
+        default=None, description="false: lat and lon are placeholders and the address is geocoded"
+    )
+    uncertainty_m: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _position_or_address(self) -> NativeLocation:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        if self.lat is None and not (self.address or "").strip():
+            raise ValueError("a location needs lat and lon, or an address")
+        return self
+
+    def to_location(self) -> Location:
+        """The event model's location: without coordinates, at 0, 0 and marked unknown."""
+        if self.lat is None or self.lon is None or self.coordinates_known is False:
+            return Location(lat=0, lon=0, address=self.address, coordinates_known=False)
+        return Location(
+            lat=self.lat,
+            lon=self.lon,
+            address=self.address,
+            coordinates_known=self.coordinates_known,
+            uncertainty_m=self.uncertainty_m,
+        )
 
 
 class NativeCall(BaseModel):
@@ -19,7 +59,7 @@ class NativeCall(BaseModel):
     external_id: str = Field(min_length=1, max_length=128, description="The PSAP's own call id")
     incident_type: str = Field(min_length=1, max_length=32, description="EIDO type or local code")
     origin: Literal["911", "988", "311"] = "911"
-    location: Location
+    location: NativeLocation
     safety: SafetyScreen = Field(default_factory=SafetyScreen)
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
     callback_number: str | None = Field(default=None, max_length=32)
@@ -30,10 +70,13 @@ class NativeCall(BaseModel):
 
     def to_call(self) -> CallInput:
         """The internal call model."""
+        location = self.location.to_location()
+        unlocated = location.coordinates_known is False and location.address
         return CallInput(
             external_id=self.external_id,
             incident_type=self.incident_type,
-            location=self.location,
+            location=location,
+            civic=addresses.civic_from_text(location.address) if unlocated and location.address else None,
             safety=self.safety,
             origin=self.origin,
             language=self.language,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services import topology
 from services.intake import api, callbacks, handlers
+from services.intake.geocode import Geocoder
 from services.intake.guard import PsapGuard, forget_old_requests
 from services.intake.repository import SCHEMA
 from services.intake.settings import IntakeSettings
@@ -28,6 +29,7 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
     )
     app.state.pool = infra.pool
     app.state.settings = settings
+    app.state.geocoder = Geocoder()
     app.state.guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
     app.include_router(api.router)
     sender = callbacks.CallbackSender(infra.pool, settings)
