@@ -71,6 +71,11 @@ clean: infra-down
 # The audit benchmark (never part of `make test`): verification speed and per-call trail query time
 # at a large row count, in a throw-away database on the local PostgreSQL (`make infra-up` first, or
 # DATABASE_URL). BENCH_ARGS="--rows 1000000" for a shorter run.
+# Geocoding time against a synthetic county of 500,000 address points (not part of `make test`).
+.PHONY: bench-geocode
+bench-geocode: install
+	$(BIN)/python -m tools.bench.geocode $(BENCH_ARGS)
+
 .PHONY: bench-audit
 bench-audit: install
 	$(BIN)/python -m tools.bench.audit $(BENCH_ARGS)

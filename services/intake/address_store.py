@@ -38,6 +38,23 @@ _STREET_COLUMNS = (
 _EACH_SIDE = 6
 
 
+# Two short index scans per street: the numbers from `number` up and those below it.
+POINTS_NEAR = (
+    "SELECT s.street, p.number, p.number_suffix, p.unit, p.lat, p.lon"
+    " FROM unnest($2::text[]) AS s (street) CROSS JOIN LATERAL ("
+    "  (SELECT number, number_suffix, unit, lat, lon FROM intake.address_points"
+    "   WHERE set_id = $1 AND street = s.street AND number >= $3"
+    "   AND ($4 = '' OR municipality = $4 OR community = $4) AND ($5 = '' OR postcode = $5)"
+    f"   ORDER BY number LIMIT {_EACH_SIDE})"
+    "  UNION ALL"
+    "  (SELECT number, number_suffix, unit, lat, lon FROM intake.address_points"
+    "   WHERE set_id = $1 AND street = s.street AND number < $3"
+    "   AND ($4 = '' OR municipality = $4 OR community = $4) AND ($5 = '' OR postcode = $5)"
+    f"   ORDER BY number DESC LIMIT {_EACH_SIDE})"
+    " ) p"
+)
+
+
 @dataclass(frozen=True)
 class NearPoint:
     """An address point of one street near the number asked for."""
@@ -156,18 +173,7 @@ async def points_near(
     """The points of each street in the place around house number `number`, by street, in one
     query (two short index scans per street)."""
     rows = await conn.fetch(
-        "SELECT s.street, p.number, p.number_suffix, p.unit, p.lat, p.lon"
-        " FROM unnest($2::text[]) AS s (street) CROSS JOIN LATERAL ("
-        "  (SELECT number, number_suffix, unit, lat, lon FROM intake.address_points"
-        "   WHERE set_id = $1 AND street = s.street AND number >= $3"
-        "   AND ($4 = '' OR municipality = $4 OR community = $4) AND ($5 = '' OR postcode = $5)"
-        f"   ORDER BY number LIMIT {_EACH_SIDE})"
-        "  UNION ALL"
-        "  (SELECT number, number_suffix, unit, lat, lon FROM intake.address_points"
-        "   WHERE set_id = $1 AND street = s.street AND number < $3"
-        "   AND ($4 = '' OR municipality = $4 OR community = $4) AND ($5 = '' OR postcode = $5)"
-        f"   ORDER BY number DESC LIMIT {_EACH_SIDE})"
-        " ) p",
+        POINTS_NEAR,
         set_id,
         list(street_keys),
         number,

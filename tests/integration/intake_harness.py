@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,9 @@ from tools.jurisdictions import EXAMPLE
 from tools.psap import PsapClient, signed_headers
 from tools.system import System
 
+# The public NENA EIDO samples, and the triage extension's screen with every answer "no".
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
+CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"
 SETTINGS = {**TEST_SETTINGS, "outbox_poll_interval_s": 0.2}
 SHADOW = {

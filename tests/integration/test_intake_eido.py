@@ -7,7 +7,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +15,10 @@ import pytest
 from services.intake import eido
 from services.intake.settings import IntakeSettings
 from shared import topics
-from tests.integration.intake_harness import Intake, native_call, running_intake
+from tests.integration.intake_harness import CLEAR, SAMPLES, Intake, native_call, running_intake
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
-CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 POINT = (
     '<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10"'
     ' xmlns:gml="http://www.opengis.net/gml" xmlns:gs="http://www.opengis.net/pidflo/1.0">'

@@ -7,7 +7,6 @@ import copy
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,12 +16,10 @@ from services.intake import address_store, addresses, eido
 from services.intake.settings import IntakeSettings
 from shared import topics
 from shared.db import create_pool
-from tests.integration.intake_harness import Intake, native_call, running_intake
+from tests.integration.intake_harness import CLEAR, SAMPLES, Intake, native_call, running_intake
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
-CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 POINTS = (
     "LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE\n"
     "-123.0220,44.0461,125,North Main Street,,Springfield,Lane,OR,97477\n"

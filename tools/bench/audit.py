@@ -217,10 +217,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
     settings = Settings()
-    url = settings.database_url.get_secret_value()
-    endpoints = infra.read_endpoints(settings.run_dir)
-    if "DATABASE_URL" not in os.environ and endpoints is not None:
-        url = endpoints.database_url
+    url = infra.database_url(settings.database_url.get_secret_value(), settings.run_dir)
     chain_rows = min(args.chain_rows, args.rows)
     echo(
         f"audit benchmark: {args.rows:,} rows ({chain_rows:,} chained) in {url.rpartition('@')[2]}",

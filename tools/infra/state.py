@@ -133,6 +133,15 @@ def read_endpoints(run_dir: Path) -> InfraEndpoints | None:
     return read_state(run_dir).endpoints
 
 
+def database_url(configured: str, run_dir: Path) -> str:
+    """DATABASE_URL when it is set, else the PostgreSQL the last `up` of run_dir started (if any),
+    else `configured` (the settings' default)."""
+    endpoints = read_endpoints(run_dir)
+    if "DATABASE_URL" not in os.environ and endpoints is not None:
+        return endpoints.database_url
+    return configured
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on path (created if missing) for the block."""
