@@ -71,12 +71,14 @@ class NativeCall(BaseModel):
     def to_call(self) -> CallInput:
         """The internal call model."""
         location = self.location.to_location()
-        unlocated = location.coordinates_known is False and location.address
+        civic = None
+        if location.coordinates_known is False and location.address:
+            civic = addresses.civic_from_text(location.address)
         return CallInput(
             external_id=self.external_id,
             incident_type=self.incident_type,
             location=location,
-            civic=addresses.civic_from_text(location.address) if unlocated and location.address else None,
+            civic=civic,
             safety=self.safety,
             origin=self.origin,
             language=self.language,

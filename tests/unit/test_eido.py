@@ -74,6 +74,19 @@ def test_samples_without_coordinates_keep_the_civic_address_and_the_reference():
     assert call.location.address == "42 W Cellular Street Wilmington DE US"
     assert call.location.reference_url == "https://lrf.osp.com?oasufdqwerjn12346jfias"
     assert call.callback_number == "8195551212"
+    # The civic address is also read in its parts, ready to geocode.
+    assert call.civic is not None
+    assert (call.civic.number, call.civic.street.key, call.civic.municipality) == (
+        42,
+        "W CELLULAR ST",
+        "WILMINGTON",
+    )
+    assert call.civic.state == "DE"
+
+
+def test_a_location_with_coordinates_is_not_geocoded():
+    call = normalise(eido.example())
+    assert call.location.coordinates_known is True and call.civic is None
 
 
 @pytest.mark.parametrize(
