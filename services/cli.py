@@ -1,12 +1,15 @@
-"""The `careroute` command line: services, migrations, a jurisdiction, local infrastructure, dead letters."""
+"""The `careroute` command line: services, migrations, a jurisdiction, infrastructure, dead letters, rules."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import asyncpg
 import typer
 
 from services.intake import addresses
@@ -18,6 +21,8 @@ from shared.kafka import security_options
 from shared.logging import configure_logging
 from shared.settings import SERVICE_NAMES, Settings
 from tools import infra
+
+T = TypeVar("T")
 
 app = typer.Typer(help="careroute: divert crisis calls to community teams, with an audit trail.")
 
@@ -437,6 +442,89 @@ def dead_letters_replay(
     for schema, letter in replayed:
         typer.echo(_show(schema, letter))
     typer.echo(f"{len(replayed)} dead letters replayed")
+
+
+rules_app = typer.Typer(
+    help="What another rule set would route differently, before a region changes its rules."
+)
+app.add_typer(rules_app, name="rules")
+
+
+def _moment(text: str, option: str) -> datetime | None:
+    """An ISO 8601 time from an option (UTC when it names no zone); exit status 2 for anything else."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        typer.echo(f"careroute rules: {option} {text!r} is not an ISO 8601 time", err=True)
+        raise typer.Exit(2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _period(since: str, until: str) -> tuple[datetime | None, datetime | None]:
+    start, end = _moment(since, "--from"), _moment(until, "--to")
+    if start and end and start >= end:
+        typer.echo("careroute rules: --from must be before --to", err=True)
+        raise typer.Exit(2)
+    return start, end
+
+
+async def _read(settings: Settings, read: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    conn = await db.connect(settings.database_url.get_secret_value())
+    try:
+        return await read(conn)
+    finally:
+        await conn.close()
+
+
+Since = Annotated[str, typer.Option("--from", help="first moment of the period (ISO 8601; UTC by default)")]
+Until = Annotated[str, typer.Option("--to", help="end of the period, excluded")]
+
+
+@rules_app.command("shadow")
+def rules_shadow(since: Since = "", until: Until = "") -> None:
+    """Calls received in the period whose shadow rule set's decision differs from the active one,
+    by pair of routes, with their call ids (from audit's trail, as GET /v1/reports/shadow)."""
+    from services.audit import repository as trail
+    from services.audit import shadow
+
+    start, end = _period(since, until)
+    events = asyncio.run(_read(_settings(), lambda conn: trail.report_events(conn, start, end)))
+    typer.echo(shadow.render(shadow.differences(shadow.from_trail(events))))
+
+
+@rules_app.command("evaluate")
+def rules_evaluate(
+    draft: Annotated[
+        Path, typer.Argument(help="a draft rule file (a triage section, or a jurisdiction file)")
+    ],
+    since: Since = "",
+    until: Until = "",
+    psap: Annotated[
+        str, typer.Option(help="only this PSAP's calls (a region growing one PSAP at a time)")
+    ] = "",
+) -> None:
+    """Triage the calls intake stored in the period again with a draft rule file (inside intake's
+    own schema, nothing leaves it) and print how many it would route differently, by pair of routes."""
+    from services.audit import shadow
+    from services.intake import drafts
+    from services.intake import repository as calls
+
+    start, end = _period(since, until)
+    try:
+        rules = drafts.parse_draft(draft.read_text())
+    except (OSError, drafts.DraftError) as exc:
+        typer.echo(f"careroute rules evaluate: {draft}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows, timezone = asyncio.run(
+        _read(_settings(), lambda conn: calls.stored_calls(conn, start, end, psap or None))
+    )
+    judged = [
+        shadow.Compared(j.call_id, j.active, j.draft, j.active_version, j.draft_version)
+        for j in drafts.judge(rows, rules, timezone)
+    ]
+    typer.echo(shadow.render(shadow.differences(judged), other="draft"))
 
 
 @app.command()

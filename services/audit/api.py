@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from services.audit import checkpoints, handlers, outcomes, reports, repository
+from services.audit import checkpoints, handlers, outcomes, reports, repository, shadow
 from services.audit.checkpoints import Checkpointer
 from services.audit.schemas import (
     AgencyIds,
@@ -22,6 +22,7 @@ from services.audit.schemas import (
     EventIds,
     EventPage,
     InclusionProof,
+    ShadowDifferences,
     Summary,
     TrailEvent,
     Verification,
@@ -344,3 +345,19 @@ async def summary(
 async def dispositions(_: Reader) -> list[DispositionClass]:
     """The EIDO disposition registry as the reports classify it: which codes involve law enforcement."""
     return [DispositionClass(code=code, **d) for code, d in outcomes.dispositions().items()]
+
+
+@reports_router.get("/shadow")
+async def shadow_differences(
+    _: Reader,
+    pool: Pool,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+) -> ShadowDifferences:
+    """Calls received in a period whose shadow rule set's decision differs from the active one,
+    counted by pair of routes with their call ids, so a region sees what a change would do."""
+    _check_range(since, until)
+    async with pool.acquire() as conn:
+        events = await repository.report_events(conn, since, until)
+    table = shadow.differences(shadow.from_trail(events))
+    return ShadowDifferences.model_validate({"from": since, "to": until, **table})

@@ -153,3 +153,24 @@ class DispositionClass(BaseModel):
     description: str
     law_enforcement: bool
     why: str
+
+
+class RoutePair(BaseModel):
+    """Calls one rule set routes one way and the other another, with their ids for the PSAP's review."""
+
+    active: str = Field(description="The route under the rules in force")
+    other: str = Field(description="The route under the shadow (or draft) rules")
+    calls: int
+    call_ids: list[str]
+
+
+class ShadowDifferences(BaseModel):
+    """Calls of a period whose shadow decision differs from the active one, by pair of routes."""
+
+    since: datetime | None = Field(alias="from")
+    until: datetime | None = Field(alias="to")
+    compared: int = Field(description="Calls triaged by both rule sets")
+    differ: int = Field(description="Calls the shadow rules would route elsewhere")
+    active_versions: list[str]
+    other_versions: list[str]
+    pairs: list[RoutePair]

@@ -370,3 +370,23 @@ async def assignment_attempt(conn: asyncpg.Connection, call_id: str, assignment_
         assignment_id,
     )
     return None if value is None else int(value)
+
+
+async def stored_calls(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None, psap_id: str | None = None
+) -> tuple[list[asyncpg.Record], str | None]:
+    """What triage judged of every call received in a period (oldest first; one PSAP's when given),
+    and the time zone of the rules in force."""
+    rows = await conn.fetch(
+        "SELECT id::text AS id, incident_type, safety::text AS safety, location::text AS location,"
+        " consent_non_police, cautions::text AS cautions, mpds_determinant, received_at,"
+        " decision::text AS decision"
+        " FROM intake.calls WHERE ($1::timestamptz IS NULL OR received_at >= $1)"
+        " AND ($2::timestamptz IS NULL OR received_at < $2) AND ($3::text IS NULL OR psap_id = $3)"
+        " ORDER BY received_at, id",
+        since,
+        until,
+        psap_id,
+    )
+    timezone = await conn.fetchval("SELECT timezone FROM intake.triage_rules WHERE active")
+    return list(rows), timezone
