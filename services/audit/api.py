@@ -33,9 +33,11 @@ from shared.envelope import utcnow
 from shared.errors import ApiError, error_responses, not_found
 from shared.http import Pool
 
+# A trail position is a PostgreSQL bigint: a larger one is refused (422) before any query.
+MAX_SEQ = 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int, Query(ge=0)]
-Seq = Annotated[int, Query(ge=1)]
+Cursor = Annotated[int, Query(ge=0, le=MAX_SEQ)]
+Seq = Annotated[int, Query(ge=1, le=MAX_SEQ)]
 Reader = Annotated[Principal, Depends(require("oversight", "admin"))]
 
 
@@ -216,7 +218,7 @@ async def verify(
     pool: Pool,
     checkpointer: CheckpointerDep,
     first: Seq = 1,
-    last: Annotated[int | None, Query(ge=1)] = None,
+    last: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> Verification:
     """Re-walk the hash chain (a range or all) and the signed checkpoints: ok, or the first bad row."""
     if last is not None and last < first:
@@ -232,7 +234,7 @@ async def key(_: Reader, checkpointer: CheckpointerDep) -> VerifierKey:
 
 @router.get("/checkpoint", response_class=PlainTextResponse, responses=error_responses(404))
 async def checkpoint(
-    _: Reader, pool: Pool, size: Annotated[int | None, Query(ge=1)] = None
+    _: Reader, pool: Pool, size: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None
 ) -> PlainTextResponse:
     """The latest signed checkpoint (or the one of `size`), as a C2SP signed note."""
     async with pool.acquire() as conn:
@@ -309,7 +311,7 @@ async def export(
     pool: Pool,
     format: Literal["jsonl", "csv"] = "jsonl",
     first: Seq = 1,
-    last: Annotated[int | None, Query(ge=1)] = None,
+    last: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> StreamingResponse:
     """The redacted trail as JSON Lines (what `careroute verify` reads) or CSV, streamed in batches."""
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
