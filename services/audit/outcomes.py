@@ -37,6 +37,8 @@ OUTCOMES: dict[str, str] = {
 COVERAGE_CODES = {"outside_coverage_hours": "hours", "outside_coverage_area": "area"}
 EXCLUSION_CODES = (
     "type_not_eligible",
+    "type_routed",
+    "determinant_routed",
     "safety_yes",
     "safety_unknown",
     "consent_declined",
@@ -80,9 +82,14 @@ def _exclusion(story: CallStory) -> str:
     if not decisive:
         return "other"
     first = decisive[0]
-    name = "type" if first["code"] == "type_not_eligible" else first["code"]
-    question = first.get("params", {}).get("question")
-    return f"{name}:{question}" if question else name
+    params = first.get("params", {})
+    if first["code"] in ("type_not_eligible", "type_routed"):
+        # The rule that routed the type (a type or prefix the rules name, or "fallback").
+        return f"type:{params['rule']}" if params.get("rule") else "type"
+    if first["code"] == "determinant_routed":
+        return f"determinant:{params.get('rule', '')}"
+    question = params.get("question")
+    return f"{first['code']}:{question}" if question else first["code"]
 
 
 def _coverage(story: CallStory) -> str | None:

@@ -281,7 +281,15 @@ def triage(
     route = min(routes, key=_PRECEDENCE.__getitem__) if routes else Route.community
     if route == Route.community:
         because("no safety exclusion applies", "no_safety_exclusion")
-    behavioural = incident_type in (rules.behavioural_health_types or rules.eligible_types)
+    if rules.behavioural_health_types:
+        behavioural = incident_type in rules.behavioural_health_types
+    else:
+        # Routed to community by its type, or by a determinant rule that opens it to a community response.
+        by_type_community = (
+            bool(incident_type) and route_for_type(incident_type, rules).route == Route.community
+        )
+        by_rule_community = by_determinant is not None and by_determinant[1].route == Route.community
+        behavioural = by_type_community or by_rule_community
     deadline = None
     if route == Route.review and facts.at is not None:
         deadline = facts.at + timedelta(minutes=rules.review_deadline_min)

@@ -112,7 +112,7 @@ class TriageRules(Model):
     caution_flags: dict[str, SafetyQuestion] = Field(default_factory=lambda: dict(DEFAULT_CAUTION_FLAGS))
     coverage: Coverage | None = None
     declined_consent_means: Literal["police", "review"] = "review"
-    # The incident types oversight counts as behavioural health (empty: the eligible types).
+    # The incident types oversight counts as behavioural health (empty: those routed to community).
     behavioural_health_types: list[str] = Field(default_factory=list)
     # How long a call sent to review may wait for a person's decision before it is reported late.
     review_deadline_min: float = Field(default=30, gt=0)

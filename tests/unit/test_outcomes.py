@@ -170,6 +170,23 @@ def test_every_behavioural_call_has_exactly_one_outcome_and_a_small_period_adds_
     assert set(totals) == set(outcomes.OUTCOMES)
 
 
+def test_a_behavioural_type_a_rule_routes_elsewhere_is_not_eligible_by_that_rule():
+    od = {"code": "type_routed", "params": {"incident_type": "OD", "rule": "OD", "route": "ems"}}
+    fallback = {"code": "type_not_eligible", "params": {"route": "police", "rule": "fallback"}}
+    determinant = {"code": "determinant_routed", "params": {"rule": "25-B-6", "route": "police"}}
+    events = [
+        decided("t1", "ems", [od], behavioural_health=True),
+        decided("t2", "police", [fallback], behavioural_health=True),
+        decided("t3", "police", [fallback], behavioural_health=False),
+        decided("t4", "police", [TYPE, determinant], behavioural_health=True),
+    ]
+    assert fates(events) == {
+        "t1": "not_eligible:type:OD",
+        "t2": "not_eligible:type:fallback",
+        "t4": "not_eligible:determinant:25-B-6",
+    }
+
+
 def test_the_disposition_classification_covers_the_registry_exactly():
     classified = outcomes.dispositions()
     assert {code: d["description"] for code, d in classified.items()} == DISPOSITIONS

@@ -348,3 +348,16 @@ def test_psap_rule_sets_survive_being_stored_and_read_back():
     again = Triage.model_validate_json(PER_PSAP.model_dump_json())
     assert again.for_psap(CAMPUS) == PER_PSAP.for_psap(CAMPUS)
     assert again.for_psap("other").fallback == "review"
+
+
+def test_a_type_routed_to_community_by_a_rule_is_behavioural_health_by_default():
+    routed = RULES.model_copy(update={"routes": {"BH*": "community", "OD": "ems"}})
+    assert triage("BHCRISIS", ALL_NO, routed).behavioural_health is True
+    assert triage("OD", ALL_NO, routed).behavioural_health is False
+    assert triage("", ALL_NO, routed).behavioural_health is False
+
+
+def test_a_call_a_determinant_rule_opens_to_community_is_behavioural_health():
+    assert triage("PSYCH", ALL_NO, DETERMINED, TriageFacts(determinant="25-A-1")).behavioural_health is True
+    held = triage("MNTL", ALL_NO, DETERMINED, TriageFacts(determinant="25-B-6"))
+    assert held.behavioural_health is True and held.route == Route.police
