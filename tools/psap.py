@@ -129,6 +129,11 @@ class PsapClient:
         body = None if reason is None else {"reason": reason}
         return await self.http.post(f"{self.url}/v1/calls/{call_id}/cancel", json=body, auth=self.auth)
 
+    async def override(self, call_id: str, route: str, reason_code: str) -> httpx.Response:
+        """POST /v1/calls/{id}/override: the call-taker routes the call and says why."""
+        body = {"route": route, "reason_code": reason_code}
+        return await self.http.post(f"{self.url}/v1/calls/{call_id}/override", json=body, auth=self.auth)
+
     async def status(self, call_id: str) -> httpx.Response:
         """GET /v1/calls/{id}: the call's status and timeline as its PSAP sees them."""
         return await self.http.get(f"{self.url}/v1/calls/{call_id}", auth=self.auth)

@@ -18,7 +18,8 @@ from tools.sim.scenario import Options, plan_day
 pytestmark = pytest.mark.e2e
 
 # A simulated day at 1440x: about a hundred calls in a minute, busiest at noon, with declines,
-# ignored offers (5 s deadline), backups, cancellations, EIDO updates and short status delays.
+# ignored offers (5 s deadline), backups, call-takers' overrides and review decisions,
+# cancellations, EIDO updates and short status delays.
 OPTIONS = Options(
     calls_per_hour=4,
     hours=24,
@@ -28,6 +29,7 @@ OPTIONS = Options(
     accept_share=0.7,
     decline_share=0.15,
     backup_share=0.15,
+    override_share=0.1,
     en_route_s=(600, 1800),
     on_scene_s=(1800, 7200),
     cleared_s=(3600, 14400),
@@ -62,5 +64,6 @@ async def test_a_simulated_day_gives_every_behavioural_call_one_outcome_and_the_
         s.behavioural for s in tally.stories.values() if s.received_at
     ), counted
     assert counted["totals"]["served_without_police"] > 0, counted
+    assert counted["totals"]["review_resolved"] + counted["totals"]["overridden"] > 0, counted
     differing = [line for line in compare(mine, report, my_fates) if not line.matches]
     assert not differing, (differing, report, dict(tally.counts))

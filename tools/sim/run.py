@@ -146,6 +146,18 @@ class Simulation:
                 "received_at": datetime.now(UTC).isoformat(),
             },
         )
+        route = answer["decision"]["route"]
+        if route == "review" and self.rng.random() < self.options.review_decided_share:
+            decided = self.rng.choice(["community", "community", "police"])
+            delay = self.rng.uniform(60, 900)
+            self._later(
+                delay, self._override(http, call.psap, answer["call_id"], decided, "dispatcher_judgement")
+            )
+        elif route == "community" and self.rng.random() < self.options.override_share:
+            reason = self.rng.choice(["caller_declined", "safety_concern"])
+            self._later(
+                self.rng.uniform(5, 60), self._override(http, call.psap, answer["call_id"], "police", reason)
+            )
         if call.cancel_after is not None:
             self._later(call.cancel_after, self._cancel(http, call.psap, answer["call_id"]))
         if call.update_after is not None:
@@ -168,6 +180,26 @@ class Simulation:
                         "reason": "eido_update",
                     },
                 )
+
+    async def _override(
+        self, http: httpx.AsyncClient, psap_id: str, call_id: str, route: str, reason: str
+    ) -> None:
+        """A call-taker decides a call differently from triage, with a reason code."""
+        psap = self._psap(http, psap_id)
+        r = await self._send(lambda: psap.override(call_id, route, reason))
+        if self._count("overrides_sent", "override", r) and r is not None:
+            answer = r.json()
+            self.tally.routes[call_id] = route
+            self.tally.saw(
+                call_id,
+                "calls.updated.v1",
+                {
+                    "decision": {"route": route},
+                    "reason": "override",
+                    "previous_route": answer["recommended"]["route"],
+                    "override_reason_code": reason,
+                },
+            )
 
     async def _cancel(self, http: httpx.AsyncClient, psap_id: str, call_id: str) -> None:
         psap = self._psap(http, psap_id)

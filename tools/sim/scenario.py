@@ -55,6 +55,8 @@ class Options:
     accept_share: float = 0.80
     decline_share: float = 0.12  # the rest ignore the offer, so it times out
     backup_share: float = 0.05  # accepted calls whose team asks for police backup
+    review_decided_share: float = 0.6  # calls sent to review a call-taker decides (the rest wait)
+    override_share: float = 0.03  # community calls a call-taker sends to police instead
     en_route_s: tuple[float, float] = (20.0, 120.0)
     on_scene_s: tuple[float, float] = (300.0, 1200.0)
     cleared_s: tuple[float, float] = (900.0, 3600.0)
