@@ -135,7 +135,10 @@ def load_addresses(
     file: Annotated[Path, typer.Argument(help="NENA NG911 GIS GeoJSON or OpenAddresses CSV")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="nena-geojson or openaddresses-csv (default: by the file's name)"),
+        typer.Option(
+            "--format",
+            help="nena-geojson, openaddresses-csv or openaddresses-geojsonl (default: by name and content)",
+        ),
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="read and validate only; store nothing")] = False,
 ) -> None:
@@ -143,10 +146,11 @@ def load_addresses(
 
     GeoJSON features in the NENA NG911 GIS Data Model's field names (NENA-STA-006: Add_Number,
     AddNum_Suf, St_PreDir, St_PreTyp, St_Name, St_PosTyp, St_PosDir, Unit, Inc_Muni, Post_Comm,
-    State, Post_Code; Point geometry or Lat/Long), or an OpenAddresses CSV (LON,LAT,NUMBER,STREET,
-    UNIT,CITY,DISTRICT,REGION,POSTCODE). The whole file is read and checked first: a bad one is
-    refused naming its line or feature (exit status 2) and stores nothing. Loading again replaces
-    the set in one transaction; running intakes pick the new one up with their next call.
+    State, Post_Code; Point geometry or Lat/Long), or OpenAddresses' CSV (LON,LAT,NUMBER,STREET,
+    UNIT,CITY,DISTRICT,REGION,POSTCODE) or GeoJSON lines (one Point Feature a line). The whole
+    file is read and checked first: a bad one is refused naming its line or feature (exit status
+    2) and stores nothing. Loading again replaces the set in one transaction; running intakes
+    pick the new one up with their next call.
     """
     try:
         text = file.read_text(encoding="utf-8-sig")

@@ -487,6 +487,53 @@ def read_nena_geojson(text: str) -> Iterator[AddressPoint]:
 _OA_REQUIRED = ("LON", "LAT", "NUMBER", "STREET")
 
 
+def _oa_point(cells: Mapping[str, str], where: str) -> AddressPoint | None:
+    """One OpenAddresses record (its fields by upper-case name, LAT and LON included)."""
+    number, number_suffix = house_number(cells.get("NUMBER", ""))
+    if number is None:
+        if not cells.get("NUMBER"):
+            return None  # OpenAddresses keeps points without a number; none can answer a call
+        raise AddressFileError(f"{where}: NUMBER {cells['NUMBER']!r} is not a house number")
+    if not clean(cells.get("STREET")):
+        raise AddressFileError(f"{where}: STREET is empty")
+    lat, lon = _position(cells.get("LAT"), cells.get("LON"), where)
+    return AddressPoint(
+        number=number,
+        street=street_from_text(cells["STREET"]),
+        lat=lat,
+        lon=lon,
+        number_suffix=number_suffix,
+        unit=clean(cells.get("UNIT")),
+        municipality=place(cells.get("CITY")),
+        postcode=clean(cells.get("POSTCODE")),
+        state=clean(cells.get("REGION")),
+    )
+
+
+def read_openaddresses_geojsonl(text: str) -> Iterator[AddressPoint]:
+    """The address points of OpenAddresses' GeoJSON lines (one Point Feature a line, properties
+    number, street, unit, city, district, region, postcode); an AddressFileError naming the line."""
+    for line, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        where = f"line {line}"
+        try:
+            feature = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise AddressFileError(f"{where}: not JSON: {exc.msg}") from None
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") != "Point" or not isinstance(props, dict):
+            raise AddressFileError(f"{where}: not a GeoJSON Point Feature with properties")
+        coords = geometry.get("coordinates")
+        if not isinstance(coords, list) or len(coords) < 2:
+            raise AddressFileError(f"{where}: a Point needs [lon, lat] coordinates")
+        cells = {str(k).upper(): _text(v).strip() for k, v in props.items()}
+        point = _oa_point(cells | {"LON": _text(coords[0]), "LAT": _text(coords[1])}, where)
+        if point is not None:
+            yield point
+
+
 def read_openaddresses_csv(text: str) -> Iterator[AddressPoint]:
     """The address points of an OpenAddresses CSV (LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,
     REGION,POSTCODE); an AddressFileError naming the line at the first one that cannot be read."""
@@ -507,43 +554,37 @@ def read_openaddresses_csv(text: str) -> Iterator[AddressPoint]:
             if len(row) != len(header):
                 raise AddressFileError(f"line {line}: {len(row)} fields where the header has {len(header)}")
 
-            def cell(name: str, row: list[str] = row) -> str:
-                return row[at[name]].strip() if name in at else ""
-
-            number, number_suffix = house_number(cell("NUMBER"))
-            if number is None:
-                if not cell("NUMBER"):
-                    continue  # OpenAddresses keeps points without a number; none can answer a call
-                raise AddressFileError(f"line {line}: NUMBER {cell('NUMBER')!r} is not a house number")
-            if not clean(cell("STREET")):
-                raise AddressFileError(f"line {line}: STREET is empty")
-            lat, lon = _position(cell("LAT"), cell("LON"), f"line {line}")
-            yield AddressPoint(
-                number=number,
-                street=street_from_text(cell("STREET")),
-                lat=lat,
-                lon=lon,
-                number_suffix=number_suffix,
-                unit=clean(cell("UNIT")),
-                municipality=place(cell("CITY")),
-                postcode=clean(cell("POSTCODE")),
-                state=clean(cell("REGION")),
-            )
+            point = _oa_point({name: row[i].strip() for name, i in at.items()}, f"line {line}")
+            if point is not None:
+                yield point
     except csv.Error as exc:
         raise AddressFileError(f"line {reader.line_num}: {exc}") from None
 
 
-FileFormat = Literal["nena-geojson", "openaddresses-csv"]
+FileFormat = Literal["nena-geojson", "openaddresses-csv", "openaddresses-geojsonl"]
+FORMATS: tuple[FileFormat, ...] = ("nena-geojson", "openaddresses-csv", "openaddresses-geojsonl")
 
 
 def detect_format(name: str, head: str) -> FileFormat:
     """Which of the two formats a file is, by its name and then its first characters."""
     lower = name.lower()
-    if lower.endswith((".geojson", ".json")):
-        return "nena-geojson"
+    first = head.lstrip().split("\n", 1)[0]
+    if lower.endswith((".geojsonl", ".geojsonseq", ".ndjson")):
+        return "openaddresses-geojsonl"
     if lower.endswith(".csv"):
         return "openaddresses-csv"
-    if head.lstrip().startswith("{"):
+    if first.startswith("{"):
+        # One whole Feature on the first line is GeoJSON lines; a FeatureCollection spans lines.
+        try:
+            whole = json.loads(first)
+        except json.JSONDecodeError:
+            return "nena-geojson"
+        return (
+            "openaddresses-geojsonl"
+            if isinstance(whole, dict) and whole.get("type") == "Feature"
+            else "nena-geojson"
+        )
+    if lower.endswith((".geojson", ".json")):
         return "nena-geojson"
     if head.lstrip().upper().startswith(_OA_REQUIRED[:1]) or "LON" in head[:200].upper():
         return "openaddresses-csv"
@@ -552,10 +593,10 @@ def detect_format(name: str, head: str) -> FileFormat:
 
 def file_format(name: str) -> FileFormat:
     """A format named on the command line; AddressFileError for another name."""
-    known: dict[str, FileFormat] = {"nena-geojson": "nena-geojson", "openaddresses-csv": "openaddresses-csv"}
-    if name not in known:
-        raise AddressFileError(f"unknown format {name!r}: nena-geojson or openaddresses-csv")
-    return known[name]
+    for known in FORMATS:
+        if name == known:
+            return known
+    raise AddressFileError(f"unknown format {name!r}: {', '.join(FORMATS)}")
 
 
 def digest(text: str) -> str:
@@ -567,8 +608,12 @@ def read_points(name: str, text: str, fmt: FileFormat | None = None) -> list[Add
     """Every address point of a file, or an AddressFileError: a file is read whole before
     anything is stored, so a bad one is never half loaded."""
     fmt = fmt or detect_format(name, text[:1024])
-    reader = read_nena_geojson if fmt == "nena-geojson" else read_openaddresses_csv
-    points = list(reader(text))
+    readers = {
+        "nena-geojson": read_nena_geojson,
+        "openaddresses-csv": read_openaddresses_csv,
+        "openaddresses-geojsonl": read_openaddresses_geojsonl,
+    }
+    points = list(readers[fmt](text))
     if not points:
         raise AddressFileError(f"{name}: no address point with a house number and a street")
     return points

@@ -219,8 +219,39 @@ def test_a_file_with_no_usable_point_is_refused() -> None:
         addresses.read_points("x.csv", OA_HEADER)
 
 
+def _oa_line(number: object, street: str = "N Main St", lon: float = -123.0889) -> str:
+    props = {"hash": "x", "number": number, "street": street, "unit": "", "city": "Springfield"}
+    props |= {"district": "Lane", "region": "OR", "postcode": "97477", "id": ""}
+    geometry = {"type": "Point", "coordinates": [lon, 44.0503]}
+    return json.dumps({"type": "Feature", "properties": props, "geometry": geometry})
+
+
+def test_openaddresses_geojson_lines() -> None:
+    text = "\n".join([_oa_line("125"), _oa_line(""), _oa_line("127A")]) + "\n"
+    assert (
+        addresses.detect_format("or_lane-addresses-county.geojson", text[:1024]) == "openaddresses-geojsonl"
+    )
+    points = addresses.read_points("or_lane-addresses-county.geojson", text)
+    assert [(p.number, p.number_suffix, p.street.key, p.municipality) for p in points] == [
+        (125, "", "N MAIN ST", "SPRINGFIELD"),
+        (127, "A", "N MAIN ST", "SPRINGFIELD"),
+    ]
+
+
+def test_a_bad_openaddresses_geojson_line_is_named() -> None:
+    text = "\n".join([_oa_line("125"), _oa_line("125", lon=-200.0)])
+    with pytest.raises(AddressFileError, match="line 2: the position"):
+        addresses.read_points("x.geojsonl", text)
+    with pytest.raises(AddressFileError, match="line 2: not JSON"):
+        addresses.read_points("x.geojsonl", _oa_line("1") + "\n{nope")
+
+
 def test_the_format_is_told_by_name_then_content() -> None:
     assert addresses.detect_format("a.geojson", "") == "nena-geojson"
+    assert (
+        addresses.detect_format("a.geojson", '{"type": "FeatureCollection", "features": [\n')
+        == "nena-geojson"
+    )
     assert addresses.detect_format("a.csv", "") == "openaddresses-csv"
     assert addresses.detect_format("export", ' {"type"') == "nena-geojson"
     assert addresses.detect_format("export", "LON,LAT,NUMBER") == "openaddresses-csv"
