@@ -28,6 +28,12 @@ class NotFound(DomainError):
         super().__init__(f"{what} not found")
 
 
+class Forbidden(DomainError):
+    """The caller is who it says, but may not do this (the code says why)."""
+
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     """The request conflicts with the object's state (the code says which)."""
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain_errors import Conflict, DomainError, Invalid, NotConfigured, NotFound
+from shared.domain_errors import Conflict, DomainError, Forbidden, Invalid, NotConfigured, NotFound
 from shared.failures import is_conflict, is_unavailable
 
 # Seconds a caller is asked to wait before retrying a request the backing services could not take.
@@ -45,6 +45,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     DomainError: 422,
     Invalid: 422,
     NotFound: 404,
+    Forbidden: 403,
     Conflict: 409,
     NotConfigured: 503,
 }
@@ -73,7 +74,8 @@ class ErrorBody(BaseModel):
 # What each status means wherever it is answered, for the OpenAPI description of every route.
 _MEANING = {
     401: "Missing, malformed or unknown credentials (unauthenticated)",
-    403: "The credentials are valid but their role may not use this route (forbidden)",
+    403: "The credentials are valid but may not do this (forbidden: the role; sender_mismatch: an EIDO"
+    " naming another sender)",
     404: "No such object, or another tenant's (not_found)",
     409: "The request conflicts with the object's state (the code says which)",
     413: "The request body is larger than the service accepts (body_too_large)",

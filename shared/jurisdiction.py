@@ -25,6 +25,9 @@ Channel = Literal["kafka", "webhook", "sse"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# PSAPs and agencies may be named as EIDO names agencies, by domain name (`psap.metro.example.gov`).
+_DOMAIN_ID = r"^[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})*$"
+DomainId = Annotated[str, Field(pattern=_DOMAIN_ID, max_length=128)]
 
 
 J = TypeVar("J", bound="Jurisdiction")
@@ -71,7 +74,7 @@ class Shift(Model):
 class Psap(Model):
     """A 911 center that forwards calls."""
 
-    id: str = Field(pattern=_ID)
+    id: DomainId
     name: str
     token: Secret
     signing_secret: Secret | None = None
@@ -81,6 +84,9 @@ class Psap(Model):
     # and this PSAP's own request rate limit (the `limits` package's notation, e.g. "600/minute").
     previous_signing_secrets: list[Secret] = Field(default_factory=list)
     rate_limit: str | None = None
+    # The agency identifiers its CAD writes as an EIDO's sender (updatedByAgencyReference, the PSAP
+    # in agencyComponent) besides its id; a document naming another sender is refused.
+    eido_agencies: list[DomainId] = Field(default_factory=list)
 
     @field_validator("rate_limit")
     @classmethod
@@ -113,7 +119,7 @@ class AgencyKafka(Model):
 class Agency(Model):
     """A community crisis agency and how it is reached."""
 
-    id: str = Field(pattern=_ID)
+    id: DomainId
     name: str
     token: Secret
     channels: list[Channel] = Field(default_factory=lambda: list[Channel](["kafka"]))
@@ -202,6 +208,14 @@ class Jurisdiction(Model):
             dupes = {i for i in ids if ids.count(i) > 1}
             if dupes:
                 raise ValueError(f"duplicate {kind} ids: {sorted(dupes)}")
+        # An agency's topic and consumer groups are named `agency.<id>.`: one id that continues
+        # another at a dot would let the one agency use the other's groups.
+        for a in self.agencies:
+            for b in self.agencies:
+                if b.id.startswith(f"{a.id}."):
+                    raise ValueError(
+                        f"agency id {b.id} continues agency id {a.id}: their topics and groups would overlap"
+                    )
         tokens = [p.token for p in self.psaps] + [a.token for a in self.agencies]
         tokens += [o.token for o in self.oversight]
         if len(tokens) != len(set(tokens)):

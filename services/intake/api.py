@@ -73,7 +73,8 @@ Psap = Annotated[Principal, Depends(current_psap)]
 Settings = Annotated[IntakeSettings, Depends(_settings)]
 Geocoding = Annotated[Geocoder, Depends(_geocoder)]
 
-# The guard answers 401 for any credential that is not a PSAP's, so no route here answers 403.
+# The guard answers 401 for any credential that is not a PSAP's; only an EIDO naming another sender
+# answers 403 (sender_mismatch).
 router = APIRouter(
     prefix="/v1",
     tags=["calls"],
@@ -92,7 +93,7 @@ async def post_call(
     return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s, geocoder)
 
 
-@router.post("/incidents", **_RECEIVE)
+@router.post("/incidents", **{**_RECEIVE, "responses": error_responses(403, 409)})
 async def post_incident(
     document: Annotated[eido.EidoDocument, Body(openapi_examples={"mntl": {"value": eido.example()}})],
     psap: Psap,
@@ -101,7 +102,9 @@ async def post_incident(
     geocoder: Geocoding,
 ) -> CallAccepted:
     """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
-    timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future)."""
+    timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future).
+    A document whose sender (updatedByAgencyReference, the PSAP in agencyComponent) is not this
+    PSAP (its id or `eido_agencies`) answers 403 sender_mismatch and is recorded."""
     return await handlers.receive_incident(pool, psap, document, settings.clock_tolerance_s, geocoder)
 
 

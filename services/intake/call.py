@@ -36,3 +36,7 @@ class CallInput:
     stamps: tuple[tuple[str, datetime], ...] = ()
     # The civic address to geocode when the location has no coordinates (None: none was given).
     civic: CivicAddress | None = None
+    # EIDO only: incident components that disagree with the one that decides (kept, not used), and
+    # the agency identifiers the document names as its sender.
+    other_incidents: tuple[dict[str, str | None], ...] = ()
+    senders: tuple[str, ...] = ()

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from services.intake import addresses, pidf
+from services.intake import addresses, language, pidf
 from services.intake.addresses import CivicAddress
 from services.intake.call import CallInput
 from shared.domain_errors import Invalid
@@ -16,7 +16,7 @@ from shared.events import Answer, Location, SafetyScreen
 # Our triage extension: declared in `eidoExtensionId`, carried under EXTENSION_KEY.
 EXTENSION_ID = "urn:careroute:eido:extension:triage:1"
 EXTENSION_KEY = "careRouteTriage"
-BCP47 = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
+BCP47 = language.BCP47
 # Which location to trust first when a document carries several (NENA LocationType registry).
 _LOCATION_PREFERENCE = ("CurrentIncident", "InitialIncident", "Caller", "RoutingLocation")
 _TIMESTAMP = AliasChoices("lastUpdateTimeStamp", "lastUpdateTimestamp", "LastUpdateTimeStamp")
@@ -61,6 +61,30 @@ class LocationComponent(Component):
     locationTypeDescriptionRegistryText: Text | None = None
     locationByValue: str | None = Field(default=None, max_length=131_072)
     locationByReferenceUrl: Text | None = None
+
+
+class Reference(BaseModel):
+    """A reference to a data component by its `$id`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    ref: Text | None = Field(default=None, alias="$ref")
+
+
+class AgencyComponent(Component):
+    """An agency the document names: the PSAP that sent it among them."""
+
+    agencyType: Text | Items | None = None
+    agencyRoleDescriptionRegistryText: Text | Items | None = None
+    # The 2020 draft names the agency here and gives the component an id of its own.
+    organizationIdentification: Text | None = None
+
+
+class PersonComponent(Component):
+    """A person of the incident; the caller's language is read from its NIEM person fields."""
+
+    personIncidentRoleRegistryText: Text | Items | None = None
+    ncPersonComponent: dict[str, Any] | None = None
 
 
 class CautionComponent(Component):
@@ -120,9 +144,14 @@ class EidoDocument(Component):
         default=None, validation_alias=AliasChoices("eidoVersion", "EIDOVersion")
     )
     eidoExtensionId: Text | Items | None = None
-    incidentComponent: IncidentComponent | Annotated[list[IncidentComponent], Field(max_length=1)] | None = (
+    # The agency that sent the document (its `$id` in agencyComponent); the 2020 draft's name for it.
+    updatedByAgencyReference: Reference | None = None
+    OwningAgencyIdentifier: Text | None = None
+    incidentComponent: IncidentComponent | Annotated[list[IncidentComponent], Field(max_length=50)] | None = (
         None
     )
+    agencyComponent: Annotated[list[AgencyComponent], Field(max_length=50)] | None = None
+    personComponent: Annotated[list[PersonComponent], Field(max_length=100)] | None = None
     locationComponent: Annotated[list[LocationComponent], Field(max_length=50)] | None = None
     # The 2020 draft's name for locationComponent.
     locationInformationComponent: Annotated[list[LocationComponent], Field(max_length=50)] | None = None
@@ -138,22 +167,81 @@ def _listed(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _incident(doc: EidoDocument) -> IncidentComponent | None:
+def _incidents(doc: EidoDocument) -> list[IncidentComponent]:
     component = doc.incidentComponent
     if isinstance(component, list):
-        return component[0] if component else None
-    return component
+        return component
+    return [] if component is None else [component]
 
 
-def incident_type(doc: EidoDocument) -> str:
-    """The common incident type, else the PSAP's internal code (mapped later), else empty."""
-    incident = _incident(doc)
-    if incident is None:
-        return ""
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _incident(doc: EidoDocument) -> IncidentComponent | None:
+    """The most recent incident component (by lastUpdateTimeStamp; among equals, the last listed)."""
+    incidents = _incidents(doc)
+    if not incidents:
+        return None
+    return max(reversed(incidents), key=lambda c: c.lastUpdateTimeStamp or _EARLIEST)
+
+
+def _type_of(incident: IncidentComponent) -> str:
     common = [t.strip() for t in _listed(incident.incidentTypeCommonRegistryText) if t.strip()]
     if common:
         return common[0][:64]
     return (incident.incidentTypeInternalCode or "").strip()[:64]
+
+
+def incident_type(doc: EidoDocument) -> str:
+    """The common incident type of the most recent incident component, else its internal code
+    (mapped later), else empty."""
+    incident = _incident(doc)
+    return "" if incident is None else _type_of(incident)
+
+
+def other_incidents(doc: EidoDocument) -> tuple[dict[str, str | None], ...]:
+    """The incident components whose type disagrees with the most recent one's: kept, not used."""
+    winner = _incident(doc)
+    if winner is None:
+        return ()
+    chosen = _type_of(winner)
+    return tuple(
+        {
+            "id": c.id,
+            "incident_type": _type_of(c),
+            "lastUpdateTimeStamp": c.lastUpdateTimeStamp.isoformat() if c.lastUpdateTimeStamp else None,
+        }
+        for c in _incidents(doc)
+        if c is not winner and _type_of(c) != chosen
+    )
+
+
+def senders(doc: EidoDocument) -> tuple[str, ...]:
+    """The agency identifiers the document names as its sender, lower-cased: the document's
+    updatedByAgencyReference (OwningAgencyIdentifier in the 2020 draft) and each PSAP among its
+    agencyComponent."""
+    named = [doc.updatedByAgencyReference.ref if doc.updatedByAgencyReference else None]
+    named.append(doc.OwningAgencyIdentifier)
+    for agency in doc.agencyComponent or []:
+        if "psap" in (t.strip().lower() for t in _listed(agency.agencyType)):
+            named.append(agency.organizationIdentification or agency.id)
+    return tuple(dict.fromkeys(n.strip().lower() for n in named if n and n.strip()))
+
+
+def _caller_language(doc: EidoDocument, warnings: list[str]) -> str | None:
+    """The caller's language from the NIEM person fields (nc:PersonPrimaryLanguage), a caller's
+    first, then any other person's."""
+    people = doc.personComponent or []
+    callers = [p for p in people if "Caller" in _listed(p.personIncidentRoleRegistryText)]
+    for person in [*callers, *(p for p in people if p not in callers)]:
+        fields = person.ncPersonComponent or {}
+        spoken = fields.get("PersonPrimaryLanguage", fields.get("nc:PersonPrimaryLanguage"))
+        tag, unread = language.primary_language(spoken)
+        if unread:
+            warnings.append(f"person {person.id or '?'}: language {unread[0]!r} was not understood")
+        if tag is not None:
+            return tag
+    return None
 
 
 def _location(doc: EidoDocument, warnings: list[str]) -> tuple[Location, CivicAddress | None]:
@@ -227,9 +315,10 @@ def _extension(doc: EidoDocument, warnings: list[str]) -> TriageExtension:
 def _stamps(doc: EidoDocument) -> tuple[tuple[str, datetime], ...]:
     """Every lastUpdateTimeStamp of the document and of the components intake reads, with where."""
     found = [("lastUpdateTimeStamp", doc.lastUpdateTimeStamp)]
-    incident = _incident(doc)
-    if incident is not None:
-        found.append(("incidentComponent.lastUpdateTimeStamp", incident.lastUpdateTimeStamp))
+    incidents = _incidents(doc)
+    for i, incident in enumerate(incidents):
+        where = f"incidentComponent[{i}]" if isinstance(doc.incidentComponent, list) else "incidentComponent"
+        found.append((f"{where}.lastUpdateTimeStamp", incident.lastUpdateTimeStamp))
     listed: dict[str, list[Any] | None] = {
         "locationComponent": doc.locationComponent,
         "locationInformationComponent": doc.locationInformationComponent,
@@ -255,6 +344,13 @@ def normalise(doc: EidoDocument) -> CallInput:
         warnings.append("no lastUpdateTimeStamp: a later document with this id is a duplicate")
     extension = _extension(doc, warnings)
     screen = extension.safetyScreen
+    others = other_incidents(doc)
+    if others:
+        warnings.append(
+            f"{len(others)} other incidentComponent disagree with the most recent one; it decides and"
+            " the others are kept"
+        )
+    spoken = _caller_language(doc, warnings)
     notes = [n.notesActionComments for n in doc.notesComponent or [] if n.notesActionComments]
     location, civic = _location(doc, warnings)
     return CallInput(
@@ -270,7 +366,7 @@ def normalise(doc: EidoDocument) -> CallInput:
             crime_in_progress=screen.crimeInProgress,
         ),
         origin=extension.origin or "911",
-        language=extension.preferredLanguage,
+        language=extension.preferredLanguage or spoken,
         callback_number=_callback_number(doc),
         narrative="\n".join(notes)[:10_000] or None,
         consent_non_police=extension.consentToNonPoliceResponse,
@@ -280,6 +376,8 @@ def normalise(doc: EidoDocument) -> CallInput:
         source_format="eido",
         warnings=tuple(warnings),
         stamps=_stamps(doc),
+        other_incidents=others,
+        senders=senders(doc),
     )
 
 

@@ -17,7 +17,7 @@ from services.intake.geocode import Geocode, Geocoder
 from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
-from shared.domain_errors import Conflict, NotConfigured, NotFound
+from shared.domain_errors import Conflict, Forbidden, NotConfigured, NotFound
 from shared.envelope import Envelope, new_event, utcnow
 from shared.outbox import enqueue
 
@@ -98,6 +98,7 @@ async def _triage(
         "mpds_determinant": call.mpds_determinant,
         "cautions": list(call.cautions),
         "warnings": list(call.warnings),
+        "other_incidents": list(call.other_incidents),
     }
     return row, decision, shadow
 
@@ -175,8 +176,37 @@ async def receive_incident(
     clock_tolerance_s: float,
     geocoder: Geocoder,
 ) -> CallAccepted:
-    """Receive a NENA EIDO as a call (`receive_call`); EidoError when it cannot safely be one."""
-    return await receive_call(pool, psap, eido.normalise(document), clock_tolerance_s, geocoder)
+    """Receive a NENA EIDO as a call (`receive_call`); EidoError when it cannot safely be one, and
+    Forbidden (recorded as a denied access) when it names a sender other than the token's PSAP."""
+    call = eido.normalise(document)
+    if call.senders:
+        async with pool.acquire() as conn:
+            known = await repository.eido_identities(conn, psap.tenant_id)
+            strangers = [s for s in call.senders if s not in known]
+            if strangers:
+                async with conn.transaction():
+                    await enqueue(conn, SERVICE, _sender_refused(psap))
+                raise Forbidden(
+                    f"the document names {', '.join(strangers)} as its sender, but this token is PSAP"
+                    f" {psap.tenant_id}'s (its EIDO identifiers: {', '.join(sorted(known))})",
+                    "sender_mismatch",
+                )
+    return await receive_call(pool, psap, call, clock_tolerance_s, geocoder)
+
+
+def _sender_refused(psap: Principal) -> Envelope:
+    """The access record of an EIDO refused for naming another sender (no document text in it)."""
+    payload = events.AccessRecorded(
+        service=SERVICE,
+        outcome="denied",
+        method="POST",
+        path="/v1/incidents",
+        tenant_id=psap.tenant_id,
+        role=psap.role,
+        reason="sender_mismatch: the EIDO names another agency as its sender",
+        at=utcnow(),
+    )
+    return new_event(topics.ACCESS_RECORDED, SERVICE, psap.tenant_id, payload)
 
 
 async def _again(
@@ -234,6 +264,7 @@ def _stored(row: asyncpg.Record) -> CallInput:
         source_format=row["source_format"],
         warnings=tuple(row["warnings"]),
         civic=CivicAddress.from_json(row["civic"]) if row["civic"] else None,
+        other_incidents=tuple(row["other_incidents"]),
     )
 
 
@@ -559,6 +590,7 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         "shadow_decision": row["shadow_decision"],
         "override": row["override"],
         "non_diversion_reason": row["non_diversion_reason"],
+        "other_incidents": row["other_incidents"],
         "callbacks": [
             {
                 "unitStatus": c["payload"]["unitStatus"],

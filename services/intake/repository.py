@@ -24,9 +24,11 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     for p in j.psaps:
         await conn.execute(
             "INSERT INTO intake.psaps (id, name, callback_url, signing_secret, local_codes,"
-            " previous_signing_secrets, rate_limit) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)"
+            " previous_signing_secrets, rate_limit, eido_agencies)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb)"
             " ON CONFLICT (id) DO UPDATE SET name = $2, callback_url = $3, signing_secret = $4,"
-            " local_codes = $5::jsonb, previous_signing_secrets = $6::jsonb, rate_limit = $7",
+            " local_codes = $5::jsonb, previous_signing_secrets = $6::jsonb, rate_limit = $7,"
+            " eido_agencies = $8::jsonb",
             p.id,
             p.name,
             p.callback_url,
@@ -34,6 +36,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             p.local_codes,
             p.previous_signing_secrets,
             p.rate_limit,
+            p.eido_agencies,
         )
     await replace_credentials(conn, SCHEMA, [Credential(p.token, p.id, "psap") for p in j.psaps])
     rules = triage_rules(j)
@@ -103,6 +106,15 @@ async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg
     )
 
 
+async def eido_identities(conn: asyncpg.Connection, psap_id: str) -> set[str]:
+    """The agency identifiers a PSAP's EIDO documents may name as their sender: its id and its
+    `eido_agencies`, lower-cased."""
+    row = await conn.fetchrow("SELECT id, eido_agencies FROM intake.psaps WHERE id = $1", psap_id)
+    if row is None:
+        return set()
+    return {str(i).lower() for i in [row["id"], *row["eido_agencies"]]}
+
+
 async def find_by_external_id(
     conn: asyncpg.Connection, psap_id: str, external_id: str
 ) -> asyncpg.Record | None:
@@ -142,6 +154,7 @@ _TRIAGED: tuple[tuple[str, bool], ...] = (
     ("cautions", True),
     ("warnings", True),
     ("civic", True),
+    ("other_incidents", True),
 )
 
 

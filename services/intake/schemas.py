@@ -208,6 +208,11 @@ class CallView(BaseModel):
     callbacks: list[CallbackView] = Field(
         default_factory=list, description="Status callbacks and how each went"
     )
+    other_incidents: list[dict[str, str | None]] = Field(
+        default_factory=list,
+        description="EIDO incident components whose type disagrees with the most recent one, which decides:"
+        " kept as sent (`id`, `incident_type`, `lastUpdateTimeStamp`), not used",
+    )
 
 
 class CallCancelled(BaseModel):

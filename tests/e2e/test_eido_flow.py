@@ -51,6 +51,39 @@ async def test_a_signed_eido_is_triaged_offered_to_a_team_and_audited(system: Sy
         assert types[0] == "calls.received.v1"
 
 
+async def test_the_callers_language_from_the_niem_person_fields_reaches_the_offer(system: System):
+    doc = eido.example() | {"$id": f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:10]}:valley-ecc"}
+    del doc[eido.EXTENSION_KEY]["preferredLanguage"]
+    doc["personComponent"] = [
+        {
+            "$id": "caller-1",
+            "lastUpdateTimeStamp": doc["lastUpdateTimeStamp"],
+            "personIncidentRoleRegistryText": ["Caller"],
+            "ncPersonComponent": {"PersonPrimaryLanguage": {"LanguageCode": "spa"}},
+        }
+    ]
+    async with httpx.AsyncClient(timeout=15) as http:
+        r = await http.post(
+            f"{system.url('intake')}/v1/incidents", json=doc, auth=system.psap_auth("valley-ecc")
+        )
+        assert r.status_code == 202 and r.json()["decision"]["route"] == "community", r.text
+        call_id = r.json()["call_id"]
+
+        async def offered() -> list[dict[str, Any]]:
+            got = await http.get(
+                f"{system.url('intake')}/v1/calls/{call_id}", auth=system.psap_auth("valley-ecc")
+            )
+            return [s["detail"] for s in got.json()["timeline"] if s["status"] == "offered"]
+
+        [step, *_] = await eventually(offered, bool, what="the offer in the call's timeline")
+    topic = system.settings.topic(agency_topic(step["agency_id"]))
+    offers = await read_topic(system.settings, topic, 1, timeout_s=30, key=call_id)
+    offer = json.loads(offers[0].value)["data"]
+    # Matching's language rule read it too: the team offered speaks Spanish.
+    assert offer["kind"] == "offered" and offer["details"]["language"] == "es"
+    assert "es" in next(t.languages for t in system.jurisdiction.teams if t.id == step["team_id"])
+
+
 async def test_a_forged_signature_is_refused_and_lands_in_the_audit_trail(system: System):
     body = json.dumps(eido.example() | {"$id": f"urn:forged:{uuid.uuid4().hex[:8]}"}).encode()
     headers = system.token("valley-ecc") | {

@@ -17,6 +17,7 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from services.intake import eido
 from services.intake.service import build
 from services.intake.settings import IntakeSettings
 from services.jurisdiction import Deployment
@@ -36,6 +37,7 @@ from tools.system import System
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "eido"
 CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 OLD_VALLEY_SECRET = "valley-ecc-retired-secret-2026"
+METRO = "psap.metro.example.gov"
 SETTINGS = {**TEST_SETTINGS, "outbox_poll_interval_s": 0.2}
 SHADOW = {
     # A draft that trusts "unknown" answers and no longer excludes crimes in progress.
@@ -55,6 +57,25 @@ def native_call(external_id: str, incident_type: str = "MNTL", **answers: str) -
         "location": {"lat": 44.0503, "lon": -123.0889},
         "safety": {q: "no" for q in questions} | answers,
     }
+
+
+CLEAR_SCREEN = {
+    "weapon": "no",
+    "violence": "no",
+    "medical": "no",
+    "selfHarmImminent": "no",
+    "crimeInProgress": "no",
+}
+
+
+def eido_incident(incident_type: str = "MNTL", **screen: str) -> dict[str, Any]:
+    """An EIDO (NENA-STA-021) of its own incident id and one common incident type, with our triage
+    extension's screen all "no" except the `screen` answers given."""
+    doc = eido.example()
+    doc["$id"] = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:12]}:psap.example.org"
+    doc["incidentComponent"] = {"incidentTypeCommonRegistryText": [incident_type]}
+    doc[eido.EXTENSION_KEY]["safetyScreen"] = {**CLEAR_SCREEN, **screen}
+    return doc
 
 
 @dataclass
@@ -315,6 +336,8 @@ def test_jurisdiction(callback_port: int) -> Jurisdiction:
     valley, springfield, university = raw["psaps"]
     valley["callback_url"] = f"http://127.0.0.1:{callback_port}/valley/status"
     valley["previous_signing_secrets"] = [OLD_VALLEY_SECRET]
+    # The agencies NENA's public samples name as their sender, so they can be posted as this PSAP's.
+    valley["eido_agencies"] = ["state.pa.us", "psap.allegheny.pa.us"]
     springfield["callback_url"] = f"http://127.0.0.1:{callback_port}/springfield/always-fail"
     university.pop("signing_secret")  # a PSAP that does not sign: bearer token only
     raw["psaps"].append(
@@ -323,6 +346,14 @@ def test_jurisdiction(callback_port: int) -> Jurisdiction:
             "name": "A PSAP with a tiny rate limit",
             "token": "test-psap-rate-limited-0b7e2c",
             "rate_limit": "3/minute",
+        }
+    )
+    raw["psaps"].append(
+        {
+            "id": METRO,
+            "name": "A PSAP named as EIDO names agencies, by domain name",
+            "token": "test-psap-metro-domain-4c1d9e",
+            "eido_agencies": ["metro.example.gov"],
         }
     )
     return Deployment.model_validate(raw)

@@ -300,7 +300,10 @@ async def test_bad_eido_documents_get_a_clear_4xx(intake: Intake):
         ("not an object", [1, 2]),
         ("no id at all", {"lastUpdateTimeStamp": "2026-11-26T10:00:00Z"}),
         ("timestamp not a date", document("x:1", stamp="yesterday")),
-        ("two incident components", document("x:2") | {"incidentComponent": [{}, {}]}),
+        (
+            "more incident components than any incident has",
+            document("x:2") | {"incidentComponent": [{}] * 51},
+        ),
         ("extension with a typo", document("x:3") | {eido.EXTENSION_KEY: {"safetyscreen": {}}}),
         ("screen answer not yes/no/unknown", document("x:4", weapon="maybe")),
     ]

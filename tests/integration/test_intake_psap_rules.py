@@ -13,11 +13,10 @@ import pytest
 from services.intake import eido
 from services.intake.settings import IntakeSettings
 from shared import topics
-from tests.integration.intake_harness import Intake, native_call, running_intake
+from tests.integration.intake_harness import Intake, eido_incident, native_call, running_intake
 
 pytestmark = pytest.mark.integration
 
-CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 REGION = "2026-11-01"
 UNIVERSITY = "2026-11-15-university"
 
@@ -32,11 +31,8 @@ def incident(
     incident_type: str, determinant: str | None = None, stamp: str = "2026-11-26T10:00:00Z"
 ) -> dict[str, Any]:
     """An EIDO (NENA-STA-021) of one incident type, with the MPDS determinant the CAD assigned."""
-    doc = eido.example()
-    doc["$id"] = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:12]}:psap.example.org"
+    doc = eido_incident(incident_type)
     doc["lastUpdateTimeStamp"] = stamp
-    doc["incidentComponent"] = {"incidentTypeCommonRegistryText": incident_type}
-    doc[eido.EXTENSION_KEY]["safetyScreen"] = dict(CLEAR)
     if determinant is not None:
         doc[eido.EXTENSION_KEY]["mpdsDeterminant"] = determinant
     return doc

@@ -3,36 +3,24 @@ intake's HTTP API on the real broker and PostgreSQL, with EIDO documents and nat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from services.intake import eido
 from services.intake.settings import IntakeSettings
 from shared import topics
 from tests.integration.intake_harness import Intake, native_call, running_intake
+from tests.integration.intake_harness import eido_incident as incident
 
 pytestmark = pytest.mark.integration
-
-CLEAR = {"weapon": "no", "violence": "no", "medical": "no", "selfHarmImminent": "no", "crimeInProgress": "no"}
 
 
 @pytest.fixture(scope="module")
 async def intake(stack) -> AsyncIterator[Intake]:
     async with running_intake(stack, IntakeSettings()) as running:
         yield running
-
-
-def incident(incident_type: str, **screen: str) -> dict[str, Any]:
-    """An EIDO (NENA-STA-021) of one common incident type, the screen all 'no' unless told otherwise."""
-    doc = eido.example()
-    doc["$id"] = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:12]}:psap.example.org"
-    doc["incidentComponent"] = {"incidentTypeCommonRegistryText": [incident_type]}
-    doc[eido.EXTENSION_KEY]["safetyScreen"] = {**CLEAR, **screen}
-    return doc
 
 
 def _codes(answer: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:

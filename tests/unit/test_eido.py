@@ -125,3 +125,67 @@ def test_dtds_and_entities_are_refused(xml: str):
 def test_broken_xml_is_reported_not_guessed():
     with pytest.raises(pidf.MalformedXml):
         pidf.parse("<presence><unclosed></presence>")
+
+
+def _person(language: Any, role: str = "Caller", pid: str = "p") -> dict[str, Any]:
+    return {
+        "$id": pid,
+        "personIncidentRoleRegistryText": [role],
+        "ncPersonComponent": {"PersonPrimaryLanguage": language},
+    }
+
+
+def test_the_callers_language_is_read_from_the_niem_person_fields():
+    doc = eido.example()
+    del doc[eido.EXTENSION_KEY]["preferredLanguage"]
+    doc["personComponent"] = [_person({"LanguageCode": "vie"}, "InvolvedPerson", "p1"), _person("Spanish")]
+    assert normalise(doc).language == "es"  # the caller's, ahead of the other person's
+    doc["personComponent"] = [_person({"LanguageCode": "vie"}, "InvolvedPerson")]
+    assert normalise(doc).language == "vi"
+    doc["personComponent"] = [_person([{"nc:LanguageName": "Qwertyish"}, "zho"])]
+    call = normalise(doc)
+    assert call.language == "zh" and any("'Qwertyish' was not understood" in w for w in call.warnings)
+
+
+def test_the_senders_are_the_reference_the_2020_owner_and_every_psap_agency():
+    transfer = json.loads((SAMPLES / "nena_sample_call_transfer_eido.json").read_text())
+    assert normalise(transfer).senders == ("state.pa.us",)
+    draft = json.loads((SAMPLES / "nena_sample_eido_2020_draft.json").read_text())
+    assert normalise(draft).senders == ("psap.allegheny.pa.us",)
+    doc = eido.example() | {
+        "updatedByAgencyReference": {"$ref": "PSAP.Metro.example.gov"},
+        "agencyComponent": [
+            {"$id": "police.metro.example.gov", "agencyType": ["police"]},
+            {"$id": "backup.example.gov", "agencyType": ["psap"]},
+        ],
+    }
+    assert normalise(doc).senders == ("psap.metro.example.gov", "backup.example.gov")
+    assert normalise(eido.example()).senders == ()
+
+
+def test_every_incident_component_is_read_and_the_most_recent_decides():
+    doc = eido.example() | {
+        "incidentComponent": [
+            {
+                "$id": "a",
+                "lastUpdateTimeStamp": "2026-11-26T09:00:00Z",
+                "incidentTypeCommonRegistryText": "ASSAULT",
+            },
+            {"$id": "b", "lastUpdateTimeStamp": "2026-11-26T09:30:00Z", "incidentTypeInternalCode": "10-96"},
+            {"$id": "c", "incidentTypeCommonRegistryText": ["WELFARE"]},
+        ]
+    }
+    call = normalise(doc)
+    assert call.incident_type == "10-96"
+    assert [o["id"] for o in call.other_incidents] == ["a", "c"]
+    assert {where for where, _ in call.stamps} >= {"incidentComponent[0].lastUpdateTimeStamp"}
+    # Components that agree are not reported; among equal stamps the last listed decides.
+    same = eido.example() | {"incidentComponent": [{"incidentTypeCommonRegistryText": "MNTL"}] * 3}
+    assert normalise(same).other_incidents == ()
+    tie = eido.example() | {
+        "incidentComponent": [
+            {"incidentTypeCommonRegistryText": "ASSAULT"},
+            {"incidentTypeCommonRegistryText": "MNTL"},
+        ]
+    }
+    assert normalise(tie).incident_type == "MNTL"

@@ -131,3 +131,57 @@ def test_a_yaml_mistake_still_says_where():
         )
     line = EXAMPLE.read_text().splitlines().index("    token: demo-psap-valley-ecc-7f3a9c2e") + 1
     assert "not valid YAML" in str(err.value) and f"line {line}," in str(err.value)
+
+
+def _renamed(**changes: str) -> str:
+    text = EXAMPLE.read_text()
+    for old, new in changes.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_psap_and_agency_ids_may_be_domain_names():
+    j = parse(
+        _renamed(
+            **{
+                "id: university-psap": "id: psap.university.example.edu",
+                "university-psap:\n      version": "psap.university.example.edu:\n      version",
+                "id: campus-care\n": "id: care.campus.example.edu\n",
+                "agency: campus-care": "agency: care.campus.example.edu",
+                "token: demo-psap-valley-ecc-7f3a9c2e": "token: demo-psap-valley-ecc-7f3a9c2e\n"
+                "    eido_agencies: [ecc.valley.example.gov]",
+            }
+        )
+    )
+    assert {p.id for p in j.psaps} >= {"psap.university.example.edu"}
+    assert j.psaps[0].eido_agencies == ["ecc.valley.example.gov"]
+    assert "care.campus.example.edu" in {a.id for a in j.agencies}
+    assert j.triage.for_psap("psap.university.example.edu").version != j.triage.version
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        ("psap..example.edu", "should match pattern"),
+        (".psap", "should match pattern"),
+        ("Psap.Example.edu", "should match pattern"),
+        (f"{'a' * 60}.{'b' * 60}.{'c' * 10}", "at most 128"),
+    ],
+)
+def test_psap_ids_that_are_not_domain_names_are_refused(new, message):
+    with pytest.raises(JurisdictionError, match=message):
+        parse(_text(**{"id: university-psap": f"id: {new}"}), "city.yaml")
+
+
+def test_an_agency_id_that_continues_another_at_a_dot_is_refused():
+    text = _renamed(
+        **{
+            "id: campus-care\n": "id: riverbend-crisis.campus\n",
+            "agency: campus-care": "agency: riverbend-crisis.campus",
+        }
+    )
+    with pytest.raises(
+        JurisdictionError, match=r"agency id riverbend-crisis\.campus continues agency id riverbend-crisis"
+    ):
+        parse(text, "city.yaml")

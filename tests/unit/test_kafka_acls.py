@@ -221,3 +221,21 @@ def test_the_secured_broker_with_tls_listens_on_sasl_ssl_with_pem_files(tmp_path
     assert props["inter.broker.listener.name"] == "SASL_SSL"
     assert props["ssl.keystore.type"] == "PEM" and props["ssl.keystore.location"] == str(server)
     assert "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config" in props
+
+
+def test_an_agency_named_by_domain_name_gets_its_own_topic_and_groups() -> None:
+    """Tried: agency 'care.metro.example.gov' beside agency 'care.metro.example.gov2'."""
+    s = Settings(kafka_namespace="ns.")
+    grants = agency_grants(s, "care.metro.example.gov", "agency-care.metro.example.gov")
+    assert {(g.principal, g.resource, g.pattern, g.name) for g in grants} == {
+        (
+            "User:agency-care.metro.example.gov",
+            "topic",
+            "literal",
+            "ns.agency.care.metro.example.gov.assignments.v1",
+        ),
+        ("User:agency-care.metro.example.gov", "group", "prefixed", "ns.agency.care.metro.example.gov."),
+    }
+    assert not any(
+        "ns.agency.care.metro.example.gov2.".startswith(g.name) for g in grants if g.pattern == "prefixed"
+    )
