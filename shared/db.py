@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -79,6 +80,26 @@ async def connect(dsn: str, **options: Any) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn, **options)
     await register_json(conn)
     return conn
+
+
+Row = TypeVar("Row")
+
+
+def columns(row: type[Any], table: str = "") -> str:
+    """The select list of a row dataclass: its fields in order (qualified by `table` when named),
+    so `as_rows(row, records)` can build each from its values alone."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(prefix + f.name for f in dataclasses.fields(row))
+
+
+def as_rows(row: Callable[..., Row], records: Iterable[asyncpg.Record]) -> list[Row]:
+    """Records selected with `columns(row)`, each as a `row`."""
+    return [row(*r) for r in records]
+
+
+def as_row(row: Callable[..., Row], record: asyncpg.Record | None) -> Row | None:
+    """A record selected with `columns(row)` as a `row`, or None."""
+    return None if record is None else row(*record)
 
 
 class MigrationError(Exception):

@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from services.audit import checkpoints, handlers, outcomes, reports, repository, shadow
 from services.audit.checkpoints import Checkpointer
+from services.audit.repository import StoredEvent
 from services.audit.schemas import (
     AgencyIds,
     CallIds,
@@ -63,15 +64,15 @@ def _optional_text(view: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _shape(stored: dict[str, Any], full: bool) -> TrailEvent:
+def _shape(stored: StoredEvent, full: bool) -> TrailEvent:
     # Total over whatever a row holds: a flagged row shows its header alone, and a row edited
     # since (not an object, keys missing or of another type) shows what is there, empty elsewhere,
     # so one stored row never fails a whole answer; /verify names such a row.
-    view = _object(stored["envelope"] if full else stored["public"])
+    view = _object(stored.envelope if full else stored.public)
     return TrailEvent(
-        seq=stored["seq"],
-        recorded_at=stored["recorded_at"],
-        row_hash=stored["row_hash"],
+        seq=stored.seq,
+        recorded_at=stored.recorded_at,
+        row_hash=stored.row_hash,
         id=_text(view, "id"),
         type=_text(view, "type"),
         source=_text(view, "source"),
@@ -83,33 +84,33 @@ def _shape(stored: dict[str, Any], full: bool) -> TrailEvent:
     )
 
 
-def export_line(stored: dict[str, Any]) -> dict[str, Any]:
+def export_line(stored: StoredEvent) -> dict[str, Any]:
     """One JSON Lines export record: what a stand-alone verifier needs, redacted."""
     return {
-        "seq": stored["seq"],
-        "recorded_at": stored["recorded_at"].isoformat(),
-        "event": stored["public"],
-        "sealed": stored["sealed"],
-        "prev_hash": stored["prev_hash"],
-        "row_hash": stored["row_hash"],
+        "seq": stored.seq,
+        "recorded_at": stored.recorded_at.isoformat(),
+        "event": stored.public,
+        "sealed": stored.sealed,
+        "prev_hash": stored.prev_hash,
+        "row_hash": stored.row_hash,
     }
 
 
 CSV_COLUMNS = ("seq", "recorded_at", "event_id", "type", "subject", "agency_id", "time", "row_hash", "data")
 
 
-def _csv_row(stored: dict[str, Any]) -> list[Any]:
-    e = _object(stored["public"])
+def _csv_row(stored: StoredEvent) -> list[Any]:
+    e = _object(stored.public)
     data = _object(e.get("data"))
     return [
-        stored["seq"],
-        stored["recorded_at"].isoformat(),
+        stored.seq,
+        stored.recorded_at.isoformat(),
         _text(e, "id"),
         _text(e, "type"),
         _text(e, "subject"),
         data.get("agency_id", ""),
         _text(e, "time"),
-        stored["row_hash"],
+        stored.row_hash,
         json.dumps(data, sort_keys=True),
     ]
 
@@ -172,7 +173,7 @@ async def list_events(
             after_seq=cursor,
             limit=limit,
         )
-    next_cursor = stored[-1]["seq"] if len(stored) == limit else None
+    next_cursor = stored[-1].seq if len(stored) == limit else None
     return EventPage(events=[_shape(s, full) for s in stored], next_cursor=next_cursor)
 
 
@@ -184,8 +185,8 @@ async def list_event_ids(
     async with pool.acquire() as conn:
         rows = await repository.event_ids(conn, call_id, cursor, limit)
     return EventIds(
-        event_ids=[str(r["event_id"]) for r in rows],
-        next_cursor=rows[-1]["seq"] if len(rows) == limit else None,
+        event_ids=[str(r.event_id) for r in rows],
+        next_cursor=rows[-1].seq if len(rows) == limit else None,
     )
 
 
@@ -240,7 +241,7 @@ async def checkpoint(
     async with pool.acquire() as conn:
         if size is None:
             latest = await repository.latest_checkpoint(conn)
-            note = latest["note"] if latest else None
+            note = latest.note if latest else None
         else:
             note = await repository.checkpoint_of_size(conn, size)
     if note is None:

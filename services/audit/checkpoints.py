@@ -62,7 +62,7 @@ class Checkpointer:
         async with self._pool.acquire() as conn, conn.transaction():
             size, root = await repository.tree_head(conn)
             latest = await repository.latest_checkpoint(conn)
-            signed_size = int(latest["tree_size"]) if latest else 0
+            signed_size = latest.tree_size if latest else 0
             due = size - signed_size >= self._settings.checkpoint_every or (
                 time.monotonic() - self._last_at >= self._settings.checkpoint_interval_s
             )

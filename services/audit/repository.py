@@ -199,7 +199,7 @@ async def append_many(
 _COLUMNS = "seq, recorded_at, envelope, public_event, row_hash, prev_hash, nonce, flag, raw"
 
 
-def _seal_of(row: asyncpg.Record, envelope: dict[str, Any]) -> bytes | None:
+def _seal_of(row: asyncpg.Record, envelope: Any) -> bytes | None:
     """The row's seal recomputed from what it stores (so an edited event no longer matches): over the
     received bytes for a flagged row, else over the full event; None if it cannot be computed."""
     nonce = bytes(row["nonce"])
@@ -211,23 +211,38 @@ def _seal_of(row: asyncpg.Record, envelope: dict[str, Any]) -> bytes | None:
         return None
 
 
-def _stored(row: asyncpg.Record) -> dict[str, Any]:
-    envelope: dict[str, Any] = row["envelope"]
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One row of the trail as read: the event and its redacted view as stored (objects, unless
+    edited since), its hashes in hex, and its seal recomputed from what it stores."""
+
+    seq: int
+    recorded_at: datetime
+    envelope: Any
+    public: Any
+    row_hash: str
+    prev_hash: str
+    # Empty when the seal cannot be recomputed: the row then fails verification, with its seq.
+    sealed: str
+    flag: str | None
+
+
+def _stored(row: asyncpg.Record) -> StoredEvent:
+    envelope = row["envelope"]
     sealed = _seal_of(row, envelope)
-    return {
-        "seq": row["seq"],
-        "recorded_at": row["recorded_at"],
-        "envelope": envelope,
-        "public": row["public_event"],
-        "row_hash": bytes(row["row_hash"]).hex(),
-        "prev_hash": bytes(row["prev_hash"]).hex(),
-        # Empty when the seal cannot be recomputed: the row then fails verification, with its seq.
-        "sealed": sealed.hex() if sealed is not None else "",
-        "flag": row["flag"],
-    }
+    return StoredEvent(
+        seq=row["seq"],
+        recorded_at=row["recorded_at"],
+        envelope=envelope,
+        public=row["public_event"],
+        row_hash=bytes(row["row_hash"]).hex(),
+        prev_hash=bytes(row["prev_hash"]).hex(),
+        sealed=sealed.hex() if sealed is not None else "",
+        flag=row["flag"],
+    )
 
 
-async def events_of_call(conn: asyncpg.Connection, call_id: str) -> list[dict[str, Any]]:
+async def events_of_call(conn: asyncpg.Connection, call_id: str) -> list[StoredEvent]:
     """Every stored event of one call, in trail order."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM audit.events WHERE subject = $1 ORDER BY seq",
@@ -246,7 +261,7 @@ async def search(
     until: datetime | None,
     after_seq: int,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[StoredEvent]:
     """Events matching the filters, in trail order, after a cursor."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM audit.events WHERE seq > $1"
@@ -266,7 +281,7 @@ async def search(
 
 async def stream(
     conn: asyncpg.Connection, first: int, last: int | None, batch: int = 2000
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[StoredEvent]:
     """Stored rows from `first` to `last` (inclusive) in order, a batch at a time."""
     after = first - 1
     while True:
@@ -284,15 +299,15 @@ async def stream(
         after = rows[-1]["seq"]
 
 
-def chain_row(stored: dict[str, Any]) -> domain.ChainRow:
+def chain_row(stored: StoredEvent) -> domain.ChainRow:
     """A stored row as the chain verifier reads it (the seal recomputed from the full event)."""
     return domain.ChainRow(
-        seq=stored["seq"],
-        recorded_at=stored["recorded_at"].isoformat(),
-        event=stored["public"],
-        sealed=bytes.fromhex(stored["sealed"]),
-        prev_hash=bytes.fromhex(stored["prev_hash"]),
-        row_hash=bytes.fromhex(stored["row_hash"]),
+        seq=stored.seq,
+        recorded_at=stored.recorded_at.isoformat(),
+        event=stored.public,
+        sealed=bytes.fromhex(stored.sealed),
+        prev_hash=bytes.fromhex(stored.prev_hash),
+        row_hash=bytes.fromhex(stored.row_hash),
     )
 
 
@@ -345,11 +360,21 @@ async def add_checkpoint(conn: asyncpg.Connection, size: int, root: bytes, note:
     )
 
 
-async def latest_checkpoint(conn: asyncpg.Connection) -> asyncpg.Record | None:
-    """The newest checkpoint (size, note, created_at), or None."""
-    return await conn.fetchrow(
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """A kept checkpoint: the tree size it signs, its note, when it was kept."""
+
+    tree_size: int
+    note: str
+    created_at: datetime
+
+
+async def latest_checkpoint(conn: asyncpg.Connection) -> CheckpointRow | None:
+    """The newest checkpoint, or None."""
+    row = await conn.fetchrow(
         "SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size DESC LIMIT 1"
     )
+    return None if row is None else CheckpointRow(*row)
 
 
 async def checkpoint_of_size(conn: asyncpg.Connection, size: int) -> str | None:
@@ -397,16 +422,23 @@ async def agency_ids(conn: asyncpg.Connection, call_id: str | None) -> list[str]
     return [r["agency_id"] for r in rows]
 
 
-async def event_ids(
-    conn: asyncpg.Connection, call_id: str, after_seq: int, limit: int
-) -> list[asyncpg.Record]:
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """An event's id and its place in the trail."""
+
+    seq: int
+    event_id: uuid.UUID
+
+
+async def event_ids(conn: asyncpg.Connection, call_id: str, after_seq: int, limit: int) -> list[EventRef]:
     """Event ids (with their seq) of one call, in trail order after a cursor."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         "SELECT seq, event_id FROM audit.events WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         call_id,
         after_seq,
         limit,
     )
+    return [EventRef(*r) for r in rows]
 
 
 async def report_events(
