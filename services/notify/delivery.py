@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,10 +40,8 @@ class Notice:
     attempt: int = 1
 
     @classmethod
-    def from_row(
-        cls, row: asyncpg.Record | dict[str, Any], channel: str, correlation: str, attempt: int = 1
-    ) -> Notice:
-        """The notice of a queued webhook message or a feed entry."""
+    def from_row(cls, row: Mapping[str, Any], channel: str, correlation: str, attempt: int = 1) -> Notice:
+        """The notice of a feed entry."""
         return cls(
             notification_id=str(row["notification_id"]),
             assignment_id=str(row["assignment_id"]),
@@ -53,6 +52,21 @@ class Notice:
             correlation=correlation,
             channel=channel,
             attempt=attempt,
+        )
+
+    @classmethod
+    def of_webhook(cls, message: repository.WebhookMessage, correlation: str) -> Notice:
+        """The notice of a queued webhook message, at its attempt."""
+        return cls(
+            notification_id=str(message.notification_id),
+            assignment_id=str(message.assignment_id),
+            call_id=str(message.call_id),
+            agency_id=message.agency_id,
+            kind=message.kind,
+            page=message.page,
+            correlation=correlation,
+            channel="webhook",
+            attempt=message.attempts,
         )
 
 
@@ -152,13 +166,13 @@ async def to_agency(
         page,
         {**feed_data, "kind": message.kind, "page": page, "notification_id": notice.notification_id},
     )
-    if "kafka" in agency["channels"]:
+    if "kafka" in agency.channels:
         # The delivery is recorded by `on_published` once the broker has acknowledged it.
         page_header = {PAGE_HEADER: str(page)} if page is not None else None
         await enqueue(conn, SERVICE, event, topic=topics.agency_topic(agency_id), headers=page_header)
-    if "webhook" in agency["channels"] and agency["webhook_url"]:
+    if "webhook" in agency.channels and agency.webhook_url:
         hook = replace(notice, channel="webhook")
-        if agency["webhook_disabled_at"] is not None:
+        if agency.webhook_disabled_at is not None:
             await record(conn, hook, "endpoint disabled after it answered 410")
         else:
             await repository.queue_webhook(

@@ -89,9 +89,7 @@ async def _record_sse(pool: asyncpg.Pool, agency_id: str, data: dict[str, Any]) 
     async with pool.acquire() as conn, conn.transaction():
         assignment = await repository.get(conn, data["assignment_id"])
         if assignment is not None:
-            notice = delivery.Notice.from_row(
-                {**data, "agency_id": agency_id}, "sse", assignment["correlation"]
-            )
+            notice = delivery.Notice.from_row({**data, "agency_id": agency_id}, "sse", assignment.correlation)
             await delivery.record(conn, notice)
 
 
@@ -110,12 +108,10 @@ async def events(
             wake.clear()
             rows = await repository.feed_after(pool, agency_id, after, 100)
             for row in rows:
-                data: dict[str, Any] = row["data"]
-                yield ServerSentEvent(
-                    data=json.dumps(data), event=row["kind"], id=str(row["seq"]), retry=2000
-                )
-                after = row["seq"]
-                if row["kind"] == "offered" and data.get("notification_id"):
+                data = row.data
+                yield ServerSentEvent(data=json.dumps(data), event=row.kind, id=str(row.seq), retry=2000)
+                after = row.seq
+                if row.kind == "offered" and data.get("notification_id"):
                     # The chunk was handed to the connection: the agency's stream was told.
                     waker.record_sent(agency_id, data)
             if not rows:

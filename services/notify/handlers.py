@@ -66,17 +66,17 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
 
 
 async def _refuse(
-    conn: asyncpg.Connection, row: asyncpg.Record, source: str, step: str, refusal: domain.Refusal
+    conn: asyncpg.Connection, row: repository.AssignmentRow, source: str, step: str, refusal: domain.Refusal
 ) -> None:
     """Record a refused step (what asked for it, the state it met, why) instead of applying it."""
-    log.info("step refused", assignment_id=str(row["id"]), source=source, step=step, code=refusal.code)
+    log.info("step refused", assignment_id=str(row.id), source=source, step=step, code=refusal.code)
     await repository.record_refusal(
         conn,
         {
-            "assignment_id": str(row["id"]),
-            "call_id": str(row["call_id"]),
+            "assignment_id": str(row.id),
+            "call_id": str(row.call_id),
             "source": source,
-            "from_state": row["status"],
+            "from_state": row.status,
             "step": step,
             "code": refusal.code,
             "detail": refusal.detail,
@@ -84,60 +84,68 @@ async def _refuse(
     )
 
 
-def _ref(row: asyncpg.Record) -> dict[str, Any]:
+def _ref(row: repository.AssignmentRow) -> dict[str, Any]:
     """What every assignment event notify publishes names, from its row (with matching's attempt)."""
     return {
-        "assignment_id": str(row["id"]),
-        "call_id": str(row["call_id"]),
-        "agency_id": row["agency_id"],
-        "team_id": row["team_id"],
-        "attempt": row["attempt"],
+        "assignment_id": str(row.id),
+        "call_id": str(row.call_id),
+        "agency_id": row.agency_id,
+        "team_id": row.team_id,
+        "attempt": row.attempt,
     }
 
 
 async def _tell_agency(
-    conn: asyncpg.Connection, row: asyncpg.Record, kind: str, reason: str | None, cause: Envelope | None
+    conn: asyncpg.Connection,
+    row: repository.AssignmentRow,
+    kind: str,
+    reason: str | None,
+    cause: Envelope | None,
 ) -> None:
     """Tell the agency an offer or assignment is no longer theirs (`kind`: withdrawn or expired)."""
     message = events.AgencyAssignmentMessage(
         kind=kind,
-        assignment_id=str(row["id"]),
-        call_id=str(row["call_id"]),
-        team_id=row["team_id"],
+        assignment_id=str(row.id),
+        call_id=str(row.call_id),
+        team_id=row.team_id,
         reason=reason,
     )
-    updated = await repository.get(conn, str(row["id"]))
+    updated = await repository.get(conn, str(row.id))
     assert updated is not None
     await delivery.to_agency(
         conn,
-        row["agency_id"],
+        row.agency_id,
         message,
         {**view(updated), "reason": reason},
-        correlation=row["correlation"],
+        correlation=row.correlation,
         cause=cause,
     )
 
 
 async def expire(
-    conn: asyncpg.Connection, row: asyncpg.Record, *, cause: Envelope | None = None, tell_agency: bool = True
+    conn: asyncpg.Connection,
+    row: repository.AssignmentRow,
+    *,
+    cause: Envelope | None = None,
+    tell_agency: bool = True,
 ) -> bool:
     """Expire an unanswered offer (its row locked after its agency's): publish `assignments.expired.v1`
     so matching offers the next team, and tell the agency; False if the lifecycle refuses."""
-    outcome = domain.step(row["status"], "expire")
+    outcome = domain.step(row.status, "expire")
     if isinstance(outcome, domain.Refusal):
         await _refuse(conn, row, cause.type if cause else "deadline", "expire", outcome)
         return False
     if not outcome.changed:
         return False
-    await repository.set_status(conn, str(row["id"]), "expired")
+    await repository.set_status(conn, str(row.id), "expired")
     payload = events.AssignmentExpired(**_ref(row))
     event = new_event(
         topics.ASSIGNMENTS_EXPIRED,
         SERVICE,
-        str(row["call_id"]),
+        str(row.call_id),
         payload,
         cause=cause,
-        correlationid=row["correlation"],
+        correlationid=row.correlation,
     )
     await enqueue(conn, SERVICE, event)
     if tell_agency:
@@ -153,9 +161,9 @@ async def on_withdrawn(conn: asyncpg.Connection, event: Envelope, ref: events.As
         # The offer's topic is consumed apart from this one: it may still come, and must not go out.
         await repository.remember_taken_back(conn, ref.assignment_id, "withdrawn")
         return
-    if row["agency_id"] != ref.agency_id:
+    if row.agency_id != ref.agency_id:
         return
-    outcome = domain.step(row["status"], "withdraw")
+    outcome = domain.step(row.status, "withdraw")
     if isinstance(outcome, domain.Refusal):
         await _refuse(conn, row, event.type, "withdraw", outcome)
         return
@@ -188,45 +196,43 @@ async def on_dead_letter(conn: asyncpg.Connection, event: Envelope) -> None:
     )
 
 
-async def repage(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+async def repage(conn: asyncpg.Connection, row: repository.AssignmentRow) -> None:
     """Send an unanswered offer again through every channel (the caller holds the row's lock)."""
-    page = await repository.mark_paged(conn, str(row["id"]))
+    page = await repository.mark_paged(conn, str(row.id))
     message = events.AgencyAssignmentMessage(
         kind="offered",
-        assignment_id=str(row["id"]),
-        call_id=str(row["call_id"]),
-        team_id=row["team_id"],
-        deadline=row["deadline"],
-        details=events.OfferDetails.model_validate(row["details"]),
+        assignment_id=str(row.id),
+        call_id=str(row.call_id),
+        team_id=row.team_id,
+        deadline=row.deadline,
+        details=events.OfferDetails.model_validate(row.details),
     )
-    await delivery.to_agency(
-        conn, row["agency_id"], message, view(row), correlation=row["correlation"], page=page
-    )
+    await delivery.to_agency(conn, row.agency_id, message, view(row), correlation=row.correlation, page=page)
 
 
-async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str) -> asyncpg.Record:
+async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str) -> repository.AssignmentRow:
     try:
         uuid.UUID(assignment_id)
     except ValueError:
         raise NotFound("assignment") from None
     row = await repository.get_for_update(conn, assignment_id)
-    if row is None or row["agency_id"] != agency.tenant_id:
+    if row is None or row.agency_id != agency.tenant_id:
         raise NotFound("assignment")
     return row
 
 
-def view(row: asyncpg.Record) -> dict[str, Any]:
+def view(row: repository.AssignmentRow) -> dict[str, Any]:
     """An assignment as its agency sees it."""
     return {
-        "assignment_id": str(row["id"]),
-        "call_id": str(row["call_id"]),
-        "team_id": row["team_id"],
-        "status": row["status"],
-        "deadline": row["deadline"],
-        "details": row["details"],
-        "answer": row["answer"],
-        "offered_at": row["offered_at"],
-        "updated_at": row["updated_at"],
+        "assignment_id": str(row.id),
+        "call_id": str(row.call_id),
+        "team_id": row.team_id,
+        "status": row.status,
+        "deadline": row.deadline,
+        "details": row.details,
+        "answer": row.answer,
+        "offered_at": row.offered_at,
+        "updated_at": row.updated_at,
     }
 
 
@@ -254,9 +260,9 @@ async def answer(
             await repository.lock_agency(conn, agency.tenant_id)
             row = await _owned(conn, agency, assignment_id)
             now = utcnow()
-            outcome = domain.step(row["status"], response, past_deadline=now >= row["deadline"])
+            outcome = domain.step(row.status, response, past_deadline=now >= row.deadline)
             if isinstance(outcome, domain.Refusal):
-                if outcome.code == "offer_expired" and row["status"] == "offered":
+                if outcome.code == "offer_expired" and row.status == "offered":
                     await expire(conn, row)
                 await _refuse(conn, row, _source(agency), response, outcome)
                 return outcome
@@ -297,12 +303,12 @@ def _answered(outcome: dict[str, Any] | domain.Refusal) -> dict[str, Any]:
 
 
 async def _publish(
-    conn: asyncpg.Connection, topic: str, row: asyncpg.Record, payload: events.Payload
+    conn: asyncpg.Connection, topic: str, row: repository.AssignmentRow, payload: events.Payload
 ) -> None:
     await enqueue(
         conn,
         SERVICE,
-        new_event(topic, SERVICE, str(row["call_id"]), payload, correlationid=row["correlation"]),
+        new_event(topic, SERVICE, str(row.call_id), payload, correlationid=row.correlation),
     )
 
 
@@ -324,7 +330,7 @@ async def report_status(
         async with pool.acquire() as conn, conn.transaction():
             await repository.lock_agency(conn, agency.tenant_id)
             row = await _owned(conn, agency, assignment_id)
-            outcome = domain.step(row["status"], status.value)
+            outcome = domain.step(row.status, status.value)
             if isinstance(outcome, domain.Refusal):
                 await _refuse(conn, row, _source(agency), status.value, outcome)
                 return outcome

@@ -13,12 +13,15 @@ may still meet another such run in the opposite order; those conflicts are retri
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from shared.auth import Credential, replace_credentials
+from shared.db import as_row, as_rows, columns
 from shared.jurisdiction import Jurisdiction
 
 SCHEMA = "notify"
@@ -52,19 +55,126 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     await replace_credentials(conn, SCHEMA, [Credential(a.token, a.id, "agency") for a in j.agencies])
 
 
-async def agencies(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+@dataclass(frozen=True, slots=True)
+class AgencyChannels:
+    """An agency and the channels its messages go through."""
+
+    id: str
+    channels: list[str]
+    partitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyRow:
+    """An agency with its channels, its webhook and where its feed stands."""
+
+    id: str
+    name: str
+    channels: list[str]
+    partitions: int
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_allow_private: bool
+    webhook_disabled_at: datetime | None
+    feed_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRow:
+    """An offer notify delivers to an agency, and how it stands."""
+
+    id: uuid.UUID
+    call_id: uuid.UUID
+    agency_id: str
+    team_id: str
+    status: str
+    deadline: datetime
+    details: dict[str, Any]
+    correlation: str
+    answer: dict[str, Any] | None
+    offered_at: datetime
+    updated_at: datetime
+    pages: int
+    last_paged_at: datetime
+    attempt: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of an agency's SSE feed."""
+
+    seq: int
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookMessage:
+    """One queued webhook message and how its delivery stands."""
+
+    id: int
+    notification_id: uuid.UUID
+    agency_id: str
+    call_id: uuid.UUID
+    assignment_id: uuid.UUID
+    kind: str
+    page: int | None
+    body: bytes
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedWebhook(WebhookMessage):
+    """A webhook message taken to send, with its agency's endpoint."""
+
+    # Messages are queued only for an agency with a webhook, which has a URL and a secret.
+    webhook_url: str
+    webhook_secret: str
+    webhook_allow_private: bool
+    webhook_disabled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One recorded delivery attempt of a message to an agency."""
+
+    id: int
+    notification_id: uuid.UUID
+    assignment_id: uuid.UUID
+    call_id: uuid.UUID
+    agency_id: str
+    channel: str
+    kind: str
+    page: int | None
+    attempt: int
+    outcome: str
+    error: str | None
+    at: datetime
+
+
+_ASSIGNMENT = columns(AssignmentRow)
+
+
+async def agencies(conn: asyncpg.Connection | asyncpg.Pool) -> list[AgencyChannels]:
     """Every agency with its channels."""
-    return await conn.fetch("SELECT id, channels, partitions FROM notify.agencies ORDER BY id")
+    return as_rows(
+        AgencyChannels, await conn.fetch(f"SELECT {columns(AgencyChannels)} FROM notify.agencies ORDER BY id")
+    )
 
 
-async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> asyncpg.Record | None:
+async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> AssignmentRow | None:
     """Record an offer to deliver and return it; None if already known or taken back before it arrived."""
-    return await conn.fetchrow(
+    stored = await conn.fetchrow(
         "WITH stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
         " details, correlation, attempt) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
         " $5, $6::jsonb, $7, $8)"
-        " ON CONFLICT DO NOTHING RETURNING *) SELECT * FROM stored WHERE status = 'offered'",
+        f" ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT})"
+        f" SELECT {_ASSIGNMENT} FROM stored WHERE status = 'offered'",
         row["id"],
         row["call_id"],
         row["agency_id"],
@@ -74,6 +184,7 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> as
         row["correlation"],
         row["attempt"],
     )
+    return as_row(AssignmentRow, stored)
 
 
 async def remember_taken_back(conn: asyncpg.Connection, assignment_id: str, kind: str) -> None:
@@ -115,22 +226,24 @@ async def agencies_with_due_offers(conn: asyncpg.Connection | asyncpg.Pool, now:
 
 async def lock_due_offers(
     conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
-) -> list[asyncpg.Record]:
+) -> list[AssignmentRow]:
     """An agency's unanswered offers past their deadline, locked (the caller holds the agency's lock)."""
-    return await conn.fetch(
-        "SELECT * FROM notify.assignments WHERE agency_id = $1 AND status = 'offered' AND deadline <= $2"
-        " ORDER BY deadline LIMIT $3 FOR UPDATE",
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1 AND status = 'offered'"
+        " AND deadline <= $2 ORDER BY deadline LIMIT $3 FOR UPDATE",
         agency_id,
         now,
         limit,
     )
+    return as_rows(AssignmentRow, rows)
 
 
-async def get_for_update(conn: asyncpg.Connection, assignment_id: str) -> asyncpg.Record | None:
+async def get_for_update(conn: asyncpg.Connection, assignment_id: str) -> AssignmentRow | None:
     """One assignment, locked so concurrent answers apply one at a time."""
-    return await conn.fetchrow(
-        "SELECT * FROM notify.assignments WHERE id = $1::uuid FOR UPDATE", assignment_id
+    row = await conn.fetchrow(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE id = $1::uuid FOR UPDATE", assignment_id
     )
+    return as_row(AssignmentRow, row)
 
 
 async def set_status(
@@ -148,25 +261,30 @@ async def set_status(
 
 async def list_for_agency(
     conn: asyncpg.Connection, agency_id: str, status: str | None, limit: int
-) -> list[asyncpg.Record]:
+) -> list[AssignmentRow]:
     """An agency's assignments, newest first."""
-    return await conn.fetch(
-        "SELECT * FROM notify.assignments WHERE agency_id = $1 AND ($2::text IS NULL OR status = $2)"
-        " ORDER BY offered_at DESC LIMIT $3",
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1"
+        " AND ($2::text IS NULL OR status = $2) ORDER BY offered_at DESC LIMIT $3",
         agency_id,
         status,
         limit,
     )
+    return as_rows(AssignmentRow, rows)
 
 
-async def agency(conn: asyncpg.Connection | asyncpg.Pool, agency_id: str) -> asyncpg.Record | None:
+async def agency(conn: asyncpg.Connection | asyncpg.Pool, agency_id: str) -> AgencyRow | None:
     """One agency with its channels and webhook."""
-    return await conn.fetchrow("SELECT * FROM notify.agencies WHERE id = $1", agency_id)
+    row = await conn.fetchrow(f"SELECT {columns(AgencyRow)} FROM notify.agencies WHERE id = $1", agency_id)
+    return as_row(AgencyRow, row)
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> asyncpg.Record | None:
+async def get(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> AssignmentRow | None:
     """One assignment, unlocked."""
-    return await conn.fetchrow("SELECT * FROM notify.assignments WHERE id = $1::uuid", assignment_id)
+    row = await conn.fetchrow(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE id = $1::uuid", assignment_id
+    )
+    return as_row(AssignmentRow, row)
 
 
 async def append_feed(
@@ -200,14 +318,16 @@ async def append_feed(
     return int(seq)
 
 
-async def feed_after(pool: asyncpg.Pool, agency_id: str, after: int, limit: int) -> list[asyncpg.Record]:
+async def feed_after(pool: asyncpg.Pool, agency_id: str, after: int, limit: int) -> list[FeedEntry]:
     """The agency's feed entries after sequence `after`, oldest first."""
-    return await pool.fetch(
-        "SELECT seq, kind, data FROM notify.feed WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    rows = await pool.fetch(
+        f"SELECT {columns(FeedEntry)} FROM notify.feed WHERE agency_id = $1 AND seq > $2"
+        " ORDER BY seq LIMIT $3",
         agency_id,
         after,
         limit,
     )
+    return as_rows(FeedEntry, rows)
 
 
 async def feed_start(pool: asyncpg.Pool, agency_id: str, replay_s: float) -> int:
@@ -262,13 +382,13 @@ async def queue_webhook(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
     )
 
 
-async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -> list[asyncpg.Record]:
+async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -> list[LeasedWebhook]:
     """Take the due webhook messages that head their call's queue, leased for `lease_s`.
 
     A message waits while an earlier one of the same call and agency is pending, so each call's
     messages reach the agency in order; the lease keeps two senders from taking the same one.
     """
-    return await conn.fetch(
+    rows = await conn.fetch(
         "UPDATE notify.webhook_queue q SET attempts = q.attempts + 1,"
         " next_attempt_at = now() + make_interval(secs => $1)"
         " FROM notify.agencies a"
@@ -277,10 +397,12 @@ async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -
         "  AND NOT EXISTS (SELECT 1 FROM notify.webhook_queue e WHERE e.state = 'pending'"
         "   AND e.agency_id = d.agency_id AND e.call_id = d.call_id AND e.id < d.id)"
         "  ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        " RETURNING q.*, a.webhook_url, a.webhook_secret, a.webhook_allow_private, a.webhook_disabled_at",
+        f" RETURNING {columns(WebhookMessage, 'q')}, a.webhook_url, a.webhook_secret,"
+        " a.webhook_allow_private, a.webhook_disabled_at",
         lease_s,
         limit,
     )
+    return as_rows(LeasedWebhook, rows)
 
 
 async def finish_webhook(
@@ -298,18 +420,19 @@ async def finish_webhook(
     )
 
 
-async def disable_webhook(conn: asyncpg.Connection, agency_id: str) -> list[asyncpg.Record]:
+async def disable_webhook(conn: asyncpg.Connection, agency_id: str) -> list[WebhookMessage]:
     """Disable an agency's endpoint (it answered 410) and fail its pending messages; return them."""
     await conn.execute(
         "UPDATE notify.agencies SET webhook_disabled_at = now()"
         " WHERE id = $1 AND webhook_disabled_at IS NULL",
         agency_id,
     )
-    return await conn.fetch(
+    rows = await conn.fetch(
         "UPDATE notify.webhook_queue SET state = 'failed', last_error = 'endpoint disabled after 410'"
-        " WHERE agency_id = $1 AND state = 'pending' RETURNING *",
+        f" WHERE agency_id = $1 AND state = 'pending' RETURNING {columns(WebhookMessage)}",
         agency_id,
     )
+    return as_rows(WebhookMessage, rows)
 
 
 _DUE_REPAGE = (
@@ -330,17 +453,18 @@ async def agencies_with_due_repages(
 
 async def lock_due_repages(
     conn: asyncpg.Connection, agency_id: str, every_s: float, limit: int, max_repages: int
-) -> list[asyncpg.Record]:
+) -> list[AssignmentRow]:
     """An agency's unanswered offers before their deadline, last paged `every_s` ago or more and
     re-paged fewer than `max_repages` times; locked, skipped if busy (the caller holds the agency)."""
-    return await conn.fetch(
-        f"SELECT * FROM notify.assignments WHERE agency_id = $4 AND {_DUE_REPAGE}"
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $4 AND {_DUE_REPAGE}"
         " ORDER BY last_paged_at LIMIT $3 FOR UPDATE SKIP LOCKED",
         every_s,
         max_repages,
         limit,
         agency_id,
     )
+    return as_rows(AssignmentRow, rows)
 
 
 async def mark_paged(conn: asyncpg.Connection, assignment_id: str) -> int:
@@ -354,8 +478,10 @@ async def mark_paged(conn: asyncpg.Connection, assignment_id: str) -> int:
     )
 
 
-async def deliveries(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> list[asyncpg.Record]:
+async def deliveries(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str) -> list[DeliveryRow]:
     """Every recorded delivery attempt for an assignment, oldest first."""
-    return await conn.fetch(
-        "SELECT * FROM notify.deliveries WHERE assignment_id = $1::uuid ORDER BY id", assignment_id
+    rows = await conn.fetch(
+        f"SELECT {columns(DeliveryRow)} FROM notify.deliveries WHERE assignment_id = $1::uuid ORDER BY id",
+        assignment_id,
     )
+    return as_rows(DeliveryRow, rows)

@@ -40,8 +40,8 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
         for agency in await repository.agencies(infra.pool):
             await ensure_topics(
                 s,
-                [s.topic(agency_topic(agency["id"]))],
-                partitions=agency["partitions"],
+                [s.topic(agency_topic(agency.id))],
+                partitions=agency.partitions,
                 service="notify",
             )
 

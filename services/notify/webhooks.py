@@ -126,17 +126,15 @@ class WebhookSender:
         await asyncio.gather(*(self._attempt(http, row) for row in rows))
         return len(rows)
 
-    async def _attempt(self, http: httpx.AsyncClient, row: asyncpg.Record) -> None:
+    async def _attempt(self, http: httpx.AsyncClient, row: repository.LeasedWebhook) -> None:
         error: str | None = None
         verdict: Verdict = "retry"
         try:
-            if row["webhook_disabled_at"] is not None:
+            if row.webhook_disabled_at is not None:
                 raise AddressRefused("endpoint disabled after it answered 410")
-            target = await check_url(row["webhook_url"], row["webhook_allow_private"], self._resolver)
-            body = bytes(row["body"])
-            headers = signed_headers(
-                row["webhook_secret"], str(row["notification_id"]), body, datetime.now(UTC)
-            )
+            target = await check_url(row.webhook_url, row.webhook_allow_private, self._resolver)
+            body = bytes(row.body)
+            headers = signed_headers(row.webhook_secret, str(row.notification_id), body, datetime.now(UTC))
             answer = await http.post(
                 target.url,
                 content=body,
@@ -152,16 +150,16 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         await self._settle(row, verdict, error)
 
-    async def _settle(self, row: asyncpg.Record, verdict: Verdict, error: str | None) -> None:
-        attempt = int(row["attempts"])
+    async def _settle(self, row: repository.LeasedWebhook, verdict: Verdict, error: str | None) -> None:
+        attempt = int(row.attempts)
         async with self._pool.acquire() as conn, conn.transaction():
             notice = await _notice(conn, row)
             if verdict == "delivered":
-                await repository.finish_webhook(conn, row["id"], "delivered", None)
+                await repository.finish_webhook(conn, row.id, "delivered", None)
                 await delivery.record(conn, notice)
                 return
             assert error is not None
-            age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+            age = (datetime.now(UTC) - row.created_at).total_seconds()
             delay = domain.backoff_s(
                 attempt,
                 self._settings.webhook_backoff_base_s,
@@ -169,27 +167,27 @@ class WebhookSender:
                 self._jitter(),
             )
             if verdict == "retry" and age + delay < self._settings.webhook_retry_for_s:
-                await repository.finish_webhook(conn, row["id"], "pending", error, delay)
+                await repository.finish_webhook(conn, row.id, "pending", error, delay)
                 await delivery.record(conn, notice, error, will_retry=True)
                 return
-            await repository.finish_webhook(conn, row["id"], "failed", error)
+            await repository.finish_webhook(conn, row.id, "failed", error)
             await delivery.record(conn, notice, error)
             if verdict == "gone":
-                for other in await repository.disable_webhook(conn, row["agency_id"]):
+                for other in await repository.disable_webhook(conn, row.agency_id):
                     await delivery.record(conn, await _notice(conn, other), "endpoint disabled after 410")
         # An alert: the agency was not told through this channel (the metric counts it too).
         log.error(
             "webhook delivery failed",
-            agency_id=row["agency_id"],
-            call_id=str(row["call_id"]),
-            notification_id=str(row["notification_id"]),
+            agency_id=row.agency_id,
+            call_id=str(row.call_id),
+            notification_id=str(row.notification_id),
             attempts=attempt,
             error=error,
             endpoint_disabled=verdict == "gone",
         )
 
 
-async def _notice(conn: asyncpg.Connection, row: asyncpg.Record) -> delivery.Notice:
-    assignment = await repository.get(conn, str(row["assignment_id"]))
-    correlation = assignment["correlation"] if assignment else str(row["call_id"])
-    return delivery.Notice.from_row(row, "webhook", correlation, int(row["attempts"]))
+async def _notice(conn: asyncpg.Connection, row: repository.WebhookMessage) -> delivery.Notice:
+    assignment = await repository.get(conn, str(row.assignment_id))
+    correlation = assignment.correlation if assignment else str(row.call_id)
+    return delivery.Notice.of_webhook(row, correlation)

@@ -128,7 +128,7 @@ class Notify:
     async def status(self, assignment_id: str) -> str | None:
         """Notify's view of an assignment's state (None until the offer is stored)."""
         row = await repository.get(self.pool, assignment_id)
-        return None if row is None else str(row["status"])
+        return None if row is None else row.status
 
 
 def own_settings(stack: infra.InfraEndpoints) -> AbstractAsyncContextManager[Settings]:
