@@ -49,39 +49,39 @@ class CallbackSender:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext('intake:callbacks'))")
         return len(due)
 
-    async def _attempt(self, http: httpx.AsyncClient, row: asyncpg.Record) -> None:
-        body = json.dumps(row["payload"], separators=(",", ":")).encode()
+    async def _attempt(self, http: httpx.AsyncClient, row: repository.DueCallback) -> None:
+        body = json.dumps(row.payload, separators=(",", ":")).encode()
         headers = {"content-type": "application/json"}
-        msg_id = f"cb_{row['id']}"
-        if row["signing_secret"]:
-            headers |= signatures.sign(row["signing_secret"], msg_id, utcnow(), body)
+        msg_id = f"cb_{row.id}"
+        if row.signing_secret:
+            headers |= signatures.sign(row.signing_secret, msg_id, utcnow(), body)
         else:
             headers["webhook-id"] = msg_id
         error: str | None = None
-        attempts = row["attempts"] + 1
-        if not row["callback_url"]:
+        attempts = row.attempts + 1
+        if not row.callback_url:
             # The PSAP's callback URL was removed after this was queued: nothing can deliver it.
             error, attempts = "the PSAP has no callback URL", self._settings.callback_max_attempts
         else:
             try:
-                answer = await http.post(row["callback_url"], content=body, headers=headers)
+                answer = await http.post(row.callback_url, content=body, headers=headers)
                 if not answer.is_success:
                     error = f"HTTP {answer.status_code}"
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
         async with self._pool.acquire() as conn:
             if error is None:
-                await repository.finish_callback(conn, row["id"], "delivered", None)
+                await repository.finish_callback(conn, row.id, "delivered", None)
             elif attempts >= self._settings.callback_max_attempts:
                 log.error(
                     "status callback failed for good",
-                    callback=row["id"],
-                    call=str(row["call_id"]),
+                    callback=row.id,
+                    call=str(row.call_id),
                     error=error,
                 )
-                await repository.finish_callback(conn, row["id"], "failed", error)
+                await repository.finish_callback(conn, row.id, "failed", error)
             else:
-                await repository.retry_callback(conn, row["id"], self.backoff_s(attempts), error)
+                await repository.retry_callback(conn, row.id, self.backoff_s(attempts), error)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

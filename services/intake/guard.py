@@ -38,7 +38,7 @@ class PsapGuard:
         self._default_rate = parse(settings.rate_limit)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    async def _principal(self, request: Request) -> tuple[Principal, asyncpg.Record]:
+    async def _principal(self, request: Request) -> tuple[Principal, repository.CredentialRow]:
         """The PSAP and its row (signing secrets, rate), from its token in one query."""
         try:
             token = bearer_token(request.headers.get("authorization"))
@@ -49,11 +49,11 @@ class PsapGuard:
         if row is None:
             await self._auth.record(request, "denied", None, "unknown token")
             raise _unauthenticated()
-        principal = Principal(tenant_id=row["tenant_id"], role=row["role"])
+        principal = Principal(tenant_id=row.tenant_id, role=row.role)
         if principal.role != "psap":
             await self._auth.record(request, "denied", principal, "not a PSAP credential")
             raise _unauthenticated()
-        if row["psap_id"] is None:
+        if row.psap_id is None:
             raise _unauthenticated()  # a credential without its PSAP: the jurisdiction is being reloaded
         return principal, row
 
@@ -71,12 +71,12 @@ class PsapGuard:
         )
 
     async def _signature(
-        self, request: Request, psap: Principal, row: asyncpg.Record, body: bytes
+        self, request: Request, psap: Principal, row: repository.CredentialRow, body: bytes
     ) -> str | None:
         """The verified webhook-id, or None when this PSAP does not sign (it has no secret)."""
-        if not row["signing_secret"]:
+        if not row.signing_secret:
             return None
-        secrets = [row["signing_secret"], *row["previous_signing_secrets"]]
+        secrets = [row.signing_secret, *(row.previous_signing_secrets or [])]
         try:
             return signatures.verify(body, request.headers, secrets)
         except signatures.BadSignature as exc:
@@ -86,7 +86,7 @@ class PsapGuard:
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """Run `endpoint` for an admitted PSAP; a replayed signed request gets its first answer."""
         psap, row = await self._principal(request)
-        self._within_rate(psap, row["rate_limit"])
+        self._within_rate(psap, row.rate_limit)
         request.state.psap = psap
         if request.method in ("GET", "HEAD"):
             return await endpoint(request)
@@ -96,8 +96,8 @@ class PsapGuard:
             seen = await repository.signed_response(self._pool, psap.tenant_id, webhook_id)
             if seen is not None:
                 return Response(
-                    bytes(seen["body"]),
-                    status_code=seen["status"],
+                    bytes(seen.body),
+                    status_code=seen.status,
                     media_type="application/json",
                     headers={"webhook-replayed": "true"},
                 )

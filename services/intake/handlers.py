@@ -28,18 +28,18 @@ def _decision(raw: dict[str, Any] | None) -> events.TriageDecision | None:
     return None if raw is None else events.TriageDecision.model_validate(raw)
 
 
-def _accepted(row: asyncpg.Record, outcome: Outcome, detail: str | None = None) -> CallAccepted:
+def _accepted(row: repository.CallRow, outcome: Outcome, detail: str | None = None) -> CallAccepted:
     return CallAccepted(
-        call_id=str(row["id"]),
-        external_id=row["external_id"],
-        status=row["status"],
-        decision=events.TriageDecision.model_validate(row["decision"]),
+        call_id=str(row.id),
+        external_id=row.external_id,
+        status=row.status,
+        decision=events.TriageDecision.model_validate(row.decision),
         duplicate=outcome == "duplicate",
         outcome=outcome,
         detail=detail,
-        shadow_decision=_decision(row["shadow_decision"]),
-        version=row["version_at"],
-        warnings=row["warnings"],
+        shadow_decision=_decision(row.shadow_decision),
+        version=row.version_at,
+        warnings=row.warnings,
     )
 
 
@@ -210,22 +210,26 @@ def _sender_refused(psap: Principal) -> Envelope:
 
 
 async def _again(
-    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput, geocoder: Geocoder
+    conn: asyncpg.Connection,
+    psap: Principal,
+    existing: repository.CallRow,
+    call: CallInput,
+    geocoder: Geocoder,
 ) -> CallAccepted:
     """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates.
 
     A safety flag is never ignored because of version order: a duplicate or an older version that
     answers a safety question yes (or carries a caution that does) still raises it on the call.
     """
-    known = existing["version_at"]
+    known = existing.version_at
     if call.version is not None and known is not None and call.version > known:
-        if existing["status"] == "cancelled":
+        if existing.status == "cancelled":
             raise Conflict("this call was cancelled; a newer version cannot reopen it", "cancelled")
         return await _update(conn, psap, existing, call, "updated", geocoder)
     older = call.version is not None and known is not None and call.version < known
     outcome: Outcome = "ignored_older" if older else "duplicate"
     what = f"version {call.version.isoformat()}" if call.version else "this resend"
-    raised = [] if existing["status"] == "cancelled" else await _flags_raised(conn, psap, existing, call)
+    raised = [] if existing.status == "cancelled" else await _flags_raised(conn, psap, existing, call)
     if not raised:
         if not older:
             return _accepted(existing, outcome)
@@ -235,7 +239,7 @@ async def _again(
     stored = _stored(existing)
     merged = replace(
         stored,
-        safety=domain.ratchet(events.SafetyScreen.model_validate(existing["safety"]), call.safety),
+        safety=domain.ratchet(events.SafetyScreen.model_validate(existing.safety), call.safety),
         cautions=tuple(dict.fromkeys((*stored.cautions, *call.cautions))),
     )
     outcome = "safety_raised_from_older_version" if older else "safety_raised_from_duplicate"
@@ -245,31 +249,31 @@ async def _again(
     return answer.model_copy(update={"detail": detail})
 
 
-def _stored(row: asyncpg.Record) -> CallInput:
+def _stored(row: repository.CallRow) -> CallInput:
     """The call as intake stored it (its version in force), to triage again."""
     return CallInput(
-        external_id=row["external_id"],
-        incident_type=row["incident_type"],
-        location=events.Location.model_validate(row["location"]),
-        safety=events.SafetyScreen.model_validate(row["safety"]),
-        origin=row["origin"],
-        language=row["language"],
-        callback_number=row["callback_number"],
-        caller_name=row["caller_name"],
-        narrative=row["narrative"],
-        consent_non_police=row["consent_non_police"],
-        mpds_determinant=row["mpds_determinant"],
-        version=row["version_at"],
-        cautions=tuple(row["cautions"]),
-        source_format=row["source_format"],
-        warnings=tuple(row["warnings"]),
-        civic=CivicAddress.from_json(row["civic"]) if row["civic"] else None,
-        other_incidents=tuple(row["other_incidents"]),
+        external_id=row.external_id,
+        incident_type=row.incident_type,
+        location=events.Location.model_validate(row.location),
+        safety=events.SafetyScreen.model_validate(row.safety),
+        origin=row.origin,
+        language=row.language,
+        callback_number=row.callback_number,
+        caller_name=row.caller_name,
+        narrative=row.narrative,
+        consent_non_police=row.consent_non_police,
+        mpds_determinant=row.mpds_determinant,
+        version=row.version_at,
+        cautions=tuple(row.cautions),
+        source_format=row.source_format,
+        warnings=tuple(row.warnings),
+        civic=CivicAddress.from_json(row.civic) if row.civic else None,
+        other_incidents=tuple(row.other_incidents),
     )
 
 
 async def _flags_raised(
-    conn: asyncpg.Connection, psap: Principal, existing: asyncpg.Record, call: CallInput
+    conn: asyncpg.Connection, psap: Principal, existing: repository.CallRow, call: CallInput
 ) -> list[str]:
     """The safety questions a resent or older version answers yes (cautions included) that the
     call does not."""
@@ -277,30 +281,30 @@ async def _flags_raised(
     if rules is None:
         return []
     sent, _ = domain.apply_cautions(call.safety, call.cautions, rules.for_psap(psap.tenant_id))
-    return domain.raised_flags(events.SafetyScreen.model_validate(existing["safety"]), sent)
+    return domain.raised_flags(events.SafetyScreen.model_validate(existing.safety), sent)
 
 
 async def _update(
     conn: asyncpg.Connection,
     psap: Principal,
-    existing: asyncpg.Record,
+    existing: repository.CallRow,
     call: CallInput,
     outcome: Outcome,
     geocoder: Geocoder,
 ) -> CallAccepted:
     """Store what `call` says about a known call, triage it again and publish `calls.updated.v1`."""
-    call_id = str(existing["id"])
+    call_id = str(existing.id)
     now = utcnow()
     fields, decision, shadow = await _triage(conn, psap, call, now, geocoder)
-    previous = events.TriageDecision.model_validate(existing["decision"])
+    previous = events.TriageDecision.model_validate(existing.decision)
     decision = domain.keep_review_deadline(decision, previous)
     fields["decision"] = decision.model_dump(mode="json")
     await repository.update_call(conn, call_id, fields)
-    override = existing["override"]
+    override = existing.override
     before = previous.route
     before = events.Route(override["route"]) if override else before
     raised = domain.raised_flags(
-        events.SafetyScreen.model_validate(existing["safety"]),
+        events.SafetyScreen.model_validate(existing.safety),
         events.SafetyScreen.model_validate(fields["safety"]),
     )
     decided = domain.in_force(decision, override, raised)
@@ -338,9 +342,9 @@ async def override_call(
     """Route a call as the call-taker decided, recording the reason, and publish `calls.updated.v1`."""
     async with pool.acquire() as conn, conn.transaction():
         row = await owned_call(conn, psap, call_id)
-        if row["status"] == "cancelled":
+        if row.status == "cancelled":
             raise Conflict("this call was cancelled", "cancelled")
-        recommended = events.TriageDecision.model_validate(row["decision"])
+        recommended = events.TriageDecision.model_validate(row.decision)
         now = utcnow()
         override = {
             "route": request.route.value,
@@ -373,10 +377,10 @@ async def override_call(
         payload = events.CallUpdated(
             call_id=call_id,
             psap_id=psap.tenant_id,
-            incident_type=row["incident_type"],
-            location=events.Location.model_validate(row["location"]),
-            language=row["language"],
-            safety=events.SafetyScreen.model_validate(row["safety"]),
+            incident_type=row.incident_type,
+            location=events.Location.model_validate(row.location),
+            language=row.language,
+            safety=events.SafetyScreen.model_validate(row.safety),
             decision=decision,
             updated_at=now,
             reason="override",
@@ -394,14 +398,14 @@ async def override_call(
     )
 
 
-async def owned_call(conn: asyncpg.Connection, psap: Principal, call_id: str) -> asyncpg.Record:
+async def owned_call(conn: asyncpg.Connection, psap: Principal, call_id: str) -> repository.CallRow:
     """The call if this PSAP owns it; 404 for a missing call and another PSAP's call alike."""
     try:
         uuid.UUID(call_id)
     except ValueError:
         raise NotFound("call") from None
     row = await repository.get_call(conn, call_id)
-    if row is None or row["psap_id"] != psap.tenant_id:
+    if row is None or row.psap_id != psap.tenant_id:
         raise NotFound("call")
     return row
 
@@ -410,11 +414,11 @@ async def cancel_call(pool: asyncpg.Pool, psap: Principal, call_id: str, reason:
     """Cancel a call and publish `calls.cancelled.v1`; cancelling twice is a no-op."""
     async with pool.acquire() as conn, conn.transaction():
         row = await owned_call(conn, psap, call_id)
-        if row["status"] == "cancelled":
+        if row.status == "cancelled":
             return "cancelled"
         # A cancel is final: no assignment step recorded after it moves the status (domain.place).
         await _own_status(conn, row, "cancelled", {"reason": reason}, utcnow())
-        if row["status"] in domain.BEFORE_A_TEAM:
+        if row.status in domain.BEFORE_A_TEAM:
             # Cancelled while a community call still waited for a team: that too is a reason.
             await repository.set_non_diversion_reason(conn, call_id, "cancelled_by_psap")
         payload = events.CallCancelled(call_id=call_id, psap_id=psap.tenant_id, reason=reason)
@@ -465,20 +469,18 @@ def _move(event: Envelope, payload: Any) -> _Move:
     return _Move(status, detail)
 
 
-def _order(call: asyncpg.Record) -> domain.Order:
-    return domain.Order(
-        call["status"], call["status_attempt"], call["status_stage"], call["handed_back_through"]
-    )
+def _order(call: repository.CallRow) -> domain.Order:
+    return domain.Order(call.status, call.status_attempt, call.status_stage, call.handed_back_through)
 
 
 async def _own_status(
-    conn: asyncpg.Connection, call: asyncpg.Record, status: str, detail: dict[str, Any], at: datetime
+    conn: asyncpg.Connection, call: repository.CallRow, status: str, detail: dict[str, Any], at: datetime
 ) -> None:
     """Move a call to a status intake itself decides (cancel, update, override): where the call
     stands among its assignments' steps is unchanged, and the step sits after every one so far."""
     order = _order(call)
     await repository.set_status(
-        conn, str(call["id"]), replace(order, status=status), detail, key=order.own_step(), event_time=at
+        conn, str(call.id), replace(order, status=status), detail, key=order.own_step(), event_time=at
     )
 
 
@@ -533,7 +535,7 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
 
 async def _tell_psap(
     conn: asyncpg.Connection,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     status: str,
     detail: dict[str, Any],
     reason: str | None,
@@ -543,13 +545,13 @@ async def _tell_psap(
     unit_status = domain.UNIT_STATUS.get(status)
     if unit_status is None:
         return
-    psap = await repository.psap(conn, call["psap_id"])
-    if psap is None or not psap["callback_url"]:
+    psap = await repository.psap(conn, call.psap_id)
+    if psap is None or not psap.callback_url:
         return
     payload = {
         "type": "call.status",
-        "call_id": str(call["id"]),
-        "external_id": call["external_id"],
+        "call_id": str(call.id),
+        "external_id": call.external_id,
         "unitStatus": unit_status,
         "status": status,
         "reason": reason,
@@ -559,7 +561,7 @@ async def _tell_psap(
         "at": event.time.isoformat(),
         "event_id": str(event.id),
     }
-    await repository.enqueue_callback(conn, str(call["id"]), call["psap_id"], payload)
+    await repository.enqueue_callback(conn, str(call.id), call.psap_id, payload)
 
 
 async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[str, Any]:
@@ -569,34 +571,34 @@ async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[s
         steps = await repository.timeline(conn, call_id)
         callbacks = await repository.callbacks_of(conn, call_id)
     return {
-        "call_id": str(row["id"]),
-        "external_id": row["external_id"],
-        "incident_type": row["incident_type"],
-        "status": row["status"],
-        "decision": row["decision"],
-        "assignment": row["assignment"],
-        "received_at": row["received_at"],
+        "call_id": str(row.id),
+        "external_id": row.external_id,
+        "incident_type": row.incident_type,
+        "status": row.status,
+        "decision": row.decision,
+        "assignment": row.assignment,
+        "received_at": row.received_at,
         "timeline": [
             {
-                "at": s["at"],
-                "event_time": s["event_time"],
-                "status": s["status"],
-                "detail": s["detail"],
+                "at": s.at,
+                "event_time": s.event_time,
+                "status": s.status,
+                "detail": s.detail,
             }
             for s in steps
         ],
-        "source_format": row["source_format"],
-        "version": row["version_at"],
-        "shadow_decision": row["shadow_decision"],
-        "override": row["override"],
-        "non_diversion_reason": row["non_diversion_reason"],
-        "other_incidents": row["other_incidents"],
+        "source_format": row.source_format,
+        "version": row.version_at,
+        "shadow_decision": row.shadow_decision,
+        "override": row.override,
+        "non_diversion_reason": row.non_diversion_reason,
+        "other_incidents": row.other_incidents,
         "callbacks": [
             {
-                "unitStatus": c["payload"]["unitStatus"],
-                "state": c["state"],
-                "attempts": c["attempts"],
-                "last_error": c["last_error"],
+                "unitStatus": c.payload["unitStatus"],
+                "state": c.state,
+                "attempts": c.attempts,
+                "last_error": c.last_error,
             }
             for c in callbacks
         ],

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
+from services.intake.call import Origin
 from services.intake.domain import Order
 from services.intake.rules import Triage, triage_rules
 from shared import outbox
 from shared.auth import Credential, replace_credentials
+from shared.db import as_row, as_rows, columns
 from shared.envelope import Envelope
 from shared.jurisdiction import Jurisdiction
 
@@ -86,24 +89,126 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
     )
 
 
-async def credential(pool: asyncpg.Pool, token_sha256: bytes) -> asyncpg.Record | None:
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """A token's tenant and role, with its PSAP's signing secrets and rate when it is a PSAP's."""
+
+    tenant_id: str
+    role: str
+    psap_id: str | None
+    signing_secret: str | None
+    previous_signing_secrets: list[str] | None
+    rate_limit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PsapRow:
+    """A PSAP's callback URL, signing secrets and rate."""
+
+    id: str
+    callback_url: str | None
+    signing_secret: str | None
+    previous_signing_secrets: list[str]
+    rate_limit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """A call as intake keeps it: what the PSAP said, triage's decision, where its status stands."""
+
+    id: uuid.UUID
+    psap_id: str
+    external_id: str
+    incident_type: str
+    origin: Origin
+    location: dict[str, Any]
+    language: str | None
+    safety: dict[str, Any]
+    callback_number: str | None
+    caller_name: str | None
+    narrative: str | None
+    consent_non_police: bool | None
+    decision: dict[str, Any]
+    status: str
+    assignment: dict[str, Any] | None
+    received_at: datetime
+    updated_at: datetime
+    source_format: Literal["native", "eido"]
+    version_at: datetime | None
+    mpds_determinant: str | None
+    cautions: list[str]
+    warnings: list[str]
+    shadow_decision: dict[str, Any] | None
+    override: dict[str, Any] | None
+    non_diversion_reason: str | None
+    status_attempt: int | None
+    status_stage: int
+    handed_back_through: int | None
+    civic: dict[str, Any] | None
+    other_incidents: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAnswer:
+    """The answer a signed request got: its status and body."""
+
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DueCallback:
+    """A status callback due to be sent, with where and how to sign it."""
+
+    id: int
+    call_id: uuid.UUID
+    payload: dict[str, Any]
+    attempts: int
+    callback_url: str | None
+    signing_secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A status callback of a call and how its delivery went."""
+
+    id: int
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineStep:
+    """One step of a call's timeline: when intake recorded it, when it happened, what it was."""
+
+    at: datetime
+    event_time: datetime | None
+    status: str
+    detail: dict[str, Any]
+
+
+_CALL = columns(CallRow)
+_STORED_CALL = columns(CallRow, "call")
+
+
+async def credential(pool: asyncpg.Pool, token_sha256: bytes) -> CredentialRow | None:
     """A token's tenant and role, with its PSAP's row when it is a PSAP's token (one round trip)."""
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         "SELECT c.tenant_id, c.role, p.id AS psap_id, p.signing_secret, p.previous_signing_secrets,"
         " p.rate_limit FROM intake.credentials c"
         " LEFT JOIN intake.psaps p ON p.id = c.tenant_id AND c.role = 'psap'"
         " WHERE c.token_sha256 = $1",
         token_sha256,
     )
+    return as_row(CredentialRow, row)
 
 
-async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> asyncpg.Record | None:
+async def psap(conn: asyncpg.Connection | asyncpg.Pool, psap_id: str) -> PsapRow | None:
     """A PSAP's callback URL and signing secrets."""
-    return await conn.fetchrow(
-        "SELECT id, callback_url, signing_secret, previous_signing_secrets, rate_limit"
-        " FROM intake.psaps WHERE id = $1",
-        psap_id,
-    )
+    row = await conn.fetchrow(f"SELECT {columns(PsapRow)} FROM intake.psaps WHERE id = $1", psap_id)
+    return as_row(PsapRow, row)
 
 
 async def eido_identities(conn: asyncpg.Connection, psap_id: str) -> set[str]:
@@ -115,24 +220,28 @@ async def eido_identities(conn: asyncpg.Connection, psap_id: str) -> set[str]:
     return {str(i).lower() for i in [row["id"], *row["eido_agencies"]]}
 
 
-async def find_by_external_id(
-    conn: asyncpg.Connection, psap_id: str, external_id: str
-) -> asyncpg.Record | None:
+async def find_by_external_id(conn: asyncpg.Connection, psap_id: str, external_id: str) -> CallRow | None:
     """A PSAP's call by its own id, locked until the caller's transaction ends (so two newer
     versions of one call sent at once are applied one after the other)."""
-    return await conn.fetchrow(
-        "SELECT * FROM intake.calls WHERE psap_id = $1 AND external_id = $2 FOR UPDATE", psap_id, external_id
+    row = await conn.fetchrow(
+        f"SELECT {_CALL} FROM intake.calls WHERE psap_id = $1 AND external_id = $2 FOR UPDATE",
+        psap_id,
+        external_id,
+    )
+    return as_row(CallRow, row)
+
+
+async def get_call(conn: asyncpg.Connection, call_id: str) -> CallRow | None:
+    """One call."""
+    return as_row(
+        CallRow, await conn.fetchrow(f"SELECT {_CALL} FROM intake.calls WHERE id = $1::uuid", call_id)
     )
 
 
-async def get_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
-    """One call."""
-    return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid", call_id)
-
-
-async def lock_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
+async def lock_call(conn: asyncpg.Connection, call_id: str) -> CallRow | None:
     """One call, locked until the caller's transaction ends."""
-    return await conn.fetchrow("SELECT * FROM intake.calls WHERE id = $1::uuid FOR UPDATE", call_id)
+    row = await conn.fetchrow(f"SELECT {_CALL} FROM intake.calls WHERE id = $1::uuid FOR UPDATE", call_id)
+    return as_row(CallRow, row)
 
 
 # What triage reads and a newer EIDO version may change; JSON columns are marked.
@@ -169,22 +278,22 @@ def _triaged(row: dict[str, Any], first: int) -> tuple[list[str], list[Any]]:
 
 async def insert_call(
     conn: asyncpg.Connection, row: dict[str, Any], step: dict[str, Any], event: Envelope
-) -> asyncpg.Record | None:
+) -> CallRow | None:
     """Store a new call, its first timeline step and `event` in the outbox, in one statement (so
     atomic without a transaction); the stored call, or None when the PSAP's id is already taken."""
     columns, values = _triaged(row, 6)
     names = ", ".join(c.split(" = ")[0] for c in columns)
     placeholders = ", ".join(c.split(" = ")[1] for c in columns)
     n = 6 + len(_TRIAGED)
-    return await conn.fetchrow(
+    stored = await conn.fetchrow(
         f"WITH call AS (INSERT INTO intake.calls (id, psap_id, external_id, status, received_at,"
         f" {names}) VALUES ($1::uuid, $2, $3, $4, $5, {placeholders})"
-        " ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING *),"
+        f" ON CONFLICT (psap_id, external_id) DO NOTHING RETURNING {_CALL}),"
         " step AS (INSERT INTO intake.call_timeline (call_id, status, detail, event_time)"
         f" SELECT id, status, ${n}::jsonb, received_at FROM call),"
         f" {outbox.queue_cte(SCHEMA, n + 1, source='call')}"
         # NOTIFY (sent at commit) wakes the relay; evaluated only when a call was stored.
-        f" SELECT call.*, pg_notify(${n + 5}, '')::text AS notified FROM call, queued",
+        f" SELECT {_STORED_CALL}, pg_notify(${n + 5}, '')::text AS notified FROM call, queued",
         row["id"],
         row["psap_id"],
         row["external_id"],
@@ -195,6 +304,8 @@ async def insert_call(
         *outbox.row_values(event),
         outbox.channel(SCHEMA),
     )
+    # The last column is the NOTIFY's (empty) result.
+    return None if stored is None else CallRow(*list(stored)[:-1])
 
 
 async def update_call(conn: asyncpg.Connection, call_id: str, row: dict[str, Any]) -> None:
@@ -226,13 +337,14 @@ async def set_non_diversion_reason(conn: asyncpg.Connection, call_id: str, reaso
     )
 
 
-async def signed_response(pool: asyncpg.Pool, psap_id: str, webhook_id: str) -> asyncpg.Record | None:
+async def signed_response(pool: asyncpg.Pool, psap_id: str, webhook_id: str) -> SignedAnswer | None:
     """The answer a signed request with this webhook-id already got."""
-    return await pool.fetchrow(
+    row = await pool.fetchrow(
         "SELECT status, body FROM intake.signed_requests WHERE psap_id = $1 AND webhook_id = $2",
         psap_id,
         webhook_id,
     )
+    return as_row(SignedAnswer, row)
 
 
 async def remember_response(
@@ -270,15 +382,16 @@ async def enqueue_callback(
     await conn.execute("SELECT pg_notify('intake_callbacks', '')")  # wakes the sender at commit
 
 
-async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueCallback]:
     """The oldest pending callback of each call, when it is due: later ones wait their turn."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         "SELECT c.id, c.call_id, c.payload, c.attempts, p.callback_url, p.signing_secret"
         " FROM (SELECT DISTINCT ON (call_id) * FROM intake.callbacks WHERE state = 'pending'"
         "       ORDER BY call_id, id) c JOIN intake.psaps p ON p.id = c.psap_id"
         " WHERE c.next_attempt_at <= now() ORDER BY c.id LIMIT $1",
         limit,
     )
+    return as_rows(DueCallback, rows)
 
 
 async def finish_callback(conn: asyncpg.Connection, callback_id: int, state: str, error: str | None) -> None:
@@ -303,13 +416,12 @@ async def retry_callback(conn: asyncpg.Connection, callback_id: int, delay_s: fl
     )
 
 
-async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[asyncpg.Record]:
+async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[CallbackRow]:
     """A call's status callbacks in order, with how each went."""
-    return await conn.fetch(
-        "SELECT id, payload, state, attempts, last_error FROM intake.callbacks"
-        " WHERE call_id = $1::uuid ORDER BY id",
-        call_id,
+    rows = await conn.fetch(
+        f"SELECT {columns(CallbackRow)} FROM intake.callbacks WHERE call_id = $1::uuid ORDER BY id", call_id
     )
+    return as_rows(CallbackRow, rows)
 
 
 async def set_status(
@@ -364,14 +476,15 @@ async def add_timeline(
     )
 
 
-async def timeline(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
+async def timeline(conn: asyncpg.Connection, call_id: str) -> list[TimelineStep]:
     """A call's timeline in causal order (attempt, then stage; arrival order among equals), whatever
     the clocks of the services that reported the steps said."""
-    return await conn.fetch(
-        "SELECT at, event_time, status, detail FROM intake.call_timeline WHERE call_id = $1::uuid"
+    rows = await conn.fetch(
+        f"SELECT {columns(TimelineStep)} FROM intake.call_timeline WHERE call_id = $1::uuid"
         " ORDER BY coalesce(attempt, 0), stage, id",
         call_id,
     )
+    return as_rows(TimelineStep, rows)
 
 
 async def assignment_attempt(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> int | None:
