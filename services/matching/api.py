@@ -1,9 +1,9 @@
 """Matching's HTTP routes: an agency's own roster, and why a team was chosen."""
 
+import dataclasses
 import uuid
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, Request
 
 from services.matching import handlers, repository
@@ -26,9 +26,9 @@ async def _matcher(request: Request) -> Matcher:
 MatcherDep = Annotated[Matcher, Depends(_matcher)]
 
 
-def _team(row: asyncpg.Record) -> TeamView:
-    out = dict(row)
-    out["current_call"] = str(row["current_call"]) if row["current_call"] else None
+def _team(row: repository.TeamRow) -> TeamView:
+    out = dataclasses.asdict(row)
+    out["current_call"] = str(row.current_call) if row.current_call else None
     return TeamView.model_validate(out)
 
 

@@ -86,11 +86,9 @@ def _offer_details(call: events.CallReceived | events.CallUpdated) -> events.Off
     )
 
 
-def _event(topic: str, call: asyncpg.Record, payload: events.Payload, cause: Envelope | None) -> Envelope:
+def _event(topic: str, call: repository.CallRow, payload: events.Payload, cause: Envelope | None) -> Envelope:
     """An event about `call`, caused by `cause`, in the call's correlation."""
-    return new_event(
-        topic, SERVICE, str(call["call_id"]), payload, cause=cause, correlationid=call["correlation"]
-    )
+    return new_event(topic, SERVICE, str(call.call_id), payload, cause=cause, correlationid=call.correlation)
 
 
 async def on_call_received(
@@ -104,14 +102,14 @@ async def on_call_received(
         return
     known = await repository.get_call(conn, call.call_id)
     assert known is not None
-    if known["status"] == "routed_away":
+    if known.status == "routed_away":
         # An update read first took the call away: the PSAP hears what the same events in order
         # would have told it, and no team is offered the call.
         explanation = {
             "detail": "a PSAP update read first took the call away",
             "decided_by": matcher.config.instance,
         }
-        version = known["triage_version"] or call.decision.rules_version
+        version = known.triage_version or call.decision.rules_version
         await _hand_back(conn, known, "withdrawn_by_psap_update", event, explanation, version)
 
 
@@ -137,17 +135,17 @@ async def _place(
     return True
 
 
-async def _call_to(conn: asyncpg.Connection, cause: Envelope, call: asyncpg.Record, step: str) -> bool:
+async def _call_to(conn: asyncpg.Connection, cause: Envelope, call: repository.CallRow, step: str) -> bool:
     """Move a call by `step` through its state machine; False (and the refusal recorded) when the
     step is not allowed, or when it changes nothing."""
-    state = str(call["status"])
+    state = str(call.status)
     nxt = lifecycle.call_step(state, step)
     if isinstance(nxt, lifecycle.Refusal):
-        await _refuse(conn, cause, str(call["call_id"]), None, state, step, nxt)
+        await _refuse(conn, cause, str(call.call_id), None, state, step, nxt)
         return False
     if nxt == state:
         return False
-    await repository.set_call_status(conn, str(call["call_id"]), nxt)
+    await repository.set_call_status(conn, str(call.call_id), nxt)
     return True
 
 
@@ -190,19 +188,19 @@ async def offer_next(
     conn: asyncpg.Connection,
     call_id: str,
     cause: Envelope,
-    call: asyncpg.Record | None = None,
+    call: repository.CallRow | None = None,
 ) -> None:
     """Reserve the best free team and offer it the call, or hand the call back with a reason
     (`call`: its row when the caller holds it already, locked or new in this transaction)."""
     if call is None:
         call = await repository.get_call(conn, call_id)
     assert call is not None
-    refused = lifecycle.call_step(str(call["status"]), "offer")
+    refused = lifecycle.call_step(str(call.status), "offer")
     if isinstance(refused, lifecycle.Refusal):
-        await _refuse(conn, cause, call_id, None, str(call["status"]), "offer", refused)
+        await _refuse(conn, cause, call_id, None, str(call.status), "offer", refused)
         return
-    offer = events.OfferDetails.model_validate(call["offer"])
-    tried = list(call["tried_teams"])
+    offer = events.OfferDetails.model_validate(call.offer)
+    tried = list(call.tried_teams)
     index = await matcher.roster.index(conn)
     rules, tz = matcher.roster.rules, matcher.roster.timezone
     now = utcnow()
@@ -294,7 +292,7 @@ async def _reserve(
 
 def _explanation(
     matcher: Matcher,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     offer: events.OfferDetails,
     needs: domain.CallNeeds,
     rules: Matching,
@@ -314,7 +312,7 @@ def _explanation(
             "at": now.isoformat(),
         },
         "rules_version": rules.version,
-        "triage_rules_version": call["triage_version"],
+        "triage_rules_version": call.triage_version,
         "weights": {
             "speed_kmh": matcher.config.speed_kmh,
             "preferred_skill_min": rules.preferred_skill_min,
@@ -329,16 +327,16 @@ def _explanation(
 async def _offer(
     matcher: Matcher,
     conn: asyncpg.Connection,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     candidate: domain.Candidate,
     explanation: dict[str, Any],
     rules_version: str,
     now: datetime,
     cause: Envelope,
 ) -> None:
-    call_id = str(call["call_id"])
+    call_id = str(call.call_id)
     team = candidate.team
-    attempt = len(call["tried_teams"]) + 1
+    attempt = len(call.tried_teams) + 1
     assignment_id = str(uuid.uuid4())
     deadline = now + timedelta(seconds=matcher.config.offer_timeout_s)
     payload = events.AssignmentOffered(
@@ -348,7 +346,7 @@ async def _offer(
         team_id=team.id,
         attempt=attempt,
         deadline=deadline,
-        offer=events.OfferDetails.model_validate(call["offer"]),
+        offer=events.OfferDetails.model_validate(call.offer),
         distance_km=round(candidate.distance_km, 3),
     )
     await repository.record_offer(
@@ -371,7 +369,7 @@ async def _offer(
 async def _emit(
     conn: asyncpg.Connection,
     topic: str,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     payload: events.Payload,
     cause: Envelope | None,
 ) -> Envelope:
@@ -382,16 +380,16 @@ async def _emit(
 
 async def _hand_back(
     conn: asyncpg.Connection,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     reason: str,
     cause: Envelope,
     explanation: dict[str, Any],
     rules_version: str,
 ) -> None:
-    call_id = str(call["call_id"])
+    call_id = str(call.call_id)
     if not await _call_to(conn, cause, call, "hand_back"):
         return
-    attempts = len(call["tried_teams"])
+    attempts = len(call.tried_teams)
     await repository.insert_decision(
         conn,
         {
@@ -405,7 +403,7 @@ async def _hand_back(
     )
     payload = events.CallUnassigned(
         call_id=call_id,
-        psap_id=call["psap_id"],
+        psap_id=call.psap_id,
         reason_code=reason,
         detail=explanation.get("detail"),
         attempts=attempts,
@@ -416,24 +414,24 @@ async def _hand_back(
 async def _assignment_step(
     conn: asyncpg.Connection,
     cause: Envelope,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     ref: events.AssignmentRef,
     step: str,
-) -> tuple[asyncpg.Record, str] | None:
+) -> tuple[repository.AssignmentRow, str] | None:
     """Apply `step` to the assignment `ref` names through its state machine: the assignment as it
     was and its new state, or None when nothing changes (a repeat, a step read late, a refusal).
 
     A refused claim (accept, en route, on scene, cleared) of an assignment matching no longer
     holds is recorded, and the agency is told the assignment is gone.
     """
-    call_id = str(call["call_id"])
+    call_id = str(call.call_id)
     a = await repository.get_assignment(conn, ref.assignment_id)
-    if a is None or str(a["call_id"]) != call_id or a["team_id"] != ref.team_id:
+    if a is None or str(a.call_id) != call_id or a.team_id != ref.team_id:
         state = "unknown" if a is None else "other_call_or_team"
         refusal = lifecycle.Refusal("not_an_assignment_of_this_call", f"{ref.assignment_id} is {state}")
         await _refuse(conn, cause, call_id, None, state, step, refusal)
         return None
-    state = str(a["status"])
+    state = str(a.status)
     nxt = lifecycle.assignment_step(state, step)
     if isinstance(nxt, lifecycle.Refusal):
         told = await repository.has_refusals(conn, ref.assignment_id)
@@ -450,17 +448,17 @@ async def _assignment_step(
 
 async def _emit_withdrawn(
     conn: asyncpg.Connection,
-    call: asyncpg.Record,
-    a: asyncpg.Record,
+    call: repository.CallRow,
+    a: repository.AssignmentRow,
     reason: str,
     cause: Envelope | None,
 ) -> Envelope:
     payload = events.AssignmentWithdrawn(
-        assignment_id=str(a["id"]),
-        call_id=str(call["call_id"]),
-        agency_id=a["agency_id"],
-        team_id=a["team_id"],
-        attempt=a["attempt"],
+        assignment_id=str(a.id),
+        call_id=str(call.call_id),
+        agency_id=a.agency_id,
+        team_id=a.team_id,
+        attempt=a.attempt,
         reason=reason,
     )
     return await _emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
@@ -489,15 +487,15 @@ async def _let_go(
     matcher: Matcher,
     conn: asyncpg.Connection,
     cause: Envelope,
-    call: asyncpg.Record,
-    a: asyncpg.Record,
+    call: repository.CallRow,
+    a: repository.AssignmentRow,
     status: str,
     reason: str,
 ) -> None:
     """An offer declined or expired: free its team and offer the next one."""
-    await repository.set_assignment_status(conn, str(a["id"]), status, reason)
-    await _release(matcher, conn, a["team_id"], str(call["call_id"]))
-    await offer_next(matcher, conn, str(call["call_id"]), cause)
+    await repository.set_assignment_status(conn, str(a.id), status, reason)
+    await _release(matcher, conn, a.team_id, str(call.call_id))
+    await offer_next(matcher, conn, str(call.call_id), cause)
 
 
 async def on_expired(
@@ -540,19 +538,19 @@ async def on_status_changed(
 async def _withdraw(
     matcher: Matcher,
     conn: asyncpg.Connection,
-    call: asyncpg.Record,
+    call: repository.CallRow,
     reason: str,
     cause: Envelope | None,
     release_to: str = "available",
 ) -> Envelope | None:
     """Take back the call's live offer or assignment, if any, and free its team."""
-    call_id = str(call["call_id"])
+    call_id = str(call.call_id)
     live = await repository.active_assignment(conn, call_id)
     if live is None:
         return None
-    assert lifecycle.assignment_step(str(live["status"]), "withdraw") == "withdrawn"
-    await repository.set_assignment_status(conn, str(live["id"]), "withdrawn", reason)
-    await _release(matcher, conn, live["team_id"], call_id, release_to)
+    assert lifecycle.assignment_step(str(live.status), "withdraw") == "withdrawn"
+    await repository.set_assignment_status(conn, str(live.id), "withdrawn", reason)
+    await _release(matcher, conn, live.team_id, call_id, release_to)
     return await _emit_withdrawn(conn, call, live, reason, cause)
 
 
@@ -577,7 +575,7 @@ async def _take_off_roster(
     """
     call = await repository.get_call(conn, call_id)
     live = await repository.active_assignment(conn, call_id)
-    if call is None or live is None or live["status"] != "offered" or live["team_id"] != team_id:
+    if call is None or live is None or live.status != "offered" or live.team_id != team_id:
         return
     withdrawn = await _withdraw(matcher, conn, call, "team_taken_off_roster", None, release_to)
     assert withdrawn is not None
@@ -586,7 +584,7 @@ async def _take_off_roster(
 
 async def update_team(
     matcher: Matcher, pool: asyncpg.Pool, agency: Principal, team_id: str, update: TeamUpdate
-) -> asyncpg.Record:
+) -> repository.TeamRow:
     """Change an agency's own team's status, position, capacity or shifts, in one transaction; a
     team whose capacity goes (no capacity, or off the roster) loses the offer it holds, and the call
     goes to the next team. NotFound for another agency's team and an unknown one alike."""
@@ -649,7 +647,7 @@ async def on_call_updated(
                 status="routed_away",
             )
         return
-    if call["status"] == "routed_away":
+    if call.status == "routed_away":
         await repository.update_offer(
             conn,
             update.call_id,
@@ -659,13 +657,13 @@ async def on_call_updated(
         if community and await _call_to(conn, event, call, "reroute"):
             await offer_next(matcher, conn, update.call_id, event)
         return
-    if call["status"] not in lifecycle.LIVE_CALLS:
+    if call.status not in lifecycle.LIVE_CALLS:
         if _takes_call_away(update, events.SafetyScreen()):
             # A finished call is not handed back again: the state machine records the refusal
             # (a cancelled or closed call), or finds it handed back already.
             await _call_to(conn, event, call, "hand_back")
         return
-    old = events.OfferDetails.model_validate(call["offer"])
+    old = events.OfferDetails.model_validate(call.offer)
     if _takes_call_away(update, old.safety):
         await _withdraw(matcher, conn, call, "withdrawn_by_psap_update", event)
         explanation = {
@@ -693,7 +691,7 @@ async def on_dead_letter(matcher: Matcher, conn: asyncpg.Connection, event: Enve
     except ValueError:
         return
     call = await repository.get_call(conn, call_id)
-    if call is None or call["status"] not in lifecycle.LIVE_CALLS:
+    if call is None or call.status not in lifecycle.LIVE_CALLS:
         return
     await _withdraw(matcher, conn, call, "processing_failed", event)
     explanation = {
@@ -705,7 +703,10 @@ async def on_dead_letter(matcher: Matcher, conn: asyncpg.Connection, event: Enve
 
 
 def match_view(
-    decisions: list[asyncpg.Record], assignments: list[asyncpg.Record], *, oversight: bool = True
+    decisions: list[repository.DecisionRow],
+    assignments: list[repository.AssignmentRow],
+    *,
+    oversight: bool = True,
 ) -> dict[str, Any]:
     """Every decision made for a call and every offer, with why; for oversight each explanation is
     cut to `domain.EXPLANATION_SHOWN` (no free text, the position on the grid), an admin sees all."""
@@ -716,28 +717,28 @@ def match_view(
     return {
         "decisions": [
             {
-                "attempt": d["attempt"],
-                "outcome": d["outcome"],
-                "team_id": d["team_id"],
-                "reason": d["reason"],
-                "rules_version": d["rules_version"],
-                "decided_at": d["decided_at"],
-                "explanation": explained(d["explanation"], domain.EXPLANATION_SHOWN),
+                "attempt": d.attempt,
+                "outcome": d.outcome,
+                "team_id": d.team_id,
+                "reason": d.reason,
+                "rules_version": d.rules_version,
+                "decided_at": d.decided_at,
+                "explanation": explained(d.explanation, domain.EXPLANATION_SHOWN),
             }
             for d in decisions
         ],
         "offers": [
             {
-                "assignment_id": str(a["id"]),
-                "team_id": a["team_id"],
-                "agency_id": a["agency_id"],
-                "attempt": a["attempt"],
-                "status": a["status"],
-                "reason": a["reason"],
-                "deadline": a["deadline"],
-                "offered_at": a["created_at"],
-                "decided_at": a["decided_at"],
-                "explanation": explained(a["explanation"], domain.EXPLANATION_SHOWN["chosen"]),
+                "assignment_id": str(a.id),
+                "team_id": a.team_id,
+                "agency_id": a.agency_id,
+                "attempt": a.attempt,
+                "status": a.status,
+                "reason": a.reason,
+                "deadline": a.deadline,
+                "offered_at": a.created_at,
+                "decided_at": a.decided_at,
+                "explanation": explained(a.explanation, domain.EXPLANATION_SHOWN["chosen"]),
             }
             for a in assignments
         ],

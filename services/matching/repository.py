@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -12,15 +15,81 @@ from services.matching.index import LiveColumns
 from services.matching.rules import Matching, matching_rules
 from shared import outbox
 from shared.auth import Credential, replace_credentials
+from shared.db import as_row, as_rows, columns
 from shared.envelope import Envelope
 from shared.jurisdiction import Jurisdiction, Shift
 
 SCHEMA = "matching"
 ACTIVE = ("offered", "accepted", "en_route", "on_scene")
-# What an agency sees of its own team.
-TEAM_COLUMNS = (
-    "id, agency_id, name, skills, languages, status, current_call, lat, lon, capacity, shifts, updated_at"
-)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    """A team as its agency sees it."""
+
+    id: str
+    agency_id: str
+    name: str
+    skills: list[str]
+    languages: list[str]
+    status: str
+    current_call: uuid.UUID | None
+    lat: float | None
+    lon: float | None
+    capacity: int
+    shifts: list[dict[str, Any]]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """A call matching places: the offer's details, where it stands, the teams tried."""
+
+    call_id: uuid.UUID
+    psap_id: str
+    offer: dict[str, Any]
+    status: str
+    tried_teams: list[str]
+    correlation: str
+    created_at: datetime
+    triage_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRow:
+    """One offer of a call to a team, and how it stands."""
+
+    id: uuid.UUID
+    call_id: uuid.UUID
+    team_id: str
+    agency_id: str
+    attempt: int
+    status: str
+    deadline: datetime
+    explanation: dict[str, Any]
+    created_at: datetime
+    decided_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One choice made for a call (an offer or a hand-back) and why."""
+
+    id: int
+    call_id: uuid.UUID
+    attempt: int
+    outcome: str
+    team_id: str | None
+    reason: str | None
+    rules_version: str
+    explanation: dict[str, Any]
+    decided_at: datetime
+
+
+TEAM_COLUMNS = columns(TeamRow)
+_CALL = columns(CallRow)
+_ASSIGNMENT = columns(AssignmentRow)
 
 
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
@@ -226,12 +295,12 @@ async def insert_call(
     correlation: str,
     triage_version: str | None = None,
     status: str = "matching",
-) -> asyncpg.Record | None:
+) -> CallRow | None:
     """Remember a call (or a pending record of one, by its `status`) and return it, new in this
     transaction so no other sees it yet; None if the call was already known."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
-        " VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5) ON CONFLICT DO NOTHING RETURNING *",
+        f" VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5) ON CONFLICT DO NOTHING RETURNING {_CALL}",
         call_id,
         psap_id,
         offer,
@@ -239,6 +308,7 @@ async def insert_call(
         triage_version,
         status,
     )
+    return as_row(CallRow, row)
 
 
 async def update_offer(
@@ -253,9 +323,12 @@ async def update_offer(
     )
 
 
-async def get_call(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
+async def get_call(conn: asyncpg.Connection, call_id: str) -> CallRow | None:
     """A call being placed, locked for this transaction so its events apply one at a time."""
-    return await conn.fetchrow("SELECT * FROM matching.calls WHERE call_id = $1::uuid FOR UPDATE", call_id)
+    row = await conn.fetchrow(
+        f"SELECT {_CALL} FROM matching.calls WHERE call_id = $1::uuid FOR UPDATE", call_id
+    )
+    return as_row(CallRow, row)
 
 
 async def set_call_status(
@@ -303,18 +376,23 @@ async def record_offer(
     )
 
 
-async def get_assignment(conn: asyncpg.Connection, assignment_id: str) -> asyncpg.Record | None:
+async def get_assignment(conn: asyncpg.Connection, assignment_id: str) -> AssignmentRow | None:
     """One assignment."""
-    return await conn.fetchrow("SELECT * FROM matching.assignments WHERE id = $1::uuid", assignment_id)
+    row = await conn.fetchrow(
+        f"SELECT {_ASSIGNMENT} FROM matching.assignments WHERE id = $1::uuid", assignment_id
+    )
+    return as_row(AssignmentRow, row)
 
 
-async def active_assignment(conn: asyncpg.Connection, call_id: str) -> asyncpg.Record | None:
+async def active_assignment(conn: asyncpg.Connection, call_id: str) -> AssignmentRow | None:
     """The call's live assignment, if any."""
-    return await conn.fetchrow(
-        "SELECT * FROM matching.assignments WHERE call_id = $1::uuid AND status = ANY($2::text[])",
+    row = await conn.fetchrow(
+        f"SELECT {_ASSIGNMENT} FROM matching.assignments"
+        " WHERE call_id = $1::uuid AND status = ANY($2::text[])",
         call_id,
         list(ACTIVE),
     )
+    return as_row(AssignmentRow, row)
 
 
 async def set_assignment_status(
@@ -370,34 +448,41 @@ async def insert_decision(conn: asyncpg.Connection, row: dict[str, Any]) -> None
     )
 
 
-async def decisions_of_call(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
+async def decisions_of_call(conn: asyncpg.Connection, call_id: str) -> list[DecisionRow]:
     """Every choice made for a call, in order."""
-    return await conn.fetch("SELECT * FROM matching.decisions WHERE call_id = $1::uuid ORDER BY id", call_id)
-
-
-async def assignments_of_call(conn: asyncpg.Connection, call_id: str) -> list[asyncpg.Record]:
-    """Every offer made for a call, in order."""
-    return await conn.fetch(
-        "SELECT * FROM matching.assignments WHERE call_id = $1::uuid ORDER BY attempt", call_id
+    rows = await conn.fetch(
+        f"SELECT {columns(DecisionRow)} FROM matching.decisions WHERE call_id = $1::uuid ORDER BY id", call_id
     )
+    return as_rows(DecisionRow, rows)
 
 
-async def teams_of(conn: asyncpg.Connection, agency_id: str | None) -> list[asyncpg.Record]:
+async def assignments_of_call(conn: asyncpg.Connection, call_id: str) -> list[AssignmentRow]:
+    """Every offer made for a call, in order."""
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM matching.assignments WHERE call_id = $1::uuid ORDER BY attempt", call_id
+    )
+    return as_rows(AssignmentRow, rows)
+
+
+async def teams_of(conn: asyncpg.Connection, agency_id: str | None) -> list[TeamRow]:
     """An agency's teams (all teams for None)."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         f"SELECT {TEAM_COLUMNS} FROM matching.teams WHERE $1::text IS NULL OR agency_id = $1 ORDER BY id",
         agency_id,
     )
+    return as_rows(TeamRow, rows)
 
 
-async def get_team(conn: asyncpg.Connection, team_id: str) -> asyncpg.Record | None:
+async def get_team(conn: asyncpg.Connection, team_id: str) -> TeamRow | None:
     """One team as its agency sees it (None for an unknown team)."""
-    return await conn.fetchrow(f"SELECT {TEAM_COLUMNS} FROM matching.teams WHERE id = $1", team_id)
+    return as_row(
+        TeamRow, await conn.fetchrow(f"SELECT {TEAM_COLUMNS} FROM matching.teams WHERE id = $1", team_id)
+    )
 
 
 async def update_team(
     conn: asyncpg.Connection, team_id: str, agency_id: str, changes: dict[str, Any]
-) -> asyncpg.Record | None:
+) -> TeamRow | None:
     """Change an agency's own team; None when it is not theirs. A busy team keeps its call.
 
     `changes` may hold status, lat, lon, capacity and shifts (already validated); absent keys keep
@@ -407,7 +492,7 @@ async def update_team(
     if shifts is not None:
         # Shifts are indexed, not read per decision: every process must re-index.
         await bump_roster_version(conn)
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "UPDATE matching.teams SET"
         " status = CASE WHEN $3::text IS NULL OR current_call IS NOT NULL THEN status ELSE $3 END,"
         " lat = coalesce($4, lat), lon = coalesce($5, lon), capacity = coalesce($6, capacity),"
@@ -422,3 +507,4 @@ async def update_team(
         changes.get("capacity"),
         shifts,
     )
+    return as_row(TeamRow, row)
