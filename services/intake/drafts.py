@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from services.intake import domain
+from services.intake.repository import StoredCall
 from services.intake.rules import TriageRules
 from shared.events import Location, SafetyScreen, TriageDecision
 
@@ -50,22 +50,22 @@ def parse_draft(text: str) -> TriageRules:
         raise DraftError(f"not a rule set: {problems}") from None
 
 
-def judge(rows: Iterable[Mapping[str, Any]], draft: TriageRules, timezone: str | None) -> list[Judged]:
+def judge(rows: Iterable[StoredCall], draft: TriageRules, timezone: str | None) -> list[Judged]:
     """Triage every stored call again with `draft`, on the facts triage had when it came in."""
     judged = []
     for row in rows:
-        active = TriageDecision.model_validate_json(row["decision"])
+        active = TriageDecision.model_validate_json(row.decision)
         facts = domain.TriageFacts(
-            cautions=tuple(json.loads(row["cautions"] or "[]")),
-            location=Location.model_validate_json(row["location"]),
-            at=row["received_at"],
+            cautions=tuple(json.loads(row.cautions or "[]")),
+            location=Location.model_validate_json(row.location),
+            at=row.received_at,
             timezone=timezone,
-            consent_non_police=row["consent_non_police"],
-            determinant=row.get("mpds_determinant"),
+            consent_non_police=row.consent_non_police,
+            determinant=row.mpds_determinant,
         )
-        safety = SafetyScreen.model_validate_json(row["safety"])
-        again = domain.triage(row["incident_type"], safety, draft, facts)
+        safety = SafetyScreen.model_validate_json(row.safety)
+        again = domain.triage(row.incident_type, safety, draft, facts)
         judged.append(
-            Judged(row["id"], str(active.route), str(again.route), active.rules_version, draft.version)
+            Judged(row.id, str(active.route), str(again.route), active.rules_version, draft.version)
         )
     return judged

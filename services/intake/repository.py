@@ -498,9 +498,24 @@ async def assignment_attempt(conn: asyncpg.Connection, call_id: str, assignment_
     return None if value is None else int(value)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """What triage judged of a stored call, its JSON as text (each is parsed once, by its model)."""
+
+    id: str
+    incident_type: str
+    safety: str
+    location: str
+    consent_non_police: bool | None
+    cautions: str
+    mpds_determinant: str | None
+    received_at: datetime
+    decision: str
+
+
 async def stored_calls(
     conn: asyncpg.Connection, since: datetime | None, until: datetime | None, psap_id: str | None = None
-) -> tuple[list[asyncpg.Record], str | None]:
+) -> tuple[list[StoredCall], str | None]:
     """What triage judged of every call received in a period (oldest first; one PSAP's when given),
     and the time zone of the rules in force."""
     rows = await conn.fetch(
@@ -515,4 +530,4 @@ async def stored_calls(
         psap_id,
     )
     timezone = await conn.fetchval("SELECT timezone FROM intake.triage_rules WHERE active")
-    return list(rows), timezone
+    return as_rows(StoredCall, rows), timezone

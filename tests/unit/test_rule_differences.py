@@ -1,6 +1,7 @@
 """Shadow and draft differences: which decision of a call is compared, the table, a draft's parsing."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,6 +9,7 @@ import pytest
 
 from services.audit import domain, shadow
 from services.intake import drafts
+from services.intake.repository import StoredCall
 from shared.envelope import Envelope
 from tests.audit_scenario import ELIGIBLE, received, updated
 
@@ -63,16 +65,17 @@ def test_a_draft_is_a_triage_section_or_a_jurisdiction_files_triage():
 
 
 def test_a_draft_triages_each_stored_call_on_the_facts_it_came_in_with():
-    stored = {
-        "id": "c1",
-        "incident_type": "EDP",
-        "safety": json.dumps({"weapon": "no"}),
-        "location": json.dumps({"lat": 44.05, "lon": -123.09}),
-        "consent_non_police": None,
-        "cautions": "[]",
-        "received_at": datetime(2026, 11, 26, 10, tzinfo=UTC),
-        "decision": json.dumps({"route": "police", "reasons": [], "rules_version": "v1"}),
-    }
+    stored = StoredCall(
+        id="c1",
+        incident_type="EDP",
+        safety=json.dumps({"weapon": "no"}),
+        location=json.dumps({"lat": 44.05, "lon": -123.09}),
+        consent_non_police=None,
+        cautions="[]",
+        mpds_determinant=None,
+        received_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        decision=json.dumps({"route": "police", "reasons": [], "rules_version": "v1"}),
+    )
     [judged] = drafts.judge([stored], drafts.parse_draft(json.dumps(RULES)), "America/Los_Angeles")
     # EDP is eligible under the draft, and it excludes only on the weapon question, answered "no"
     assert (judged.call_id, judged.active, judged.draft, judged.active_version) == (
@@ -81,23 +84,23 @@ def test_a_draft_triages_each_stored_call_on_the_facts_it_came_in_with():
         "community",
         "v1",
     )
-    knife = {**stored, "cautions": json.dumps(["KNIFE"])}
+    knife = replace(stored, cautions=json.dumps(["KNIFE"]))
     [armed] = drafts.judge([knife], drafts.parse_draft(json.dumps(RULES)), None)
     assert armed.draft == "police"
 
 
 def test_a_draft_reads_the_determinant_the_cad_sent():
-    stored = {
-        "id": "c1",
-        "incident_type": "PSYCH",
-        "safety": json.dumps(dict.fromkeys(("weapon", "violence", "medical"), "no")),
-        "location": json.dumps({"lat": 44.05, "lon": -123.09}),
-        "consent_non_police": None,
-        "cautions": "[]",
-        "mpds_determinant": "25-A-1",
-        "received_at": datetime(2026, 11, 26, 10, tzinfo=UTC),
-        "decision": json.dumps({"route": "police", "reasons": [], "rules_version": "v1"}),
-    }
+    stored = StoredCall(
+        id="c1",
+        incident_type="PSYCH",
+        safety=json.dumps(dict.fromkeys(("weapon", "violence", "medical"), "no")),
+        location=json.dumps({"lat": 44.05, "lon": -123.09}),
+        consent_non_police=None,
+        cautions="[]",
+        mpds_determinant="25-A-1",
+        received_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+        decision=json.dumps({"route": "police", "reasons": [], "rules_version": "v1"}),
+    )
     draft = drafts.parse_draft(json.dumps({**RULES, "determinants": {"25-A": "community"}}))
     [judged] = drafts.judge([stored], draft, None)
     assert judged.draft == "community"
