@@ -345,7 +345,12 @@ class Simulation:
         ]
         async with httpx.AsyncClient(timeout=30) as http:
             for call_id in open_calls:
-                psap = self._psap(http, self.tally.psap_of[call_id])
+                sender = self.tally.psap_of.get(call_id)
+                if sender is None:
+                    # Seen on the bus but its 202 never reached the simulator: no PSAP to ask as.
+                    self.tally.counts["hand_backs_unread_no_202"] += 1
+                    continue
+                psap = self._psap(http, sender)
                 r = await self._send(functools.partial(psap.status, call_id))
                 if r is None or r.status_code != 200:
                     continue
