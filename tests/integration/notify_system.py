@@ -32,13 +32,18 @@ from tools.system import System, scratch
 CLEAR = {question: "no" for question in events.SafetyScreen.model_fields}
 
 
+def team_of(agency_id: str) -> str:
+    """The one team of an agency (team ids are not domain names, agency ids may be)."""
+    return f"{agency_id.replace('.', '-')}-1"
+
+
 def jurisdiction(agencies: list[dict[str, Any]]) -> Jurisdiction:
     """A small deployment with the given agencies, one team each."""
     return small(
         psap_token="test-psap-token-0001",
         agencies=[{"name": a["id"], "token": f"token-{a['id']}-0123456789", **a} for a in agencies],
         teams=[
-            {"id": f"{a['id']}-1", "agency": a["id"], "name": "Team", "home": {"lat": 44.0, "lon": -123.0}}
+            {"id": team_of(a["id"]), "agency": a["id"], "name": "Team", "home": {"lat": 44.0, "lon": -123.0}}
             for a in agencies
         ],
     )
@@ -100,7 +105,7 @@ class Notify:
                 "assignment_id": assignment_id,
                 "call_id": call_id,
                 "agency_id": agency_id,
-                "team_id": f"{agency_id}-1",
+                "team_id": team_of(agency_id),
                 "attempt": 1,
                 "deadline": utcnow() + timedelta(seconds=deadline_s),
                 "offer": {**offer, **(extra or {})},
@@ -110,7 +115,7 @@ class Notify:
         event = new_event(topics.ASSIGNMENTS_OFFERED, "matching", call_id, payload)
         if publish:
             await self.publish(topics.ASSIGNMENTS_OFFERED, event)
-        return Offer(assignment_id, call_id, agency_id, f"{agency_id}-1", event)
+        return Offer(assignment_id, call_id, agency_id, team_of(agency_id), event)
 
     async def withdraw(self, offer: Offer, reason: str = "safety_flag") -> None:
         """Matching takes the offer back (notify itself expires offers at their deadline)."""

@@ -168,3 +168,30 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
         ("kafka", "offered", "delivered"),
         ("kafka", "withdrawn", "delivered"),
     ]
+
+
+DOMAIN_AGENCY = "crisis.metro.example.gov"
+
+
+@pytest.fixture
+async def notify_by_domain(settings: Settings) -> AsyncIterator[Notify]:
+    agencies: list[dict[str, Any]] = [
+        {"id": DOMAIN_AGENCY, "channels": ["kafka"]},
+        {"id": "metro.example.gov", "channels": ["kafka"]},
+    ]
+    async with running_notify(settings, jurisdiction(agencies), NotifySettings(repage_every_s=3600)) as n:
+        yield n
+
+
+async def test_an_agency_named_by_domain_name_gets_its_own_topic_and_delivery_records(
+    notify_by_domain: Notify,
+):
+    notify = notify_by_domain
+    offer = await notify.offer(DOMAIN_AGENCY)
+    await eventually(partial(notify.status, offer.assignment_id), lambda s: s == "offered")
+    topic = notify.settings.topic(agency_topic(DOMAIN_AGENCY))
+    [message] = await asyncio.to_thread(follow, notify.settings, topic, 1)
+    assert message.data["assignment_id"] == offer.assignment_id and message.data["kind"] == "offered"
+    # The agency id read back from the dotted topic name is the agency's, not a part of it.
+    delivered = await read_topic(notify.settings, notify.settings.topic(NOTIFICATIONS_DELIVERED), 1)
+    assert {json.loads(r.value)["data"]["agency_id"] for r in delivered} == {DOMAIN_AGENCY}
