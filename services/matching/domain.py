@@ -35,6 +35,9 @@ FUNNEL: tuple[tuple[str, str], ...] = (
     ("skill_and_language", "no_skill_or_language"),
     ("available", "all_busy"),
 )
+# The hand-back reason when teams cover the call but none of them has capacity, while teams
+# elsewhere do: an outage where the caller is, not a place nobody covers.
+NO_CAPACITY_IN_AREA = "no_capacity_in_area"
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,17 @@ def in_polygon(lat: float, lon: float, corners: Sequence[tuple[float, float]]) -
             inside = not inside
         j = i
     return inside
+
+
+def area_reason(covering: int, covering_with_capacity: int) -> str:
+    """Why no team is left once the area filter ran: no team covers the place at all
+    (`none_in_area`), none of those covering it has capacity (`no_capacity_in_area`), or those with
+    capacity are off their hours (`no_team_on_shift`)."""
+    if covering == 0:
+        return "none_in_area"
+    if covering_with_capacity == 0:
+        return NO_CAPACITY_IN_AREA
+    return "no_team_on_shift"
 
 
 def primary_language(tag: str) -> str:

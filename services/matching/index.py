@@ -25,6 +25,7 @@ from services.matching.domain import (
     EtaModel,
     Floats,
     TeamSnapshot,
+    area_reason,
     fairness_penalties,
     haversine_many_km,
     in_polygon,
@@ -309,6 +310,10 @@ class RosterIndex:
         speaks = self._speaks(needs.language)
         filters = self._filters(needs, now, tz, rules, exclude, covered, speaks)
         mask, funnel, reason = _funnel(filters, len(self.teams))
+        if reason == "none_in_area":
+            # The funnel counts covering teams among those with capacity on shift; the reason says
+            # which of those the covering teams lack.
+            reason = area_reason(int(covered.sum()), int((covered & self.on_roster).sum()))
         if reason is not None:
             return Decision([], funnel, reason)
         chosen = np.flatnonzero(mask)

@@ -242,6 +242,35 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         assert await db.offers(second) == []
 
 
+async def test_an_outage_where_the_call_is_differs_from_a_place_nobody_covers(settings, db, producer):
+    await load(settings, jurisdiction([team("near", km_north=1), team("far", km_north=150)]))
+    north = bearer(AGENCY_TOKENS["north"])
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        r = await http.patch("/v1/teams/near", json={"capacity": 0}, headers=north)
+        assert r.status_code == 200, r.text
+        outage = new_call_id()
+        await publish(producer, settings, call_received(outage))
+        await db.wait_call(outage, "unassigned")
+        # "far" has capacity but does not cover the call; "near" covers it and has none.
+        assert await db.hand_back_reason(outage) == "no_capacity_in_area"
+        [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
+        assert back["reason_code"] == "no_capacity_in_area"
+        assert (
+            back["detail"]
+            == "teams 2, with_capacity 1, on_shift 1, in_area 0, skill_and_language 0, available 0"
+        )
+
+        # Capacity back, but "near" now stands 150 km away: nobody covers the place at all.
+        away = {"capacity": 1, "lat": HERE["lat"] + 150 / 111.2, "lon": HERE["lon"]}
+        r = await http.patch("/v1/teams/near", json=away, headers=north)
+        assert r.status_code == 200, r.text
+        nowhere = new_call_id()
+        await publish(producer, settings, call_received(nowhere))
+        await db.wait_call(nowhere, "unassigned")
+        assert await db.hand_back_reason(nowhere) == "none_in_area"
+        assert await db.offers(nowhere) == []
+
+
 async def test_an_offered_team_taken_off_the_roster_loses_the_offer_at_once(settings, db, producer):
     await load(settings, jurisdiction([team("first", km_north=1), team("second", km_north=2)]))
     north = bearer(AGENCY_TOKENS["north"])

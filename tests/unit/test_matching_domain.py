@@ -168,6 +168,33 @@ def test_overnight_shift_covers_early_hours_of_the_next_day():
             "no_team_on_shift",
         ),
         ("too far", [team("x", lat=45.5, lon=-122.6)], CallNeeds(*CALL), "none_in_area"),
+        (
+            "nobody covers the place, while a far team has capacity and one near has none",
+            [team("far", lat=45.5, lon=-122.6), team("out", lat=45.6, lon=-122.6, capacity=0)],
+            CallNeeds(*CALL),
+            "none_in_area",
+        ),
+        (
+            "the covering team has no capacity, a far one has",
+            [team("near", capacity=0), team("far", lat=45.5, lon=-122.6)],
+            CallNeeds(*CALL),
+            "no_capacity_in_area",
+        ),
+        (
+            "the covering team is out of service, a far one is not",
+            [team("near", status="out_of_service"), team("far", lat=45.5, lon=-122.6)],
+            CallNeeds(*CALL),
+            "no_capacity_in_area",
+        ),
+        (
+            "the covering team with capacity is off its hours, a far one works now",
+            [
+                team("near", shifts=(Shift(days=["mon"], start=time(8), end=time(9)),)),
+                team("far", lat=45.5, lon=-122.6),
+            ],
+            CallNeeds(*CALL),
+            "no_team_on_shift",
+        ),
         ("no skill", [team("x")], CallNeeds(*CALL, required=frozenset({"medic"})), "no_skill_or_language"),
         ("no language", [team("x")], CallNeeds(*CALL, language="vi"), "no_skill_or_language"),
         ("busy", [team("x", status="assigned")], CallNeeds(*CALL), "all_busy"),
