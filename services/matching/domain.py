@@ -25,6 +25,7 @@ DEFAULT_RULES = Matching(version="default")
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
 # The filters a call's teams pass, in order, each with the hand-back reason when it is the first to
 # leave nobody; each decision stores the count left after each (its funnel).
 FUNNEL: tuple[tuple[str, str], ...] = (
@@ -54,6 +55,8 @@ class TeamSnapshot:
     shifts: tuple[Shift, ...]
     skills: tuple[str, ...] = ()
     capacity: int = 1
+    # How many of our calls the team holds now (offered or being worked), at most its capacity.
+    held: int = 0
     # Coverage polygon as (lat, lon) corners; when present it replaces the radius.
     area: tuple[tuple[float, float], ...] | None = None
 
@@ -158,6 +161,12 @@ def in_polygon(lat: float, lon: float, corners: Sequence[tuple[float, float]]) -
             inside = not inside
         j = i
     return inside
+
+
+def takes_another(status: npt.NDArray[np.object_], held: Ints, capacity: Ints) -> Bools:
+    """Which teams may be offered one more call: fewer calls held than their capacity, and either
+    holding some (their status is then their latest call's step) or free and `available`."""
+    return np.asarray((held < capacity) & ((status == "available") | (held > 0)), dtype=np.bool_)
 
 
 def area_reason(covering: int, covering_with_capacity: int) -> str:

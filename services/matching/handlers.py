@@ -554,16 +554,17 @@ async def _withdraw(
     return await _emit_withdrawn(conn, call, live, reason, cause)
 
 
-async def _lock_offer_of(conn: asyncpg.Connection, team_id: str) -> str | None:
-    """Lock the call a team is being offered, if any, before anything locks the team row.
+async def _lock_offers_of(conn: asyncpg.Connection, team_id: str) -> list[str]:
+    """Lock the calls a team is being offered, in call id order, before anything locks the team row.
 
     Every handler locks the call row before the team row; the roster API does the same, so a
     roster change and an answer to the same offer apply one after the other, never deadlock.
     """
-    call_id = await repository.offered_call_of_team(conn, team_id)
-    if call_id is None or await repository.get_call(conn, call_id) is None:
-        return None
-    return call_id
+    return [
+        call_id
+        for call_id in await repository.offered_calls_of_team(conn, team_id)
+        if await repository.get_call(conn, call_id) is not None
+    ]
 
 
 async def _take_off_roster(
@@ -571,7 +572,7 @@ async def _take_off_roster(
 ) -> None:
     """An agency took away an offered team's capacity: withdraw the offer, offer the next team.
 
-    `call_id` must be locked already (_lock_offer_of); an offer accepted meanwhile is left alone.
+    `call_id` must be locked already (_lock_offers_of); an offer accepted meanwhile is left alone.
     """
     call = await repository.get_call(conn, call_id)
     live = await repository.active_assignment(conn, call_id)
@@ -586,22 +587,23 @@ async def update_team(
     matcher: Matcher, pool: asyncpg.Pool, agency: Principal, team_id: str, update: TeamUpdate
 ) -> repository.TeamRow:
     """Change an agency's own team's status, position, capacity or shifts, in one transaction; a
-    team whose capacity goes (no capacity, or off the roster) loses the offer it holds, and the call
-    goes to the next team. NotFound for another agency's team and an unknown one alike."""
+    team whose capacity goes (no capacity, or off the roster) loses the offers it holds, and each
+    call goes to the next team. NotFound for another agency's team and an unknown one alike."""
     changes = update.model_dump(mode="json", exclude_none=True)
     async with pool.acquire() as conn, conn.transaction():
         if await repository.agency_of_team(conn, team_id) != agency.tenant_id:
             raise NotFound("team")
         takes_away = update.capacity == 0 or update.status in OFF_ROSTER
-        held = await _lock_offer_of(conn, team_id) if takes_away else None
+        held = await _lock_offers_of(conn, team_id) if takes_away else []
         matcher.roster.touched(team_id)
         if "shifts" in changes:
             matcher.roster.invalidate()
         row = await repository.update_team(conn, team_id, agency.tenant_id, changes)
-        if held is not None:
-            # The change is in place first, so choosing the next team already sees it; the team
-            # comes back freed, to the status asked for.
-            await _take_off_roster(matcher, conn, team_id, held, update.status or "available")
+        # The change is in place first, so choosing the next team already sees it; the team
+        # comes back freed of its offers, to the status asked for once it holds no call.
+        for call_id in held:
+            await _take_off_roster(matcher, conn, team_id, call_id, update.status or "available")
+        if held:
             row = await repository.get_team(conn, team_id)
     assert row is not None
     return row

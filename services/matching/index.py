@@ -24,6 +24,7 @@ from services.matching.domain import (
     Decision,
     EtaModel,
     Floats,
+    Ints,
     TeamSnapshot,
     area_reason,
     fairness_penalties,
@@ -32,14 +33,15 @@ from services.matching.domain import (
     on_shift,
     primary_language,
     straight_line,
+    takes_another,
 )
 from services.matching.rules import Matching
 from shared.jurisdiction import Shift
 
-# What changes with every offer, as columns: team ids, status, capacity, lat, lon, and whether the
-# team holds a call of ours.
+# What changes with every offer, as columns: team ids, status, capacity, lat, lon, and how many
+# calls of ours the team holds.
 LiveColumns = tuple[
-    Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float], Sequence[bool]
+    Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float], Sequence[int]
 ]
 
 
@@ -136,7 +138,7 @@ class RosterIndex:
     box: Floats = field(init=False)
     has_area: Bools = field(init=False)
     status: npt.NDArray[np.object_] = field(init=False)
-    holding: Bools = field(init=False)
+    held: Ints = field(init=False)
     capacity: npt.NDArray[np.int64] = field(init=False)
     on_roster: Bools = field(init=False)
     available: Bools = field(init=False)
@@ -163,10 +165,10 @@ class RosterIndex:
             assert area is not None
             self.box[k] = _area_box(area)
         self.status = np.array([t.status for t in ts], dtype=object)
-        self.holding = np.zeros(n, dtype=np.bool_)
+        self.held = np.array([t.held for t in ts], dtype=np.int64)
         self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
         self.on_roster = (self.capacity > 0) & ~np.isin(self.status, OFF_ROSTER)
-        self.available = self.status == "available"
+        self.available = takes_another(self.status, self.held, self.capacity)
         self.skill_of = {}
         self.language_of = {}
         for i, t in enumerate(ts):
@@ -198,7 +200,7 @@ class RosterIndex:
         offer is passed in, so a decision reads a few small columns instead of re-indexing the
         roster. KeyError for an id this roster does not know (the caller re-indexes).
         """
-        ids, status, capacity, lat, lon, holding = columns
+        ids, status, capacity, lat, lon, held = columns
         pos = self.positions(ids)
         if len(pos) == len(self.ids):
             return self._everyone(pos, columns)
@@ -212,10 +214,10 @@ class RosterIndex:
         out.has_area = self.has_area[pos]
         out.box = np.where(out.has_area[:, None], self.box[pos], _radius_boxes(out.lat, out.lon, out.radius))
         out.status = np.asarray(status, dtype=object)
-        out.holding = np.asarray(holding, dtype=np.bool_)
+        out.held = np.asarray(held, dtype=np.int64)
         out.capacity = np.asarray(capacity, dtype=np.int64)
         out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
-        out.available = out.status == "available"
+        out.available = takes_another(out.status, out.held, out.capacity)
         out.skill_of = {k: v[pos] for k, v in self.skill_of.items()}
         out.language_of = {k: v[pos] for k, v in self.language_of.items()}
         out.shift_pattern = self.shift_pattern[pos]
@@ -232,7 +234,7 @@ class RosterIndex:
         n = len(self.ids)
         out.lat, out.lon = np.empty(n), np.empty(n)
         out.capacity = np.empty(n, dtype=np.int64)
-        out.holding = np.empty(n, dtype=np.bool_)
+        out.held = np.empty(n, dtype=np.int64)
         out.status = np.empty(n, dtype=object)
         out.on_roster = np.empty(n, dtype=np.bool_)
         out.available = np.empty(n, dtype=np.bool_)
@@ -249,14 +251,14 @@ class RosterIndex:
         """Row `k` of `columns` into position `pos[k]`, and what follows from it there."""
         if not len(pos):
             return
-        _, status, capacity, lat, lon, holding = columns
+        _, status, capacity, lat, lon, held = columns
         self.status[pos] = np.asarray(status, dtype=object)
-        self.holding[pos] = np.asarray(holding, dtype=np.bool_)
+        self.held[pos] = np.asarray(held, dtype=np.int64)
         self.capacity[pos] = np.asarray(capacity, dtype=np.int64)
         self.lat[pos] = np.asarray(lat, dtype=np.float64)
         self.lon[pos] = np.asarray(lon, dtype=np.float64)
         self.on_roster[pos] = (self.capacity[pos] > 0) & ~np.isin(self.status[pos], OFF_ROSTER)
-        self.available[pos] = self.status[pos] == "available"
+        self.available[pos] = takes_another(self.status[pos], self.held[pos], self.capacity[pos])
         moved = pos[~self.has_area[pos]]
         self.box[moved] = _radius_boxes(self.lat[moved], self.lon[moved], self.radius[moved])
 
@@ -287,8 +289,8 @@ class RosterIndex:
         return covered, distance
 
     def load(self) -> dict[str, int]:
-        """Each agency's teams holding one of our calls now (offered, assigned, en route, on scene)."""
-        counts = np.bincount(self.agency[self.holding], minlength=len(self.agencies))
+        """Each agency's calls of ours its teams hold now (offered, assigned, en route, on scene)."""
+        counts = np.bincount(self.agency, weights=self.held, minlength=len(self.agencies))
         return {a: int(n) for a, n in zip(self.agencies, counts, strict=True) if n}
 
     def decide(
@@ -406,6 +408,7 @@ class RosterIndex:
             self.teams[i],
             status=str(self.status[i]),
             capacity=int(self.capacity[i]),
+            held=int(self.held[i]),
             lat=float(self.lat[i]),
             lon=float(self.lon[i]),
         )

@@ -37,6 +37,7 @@ class TeamRow:
     lat: float | None
     lon: float | None
     capacity: int
+    held: int
     shifts: list[dict[str, Any]]
     updated_at: datetime
 
@@ -194,7 +195,7 @@ async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> 
     """
     sql = (
         "SELECT array_agg(id), array_agg(status), array_agg(capacity), array_agg(coalesce(lat, home_lat)),"
-        " array_agg(coalesce(lon, home_lon)), array_agg(current_call IS NOT NULL) FROM matching.teams"
+        " array_agg(coalesce(lon, home_lon)), array_agg(held) FROM matching.teams"
     )
     if ids is None:
         row = await conn.fetchrow(sql)
@@ -236,14 +237,18 @@ async def contracted_shares(conn: asyncpg.Connection) -> dict[str, float]:
 
 
 async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> bool:
-    """Atomically take an available team for a call; False if another call got it first.
+    """Atomically take one of a team's places for a call; False if other calls took its last one.
 
     Under READ COMMITTED a concurrent reservation of the same row makes this UPDATE wait and then
-    re-check `status = 'available'`, so two calls (or two matching processes) never hold one team.
+    re-check `held < capacity` on the row as the other left it, so however many calls (or matching
+    processes) race, a team never holds more calls than its capacity. A team holding none takes a
+    call only while `available` (not off shift or out of service).
     """
     got = await conn.fetchval(
-        "UPDATE matching.teams SET status = 'offered', current_call = $2::uuid, updated_at = now()"
-        " WHERE id = $1 AND status = 'available' AND current_call IS NULL AND capacity > 0"
+        "WITH taken AS (UPDATE matching.teams SET held = held + 1, status = 'offered',"
+        " current_call = $2::uuid, updated_at = now()"
+        " WHERE id = $1 AND held < capacity AND (status = 'available' OR held > 0) RETURNING id)"
+        " INSERT INTO matching.holds (call_id, team_id, status) SELECT $2::uuid, id, 'offered' FROM taken"
         " RETURNING true",
         team_id,
         call_id,
@@ -254,12 +259,22 @@ async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> 
 async def release_team(
     conn: asyncpg.Connection, team_id: str, call_id: str, status: str = "available"
 ) -> None:
-    """Free a team held for a call, to `status` (a no-op if it holds another call by now)."""
-    await conn.execute(
-        "UPDATE matching.teams SET status = $3, current_call = NULL, updated_at = now()"
-        " WHERE id = $1 AND current_call = $2::uuid",
+    """Let a team go of one call it holds (a no-op if it does not hold it): holding none it goes to
+    `status`, else it shows its most recent call still held and that call's step."""
+    gone = await conn.fetchval(
+        "DELETE FROM matching.holds WHERE call_id = $2::uuid AND team_id = $1 RETURNING true",
         team_id,
         call_id,
+    )
+    if not gone:
+        return
+    await conn.execute(
+        "UPDATE matching.teams t SET held = t.held - 1, current_call = h.call_id,"
+        " status = coalesce(h.status, $2), updated_at = now()"
+        " FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT call_id, status FROM matching.holds"
+        " WHERE team_id = $1 ORDER BY held_at DESC, call_id DESC LIMIT 1) AS h ON true"
+        " WHERE t.id = $1",
+        team_id,
         status,
     )
 
@@ -269,18 +284,22 @@ async def agency_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
     return await conn.fetchval("SELECT agency_id FROM matching.teams WHERE id = $1", team_id)
 
 
-async def offered_call_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:
-    """The call a team is being offered right now, if any (read without a lock)."""
-    call = await conn.fetchval(
-        "SELECT current_call FROM matching.teams WHERE id = $1 AND status = 'offered'", team_id
+async def offered_calls_of_team(conn: asyncpg.Connection, team_id: str) -> list[str]:
+    """The calls a team is being offered right now, in call id order (read without a lock)."""
+    rows = await conn.fetch(
+        "SELECT call_id FROM matching.holds WHERE team_id = $1 AND status = 'offered' ORDER BY call_id",
+        team_id,
     )
-    return str(call) if call else None
+    return [str(r["call_id"]) for r in rows]
 
 
 async def set_team_status(conn: asyncpg.Connection, team_id: str, call_id: str, status: str) -> None:
-    """Move the team working a call to `status`."""
+    """Move a team's work on one call to `status` (the team shows it when it is its most recent)."""
     await conn.execute(
-        "UPDATE matching.teams SET status = $3, updated_at = now() WHERE id = $1 AND current_call = $2::uuid",
+        "WITH moved AS (UPDATE matching.holds SET status = $3 WHERE call_id = $2::uuid AND team_id = $1"
+        " RETURNING call_id)"
+        " UPDATE matching.teams SET status = $3, updated_at = now()"
+        " WHERE id = $1 AND current_call = (SELECT call_id FROM moved)",
         team_id,
         call_id,
         status,
@@ -483,7 +502,7 @@ async def get_team(conn: asyncpg.Connection, team_id: str) -> TeamRow | None:
 async def update_team(
     conn: asyncpg.Connection, team_id: str, agency_id: str, changes: dict[str, Any]
 ) -> TeamRow | None:
-    """Change an agency's own team; None when it is not theirs. A busy team keeps its call.
+    """Change an agency's own team; None when it is not theirs. A busy team keeps its calls.
 
     `changes` may hold status, lat, lon, capacity and shifts (already validated); absent keys keep
     their value.
@@ -494,7 +513,7 @@ async def update_team(
         await bump_roster_version(conn)
     row = await conn.fetchrow(
         "UPDATE matching.teams SET"
-        " status = CASE WHEN $3::text IS NULL OR current_call IS NOT NULL THEN status ELSE $3 END,"
+        " status = CASE WHEN $3::text IS NULL OR held > 0 THEN status ELSE $3 END,"
         " lat = coalesce($4, lat), lon = coalesce($5, lon), capacity = coalesce($6, capacity),"
         " shifts = coalesce($7::jsonb, shifts), updated_at = now()"
         " WHERE id = $1 AND agency_id = $2"

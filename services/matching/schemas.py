@@ -42,10 +42,11 @@ class TeamView(BaseModel):
     skills: list[str]
     languages: list[str]
     status: str
-    current_call: str | None = Field(description="The call the team is reserved for or serving")
+    current_call: str | None = Field(description="The most recent call the team is reserved for or serving")
     lat: float | None
     lon: float | None
-    capacity: int
+    capacity: int = Field(description="How many calls the team may hold at once")
+    held: int = Field(description="How many calls the team holds now (offered or being worked)")
     shifts: list[ShiftView]
     updated_at: datetime
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from services.matching import repository
 from services.matching.settings import MatchingSettings
 from shared import events, topics
 from shared.envelope import new_event
@@ -240,6 +241,55 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         await db.wait_call(second, "unassigned")
         assert await db.hand_back_reason(second) == "no_team_on_shift"
         assert await db.offers(second) == []
+
+
+async def test_a_team_of_capacity_two_holds_two_calls_and_a_third_is_handed_back(settings, db, producer):
+    await load(settings, jurisdiction([team("pair", capacity=2)]))
+    north = bearer(AGENCY_TOKENS["north"])
+
+    async def held() -> tuple[int, set[str]]:
+        n = await db.pool.fetchval("SELECT held FROM matching.teams WHERE id = 'pair'")
+        calls = await db.pool.fetch("SELECT call_id::text FROM matching.holds WHERE team_id = 'pair'")
+        return n, {r["call_id"] for r in calls}
+
+    async with running_matching(settings, FAST) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        first, offer1 = await place_call(producer, settings, db)
+        accept = responded(offer1, "accepted")
+        await publish(producer, settings, accept)
+        await db.wait_processed(accept)
+        second, offer2 = await place_call(producer, settings, db)
+        assert offer1["team_id"] == offer2["team_id"] == "pair"
+        assert await held() == (2, {first, second})
+
+        third = new_call_id()
+        await publish(producer, settings, call_received(third))
+        await db.wait_call(third, "unassigned")
+        assert await db.hand_back_reason(third) == "all_busy"
+        assert await db.offers(third) == []
+        r = await http.get("/v1/teams", headers=north)
+        [pair] = r.json()
+        assert (pair["capacity"], pair["held"], pair["current_call"], pair["status"]) == (
+            2,
+            2,
+            second,
+            "offered",
+        )
+
+        # Clearing the first call frees one place: the next call takes it, and the team shows the
+        # step of its most recent call still held.
+        cleared = status_changed(offer1, "cleared")
+        await publish(producer, settings, cleared)
+        await db.wait_processed(cleared)
+        assert await held() == (1, {second})
+        fourth, offer4 = await place_call(producer, settings, db)
+        assert offer4["team_id"] == "pair"
+        assert await held() == (2, {second, fourth})
+        declined = responded(offer4, "declined")
+        await publish(producer, settings, declined)
+        await db.wait_processed(declined)
+        assert await held() == (1, {second})
+        r = await http.get("/v1/teams", headers=north)
+        assert (r.json()[0]["current_call"], r.json()[0]["status"]) == (second, "offered")
 
 
 async def test_an_outage_where_the_call_is_differs_from_a_place_nobody_covers(settings, db, producer):
@@ -487,7 +537,7 @@ async def test_a_team_freed_by_another_replica_is_offered_before_a_hand_back(set
     lazy = MatchingSettings(max_attempts=3, roster_refresh_s=3600)
     await load(settings, jurisdiction([team("only")]))
     async with running_matching(settings, lazy):
-        _, offer = await place_call(producer, settings, db)
+        first, offer = await place_call(producer, settings, db)
         assert offer["team_id"] == "only"
         # A second call finds the team busy (and this process has nothing left to re-read).
         busy = new_call_id()
@@ -495,9 +545,8 @@ async def test_a_team_freed_by_another_replica_is_offered_before_a_hand_back(set
         await db.wait_call(busy, "unassigned")
         # Another matching replica frees the team (as a cancel handled there would): the copy
         # here still says it is busy.
-        await db.pool.execute(
-            "UPDATE matching.teams SET status = 'available', current_call = NULL WHERE id = 'only'"
-        )
+        async with db.pool.acquire() as conn:
+            await repository.release_team(conn, "only", first)
         third, again = await place_call(producer, settings, db)
     # The stale copy found nobody free; the fresh read before handing back found the team.
     assert again["team_id"] == "only"

@@ -148,6 +148,29 @@ async def test_two_matching_processes_never_double_book_a_team(settings, pool, t
         assert all(len(v) == 1 for v in outcome.values()), "every call has exactly one outcome"
 
 
+async def test_two_matching_processes_never_book_a_team_beyond_its_capacity(settings, pool, tmp_path):
+    """Ten teams of capacity 3, 100 simultaneous calls over two processes: every team holds exactly
+    three calls, each held call is its live offer, and the other 70 calls go back `all_busy`."""
+    calls, size, capacity = 100, 10, 3
+    teams = [{**t, "capacity": capacity} for t in roster(size)]
+    await load(settings, jurisdiction(teams))
+    async with matching_processes(settings, tmp_path, 2):
+        await burst(settings, calls)
+        booked = size * capacity
+        assert await settled(pool, calls, {"offered", "unassigned"}) == {
+            "offered": booked,
+            "unassigned": calls - booked,
+        }
+        live = await pool.fetch("SELECT team_id, call_id FROM matching.assignments WHERE status = 'offered'")
+        assert Counter(r["team_id"] for r in live) == {t["id"]: capacity for t in teams}
+        holds = await pool.fetch("SELECT team_id, call_id FROM matching.holds")
+        assert {(r["team_id"], r["call_id"]) for r in holds} == {(r["team_id"], r["call_id"]) for r in live}
+        counted = await pool.fetch("SELECT held, capacity FROM matching.teams")
+        assert {(r["held"], r["capacity"]) for r in counted} == {(capacity, capacity)}
+        handed_back = "SELECT reason FROM matching.decisions WHERE outcome = 'handed_back'"
+        assert Counter(r["reason"] for r in await pool.fetch(handed_back)) == {"all_busy": calls - booked}
+
+
 async def test_two_processes_expire_each_missed_deadline_once(settings, pool, tmp_path):
     """Two notify processes decide the deadlines (each offer expired and published once), two
     matching processes move each call on from those expiries."""

@@ -19,6 +19,7 @@ from services.matching.domain import (
     in_polygon,
     needs_for,
     on_shift,
+    takes_another,
 )
 from services.matching.index import RosterIndex
 from services.matching.rules import Matching
@@ -224,6 +225,25 @@ def test_funnel_counts_what_each_filter_left():
         "skill_and_language": 2,
         "available": 1,
     }
+
+
+def test_a_team_takes_as_many_calls_as_its_capacity():
+    status = np.array(["available", "offered", "on_scene", "on_scene", "off_shift", "assigned"], dtype=object)
+    held = np.array([0, 1, 1, 2, 0, 0])
+    capacity = np.array([2, 2, 2, 2, 2, 1])
+    # Free, one place left, one place left, full, set off shift by its agency, busy as set by hand.
+    assert takes_another(status, held, capacity).tolist() == [True, True, True, False, False, False]
+
+
+def test_a_team_with_a_place_left_is_offered_and_a_full_one_is_busy():
+    pair = team("pair", capacity=2, held=1, status="on_scene")
+    assert chosen([pair]) == ["pair"]
+    full = decide([replace(pair, held=2)])
+    assert (full.candidates, full.reason) == ([], "all_busy")
+    # Load is the calls an agency's teams hold, not the teams holding some.
+    index = RosterIndex([pair, team("one", agency_id="b", held=1, status="assigned")])
+    assert index.load() == {"a": 1, "b": 1}
+    assert RosterIndex([replace(pair, held=2)]).load() == {"a": 2}
 
 
 def test_skill_rules_map_incident_type_and_screen_answers():

@@ -58,7 +58,7 @@ class FakeDb:
             [1] * len(chosen),
             [44.0] * len(chosen),
             [-123.0] * len(chosen),
-            [self.status[t] != "available" for t in chosen],
+            [int(self.status[t] != "available") for t in chosen],
         )
 
 

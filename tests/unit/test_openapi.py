@@ -116,6 +116,7 @@ def test_a_team_answers_its_shift_times_as_the_local_times_they_are() -> None:
             "lat": None,
             "lon": None,
             "capacity": 1,
+            "held": 0,
             "updated_at": "2026-01-01T00:00:00Z",
             "shifts": [{"days": ["mon"], "start": "19:00:00", "end": "07:00:00"}],
         }

@@ -54,7 +54,8 @@ async def free_all_teams(system: System) -> None:
     """Make every team available again between phases (a benchmark-only shortcut)."""
     conn = await connect(system.database_url)
     try:
-        await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL")
+        await conn.execute("DELETE FROM matching.holds")
+        await conn.execute("UPDATE matching.teams SET status = 'available', current_call = NULL, held = 0")
     finally:
         await conn.close()
 
