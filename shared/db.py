@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -85,6 +86,7 @@ async def connect(dsn: str, **options: Any) -> asyncpg.Connection:
 Row = TypeVar("Row")
 
 
+@functools.cache
 def columns(row: type[Any], table: str = "") -> str:
     """The select list of a row dataclass: its fields in order (qualified by `table` when named),
     so `as_rows(row, records)` can build each from its values alone."""

@@ -7,6 +7,7 @@ three can only disagree about what happened, never about how to count it.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -208,4 +209,4 @@ def table() -> str:
 
 
 if __name__ == "__main__":
-    print(table(), end="")
+    sys.stdout.write(table())

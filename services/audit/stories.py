@@ -119,4 +119,9 @@ def stories(events: Iterable[Mapping[str, Any]]) -> dict[str, CallStory]:
     calls: dict[str, CallStory] = defaultdict(CallStory)
     for e in sorted(events, key=lambda e: at(e["time"])):
         fold(calls[e["subject"]], e["type"], e.get("data", {}), at(e["time"]))
+    return received(calls)
+
+
+def received(calls: Mapping[str, CallStory]) -> dict[str, CallStory]:
+    """The stories of calls whose receipt was seen: a call is counted from its `calls.received.v1`."""
     return {k: v for k, v in calls.items() if v.received_at is not None}

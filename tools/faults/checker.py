@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.audit import outcomes
-from services.audit.stories import CallStory, fold
+from services.audit.stories import CallStory, fold, received
 from shared.topics import AGENCY_TOPIC_PREFIX, REGISTRY
 from tools.faults.snapshot import (
     INTAKE_AT_REST,
@@ -485,7 +485,7 @@ def call_outcomes(snap: Snapshot) -> dict[str, outcomes.Outcome]:
     calls: dict[str, CallStory] = defaultdict(CallStory)
     for e in snap.trail:
         fold(calls[e.subject], e.type, e.data, _UNTIMED)
-    return outcomes.outcomes({k: s for k, s in calls.items() if s.received_at is not None}, None)
+    return outcomes.outcomes(received(calls), None)
 
 
 def check_outcomes(snap: Snapshot, v: Verdict) -> dict[str, outcomes.Outcome]:

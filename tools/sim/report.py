@@ -48,7 +48,7 @@ class Line:
 def funnel(tally: Tally) -> dict[str, int]:
     """The simulator's own funnel: distinct calls at each stage, in the audit summary's terms."""
     reached = tally.reached
-    stories = tally.stories.values()
+    stories = tally.own().values()
     police = [s.backups > 0 or outcomes.police_disposition(s.cleared_disposition) for s in stories]
     cleared = [s.cleared_disposition is not None for s in stories]
     return {
@@ -66,7 +66,7 @@ def funnel(tally: Tally) -> dict[str, int]:
 
 def fates(tally: Tally, now: datetime) -> dict[str, int]:
     """The simulator's own count of every behavioural-health call's outcome, as `code:reason`."""
-    found = outcomes.outcomes({k: s for k, s in tally.stories.items() if s.received_at}, now)
+    found = outcomes.outcomes(tally.own(), now)
     return flat(outcomes.breakdown(found.values()))
 
 
