@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from services.intake.addresses import AddressPoint, Street
+from shared.db import as_row, columns
 
 _POINT_COLUMNS = (
     "set_id",
@@ -64,6 +66,19 @@ class NearPoint:
     unit: str
     lat: float
     lon: float
+
+
+@dataclass(frozen=True)
+class AddressSet:
+    """A loaded set of address points: where it came from, its size and when it was loaded."""
+
+    id: int
+    source: str
+    format: str
+    sha256: str
+    points: int
+    streets: int
+    loaded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -137,11 +152,10 @@ async def replace_points(
     return LoadedSet(set_id, len(points), len(streets), replaced)
 
 
-async def active_set(conn: asyncpg.Connection | asyncpg.Pool) -> asyncpg.Record | None:
+async def active_set(conn: asyncpg.Connection | asyncpg.Pool) -> AddressSet | None:
     """The address set in force: its id, source, counts and when it was loaded."""
-    return await conn.fetchrow(
-        "SELECT id, source, format, sha256, points, streets, loaded_at FROM intake.address_sets WHERE active"
-    )
+    record = await conn.fetchrow(f"SELECT {columns(AddressSet)} FROM intake.address_sets WHERE active")
+    return as_row(AddressSet, record)
 
 
 async def streets(conn: asyncpg.Connection, set_id: int) -> list[tuple[str, str, str, Street]]:
@@ -181,7 +195,6 @@ async def points_near(
         postcode,
     )
     found: dict[str, list[NearPoint]] = {}
-    for r in rows:
-        point = NearPoint(r["number"], r["number_suffix"], r["unit"], r["lat"], r["lon"])
-        found.setdefault(r["street"], []).append(point)
+    for street, *point in rows:
+        found.setdefault(street, []).append(NearPoint(*point))
     return found

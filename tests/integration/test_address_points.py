@@ -76,7 +76,7 @@ async def _geocode(pool: asyncpg.Pool, geocoder: Geocoder, text: str) -> tuple[s
     assert civic is not None
     async with pool.acquire() as conn:
         active = await address_store.active_set(conn)
-        found = await geocoder.geocode(conn, active["id"] if active else None, civic)
+        found = await geocoder.geocode(conn, active.id if active else None, civic)
     return found.method or found.failure, found.score, found.matched
 
 
@@ -139,7 +139,7 @@ async def test_a_bad_file_is_refused_naming_the_line_and_stores_nothing(
     unknown = careroute(database_url, "load-addresses", "--format", "shp", str(good))
     assert unknown.returncode == 2 and "unknown format 'shp'" in unknown.stderr
     active = await address_store.active_set(pool)
-    assert active is not None and (active["source"], active["points"]) == ("springfield.geojson", 5)
+    assert active is not None and (active.source, active.points) == ("springfield.geojson", 5)
     assert await pool.fetchval("SELECT count(*) FROM intake.address_points") == 5
 
 
