@@ -173,7 +173,24 @@ def test_stuck_a_team_held_by_a_finished_call() -> None:
     snap = clean()
     snap.teams[1] = Team("t2", "on_scene", CALL)
     found = judge(snap)
-    assert "team:t2" in found.problems["stuck"]
+    assert f"team:t2:{CALL}" in found.problems["stuck"]
+
+
+def test_stuck_a_team_of_capacity_above_one_still_holding_a_finished_call() -> None:
+    """Its most recent call is live; an older one it still holds is finished."""
+    snap = clean()
+    snap.intake["c9"] = "accepted"
+    snap.matching_calls["c9"] = "assigned"
+    snap.teams[1] = Team("t2", "assigned", "c9", ("c9", CALL), 2)
+    found = judge(snap)
+    assert f"team:t2:{CALL}" in found.problems["stuck"]
+    assert "team:t2:c9" not in found.problems["stuck"]
+
+
+def test_inconsistent_a_team_counting_other_holds_than_it_has() -> None:
+    snap = clean()
+    snap.teams[0] = Team("t1", "available", None, (), 1)
+    assert "team:t1" in judge(snap).problems["inconsistent"]
 
 
 def test_stuck_a_consumer_group_behind() -> None:

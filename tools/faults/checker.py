@@ -250,20 +250,20 @@ def check_stuck(snap: Snapshot, v: Verdict) -> None:
                 f"{row.schema}.outbox row {row.row} ({row.event.type}) never sent",
             )
     for t in snap.teams:
-        if t.current_call is None:
-            if t.status in TEAM_BUSY:
-                v.add("stuck", f"team:{t.id}", f"team {t.id}: {t.status} with no call")
-            continue
-        done_at_intake = snap.intake.get(t.current_call) in INTAKE_AT_REST
-        done_in_matching = snap.matching_calls.get(t.current_call) not in (None, *MATCHING_LIVE)
-        if done_at_intake or done_in_matching:
-            v.add(
-                "stuck",
-                f"team:{t.id}",
-                f"team {t.id}: {t.status}, held by {t.current_call}, which is"
-                f" {snap.intake.get(t.current_call)} at intake"
-                f" and {snap.matching_calls.get(t.current_call)} in matching",
-            )
+        held = sorted({*t.holds, *([t.current_call] if t.current_call else [])})
+        if not held and t.status in TEAM_BUSY:
+            v.add("stuck", f"team:{t.id}", f"team {t.id}: {t.status} with no call")
+        for call_id in held:
+            done_at_intake = snap.intake.get(call_id) in INTAKE_AT_REST
+            done_in_matching = snap.matching_calls.get(call_id) not in (None, *MATCHING_LIVE)
+            if done_at_intake or done_in_matching:
+                v.add(
+                    "stuck",
+                    f"team:{t.id}:{call_id}",
+                    f"team {t.id}: {t.status}, held by {call_id}, which is"
+                    f" {snap.intake.get(call_id)} at intake"
+                    f" and {snap.matching_calls.get(call_id)} in matching",
+                )
     for group, topics in snap.lag.items():
         for topic, behind in topics.items():
             v.add("stuck", f"lag:{group}:{topic}", f"{group} is {behind} records behind on {topic}")
@@ -366,7 +366,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
     """Services that disagree about a call or an assignment, and intake against the trail."""
     live_m = {a.call_id for a in _live(snap.assignments)}
     live_n = {a.call_id for a in _live(snap.notify_assignments)}
-    held = {t.current_call: t.id for t in snap.teams if t.current_call is not None}
+    held = {call_id: t.id for t in snap.teams for call_id in (*t.holds, t.current_call) if call_id}
     away = {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
     for call_id, status in snap.intake.items():
         in_matching = snap.matching_calls.get(call_id)
@@ -399,6 +399,13 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
                 f"call:{call_id}",
                 f"{call_id}: {disagree}, {in_matching} in matching"
                 + (f", {', '.join(holding)}" if holding else ""),
+            )
+    for t in snap.teams:
+        if t.held != len(t.holds):
+            v.add(
+                "inconsistent",
+                f"team:{t.id}",
+                f"team {t.id}: counts {t.held} calls held, matching.holds has {len(t.holds)}",
             )
     notify_status = {a.id: a.status for a in snap.notify_assignments}
     for a in snap.assignments:

@@ -71,11 +71,14 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Team:
-    """A team's status in matching and the call it holds."""
+    """A team's status in matching, its most recent call, and every call it holds (a team of
+    capacity above 1 may hold several; `held` is the count the team row keeps of them)."""
 
     id: str
     status: str
     current_call: str | None
+    holds: tuple[str, ...] = ()
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,13 @@ async def read_database(conn: asyncpg.Connection, snap: Snapshot, namespace: str
     snap.assignments = await _assignments(conn, "matching")
     snap.notify_assignments = await _assignments(conn, "notify")
     snap.teams = [
-        Team(r["id"], r["status"], r["current_call"])
-        for r in await conn.fetch("SELECT id, status, current_call::text AS current_call FROM matching.teams")
+        Team(r["id"], r["status"], r["current_call"], tuple(r["holds"]), r["held"])
+        for r in await conn.fetch(
+            "SELECT t.id, t.status, t.current_call::text AS current_call, t.held,"
+            " coalesce(array_agg(h.call_id::text ORDER BY h.call_id) FILTER (WHERE h.call_id IS NOT NULL),"
+            " '{}') AS holds"
+            " FROM matching.teams t LEFT JOIN matching.holds h ON h.team_id = t.id GROUP BY t.id"
+        )
     ]
     for schema in SCHEMAS:
         for r in await conn.fetch(
