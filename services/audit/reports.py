@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.audit import outcomes
-from services.audit.stories import stories
+from services.audit.stories import CallStory, stories
 
 # A hand-back for want of a team on shift is a coverage gap in time, like triage's hours rule.
 NO_TEAM_ON_SHIFT = "handed_back:no_team_on_shift"
@@ -25,20 +25,31 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"count": len(ordered), "p50": rank(50), "p90": rank(90), "p99": rank(99)}
 
 
-def summary(
-    events: Iterable[Mapping[str, Any]], agency: str | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """The oversight summary of the calls in `events` (optionally only those an agency touched), as
-    of `now` (when review deadlines are judged; None judges none passed)."""
-    calls = stories(events)
-    if agency is not None:
-        calls = {k: v for k, v in calls.items() if agency in v.agencies}
-    fates = outcomes.outcomes(calls, now)
+FUNNEL = (
+    "received",
+    "behavioural_health",
+    "eligible",
+    "offered",
+    "accepted",
+    "on_scene",
+    "cleared",
+    "cleared_without_police",
+    "cleared_with_police",
+)
+STAGES = (
+    "received_to_offered_s",
+    "received_to_accepted_s",
+    "received_to_on_scene_s",
+    "offered_to_accepted_s",
+    "accepted_to_on_scene_s",
+)
+Times = dict[str, dict[str, list[float]]]
+
+
+def _funnel(calls: Mapping[str, CallStory]) -> dict[str, int]:
+    """How many calls reached each step, from received to cleared (with or without police)."""
     funnel = Counter[str]()
-    hand_backs, overrides, backups = Counter[str](), Counter[str](), 0
-    gaps = Counter[int]()
-    times: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for call, story in calls.items():
+    for story in calls.values():
         funnel["received"] += 1
         funnel["behavioural_health"] += story.behavioural
         funnel["eligible"] += story.route == "community"
@@ -49,64 +60,73 @@ def summary(
             funnel["cleared"] += 1
             police = story.backups > 0 or outcomes.police_disposition(story.cleared_disposition)
             funnel["cleared_with_police" if police else "cleared_without_police"] += 1
-        hand_backs.update(story.handed_back)
-        backups += story.backups
-        fate = fates.get(call)
-        if fate is not None and fate.override_reason is not None:
-            overrides[f"{fate.recommended}:{fate.override_reason}"] += 1
-        gap = fate is not None and (fate.code == "coverage_gap" or fate.key == NO_TEAM_ON_SHIFT)
-        if gap and story.received_at is not None:
-            gaps[story.received_at.hour] += 1
-        if story.first_offer is not None and story.received_at is not None:
-            first_agency, offered_at = story.first_offer
-            times[first_agency]["received_to_offered_s"].append(
-                (offered_at - story.received_at).total_seconds()
-            )
-        if story.accepted is not None:
-            assignment, accepting, accepted_at = story.accepted
-            offered_at = story.offers.get(assignment, (accepting, accepted_at))[1]
-            times[accepting]["offered_to_accepted_s"].append((accepted_at - offered_at).total_seconds())
-            if story.received_at is not None:
-                received_at = story.received_at
-                times[accepting]["received_to_accepted_s"].append((accepted_at - received_at).total_seconds())
-                if story.on_scene_at is not None:
-                    on_scene = (story.on_scene_at - received_at).total_seconds()
-                    times[accepting]["received_to_on_scene_s"].append(on_scene)
-            if story.on_scene_at is not None:
-                times[accepting]["accepted_to_on_scene_s"].append(
-                    (story.on_scene_at - accepted_at).total_seconds()
-                )
-    stages = (
-        "received_to_offered_s",
-        "received_to_accepted_s",
-        "received_to_on_scene_s",
-        "offered_to_accepted_s",
-        "accepted_to_on_scene_s",
-    )
+    return {k: funnel[k] for k in FUNNEL}
+
+
+def _overrides(fates: Iterable[outcomes.Outcome]) -> dict[str, int]:
+    """Overrides by `recommended:reason`."""
+    found = Counter(f"{f.recommended}:{f.override_reason}" for f in fates if f.override_reason is not None)
+    return dict(sorted(found.items()))
+
+
+def _gaps_by_hour(calls: Mapping[str, CallStory], fates: Mapping[str, outcomes.Outcome]) -> dict[str, int]:
+    """Coverage gaps (triage's coverage rule, or no team on shift) by the UTC hour the call came in."""
+    gaps = Counter[int]()
+    for call, fate in fates.items():
+        received_at = calls[call].received_at
+        if (fate.code == "coverage_gap" or fate.key == NO_TEAM_ON_SHIFT) and received_at is not None:
+            gaps[received_at.hour] += 1
+    return {str(h): n for h, n in sorted(gaps.items())}
+
+
+def _add_times(times: Times, story: CallStory) -> None:
+    """The call's durations between steps, each under the agency that took that step."""
+    received_at = story.received_at
+    if story.first_offer is not None and received_at is not None:
+        first_agency, offered_at = story.first_offer
+        times[first_agency]["received_to_offered_s"].append((offered_at - received_at).total_seconds())
+    if story.accepted is None:
+        return
+    assignment, accepting, accepted_at = story.accepted
+    offered_at = story.offers.get(assignment, (accepting, accepted_at))[1]
+    mine = times[accepting]
+    mine["offered_to_accepted_s"].append((accepted_at - offered_at).total_seconds())
+    if received_at is not None:
+        mine["received_to_accepted_s"].append((accepted_at - received_at).total_seconds())
+        if story.on_scene_at is not None:
+            mine["received_to_on_scene_s"].append((story.on_scene_at - received_at).total_seconds())
+    if story.on_scene_at is not None:
+        mine["accepted_to_on_scene_s"].append((story.on_scene_at - accepted_at).total_seconds())
+
+
+def _times_by_agency(calls: Mapping[str, CallStory]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Percentiles of each step's duration, by the agency that took it."""
+    times: Times = defaultdict(lambda: defaultdict(list))
+    for story in calls.values():
+        _add_times(times, story)
+    return {a: {s: percentiles(times[a][s]) for s in STAGES} for a in sorted(times)}
+
+
+def summary(
+    events: Iterable[Mapping[str, Any]], agency: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The oversight summary of the calls in `events` (optionally only those an agency touched), as
+    of `now` (when review deadlines are judged; None judges none passed)."""
+    calls = stories(events)
+    if agency is not None:
+        calls = {k: v for k, v in calls.items() if agency in v.agencies}
+    fates = outcomes.outcomes(calls, now)
     breakdown = outcomes.breakdown(fates.values())
     return {
-        "funnel": {
-            k: funnel[k]
-            for k in (
-                "received",
-                "behavioural_health",
-                "eligible",
-                "offered",
-                "accepted",
-                "on_scene",
-                "cleared",
-                "cleared_without_police",
-                "cleared_with_police",
-            )
-        },
+        "funnel": _funnel(calls),
         "outcomes": {
             "behavioural_health": len(fates),
             "totals": {code: sum(n.values()) for code, n in breakdown.items()},
             "reasons": breakdown,
         },
-        "overrides": dict(sorted(overrides.items())),
-        "hand_backs": dict(sorted(hand_backs.items())),
-        "backup_requests": backups,
-        "times_by_agency": {a: {s: percentiles(times[a][s]) for s in stages} for a in sorted(times)},
-        "coverage_gaps_by_hour_utc": {str(h): n for h, n in sorted(gaps.items())},
+        "overrides": _overrides(fates.values()),
+        "hand_backs": dict(sorted(Counter(r for s in calls.values() for r in s.handed_back).items())),
+        "backup_requests": sum(s.backups for s in calls.values()),
+        "times_by_agency": _times_by_agency(calls),
+        "coverage_gaps_by_hour_utc": _gaps_by_hour(calls, fates),
     }

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.audit.stories import at
+from services.audit.stories import readable
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,18 @@ def from_trail(events: Iterable[Mapping[str, Any]]) -> list[Compared]:
     person's, not a rule set's: it is skipped, so the comparison is always rules against rules.
     """
     last: dict[str, Compared] = {}
-    for e in sorted(events, key=lambda e: at(e["time"])):
-        data = e.get("data") or {}
+    for subject, kind, data, _ in readable(events):
         shadow = data.get("shadow_decision")
-        if e.get("type") not in ("calls.received.v1", "calls.updated.v1") or not shadow:
+        if kind not in ("calls.received.v1", "calls.updated.v1") or not isinstance(shadow, dict):
             continue
-        decision = data.get("decision") or {}
-        if any(c.get("code") in ("override", "override_stands") for c in decision.get("codes") or []):
+        decision = data.get("decision")
+        decision = decision if isinstance(decision, dict) else {}
+        codes = decision.get("codes")
+        codes = codes if isinstance(codes, list) else []
+        if any(isinstance(c, dict) and c.get("code") in ("override", "override_stands") for c in codes):
             continue
-        last[e["subject"]] = Compared(
-            e["subject"],
+        last[subject] = Compared(
+            subject,
             str(decision.get("route")),
             str(shadow.get("route")),
             str(decision.get("rules_version") or ""),

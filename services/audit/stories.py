@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 # intake's triage writes this phrase for an incident type its rules call behavioural health.
@@ -15,6 +15,34 @@ BEHAVIOURAL_HEALTH_REASON = "is eligible for a community response"
 def at(text: str) -> datetime:
     """An event's ISO time (a trailing Z included) as a datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _time(value: Any) -> datetime | None:
+    """A payload's ISO time as an aware datetime (no offset: UTC), or None when it is not one."""
+    try:
+        parsed = at(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed is not None and parsed.tzinfo is None else parsed
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list (a code list, say), each with object params; anything else is none."""
+    if not isinstance(value, list):
+        return []
+    return [{**v, "params": _object(v.get("params"))} for v in value if isinstance(v, dict)]
+
+
+def _texts(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -53,29 +81,30 @@ def _behavioural(decision: Mapping[str, Any]) -> bool:
     flag = decision.get("behavioural_health")
     if flag is not None:
         return bool(flag)
-    return any(c.get("code") == "type_eligible" for c in decision.get("codes") or []) or any(
-        BEHAVIOURAL_HEALTH_REASON in r for r in decision.get("reasons") or []
+    return any(c.get("code") == "type_eligible" for c in _objects(decision.get("codes"))) or any(
+        BEHAVIOURAL_HEALTH_REASON in r for r in _texts(decision.get("reasons"))
     )
 
 
 def _decided(story: CallStory, kind: str, data: Mapping[str, Any]) -> None:
-    decision = data.get("decision") or {}
+    decision = _object(data.get("decision"))
     before = story.route
-    story.route = decision.get("route")
-    if decision.get("review_deadline"):
-        story.review_deadline = at(decision["review_deadline"])
+    story.route = _text(decision.get("route"))
+    deadline = _time(decision.get("review_deadline"))
+    if deadline is not None:
+        story.review_deadline = deadline
     overriding = kind == "calls.updated.v1" and data.get("reason") == "override"
     if not overriding:
         # An override changes the route, not the call: triage's reasons and the type's class stand.
-        story.codes = list(decision.get("codes") or [])
-        story.reasons = list(decision.get("reasons") or [])
+        story.codes = _objects(decision.get("codes"))
+        story.reasons = _texts(decision.get("reasons"))
         story.behavioural = _behavioural(decision)
     if kind == "calls.received.v1":
         story.recommended = story.recommended or story.route
         return
     if overriding:
-        recommended = data.get("previous_route") or story.recommended or ""
-        story.override = (data.get("override_reason_code") or "", recommended)
+        recommended = _text(data.get("previous_route")) or story.recommended or ""
+        story.override = (_text(data.get("override_reason_code")) or "", recommended)
     elif story.override is not None and any(c.get("code") == "override_stands" for c in story.codes):
         pass  # the override still holds after a newer version of the call
     else:
@@ -85,11 +114,12 @@ def _decided(story: CallStory, kind: str, data: Mapping[str, Any]) -> None:
 
 
 def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -> None:
-    """Apply one event (its type, payload and time) to a call's story."""
-    if data.get("agency_id"):
+    """Apply one event (its type, payload and time) to a call's story; a payload field of another
+    shape than the contract's (a row edited since it was stored) reads as absent."""
+    if isinstance(data.get("agency_id"), str) and data["agency_id"]:
         story.agencies.add(data["agency_id"])
     if kind == "calls.received.v1":
-        story.received_at = at(data["received_at"]) if data.get("received_at") else when
+        story.received_at = _time(data.get("received_at")) or when
     if kind in ("calls.received.v1", "calls.updated.v1"):
         _decided(story, kind, data)
     elif kind == "assignments.offered.v1":
@@ -104,7 +134,7 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
         if status == "on_scene" and story.on_scene_at is None:
             story.on_scene_at = when
         elif status == "cleared":
-            story.cleared_disposition = data.get("disposition") or ""
+            story.cleared_disposition = _text(data.get("disposition")) or ""
         elif status == "backup_requested":
             story.backups += 1
     elif kind == "calls.unassigned.v1":
@@ -114,11 +144,23 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
         story.cancelled = True
 
 
+def readable(events: Iterable[Any]) -> list[tuple[str, str, Mapping[str, Any], datetime]]:
+    """(subject, type, data, time) of each event that has them, by time: a row of any other shape
+    (flagged, or edited since it was stored) is left out rather than failing a report."""
+    found = []
+    for e in events:
+        e = _object(e)
+        subject, kind, when = _text(e.get("subject")), _text(e.get("type")), _time(e.get("time"))
+        if subject is not None and kind is not None and when is not None:
+            found.append((subject, kind, _object(e.get("data")), when))
+    return sorted(found, key=lambda found: found[3])
+
+
 def stories(events: Iterable[Mapping[str, Any]]) -> dict[str, CallStory]:
     """Fold events into one story per call, by event time (topics interleave in the trail)."""
     calls: dict[str, CallStory] = defaultdict(CallStory)
-    for e in sorted(events, key=lambda e: at(e["time"])):
-        fold(calls[e["subject"]], e["type"], e.get("data", {}), at(e["time"]))
+    for subject, kind, data, when in readable(events):
+        fold(calls[subject], kind, data, when)
     return received(calls)
 
 

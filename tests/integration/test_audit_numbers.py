@@ -114,8 +114,10 @@ async def test_a_row_flagged_or_edited_into_any_shape_never_fails_a_read(setting
     """Tried: besides flagged rows, three rows an insider rewrote: an envelope and public view that
     are a JSON string, one whose header lost its subject and time and whose data became a list, and
     one whose id is a number. Before, shaping such a row for a trail, an event page or the CSV
-    export indexed its keys and the whole answer was a 500; now each row is shown with what it
-    holds (empty where a field is missing or not text) and /verify names the first edited row."""
+    export indexed its keys and the whole answer was a 500, as the summary and shadow reports were
+    (they read the string view's keys and the missing time); now each row is shown with what it
+    holds (empty where a field is missing or not text), the reports leave out a row with no
+    subject, type or time, and /verify names the first edited row."""
     fast = settings.model_copy(update={"audit_port": 0, "outbox_poll_interval_s": 0.1})
     odd = _odd_calls()
     await publish(fast, odd)
@@ -162,6 +164,12 @@ async def test_a_row_flagged_or_edited_into_any_shape_never_fails_a_read(setting
             assert listed.status_code == 200, listed.text
             assert {seqs[c] for c in ODD} <= {e["seq"] for e in listed.json()["events"]}
         who = bearer(REVIEWER)
+        for report in ("summary", "shadow"):
+            answer = await http.get(f"/v1/reports/{report}", headers=who)
+            assert answer.status_code == 200, (report, answer.text)
+        # The flagged rows (header kept, data {}) and the row whose id became a number still count.
+        summary = (await http.get("/v1/reports/summary", headers=who)).json()
+        assert summary["funnel"]["received"] == 2, summary["funnel"]
         export = await http.get("/v1/audit/export", params={"format": "csv"}, headers=who)
         assert export.status_code == 200
         rows = list(csv.reader(io.StringIO(export.text)))

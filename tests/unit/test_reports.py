@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from services.audit import domain, reports
+from services.audit import domain, reports, shadow
 from tests.audit_scenario import EXPECTED, scenario
 
 
@@ -28,3 +28,26 @@ def test_percentiles_use_the_nearest_rank():
         "p90": 90.0,
         "p99": 99.0,
     }
+
+
+def test_a_stored_row_of_any_shape_leaves_the_report_whole():
+    """Rows as audit may hold them: a flagged `calls.received.v1` (header, `data` {}), one whose
+    header lost its time, one whose time has no offset, a view that is a string, data that is a list,
+    a decision and codes of other shapes. Before, the missing time was a KeyError, the string a
+    TypeError and the offset-less time could not be compared: the report answered 500."""
+    rows: list[Any] = [
+        {"type": "calls.received.v1", "subject": "flagged", "time": "2026-01-01T00:00:00Z", "data": {}},
+        {"type": "calls.received.v1", "subject": "no-time", "data": {}},
+        {"type": "calls.received.v1", "subject": "naive", "time": "2026-01-01T00:00:00", "data": []},
+        {"type": "assignments.offered.v1", "subject": "naive", "time": "2026-01-01T00:01:00Z", "data": {}},
+        "not an event",
+        {
+            "type": "calls.received.v1",
+            "subject": "odd",
+            "time": "2026-01-01T00:00:00Z",
+            "data": {"decision": {"route": 3, "codes": [7, {"code": "type_routed", "params": "x"}]}},
+        },
+    ]
+    found = reports.summary(rows)
+    assert found["funnel"]["received"] == 3 and found["funnel"]["offered"] == 1
+    assert shadow.differences(shadow.from_trail(rows))["compared"] == 0
