@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from services.matching import handlers, repository
-from services.matching.handlers import Matcher, match_view
+from services.matching.handlers import match_view
+from services.matching.matcher import Matcher
 from services.matching.schemas import MatchView, TeamUpdate, TeamView
 from shared.auth import Principal, require
 from shared.errors import error_responses, not_found

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services import topology
 from services.matching import api, handlers
-from services.matching.handlers import Matcher, MatchingConfig
+from services.matching.matcher import Matcher, MatchingConfig
 from services.matching.repository import SCHEMA
 from services.matching.settings import MatchingSettings
 from shared.http import make_app

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from services.matching import handlers as matching_handlers
-from services.matching.handlers import Matcher
+from services.matching.matcher import Matcher
 from services.matching.settings import MatchingSettings
 from services.notify import handlers as notify_handlers
 from services.notify.settings import NotifySettings

@@ -1,0 +1,248 @@
+"""Offering a call: read what it needs, choose the best free team, reserve and offer it, or hand
+the call back with the reason and how far the roster got."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.matching import domain, lifecycle, repository
+from services.matching.index import RosterIndex
+from services.matching.matcher import Matcher
+from services.matching.rules import Matching
+from services.matching.steps import event_about, hand_back, refuse
+from shared import events, topics
+from shared.envelope import Envelope, utcnow
+
+# How many runners-up a decision keeps in its explanation.
+RUNNERS_UP = 5
+
+
+def offer_details(call: events.CallReceived | events.CallUpdated) -> events.OfferDetails:
+    """The minimum a team needs to respond, from intake's event (an update may omit the callback)."""
+    return events.OfferDetails(
+        location=call.location,
+        presenting_problem=call.incident_type,
+        language=call.language,
+        safety=call.safety,
+        callback_number=getattr(call, "callback_number", None),
+    )
+
+
+async def place(
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    event: Envelope,
+    call: events.CallReceived | events.CallUpdated,
+) -> bool:
+    """Remember a community call and offer it to the best team; False if the call was known."""
+    offer = offer_details(call)
+    stored = await repository.insert_call(
+        conn,
+        call.call_id,
+        call.psap_id,
+        offer.model_dump(mode="json"),
+        event.correlationid,
+        call.decision.rules_version,
+    )
+    if stored is None:
+        return False
+    await offer_next(matcher, conn, call.call_id, event, stored)
+    return True
+
+
+async def offer_next(
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    call_id: str,
+    cause: Envelope,
+    call: repository.CallRow | None = None,
+) -> None:
+    """Reserve the best free team and offer it the call, or hand the call back with a reason
+    (`call`: its row when the caller holds it already, locked or new in this transaction)."""
+    if call is None:
+        call = await repository.get_call(conn, call_id)
+    assert call is not None
+    refused = lifecycle.call_step(str(call.status), "offer")
+    if isinstance(refused, lifecycle.Refusal):
+        await refuse(conn, cause, call_id, None, str(call.status), "offer", refused)
+        return
+    offer = events.OfferDetails.model_validate(call.offer)
+    tried = list(call.tried_teams)
+    index = await matcher.roster.index(conn)
+    rules, now = matcher.roster.rules, utcnow()
+    needs = call_needs(rules, offer)
+    explanation = _explanation(matcher, call, offer, needs, rules, tried, now)
+    if len(tried) >= matcher.config.max_attempts:
+        explanation["detail"] = f"{len(tried)} teams were offered the call"
+        await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
+        return
+    explanation["agency_load"] = index.load()
+    decision, chosen, taken = await _choose(matcher, conn, call_id, index, needs, tried, now)
+    explanation["considered"] = "every team"
+    explanation["funnel"] = decision.funnel
+    explanation["taken_meanwhile"] = taken
+    if chosen is not None:
+        rank_no, candidate = chosen
+        explanation["chosen"] = {"rank": rank_no, **candidate.explain()}
+        explanation["runners_up"] = [c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]]
+        await _offer(matcher, conn, call, candidate, explanation, rules.version, now, cause)
+        return
+    # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
+    explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
+    await hand_back(conn, call, hand_back_reason(decision, tried), cause, explanation, rules.version)
+
+
+def call_needs(rules: Matching, offer: events.OfferDetails) -> domain.CallNeeds:
+    """What a team must have and should have to take the call the offer describes."""
+    required, preferred = domain.needs_for(
+        rules, offer.presenting_problem, offer.safety.model_dump(mode="json")
+    )
+    return domain.CallNeeds(
+        lat=offer.location.lat,
+        lon=offer.location.lon,
+        language=offer.language,
+        required=frozenset(required),
+        preferred=frozenset(preferred),
+    )
+
+
+def hand_back_reason(decision: domain.Decision, tried: list[str]) -> str:
+    """Why no team was chosen; with every team left offered the call already, none accepted in time."""
+    reason = decision.reason or "all_busy"
+    if reason == "all_busy" and tried:
+        return "no_acceptance_in_time"
+    return reason
+
+
+async def _choose(
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    call_id: str,
+    index: RosterIndex,
+    needs: domain.CallNeeds,
+    tried: list[str],
+    now: datetime,
+) -> tuple[domain.Decision, tuple[int, domain.Candidate] | None, list[str]]:
+    """Decide on the roster as last read and reserve the best team still free; with none free,
+    read the roster again (another replica may have freed a team since) and try once more.
+
+    Answers the decision, the reserved candidate and its rank (or None), and the teams a
+    concurrent call reserved meanwhile.
+    """
+    load, shares = index.load(), matcher.roster.shares
+    rules, tz = matcher.roster.rules, matcher.roster.timezone
+
+    def decide(index: RosterIndex) -> domain.Decision:
+        return index.decide(
+            needs,
+            now,
+            tz,
+            speed_kmh=matcher.config.speed_kmh,
+            rules=rules,
+            exclude=frozenset(tried),
+            load=load,
+            shares=shares,
+        )
+
+    taken: list[str] = []
+    decision = decide(index)
+    chosen = await _reserve(matcher, conn, call_id, decision, taken)
+    if chosen is None:
+        decision = decide(await matcher.roster.index(conn, fresh=True))
+        chosen = await _reserve(matcher, conn, call_id, decision, taken)
+    return decision, chosen, taken
+
+
+async def _reserve(
+    matcher: Matcher, conn: asyncpg.Connection, call_id: str, decision: domain.Decision, taken: list[str]
+) -> tuple[int, domain.Candidate] | None:
+    """Reserve the best candidate still free (rank from 1 and the candidate), or None."""
+    for rank_no, candidate in enumerate(decision.candidates, start=1):
+        team_id = candidate.team.id
+        matcher.roster.touched(team_id)
+        if await repository.reserve_team(conn, team_id, call_id):
+            return rank_no, candidate
+        if team_id not in taken:
+            taken.append(team_id)  # reserved by a concurrent call a moment ago
+    return None
+
+
+def _explanation(
+    matcher: Matcher,
+    call: repository.CallRow,
+    offer: events.OfferDetails,
+    needs: domain.CallNeeds,
+    rules: Matching,
+    tried: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """What a decision is stored with before it is made: its inputs, rules and weights."""
+    return {
+        "inputs": {
+            "location": {"lat": needs.lat, "lon": needs.lon},
+            "incident_type": offer.presenting_problem,
+            "language": offer.language,
+            "safety": offer.safety.model_dump(mode="json"),
+            "required_skills": sorted(needs.required),
+            "preferred_skills": sorted(needs.preferred),
+            "already_tried": tried,
+            "at": now.isoformat(),
+        },
+        "rules_version": rules.version,
+        "triage_rules_version": call.triage_version,
+        "weights": {
+            "speed_kmh": matcher.config.speed_kmh,
+            "preferred_skill_min": rules.preferred_skill_min,
+            "language_min": rules.language_min,
+            "fairness_min": rules.fairness_min,
+            "language_policy": rules.language,
+        },
+        "decided_by": matcher.config.instance,
+    }
+
+
+async def _offer(
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    call: repository.CallRow,
+    candidate: domain.Candidate,
+    explanation: dict[str, Any],
+    rules_version: str,
+    now: datetime,
+    cause: Envelope,
+) -> None:
+    """Offer the reserved team the call until its deadline, recorded with the decision's explanation."""
+    call_id = str(call.call_id)
+    team = candidate.team
+    attempt = len(call.tried_teams) + 1
+    assignment_id = str(uuid.uuid4())
+    deadline = now + timedelta(seconds=matcher.config.offer_timeout_s)
+    payload = events.AssignmentOffered(
+        assignment_id=assignment_id,
+        call_id=call_id,
+        agency_id=team.agency_id,
+        team_id=team.id,
+        attempt=attempt,
+        deadline=deadline,
+        offer=events.OfferDetails.model_validate(call.offer),
+        distance_km=round(candidate.distance_km, 3),
+    )
+    await repository.record_offer(
+        conn,
+        {
+            "id": assignment_id,
+            "call_id": call_id,
+            "team_id": team.id,
+            "agency_id": team.agency_id,
+            "attempt": attempt,
+            "deadline": deadline,
+            "explanation": explanation["chosen"],
+        },
+        rules_version,
+        explanation,
+        event_about(topics.ASSIGNMENTS_OFFERED, call, payload, cause),
+    )
