@@ -38,12 +38,22 @@ TOPOLOGY: dict[str, ServiceTopics] = {
             t.ASSIGNMENTS_STATUS_CHANGED: "on_status_changed",
         },
         produces=frozenset(
-            {t.ASSIGNMENTS_OFFERED, t.ASSIGNMENTS_WITHDRAWN, t.CALLS_UNASSIGNED, t.ACCESS_RECORDED}
+            {
+                t.ASSIGNMENTS_OFFERED,
+                t.ASSIGNMENTS_UPDATED,
+                t.ASSIGNMENTS_WITHDRAWN,
+                t.CALLS_UNASSIGNED,
+                t.ACCESS_RECORDED,
+            }
         ),
     ),
     "notify": ServiceTopics(
         handlers="services.notify.handlers",
-        consumes={t.ASSIGNMENTS_OFFERED: "on_offered", t.ASSIGNMENTS_WITHDRAWN: "on_withdrawn"},
+        consumes={
+            t.ASSIGNMENTS_OFFERED: "on_offered",
+            t.ASSIGNMENTS_UPDATED: "on_updated",
+            t.ASSIGNMENTS_WITHDRAWN: "on_withdrawn",
+        },
         produces=frozenset(
             {
                 t.ASSIGNMENTS_EXPIRED,

@@ -99,6 +99,12 @@ class TriageDecision(Payload):
     review_deadline: Shown[datetime | None] = None
 
 
+# EIDO caution words as the PSAP sent them (upper case): for the team, never for oversight.
+CAUTIONS_MAX, CAUTION_MAX_CHARS = 50, 200
+Caution = Annotated[str, Field(max_length=CAUTION_MAX_CHARS)]
+Cautions = Annotated[list[Caution], Field(max_length=CAUTIONS_MAX)]
+
+
 class CallReceived(Payload):
     """A PSAP forwarded a new call (`calls.received.v1`)."""
 
@@ -111,6 +117,7 @@ class CallReceived(Payload):
     language: Shown[str | None] = None
     safety: Shown[SafetyScreen]
     callback_number: str | None = None
+    cautions: Cautions = Field(default_factory=list)
     decision: Shown[TriageDecision]
     received_at: Shown[datetime]
     # The shadow rule set's decision (recorded, never acted on) and the EIDO version.
@@ -127,6 +134,9 @@ class CallUpdated(Payload):
     location: Shown[Location]
     language: Shown[str | None] = None
     safety: Shown[SafetyScreen]
+    # None when the update does not name one: the team keeps the number it has.
+    callback_number: str | None = None
+    cautions: Cautions = Field(default_factory=list)
     decision: Shown[TriageDecision]
     updated_at: Shown[datetime]
     # Why the call changed (a newer EIDO version or a call-taker's override).
@@ -154,6 +164,11 @@ class OfferDetails(Payload):
     language: Shown[str | None] = None
     safety: Shown[SafetyScreen]
     callback_number: str | None = None
+    cautions: Cautions = Field(default_factory=list)
+
+
+# What a PSAP update can change in an offer that its team must hear (services/matching/domain.py).
+OfferChange = Literal["location", "callback_number", "language", "cautions"]
 
 
 class AssignmentRef(Payload):
@@ -186,6 +201,13 @@ class AssignmentWithdrawn(AssignmentRef):
     """The offer or assignment was taken back (`assignments.withdrawn.v1`)."""
 
     reason: Shown[str]
+
+
+class AssignmentUpdated(AssignmentRef):
+    """A PSAP update changed what the offered or assigned team was told (`assignments.updated.v1`)."""
+
+    offer: Shown[OfferDetails]
+    changed: Shown[list[OfferChange]] = Field(min_length=1)
 
 
 class AssignmentResponded(AssignmentRef):
@@ -251,15 +273,17 @@ class NotificationFailed(NotificationOutcome):
 
 
 class AgencyAssignmentMessage(Payload):
-    """What an agency's own topic carries: one offer, withdrawal or expiry."""
+    """What an agency's own topic carries: one offer, update, withdrawal or expiry."""
 
-    kind: Shown[Literal["offered", "withdrawn", "expired"]]
+    kind: Shown[Literal["offered", "updated", "withdrawn", "expired"]]
     assignment_id: Shown[str]
     call_id: Shown[str]
     team_id: Shown[str]
     deadline: Shown[datetime | None] = None
     details: OfferDetails | None = None
     reason: str | None = None
+    # For an update: what changed, so the team looks there first.
+    changed: list[OfferChange] | None = None
 
 
 class AccessRecorded(Payload):

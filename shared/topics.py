@@ -21,6 +21,7 @@ CALLS_UNASSIGNED = "calls.unassigned.v1"
 ASSIGNMENTS_OFFERED = "assignments.offered.v1"
 ASSIGNMENTS_EXPIRED = "assignments.expired.v1"
 ASSIGNMENTS_WITHDRAWN = "assignments.withdrawn.v1"
+ASSIGNMENTS_UPDATED = "assignments.updated.v1"
 ASSIGNMENTS_RESPONDED = "assignments.responded.v1"
 ASSIGNMENTS_STATUS_CHANGED = "assignments.status_changed.v1"
 NOTIFICATIONS_DELIVERED = "notifications.delivered.v1"
@@ -46,6 +47,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(ASSIGNMENTS_OFFERED, events.AssignmentOffered),
         Topic(ASSIGNMENTS_EXPIRED, events.AssignmentExpired),
         Topic(ASSIGNMENTS_WITHDRAWN, events.AssignmentWithdrawn),
+        Topic(ASSIGNMENTS_UPDATED, events.AssignmentUpdated),
         Topic(ASSIGNMENTS_RESPONDED, events.AssignmentResponded),
         Topic(ASSIGNMENTS_STATUS_CHANGED, events.AssignmentStatusChanged),
         Topic(NOTIFICATIONS_DELIVERED, events.NotificationDelivered),

@@ -119,10 +119,16 @@ def _published(
         "location": events.Location.model_validate(fields["location"]),
         "language": call.language,
         "safety": events.SafetyScreen.model_validate(fields["safety"]),
+        "cautions": _for_team(call.cautions),
         "decision": decision,
         "shadow_decision": shadow,
         "version": call.version,
     }
+
+
+def _for_team(cautions: tuple[str, ...] | list[str]) -> list[str]:
+    """The cautions a team is told, cut to what the event contract carries."""
+    return [c[: events.CAUTION_MAX_CHARS] for c in cautions[: events.CAUTIONS_MAX]]
 
 
 async def receive_call(
@@ -326,6 +332,7 @@ async def _update(
         await repository.add_timeline(conn, call_id, "updated", detail, key=key, event_time=now)
     payload = events.CallUpdated(
         **_published(call_id, psap, fields, decided, shadow, call),
+        callback_number=call.callback_number,
         updated_at=now,
         reason="eido_update" if call.source_format == "eido" else None,
         previous_route=before,
@@ -381,6 +388,8 @@ async def override_call(
             location=events.Location.model_validate(row.location),
             language=row.language,
             safety=events.SafetyScreen.model_validate(row.safety),
+            callback_number=row.callback_number,
+            cautions=_for_team(row.cautions),
             decision=decision,
             updated_at=now,
             reason="override",

@@ -20,13 +20,15 @@ from services.matching.offers import offer_details, offer_next, place
 from services.matching.schemas import TeamUpdate
 from services.matching.steps import (
     call_to,
+    emit,
     emit_withdrawn,
     hand_back,
     refuse,
     release,
     set_team_status,
 )
-from shared import events
+from services.matching.updates import offer_changes, updated_offer
+from shared import events, topics
 from shared.auth import Principal
 from shared.domain_errors import NotFound
 from shared.envelope import Envelope
@@ -316,12 +318,25 @@ async def on_call_updated(
             conn, call, "withdrawn_by_psap_update", event, explanation, update.decision.rules_version
         )
         return
-    # Still a community call: later offers carry the newer details.
-    offer = offer_details(update)
-    offer = offer.model_copy(update={"callback_number": offer.callback_number or old.callback_number})
+    # Still a community call: later offers carry the newer details, and a team offered or
+    # assigned the call hears what changed.
+    offer = updated_offer(old, offer_details(update))
     await repository.update_offer(
         conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
     )
+    changed = offer_changes(old, offer)
+    live = await repository.active_assignment(conn, update.call_id) if changed else None
+    if live is not None:
+        told = events.AssignmentUpdated(
+            assignment_id=str(live.id),
+            call_id=update.call_id,
+            agency_id=live.agency_id,
+            team_id=live.team_id,
+            attempt=live.attempt,
+            offer=offer,
+            changed=changed,
+        )
+        await emit(conn, topics.ASSIGNMENTS_UPDATED, call, told, event)
 
 
 async def on_dead_letter(matcher: Matcher, conn: asyncpg.Connection, event: Envelope) -> None:

@@ -28,7 +28,8 @@ def offer_details(call: events.CallReceived | events.CallUpdated) -> events.Offe
         presenting_problem=call.incident_type,
         language=call.language,
         safety=call.safety,
-        callback_number=getattr(call, "callback_number", None),
+        callback_number=call.callback_number,
+        cautions=call.cautions,
     )
 
 

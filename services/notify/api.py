@@ -64,7 +64,7 @@ async def stream(
     """The agency's own offers and updates as Server-Sent Events; send Last-Event-ID to resume.
 
     Each event's id is its sequence number in the agency's feed, its event name the kind
-    (offered, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
+    (offered, updated, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
     backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
     """
     after = feed.parse_last_event_id(last_event_id)

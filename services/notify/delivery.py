@@ -137,7 +137,7 @@ async def to_agency(
     cause: Envelope | None = None,
     page: int | None = None,
 ) -> None:
-    """Send one offer, withdrawal or expiry through every channel of the agency, in this transaction.
+    """Send one offer, update, withdrawal or expiry through every channel of the agency, in this transaction.
 
     The agency's topic gets it through the outbox (published with acks=all after commit), the
     webhook queue gets the same CloudEvent for the sender, and the SSE feed gets the agency's view.

@@ -50,6 +50,8 @@ REPEATS: dict[str, frozenset[str]] = {
     "withdrawn": frozenset({"withdraw"}),
     "expired": frozenset({"expire"}),
 }
+# States whose team still acts on the call, so a PSAP update's changes reach it.
+HEARS_UPDATES = frozenset({"offered", "accepted", "en_route", "on_scene"})
 DECLINE_REASONS = ("no_capacity", "out_of_area", "safety_concern", "skill_mismatch", "other")
 
 
@@ -108,6 +110,7 @@ def minimum(offer: OfferDetails) -> OfferDetails:
         language=offer.language,
         safety=SafetyScreen(**{name: getattr(offer.safety, name) for name in SafetyScreen.model_fields}),
         callback_number=offer.callback_number,
+        cautions=list(offer.cautions),
     )
 
 

@@ -58,11 +58,46 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
         call_id=offer.call_id,
         team_id=offer.team_id,
         deadline=offer.deadline,
-        details=details,
+        # The stored details: newer than the offer's own when an update was read before it.
+        details=events.OfferDetails.model_validate(row.details),
     )
     await delivery.to_agency(
         conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
     )
+
+
+async def on_updated(conn: asyncpg.Connection, event: Envelope, update: events.AssignmentUpdated) -> None:
+    """A PSAP update changed what the team was told: keep the newer details and tell the agency
+    on every channel what changed. An update read before its offer is kept, so the offer goes out
+    with the newer details; an assignment that is over hears nothing (the refusal is recorded)."""
+    details = domain.minimum(update.offer)
+    await repository.lock_agency(conn, update.agency_id)
+    row = await repository.get_for_update(conn, update.assignment_id)
+    if row is None:
+        await repository.remember_update(conn, update.assignment_id, details.model_dump(mode="json"))
+        return
+    if row.agency_id != update.agency_id:
+        return
+    if row.status not in domain.HEARS_UPDATES:
+        refusal = domain.Refusal("assignment_not_live", f"the assignment is {row.status}")
+        await _refuse(conn, row, event.type, "update", refusal)
+        return
+    if details == events.OfferDetails.model_validate(row.details):
+        return  # a repeat: the agency was told already
+    await repository.set_details(conn, update.assignment_id, details.model_dump(mode="json"))
+    updated = await repository.get(conn, update.assignment_id)
+    assert updated is not None
+    message = events.AgencyAssignmentMessage(
+        kind="updated",
+        assignment_id=update.assignment_id,
+        call_id=update.call_id,
+        team_id=row.team_id,
+        deadline=row.deadline if row.status == "offered" else None,
+        details=details,
+        changed=update.changed,
+    )
+    feed = {**view(updated), "changed": update.changed}
+    await delivery.to_agency(conn, row.agency_id, message, feed, correlation=event.correlationid, cause=event)
 
 
 async def _refuse(

@@ -172,7 +172,8 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         "WITH stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
         " details, correlation, attempt) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-        " $5, $6::jsonb, $7, $8)"
+        " $5, coalesce((SELECT details FROM notify.early_updates WHERE assignment_id = $1::uuid),"
+        " $6::jsonb), $7, $8)"
         f" ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT})"
         f" SELECT {_ASSIGNMENT} FROM stored WHERE status = 'offered'",
         row["id"],
@@ -184,7 +185,28 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         row["correlation"],
         row["attempt"],
     )
+    # What an early update kept lives on in the offer; a callback number is not kept twice.
+    await conn.execute("DELETE FROM notify.early_updates WHERE assignment_id = $1::uuid", row["id"])
     return as_row(AssignmentRow, stored)
+
+
+async def remember_update(conn: asyncpg.Connection, assignment_id: str, details: dict[str, Any]) -> None:
+    """Keep the newest details of an offer that has not arrived yet, so it goes out with them."""
+    await conn.execute(
+        "INSERT INTO notify.early_updates (assignment_id, details) VALUES ($1::uuid, $2::jsonb)"
+        " ON CONFLICT (assignment_id) DO UPDATE SET details = EXCLUDED.details, at = now()",
+        assignment_id,
+        details,
+    )
+
+
+async def set_details(conn: asyncpg.Connection, assignment_id: str, details: dict[str, Any]) -> None:
+    """Replace what the agency is told of an assignment (a PSAP update changed it)."""
+    await conn.execute(
+        "UPDATE notify.assignments SET details = $2::jsonb, updated_at = now() WHERE id = $1::uuid",
+        assignment_id,
+        details,
+    )
 
 
 async def remember_taken_back(conn: asyncpg.Connection, assignment_id: str, kind: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
+from services.intake import eido
 from tests.e2e.system import System, running_system
 from tests.support import eventually
 from tools import infra
@@ -46,6 +48,13 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where a test's screenshots go: CAREROUTE_SCREENSHOTS when set (to look at them), else its tmp."""
+    where = os.environ.get("CAREROUTE_SCREENSHOTS")
+    return Path(where) if where else tmp_path
 
 
 @pytest.fixture
@@ -130,4 +139,62 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
     assert cleared["data"]["agency_id"] == "riverbend-crisis"
     # SIGTERM with the console's stream still open: the stream ends and every process exits cleanly.
     assert system.stop() == [0]
+    await context.close()
+
+
+async def test_the_console_shows_what_the_911_center_changed_until_the_team_marks_it_seen(
+    system: System, browser: Browser, shots: Path
+):
+    """The team accepted an EIDO call; the 911 center then sends a newer version with a new callback
+    number and a caution that raises no flag. The card says what changed, marks those facts, shows
+    the caution, and keeps saying it across a reload until the team presses Seen."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{system.url('notify')}/console")
+    token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
+    await page.get_by_label("Agency token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#connection")).to_contain_text("Live", timeout=15000)
+
+    incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:12]}:console"
+    document = eido.example()
+    document["$id"] = incident
+    async with httpx.AsyncClient(timeout=15) as http:
+        posted = await http.post(
+            f"{system.url('intake')}/v1/incidents", json=document, auth=system.psap_auth("valley-ecc")
+        )
+        assert posted.status_code == 202 and posted.json()["decision"]["route"] == "community", posted.text
+        card = page.locator(f'li[data-call-id="{posted.json()["call_id"]}"]')
+        await expect(card).to_be_visible(timeout=30000)
+        await card.get_by_role("button", name="Accept").click()
+        await expect(card.locator(".status")).to_have_text("Accepted")
+        await expect(card.locator(".cautions")).to_have_text("none")
+        await expect(card.locator(".changed")).to_be_hidden()
+        await page.screenshot(path=str(shots / "console-accepted.png"), full_page=True)
+
+        newer = {**document, "lastUpdateTimeStamp": "2026-11-26T10:05:00Z"}
+        newer["callbackComponent"] = [{"callBackInformationUri": "tel:+15415550199"}]
+        newer["cautionComponent"] = [{"cautionTypeInternalText": "dog on premises"}]
+        updated = await http.post(
+            f"{system.url('intake')}/v1/incidents", json=newer, auth=system.psap_auth("valley-ecc")
+        )
+        assert updated.status_code == 202 and updated.json()["outcome"] == "updated", updated.text
+
+    note = card.locator(".changed")
+    await expect(note).to_be_visible(timeout=30000)
+    await expect(note).to_contain_text("Updated by the 911 center: callback number, cautions")
+    await expect(card.locator(".cautions")).to_have_text("DOG ON PREMISES")
+    await expect(card.locator(".callback")).to_have_text("+15415550199")
+    await expect(card.locator(".callback")).to_have_class("callback fresh")
+    await expect(card.locator(".where")).not_to_have_class("where fresh")
+    await expect(card.locator(".status")).to_have_text("Accepted")
+    await expect(page.locator("#announce")).to_contain_text("updated team rb-1's call")
+    await page.screenshot(path=str(shots / "console-updated.png"), full_page=True)
+
+    await page.reload()
+    await expect(card.locator(".changed")).to_be_visible(timeout=15000)
+    await card.get_by_role("button", name="Seen").click()
+    await expect(card.locator(".changed")).to_be_hidden()
+    await expect(card.locator(".callback")).to_have_class("callback")
+    await page.screenshot(path=str(shots / "console-seen.png"), full_page=True)
     await context.close()

@@ -533,3 +533,35 @@ async def test_a_native_resend_raising_a_flag_raises_it_and_a_plain_resend_is_a_
     assert stamped.status_code == 422 and stamped.json()["code"] == "invalid_request"
     [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
     assert updated["data"]["safety"]["weapon"] == "yes" and updated["data"]["decision"]["route"] == "police"
+
+
+async def test_an_update_tells_the_team_its_new_callback_number_and_cautions_cut_to_the_contract(
+    intake: Intake,
+):
+    """A newer version adds a callback number and cautions that raise no flag: the call stays with
+    community and calls.updated.v1 carries the number and the caution words for the team. A hostile
+    CAD's 50 caution components of two words each (EIDO's own limit is 50 components), one word of
+    1,900 characters (EIDO allows 2,000), still answer 202: the event carries the first 50 words,
+    each cut to 200. (Before, an update carried neither, so matching could not tell the team.)"""
+    incident = "urn:emergency:uid:incidentid:update-details:test"
+    async with httpx.AsyncClient(timeout=15) as http:
+        first = await intake.post(http, "/v1/incidents", "valley-ecc", document(incident))
+        assert first.status_code == 202 and first.json()["decision"]["route"] == "community"
+        call_id = first.json()["call_id"]
+        newer = document(incident, "2026-11-26T10:05:00Z")
+        newer["callbackComponent"] = [{"callBackInformationUri": "tel:+15415550199"}]
+        newer["cautionComponent"] = [{"cautionTypeInternalText": "dog on premises"}] + [
+            {
+                "cautionTypeInternalText": f"gate code {n} " + "x" * (1900 if n == 1 else 0),
+                "cautionTypeCommonSubRegistryText": f"note {n}",
+            }
+            for n in range(49)
+        ]
+        r = await intake.post(http, "/v1/incidents", "valley-ecc", newer)
+        assert r.status_code == 202, r.text
+        assert r.json()["outcome"] == "updated" and r.json()["decision"]["route"] == "community"
+    [updated] = await intake.events(topics.CALLS_UPDATED, call_id, 1)
+    data = updated["data"]
+    assert data["callback_number"] == "+15415550199"
+    assert data["cautions"][0] == "DOG ON PREMISES" and len(data["cautions"]) == 50
+    assert max(len(c) for c in data["cautions"]) == 200

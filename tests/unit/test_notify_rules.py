@@ -122,7 +122,14 @@ def test_an_offer_keeps_only_the_fields_a_team_needs():
         }
     )
     kept = minimum(offer).model_dump(mode="json")
-    assert set(kept) == {"location", "presenting_problem", "language", "safety", "callback_number"}
+    assert set(kept) == {
+        "location",
+        "presenting_problem",
+        "language",
+        "safety",
+        "callback_number",
+        "cautions",
+    }
     location = {k: v for k, v in kept["location"].items() if v is not None}
     assert location == {"lat": 44.0, "lon": -123.0, "address": "1 Main St", "uncertainty_m": 50.0}
     assert "ssn" not in kept["safety"] and kept["safety"]["weapon"] == "no"

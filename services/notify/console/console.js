@@ -10,6 +10,12 @@ const DECLINE_REASONS = [
   ["skill_mismatch", "Skill mismatch"], ["other", "Other (say why)"],
 ];
 const ACTIVE = ["accepted", "en_route", "on_scene"];
+const CHANGES = {
+  location: "where", callback_number: "callback number", language: "language", cautions: "cautions",
+};
+const FACT_OF_CHANGE = {
+  location: ".where", callback_number: ".callback", language: ".language", cautions: ".cautions",
+};
 
 const state = {
   token: null, items: new Map(), cards: new Map(), lastEventId: null, abort: null, dispositions: [],
@@ -41,12 +47,35 @@ function newer(a, b) {
   return !b || Date.parse(a.updated_at) >= Date.parse(b.updated_at);
 }
 
-function apply(view, announce) {
+// What the 911 center changed on each card since the team last marked it seen (kept across reloads).
+function unseen() {
+  try { return JSON.parse(sessionStorage.getItem("careroute-unseen") || "{}"); } catch (_) { return {}; }
+}
+
+function markUnseen(assignmentId, changed) {
+  const all = unseen();
+  all[assignmentId] = [...new Set([...(all[assignmentId] || []), ...changed])];
+  sessionStorage.setItem("careroute-unseen", JSON.stringify(all));
+}
+
+function markSeen(assignmentId) {
+  const all = unseen();
+  delete all[assignmentId];
+  sessionStorage.setItem("careroute-unseen", JSON.stringify(all));
+  render();
+}
+
+function apply(view, type) {
   const known = state.items.get(view.assignment_id);
   if (!newer(view, known)) return;
   state.items.set(view.assignment_id, { ...known, ...view });
-  if (announce && !known && view.status === "offered") {
+  if (type === "offered" && !known && view.status === "offered") {
     $("announce").textContent = `New offer for team ${view.team_id}: ${view.details.presenting_problem}`;
+  }
+  if (type === "updated" && Array.isArray(view.changed)) {
+    markUnseen(view.assignment_id, view.changed);
+    const what = view.changed.map((c) => CHANGES[c] || c).join(", ");
+    $("announce").textContent = `The 911 center updated team ${view.team_id}'s call: ${what}`;
   }
   render();
 }
@@ -101,6 +130,7 @@ function fill(card, item) {
   text(card, ".safety", flagged.length
     ? flagged.map(([q, a]) => `${q.replaceAll("_", " ")}: ${a}`).join(", ")
     : "all answered no");
+  text(card, ".cautions", d.cautions && d.cautions.length ? d.cautions.join(", ") : "none");
   const callback = card.querySelector(".callback");
   callback.replaceChildren();
   if (d.callback_number) {
@@ -111,6 +141,15 @@ function fill(card, item) {
   } else {
     callback.textContent = "none";
   }
+  const changed = ACTIVE.includes(item.status) || item.status === "offered"
+    ? unseen()[item.assignment_id] || [] : [];
+  const note = card.querySelector(".changed");
+  note.hidden = changed.length === 0;
+  text(card, ".changed-what", changed.map((c) => CHANGES[c] || c).join(", "));
+  note.querySelector("button").onclick = () => markSeen(item.assignment_id);
+  Object.entries(FACT_OF_CHANGE).forEach(([change, selector]) => {
+    card.querySelector(selector).classList.toggle("fresh", changed.includes(change));
+  });
   if (card.dataset.status !== item.status) {
     card.dataset.status = item.status;
     card.className = `card ${item.status}`;
@@ -271,7 +310,7 @@ async function follow() {
       }
       if (!response.ok) throw new Error(`stream answered ${response.status}`);
       $("connection").textContent = "Live: new offers appear here as they arrive.";
-      const feed = parser((type, data) => apply(JSON.parse(data), type === "offered"));
+      const feed = parser((type, data) => apply(JSON.parse(data), type));
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
         const { value, done } = await reader.read();
@@ -296,7 +335,7 @@ async function signIn(token) {
     $("board").hidden = false;
     $("sign-out").hidden = false;
     $("login-error").textContent = "";
-    items.forEach((view) => apply(view, false));
+    items.forEach((view) => apply(view, null));
     render();
     follow();
   } catch (error) {
@@ -315,6 +354,7 @@ function signOut(message) {
   state.items.clear();
   state.cards.clear();
   sessionStorage.removeItem("careroute-token");
+  sessionStorage.removeItem("careroute-unseen");
   $("assignments").replaceChildren();
   $("board").hidden = true;
   $("sign-out").hidden = true;
