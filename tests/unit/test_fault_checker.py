@@ -20,7 +20,8 @@ from tools.faults.snapshot import (
 CALL = "c1"
 A1, A2 = "a1", "a2"
 AGENCY_TOPIC = "agency.north.assignments.v1"
-BEHAVIOURAL = {"route": "community", "codes": [], "behavioural_health": True}
+BEHAVIOURAL_FLAG = {"behavioural_health": True}
+BEHAVIOURAL = {"route": "community", "codes": [], **BEHAVIOURAL_FLAG}
 
 
 def ev(n: int, type_: str, **data: Any) -> Event:
@@ -285,6 +286,30 @@ def test_a_psap_reroute_racing_the_teams_clearance_is_not_an_inconsistency() -> 
     snap.trail.append(update)
     snap.intake[CALL] = "routed_police"
     assert judge(snap).count("inconsistent") == 0
+
+
+def test_a_call_takers_override_racing_the_teams_clearance_is_not_an_inconsistency() -> None:
+    """The same race through an override: the trail counts the call served (the team cleared it),
+    intake shows the override to police. Found by the full fault run (postgres-crash-15s)."""
+    snap = clean()
+    override = {
+        "call_id": CALL,
+        "decision": {"route": "police", "codes": [{"code": "override", "params": {}}], **BEHAVIOURAL_FLAG},
+        "reason": "override",
+        "previous_route": "community",
+        "override_reason_code": "caller_request",
+    }
+    snap.trail.append(Event("e9", "calls.updated.v1", CALL, override))
+    snap.intake[CALL] = "routed_police"
+    verdict = judge(snap)
+    assert verdict.count("inconsistent") == 0, verdict.examples()
+    assert verdict.info["outcome.served_without_police"] == 1
+
+
+def test_inconsistent_served_in_the_trail_routed_away_at_intake_with_no_reroute() -> None:
+    snap = clean()
+    snap.intake[CALL] = "routed_ems"
+    assert "outcome:c1" in judge(snap).problems["inconsistent"]
 
 
 def test_inconsistent_routed_away_at_intake_without_a_reroute_in_the_trail() -> None:

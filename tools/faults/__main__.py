@@ -111,6 +111,8 @@ async def one_fault(
         revive(cluster, ctx)
     admin = next(o.token for o in j.oversight if o.role == "admin")
     chain_ok = await chain_verifies(cluster, admin)
+    # The verification is itself a read audit records (access.recorded.v1): let it reach the trail.
+    await at_rest()
     snap = await snapshot.read(dsn, s, s.kafka_namespace, tally.call_ids + ctx.call_ids, chain_ok)
     verdict = judge(snap, ctx.poisoned)
     for kind, key, text in ctx.findings:

@@ -497,16 +497,18 @@ def call_outcomes(snap: Snapshot) -> dict[str, outcomes.Outcome]:
 
 def check_outcomes(snap: Snapshot, v: Verdict) -> dict[str, outcomes.Outcome]:
     """Each call's outcome in the trail against intake's own end of it: a call the trail says a team
-    served is cleared (or, raced, cancelled) at intake, one it says the PSAP cancelled is cancelled."""
+    served is cleared (or, raced, cancelled or routed away by the PSAP) at intake, one it says the
+    PSAP cancelled is cancelled."""
     found = call_outcomes(snap)
+    away = {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
     for call_id, o in found.items():
         status = snap.intake.get(call_id)
         if status is None:
             continue
         served = o.code in ("served_without_police", "served_with_police")
-        if (served and status not in ("cleared", "cancelled")) or (
-            o.code == "cancelled_by_psap" and status != "cancelled"
-        ):
+        # A PSAP's re-route racing the team's clearance: intake shows the PSAP's last decision.
+        ends = ("cleared", "cancelled", *ROUTED_AWAY) if call_id in away else ("cleared", "cancelled")
+        if (served and status not in ends) or (o.code == "cancelled_by_psap" and status != "cancelled"):
             v.add(
                 "inconsistent", f"outcome:{call_id}", f"{call_id}: {o.key} in the trail, {status} at intake"
             )
