@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import time
+from collections.abc import Sequence
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
+
+from shared.geometry import doubled_area, in_polygon
 
 Channel = Literal["kafka", "webhook", "sse"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -69,6 +72,61 @@ class Shift(Model):
     days: list[Weekday]
     start: time
     end: time
+
+    def covers(self, local: datetime) -> bool:
+        """Whether the shift works at `local`, a wall-clock moment in the jurisdiction's time zone
+        (the caller converts to it): its weekday and time of day decide, nothing else."""
+        today, yesterday = WEEKDAYS[local.weekday()], WEEKDAYS[(local.weekday() - 1) % 7]
+        at = local.time()
+        if self.start <= self.end:
+            return today in self.days and self.start <= at < self.end
+        # An overnight shift: the evening part belongs to its start day, the early hours to the next.
+        return (today in self.days and at >= self.start) or (yesterday in self.days and at < self.end)
+
+
+def works_at(shifts: Sequence[Shift], local: datetime) -> bool:
+    """Whether a team with these shifts works at `local` (wall-clock, the jurisdiction's zone); a
+    team with no shifts always does."""
+    return not shifts or any(s.covers(local) for s in shifts)
+
+
+# The names reports give calls in no zone; a zone may not take them.
+UNZONED = "unzoned"
+UNLOCATED = "unlocated"
+_ZONE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class Zone(Model):
+    """A named area the oversight reports count calls by: a polygon ring of [lon, lat] corners, in
+    GeoJSON's order, closed or not (the last corner joins the first either way)."""
+
+    name: str = Field(pattern=_ZONE_NAME)
+    polygon: list[tuple[float, float]] = Field(max_length=10_000)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in (UNZONED, UNLOCATED):
+            raise ValueError(f"zone name {v!r} is reserved for calls in no zone")
+        return v
+
+    @field_validator("polygon")
+    @classmethod
+    def _ring(cls, ring: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for lon, lat in ring:
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise ValueError(f"corner [{lon}, {lat}] is not [lon, lat] in degrees")
+        if len(ring) > 1 and ring[0] == ring[-1]:
+            ring = ring[:-1]  # kept open: the ring closes itself
+        if len(set(ring)) < 3:
+            raise ValueError("a zone's polygon needs at least three distinct corners")
+        if doubled_area([(lat, lon) for lon, lat in ring]) == 0:
+            raise ValueError("a zone's polygon encloses no area (its corners are on one line)")
+        return ring
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether a position lies inside the zone."""
+        return in_polygon(lat, lon, [(la, lo) for lo, la in self.polygon])
 
 
 class Psap(Model):
@@ -192,6 +250,8 @@ class Jurisdiction(Model):
     teams: list[Team]
     oversight: list[Oversight] = Field(default_factory=list)
     matching: Any = None
+    # Named areas the oversight reports count calls by (the first listed wins where two overlap).
+    zones: list[Zone] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Jurisdiction:
@@ -204,6 +264,7 @@ class Jurisdiction(Model):
             ("agency", [a.id for a in self.agencies]),
             ("team", [t.id for t in self.teams]),
             ("oversight", [o.id for o in self.oversight]),
+            ("zone", [z.name for z in self.zones]),
         ):
             dupes = {i for i in ids if ids.count(i) > 1}
             if dupes:

@@ -12,7 +12,6 @@ from services.intake.geocode import Geocode
 from services.intake.rules import Coverage, Triage, TriageRules, determinant_parts, determinant_text
 from shared.domain_errors import Invalid
 from shared.events import Answer, Location, ReasonCode, Route, SafetyScreen, TriageDecision
-from shared.jurisdiction import WEEKDAYS
 
 # When several rules fire, the most protective route wins.
 _PRECEDENCE = {Route.police: 0, Route.fire: 1, Route.ems: 2, Route.review: 3, Route.community: 4}
@@ -95,15 +94,7 @@ def apply_cautions(
 
 def _within_hours(coverage: Coverage, at: datetime, timezone: str) -> bool:
     local = at.astimezone(ZoneInfo(timezone))
-    day, clock = WEEKDAYS[local.weekday()], local.time()
-    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
-    for shift in coverage.hours:
-        if shift.start <= shift.end:
-            if day in shift.days and shift.start <= clock < shift.end:
-                return True
-        elif (day in shift.days and clock >= shift.start) or (yesterday in shift.days and clock < shift.end):
-            return True
-    return False
+    return any(shift.covers(local) for shift in coverage.hours)
 
 
 def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

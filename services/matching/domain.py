@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.matching.rules import Matching
-from shared.jurisdiction import WEEKDAYS, Shift
+from shared.jurisdiction import Shift, works_at
 
 EARTH_RADIUS_KM = 6371.0088
 # Statuses in which an agency has taken a team off the roster for now: it is no capacity at all.
@@ -135,32 +135,9 @@ def haversine_many_km(lat: float, lon: float, lats: Floats, lons: Floats) -> Flo
     return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
 
 
-def _in_shift(shift: Shift, weekday: int, at: time) -> bool:
-    today, yesterday = WEEKDAYS[weekday], WEEKDAYS[(weekday - 1) % 7]
-    if shift.start <= shift.end:
-        return today in shift.days and shift.start <= at < shift.end
-    # An overnight shift: the evening part belongs to its start day, the early hours to the next.
-    return (today in shift.days and at >= shift.start) or (yesterday in shift.days and at < shift.end)
-
-
 def on_shift(shifts: tuple[Shift, ...], now: datetime, tz: ZoneInfo) -> bool:
     """Whether a team works at `now` in the jurisdiction's time zone (no shifts: always)."""
-    if not shifts:
-        return True
-    local = now.astimezone(tz)
-    return any(_in_shift(s, local.weekday(), local.time()) for s in shifts)
-
-
-def in_polygon(lat: float, lon: float, corners: Sequence[tuple[float, float]]) -> bool:
-    """Whether a point lies inside a polygon of (lat, lon) corners (even-odd ray casting)."""
-    inside = False
-    j = len(corners) - 1
-    for i, (yi, xi) in enumerate(corners):
-        yj, xj = corners[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
+    return works_at(shifts, now.astimezone(tz))
 
 
 def takes_another(status: npt.NDArray[np.object_], held: Ints, capacity: Ints) -> Bools:

@@ -29,13 +29,13 @@ from services.matching.domain import (
     area_reason,
     fairness_penalties,
     haversine_many_km,
-    in_polygon,
     on_shift,
     primary_language,
     straight_line,
     takes_another,
 )
 from services.matching.rules import Matching
+from shared.geometry import in_polygon
 from shared.jurisdiction import Shift
 
 # What changes with every offer, as columns: team ids, status, capacity, lat, lon, and how many

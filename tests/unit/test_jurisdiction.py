@@ -1,5 +1,6 @@
 """The jurisdiction file: the example loads, and each kind of mistake says where it is."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,34 @@ def test_an_agency_id_that_continues_another_at_a_dot_is_refused():
         JurisdictionError, match=r"agency id riverbend-crisis\.campus continues agency id riverbend-crisis"
     ):
         parse(text, "city.yaml")
+
+
+SQUARE = "[[-123.10, 44.04], [-123.07, 44.04], [-123.07, 44.06], [-123.10, 44.06]]"
+
+
+def _with_zones(zones: str) -> str:
+    return EXAMPLE.read_text() + f"\nzones:\n{zones}\n"
+
+
+def test_zones_are_named_rings_closed_or_not():
+    j = parse(_with_zones(f"  - name: downtown\n    polygon: {SQUARE}\n"))
+    closed = parse(_with_zones(f"  - name: downtown\n    polygon: {SQUARE[:-1]}, [-123.10, 44.04]]\n"))
+    assert j.zones == closed.zones and len(j.zones[0].polygon) == 4
+    assert j.zones[0].contains(44.05, -123.09) and not j.zones[0].contains(44.05, -123.0)
+    assert parse(EXAMPLE.read_text()).zones == []
+
+
+@pytest.mark.parametrize(
+    ("zones", "message"),
+    [
+        ("  - name: a\n    polygon: [[0, 0], [1, 1], [0, 0]]\n", "at least three distinct corners"),
+        ("  - name: a\n    polygon: [[0, 0], [1, 1], [2, 2]]\n", "encloses no area"),
+        ("  - name: a\n    polygon: [[0, 0], [1, 95], [2, 0]]\n", "is not [lon, lat]"),
+        (f"  - name: a\n    polygon: {SQUARE}\n  - name: a\n    polygon: {SQUARE}\n", "duplicate zone ids"),
+        (f"  - name: unzoned\n    polygon: {SQUARE}\n", "reserved"),
+        (f"  - name: Down Town\n    polygon: {SQUARE}\n", "name"),
+    ],
+)
+def test_a_zone_that_is_not_a_polygon_or_not_unique_is_refused(zones, message):
+    with pytest.raises(JurisdictionError, match=re.escape(message)):
+        parse(_with_zones(zones))
