@@ -1,4 +1,4 @@
-"""The `careroute` command line: services, migrations, a jurisdiction, infrastructure, dead letters, rules."""
+"""The `careroute` command line: services, migrations, jurisdiction, infra, dead letters, rules, reports."""
 
 from __future__ import annotations
 
@@ -454,14 +454,14 @@ rules_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 
 
-def _moment(text: str, option: str) -> datetime | None:
+def _moment(text: str, option: str, command: str = "rules") -> datetime | None:
     """An ISO 8601 time from an option (UTC when it names no zone); exit status 2 for anything else."""
     if not text:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        typer.echo(f"careroute rules: {option} {text!r} is not an ISO 8601 time", err=True)
+        typer.echo(f"careroute {command}: {option} {text!r} is not an ISO 8601 time", err=True)
         raise typer.Exit(2) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -529,6 +529,53 @@ def rules_evaluate(
         for j in drafts.judge(rows, rules, timezone)
     ]
     typer.echo(shadow.render(shadow.differences(judged), other="draft"))
+
+
+reports_app = typer.Typer(help="The oversight reports audit serves, read from its trail directly.")
+app.add_typer(reports_app, name="reports")
+
+
+def _report(command: str, read: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """A report read from audit's schema; exit status 2 with what is wrong for a refused period or level."""
+    from shared.domain_errors import Invalid
+
+    try:
+        return asyncio.run(_read(_settings(), read))
+    except Invalid as exc:
+        typer.echo(f"careroute reports {command}: {exc.detail} ({exc.code})", err=True)
+        raise typer.Exit(2) from None
+
+
+@reports_app.command("areas")
+def reports_areas(since: Since = "", until: Until = "") -> None:
+    """Behavioural-health calls of the period by zone and local hour: diversion, police-involvement
+    and hand-back rates, time to a team on scene; cells under 11 calls withheld (as
+    GET /v1/reports/areas)."""
+    from services.audit import areas, handlers
+
+    start, end = _moment(since, "--from", "reports"), _moment(until, "--to", "reports")
+    typer.echo(areas.render(_report("areas", lambda conn: handlers.area_report(conn, start, end))))
+
+
+@reports_app.command("workforce")
+def reports_workforce(
+    since: Annotated[
+        str, typer.Option("--from", help="first moment of the period (ISO 8601; UTC by default)")
+    ],
+    until: Annotated[str, typer.Option("--to", help="end of the period, excluded")],
+    target: Annotated[float, typer.Option(help="share of eligible calls that must get a team in time")] = 0.9,
+    within_min: Annotated[float, typer.Option(help="minutes a call may wait for a team")] = 15.0,
+) -> None:
+    """For each hour of the week: eligible calls per hour, the teams Erlang C needs so that `target`
+    of them wait at most `within_min` for one, the teams on shift and the shortfall (as
+    GET /v1/reports/workforce)."""
+    from services.audit import handlers, workforce
+
+    start, end = _moment(since, "--from", "reports"), _moment(until, "--to", "reports")
+    report = _report(
+        "workforce", lambda conn: handlers.workforce_report(conn, start, end, target, within_min)
+    )
+    typer.echo(workforce.render(report))
 
 
 @app.command()

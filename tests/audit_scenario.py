@@ -40,14 +40,16 @@ def codes_of(reasons: list[str]) -> list[dict[str, Any]]:
     return codes
 
 
-def received(call: str, route: str, reasons: list[str], at: float = 0) -> Envelope:
+def received(
+    call: str, route: str, reasons: list[str], at: float = 0, place: events.Location = PLACE
+) -> Envelope:
     payload = events.CallReceived.model_validate(
         {
             "call_id": call,
             "psap_id": "valley-ecc",
             "external_id": f"CAD-{call}",
             "incident_type": "MNTL",
-            "location": PLACE.model_dump(),
+            "location": place.model_dump(),
             "safety": CLEAR.model_dump(),
             "callback_number": PLANTED[2],
             "decision": {

@@ -4,7 +4,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -16,6 +16,7 @@ from services.audit.checkpoints import Checkpointer
 from services.audit.repository import StoredEvent
 from services.audit.schemas import (
     AgencyIds,
+    AreaReport,
     CallIds,
     CallTrail,
     ConsistencyProof,
@@ -28,9 +29,9 @@ from services.audit.schemas import (
     TrailEvent,
     Verification,
     VerifierKey,
+    WorkforceReport,
 )
 from shared.auth import Authenticator, Principal, require
-from shared.envelope import utcnow
 from shared.errors import ApiError, error_responses, not_found
 from shared.http import Pool
 
@@ -337,8 +338,7 @@ async def summary(
     _check_range(since, until)
     async with pool.acquire() as conn:
         events = await repository.report_events(conn, since, until)
-    end = until if until is None or until.tzinfo else until.replace(tzinfo=UTC)
-    now = min(utcnow(), end) if end is not None else utcnow()
+    now = handlers.as_of(until)
     return Summary.model_validate(
         {"from": since, "to": until, "agency": agency, **reports.summary(events, agency, now)}
     )
@@ -364,3 +364,40 @@ async def shadow_differences(
         events = await repository.report_events(conn, since, until)
     table = shadow.differences(shadow.from_trail(events))
     return ShadowDifferences.model_validate({"from": since, "to": until, **table})
+
+
+Since = Annotated[
+    datetime | None, Query(alias="from", description="first moment (ISO 8601; UTC if no offset)")
+]
+Until = Annotated[datetime | None, Query(alias="to", description="end of the period, excluded")]
+
+
+@reports_router.get("/areas")
+async def areas(_: Reader, pool: Pool, since: Since = None, until: Until = None) -> AreaReport:
+    """Who is left to police: behavioural-health calls by zone and local hour of day, with the
+    diversion, police-involvement and hand-back rates and the time to a team on scene; a cell of
+    fewer than 11 calls (or one subtraction would tell) shows `suppressed` and no figures. 422
+    `invalid_range`, `period_too_long` (over 366 days), `period_out_of_range`."""
+    async with pool.acquire() as conn:
+        return AreaReport.model_validate(await handlers.area_report(conn, since, until))
+
+
+@reports_router.get("/workforce")
+async def workforce(
+    _: Reader,
+    pool: Pool,
+    since: Since = None,
+    until: Until = None,
+    target: Annotated[float, Query(gt=0, lt=1, description="share of eligible calls to reach in time")] = 0.9,
+    within_min: Annotated[
+        float, Query(gt=0, le=1440, description="minutes a call may wait for a team")
+    ] = 15.0,
+) -> WorkforceReport:
+    """How many crisis teams it would take: for each hour of the week, eligible arrivals per hour,
+    the teams Erlang C needs so that `target` of calls wait at most `within_min` minutes for one,
+    the teams on shift and the shortfall, with the model's inputs. 422 `period_required` (from and
+    to), `invalid_range`, `period_too_long`, `period_out_of_range`, or `invalid_request`."""
+    async with pool.acquire() as conn:
+        return WorkforceReport.model_validate(
+            await handlers.workforce_report(conn, since, until, target, within_min)
+        )

@@ -1,16 +1,19 @@
-"""Audit's use cases: append every event to the chain, and verify the trail."""
+"""Audit's use cases: append every event to the chain, verify the trail, draw the area and
+workforce reports from it."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
-from services.audit import domain, repository
+from services.audit import areas, domain, outcomes, period, repository, workforce
 from services.audit.checkpoints import Checkpointer
 from services.audit.metrics import EVENTS_FLAGGED
+from services.audit.stories import stories
 from shared.envelope import Envelope, utcnow
 
 log = structlog.get_logger(__name__)
@@ -74,3 +77,43 @@ async def verify(
         "first_bad_seq": verdict.first_bad_seq,
         "reason": verdict.reason,
     }
+
+
+def as_of(until: datetime | None) -> datetime:
+    """When a report judges review deadlines: now, or the end of its period if that is earlier."""
+    end = period.aware(until)
+    return min(utcnow(), end) if end is not None else utcnow()
+
+
+async def area_report(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """Behavioural-health calls received in a period by zone and local hour (`areas.areas`); each
+    call's zone is named here from its full location, which goes no further."""
+    since, until = period.checked(since, until)
+    config = await repository.report_config(conn)
+    calls = stories(await repository.report_events(conn, since, until))
+    located = await repository.call_locations(conn, since, until)
+    zone_by_call = {c: areas.zone_of(areas.position_of(located.get(c)), config.zones) for c in calls}
+    fates = outcomes.outcomes(calls, as_of(until))
+    table = areas.areas(calls, fates, zone_by_call, [z.name for z in config.zones], config.timezone)
+    return {"from": since, "to": until, "timezone": str(config.timezone), **table}
+
+
+async def workforce_report(
+    conn: asyncpg.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    target: float,
+    within_min: float,
+) -> dict[str, Any]:
+    """The teams each hour of the week needs against those on shift (`workforce.workforce`), over a
+    period widened to whole hours."""
+    workforce.check_level(target, within_min)
+    start, end = period.checked(since, until, required=True)
+    assert start is not None and end is not None  # required: checked refuses a missing end
+    start, end = period.whole_hours(start, end)
+    config = await repository.report_config(conn)
+    calls = stories(await repository.report_events(conn, start, end))
+    fates = outcomes.outcomes(calls, as_of(end))
+    return workforce.workforce(calls, fates, (start, end), config.timezone, config.teams, target, within_min)

@@ -10,20 +10,56 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.audit import domain, merkle
+from services.audit.workforce import TeamHours
 from shared.auth import Credential, replace_credentials
 from shared.envelope import Envelope
-from shared.jurisdiction import Jurisdiction
+from shared.jurisdiction import Jurisdiction, Shift, Zone
 
 SCHEMA = "audit"
 
 
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
-    """Store the oversight bodies' and admins' tokens (idempotent)."""
+    """Store the oversight bodies' and admins' tokens, and what the reports read of the file: the
+    time zone, each team's capacity and shifts, the zones (idempotent)."""
     await replace_credentials(conn, SCHEMA, [Credential(o.token, o.id, o.role) for o in j.oversight])
+    config = {
+        "timezone": j.jurisdiction.timezone,
+        "teams": [
+            {"id": t.id, "capacity": t.capacity, "shifts": [s.model_dump(mode="json") for s in t.shifts]}
+            for t in j.teams
+        ],
+        "zones": [z.model_dump(mode="json") for z in j.zones],
+    }
+    await conn.executemany(
+        "INSERT INTO audit.config (key, value) VALUES ($1, $2::jsonb)"
+        " ON CONFLICT (key) DO UPDATE SET value = $2::jsonb",
+        list(config.items()),
+    )
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the reports read of the loaded jurisdiction (UTC, no teams, no zones before any load)."""
+
+    timezone: ZoneInfo
+    teams: tuple[TeamHours, ...]
+    zones: tuple[Zone, ...]
+
+
+async def report_config(conn: asyncpg.Connection) -> ReportConfig:
+    """The time zone, teams and zones `careroute load` stored, validated again as the file was."""
+    stored = {r["key"]: r["value"] for r in await conn.fetch("SELECT key, value FROM audit.config")}
+    teams = tuple(
+        TeamHours(t["id"], int(t["capacity"]), tuple(Shift.model_validate(s) for s in t["shifts"]))
+        for t in stored.get("teams", [])
+    )
+    zones = tuple(Zone.model_validate(z) for z in stored.get("zones", []))
+    return ReportConfig(ZoneInfo(str(stored.get("timezone", "UTC"))), teams, zones)
 
 
 WRITER_ROLE = "audit_writer"
@@ -454,3 +490,20 @@ async def report_events(
         until,
     )
     return [r["public_event"] for r in rows]
+
+
+async def call_locations(
+    conn: asyncpg.Connection, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The location each call received in a time range was last given, from the full events: read
+    only to name the call's zone, never answered to a caller."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (subject) subject, envelope -> 'data' -> 'location' AS location"
+        " FROM audit.events WHERE type IN ('calls.received.v1', 'calls.updated.v1') AND flag IS NULL"
+        " AND subject IN (SELECT subject FROM audit.events WHERE type = 'calls.received.v1'"
+        " AND ($1::timestamptz IS NULL OR event_time >= $1) AND ($2::timestamptz IS NULL OR event_time < $2))"
+        " ORDER BY subject, seq DESC",
+        since,
+        until,
+    )
+    return {r["subject"]: r["location"] for r in rows}

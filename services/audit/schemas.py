@@ -174,3 +174,109 @@ class ShadowDifferences(BaseModel):
     active_versions: list[str]
     other_versions: list[str]
     pairs: list[RoutePair]
+
+
+class OnSceneTimes(BaseModel):
+    """Seconds from a call coming in to a team on scene: how many calls, their nearest-rank p50, p90."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+
+
+class AreaCell(BaseModel):
+    """One cell's behavioural-health calls; withheld (`suppressed`, every figure null) when it holds
+    fewer than 11 calls, or when showing it would let one be found by subtraction."""
+
+    suppressed: bool
+    calls: int | None
+    diversion_rate: float | None = Field(
+        description="Share served by a community team with no police involvement"
+    )
+    police_involvement_rate: float | None = Field(
+        description="Share served with police (a backup request, a law enforcement disposition)"
+        " or routed to police"
+    )
+    hand_back_rate: float | None = Field(description="Share no community team took, handed back to the PSAP")
+    call_to_on_scene_s: OnSceneTimes | None
+
+
+class HourCell(AreaCell):
+    """A cell of one local hour of day (0-23)."""
+
+    hour: int
+
+
+class ZoneRow(BaseModel):
+    """One zone (or `unzoned`, `unlocated`): over all hours, and hour by hour."""
+
+    zone: str
+    total: AreaCell
+    hours: list[HourCell]
+
+
+class AreaReport(BaseModel):
+    """Behavioural-health calls received in a period by zone and by local hour of day."""
+
+    since: datetime | None = Field(alias="from")
+    until: datetime | None = Field(alias="to")
+    timezone: str = Field(description="The jurisdiction's time zone, which the hours are read in")
+    min_cell: int = Field(description="The fewest calls a cell shows figures for")
+    total: AreaCell
+    zones: list[ZoneRow]
+    hours: list[HourCell] = Field(description="Each hour of day over all zones")
+
+
+class WorkforceInputs(BaseModel):
+    """What the staffing figures were computed from."""
+
+    target: float = Field(description="The share of eligible calls that must wait at most within_min")
+    within_min: float
+    weeks: float = Field(description="Length of the period in weeks (whole hours)")
+    eligible_calls: int
+    busy_calls: int = Field(description="Calls a team accepted and cleared: the busy times observed")
+    mean_busy_min: float | None = Field(description="Mean minutes from accept to cleared (travel included)")
+    mean_travel_min: float | None = Field(description="Mean minutes from accept to on scene")
+    teams: int = Field(description="Teams in the loaded roster")
+
+
+class WorkforceHour(BaseModel):
+    """One hour of the week (Monday 00:00 is 0) in the jurisdiction's time zone."""
+
+    hour_of_week: int
+    day: str
+    hour: int
+    observed_hours: float = Field(description="Hours of the period that fell in this hour of the week")
+    arrivals: int = Field(description="Eligible calls that came in during it")
+    arrivals_per_h: float | None
+    load_erlangs: float | None = Field(description="Arrivals per hour times the mean busy time, in hours")
+    teams_needed: int | None = Field(
+        description="Erlang C: the fewest teams that meet the target (null: no busy time observed)"
+    )
+    teams_on_shift: int = Field(description="Teams with capacity whose shifts cover the middle of the hour")
+    places_on_shift: int = Field(description="Calls those teams can hold at once (their capacities)")
+    shortfall: int | None = Field(description="teams_needed minus places_on_shift, at least 0")
+    share_within_on_shift: float | None = Field(
+        description="Erlang C: the share that would wait at most within_min with the places on shift"
+    )
+
+
+class WorkforceTotals(BaseModel):
+    """The week's team-hours: needed, on shift, short; and the hour shortest of teams."""
+
+    team_hours_needed: int | None
+    team_hours_on_shift: int
+    shortfall_team_hours: int | None
+    worst_hour_of_week: int | None
+
+
+class WorkforceReport(BaseModel):
+    """How many teams each hour of the week needs so a share of eligible calls get one in time."""
+
+    since: datetime = Field(alias="from")
+    until: datetime = Field(alias="to")
+    timezone: str
+    model: str = Field(description="erlang_c: M/M/c with the observed mean busy time")
+    inputs: WorkforceInputs
+    hours: list[WorkforceHour]
+    totals: WorkforceTotals

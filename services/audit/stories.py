@@ -68,6 +68,7 @@ class CallStory:
     accepted: tuple[str, str, datetime] | None = None
     on_scene_at: datetime | None = None
     cleared_disposition: str | None = None
+    cleared_at: datetime | None = None
     handed_back: list[str] = field(default_factory=list)
     # The last of "accepted" and "handed_back": a hand-back after an accept ends the team's part.
     last_team_step: str | None = None
@@ -135,6 +136,7 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
             story.on_scene_at = when
         elif status == "cleared":
             story.cleared_disposition = _text(data.get("disposition")) or ""
+            story.cleared_at = when
         elif status == "backup_requested":
             story.backups += 1
     elif kind == "calls.unassigned.v1":
