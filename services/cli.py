@@ -93,8 +93,9 @@ def load(
     """Load a jurisdiction file (idempotent).
 
     Stores PSAPs, agencies, teams, oversight bodies, tokens and triage rules in every service's
-    schema in one transaction, and creates each agency's topic. Secrets may be written `env:NAME`.
-    Loading again updates what changed and keeps team statuses.
+    schema in one transaction, and creates each agency's topic; audit keeps the time zone, the
+    teams' shifts and capacities and the `zones:` (named [lon, lat] polygons) its reports read.
+    Secrets may be written `env:NAME`. Loading again updates what changed and keeps team statuses.
     """
     from services import loader
 
@@ -110,7 +111,7 @@ def load(
     j = jurisdiction
     typer.echo(
         f"loaded {j.jurisdiction.name}: {len(j.psaps)} PSAPs, {len(j.agencies)} agencies, "
-        f"{len(j.teams)} teams, {len(j.oversight)} oversight, rules {j.triage.version}"
+        f"{len(j.teams)} teams, {len(j.oversight)} oversight, {len(j.zones)} zones, rules {j.triage.version}"
     )
 
 

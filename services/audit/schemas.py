@@ -129,11 +129,16 @@ class Percentiles(BaseModel):
     p99: float | None
 
 
-class Summary(BaseModel):
-    """The oversight summary of the calls received in a time range."""
+class PeriodReport(BaseModel):
+    """A report of the calls received in a period (`from` included, `to` excluded; null: open)."""
 
     since: datetime | None = Field(alias="from")
     until: datetime | None = Field(alias="to")
+
+
+class Summary(PeriodReport):
+    """The oversight summary of the calls received in a time range."""
+
     agency: str | None
     funnel: Funnel
     outcomes: Outcomes
@@ -164,11 +169,9 @@ class RoutePair(BaseModel):
     call_ids: list[str]
 
 
-class ShadowDifferences(BaseModel):
+class ShadowDifferences(PeriodReport):
     """Calls of a period whose shadow decision differs from the active one, by pair of routes."""
 
-    since: datetime | None = Field(alias="from")
-    until: datetime | None = Field(alias="to")
     compared: int = Field(description="Calls triaged by both rule sets")
     differ: int = Field(description="Calls the shadow rules would route elsewhere")
     active_versions: list[str]
@@ -215,11 +218,9 @@ class ZoneRow(BaseModel):
     hours: list[HourCell]
 
 
-class AreaReport(BaseModel):
+class AreaReport(PeriodReport):
     """Behavioural-health calls received in a period by zone and by local hour of day."""
 
-    since: datetime | None = Field(alias="from")
-    until: datetime | None = Field(alias="to")
     timezone: str = Field(description="The jurisdiction's time zone, which the hours are read in")
     min_cell: int = Field(description="The fewest calls a cell shows figures for")
     total: AreaCell

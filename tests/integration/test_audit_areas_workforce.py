@@ -21,6 +21,7 @@ from shared.settings import Settings
 from tests.audit_scenario import ELIGIBLE, T0, offered, received, responded, status, unassigned
 from tests.integration.test_audit_service import MIGRATIONS, REVIEWER, audit_running, publish, stored_count
 from tests.support import eventually
+from tests.unit.test_workforce import MONDAY_03
 from tools.jurisdictions import small
 from tools.psap import bearer
 
@@ -221,20 +222,7 @@ async def test_the_workforce_report_of_a_week_worked_by_hand(played):
         "teams": 3,
     }
     hours = report["hours"]
-    assert hours[3] == {
-        "hour_of_week": 3,
-        "day": "mon",
-        "hour": 3,
-        "observed_hours": 1.0,
-        "arrivals": 12,
-        "arrivals_per_h": 12.0,
-        "load_erlangs": 2.0,
-        "teams_needed": 3,
-        "teams_on_shift": 2,
-        "places_on_shift": 2,
-        "shortfall": 1,
-        "share_within_on_shift": 0.0,
-    }
+    assert hours[3] == MONDAY_03
     assert [hours[10][k] for k in ("arrivals", "teams_needed", "places_on_shift", "shortfall")] == [
         6,
         2,

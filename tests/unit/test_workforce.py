@@ -24,6 +24,22 @@ TEAMS = (
     TeamHours("benched", 0, ()),
 )
 
+# Monday 03:00 of the week worked by hand below (12 calls busy 10 min each, 2 places on shift).
+MONDAY_03 = {
+    "hour_of_week": 3,
+    "day": "mon",
+    "hour": 3,
+    "observed_hours": 1.0,
+    "arrivals": 12,
+    "arrivals_per_h": 12.0,
+    "load_erlangs": 2.0,
+    "teams_needed": 3,
+    "teams_on_shift": 2,
+    "places_on_shift": 2,
+    "shortfall": 1,
+    "share_within_on_shift": 0.0,
+}
+
 
 def test_hour_of_week_is_local_monday_first():
     assert workforce.hour_of_week(WEEK[0], LA) == 0
@@ -108,20 +124,7 @@ def test_the_staffing_of_a_week_worked_by_hand():
     report = workforce.workforce(calls, outcomes.outcomes(calls, None), WEEK, LA, TEAMS, 0.9, 15)
     hours = report["hours"]
     assert len(hours) == 168
-    assert hours[3] == {
-        "hour_of_week": 3,
-        "day": "mon",
-        "hour": 3,
-        "observed_hours": 1.0,
-        "arrivals": 12,
-        "arrivals_per_h": 12.0,
-        "load_erlangs": 2.0,
-        "teams_needed": 3,
-        "teams_on_shift": 2,
-        "places_on_shift": 2,
-        "shortfall": 1,
-        "share_within_on_shift": 0.0,
-    }
+    assert hours[3] == MONDAY_03
     assert (hours[10]["teams_needed"], hours[10]["places_on_shift"], hours[10]["shortfall"]) == (2, 3, 0)
     assert hours[10]["share_within_on_shift"] == pytest.approx(0.9955)
     assert (hours[14]["arrivals"], hours[14]["teams_needed"], hours[14]["shortfall"]) == (5, 2, 0)
