@@ -19,6 +19,8 @@ from shared.jurisdiction import UNLOCATED, UNZONED, Zone
 # The cell-size rule public health agencies publish by: fewer calls than this identify people.
 MIN_CELL = 11
 HOURS = range(24)
+# What a cell tells; a withheld cell tells none of it.
+FIGURES = ("calls", "diversion_rate", "police_involvement_rate", "hand_back_rate", "call_to_on_scene_s")
 
 
 def position_of(location: Any) -> tuple[float, float] | None:
@@ -132,14 +134,7 @@ def _total(tallies: Sequence[Tally]) -> Tally:
 def cell(tally: Tally, hidden: bool) -> dict[str, Any]:
     """A cell's figures, or none of them when it is withheld."""
     if hidden:
-        return {
-            "suppressed": True,
-            "calls": None,
-            "diversion_rate": None,
-            "police_involvement_rate": None,
-            "hand_back_rate": None,
-            "call_to_on_scene_s": None,
-        }
+        return {"suppressed": True, **dict.fromkeys(FIGURES)}
     times = percentiles(tally.on_scene_s)
     n = tally.calls
     return {

@@ -195,7 +195,7 @@ def render(report: Mapping[str, Any]) -> str:
     lines = [
         f"Erlang C (M/M/c): teams so that {i['target']:.0%} of eligible calls wait at most"
         f" {i['within_min']:g} min for a team, in {report['timezone']}",
-        f"{i['eligible_calls']} eligible calls over {i['weeks']:g} weeks; mean busy time per call {busy}"
+        f"{i['eligible_calls']} eligible calls over {i['weeks']:g} week(s); mean busy time per call {busy}"
         f" over {i['busy_calls']} calls (travel to the scene {i['mean_travel_min']} min of it)",
         f"{'day':<4} {'hour':>4} {'calls/h':>8} {'erlangs':>8} {'needed':>7} {'on shift':>9} {'short':>6}"
         f" {'within T now':>13}",

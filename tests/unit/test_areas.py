@@ -128,14 +128,9 @@ def test_a_cell_of_eleven_calls_shows_its_figures():
     # Every other cell is empty, withheld with no figure at all.
     for h in (0, 4, 23):
         assert downtown["hours"][h]["suppressed"] and downtown["hours"][h]["calls"] is None
-    assert report["zones"][1]["total"] == {
-        "suppressed": True,
-        "calls": None,
-        "diversion_rate": None,
-        "police_involvement_rate": None,
-        "hand_back_rate": None,
-        "call_to_on_scene_s": None,
-    }
+    river = report["zones"][1]["total"]
+    assert river["suppressed"] and set(river) == set(expected)
+    assert all(value is None for key, value in river.items() if key != "suppressed")
 
 
 def test_one_call_elsewhere_withholds_what_would_tell_it():
