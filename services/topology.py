@@ -25,7 +25,9 @@ TOPOLOGY: dict[str, ServiceTopics] = {
             t.ASSIGNMENTS_STATUS_CHANGED: "on_assignment_event",
             t.CALLS_UNASSIGNED: "on_assignment_event",
         },
-        produces=frozenset({t.CALLS_RECEIVED, t.CALLS_UPDATED, t.CALLS_CANCELLED, t.ACCESS_RECORDED}),
+        produces=frozenset(
+            {t.CALLS_RECEIVED, t.CALLS_UPDATED, t.CALLS_CANCELLED, t.CALLS_CALLBACK_FAILED, t.ACCESS_RECORDED}
+        ),
     ),
     "matching": ServiceTopics(
         handlers="services.matching.handlers",

@@ -248,6 +248,25 @@ class CallUnassigned(Payload):
     attempts: Shown[int | None] = Field(default=None, ge=0)
 
 
+# Why a status callback to a PSAP failed, as a class of error (never the error's text).
+CallbackErrorClass = Literal[
+    "http_4xx", "http_5xx", "http_other", "timeout", "connect", "invalid_url", "transport", "no_callback_url"
+]
+
+
+class CallbackFailed(Payload):
+    """A status callback never reached the PSAP: intake gave up after `attempts`
+    (`calls.callback_failed.v1`)."""
+
+    call_id: Shown[str]
+    psap_id: Shown[str]
+    # The call's step the PSAP was not told (`handed_back`) and the callback's unitStatus.
+    status: Shown[str]
+    unit_status: Shown[str]
+    attempts: Shown[int] = Field(ge=1)
+    error_class: Shown[CallbackErrorClass]
+
+
 class NotificationOutcome(Payload):
     """One delivery attempt to an agency and how it went."""
 

@@ -137,6 +137,8 @@ class Psap(Model):
     token: Secret
     signing_secret: Secret | None = None
     callback_url: str | None = None
+    # Where an alert goes when a status callback fails for good (signed as the callbacks are).
+    supervisor_url: str | None = None
     local_codes: dict[str, str] = Field(default_factory=dict)
     # Secrets still accepted on PSAP requests while the PSAP rotates to `signing_secret`,
     # and this PSAP's own request rate limit (the `limits` package's notation, e.g. "600/minute").

@@ -18,6 +18,7 @@ CALLS_RECEIVED = "calls.received.v1"
 CALLS_UPDATED = "calls.updated.v1"
 CALLS_CANCELLED = "calls.cancelled.v1"
 CALLS_UNASSIGNED = "calls.unassigned.v1"
+CALLS_CALLBACK_FAILED = "calls.callback_failed.v1"
 ASSIGNMENTS_OFFERED = "assignments.offered.v1"
 ASSIGNMENTS_EXPIRED = "assignments.expired.v1"
 ASSIGNMENTS_WITHDRAWN = "assignments.withdrawn.v1"
@@ -44,6 +45,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(CALLS_UPDATED, events.CallUpdated),
         Topic(CALLS_CANCELLED, events.CallCancelled),
         Topic(CALLS_UNASSIGNED, events.CallUnassigned),
+        Topic(CALLS_CALLBACK_FAILED, events.CallbackFailed),
         Topic(ASSIGNMENTS_OFFERED, events.AssignmentOffered),
         Topic(ASSIGNMENTS_EXPIRED, events.AssignmentExpired),
         Topic(ASSIGNMENTS_WITHDRAWN, events.AssignmentWithdrawn),

@@ -27,11 +27,11 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     for p in j.psaps:
         await conn.execute(
             "INSERT INTO intake.psaps (id, name, callback_url, signing_secret, local_codes,"
-            " previous_signing_secrets, rate_limit, eido_agencies)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb)"
+            " previous_signing_secrets, rate_limit, eido_agencies, supervisor_url)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::jsonb, $9)"
             " ON CONFLICT (id) DO UPDATE SET name = $2, callback_url = $3, signing_secret = $4,"
             " local_codes = $5::jsonb, previous_signing_secrets = $6::jsonb, rate_limit = $7,"
-            " eido_agencies = $8::jsonb",
+            " eido_agencies = $8::jsonb, supervisor_url = $9",
             p.id,
             p.name,
             p.callback_url,
@@ -40,6 +40,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             p.previous_signing_secrets,
             p.rate_limit,
             p.eido_agencies,
+            p.supervisor_url,
         )
     await replace_credentials(conn, SCHEMA, [Credential(p.token, p.id, "psap") for p in j.psaps])
     rules = triage_rules(j)
@@ -158,13 +159,28 @@ class SignedAnswer:
 
 @dataclass(frozen=True, slots=True)
 class DueCallback:
-    """A status callback due to be sent, with where and how to sign it."""
+    """A status callback due to be sent, with where and how to sign it, and where to raise the
+    alarm should it fail for good."""
+
+    id: int
+    call_id: uuid.UUID
+    psap_id: str
+    payload: dict[str, Any]
+    attempts: int
+    callback_url: str | None
+    signing_secret: str | None
+    supervisor_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueAlert:
+    """An alert to a PSAP's supervisor channel due to be sent, with where and how to sign it."""
 
     id: int
     call_id: uuid.UUID
     payload: dict[str, Any]
     attempts: int
-    callback_url: str | None
+    supervisor_url: str | None
     signing_secret: str | None
 
 
@@ -385,7 +401,8 @@ async def enqueue_callback(
 async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueCallback]:
     """The oldest pending callback of each call, when it is due: later ones wait their turn."""
     rows = await conn.fetch(
-        "SELECT c.id, c.call_id, c.payload, c.attempts, p.callback_url, p.signing_secret"
+        "SELECT c.id, c.call_id, c.psap_id, c.payload, c.attempts, p.callback_url, p.signing_secret,"
+        " p.supervisor_url"
         " FROM (SELECT DISTINCT ON (call_id) * FROM intake.callbacks WHERE state = 'pending'"
         "       ORDER BY call_id, id) c JOIN intake.psaps p ON p.id = c.psap_id"
         " WHERE c.next_attempt_at <= now() ORDER BY c.id LIMIT $1",
@@ -394,10 +411,16 @@ async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueC
     return as_rows(DueCallback, rows)
 
 
-async def finish_callback(conn: asyncpg.Connection, callback_id: int, state: str, error: str | None) -> None:
-    """Record a callback as delivered or failed for good."""
+# The two delivery queues to a PSAP: its status callbacks and its supervisor's alerts.
+Queue = Literal["callbacks", "supervisor_alerts"]
+
+
+async def finish_callback(
+    conn: asyncpg.Connection, callback_id: int, state: str, error: str | None, queue: Queue = "callbacks"
+) -> None:
+    """Record a callback (or an alert) as delivered or failed for good."""
     await conn.execute(
-        "UPDATE intake.callbacks SET state = $2, attempts = attempts + 1, last_error = $3,"
+        f"UPDATE intake.{queue} SET state = $2, attempts = attempts + 1, last_error = $3,"
         " finished_at = now() WHERE id = $1",
         callback_id,
         state,
@@ -405,15 +428,42 @@ async def finish_callback(conn: asyncpg.Connection, callback_id: int, state: str
     )
 
 
-async def retry_callback(conn: asyncpg.Connection, callback_id: int, delay_s: float, error: str) -> None:
-    """Record a failed attempt and when to try again."""
+async def retry_callback(
+    conn: asyncpg.Connection, callback_id: int, delay_s: float, error: str, queue: Queue = "callbacks"
+) -> None:
+    """Record a failed attempt of a callback (or an alert) and when to try again."""
     await conn.execute(
-        "UPDATE intake.callbacks SET attempts = attempts + 1, last_error = $3,"
+        f"UPDATE intake.{queue} SET attempts = attempts + 1, last_error = $3,"
         " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
         callback_id,
         delay_s,
         error,
     )
+
+
+async def enqueue_alert(conn: asyncpg.Connection, callback: DueCallback, payload: dict[str, Any]) -> None:
+    """Queue an alert to the PSAP's supervisor about a failed callback, in the caller's transaction
+    (once per callback)."""
+    await conn.execute(
+        "INSERT INTO intake.supervisor_alerts (callback_id, call_id, psap_id, payload)"
+        " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (callback_id) DO NOTHING",
+        callback.id,
+        callback.call_id,
+        callback.psap_id,
+        payload,
+    )
+    await conn.execute("SELECT pg_notify('intake_alerts', '')")  # wakes the alert sender at commit
+
+
+async def due_alerts(conn: asyncpg.Connection, limit: int = 100) -> list[DueAlert]:
+    """Pending supervisor alerts that are due, oldest first (they need no order among themselves)."""
+    rows = await conn.fetch(
+        "SELECT a.id, a.call_id, a.payload, a.attempts, p.supervisor_url, p.signing_secret"
+        " FROM intake.supervisor_alerts a JOIN intake.psaps p ON p.id = a.psap_id"
+        " WHERE a.state = 'pending' AND a.next_attempt_at <= now() ORDER BY a.id LIMIT $1",
+        limit,
+    )
+    return as_rows(DueAlert, rows)
 
 
 async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) -> list[CallbackRow]:

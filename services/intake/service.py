@@ -33,11 +33,12 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
     app.state.guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
     app.include_router(api.router)
     sender = callbacks.CallbackSender(infra.pool, settings)
+    alerts = callbacks.AlertSender(infra.pool, settings)
     return ServiceParts(
         name="intake",
         schema=SCHEMA,
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        background=[sender.run, partial(forget_old_requests, infra.pool)],
+        background=[sender.run, alerts.run, partial(forget_old_requests, infra.pool)],
     )

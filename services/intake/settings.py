@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class IntakeSettings(BaseSettings):
-    """Limits, rate limits, client clock tolerance and status callback delivery of intake."""
+    """Limits, rate limits, client clock tolerance, and delivery of callbacks and supervisor alerts."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=None, extra="ignore")
 
@@ -21,5 +21,8 @@ class IntakeSettings(BaseSettings):
     callback_retry_max_s: float = Field(default=300.0, gt=0)
     callback_timeout_s: float = Field(default=5.0, gt=0)
     callback_poll_s: float = Field(default=0.5, gt=0)
+    # Alerts to a PSAP's supervisor channel about a callback that failed for good: bounded as well,
+    # with the callbacks' backoff, so a supervisor channel that is down never queues without end.
+    supervisor_max_attempts: int = Field(default=5, ge=1)
     # How far ahead of intake's clock a client's timestamp may be before it is refused (422).
     clock_tolerance_s: float = Field(default=300.0, ge=0)

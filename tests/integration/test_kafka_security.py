@@ -273,7 +273,7 @@ async def test_applying_the_acls_again_revokes_every_grant_the_file_does_not_mak
 
     again = _kafka_acls_command(secured, run_dir, tmp_path)
     assert again.exit_code == 0, again.output
-    assert again.output.strip() == "0 topics created, 8 SCRAM users set, 58 ACLs granted, 2 revoked"
+    assert again.output.strip() == "0 topics created, 8 SCRAM users set, 60 ACLs granted, 2 revoked"
     assert kafka_access.apply(secured, JURISDICTION).revoked == 0
 
     refused, values = _read(_agency(secured, OWN), [other], refusals=1)
