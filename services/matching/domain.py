@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -117,6 +117,18 @@ class Decision:
 
 # ETA from a call to each team; the straight line today, a routing engine may replace it.
 EtaModel = Callable[[float, float, Floats, Floats], Floats]
+
+
+def offer_deadline(
+    now: datetime, commit_from: datetime, commit_within_s: float, timeout_s: float, floor_s: float
+) -> datetime | None:
+    """The deadline of an offer made `now`: its timeout, cut to what is left of the call's time to
+    commit (counted from `commit_from`, its 202); None when less than `floor_s` is left, since an
+    offer no team could answer in time only keeps the PSAP waiting."""
+    commit_by = commit_from + timedelta(seconds=commit_within_s)
+    if commit_by - now < timedelta(seconds=floor_s):
+        return None
+    return min(now + timedelta(seconds=timeout_s), commit_by)
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -16,6 +16,8 @@ class MatchingConfig:
     """The knobs of matching."""
 
     offer_timeout_s: int = 120
+    # No offer is made with less than this left of the call's time to commit: it is handed back.
+    offer_floor_s: float = 15.0
     speed_kmh: float = 40.0
     max_attempts: int = 3
     # How stale another replica's roster changes may be in a decision (this process's own are not).

@@ -4,7 +4,7 @@ the call back with the reason and how far the roster got."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -48,6 +48,7 @@ async def place(
         offer.model_dump(mode="json"),
         event.correlationid,
         call.decision.rules_version,
+        commit_from=call.received_at if isinstance(call, events.CallReceived) else call.updated_at,
     )
     if stored is None:
         return False
@@ -81,6 +82,11 @@ async def offer_next(
         explanation["detail"] = f"{len(tried)} teams were offered the call"
         await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
         return
+    deadline = await _deadline(matcher, conn, call, cause, rules, now)
+    if deadline is None:
+        explanation["detail"] = f"no team accepted within {rules.commit_within:g} s of the call"
+        await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
+        return
     explanation["agency_load"] = index.load()
     decision, chosen, taken = await _choose(matcher, conn, call_id, index, needs, tried, now)
     explanation["considered"] = "every team"
@@ -90,7 +96,7 @@ async def offer_next(
         rank_no, candidate = chosen
         explanation["chosen"] = {"rank": rank_no, **candidate.explain()}
         explanation["runners_up"] = [c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]]
-        await _offer(matcher, conn, call, candidate, explanation, rules.version, now, cause)
+        await _offer(conn, call, candidate, explanation, rules.version, deadline, cause)
         return
     # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
     explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
@@ -206,22 +212,38 @@ def _explanation(
     }
 
 
-async def _offer(
+async def _deadline(
     matcher: Matcher,
+    conn: asyncpg.Connection,
+    call: repository.CallRow,
+    cause: Envelope,
+    rules: Matching,
+    now: datetime,
+) -> datetime | None:
+    """The deadline of an offer made now, within the call's time to commit (None: too little is
+    left); a call rerouted to community starts its time with the update that rerouted it."""
+    commit_from = call.commit_from
+    if commit_from is None:
+        commit_from = cause.time
+        await repository.start_commit_budget(conn, str(call.call_id), commit_from)
+    c = matcher.config
+    return domain.offer_deadline(now, commit_from, rules.commit_within, c.offer_timeout_s, c.offer_floor_s)
+
+
+async def _offer(
     conn: asyncpg.Connection,
     call: repository.CallRow,
     candidate: domain.Candidate,
     explanation: dict[str, Any],
     rules_version: str,
-    now: datetime,
+    deadline: datetime,
     cause: Envelope,
 ) -> None:
-    """Offer the reserved team the call until its deadline, recorded with the decision's explanation."""
+    """Offer the reserved team the call until `deadline`, recorded with the decision's explanation."""
     call_id = str(call.call_id)
     team = candidate.team
     attempt = len(call.tried_teams) + 1
     assignment_id = str(uuid.uuid4())
-    deadline = now + timedelta(seconds=matcher.config.offer_timeout_s)
     payload = events.AssignmentOffered(
         assignment_id=assignment_id,
         call_id=call_id,

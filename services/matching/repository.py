@@ -54,6 +54,8 @@ class CallRow:
     correlation: str
     created_at: datetime
     triage_version: str | None
+    # When its time to commit started (None: not yet, a pending record).
+    commit_from: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,20 +316,32 @@ async def insert_call(
     correlation: str,
     triage_version: str | None = None,
     status: str = "matching",
+    commit_from: datetime | None = None,
 ) -> CallRow | None:
     """Remember a call (or a pending record of one, by its `status`) and return it, new in this
     transaction so no other sees it yet; None if the call was already known."""
     row = await conn.fetchrow(
-        "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version)"
-        f" VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5) ON CONFLICT DO NOTHING RETURNING {_CALL}",
+        "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version,"
+        f" commit_from) VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5, $7) ON CONFLICT DO NOTHING"
+        f" RETURNING {_CALL}",
         call_id,
         psap_id,
         offer,
         correlation,
         triage_version,
         status,
+        commit_from,
     )
     return as_row(CallRow, row)
+
+
+async def start_commit_budget(conn: asyncpg.Connection, call_id: str, at: datetime) -> None:
+    """Start a call's time to commit at `at`, unless it has started already."""
+    await conn.execute(
+        "UPDATE matching.calls SET commit_from = coalesce(commit_from, $2) WHERE call_id = $1::uuid",
+        call_id,
+        at,
+    )
 
 
 async def update_offer(

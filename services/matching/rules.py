@@ -1,4 +1,5 @@
-"""Matching's section of the jurisdiction file: skill rules, the language policy, score weights."""
+"""Matching's section of the jurisdiction file: skill rules, the language policy, score weights, the
+time to commit."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class Matching(Model):
     preferred_skill_min: float = Field(default=3.0, ge=0)
     language_min: float = Field(default=5.0, ge=0)
     fairness_min: float = Field(default=10.0, ge=0)
+    # Seconds from the call's 202 within which a team must have accepted it; past them the call
+    # goes back to its PSAP (`no_acceptance_in_time`) whatever attempts remain.
+    commit_within: float = Field(default=120.0, gt=0)
 
     @field_validator("incident_types")
     @classmethod

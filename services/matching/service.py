@@ -21,6 +21,7 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
     matcher = Matcher(
         MatchingConfig(
             offer_timeout_s=own.offer_timeout_s,
+            offer_floor_s=own.offer_floor_s,
             speed_kmh=own.speed_kmh,
             max_attempts=own.max_attempts,
             roster_refresh_s=own.roster_refresh_s,

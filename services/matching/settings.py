@@ -15,6 +15,11 @@ class MatchingSettings(BaseSettings):
     offer_timeout_s: int = Field(
         default=120, description="acknowledgement deadline matching writes into an offer (notify decides it)"
     )
+    offer_floor_s: float = Field(
+        default=15.0,
+        ge=1,
+        description="shortest offer deadline: with less left of the call's time to commit it is handed back",
+    )
     speed_kmh: float = Field(default=40.0, description="speed used to turn distance into an ETA")
     max_attempts: int = Field(default=3, ge=1, description="offers per call before it is handed back")
     roster_refresh_s: float = Field(

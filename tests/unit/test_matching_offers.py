@@ -1,6 +1,8 @@
 """Offering a call: what it needs from its offer, and the reason it is handed back with."""
 
-from services.matching.domain import Decision
+from datetime import UTC, datetime, timedelta
+
+from services.matching.domain import Decision, offer_deadline
 from services.matching.offers import call_needs, hand_back_reason
 from services.matching.rules import Matching
 from shared import events
@@ -41,3 +43,25 @@ def test_a_call_needs_its_types_skills_and_those_its_screen_answers_add():
     assert (needs.lat, needs.lon, needs.language) == (44.05, -123.09, "es")
     assert needs.required == {"licensed_clinician"}
     assert needs.preferred == {"youth", "medic"}
+
+
+T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+
+
+def test_an_offer_keeps_its_timeout_while_the_time_to_commit_allows():
+    assert offer_deadline(T0, T0, 600, 120, 15) == T0 + timedelta(seconds=120)
+
+
+def test_an_offer_deadline_shrinks_to_what_is_left_of_the_time_to_commit():
+    now = T0 + timedelta(seconds=90)
+    assert offer_deadline(now, T0, 120, 120, 15) == T0 + timedelta(seconds=120)
+
+
+def test_with_less_than_the_floor_left_no_offer_is_made():
+    assert offer_deadline(T0 + timedelta(seconds=106), T0, 120, 120, 15) is None
+    assert offer_deadline(T0 + timedelta(seconds=105), T0, 120, 120, 15) == T0 + timedelta(seconds=120)
+    assert offer_deadline(T0 + timedelta(seconds=500), T0, 120, 120, 15) is None
+
+
+def test_the_time_to_commit_defaults_to_two_minutes():
+    assert Matching(version="v").commit_within == 120
