@@ -3,10 +3,11 @@ a signed alert to the PSAP's supervisor, retried a bounded number of times besid
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,8 +27,13 @@ from tools.system import System
 
 pytestmark = pytest.mark.integration
 
+# A request may take 15 s, so a supervisor that never answers holds its alert that long.
 INTAKE = IntakeSettings(
-    callback_retry_base_s=0.1, callback_max_attempts=3, callback_poll_s=0.1, supervisor_max_attempts=3
+    callback_retry_base_s=0.1,
+    callback_max_attempts=3,
+    callback_poll_s=0.1,
+    supervisor_max_attempts=3,
+    callback_timeout_s=15,
 )
 REVIEWER = "test-oversight-callbacks-5d1e0a"
 RUN = uuid.uuid4().hex[:8]  # PSAP ids of this run alone: the metric counts from zero for them
@@ -43,14 +49,41 @@ class Psap:
 
 WATCHED = Psap(f"watched-{RUN}", "watched-signing-secret-7c2b9e")  # supervisor answers after one failure
 UNWATCHED = Psap(f"unwatched-{RUN}", "unwatched-signing-secret-3f8a1d")  # no supervisor_url
-DEAF = Psap(f"deaf-{RUN}", "deaf-signing-secret-9e4c2a")  # supervisor never answers
+DEAF = Psap(f"deaf-{RUN}", "deaf-signing-secret-9e4c2a")  # supervisor refuses every alert
+SLOW = Psap(f"slow-{RUN}", "slow-signing-secret-1a6f3e")  # supervisor takes requests and never answers
 
 
-def jurisdiction(callbacks: int, supervisor: int) -> Jurisdiction:
-    """Three PSAPs whose callback URL always fails; one team with no capacity, so every call is
-    handed back at once."""
+@dataclass
+class Hanging:
+    """A supervisor endpoint that reads each request and never answers until it is stopped."""
 
-    def psap(p: Psap, supervisor_path: str | None) -> dict[str, Any]:
+    port: int
+    requests: int = 0
+    _server: asyncio.Server | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.requests += 1
+        await self._released.wait()
+        writer.close()
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1:port."""
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Let every held request go and stop listening."""
+        self._released.set()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def jurisdiction(callbacks: int, supervisor: int, hanging: int) -> Jurisdiction:
+    """PSAPs whose callback URL always fails; one team with no capacity, so every call is handed
+    back at once."""
+
+    def psap(p: Psap, supervisor_path: str | None, port: int = supervisor) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "id": p.id,
             "name": p.id,
@@ -59,14 +92,19 @@ def jurisdiction(callbacks: int, supervisor: int) -> Jurisdiction:
             "callback_url": f"http://127.0.0.1:{callbacks}/{p.id}/always-fail",
         }
         if supervisor_path is not None:
-            entry["supervisor_url"] = f"http://127.0.0.1:{supervisor}/{supervisor_path}"
+            entry["supervisor_url"] = f"http://127.0.0.1:{port}/{supervisor_path}"
         return entry
 
     return Deployment.model_validate(
         {
             "jurisdiction": {"id": "test", "name": "Test", "timezone": "UTC"},
             "triage": {"version": "t", "eligible_types": ["MNTL"], "exclude": {"weapon": "police"}},
-            "psaps": [psap(WATCHED, WATCHED.id), psap(UNWATCHED, None), psap(DEAF, f"{DEAF.id}/always-fail")],
+            "psaps": [
+                psap(WATCHED, WATCHED.id),
+                psap(UNWATCHED, None),
+                psap(DEAF, f"{DEAF.id}/always-fail"),
+                psap(SLOW, SLOW.id, hanging),
+            ],
             "agencies": [{"id": "crisis", "name": "Crisis", "token": "test-agency-crisis-token-1b2c"}],
             "teams": [
                 {
@@ -89,6 +127,7 @@ class Running:
     system: System
     callbacks: CallbackServer
     supervisor: CallbackServer
+    hanging: Hanging
 
 
 @pytest.fixture(scope="module")
@@ -96,19 +135,23 @@ async def running(stack: infra.InfraEndpoints) -> AsyncIterator[Running]:
     callbacks = CallbackServer(infra.free_port())
     # Fails the first alert of each call, so the one delivered is a retry.
     supervisor = CallbackServer(infra.free_port(), fail_first=1)
+    hanging = Hanging(infra.free_port())
     await callbacks.start()
     await supervisor.start()
+    await hanging.start()
     try:
         async with System.start(
             stack,
             ["intake", "matching", "audit"],
-            jurisdiction=jurisdiction(callbacks.port, supervisor.port),
+            jurisdiction=jurisdiction(callbacks.port, supervisor.port, hanging.port),
             settings=SETTINGS,
             builders={"intake": lambda i: build(i, INTAKE)},
             prefix="cbfail",
         ) as system:
-            yield Running(system, callbacks, supervisor)
+            yield Running(system, callbacks, supervisor, hanging)
+            await hanging.stop()  # before intake stops, so no alert is left waiting on it
     finally:
+        await hanging.stop()
         await supervisor.stop()
         await callbacks.stop()
 
@@ -217,3 +260,25 @@ async def test_an_unreachable_supervisor_is_tried_a_bounded_number_of_times(runn
     )
     assert len(alerts_of(running.supervisor, call_id)) == INTAKE.supervisor_max_attempts
     assert await failed_count(system, DEAF) == 1
+
+
+async def test_a_supervisor_that_never_answers_holds_up_no_status_callback(running: Running):
+    """While the alert about one call waits on a supervisor endpoint that does not answer, another
+    call's callbacks go on at their own pace: its failure is in the trail before the alert's first
+    attempt has even timed out."""
+    system = running.system
+    first = await handed_back_call(system, SLOW)
+    await failure_in_trail(system, first)
+
+    async def sent() -> int:
+        return running.hanging.requests
+
+    await eventually(sent, lambda n: n >= 1, what="the alert sent")
+    second = await handed_back_call(system, SLOW)
+    await failure_in_trail(system, second)
+    async with system.pool(1) as pool:
+        held = await pool.fetchrow(
+            "SELECT state, attempts FROM intake.supervisor_alerts WHERE call_id = $1::uuid", first
+        )
+    assert held is not None and (held["state"], held["attempts"]) == ("pending", 0)
+    assert await failed_count(system, SLOW) == 2
