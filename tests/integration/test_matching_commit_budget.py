@@ -11,6 +11,7 @@ import pytest
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
 from shared import topics
+from shared.kafka import make_producer
 from tests.integration.matching_harness import (
     call_received,
     jurisdiction,
@@ -22,11 +23,13 @@ from tests.integration.matching_harness import (
     topic_events,
 )
 from tests.integration.notify_system import running_notify
-from tests.support import eventually
+from tests.support import TEST_SETTINGS, eventually
+from tools import infra
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 
-COMMIT_WITHIN_S = 6
+COMMIT_WITHIN_S = 10
 # Offers would last two minutes and three teams may be tried: only the budget ends the call's wait.
 OWN = MatchingSettings(max_attempts=3, offer_timeout_s=120, offer_floor_s=1)
 FAST = NotifySettings(repage_every_s=3600, expiry_interval_s=0.2)
@@ -56,7 +59,7 @@ async def test_a_call_no_team_accepts_in_time_is_handed_back_once_across_a_resta
         )
         assert deadline <= received_at + timedelta(seconds=COMMIT_WITHIN_S)
         await eventually(
-            partial(notify.status, offer["assignment_id"]), lambda s: s == "expired", timeout_s=20
+            partial(notify.status, offer["assignment_id"]), lambda s: s == "expired", timeout_s=30
         )
         async with running_matching(settings, OWN):
             await db.wait_call(call_id, "unassigned")
@@ -84,3 +87,55 @@ async def test_a_call_read_after_its_time_to_commit_ran_out_is_handed_back_unoff
         await db.wait_call(call_id, "unassigned")
         assert await db.hand_back_reason(call_id) == "no_acceptance_in_time"
         assert await db.offers(call_id) == []
+
+
+async def test_a_matching_process_killed_while_the_budget_runs_still_hands_the_call_back_once(
+    stack: infra.InfraEndpoints,
+):
+    """The same with matching and notify as their own processes and matching SIGKILLed (nothing
+    flushed, nothing said) while the offer is open, and started again once notify expired it."""
+    j = jurisdiction(
+        [team("first", km_north=1), team("second", km_north=2)],
+        matching={"version": "m1", "commit_within": COMMIT_WITHIN_S},
+    )
+    env = {"MATCHING_OFFER_FLOOR_S": "1", "NOTIFY_EXPIRY_INTERVAL_S": "0.2", "NOTIFY_REPAGE_EVERY_S": "3600"}
+    async with (
+        System.start(
+            stack,
+            ["matching", "notify"],
+            jurisdiction=j,
+            mode="per-service",
+            settings=TEST_SETTINGS,
+            env=env,
+            prefix="budget",
+        ) as system,
+        system.pool() as pool,
+    ):
+        producer = make_producer(system.settings)
+        await producer.start()
+        try:
+            call_id = new_call_id()
+            await publish(producer, system.settings, call_received(call_id))
+        finally:
+            await producer.stop()
+
+        async def state(sql: str) -> str | None:
+            return await pool.fetchval(sql, call_id)
+
+        notify_state = partial(state, "SELECT status FROM notify.assignments WHERE call_id = $1::uuid")
+        await eventually(notify_state, lambda s: s == "offered", what="the offer at notify")
+        system.kill("matching")
+        await eventually(notify_state, lambda s: s == "expired", timeout_s=30, what="notify's expiry")
+        system.spawn("matching")
+        await system.wait_ready()
+        await eventually(
+            partial(state, "SELECT status FROM matching.calls WHERE call_id = $1::uuid"),
+            lambda s: s == "unassigned",
+            what="the hand-back",
+        )
+        backs = await topic_events(system.settings, topics.CALLS_UNASSIGNED, 2, 3)
+        assert [(b["call_id"], b["reason_code"]) for b in backs] == [(call_id, "no_acceptance_in_time")]
+        offered = await pool.fetch(
+            "SELECT team_id FROM matching.assignments WHERE call_id = $1::uuid", call_id
+        )
+        assert [r["team_id"] for r in offered] == ["first"]
