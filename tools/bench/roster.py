@@ -27,6 +27,9 @@ def jurisdiction(teams: int, seed: int = 7) -> str:
             "exclude": {"weapon": "police", "medical": "ems"},
             "unknown_means": "eligible",
         },
+        # Nobody answers the benchmark's offers, which stay open for the run (MATCHING_OFFER_TIMEOUT_S):
+        # so does each call's time to commit, or its offers would be cut to the default two minutes.
+        "matching": {"version": "bench-1", "commit_within": 3600},
         # No signing secret and no rate limit: the benchmark measures the pipeline, not the throttle.
         "psaps": [
             {"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN, "rate_limit": "10000000/minute"}
