@@ -142,9 +142,9 @@ class _Sender(ABC, Generic[R]):
             return
         async with self._pool.acquire() as conn:
             if outcome.error is None:
-                await repository.finish_callback(conn, row.id, "delivered", None, self.queue)
+                await repository.finish_delivery(conn, row.id, "delivered", None, self.queue)
             else:
-                await repository.retry_callback(
+                await repository.retry_delivery(
                     conn, row.id, self.backoff_s(attempts), outcome.error, self.queue
                 )
 
@@ -235,7 +235,7 @@ class CallbackSender(_Sender[DueCallback]):
         if isinstance(cause := row.payload.get("event_id"), str):
             event = event.model_copy(update={"causationid": cause})  # the step the PSAP was not told
         async with self._pool.acquire() as conn, conn.transaction():
-            await repository.finish_callback(conn, row.id, "failed", outcome.error)
+            await repository.finish_delivery(conn, row.id, "failed", outcome.error)
             await enqueue(conn, SCHEMA, event)
             if row.supervisor_url:
                 alert = failed.model_dump(mode="json") | {
@@ -278,4 +278,4 @@ class AlertSender(_Sender[DueAlert]):
     async def _failed(self, row: DueAlert, outcome: Attempt, attempts: int) -> None:
         log.error("supervisor alert failed for good", alert=row.id, call=str(row.call_id))
         async with self._pool.acquire() as conn:
-            await repository.finish_callback(conn, row.id, "failed", outcome.error, self.queue)
+            await repository.finish_delivery(conn, row.id, "failed", outcome.error, self.queue)

@@ -415,7 +415,7 @@ async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueC
 Queue = Literal["callbacks", "supervisor_alerts"]
 
 
-async def finish_callback(
+async def finish_delivery(
     conn: asyncpg.Connection, callback_id: int, state: str, error: str | None, queue: Queue = "callbacks"
 ) -> None:
     """Record a callback (or an alert) as delivered or failed for good."""
@@ -428,7 +428,7 @@ async def finish_callback(
     )
 
 
-async def retry_callback(
+async def retry_delivery(
     conn: asyncpg.Connection, callback_id: int, delay_s: float, error: str, queue: Queue = "callbacks"
 ) -> None:
     """Record a failed attempt of a callback (or an alert) and when to try again."""
