@@ -198,6 +198,10 @@ EXPECTED: dict[str, Any] = {
             "accepted_to_on_scene_s": {"count": 1, "p50": 300.0, "p90": 300.0, "p99": 300.0},
         },
     },
+    # From each 202 to an accepting team or a hand-back: c3 handed back at 5 s, c1 accepted at 120,
+    # c2 at 150 (after A declined), c6 handed back at 200; [5, 120, 150, 200] by nearest rank: the
+    # 2nd, the 4th and the 4th. c4 and c5 never went to matching.
+    "time_to_commitment_s": {"count": 4, "p50": 120.0, "p90": 200.0, "p99": 200.0},
 }
 
 

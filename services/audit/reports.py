@@ -99,6 +99,21 @@ def _add_times(times: Times, story: CallStory) -> None:
         mine["accepted_to_on_scene_s"].append((story.on_scene_at - accepted_at).total_seconds())
 
 
+def time_to_commitment_s(story: CallStory) -> float | None:
+    """Seconds from the call's 202 until a team accepted it or it went back to its PSAP, whichever
+    came first: how long the 911 center waited to learn whether anyone was coming (None: neither yet,
+    or the call never went to matching)."""
+    ends = [at for at in (story.accepted[2] if story.accepted else None, story.handed_back_at) if at]
+    if story.received_at is None or not ends:
+        return None
+    return max(0.0, (min(ends) - story.received_at).total_seconds())
+
+
+def _commitment(calls: Mapping[str, CallStory]) -> dict[str, float | None]:
+    """Percentiles of the time to commitment over the calls that reached one."""
+    return percentiles([s for story in calls.values() if (s := time_to_commitment_s(story)) is not None])
+
+
 def _times_by_agency(calls: Mapping[str, CallStory]) -> dict[str, dict[str, dict[str, float | None]]]:
     """Percentiles of each step's duration, by the agency that took it."""
     times: Times = defaultdict(lambda: defaultdict(list))
@@ -128,5 +143,6 @@ def summary(
         "hand_backs": dict(sorted(Counter(r for s in calls.values() for r in s.handed_back).items())),
         "backup_requests": sum(s.backups for s in calls.values()),
         "times_by_agency": _times_by_agency(calls),
+        "time_to_commitment_s": _commitment(calls),
         "coverage_gaps_by_hour_utc": _gaps_by_hour(calls, fates),
     }

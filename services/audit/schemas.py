@@ -148,6 +148,8 @@ class Summary(PeriodReport):
     hand_backs: dict[str, int]
     backup_requests: int
     times_by_agency: dict[str, dict[str, Percentiles]]
+    # From the 202 to an accepting team or a hand-back, over the calls that reached either.
+    time_to_commitment_s: Percentiles
     coverage_gaps_by_hour_utc: dict[str, int]
 
 

@@ -70,6 +70,7 @@ class CallStory:
     cleared_disposition: str | None = None
     cleared_at: datetime | None = None
     handed_back: list[str] = field(default_factory=list)
+    handed_back_at: datetime | None = None  # the first hand-back
     # The last of "accepted" and "handed_back": a hand-back after an accept ends the team's part.
     last_team_step: str | None = None
     cancelled: bool = False
@@ -141,6 +142,7 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
             story.backups += 1
     elif kind == "calls.unassigned.v1":
         story.handed_back.append(str(data.get("reason_code") or ""))
+        story.handed_back_at = story.handed_back_at or when
         story.last_team_step = "handed_back"
     elif kind == "calls.cancelled.v1":
         story.cancelled = True

@@ -11,7 +11,7 @@ import pytest
 
 from services.audit.outcomes import OUTCOMES
 from tests.e2e.system import running_system
-from tools.sim.report import compare, fates, fetch_summary, funnel
+from tools.sim.report import commitment, compare, fates, fetch_summary, funnel
 from tools.sim.run import Simulation
 from tools.sim.scenario import Options, plan_day
 
@@ -66,4 +66,7 @@ async def test_a_simulated_day_gives_every_behavioural_call_one_outcome_and_the_
     assert counted["totals"]["served_without_police"] > 0, counted
     assert counted["totals"]["review_resolved"] + counted["totals"]["overridden"] > 0, counted
     differing = [line for line in compare(mine, report, my_fates) if not line.matches]
+    # Time to commitment: the simulated PSAPs waited for as many calls as the trail counts.
+    waited = commitment(tally)
+    assert waited["count"] == report["time_to_commitment_s"]["count"] > 0, (waited, report)
     assert not differing, (differing, report, dict(tally.counts))

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from services.audit import outcomes
+from services.audit import outcomes, reports
 from shared.jurisdiction import Jurisdiction
 from shared.settings import Settings
 from tools.psap import bearer
@@ -92,6 +92,27 @@ def compare(
     return lines
 
 
+def commitment(tally: Tally) -> dict[str, float | None]:
+    """The time to commitment the simulated 911 centers waited (202 to an accepting team or a
+    hand-back), percentiles in real seconds, as the audit summary measures it."""
+    return reports.percentiles(
+        [s for story in tally.own().values() if (s := reports.time_to_commitment_s(story)) is not None]
+    )
+
+
+def commitment_line(tally: Tally) -> str:
+    """The time to commitment as one line: real seconds and the simulated minutes they stand for."""
+    found = commitment(tally)
+    if not found["count"]:
+        return "time to commitment: no call reached an accepting team or a hand-back"
+    parts = []
+    for p in ("p50", "p90", "p99"):
+        real = found[p] or 0.0
+        parts.append(f"{p} {real:.1f} s ({real * tally.speedup / 60:.1f} simulated min)")
+    what = f"time to commitment over {found['count']} calls (202 to an accepting team or a hand-back)"
+    return f"{what}: {', '.join(parts)}"
+
+
 def fetch_summary(
     settings: Settings, token: str, tally: Tally, wait_s: float = 60, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -145,6 +166,7 @@ def show(settings: Settings, j: Jurisdiction, tally: Tally) -> bool:
         table.add_row(line.name, str(line.simulator), str(line.audit), "ok" if line.matches else "DIFFERS")
     console.print(table)
     console.print_json(data={k: report[k] for k in ("hand_backs", "overrides") if k in report})
+    console.print(commitment_line(tally))
     agree = all(line.matches for line in lines)
     console.print(
         "the simulator and the audit trail agree" if agree else "the simulator and the audit trail DIFFER"

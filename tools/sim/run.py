@@ -46,6 +46,8 @@ class Tally:
     # Each call's story as the PSAPs and agencies saw it, folded as audit folds the trail.
     stories: defaultdict[str, CallStory] = field(default_factory=lambda: defaultdict(CallStory))
     psap_of: dict[str, str] = field(default_factory=dict)
+    # Simulated seconds per real second: what the real times the simulator measured stand for.
+    speedup: float = 1.0
 
     def saw(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
         """Fold one thing the simulator was told into its story of the call."""
@@ -69,7 +71,7 @@ class Simulation:
         self.options = options
         self.speedup = speedup
         self.rng = random.Random(seed + 1)
-        self.tally = Tally()
+        self.tally = Tally(speedup=speedup)
         self.agency_tokens = {a.id: a.token for a in j.agencies}
         self.tasks: set[asyncio.Task[None]] = set()
         self.seen: set[str] = set()
