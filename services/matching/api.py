@@ -4,12 +4,12 @@ import dataclasses
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 
 from services.matching import handlers, repository
 from services.matching.handlers import match_view
 from services.matching.matcher import Matcher
-from services.matching.schemas import MatchView, TeamUpdate, TeamView
+from services.matching.schemas import AgencyPause, AgencyView, MatchView, TeamUpdate, TeamView
 from shared.auth import Principal, require
 from shared.errors import error_responses, not_found
 from shared.http import Pool
@@ -50,6 +50,36 @@ async def update_team(
 ) -> TeamView:
     """Change an agency's own team's status, position, capacity or shifts (404 for another's team)."""
     return _team(await handlers.update_team(matcher, pool, agency, team_id, body))
+
+
+def _agency(row: repository.AgencyRow) -> AgencyView:
+    return AgencyView(paused=row.paused_at is not None, **dataclasses.asdict(row))
+
+
+@router.get("/agency", tags=["roster"], responses=error_responses(404))
+async def own_agency(agency: Agency, pool: Pool) -> AgencyView:
+    """The agency's own state: paused or taking calls."""
+    async with pool.acquire() as conn:
+        row = await repository.get_agency(conn, agency.tenant_id)
+    if row is None:
+        raise not_found("agency")
+    return _agency(row)
+
+
+@router.post("/agency/pause", tags=["roster"], responses=error_responses(404, 422))
+async def pause(
+    agency: Agency, pool: Pool, matcher: MatcherDep, body: Annotated[AgencyPause | None, Body()] = None
+) -> AgencyView:
+    """Pause the agency (say, no staff tonight): none of its teams is offered a call until it resumes,
+    and the offers its teams hold go to the next team; accepted calls stay with their teams."""
+    reason = (body or AgencyPause()).reason
+    return _agency(await handlers.pause_agency(matcher, pool, agency, reason))
+
+
+@router.post("/agency/resume", tags=["roster"], responses=error_responses(404))
+async def resume(agency: Agency, pool: Pool, matcher: MatcherDep) -> AgencyView:
+    """Take calls again: the agency's teams are chosen from the next decision on."""
+    return _agency(await handlers.pause_agency(matcher, pool, agency, None))
 
 
 @router.get("/calls/{call_id}/match", tags=["oversight"], responses=error_responses(404))

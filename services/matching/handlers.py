@@ -209,7 +209,12 @@ async def _lock_offers_of(conn: asyncpg.Connection, team_id: str) -> list[str]:
 
 
 async def _take_off_roster(
-    matcher: Matcher, conn: asyncpg.Connection, team_id: str, call_id: str, release_to: str
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    team_id: str,
+    call_id: str,
+    release_to: str,
+    reason: str = "team_taken_off_roster",
 ) -> None:
     """An agency took away an offered team's capacity: withdraw the offer, offer the next team.
 
@@ -219,7 +224,7 @@ async def _take_off_roster(
     live = await repository.active_assignment(conn, call_id)
     if call is None or live is None or live.status != "offered" or live.team_id != team_id:
         return
-    withdrawn = await _withdraw(matcher, conn, call, "team_taken_off_roster", None, release_to)
+    withdrawn = await _withdraw(matcher, conn, call, reason, None, release_to)
     assert withdrawn is not None
     await offer_next(matcher, conn, call_id, withdrawn)
 
@@ -247,6 +252,30 @@ async def update_team(
         if held:
             row = await repository.get_team(conn, team_id)
     assert row is not None
+    return row
+
+
+async def pause_agency(
+    matcher: Matcher, pool: asyncpg.Pool, agency: Principal, reason: str | None
+) -> repository.AgencyRow:
+    """Pause an agency (`reason`, e.g. staffing) or resume it (None), in one transaction. Paused,
+    none of its teams is offered a call, and each offer its teams hold goes to the next team (an
+    accepted call stays with the team working it); resumed, its teams are chosen again at once."""
+    async with pool.acquire() as conn, conn.transaction():
+        teams = await repository.team_ids_of(conn, agency.tenant_id)
+        held = {team: await repository.offered_calls_of_team(conn, team) for team in teams} if reason else {}
+        # The calls first, in call id order across all the teams, as every handler locks them.
+        for call_id in sorted({c for calls in held.values() for c in calls}):
+            await repository.get_call(conn, call_id)
+        row = await repository.set_paused(conn, agency.tenant_id, reason)
+        if row is None:
+            raise NotFound("agency")
+        for team in teams:
+            matcher.roster.touched(team)
+        matcher.roster.invalidate()
+        for team, calls in held.items():
+            for call_id in calls:
+                await _take_off_roster(matcher, conn, team, call_id, "available", "agency_paused")
     return row
 
 

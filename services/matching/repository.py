@@ -195,14 +195,17 @@ async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> 
     One row of arrays: asyncpg decodes arrays in C, where thousands of rows cost a Python object
     each.
     """
+    # A paused agency's teams have no capacity while it is paused.
     sql = (
-        "SELECT array_agg(id), array_agg(status), array_agg(capacity), array_agg(coalesce(lat, home_lat)),"
-        " array_agg(coalesce(lon, home_lon)), array_agg(held) FROM matching.teams"
+        "SELECT array_agg(t.id), array_agg(t.status),"
+        " array_agg(CASE WHEN a.paused_at IS NULL THEN t.capacity ELSE 0 END),"
+        " array_agg(coalesce(t.lat, t.home_lat)), array_agg(coalesce(t.lon, t.home_lon)), array_agg(t.held)"
+        " FROM matching.teams t JOIN matching.agencies a ON a.id = t.agency_id"
     )
     if ids is None:
         row = await conn.fetchrow(sql)
     else:
-        row = await conn.fetchrow(f"{sql} WHERE id = ANY($1::text[])", ids)
+        row = await conn.fetchrow(f"{sql} WHERE t.id = ANY($1::text[])", ids)
     assert row is not None
     if row[0] is None:
         return [], [], [], [], [], []
@@ -249,7 +252,9 @@ async def reserve_team(conn: asyncpg.Connection, team_id: str, call_id: str) -> 
     got = await conn.fetchval(
         "WITH taken AS (UPDATE matching.teams SET held = held + 1, status = 'offered',"
         " current_call = $2::uuid, updated_at = now()"
-        " WHERE id = $1 AND held < capacity AND (status = 'available' OR held > 0) RETURNING id)"
+        " WHERE id = $1 AND held < capacity AND (status = 'available' OR held > 0)"
+        " AND NOT EXISTS (SELECT 1 FROM matching.agencies a"
+        " WHERE a.id = matching.teams.agency_id AND a.paused_at IS NOT NULL) RETURNING id)"
         " INSERT INTO matching.holds (call_id, team_id, status) SELECT $2::uuid, id, 'offered' FROM taken"
         " RETURNING true",
         team_id,
@@ -279,6 +284,40 @@ async def release_team(
         team_id,
         status,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyRow:
+    """An agency as matching keeps it: whether it has paused itself, since when and why."""
+
+    id: str
+    name: str
+    paused_at: datetime | None
+    pause_reason: str | None
+
+
+async def set_paused(conn: asyncpg.Connection, agency_id: str, reason: str | None) -> AgencyRow | None:
+    """Pause an agency (`reason`) or resume it (None); a repeat keeps the first pause's time."""
+    row = await conn.fetchrow(
+        "UPDATE matching.agencies SET"
+        " paused_at = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(paused_at, now()) END,"
+        f" pause_reason = $2 WHERE id = $1 RETURNING {columns(AgencyRow)}",
+        agency_id,
+        reason,
+    )
+    return as_row(AgencyRow, row)
+
+
+async def get_agency(conn: asyncpg.Connection, agency_id: str) -> AgencyRow | None:
+    """One agency of the roster."""
+    row = await conn.fetchrow(f"SELECT {columns(AgencyRow)} FROM matching.agencies WHERE id = $1", agency_id)
+    return as_row(AgencyRow, row)
+
+
+async def team_ids_of(conn: asyncpg.Connection, agency_id: str) -> list[str]:
+    """An agency's teams, in id order."""
+    rows = await conn.fetch("SELECT id FROM matching.teams WHERE agency_id = $1 ORDER BY id", agency_id)
+    return [r["id"] for r in rows]
 
 
 async def agency_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:

@@ -84,3 +84,21 @@ class MatchView(BaseModel):
     call_id: str
     decisions: list[DecisionView]
     offers: list[OfferView]
+
+
+class AgencyPause(BaseModel):
+    """An agency pausing itself: why, as a short code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="staffing", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class AgencyView(BaseModel):
+    """An agency's own state in matching: paused (since when, why) or taking calls."""
+
+    id: str
+    name: str
+    paused: bool
+    paused_at: datetime | None
+    pause_reason: str | None
