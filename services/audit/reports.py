@@ -109,7 +109,7 @@ def time_to_commitment_s(story: CallStory) -> float | None:
     return max(0.0, (min(ends) - story.received_at).total_seconds())
 
 
-def _commitment(calls: Mapping[str, CallStory]) -> dict[str, float | None]:
+def commitment(calls: Mapping[str, CallStory]) -> dict[str, float | None]:
     """Percentiles of the time to commitment over the calls that reached one."""
     return percentiles([s for story in calls.values() if (s := time_to_commitment_s(story)) is not None])
 
@@ -143,6 +143,6 @@ def summary(
         "hand_backs": dict(sorted(Counter(r for s in calls.values() for r in s.handed_back).items())),
         "backup_requests": sum(s.backups for s in calls.values()),
         "times_by_agency": _times_by_agency(calls),
-        "time_to_commitment_s": _commitment(calls),
+        "time_to_commitment_s": commitment(calls),
         "coverage_gaps_by_hour_utc": _gaps_by_hour(calls, fates),
     }

@@ -262,20 +262,16 @@ async def pause_agency(
     none of its teams is offered a call, and each offer its teams hold goes to the next team (an
     accepted call stays with the team working it); resumed, its teams are chosen again at once."""
     async with pool.acquire() as conn, conn.transaction():
-        teams = await repository.team_ids_of(conn, agency.tenant_id)
-        held = {team: await repository.offered_calls_of_team(conn, team) for team in teams} if reason else {}
-        # The calls first, in call id order across all the teams, as every handler locks them.
-        for call_id in sorted({c for calls in held.values() for c in calls}):
+        held = await repository.offers_held_by_agency(conn, agency.tenant_id) if reason else []
+        # The calls first, in call id order, as every handler locks them.
+        for call_id, _ in held:
             await repository.get_call(conn, call_id)
         row = await repository.set_paused(conn, agency.tenant_id, reason)
         if row is None:
             raise NotFound("agency")
-        for team in teams:
-            matcher.roster.touched(team)
         matcher.roster.invalidate()
-        for team, calls in held.items():
-            for call_id in calls:
-                await _take_off_roster(matcher, conn, team, call_id, "available", "agency_paused")
+        for call_id, team in held:
+            await _take_off_roster(matcher, conn, team, call_id, "available", "agency_paused")
     return row
 
 

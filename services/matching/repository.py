@@ -314,10 +314,14 @@ async def get_agency(conn: asyncpg.Connection, agency_id: str) -> AgencyRow | No
     return as_row(AgencyRow, row)
 
 
-async def team_ids_of(conn: asyncpg.Connection, agency_id: str) -> list[str]:
-    """An agency's teams, in id order."""
-    rows = await conn.fetch("SELECT id FROM matching.teams WHERE agency_id = $1 ORDER BY id", agency_id)
-    return [r["id"] for r in rows]
+async def offers_held_by_agency(conn: asyncpg.Connection, agency_id: str) -> list[tuple[str, str]]:
+    """(call id, team id) of each offer an agency's teams hold now, in call id order (no lock)."""
+    rows = await conn.fetch(
+        "SELECT h.call_id, h.team_id FROM matching.holds h JOIN matching.teams t ON t.id = h.team_id"
+        " WHERE t.agency_id = $1 AND h.status = 'offered' ORDER BY h.call_id",
+        agency_id,
+    )
+    return [(str(r["call_id"]), r["team_id"]) for r in rows]
 
 
 async def agency_of_team(conn: asyncpg.Connection, team_id: str) -> str | None:

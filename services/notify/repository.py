@@ -169,11 +169,12 @@ async def agencies(conn: asyncpg.Connection | asyncpg.Pool) -> list[AgencyChanne
 async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> AssignmentRow | None:
     """Record an offer to deliver and return it; None if already known or taken back before it arrived."""
     stored = await conn.fetchrow(
-        "WITH stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
+        # What an early update kept goes out in the offer and is not kept twice (a callback number).
+        "WITH early AS (DELETE FROM notify.early_updates WHERE assignment_id = $1::uuid RETURNING details),"
+        " stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
         " details, correlation, attempt) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-        " $5, coalesce((SELECT details FROM notify.early_updates WHERE assignment_id = $1::uuid),"
-        " $6::jsonb), $7, $8)"
+        " $5, coalesce((SELECT details FROM early), $6::jsonb), $7, $8)"
         f" ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT})"
         f" SELECT {_ASSIGNMENT} FROM stored WHERE status = 'offered'",
         row["id"],
@@ -185,8 +186,6 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         row["correlation"],
         row["attempt"],
     )
-    # What an early update kept lives on in the offer; a callback number is not kept twice.
-    await conn.execute("DELETE FROM notify.early_updates WHERE assignment_id = $1::uuid", row["id"])
     return as_row(AssignmentRow, stored)
 
 

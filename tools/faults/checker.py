@@ -317,6 +317,11 @@ def rerouted(events: Iterable[Event]) -> bool:
     )
 
 
+def rerouted_calls(snap: Snapshot) -> set[str]:
+    """The calls whose trail holds a PSAP's re-route away from a community response."""
+    return {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
+
+
 def expected_intake(events: list[Event], snap: Snapshot) -> tuple[str, ...] | None:
     """The statuses intake may show, from the trail in causal order (None: the trail does not say).
 
@@ -367,7 +372,7 @@ def check_inconsistent(snap: Snapshot, v: Verdict) -> None:
     live_m = {a.call_id for a in _live(snap.assignments)}
     live_n = {a.call_id for a in _live(snap.notify_assignments)}
     held = {call_id: t.id for t in snap.teams for call_id in (*t.holds, t.current_call) if call_id}
-    away = {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
+    away = rerouted_calls(snap)
     for call_id, status in snap.intake.items():
         in_matching = snap.matching_calls.get(call_id)
         holding = [
@@ -500,7 +505,7 @@ def check_outcomes(snap: Snapshot, v: Verdict) -> dict[str, outcomes.Outcome]:
     served is cleared (or, raced, cancelled or routed away by the PSAP) at intake, one it says the
     PSAP cancelled is cancelled."""
     found = call_outcomes(snap)
-    away = {call_id for call_id, events in _by_call(snap.trail).items() if rerouted(events)}
+    away = rerouted_calls(snap)
     for call_id, o in found.items():
         status = snap.intake.get(call_id)
         if status is None:

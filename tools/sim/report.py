@@ -95,9 +95,7 @@ def compare(
 def commitment(tally: Tally) -> dict[str, float | None]:
     """The time to commitment the simulated 911 centers waited (202 to an accepting team or a
     hand-back), percentiles in real seconds, as the audit summary measures it."""
-    return reports.percentiles(
-        [s for story in tally.own().values() if (s := reports.time_to_commitment_s(story)) is not None]
-    )
+    return reports.commitment(tally.own())
 
 
 def commitment_line(tally: Tally) -> str:
