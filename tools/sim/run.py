@@ -171,8 +171,13 @@ class Simulation:
             self._later(call.update_after, self._update(http, call))
 
     async def _update(self, http: httpx.AsyncClient, call: PlannedCall) -> None:
-        """A newer EIDO version of the call: the caller now reports a weapon."""
-        body = as_eido(call, self._stamp(), weapon="yes")
+        """A newer EIDO version of the call: the caller now reports a weapon, or (as often) the
+        call-taker adds a caution that raises no flag and a new callback number, for the team."""
+        if self.rng.random() < 0.5:
+            body = as_eido(call, self._stamp(), weapon="yes")
+        else:
+            body = as_eido(call, self._stamp(), callback_number="+15415550188", cautions=["dog on premises"])
+            self.tally.counts["updates_sent_details"] += 1
         psap = self._psap(http, call.psap)
         r = await self._send(lambda: psap.incident(body))
         if self._count("updates_sent", "update", r, 202) and r is not None:

@@ -133,12 +133,23 @@ def agency_answer(rng: random.Random, options: Options) -> str:
 _CAMEL = {"self_harm_imminent": "selfHarmImminent", "crime_in_progress": "crimeInProgress"}
 
 
-def as_eido(call: PlannedCall, stamp: str, **screen_changes: str) -> dict[str, Any]:
-    """The call as a NENA EIDO document with careroute's triage extension, at version `stamp`."""
+def as_eido(
+    call: PlannedCall,
+    stamp: str,
+    *,
+    callback_number: str | None = None,
+    cautions: tuple[str, ...] | list[str] = (),
+    **screen_changes: str,
+) -> dict[str, Any]:
+    """The call as a NENA EIDO document with careroute's triage extension, at version `stamp`
+    (a newer version may name another callback number and add cautions)."""
     body = call.body
     loc = body["location"]
     screen = {**body["safety"], **screen_changes}
+    number = callback_number or body["callback_number"]
+    caution = {"cautionComponent": [{"cautionTypeInternalText": c} for c in cautions]} if cautions else {}
     return {
+        **caution,
         "$id": f"urn:emergency:uid:incidentid:{body['external_id']}:sim.careroute.example",
         "lastUpdateTimeStamp": stamp,
         "eidoVersion": "1.0",
@@ -150,7 +161,7 @@ def as_eido(call: PlannedCall, stamp: str, **screen_changes: str) -> dict[str, A
                 "locationByValue": pidf_point(loc["lat"], loc["lon"]),
             }
         ],
-        "callbackComponent": [{"callBackInformationUri": f"tel:{body['callback_number']}"}],
+        "callbackComponent": [{"callBackInformationUri": f"tel:{number}"}],
         EIDO_EXTENSION_KEY: {
             "safetyScreen": {_CAMEL.get(k, k): v for k, v in screen.items()},
             "preferredLanguage": body["language"],
