@@ -24,6 +24,7 @@ TOPOLOGY: dict[str, ServiceTopics] = {
             t.ASSIGNMENTS_RESPONDED: "on_assignment_event",
             t.ASSIGNMENTS_STATUS_CHANGED: "on_assignment_event",
             t.CALLS_UNASSIGNED: "on_assignment_event",
+            t.TEAMS_CAPACITY: "on_capacity",
         },
         produces=frozenset(
             {t.CALLS_RECEIVED, t.CALLS_UPDATED, t.CALLS_CANCELLED, t.CALLS_CALLBACK_FAILED, t.ACCESS_RECORDED}
@@ -45,6 +46,7 @@ TOPOLOGY: dict[str, ServiceTopics] = {
                 t.ASSIGNMENTS_UPDATED,
                 t.ASSIGNMENTS_WITHDRAWN,
                 t.CALLS_UNASSIGNED,
+                t.TEAMS_CAPACITY,
                 t.ACCESS_RECORDED,
             }
         ),

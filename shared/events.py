@@ -267,6 +267,32 @@ class CallbackFailed(Payload):
     error_class: Shown[CallbackErrorClass]
 
 
+# Teams one capacity snapshot lists at most: it must fit one broker message (about 40 bytes each).
+CAPACITY_TEAMS_MAX = 20_000
+
+
+class TeamsCapacity(Payload):
+    """Which teams could take one more call right now, and where (`teams.capacity.v1`): matching's
+    snapshot, published when it changes (at most every `min_interval_s`) and at least every
+    `every_s`, so intake can answer a call's 202 with the capacity it sees.
+
+    A team is listed when it is on shift, its agency is not paused, and it holds fewer calls than
+    its capacity. Columns, one entry per team (a polygon team's circle is unused): it stays one
+    message for a large roster.
+    """
+
+    as_of: Shown[datetime]
+    every_s: Shown[float] = Field(gt=0, le=3600)
+    teams_on_roster: Shown[int] = Field(ge=0)
+    team_ids: Shown[list[str]] = Field(max_length=CAPACITY_TEAMS_MAX)
+    places: Shown[list[int]] = Field(max_length=CAPACITY_TEAMS_MAX)
+    lat: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
+    lon: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
+    radius_km: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
+    # Team id -> its coverage polygon as [lat, lon] corners, for the listed teams that have one.
+    areas: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
+
+
 class NotificationOutcome(Payload):
     """One delivery attempt to an agency and how it went."""
 

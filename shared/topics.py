@@ -28,6 +28,7 @@ ASSIGNMENTS_STATUS_CHANGED = "assignments.status_changed.v1"
 NOTIFICATIONS_DELIVERED = "notifications.delivered.v1"
 NOTIFICATIONS_FAILED = "notifications.failed.v1"
 ACCESS_RECORDED = "access.recorded.v1"
+TEAMS_CAPACITY = "teams.capacity.v1"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(NOTIFICATIONS_DELIVERED, events.NotificationDelivered),
         Topic(NOTIFICATIONS_FAILED, events.NotificationFailed),
         Topic(ACCESS_RECORDED, events.AccessRecorded),
+        Topic(TEAMS_CAPACITY, events.TeamsCapacity),
     )
 }
 

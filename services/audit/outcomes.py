@@ -27,7 +27,10 @@ OUTCOMES: dict[str, str] = {
     "handed_back": "no community team took the call; it went back to the PSAP (reason: matching's code)",
     "cancelled_by_psap": "the PSAP cancelled the call before a team cleared it",
     "overridden": "the call-taker routed away from triage's recommendation (reason: the override's code)",
-    "coverage_gap": "triage's coverage rule kept the call from community teams (reason: hours or area)",
+    "coverage_gap": (
+        "triage's coverage rule, or no team free to take it, kept the call from community teams"
+        " (reason: hours, area or capacity)"
+    ),
     "not_eligible": "triage kept the call from community teams (reason: the rule: type or a safety answer)",
     "review_resolved": "sent to review and decided by a person or a newer version (reason: how, where to)",
     "review_pending": "sent to review, undecided, its deadline not yet passed",
@@ -35,7 +38,11 @@ OUTCOMES: dict[str, str] = {
 }
 
 # Triage's codes that keep a call from community teams, by outcome.
-COVERAGE_CODES = {"outside_coverage_hours": "hours", "outside_coverage_area": "area"}
+COVERAGE_CODES = {
+    "outside_coverage_hours": "hours",
+    "outside_coverage_area": "area",
+    "no_community_capacity": "capacity",
+}
 EXCLUSION_CODES = (
     "type_not_eligible",
     "type_routed",
@@ -94,7 +101,8 @@ def _exclusion(story: CallStory) -> str:
 
 
 def _coverage(story: CallStory) -> str | None:
-    """hours, area or hours_and_area when coverage alone kept the call from community, else None."""
+    """hours, area, capacity (or two joined by `_and_`) when coverage alone kept the call from
+    community, else None."""
     if any(c.get("code") in EXCLUSION_CODES for c in story.codes):
         return None
     missed = [COVERAGE_CODES[c["code"]] for c in story.codes if c.get("code") in COVERAGE_CODES]

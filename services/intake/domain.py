@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from services.intake.capacity import Capacity
 from services.intake.geocode import Geocode
 from services.intake.rules import Coverage, Triage, TriageRules, determinant_parts, determinant_text
 from shared.domain_errors import Invalid
@@ -76,6 +77,8 @@ class TriageFacts:
     determinant: str | None = None  # the MPDS determinant the CAD sent
     # What geocoding the civic address of a location without coordinates found (None: not tried).
     geocode: Geocode | None = None
+    # Matching's last capacity snapshot (None: capacity is not weighed, e.g. an update of a call).
+    capacity: Capacity | None = None
 
 
 def apply_cautions(
@@ -118,6 +121,25 @@ def _coverage(coverage: Coverage, facts: TriageFacts) -> list[str]:
     if coverage.hours and at is not None and zone is not None and not _within_hours(coverage, at, zone):
         missed.append("outside the hours community teams cover")
     return missed
+
+
+def _no_capacity(rules: TriageRules, facts: TriageFacts, location: Location | None) -> bool:
+    """Whether the capacity snapshot says no team covering the (located) call could take it now.
+    Unknown (no snapshot, a stale one, no position, or a region that offers regardless) is not no."""
+    capacity, at = facts.capacity, facts.at
+    if rules.no_capacity == "community" or capacity is None or at is None or not capacity.known_at(at):
+        return False
+    if location is None or location.coordinates_known is False:
+        return False
+    return capacity.free_covering(location.lat, location.lon) == 0
+
+
+def carried_capacity(previous: TriageDecision, at: datetime) -> Capacity | None:
+    """What capacity a call's new version is triaged with: a call kept from community teams for
+    want of capacity stays so (the call-taker decides it), any other is not weighed again."""
+    if any(c.code == "no_community_capacity" for c in previous.codes):
+        return Capacity.none_free(at)
+    return None
 
 
 def _type_reason(incident_type: str, rules: TriageRules, because: Callable[..., None]) -> list[Route]:
@@ -270,6 +292,16 @@ def triage(
             because(f"{missed} -> {rules.coverage.outside}", which, route=rules.coverage.outside)
             routes.append(Route(rules.coverage.outside))
     route = min(routes, key=_PRECEDENCE.__getitem__) if routes else Route.community
+    if route == Route.community and _no_capacity(rules, facts, location):
+        assert facts.capacity is not None
+        stamp = facts.capacity.as_of.isoformat(timespec="seconds")
+        because(
+            f"no community team that covers the location can take a call now (capacity as of {stamp})"
+            f" -> {rules.no_capacity}",
+            "no_community_capacity",
+            route=rules.no_capacity,
+        )
+        route = Route(rules.no_capacity)
     if route == Route.community:
         because("no safety exclusion applies", "no_safety_exclusion")
     if rules.behavioural_health_types:

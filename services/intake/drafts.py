@@ -62,6 +62,7 @@ def judge(rows: Iterable[StoredCall], draft: TriageRules, timezone: str | None) 
             timezone=timezone,
             consent_non_police=row.consent_non_police,
             determinant=row.mpds_determinant,
+            capacity=domain.carried_capacity(active, row.received_at),
         )
         safety = SafetyScreen.model_validate_json(row.safety)
         again = domain.triage(row.incident_type, safety, draft, facts)

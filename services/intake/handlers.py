@@ -55,9 +55,18 @@ async def _geocode(
 
 
 async def _triage(
-    conn: asyncpg.Connection, psap: Principal, call: CallInput, at: datetime, geocoder: Geocoder
+    conn: asyncpg.Connection,
+    psap: Principal,
+    call: CallInput,
+    at: datetime,
+    geocoder: Geocoder,
+    previous: events.TriageDecision | None = None,
 ) -> tuple[dict[str, Any], events.TriageDecision, events.TriageDecision | None]:
-    """The stored fields of a call, its decision and the shadow rule set's decision."""
+    """The stored fields of a call, its decision and the shadow rule set's decision.
+
+    A new call is weighed against matching's last capacity snapshot; a newer version of a known
+    call (its `previous` decision) keeps the verdict that decision carries.
+    """
     setting = await repository.triage_setting(conn, psap.tenant_id)
     rules = setting.rules
     if rules is None:
@@ -72,6 +81,11 @@ async def _triage(
         consent_non_police=call.consent_non_police,
         determinant=call.mpds_determinant,
         geocode=found,
+        capacity=(
+            await repository.capacity(conn, setting.capacity_as_of)
+            if previous is None
+            else domain.carried_capacity(previous, at)
+        ),
     )
     decision, shadow = domain.triage_for_psap(psap.tenant_id, incident_type, call.safety, rules, facts)
     # What cautions raise is part of the screen the team is told about, not only of the decision.
@@ -301,8 +315,8 @@ async def _update(
     """Store what `call` says about a known call, triage it again and publish `calls.updated.v1`."""
     call_id = str(existing.id)
     now = utcnow()
-    fields, decision, shadow = await _triage(conn, psap, call, now, geocoder)
     previous = events.TriageDecision.model_validate(existing.decision)
+    fields, decision, shadow = await _triage(conn, psap, call, now, geocoder, previous)
     decision = domain.keep_review_deadline(decision, previous)
     fields["decision"] = decision.model_dump(mode="json")
     await repository.update_call(conn, call_id, fields)
@@ -491,6 +505,11 @@ async def _own_status(
     await repository.set_status(
         conn, str(call.id), replace(order, status=status), detail, key=order.own_step(), event_time=at
     )
+
+
+async def on_capacity(conn: asyncpg.Connection, event: Envelope, payload: events.TeamsCapacity) -> None:
+    """Keep matching's newest capacity snapshot for triage (an older one read late changes nothing)."""
+    await repository.store_capacity(conn, payload)
 
 
 async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload: Any) -> None:

@@ -11,9 +11,10 @@ from typing import Any, Literal
 import asyncpg
 
 from services.intake.call import Origin
+from services.intake.capacity import Capacity
 from services.intake.domain import Order
 from services.intake.rules import Triage, triage_rules
-from shared import outbox
+from shared import events, outbox
 from shared.auth import Credential, replace_credentials
 from shared.db import as_row, as_rows, columns
 from shared.envelope import Envelope
@@ -63,6 +64,7 @@ class TriageSetting:
     timezone: str | None
     local_codes: dict[str, str]
     address_set: int | None = None  # the address points in force (None: none loaded)
+    capacity_as_of: datetime | None = None  # matching's newest capacity snapshot (None: none yet)
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,7 +80,8 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
         "SELECT (SELECT rules::text FROM intake.triage_rules WHERE active) AS rules,"
         " (SELECT timezone FROM intake.triage_rules WHERE active) AS timezone,"
         " (SELECT local_codes FROM intake.psaps WHERE id = $1) AS local_codes,"
-        " (SELECT id FROM intake.address_sets WHERE active) AS address_set",
+        " (SELECT id FROM intake.address_sets WHERE active) AS address_set,"
+        " (SELECT as_of FROM intake.capacity WHERE id = 1) AS capacity_as_of",
         psap_id,
     )
     assert row is not None
@@ -87,6 +90,40 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
         timezone=row["timezone"],
         local_codes=dict(row["local_codes"]) if row["local_codes"] else {},
         address_set=row["address_set"],
+        capacity_as_of=row["capacity_as_of"],
+    )
+
+
+# The one snapshot indexed last: it changes at most every few seconds, calls come much faster.
+_indexed: dict[datetime, Capacity] = {}
+
+
+async def capacity(conn: asyncpg.Connection, as_of: datetime | None) -> Capacity | None:
+    """The capacity snapshot of `as_of`, indexed once; None when there is none (or it was just
+    replaced: the next call reads the newer one)."""
+    if as_of is None:
+        return None
+    found = _indexed.get(as_of)
+    if found is None:
+        raw = await conn.fetchval(
+            "SELECT snapshot::text FROM intake.capacity WHERE id = 1 AND as_of = $1", as_of
+        )
+        if raw is None:
+            return None
+        found = Capacity.of(events.TeamsCapacity.model_validate_json(raw))
+        _indexed.clear()
+        _indexed[as_of] = found
+    return found
+
+
+async def store_capacity(conn: asyncpg.Connection, snap: events.TeamsCapacity) -> None:
+    """Keep `snap` if it is newer than the snapshot kept (one read late changes nothing)."""
+    await conn.execute(
+        "INSERT INTO intake.capacity (id, as_of, snapshot) VALUES (1, $1, $2::jsonb)"
+        " ON CONFLICT (id) DO UPDATE SET as_of = EXCLUDED.as_of, snapshot = EXCLUDED.snapshot"
+        " WHERE intake.capacity.as_of < EXCLUDED.as_of",
+        snap.as_of,
+        snap.model_dump(mode="json"),
     )
 
 

@@ -117,6 +117,9 @@ class TriageRules(Model):
     # How long a call sent to review may wait for a person's decision before it is reported late.
     review_deadline_min: float = Field(default=30, gt=0)
     geocoding: Geocoding = Field(default_factory=Geocoding)
+    # Where a call goes that community teams would take but none covering it can take now (by
+    # matching's last capacity snapshot); `community` offers it regardless, to wait or be handed back.
+    no_capacity: RouteName = "review"
 
     @field_validator("eligible_types", "behavioural_health_types")
     @classmethod

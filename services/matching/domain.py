@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from services.matching.rules import Matching
+from shared.geometry import haversine_many_km
 from shared.jurisdiction import Shift, works_at
 
-EARTH_RADIUS_KM = 6371.0088
 # Statuses in which an agency has taken a team off the roster for now: it is no capacity at all.
 OFF_ROSTER = ("off_shift", "out_of_service")
 DEFAULT_RULES = Matching(version="default")
@@ -129,22 +128,6 @@ def offer_deadline(
     if commit_by - now < timedelta(seconds=floor_s):
         return None
     return min(now + timedelta(seconds=timeout_s), commit_by)
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two WGS84 points."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
-
-
-def haversine_many_km(lat: float, lon: float, lats: Floats, lons: Floats) -> Floats:
-    """Great-circle distance from one point to many, vectorised."""
-    p1, p2 = math.radians(lat), np.radians(lats)
-    dp, dl = p2 - p1, np.radians(lons) - math.radians(lon)
-    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
 
 
 def on_shift(shifts: tuple[Shift, ...], now: datetime, tz: ZoneInfo) -> bool:

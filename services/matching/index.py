@@ -15,7 +15,6 @@ import numpy.typing as npt
 
 from services.matching.domain import (
     DEFAULT_RULES,
-    EARTH_RADIUS_KM,
     FUNNEL,
     OFF_ROSTER,
     Bools,
@@ -28,14 +27,13 @@ from services.matching.domain import (
     TeamSnapshot,
     area_reason,
     fairness_penalties,
-    haversine_many_km,
     on_shift,
     primary_language,
     straight_line,
     takes_another,
 )
 from services.matching.rules import Matching
-from shared.geometry import in_polygon
+from shared.geometry import Corners, area_box, covering, radius_boxes
 from shared.jurisdiction import Shift
 
 # What changes with every offer, as columns: team ids, status, capacity, lat, lon, and how many
@@ -43,20 +41,6 @@ from shared.jurisdiction import Shift
 LiveColumns = tuple[
     Sequence[str], Sequence[str], Sequence[int], Sequence[float], Sequence[float], Sequence[int]
 ]
-
-
-def _area_box(area: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
-    lats = [c[0] for c in area]
-    lons = [c[1] for c in area]
-    return min(lats), max(lats), min(lons), max(lons)
-
-
-def _radius_boxes(lat: Floats, lon: Floats, radius_km: Floats) -> Floats:
-    """Bounding boxes (lat min, lat max, lon min, lon max) of circles, vectorised."""
-    dlat = np.degrees(radius_km / EARTH_RADIUS_KM)
-    # Near the poles a radius spans every longitude.
-    dlon = np.minimum(180.0, dlat / np.maximum(np.cos(np.radians(lat)), 1e-6))
-    return np.stack([lat - dlat, lat + dlat, lon - dlon, lon + dlon], axis=1).reshape(len(lat), 4)
 
 
 def _funnel(filters: dict[str, Bools], n: int) -> tuple[Bools, dict[str, int], str | None]:
@@ -159,11 +143,11 @@ class RosterIndex:
         self.lon = np.array([t.lon for t in ts], dtype=np.float64)
         self.radius = np.array([t.radius_km for t in ts], dtype=np.float64)
         self.has_area = np.array([t.area is not None for t in ts], dtype=np.bool_)
-        self.box = _radius_boxes(self.lat, self.lon, self.radius)
+        self.box = radius_boxes(self.lat, self.lon, self.radius)
         for k in np.flatnonzero(self.has_area):
             area = ts[int(k)].area
             assert area is not None
-            self.box[k] = _area_box(area)
+            self.box[k] = area_box(area)
         self.status = np.array([t.status for t in ts], dtype=object)
         self.held = np.array([t.held for t in ts], dtype=np.int64)
         self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
@@ -212,7 +196,7 @@ class RosterIndex:
         out.lon = np.asarray(lon, dtype=np.float64)
         out.radius = self.radius[pos]
         out.has_area = self.has_area[pos]
-        out.box = np.where(out.has_area[:, None], self.box[pos], _radius_boxes(out.lat, out.lon, out.radius))
+        out.box = np.where(out.has_area[:, None], self.box[pos], radius_boxes(out.lat, out.lon, out.radius))
         out.status = np.asarray(status, dtype=object)
         out.held = np.asarray(held, dtype=np.int64)
         out.capacity = np.asarray(capacity, dtype=np.int64)
@@ -260,7 +244,7 @@ class RosterIndex:
         self.on_roster[pos] = (self.capacity[pos] > 0) & ~np.isin(self.status[pos], OFF_ROSTER)
         self.available[pos] = takes_another(self.status[pos], self.held[pos], self.capacity[pos])
         moved = pos[~self.has_area[pos]]
-        self.box[moved] = _radius_boxes(self.lat[moved], self.lon[moved], self.radius[moved])
+        self.box[moved] = radius_boxes(self.lat[moved], self.lon[moved], self.radius[moved])
 
     def positions(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Where the teams `ids` sit in this index; KeyError for an id it does not hold."""
@@ -271,22 +255,25 @@ class RosterIndex:
         return self.skill_of.get(name, np.zeros(len(self.teams), dtype=np.bool_))
 
     def _covers(self, lat: float, lon: float) -> tuple[Bools, Floats]:
-        """Which teams cover the point, and every team's distance to it (inf outside its box).
+        """Which teams cover the point, and every team's distance to it (inf outside its box)."""
 
-        The box test runs over all teams; the distance only for the teams whose box holds the point.
-        """
-        b = self.box
-        inbox = (b[:, 0] <= lat) & (lat <= b[:, 1]) & (b[:, 2] <= lon) & (lon <= b[:, 3])
-        near = np.flatnonzero(inbox)
-        distance = np.full(len(self.teams), np.inf)
-        distance[near] = haversine_many_km(lat, lon, self.lat[near], self.lon[near])
-        covered = inbox & ~self.has_area & (distance <= self.radius)
-        # Polygons are checked only for the few teams whose bounding box holds the call.
-        for i in np.flatnonzero(inbox & self.has_area):
-            area = self.teams[int(i)].area
+        def area_of(i: int) -> Corners:
+            area = self.teams[i].area
             assert area is not None
-            covered[i] = in_polygon(lat, lon, area)
-        return covered, distance
+            return area
+
+        return covering(lat, lon, self.box, (self.lat, self.lon, self.radius), self.has_area, area_of)
+
+    def free_places(self, now: datetime, tz: ZoneInfo) -> Ints:
+        """How many more calls each team could take now: none off shift, off the roster, of a paused
+        agency (capacity 0) or holding its capacity."""
+        free = self.available & self._on_shift(now, tz)
+        return np.where(free, self.capacity - self.held, 0).astype(np.int64)
+
+    def _on_shift(self, now: datetime, tz: ZoneInfo) -> Bools:
+        """Which teams work at `now`: each shift pattern is evaluated once, not each team."""
+        on = np.array([on_shift(p, now, tz) for p in self.patterns], dtype=np.bool_)
+        return on[self.shift_pattern] if len(self.teams) else np.zeros(0, dtype=np.bool_)
 
     def load(self) -> dict[str, int]:
         """Each agency's calls of ours its teams hold now (offered, assigned, en route, on scene)."""
@@ -355,8 +342,7 @@ class RosterIndex:
     ) -> dict[str, Bools]:
         """Each `FUNNEL` filter as a mask over the teams."""
         n = len(self.teams)
-        on = np.array([on_shift(p, now, tz) for p in self.patterns], dtype=np.bool_)
-        shift_ok = on[self.shift_pattern] if n else np.zeros(0, dtype=np.bool_)
+        shift_ok = self._on_shift(now, tz)
         skills_ok = np.ones(n, dtype=np.bool_)
         for s in needs.required:
             skills_ok &= self._skill(s)

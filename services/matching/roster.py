@@ -3,6 +3,7 @@ status, capacity and position kept current by re-reads."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
@@ -36,14 +37,18 @@ class Roster:
         self.rules: Matching = DEFAULT_RULES
         self.timezone = ZoneInfo("UTC")
         self.shares: dict[str, float] = {}
+        # Set whenever this process changes a team or the roster, for the capacity snapshot's job.
+        self.changed = asyncio.Event()
 
     def touched(self, team_id: str) -> None:
         """This process changed a team: read it again before the next decision."""
         self._touched.add(team_id)
+        self.changed.set()
 
     def invalidate(self) -> None:
         """This process changed what is indexed (shifts, the roster): read all before the next decision."""
         self._read_at = float("-inf")
+        self.changed.set()
 
     async def _reindex(self, conn: asyncpg.Connection) -> RosterIndex:
         self._version = await repository.roster_version(conn)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services import topology
 from services.matching import api, handlers
+from services.matching.capacity import CapacityPublisher, CapacityTiming
 from services.matching.matcher import Matcher, MatchingConfig
 from services.matching.repository import SCHEMA
 from services.matching.settings import MatchingSettings
@@ -27,6 +28,11 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
             roster_refresh_s=own.roster_refresh_s,
         )
     )
+    capacity = CapacityPublisher(
+        infra.pool,
+        matcher.roster.changed,
+        CapacityTiming(every_s=own.capacity_every_s, min_interval_s=own.capacity_min_interval_s),
+    )
     consumer = infra.consumer(SCHEMA, "matching", topology.handlers("matching", handlers, matcher))
     app = make_app(
         "matching",
@@ -44,5 +50,6 @@ def build(infra: Infra, matching: MatchingSettings | None = None) -> ServicePart
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
+        background=[capacity.run],
         on_dead_letter=partial(handlers.on_dead_letter, matcher),
     )

@@ -27,3 +27,14 @@ class MatchingSettings(BaseSettings):
         ge=0,
         description="how often the whole roster's status is read again (others' changes; 0 = every call)",
     )
+    capacity_every_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="the capacity snapshot intake answers 202s by is published at least this often",
+    )
+    capacity_min_interval_s: float = Field(
+        default=2.0,
+        ge=0.1,
+        description="and at most this often, however often teams change",
+    )

@@ -14,15 +14,13 @@ from services.matching.domain import (
     Decision,
     TeamSnapshot,
     fairness_penalties,
-    haversine_km,
-    haversine_many_km,
     needs_for,
     on_shift,
     takes_another,
 )
 from services.matching.index import RosterIndex
 from services.matching.rules import Matching
-from shared.geometry import in_polygon
+from shared.geometry import haversine_km, haversine_many_km, in_polygon
 from shared.jurisdiction import Shift
 
 TZ = ZoneInfo("America/Los_Angeles")

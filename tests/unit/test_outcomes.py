@@ -106,6 +106,21 @@ def test_a_call_kept_from_community_by_the_coverage_rule_is_a_coverage_gap():
     assert gaps == {"3": 3}
 
 
+def test_a_call_kept_from_community_for_want_of_a_free_team_is_a_capacity_gap():
+    """Tried: without its code in the taxonomy it was a review pending, then unresolved, as if a
+    person owed it a decision that a council should read as a shortage of teams."""
+    full = {"code": "no_community_capacity", "params": {"route": "review"}}
+    events = [
+        decided("c1", "review", [TYPE, full]),
+        decided("c2", "review", [TYPE, full]),
+        updated("c2", "police", 60, previous="review", override="no_team_free"),
+    ]
+    assert fates(events, now_s=10**6) == {
+        "c1": "coverage_gap:capacity",
+        "c2": "review_resolved:override:police",
+    }
+
+
 def test_a_call_sent_to_review_is_resolved_or_unresolved_past_its_deadline():
     """Tried: before, a call in review had no deadline and no resolution and was counted nowhere
     (its route not community, its reasons no safety answer)."""
