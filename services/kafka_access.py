@@ -29,7 +29,7 @@ from shared.settings import Settings
 _RESOURCE: dict[Resource, ResourceType] = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
 _RESOURCE_NAME = {kind: name for name, kind in _RESOURCE.items()}
 _PATTERN = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
-_OPERATION = {"read": AclOperation.READ, "write": AclOperation.WRITE}
+_OPERATION = {"read": AclOperation.READ, "write": AclOperation.WRITE, "describe": AclOperation.DESCRIBE}
 _MECHANISM = {"SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512, "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256}
 SCRAM_ITERATIONS = 8192
 

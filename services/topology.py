@@ -39,6 +39,7 @@ TOPOLOGY: dict[str, ServiceTopics] = {
             t.ASSIGNMENTS_RESPONDED: "on_responded",
             t.ASSIGNMENTS_EXPIRED: "on_expired",
             t.ASSIGNMENTS_STATUS_CHANGED: "on_status_changed",
+            t.AGENCIES_REACHABILITY: "on_reachability",
         },
         produces=frozenset(
             {
@@ -65,6 +66,7 @@ TOPOLOGY: dict[str, ServiceTopics] = {
                 t.ASSIGNMENTS_STATUS_CHANGED,
                 t.NOTIFICATIONS_DELIVERED,
                 t.NOTIFICATIONS_FAILED,
+                t.AGENCIES_REACHABILITY,
                 t.ACCESS_RECORDED,
             }
         ),

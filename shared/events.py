@@ -267,6 +267,23 @@ class CallbackFailed(Payload):
     error_class: Shown[CallbackErrorClass]
 
 
+# The signs of life notify reads from an agency.
+LifeSign = Literal["stream", "webhook", "kafka_group", "request"]
+
+
+class AgencyReachability(Payload):
+    """An agency became unreachable (no sign of life for `timeout_s`) or reachable again
+    (`agencies.reachability.v1`): while unreachable its teams are skipped (`agency_unreachable`)."""
+
+    agency_id: Shown[str]
+    reachable: Shown[bool]
+    # The last sign of life and what it was (None: none since liveness was first watched).
+    last_seen_at: Shown[datetime | None] = None
+    sign: Shown[LifeSign | None] = None
+    timeout_s: Shown[int] = Field(ge=1)
+    at: Shown[datetime]
+
+
 # Teams one capacity snapshot lists at most: it must fit one broker message (about 40 bytes each).
 CAPACITY_TEAMS_MAX = 20_000
 

@@ -187,6 +187,9 @@ class Agency(Model):
     contracted_share: float = Field(default=1.0, gt=0, le=1)
     webhook: Webhook | None = None
     kafka: AgencyKafka | None = None
+    # Seconds without a sign of life (a stream open, a webhook answering 2xx, a consumer in one of
+    # its groups, a request of its own) after which its teams are skipped; None: never.
+    liveness_timeout_s: int | None = Field(default=None, ge=10, le=86_400)
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> Agency:

@@ -16,7 +16,7 @@ from shared.topics import REGISTRY, ServiceTopics, agency_topic, dlq_topic
 
 Resource = Literal["topic", "group"]
 Pattern = Literal["literal", "prefixed"]
-Operation = Literal["read", "write"]
+Operation = Literal["read", "write", "describe"]
 
 
 @dataclass(frozen=True, order=True)
@@ -54,6 +54,10 @@ def service_grants(settings: Settings, service: str, access: ServiceTopics) -> l
     grants.append(Grant(user, "group", "literal", settings.group(service), "read"))
     if access.produces_agency_topics:
         grants.append(Grant(user, "topic", "prefixed", settings.topic(topics.AGENCY_TOPIC_PREFIX), "write"))
+        # Whether an agency's consumer is connected is one of its signs of life.
+        grants.append(
+            Grant(user, "group", "prefixed", settings.topic(topics.AGENCY_TOPIC_PREFIX), "describe")
+        )
     return sorted(grants)
 
 

@@ -29,6 +29,7 @@ NOTIFICATIONS_DELIVERED = "notifications.delivered.v1"
 NOTIFICATIONS_FAILED = "notifications.failed.v1"
 ACCESS_RECORDED = "access.recorded.v1"
 TEAMS_CAPACITY = "teams.capacity.v1"
+AGENCIES_REACHABILITY = "agencies.reachability.v1"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(NOTIFICATIONS_FAILED, events.NotificationFailed),
         Topic(ACCESS_RECORDED, events.AccessRecorded),
         Topic(TEAMS_CAPACITY, events.TeamsCapacity),
+        Topic(AGENCIES_REACHABILITY, events.AgencyReachability),
     )
 }
 

@@ -33,6 +33,7 @@ FUNNEL: tuple[tuple[str, str], ...] = (
     ("on_shift", "no_team_on_shift"),
     ("in_area", "none_in_area"),
     ("skill_and_language", "no_skill_or_language"),
+    ("reachable", "agency_unreachable"),
     ("available", "all_busy"),
 )
 # The hand-back reason when teams cover the call but none of them has capacity, while teams
@@ -58,6 +59,8 @@ class TeamSnapshot:
     held: int = 0
     # Coverage polygon as (lat, lon) corners; when present it replaces the radius.
     area: tuple[tuple[float, float], ...] | None = None
+    # False while its agency shows no sign of life (notify's liveness watch).
+    reachable: bool = True
 
 
 @dataclass(frozen=True)

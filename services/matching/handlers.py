@@ -255,6 +255,24 @@ async def update_team(
     return row
 
 
+async def _lock_offers_of_agency(conn: asyncpg.Connection, agency_id: str) -> list[tuple[str, str]]:
+    """(call id, team id) of each offer the agency's teams hold, the calls locked in call id order
+    as every handler locks them."""
+    held = await repository.offers_held_by_agency(conn, agency_id)
+    for call_id, _ in held:
+        await repository.get_call(conn, call_id)
+    return held
+
+
+async def _move_offers_on(
+    matcher: Matcher, conn: asyncpg.Connection, held: list[tuple[str, str]], reason: str
+) -> None:
+    """Withdraw each of `held` (locked) with `reason` and offer its call to the next team."""
+    matcher.roster.invalidate()
+    for call_id, team in held:
+        await _take_off_roster(matcher, conn, team, call_id, "available", reason)
+
+
 async def pause_agency(
     matcher: Matcher, pool: asyncpg.Pool, agency: Principal, reason: str | None
 ) -> repository.AgencyRow:
@@ -262,17 +280,23 @@ async def pause_agency(
     none of its teams is offered a call, and each offer its teams hold goes to the next team (an
     accepted call stays with the team working it); resumed, its teams are chosen again at once."""
     async with pool.acquire() as conn, conn.transaction():
-        held = await repository.offers_held_by_agency(conn, agency.tenant_id) if reason else []
-        # The calls first, in call id order, as every handler locks them.
-        for call_id, _ in held:
-            await repository.get_call(conn, call_id)
+        held = await _lock_offers_of_agency(conn, agency.tenant_id) if reason else []
         row = await repository.set_paused(conn, agency.tenant_id, reason)
         if row is None:
             raise NotFound("agency")
-        matcher.roster.invalidate()
-        for call_id, team in held:
-            await _take_off_roster(matcher, conn, team, call_id, "available", "agency_paused")
+        await _move_offers_on(matcher, conn, held, "agency_paused")
     return row
+
+
+async def on_reachability(
+    matcher: Matcher, conn: asyncpg.Connection, event: Envelope, payload: events.AgencyReachability
+) -> None:
+    """An agency went silent past its liveness timeout, or showed life again. Unreachable, its
+    teams are skipped (`agency_unreachable`) and each offer they hold goes to the next team (an
+    accepted call stays with its team); reachable, they are chosen again at once."""
+    held = [] if payload.reachable else await _lock_offers_of_agency(conn, payload.agency_id)
+    if await repository.set_reachability(conn, payload):
+        await _move_offers_on(matcher, conn, held, "agency_unreachable")
 
 
 async def on_call_cancelled(

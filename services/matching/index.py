@@ -126,6 +126,7 @@ class RosterIndex:
     capacity: npt.NDArray[np.int64] = field(init=False)
     on_roster: Bools = field(init=False)
     available: Bools = field(init=False)
+    reachable: Bools = field(init=False)
     skill_of: dict[str, Bools] = field(init=False)
     language_of: dict[str, Bools] = field(init=False)
     shift_pattern: npt.NDArray[np.int64] = field(init=False)
@@ -153,6 +154,7 @@ class RosterIndex:
         self.capacity = np.array([t.capacity for t in ts], dtype=np.int64)
         self.on_roster = (self.capacity > 0) & ~np.isin(self.status, OFF_ROSTER)
         self.available = takes_another(self.status, self.held, self.capacity)
+        self.reachable = np.array([t.reachable for t in ts], dtype=np.bool_)
         self.skill_of = {}
         self.language_of = {}
         for i, t in enumerate(ts):
@@ -202,6 +204,7 @@ class RosterIndex:
         out.capacity = np.asarray(capacity, dtype=np.int64)
         out.on_roster = (out.capacity > 0) & ~np.isin(out.status, OFF_ROSTER)
         out.available = takes_another(out.status, out.held, out.capacity)
+        out.reachable = self.reachable[pos]
         out.skill_of = {k: v[pos] for k, v in self.skill_of.items()}
         out.language_of = {k: v[pos] for k, v in self.language_of.items()}
         out.shift_pattern = self.shift_pattern[pos]
@@ -267,7 +270,7 @@ class RosterIndex:
     def free_places(self, now: datetime, tz: ZoneInfo) -> Ints:
         """How many more calls each team could take now: none off shift, off the roster, of a paused
         agency (capacity 0) or holding its capacity."""
-        free = self.available & self._on_shift(now, tz)
+        free = self.available & self.reachable & self._on_shift(now, tz)
         return np.where(free, self.capacity - self.held, 0).astype(np.int64)
 
     def _on_shift(self, now: datetime, tz: ZoneInfo) -> Bools:
@@ -355,6 +358,7 @@ class RosterIndex:
             "on_shift": shift_ok,
             "in_area": covered,
             "skill_and_language": skills_ok,
+            "reachable": self.reachable,
             "available": self.available & not_tried,
         }
 

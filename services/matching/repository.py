@@ -13,7 +13,7 @@ import asyncpg
 from services.matching.domain import DEFAULT_RULES, TeamSnapshot
 from services.matching.index import LiveColumns
 from services.matching.rules import Matching, matching_rules
-from shared import outbox
+from shared import events, outbox
 from shared.auth import Credential, replace_credentials
 from shared.db import as_row, as_rows, columns
 from shared.envelope import Envelope
@@ -169,9 +169,10 @@ def _shifts(raw: str, parsed: dict[str, tuple[Shift, ...]]) -> tuple[Shift, ...]
 
 
 _SNAPSHOT = (
-    "SELECT id, agency_id, coalesce(lat, home_lat) AS lat, coalesce(lon, home_lon) AS lon,"
-    " radius_km, status, languages, shifts::text AS shifts, skills, capacity, area FROM matching.teams"
-    " ORDER BY id"
+    "SELECT t.id, t.agency_id, coalesce(t.lat, t.home_lat) AS lat, coalesce(t.lon, t.home_lon) AS lon,"
+    " t.radius_km, t.status, t.languages, t.shifts::text AS shifts, t.skills, t.capacity, t.area,"
+    " a.unreachable_since IS NULL AS reachable"
+    " FROM matching.teams t JOIN matching.agencies a ON a.id = t.agency_id ORDER BY t.id"
 )
 
 
@@ -230,6 +231,7 @@ async def team_snapshots(conn: asyncpg.Connection) -> list[TeamSnapshot]:
             skills=tuple(r["skills"]),
             capacity=r["capacity"],
             area=None if r["area"] is None else tuple((c[0], c[1]) for c in r["area"]),
+            reachable=r["reachable"],
         )
         for r in rows
     ]
@@ -294,6 +296,7 @@ class AgencyRow:
     name: str
     paused_at: datetime | None
     pause_reason: str | None
+    unreachable_since: datetime | None = None
 
 
 async def set_paused(conn: asyncpg.Connection, agency_id: str, reason: str | None) -> AgencyRow | None:
@@ -584,3 +587,21 @@ async def update_team(
         shifts,
     )
     return as_row(TeamRow, row)
+
+
+async def set_reachability(conn: asyncpg.Connection, change: events.AgencyReachability) -> bool:
+    """Apply notify's word that an agency is reachable or not, unless a newer word was applied;
+    whether it changed anything (the roster's version moves with it, so every replica re-reads)."""
+    changed = await conn.fetchval(
+        "UPDATE matching.agencies SET reachability_at = $3,"
+        " unreachable_since = CASE WHEN $2 THEN NULL ELSE coalesce(unreachable_since, $4) END"
+        " WHERE id = $1 AND (reachability_at IS NULL OR reachability_at < $3)"
+        " RETURNING true",
+        change.agency_id,
+        change.reachable,
+        change.at,
+        change.last_seen_at or change.at,
+    )
+    if changed:
+        await bump_roster_version(conn)
+    return bool(changed)

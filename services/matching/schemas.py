@@ -102,3 +102,6 @@ class AgencyView(BaseModel):
     paused: bool
     paused_at: datetime | None
     pause_reason: str | None
+    unreachable_since: datetime | None = Field(
+        default=None, description="since when the agency showed no sign of life (None: reachable)"
+    )

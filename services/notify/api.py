@@ -2,18 +2,37 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from services.notify import feed, handlers, repository
-from services.notify.schemas import AssignmentStatus, AssignmentView, Decline, Disposition, StatusReport
+from services.notify.liveness import Liveness
+from services.notify.schemas import (
+    AgencyLiveness,
+    AssignmentStatus,
+    AssignmentView,
+    Decline,
+    Disposition,
+    StatusReport,
+)
 from services.notify.settings import NotifySettings
 from shared.auth import Principal, require
 from shared.errors import error_responses
 from shared.http import Pool
 from shared.registries import DISPOSITIONS
 
-Agency = Annotated[Principal, Depends(require("agency"))]
+
+async def _live_agency(
+    request: Request, background: BackgroundTasks, agency: Annotated[Principal, Depends(require("agency"))]
+) -> Principal:
+    """An agency's authenticated request, which is a sign of life, recorded once it is answered
+    (outside the request's own transactions)."""
+    liveness: Liveness = request.app.state.liveness
+    background.add_task(liveness.seen, agency.tenant_id, "request")
+    return agency
+
+
+Agency = Annotated[Principal, Depends(_live_agency)]
 
 
 async def _waker(request: Request) -> feed.FeedWaker:
@@ -55,6 +74,7 @@ async def list_assignments(
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
 async def stream(
+    request: Request,
     agency: Agency,
     pool: Pool,
     waker: Waker,
@@ -68,6 +88,10 @@ async def stream(
     backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
     """
     after = feed.parse_last_event_id(last_event_id)
+    # An opened stream brings an unreachable agency back at once; notify's liveness job then
+    # counts it as a sign of life on every pass while it stays open.
+    liveness: Liveness = request.app.state.liveness
+    await liveness.seen(agency.tenant_id, "stream")
     return EventSourceResponse(
         feed.events(pool, waker, settings, agency.tenant_id, after), ping=int(settings.sse_ping_s)
     )
@@ -104,3 +128,17 @@ registries = APIRouter(prefix="/v1", tags=["reference"], responses=error_respons
 async def dispositions() -> list[Disposition]:
     """The EIDO common disposition codes a cleared report must use (public reference data)."""
     return [Disposition(code=code, description=text) for code, text in DISPOSITIONS.items()]
+
+
+agency_router = APIRouter(prefix="/v1", tags=["agency"], responses=error_responses(401, 403, 429, 503))
+
+
+@agency_router.post("/heartbeat")
+async def heartbeat(
+    request: Request, agency: Annotated[Principal, Depends(require("agency"))], pool: Pool
+) -> AgencyLiveness:
+    """Say the agency is there: an explicit sign of life, for an agency none of whose channels
+    shows one (its teams are skipped once it has been silent past its liveness timeout)."""
+    liveness: Liveness = request.app.state.liveness
+    await liveness.seen(agency.tenant_id, "request", force=True)
+    return AgencyLiveness.model_validate(await liveness.state(pool, agency.tenant_id))

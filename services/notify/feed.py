@@ -56,6 +56,10 @@ class FeedWaker:
         finally:
             self._waiting[agency_id].discard(wake)
 
+    def connected(self) -> list[str]:
+        """The agencies with a stream open in this process now."""
+        return [agency for agency, streams in self._waiting.items() if streams]
+
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, agency_id: str) -> None:
         for wake in self._waiting.get(agency_id, ()):
             wake.set()

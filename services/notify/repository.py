@@ -39,11 +39,14 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         # A new webhook URL re-enables an endpoint that answered 410; the same URL stays disabled.
         await conn.execute(
             "INSERT INTO notify.agencies (id, name, channels, partitions, webhook_url, webhook_secret,"
-            " webhook_allow_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " webhook_allow_private, liveness_timeout_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (id) DO UPDATE SET name = $2, channels = $3, partitions = $4,"
             " webhook_url = $5, webhook_secret = $6, webhook_allow_private = $7,"
             " webhook_disabled_at = CASE WHEN notify.agencies.webhook_url IS DISTINCT FROM $5"
-            " THEN NULL ELSE notify.agencies.webhook_disabled_at END",
+            " THEN NULL ELSE notify.agencies.webhook_disabled_at END,"
+            # A new timeout starts the watch afresh: the agency gets the whole of it to show life.
+            " watched_since = CASE WHEN notify.agencies.liveness_timeout_s IS DISTINCT FROM $8"
+            " THEN now() ELSE notify.agencies.watched_since END, liveness_timeout_s = $8",
             a.id,
             a.name,
             list(a.channels),
@@ -51,6 +54,7 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             hook.url if hook else None,
             hook.secret if hook else None,
             hook.allow_private if hook else False,
+            a.liveness_timeout_s,
         )
     await replace_credentials(conn, SCHEMA, [Credential(a.token, a.id, "agency") for a in j.agencies])
 

@@ -73,3 +73,13 @@ class Disposition(BaseModel):
 
     code: str
     description: str
+
+
+class AgencyLiveness(BaseModel):
+    """Whether an agency counts as reachable, and its last sign of life."""
+
+    agency_id: str
+    reachable: bool
+    liveness_timeout_s: int | None = Field(description="None: the agency's liveness is not watched")
+    last_seen_at: datetime | None
+    last_sign: Literal["stream", "webhook", "kafka_group", "request"] | None

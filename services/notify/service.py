@@ -7,6 +7,7 @@ from pathlib import Path
 from services import topology
 from services.notify import api, console, delivery, feed, handlers, repository
 from services.notify.jobs import Expirer, Repager
+from services.notify.liveness import Liveness
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import WebhookSender
@@ -21,6 +22,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     s = infra.settings
     ns = settings or NotifySettings()
     waker = feed.FeedWaker(infra.pool)
+    liveness = Liveness(infra.pool, s, ns, waker)
     consumer = infra.consumer(SCHEMA, "notify", topology.handlers("notify", handlers))
     app = make_app(
         "notify",
@@ -32,8 +34,10 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     app.state.auth = infra.authenticator(SCHEMA)
     app.state.waker = waker
     app.state.settings = ns
+    app.state.liveness = liveness
     app.include_router(api.router)
     app.include_router(api.registries)
+    app.include_router(api.agency_router)
     app.include_router(console.router)
 
     async def create_agency_topics() -> None:
@@ -56,7 +60,8 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
             waker.run,
             Repager(infra.pool, ns).run,
             Expirer(infra.pool, ns).run,
-            WebhookSender(infra.pool, ns).run,
+            WebhookSender(infra.pool, ns, on_delivered=liveness.seen).run,
+            liveness.run,
         ],
         on_start=create_agency_topics,
         on_stop=waker.close,

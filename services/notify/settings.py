@@ -31,3 +31,8 @@ class NotifySettings(BaseSettings):
     sse_replay_s: float = Field(
         default=3600.0, ge=0, description="a stream opened without Last-Event-ID replays this much"
     )
+    liveness_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often notify reads agencies' signs of life and marks the silent unreachable",
+    )

@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from services.notify import delivery, domain, repository
 from services.notify.settings import NotifySettings
+from shared.events import LifeSign
 
 log = structlog.get_logger(__name__)
 
@@ -97,8 +98,11 @@ class WebhookSender:
         *,
         resolver: Resolver = resolve,
         jitter: Callable[[], float] = random.random,
+        on_delivered: Callable[[str, LifeSign], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
+        # A 2xx is the agency's sign of life (told after the transaction that records it).
+        self._on_delivered = on_delivered
         self._settings = settings
         self._resolver = resolver
         self._jitter = jitter
@@ -151,13 +155,16 @@ class WebhookSender:
         await self._settle(row, verdict, error)
 
     async def _settle(self, row: repository.LeasedWebhook, verdict: Verdict, error: str | None) -> None:
+        if verdict == "delivered":
+            async with self._pool.acquire() as conn, conn.transaction():
+                await repository.finish_webhook(conn, row.id, "delivered", None)
+                await delivery.record(conn, await _notice(conn, row))
+            if self._on_delivered is not None:
+                await self._on_delivered(row.agency_id, "webhook")
+            return
         attempt = int(row.attempts)
         async with self._pool.acquire() as conn, conn.transaction():
             notice = await _notice(conn, row)
-            if verdict == "delivered":
-                await repository.finish_webhook(conn, row.id, "delivered", None)
-                await delivery.record(conn, notice)
-                return
             assert error is not None
             age = (datetime.now(UTC) - row.created_at).total_seconds()
             delay = domain.backoff_s(

@@ -64,14 +64,20 @@ async def running_matching(settings: Settings, own: MatchingSettings) -> AsyncIt
         yield running.url("matching")
 
 
-def call_received(call_id: str, *, language: str | None = None, incident_type: str = "MNTL") -> Envelope:
-    """The event intake publishes for a new community call at HERE."""
+def call_received(
+    call_id: str,
+    *,
+    language: str | None = None,
+    incident_type: str = "MNTL",
+    km_north: float = 0.0,
+) -> Envelope:
+    """The event intake publishes for a new community call at HERE (or `km_north` of it)."""
     payload = events.CallReceived(
         call_id=call_id,
         psap_id="psap",
         external_id=f"CAD-{call_id[:8]}",
         incident_type=incident_type,
-        location=events.Location(**HERE),
+        location=events.Location(lat=HERE["lat"] + km_north / 111.2, lon=HERE["lon"]),
         language=language,
         safety=events.SafetyScreen(**CLEAR),
         callback_number="+15415550100",

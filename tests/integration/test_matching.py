@@ -91,6 +91,7 @@ async def test_the_best_team_is_offered_and_the_decision_is_explained(settings, 
                 "on_shift": 4,
                 "in_area": 4,
                 "skill_and_language": 3,
+                "reachable": 3,
                 "available": 2,
             }
             chosen, [runner_up] = why["chosen"], why["runners_up"]
@@ -225,7 +226,7 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         assert back == {**back, "call_id": first, "reason_code": "no_community_capacity", "psap_id": "psap"}
         assert (
             back["detail"]
-            == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0, available 0"
+            == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0, reachable 0, available 0"
         )
 
         # Capacity returns, but the agency's hours now cover only a day that is not today.
@@ -307,7 +308,7 @@ async def test_an_outage_where_the_call_is_differs_from_a_place_nobody_covers(se
         assert back["reason_code"] == "no_capacity_in_area"
         assert (
             back["detail"]
-            == "teams 2, with_capacity 1, on_shift 1, in_area 0, skill_and_language 0, available 0"
+            == "teams 2, with_capacity 1, on_shift 1, in_area 0, skill_and_language 0, reachable 0, available 0"
         )
 
         # Capacity back, but "near" now stands 150 km away: nobody covers the place at all.

@@ -91,7 +91,8 @@ class Receiver:
         failing = tries < self.fail_first.get(agency, 0) or agency in self.held
         status = self.always.get(agency, 503 if failing else 200)
         signed = verify(self.secrets[agency], headers, body)
-        msg_id, kind, assignment_id = headers["webhook-id"], data["kind"], data["assignment_id"]
+        # A liveness ping names no assignment.
+        msg_id, kind, assignment_id = headers["webhook-id"], data["kind"], data.get("assignment_id", "")
         self.seen.append(Seen(agency, msg_id, kind, assignment_id, signed, status, headers["host"], data))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})

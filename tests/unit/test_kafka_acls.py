@@ -81,9 +81,17 @@ def test_only_matching_may_offer_and_only_notify_may_write_agency_topics() -> No
         g.principal: g.name
         for svc in SERVICE_NAMES
         for g in service_grants(s, svc, TOPOLOGY[svc])
-        if g.resource == "group"
+        if g.resource == "group" and g.operation == "read"
     }
     assert groups == {f"User:{svc}": f"ns.{svc}" for svc in SERVICE_NAMES}
+    # Notify alone may describe (never join) agencies' groups: a connected consumer is a sign of life.
+    describers = {
+        (g.principal, g.name, g.pattern)
+        for svc in SERVICE_NAMES
+        for g in service_grants(s, svc, TOPOLOGY[svc])
+        if g.operation == "describe"
+    }
+    assert describers == {("User:notify", "ns.agency.", "prefixed")}
 
 
 def test_an_agency_reads_only_its_topic_and_groups_under_its_own_prefix() -> None:

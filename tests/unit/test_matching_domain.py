@@ -197,6 +197,12 @@ def test_overnight_shift_covers_early_hours_of_the_next_day():
         ("no skill", [team("x")], CallNeeds(*CALL, required=frozenset({"medic"})), "no_skill_or_language"),
         ("no language", [team("x")], CallNeeds(*CALL, language="vi"), "no_skill_or_language"),
         ("busy", [team("x", status="assigned")], CallNeeds(*CALL), "all_busy"),
+        (
+            "the only covering team's agency shows no sign of life",
+            [team("x", reachable=False), team("far", lat=45.5, lon=-122.6)],
+            CallNeeds(*CALL),
+            "agency_unreachable",
+        ),
     ],
 )
 def test_hand_back_reason_names_the_first_filter_that_left_nobody(what, teams, needs, reason):
@@ -221,6 +227,7 @@ def test_funnel_counts_what_each_filter_left():
         "on_shift": 4,
         "in_area": 3,
         "skill_and_language": 2,
+        "reachable": 2,
         "available": 1,
     }
 
