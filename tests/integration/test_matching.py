@@ -225,8 +225,8 @@ async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(se
         [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
         assert back == {**back, "call_id": first, "reason_code": "no_community_capacity", "psap_id": "psap"}
         assert (
-            back["detail"]
-            == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0, reachable 0, available 0"
+            back["detail"] == "teams 2, with_capacity 0, on_shift 0, in_area 0, skill_and_language 0,"
+            " reachable 0, available 0"
         )
 
         # Capacity returns, but the agency's hours now cover only a day that is not today.
@@ -307,8 +307,8 @@ async def test_an_outage_where_the_call_is_differs_from_a_place_nobody_covers(se
         [back] = await topic_events(settings, topics.CALLS_UNASSIGNED, 1)
         assert back["reason_code"] == "no_capacity_in_area"
         assert (
-            back["detail"]
-            == "teams 2, with_capacity 1, on_shift 1, in_area 0, skill_and_language 0, reachable 0, available 0"
+            back["detail"] == "teams 2, with_capacity 1, on_shift 1, in_area 0, skill_and_language 0,"
+            " reachable 0, available 0"
         )
 
         # Capacity back, but "near" now stands 150 km away: nobody covers the place at all.
