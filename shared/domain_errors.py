@@ -34,6 +34,12 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class NotAcceptable(DomainError):
+    """The request accepts no representation the route can answer with."""
+
+    code = "not_acceptable"
+
+
 class Conflict(DomainError):
     """The request conflicts with the object's state (the code says which)."""
 

@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain_errors import Conflict, DomainError, Forbidden, Invalid, NotConfigured, NotFound
+from shared.domain_errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotAcceptable,
+    NotConfigured,
+    NotFound,
+)
 from shared.failures import is_conflict, is_unavailable
 
 # Seconds a caller is asked to wait before retrying a request the backing services could not take.
@@ -47,6 +55,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,
+    NotAcceptable: 406,
     NotConfigured: 503,
 }
 
@@ -77,6 +86,7 @@ _MEANING = {
     403: "The credentials are valid but may not do this (forbidden: the role; sender_mismatch: an EIDO"
     " naming another sender)",
     404: "No such object, or another tenant's (not_found)",
+    406: "The Accept header names no representation the route answers with (not_acceptable)",
     409: "The request conflicts with the object's state (the code says which)",
     413: "The request body is larger than the service accepts (body_too_large)",
     422: "The request is not valid (invalid_request, or a code naming the rule)",

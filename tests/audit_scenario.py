@@ -182,6 +182,9 @@ EXPECTED: dict[str, Any] = {
     "hand_backs": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
     "backup_requests": 1,
     "coverage_gaps_by_hour_utc": {"3": 1},
+    # Monday 03:00 UTC, the hour of the week counted from Monday 00:00 (in UTC, no zone being given).
+    "timezone": "UTC",
+    "coverage_gaps_by_hour_of_week": [int(slot == 3) for slot in range(168)],
     "times_by_agency": {
         "agency-a": {
             "received_to_offered_s": {"count": 3, "p50": 30.0, "p90": 60.0, "p99": 60.0},

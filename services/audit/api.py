@@ -3,15 +3,16 @@
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel
 
-from services.audit import checkpoints, handlers, outcomes, reports, repository, shadow
+from services.audit import checkpoints, handlers, outcomes, reports, repository, shadow, tables
 from services.audit.checkpoints import Checkpointer
 from services.audit.repository import StoredEvent
 from services.audit.schemas import (
@@ -24,12 +25,15 @@ from services.audit.schemas import (
     EventIds,
     EventPage,
     InclusionProof,
+    Integrity,
     ShadowDifferences,
     Summary,
     TrailEvent,
     Verification,
     VerifierKey,
     WorkforceReport,
+    ZoneMap,
+    ZoneShape,
 )
 from shared.auth import Authenticator, Principal, require
 from shared.errors import ApiError, error_responses, not_found
@@ -325,23 +329,61 @@ reports_router = APIRouter(
 )
 
 
-@reports_router.get("/summary")
+async def _wanted(
+    accept: Annotated[
+        str | None,
+        Header(description="application/json (the default) or text/csv; anything else answers 406"),
+    ] = None,
+) -> tables.Media:
+    """JSON or CSV, as the request's Accept header asks (checked before any query)."""
+    return tables.chosen(accept)
+
+
+Wanted = Annotated[tables.Media, Depends(_wanted)]
+# A report that also answers CSV: its 200 in both types, and 406 for any other Accept.
+AS_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report; with `Accept: text/csv`, its table as CSV (withheld cells read"
+        " `suppressed`)",
+        "content": {tables.CSV: {"schema": {"type": "string"}}},
+    },
+    **error_responses(406),
+}
+
+
+def _answer(
+    report: BaseModel, media: tables.Media, name: str, as_csv: Callable[[Mapping[str, Any]], str]
+) -> BaseModel | Response:
+    """The report itself, or its CSV (a download named after the report) when that is wanted."""
+    if media == tables.JSON:
+        return report
+    return Response(
+        as_csv(report.model_dump(by_alias=True)),
+        media_type=f"{tables.CSV}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="careroute-{name}.csv"'},
+    )
+
+
+@reports_router.get("/summary", response_model=Summary, responses=AS_CSV)
 async def summary(
     _: Reader,
     pool: Pool,
+    media: Wanted,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
     agency: str | None = None,
-) -> Summary:
+) -> BaseModel | Response:
     """The diversion funnel, every behavioural-health call's outcome, hand-backs, backups, time
-    percentiles and coverage gaps; a review deadline counts as passed when it is before `to` and now."""
+    percentiles and coverage gaps (by UTC hour, and by local hour of the week); a review deadline
+    counts as passed when it is before `to` and now. As CSV: one row per figure."""
     _check_range(since, until)
     async with pool.acquire() as conn:
         events = await repository.report_events(conn, since, until)
+        config = await repository.report_config(conn)
     now = handlers.as_of(until)
-    return Summary.model_validate(
-        {"from": since, "to": until, "agency": agency, **reports.summary(events, agency, now)}
-    )
+    found = reports.summary(events, agency, now, config.timezone)
+    report = Summary.model_validate({"from": since, "to": until, "agency": agency, **found})
+    return _answer(report, media, "summary", tables.summary)
 
 
 @reports_router.get("/dispositions")
@@ -350,20 +392,22 @@ async def dispositions(_: Reader) -> list[DispositionClass]:
     return [DispositionClass(code=code, **d) for code, d in outcomes.dispositions().items()]
 
 
-@reports_router.get("/shadow")
+@reports_router.get("/shadow", response_model=ShadowDifferences, responses=AS_CSV)
 async def shadow_differences(
     _: Reader,
     pool: Pool,
+    media: Wanted,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-) -> ShadowDifferences:
+) -> BaseModel | Response:
     """Calls received in a period whose shadow rule set's decision differs from the active one,
     counted by pair of routes with their call ids, so a region sees what a change would do."""
     _check_range(since, until)
     async with pool.acquire() as conn:
         events = await repository.report_events(conn, since, until)
     table = shadow.differences(shadow.from_trail(events))
-    return ShadowDifferences.model_validate({"from": since, "to": until, **table})
+    report = ShadowDifferences.model_validate({"from": since, "to": until, **table})
+    return _answer(report, media, "shadow", tables.shadow)
 
 
 Since = Annotated[
@@ -372,32 +416,56 @@ Since = Annotated[
 Until = Annotated[datetime | None, Query(alias="to", description="end of the period, excluded")]
 
 
-@reports_router.get("/areas")
-async def areas(_: Reader, pool: Pool, since: Since = None, until: Until = None) -> AreaReport:
+@reports_router.get("/areas", response_model=AreaReport, responses=AS_CSV)
+async def areas(
+    _: Reader, pool: Pool, media: Wanted, since: Since = None, until: Until = None
+) -> BaseModel | Response:
     """Who is left to police: behavioural-health calls by zone and local hour of day, with the
     diversion, police-involvement and hand-back rates and the time to a team on scene; a cell of
     fewer than 11 calls (or one subtraction would tell) shows `suppressed` and no figures. 422
     `invalid_range`, `period_too_long` (over 366 days), `period_out_of_range`."""
     async with pool.acquire() as conn:
-        return AreaReport.model_validate(await handlers.area_report(conn, since, until))
+        report = AreaReport.model_validate(await handlers.area_report(conn, since, until))
+    return _answer(report, media, "areas", tables.areas)
 
 
-@reports_router.get("/workforce")
+@reports_router.get("/workforce", response_model=WorkforceReport, responses=AS_CSV)
 async def workforce(
     _: Reader,
     pool: Pool,
+    media: Wanted,
     since: Since = None,
     until: Until = None,
     target: Annotated[float, Query(gt=0, lt=1, description="share of eligible calls to reach in time")] = 0.9,
     within_min: Annotated[
         float, Query(gt=0, le=1440, description="minutes a call may wait for a team")
     ] = 15.0,
-) -> WorkforceReport:
+) -> BaseModel | Response:
     """How many crisis teams it would take: for each hour of the week, eligible arrivals per hour,
     the teams Erlang C needs so that `target` of calls wait at most `within_min` minutes for one,
     the teams on shift and the shortfall, with the model's inputs. 422 `period_required` (from and
     to), `invalid_range`, `period_too_long`, `period_out_of_range`, or `invalid_request`."""
     async with pool.acquire() as conn:
-        return WorkforceReport.model_validate(
+        report = WorkforceReport.model_validate(
             await handlers.workforce_report(conn, since, until, target, within_min)
         )
+    return _answer(report, media, "workforce", tables.workforce)
+
+
+@reports_router.get("/zones")
+async def zones(_: Reader, pool: Pool) -> ZoneMap:
+    """The zones the area report counts calls by, with their [lon, lat] rings, for drawing a map."""
+    async with pool.acquire() as conn:
+        config = await repository.report_config(conn)
+    return ZoneMap(
+        timezone=str(config.timezone),
+        zones=[ZoneShape(name=z.name, polygon=z.polygon) for z in config.zones],
+    )
+
+
+@reports_router.get("/integrity")
+async def integrity(_: Reader, pool: Pool, checkpointer: CheckpointerDep) -> Integrity:
+    """The trail's length and its newest signed checkpoint (its tree size, root, when it was signed,
+    whether the signature verifies); `/v1/audit/verify` re-walks the chain against them."""
+    async with pool.acquire() as conn:
+        return Integrity.model_validate(await handlers.integrity(conn, checkpointer))

@@ -13,6 +13,7 @@ import structlog
 from services.audit import areas, domain, outcomes, period, repository, workforce
 from services.audit.checkpoints import Checkpointer
 from services.audit.metrics import EVENTS_FLAGGED
+from services.audit.note import NoteError, open_checkpoint
 from services.audit.stories import stories
 from shared.envelope import Envelope, utcnow
 
@@ -76,6 +77,29 @@ async def verify(
         "checked": verdict.checked,
         "first_bad_seq": verdict.first_bad_seq,
         "reason": verdict.reason,
+    }
+
+
+async def integrity(conn: asyncpg.Connection, checkpointer: Checkpointer) -> dict[str, Any]:
+    """The trail's length and its newest kept checkpoint, with whether that one's signature holds."""
+    head_seq, _ = await repository.head(conn)
+    latest = await repository.latest_checkpoint(conn)
+    if latest is None:
+        return {"head_seq": head_seq, "checkpoint": None}
+    try:
+        signed = open_checkpoint(latest.note, checkpointer.key)
+        signature_ok = (signed.size, signed.root) == (latest.tree_size, latest.root_hash)
+    except NoteError:
+        signature_ok = False
+    return {
+        "head_seq": head_seq,
+        "checkpoint": {
+            "origin": latest.note.split("\n", 1)[0],
+            "tree_size": latest.tree_size,
+            "root_hash": latest.root_hash.hex(),
+            "signed_at": latest.created_at,
+            "signature_ok": signature_ok,
+        },
     }
 
 

@@ -7,9 +7,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.audit import outcomes
 from services.audit.stories import CallStory, stories
+from services.audit.workforce import HOURS_OF_WEEK, hour_of_week
 
 # A hand-back for want of a team on shift is a coverage gap in time, like triage's hours rule.
 NO_TEAM_ON_SHIFT = "handed_back:no_team_on_shift"
@@ -69,14 +71,25 @@ def _overrides(fates: Iterable[outcomes.Outcome]) -> dict[str, int]:
     return dict(sorted(found.items()))
 
 
-def _gaps_by_hour(calls: Mapping[str, CallStory], fates: Mapping[str, outcomes.Outcome]) -> dict[str, int]:
-    """Coverage gaps (triage's coverage rule, or no team on shift) by the UTC hour the call came in."""
-    gaps = Counter[int]()
-    for call, fate in fates.items():
-        received_at = calls[call].received_at
-        if (fate.code == "coverage_gap" or fate.key == NO_TEAM_ON_SHIFT) and received_at is not None:
-            gaps[received_at.hour] += 1
-    return {str(h): n for h, n in sorted(gaps.items())}
+def _gaps(calls: Mapping[str, CallStory], fates: Mapping[str, outcomes.Outcome]) -> list[datetime]:
+    """When each coverage gap (triage's coverage rule, or no team on shift) came in."""
+    return [
+        at
+        for call, fate in fates.items()
+        if (fate.code == "coverage_gap" or fate.key == NO_TEAM_ON_SHIFT)
+        and (at := calls[call].received_at) is not None
+    ]
+
+
+def _gaps_by_hour(gaps: list[datetime]) -> dict[str, int]:
+    """Coverage gaps by the UTC hour they came in."""
+    return {str(h): n for h, n in sorted(Counter(at.hour for at in gaps).items())}
+
+
+def _gaps_by_hour_of_week(gaps: list[datetime], tz: ZoneInfo) -> list[int]:
+    """Coverage gaps in each local hour of the week (Monday 00:00-01:00 first): the heat map's 7 x 24."""
+    found = Counter(hour_of_week(at, tz) for at in gaps)
+    return [found[slot] for slot in range(HOURS_OF_WEEK)]
 
 
 def _add_times(times: Times, story: CallStory) -> None:
@@ -123,16 +136,23 @@ def _times_by_agency(calls: Mapping[str, CallStory]) -> dict[str, dict[str, dict
 
 
 def summary(
-    events: Iterable[Mapping[str, Any]], agency: str | None = None, now: datetime | None = None
+    events: Iterable[Mapping[str, Any]],
+    agency: str | None = None,
+    now: datetime | None = None,
+    tz: ZoneInfo | None = None,
 ) -> dict[str, Any]:
     """The oversight summary of the calls in `events` (optionally only those an agency touched), as
-    of `now` (when review deadlines are judged; None judges none passed)."""
+    of `now` (when review deadlines are judged; None judges none passed); hours of the week are
+    read in `tz` (the jurisdiction's time zone; UTC when not given)."""
+    zone = tz or ZoneInfo("UTC")
     calls = stories(events)
     if agency is not None:
         calls = {k: v for k, v in calls.items() if agency in v.agencies}
     fates = outcomes.outcomes(calls, now)
     breakdown = outcomes.breakdown(fates.values())
+    gaps = _gaps(calls, fates)
     return {
+        "timezone": str(zone),
         "funnel": _funnel(calls),
         "outcomes": {
             "behavioural_health": len(fates),
@@ -144,5 +164,6 @@ def summary(
         "backup_requests": sum(s.backups for s in calls.values()),
         "times_by_agency": _times_by_agency(calls),
         "time_to_commitment_s": commitment(calls),
-        "coverage_gaps_by_hour_utc": _gaps_by_hour(calls, fates),
+        "coverage_gaps_by_hour_utc": _gaps_by_hour(gaps),
+        "coverage_gaps_by_hour_of_week": _gaps_by_hour_of_week(gaps, zone),
     }

@@ -398,17 +398,18 @@ async def add_checkpoint(conn: asyncpg.Connection, size: int, root: bytes, note:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRow:
-    """A kept checkpoint: the tree size it signs, its note, when it was kept."""
+    """A kept checkpoint: the tree size it signs, its note, when it was kept, the root it signs."""
 
     tree_size: int
     note: str
     created_at: datetime
+    root_hash: bytes
 
 
 async def latest_checkpoint(conn: asyncpg.Connection) -> CheckpointRow | None:
     """The newest checkpoint, or None."""
     row = await conn.fetchrow(
-        "SELECT tree_size, note, created_at FROM audit.checkpoints ORDER BY tree_size DESC LIMIT 1"
+        "SELECT tree_size, note, created_at, root_hash FROM audit.checkpoints ORDER BY tree_size DESC LIMIT 1"
     )
     return None if row is None else CheckpointRow(*row)
 

@@ -151,6 +151,10 @@ class Summary(PeriodReport):
     # From the 202 to an accepting team or a hand-back, over the calls that reached either.
     time_to_commitment_s: Percentiles
     coverage_gaps_by_hour_utc: dict[str, int]
+    timezone: str = Field(description="The jurisdiction's time zone, which the hours of the week are read in")
+    coverage_gaps_by_hour_of_week: list[int] = Field(
+        description="Coverage gaps in each local hour of the week: 168 counts, Monday 00:00-01:00 first"
+    )
 
 
 class DispositionClass(BaseModel):
@@ -283,3 +287,35 @@ class WorkforceReport(BaseModel):
     inputs: WorkforceInputs
     hours: list[WorkforceHour]
     totals: WorkforceTotals
+
+
+class ZoneShape(BaseModel):
+    """One zone of the area report and its ring of [lon, lat] corners (the ring closes itself)."""
+
+    name: str
+    polygon: list[tuple[float, float]]
+
+
+class ZoneMap(BaseModel):
+    """The zones the area report counts calls by, as the jurisdiction file draws them."""
+
+    timezone: str = Field(description="The jurisdiction's time zone, which the reports read hours in")
+    zones: list[ZoneShape]
+
+
+class SignedCheckpoint(BaseModel):
+    """The newest signed tree head, as audit keeps it, and whether its signature verifies."""
+
+    origin: str
+    tree_size: int = Field(description="Trail rows the checkpoint's Merkle tree covers")
+    root_hash: str = Field(description="The tree's root, hex")
+    signed_at: datetime = Field(description="When audit kept it")
+    signature_ok: bool = Field(description="Whether it verifies with audit's verifier key")
+
+
+class Integrity(BaseModel):
+    """How far the trail goes and its newest signed checkpoint (null: none signed yet); run
+    `/v1/audit/verify` to re-walk the chain against them."""
+
+    head_seq: int = Field(description="Rows in the trail")
+    checkpoint: SignedCheckpoint | None

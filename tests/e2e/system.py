@@ -6,10 +6,15 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import httpx
+
 from tools import infra
 from tools.system import System
 
-__all__ = ["System", "running_system"]
+__all__ = ["AGENCIES", "System", "offered_to", "running_system"]
+
+# The example jurisdiction's agencies.
+AGENCIES = ("riverbend-crisis", "valley-behavioral", "campus-care", "county-outreach")
 
 
 def running_system(
@@ -32,3 +37,13 @@ def running_system(
         log_dir=log_dir,
         prefix="e2e",
     )
+
+
+async def offered_to(http: httpx.AsyncClient, system: System, call_id: str) -> tuple[str, str] | None:
+    """(agency, assignment id) of the call's open offer, if one is out."""
+    for agency in AGENCIES:
+        r = await http.get(f"{system.url('notify')}/v1/assignments", headers=system.token(agency))
+        for a in r.json():
+            if a["call_id"] == call_id and a["status"] == "offered":
+                return agency, a["assignment_id"]
+    return None

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from services.intake import eido, pidf
-from tests.e2e.system import System, running_system
+from tests.e2e.system import System, offered_to, running_system
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -30,23 +30,12 @@ async def system(stack, tmp_path_factory) -> AsyncIterator[System]:
 
 CANARY = "QZCANARY"  # every planted string holds it; it is in no code, id or name of the example
 OVERSIGHT = "civilian-review-board"
-AGENCIES = ("riverbend-crisis", "valley-behavioral", "campus-care", "county-outreach")
 # The exact position planted; oversight may see it only on the 0.01 degree grid.
 LAT, LON = 44.051237, -123.087641
 
 
 def plant(where: str) -> str:
     return f"{CANARY}-{where}"
-
-
-async def offered_to(http: httpx.AsyncClient, system: System, call_id: str) -> tuple[str, str] | None:
-    """(agency, assignment id) of the call's open offer, if one is out."""
-    for agency in AGENCIES:
-        r = await http.get(f"{system.url('notify')}/v1/assignments", headers=system.token(agency))
-        for a in r.json():
-            if a["call_id"] == call_id and a["status"] == "offered":
-                return agency, a["assignment_id"]
-    return None
 
 
 async def plant_everything(system: System, http: httpx.AsyncClient) -> dict[str, list[str]]:
@@ -142,8 +131,12 @@ async def test_no_free_text_or_exact_position_reaches_any_oversight_route(system
                     for query in ({}, {"format": "csv"}, {"call_id": planted["calls"][0]}, {"limit": 1000}):
                         r = await http.get(f"{base}{url}", params=query, headers=who)
                         read[f"{service} {url} {query}"] = r.text
+                    # The reports' CSV (content negotiation) goes through the same check.
+                    r = await http.get(f"{base}{url}", headers={**who, "Accept": "text/csv"})
+                    read[f"{service} {url} Accept: text/csv"] = r.text
         allowed = [k for k, text in read.items() if not text.startswith('{"detail"')]
         assert any("/v1/audit/export" in k for k in allowed) and any("/match" in k for k in allowed), allowed
+        assert any("/v1/reports/summary Accept: text/csv" in k for k in allowed), allowed
         for where, text in read.items():
             assert CANARY not in text, (where, text[text.find(CANARY) - 200 : text.find(CANARY) + 100])
             assert str(LAT) not in text and str(LON) not in text, where

@@ -2,6 +2,7 @@
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.audit import domain, reports, shadow
 from tests.audit_scenario import EXPECTED, scenario
@@ -13,6 +14,15 @@ def public_events() -> list[dict[str, Any]]:
 
 def test_the_summary_of_the_scenario_has_the_known_figures():
     assert reports.summary(public_events()) == EXPECTED
+
+
+def test_coverage_gaps_by_hour_of_week_are_read_in_the_jurisdictions_time_zone():
+    """The scenario's gap came in on Monday 03:00 UTC: Sunday 19:00 in Los Angeles (PST), the
+    week's hour 6 x 24 + 19 = 163; the UTC hours stay as they were."""
+    found = reports.summary(public_events(), tz=ZoneInfo("America/Los_Angeles"))
+    assert found["timezone"] == "America/Los_Angeles"
+    assert found["coverage_gaps_by_hour_of_week"] == [int(slot == 163) for slot in range(168)]
+    assert found["coverage_gaps_by_hour_utc"] == {"3": 1}
 
 
 def test_an_agency_filter_keeps_only_the_calls_it_touched():
