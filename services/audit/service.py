@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services import topology
-from services.audit import api, handlers
+from services.audit import api, dashboard, handlers
 from services.audit.checkpoints import Checkpointer
 from services.audit.repository import SCHEMA
 from services.audit.settings import AuditSettings
@@ -31,6 +31,7 @@ def build(infra: Infra, audit_settings: AuditSettings | None = None) -> ServiceP
     app.state.checkpointer = checkpointer
     app.include_router(api.router)
     app.include_router(api.reports_router)
+    app.include_router(dashboard.router)
     return ServiceParts(
         name="audit",
         schema=SCHEMA,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -11,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from services.intake import eido
 from tests.e2e.system import System, running_system
@@ -20,16 +19,6 @@ from tools import infra
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CALL = {
     "incident_type": "10-96",
     "location": {"lat": 44.0503, "lon": -123.0889, "address": "100 W 10th Ave"},
@@ -37,24 +26,6 @@ CALL = {
     "language": "es",
     "callback_number": "+15415550123",
 }
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # chromium comes from Debian, installed by `make install` (apt-get install chromium).
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where a test's screenshots go: CAREROUTE_SCREENSHOTS when set (to look at them), else its tmp."""
-    where = os.environ.get("CAREROUTE_SCREENSHOTS")
-    return Path(where) if where else tmp_path
 
 
 @pytest.fixture
