@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from tools import infra
+from tools.jurisdictions import EXAMPLE
 from tools.system import System
 
 __all__ = ["AGENCIES", "System", "offered_to", "running_system"]
@@ -23,17 +24,20 @@ def running_system(
     *,
     separate: bool = False,
     env: dict[str, str] | None = None,
+    jurisdiction: Path = EXAMPLE,
 ) -> AbstractAsyncContextManager[System]:
     """A fresh database and namespace, the example loaded, and all four services running.
 
     `separate` runs `python -m services.<name>` once per service instead of one `python -m services`;
-    `env` adds settings (e.g. a short offer deadline).
+    `env` adds settings (e.g. a short offer deadline); `jurisdiction` is the file loaded (the example's
+    unless told).
     """
     return System.start(
         endpoints,
         mode="per-service" if separate else "one-process",
         settings={"kafka_session_timeout_ms": 3000},
         env=env,
+        jurisdiction=jurisdiction,
         log_dir=log_dir,
         prefix="e2e",
     )

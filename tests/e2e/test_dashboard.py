@@ -17,11 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 
 from tests.e2e.system import AGENCIES, System, offered_to, running_system
 from tests.support import eventually
 from tools import infra
+from tools.jurisdictions import EXAMPLE
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +32,9 @@ OVERSIGHT = "civilian-review-board"
 # cell holds them all and no other zone's (empty) cells tell anything by subtraction.
 DOWNTOWN = {"lat": 44.0503, "lon": -123.0889}
 CAMPUS = {"lat": 44.0452, "lon": -123.0711}
+# Downtown's north-west corner, left outside the community coverage this test's jurisdiction adds.
+UNCOVERED = {"lat": 44.059, "lon": -123.103}
+COVERAGE = {"areas": [{"center": {"lat": 44.045, "lon": -123.08}, "radius_km": 1.5}], "outside": "police"}
 NO = {q: "no" for q in ("weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress")}
 LAPTOP: ViewportSize = {"width": 1366, "height": 900}
 # What the page shows for a figure that measures nothing (an en dash, never a zero).
@@ -41,9 +46,15 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 async def system(
     stack: infra.InfraEndpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[System]:
-    # A system of its own (the scenario pauses every agency), signing a checkpoint every second.
+    # A system of its own (the scenario pauses every agency), signing a checkpoint every second, on
+    # the example with community coverage around downtown only.
+    folder = Path(tmp_path_factory.mktemp("e2e-dashboard"))
+    example = yaml.safe_load(EXAMPLE.read_text())
+    example["triage"]["coverage"] = COVERAGE
+    jurisdiction = folder / "jurisdiction.yaml"
+    jurisdiction.write_text(yaml.safe_dump(example))
     env = {"AUDIT_CHECKPOINT_INTERVAL_S": "1"}
-    async with running_system(stack, Path(tmp_path_factory.mktemp("e2e-dashboard")), env=env) as running:
+    async with running_system(stack, folder, env=env, jurisdiction=jurisdiction) as running:
         yield running
 
 
@@ -86,10 +97,11 @@ async def serve(http: httpx.AsyncClient, system: System, backup: bool) -> None:
 
 
 async def play(http: httpx.AsyncClient, system: System) -> int:
-    """Twelve behavioural-health calls from downtown: three served (one with a police backup
+    """Thirteen behavioural-health calls from downtown: three served (one with a police backup
     request), two sent to review over an unanswered question (the draft rules would send them to a
-    community team) and overridden to police, two with a weapon (police), and five handed back while
-    every agency is paused. Returns how many calls were made."""
+    community team) and overridden to police, two with a weapon (police), one from the corner the
+    coverage leaves out (a coverage gap), and five handed back while every agency is paused.
+    Returns how many calls were made."""
     for n in range(3):
         await serve(http, system, backup=n == 0)
     for _ in range(2):
@@ -107,12 +119,14 @@ async def play(http: httpx.AsyncClient, system: System) -> int:
         assert (await post(http, system, call(DOWNTOWN, safety={**NO, "weapon": "yes"})))["decision"][
             "route"
         ] == ("police")
+    gap = await post(http, system, call(UNCOVERED))
+    assert "outside_coverage_area" in [c["code"] for c in gap["decision"]["codes"]], gap["decision"]
     for agency in AGENCIES:
         r = await http.post(f"{system.url('matching')}/v1/agency/pause", headers=system.token(agency))
         assert r.status_code == 200, r.text
     for _ in range(5):
         await post(http, system, call(DOWNTOWN))
-    return 12
+    return 13
 
 
 async def report(http: httpx.AsyncClient, system: System, name: str, period: dict[str, str]) -> Any:
@@ -138,6 +152,7 @@ def settled(summary: dict[str, Any], calls: int) -> bool:
         summary["funnel"]["received"] == calls
         and summary["funnel"]["cleared"] == 3
         and totals["handed_back"] == 5
+        and totals["coverage_gap"] == 1
         and not any(totals[m] for m in moving)
     )
 
@@ -198,7 +213,8 @@ async def check_funnel(page: Page, summary: dict[str, Any]) -> None:
             assert_count(await text_of(row.locator("td").nth(2)), n)
     for reason, n in summary["hand_backs"].items():
         assert_count(await text_of(page.locator(f'#handbacks-table tr[data-reason="{reason}"] td')), n)
-    assert_count(await text_of(page.locator("#backups")), summary["backup_requests"])
+    backups = summary["backup_requests"]
+    assert await text_of(page.locator("#backups")) == f"{backups:,} {'time' if backups == 1 else 'times'}"
 
 
 async def check_times(page: Page, summary: dict[str, Any]) -> None:
@@ -402,13 +418,15 @@ async def test_the_dashboard_shows_the_apis_figures_for_a_played_scenario(
         await check_funnel(page, summary)
         await check_times(page, summary)
         await check_gaps(page, summary)
+        assert sum(summary["coverage_gaps_by_hour_of_week"]) == 1
         areas = await report(http, system, "areas", period)
         downtown = next(z for z in areas["zones"] if z["zone"] == "downtown")
         assert not downtown["total"]["suppressed"] and downtown["total"]["calls"] == calls
         assert await check_areas(page, areas) == 5  # campus, springfield, river-road, unzoned, unlocated
         await check_workforce(page, await report(http, system, "workforce", period))
         shadow = await report(http, system, "shadow", period)
-        assert shadow["differ"] == 2 and shadow["pairs"][0]["active"] == "review"
+        # The two review calls; the draft, which has no coverage rule, also takes the gap's call.
+        assert shadow["differ"] >= 2 and any(p["active"] == "review" for p in shadow["pairs"])
         await check_shadow(page, shadow)
         await check_integrity(page, http, system)
         overflow = await page.evaluate(

@@ -31,7 +31,9 @@ const CSV_NAMES = {
   workforce: "/v1/reports/workforce", shadow: "/v1/reports/shadow",
 };
 
-const state = { token: null, timezone: "UTC", zones: [], period: null, reports: {}, verification: null };
+const state = {
+  token: null, timezone: "UTC", zones: [], dispositions: {}, period: null, reports: {}, verification: null,
+};
 const $ = (id) => document.getElementById(id);
 
 class ApiError extends Error {
@@ -83,7 +85,14 @@ function minutes(s) {
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
 }
 function share(part, whole) { return whole ? rate(part / whole) : DASH; }
-function label(code) { return String(code).replaceAll("_", " "); }
+function label(code) { return String(code).replaceAll("_", " ").replaceAll(":", ": "); }
+
+// A reason code as an analyst reads it: a disposition code with its EIDO registry description.
+function reasonLabel(reason) {
+  const [kind, code] = String(reason).split(":");
+  const known = kind === "disposition" && state.dispositions[code];
+  return known ? `disposition ${code}: ${known}` : label(reason);
+}
 
 function cell(tag, value, attrs = {}) {
   return el(tag, { ...attrs, text: value });
@@ -178,7 +187,7 @@ function drawOutcomes(summary) {
   for (const [code, byReason] of Object.entries(out.reasons)) {
     for (const [reason, n] of Object.entries(byReason)) {
       reasons.push(el("tr", { "data-code": code, "data-reason": reason },
-        cell("td", label(code)), cell("td", label(reason)), num(count(n), n)));
+        cell("td", label(code)), cell("td", reasonLabel(reason)), num(count(n), n)));
     }
   }
   fillBody("reasons-table", reasons, "None.");
@@ -186,7 +195,7 @@ function drawOutcomes(summary) {
     el("tr", { "data-reason": reason }, cell("th", label(reason), { scope: "row" }), num(count(n), n))), "None.");
   fillBody("overrides-table", Object.entries(summary.overrides).map(([key, n]) =>
     el("tr", { "data-key": key }, cell("th", label(key), { scope: "row" }), num(count(n), n))), "None.");
-  $("backups").textContent = count(summary.backup_requests);
+  $("backups").textContent = `${count(summary.backup_requests)} ${summary.backup_requests === 1 ? "time" : "times"}`;
 }
 
 // 3. Percentiles of each step's duration, by agency, and the time to commitment over all calls.
@@ -531,9 +540,10 @@ async function signIn(token) {
   state.token = token;
   $("login-error").textContent = "";
   try {
-    const zones = await api("/v1/reports/zones");
+    const [zones, dispositions] = await Promise.all([api("/v1/reports/zones"), api("/v1/reports/dispositions")]);
     state.timezone = zones.timezone;
     state.zones = zones.zones;
+    state.dispositions = Object.fromEntries(dispositions.map((d) => [d.code, d.description]));
     sessionStorage.setItem(TOKEN_KEY, token);
   } catch (error) {
     state.token = null;
