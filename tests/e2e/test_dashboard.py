@@ -382,9 +382,26 @@ async def test_the_dashboard_shows_the_apis_figures_for_a_played_scenario(
         await expect(page.locator("#login-error")).to_contain_text("not accepted")
         await expect(page.locator("#board")).to_be_hidden()
 
+        # A bad Accept or a bad period answers 4xx with its code, never a figure.
+        who = system.token(OVERSIGHT)
+        bad = await http.get(f"{reports}/summary", headers={**who, "Accept": "application/pdf"})
+        assert bad.status_code == 406 and bad.json()["code"] == "not_acceptable", bad.text
+        bad = await http.get(f"{reports}/summary", params={"from": "yesterday"}, headers=who)
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_request", bad.text
+
         # An empty period, long before any call: zeros and empty tables, never an error.
-        await sign_in(page, system.token(OVERSIGHT)["Authorization"].removeprefix("Bearer "))
+        await sign_in(page, who["Authorization"].removeprefix("Bearer "))
         await loaded(page)
+        # A period the reports refuse: the page says why, with the API's code.
+        await page.locator("#from").fill("2020-01-01")
+        await page.locator("#to").fill("2026-01-01")
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.locator("#period-error")).to_contain_text("period_too_long")
+        # The figures shown stay those of the period the line still names.
+        await expect(page.locator("#period")).to_contain_text("Calls received from")
+        await page.locator("#to").fill("2019-12-31")
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.locator("#period-error")).to_contain_text("on or before the last day")
         await page.locator("#from").fill("2020-03-02")
         await page.locator("#to").fill("2020-03-08")
         await page.get_by_role("button", name="Show").click()

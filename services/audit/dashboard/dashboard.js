@@ -496,12 +496,14 @@ async function download(button) {
 
 async function show(fromDay, toDay) {
   $("period-error").textContent = "";
-  // Set again once every figure of the new period is drawn and the trail verified.
-  delete document.body.dataset.loaded;
   if (!fromDay || !toDay || fromDay > toDay) {
     $("period-error").textContent = "Choose a first day on or before the last day.";
     return;
   }
+  // A period refused leaves the figures shown, and the line naming their period, as they were.
+  const shown = { text: $("period").textContent, loaded: document.body.dataset.loaded };
+  // Set again once every figure of the new period is drawn and the trail verified.
+  delete document.body.dataset.loaded;
   const params = { from: midnight(fromDay, state.timezone), to: midnight(nextDay(toDay), state.timezone) };
   $("period").textContent = `Loading ${longDate(fromDay)} to ${longDate(toDay)}…`;
   try {
@@ -514,7 +516,8 @@ async function show(fromDay, toDay) {
   } catch (error) {
     if (error.status === 401) { signOut("Your token is no longer accepted."); return; }
     $("period-error").textContent = `${error.message}${error.code ? ` (${error.code})` : ""}`;
-    $("period").textContent = "";
+    $("period").textContent = shown.text;
+    if (shown.loaded) document.body.dataset.loaded = shown.loaded;
     return;
   }
   const period = $("period");
