@@ -48,10 +48,23 @@ class SafetyScreen(Payload):
     medical: Shown[Answer] = Answer.unknown
     self_harm_imminent: Shown[Answer] = Answer.unknown
     crime_in_progress: Shown[Answer] = Answer.unknown
+    # Whether someone needs to go to the caller at all: "no" may let a call go to the 988 line.
+    in_person_needed: Shown[Answer] = Answer.unknown
 
 
 # The screen's questions by name, for the rules that read one answer (triage's, matching's).
-SafetyQuestion = Literal["weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"]
+SafetyQuestion = Literal[
+    "weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress", "in_person_needed"
+]
+# The questions about danger: one newly answered yes ends a community response. Whether someone
+# needs to go is not one of them (a team going is the community response).
+RISK_QUESTIONS: tuple[SafetyQuestion, ...] = (
+    "weapon",
+    "violence",
+    "medical",
+    "self_harm_imminent",
+    "crime_in_progress",
+)
 
 
 class Location(Payload):
@@ -75,6 +88,8 @@ class Route(StrEnum):
     ems = "ems"
     fire = "fire"
     review = "review"
+    # Transferred to the jurisdiction's 988 crisis line (its `crisis_line` agency), not sent a team.
+    crisis_line = "988"
 
 
 class ReasonCode(Payload):

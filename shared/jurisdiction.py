@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from shared.events import SafetyQuestion
 from shared.geometry import doubled_area, in_polygon
 
 Channel = Literal["kafka", "webhook", "sse"]
@@ -240,6 +241,56 @@ class Place(Model):
         return v
 
 
+def _yaml_answer(value: object) -> object:
+    # YAML reads an unquoted `no` as false: the file means the answer "no".
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+# The answer a question must have: "unknown" never qualifies a call for the line.
+Required = Annotated[Literal["yes", "no"], BeforeValidator(_yaml_answer)]
+
+
+class CrisisScreen(Model):
+    """Which answers mean: the caller consents, is at no imminent risk, and needs no one to go."""
+
+    # The caller's consent to a response without police (`consent_non_police` natively,
+    # `consentToNonPoliceResponse` in EIDO) must be given: a 988 transfer is never made without it.
+    consent: Literal[True] = True
+    # Every question named must have exactly this answer (after EIDO cautions raised theirs).
+    answers: dict[SafetyQuestion, Required] = Field(min_length=1)
+    # Incident types (EIDO common registry, upper case) that may go to the line; empty: any type
+    # triage would send to a community team.
+    incident_types: list[str] = Field(default_factory=list)
+
+    @field_validator("answers")
+    @classmethod
+    def _no_imminent_risk(cls, v: dict[SafetyQuestion, str]) -> dict[SafetyQuestion, str]:
+        for question in ("self_harm_imminent", "in_person_needed"):
+            if v.get(question) != "no":
+                raise ValueError(
+                    f"answers must require {question}: no (a call at imminent risk, or one someone"
+                    " must go to, is never transferred to a phone line)"
+                )
+        return v
+
+    @field_validator("incident_types")
+    @classmethod
+    def _upper_types(cls, v: list[str]) -> list[str]:
+        return [t.strip().upper() for t in v]
+
+
+class CrisisLine(Model):
+    """The jurisdiction's 988 crisis center: an agency of the file (its channels and token), which
+    accepts or declines a transferred call like any agency and then owes the caller a call back."""
+
+    agency: DomainId
+    when: CrisisScreen
+    # Hours after the center accepts a call by which its follow-up call must be closed.
+    follow_up_within: float = Field(default=24, gt=0, le=24 * 14)
+
+
 class Jurisdiction(Model):
     """A whole deployment: what every service shares, and the sections the services own.
 
@@ -257,6 +308,8 @@ class Jurisdiction(Model):
     matching: Any = None
     # Named areas the oversight reports count calls by (the first listed wins where two overlap).
     zones: list[Zone] = Field(default_factory=list)
+    # The 988 center calls may be transferred to, if any.
+    crisis_line: CrisisLine | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Jurisdiction:
@@ -286,6 +339,21 @@ class Jurisdiction(Model):
         tokens += [o.token for o in self.oversight]
         if len(tokens) != len(set(tokens)):
             raise ValueError("every token must be unique: a token names one tenant and role")
+        return self
+
+    @model_validator(mode="after")
+    def _crisis_line_agency(self) -> Jurisdiction:
+        line = self.crisis_line
+        if line is None:
+            return self
+        if line.agency not in {a.id for a in self.agencies}:
+            raise ValueError(f"crisis_line names unknown agency {line.agency}")
+        staffed = sorted(t.id for t in self.teams if t.agency == line.agency)
+        if staffed:
+            raise ValueError(
+                f"crisis_line agency {line.agency} has teams {staffed}: the 988 center takes calls by"
+                " phone, its agency sends no teams"
+            )
         return self
 
 

@@ -547,4 +547,5 @@ BEFORE_A_TEAM = ("received", "offered", "offer_declined", "offer_expired", "with
 
 def status_for(route: Route) -> str:
     """The PSAP-facing status of a call just triaged (or re-triaged)."""
-    return "received" if route == Route.community else f"routed_{route}"
+    # A call for the 988 line waits for the center's answer as a community call waits for a team's.
+    return "received" if route in (Route.community, Route.crisis_line) else f"routed_{route}"

@@ -122,6 +122,9 @@ class ScreenIn(BaseModel):
     crimeInProgress: Answer = Field(
         default=Answer.unknown, validation_alias=AliasChoices("crimeInProgress", "crime_in_progress")
     )
+    inPersonNeeded: Answer = Field(
+        default=Answer.unknown, validation_alias=AliasChoices("inPersonNeeded", "in_person_needed")
+    )
 
 
 class TriageExtension(BaseModel):
@@ -364,6 +367,7 @@ def normalise(doc: EidoDocument) -> CallInput:
             medical=screen.medical,
             self_harm_imminent=screen.selfHarmImminent,
             crime_in_progress=screen.crimeInProgress,
+            in_person_needed=screen.inPersonNeeded,
         ),
         origin=extension.origin or "911",
         language=extension.preferredLanguage or spoken,

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from services.intake import domain, eido, repository
+from services.intake import crisis_line, domain, eido, repository
 from services.intake.addresses import CivicAddress
 from services.intake.call import CallInput
 from services.intake.geocode import Geocode, Geocoder
@@ -91,6 +91,10 @@ async def _triage(
     # What cautions raise is part of the screen the team is told about, not only of the decision.
     in_force = rules.for_psap(psap.tenant_id)
     safety, _ = domain.apply_cautions(call.safety, call.cautions, in_force)
+    line, consent = setting.crisis_line, call.consent_non_police
+    decision = crisis_line.to_crisis_line(decision, line, incident_type, safety, consent)
+    if shadow is not None:
+        shadow = crisis_line.to_crisis_line(shadow, line, incident_type, safety, consent)
     row = {
         "incident_type": incident_type,
         "origin": call.origin,

@@ -18,7 +18,7 @@ from shared import events, outbox
 from shared.auth import Credential, replace_credentials
 from shared.db import as_row, as_rows, columns
 from shared.envelope import Envelope
-from shared.jurisdiction import Jurisdiction
+from shared.jurisdiction import CrisisLine, Jurisdiction
 
 SCHEMA = "intake"
 
@@ -47,12 +47,14 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
     rules = triage_rules(j)
     await conn.execute("UPDATE intake.triage_rules SET active = false WHERE active")
     await conn.execute(
-        "INSERT INTO intake.triage_rules (version, rules, active, timezone) VALUES ($1, $2::jsonb, true, $3)"
+        "INSERT INTO intake.triage_rules (version, rules, active, timezone, crisis_line)"
+        " VALUES ($1, $2::jsonb, true, $3, $4::jsonb)"
         " ON CONFLICT (version) DO UPDATE SET rules = $2::jsonb, active = true, loaded_at = now(),"
-        " timezone = $3",
+        " timezone = $3, crisis_line = $4::jsonb",
         rules.version,
         rules.model_dump(mode="json"),
         j.jurisdiction.timezone,
+        j.crisis_line.model_dump(mode="json") if j.crisis_line else None,
     )
 
 
@@ -65,12 +67,18 @@ class TriageSetting:
     local_codes: dict[str, str]
     address_set: int | None = None  # the address points in force (None: none loaded)
     capacity_as_of: datetime | None = None  # matching's newest capacity snapshot (None: none yet)
+    crisis_line: CrisisLine | None = None  # the 988 line calls may be transferred to (None: none)
 
 
 @functools.lru_cache(maxsize=8)
 def _parse_rules(raw: str) -> Triage:
     # The rules change only when a jurisdiction is loaded: parse each stored text once.
     return Triage.model_validate_json(raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_crisis_line(raw: str) -> CrisisLine:
+    return CrisisLine.model_validate_json(raw)
 
 
 async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSetting:
@@ -81,7 +89,8 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
         " (SELECT timezone FROM intake.triage_rules WHERE active) AS timezone,"
         " (SELECT local_codes FROM intake.psaps WHERE id = $1) AS local_codes,"
         " (SELECT id FROM intake.address_sets WHERE active) AS address_set,"
-        " (SELECT as_of FROM intake.capacity WHERE id = 1) AS capacity_as_of",
+        " (SELECT as_of FROM intake.capacity WHERE id = 1) AS capacity_as_of,"
+        " (SELECT crisis_line::text FROM intake.triage_rules WHERE active) AS crisis_line",
         psap_id,
     )
     assert row is not None
@@ -91,6 +100,7 @@ async def triage_setting(conn: asyncpg.Connection, psap_id: str) -> TriageSettin
         local_codes=dict(row["local_codes"]) if row["local_codes"] else {},
         address_set=row["address_set"],
         capacity_as_of=row["capacity_as_of"],
+        crisis_line=None if row["crisis_line"] is None else _parse_crisis_line(row["crisis_line"]),
     )
 
 
