@@ -35,25 +35,31 @@ from shared.envelope import Envelope
 
 # A pending call's offer details before its `calls.received.v1` was read (a cancel read first).
 UNKNOWN_OFFER: dict[str, Any] = {}
+# The routes matching places: a community team, or the 988 crisis line's agency.
+PLACED = (events.Route.community, events.Route.crisis_line)
 
 
-def _takes_call_away(update: events.CallUpdated, before: events.SafetyScreen) -> bool:
-    """Whether a PSAP update ends the community response: routed elsewhere, or a flag newly raised.
+def _takes_call_away(
+    update: events.CallUpdated, before: events.SafetyScreen, route: str = events.Route.community
+) -> bool:
+    """Whether a PSAP update ends the response: routed elsewhere than the call's `route`, or a risk
+    flag newly raised.
 
     Intake already routes a raised flag away; a flag that turns "yes" under a `community` route
     (a call-taker's override stands until a flag is raised) still withdraws, the safe side.
     """
     now, earlier = update.safety.model_dump(), before.model_dump()
-    raised = any(v == events.Answer.yes and earlier.get(k) != events.Answer.yes for k, v in now.items())
-    return raised or update.decision.route != events.Route.community
+    raised = any(now.get(q) == events.Answer.yes != earlier.get(q) for q in events.RISK_QUESTIONS)
+    return raised or update.decision.route != route
 
 
 async def on_call_received(
     matcher: Matcher, conn: asyncpg.Connection, event: Envelope, call: events.CallReceived
 ) -> None:
-    """A community call: remember it and offer it to the best team, unless a cancel or an update
-    read before it already ended it (its pending record), in which case it never is offered."""
-    if call.decision.route != events.Route.community:
+    """A community or 988 call: remember it and offer it (to the best team, or to the crisis line's
+    agency), unless a cancel or an update read before it already ended it (its pending record), in
+    which case it never is offered."""
+    if call.decision.route not in PLACED:
         return
     if await place(matcher, conn, event, call):
         return
@@ -318,15 +324,16 @@ async def on_call_updated(
     matcher: Matcher, conn: asyncpg.Connection, event: Envelope, update: events.CallUpdated
 ) -> None:
     """A PSAP update: routed away or a raised safety flag withdraws the team and hands the call
-    back; a call newly routed to `community` (a newer version, a call-taker's override) is placed.
+    back; a call newly routed to `community` or `988` (a newer version, a call-taker's override) is
+    placed.
 
     An update read before its call's `calls.received.v1` is kept: routed away, as a pending
     record the late received call cannot re-place; to `community`, as the call itself.
     """
     call = await repository.get_call(conn, update.call_id)
-    community = update.decision.route == events.Route.community
+    placed = update.decision.route in PLACED
     if call is None:
-        if community:
+        if placed:
             await place(matcher, conn, event, update)
         else:
             await repository.insert_call(
@@ -345,18 +352,19 @@ async def on_call_updated(
             update.call_id,
             offer_details(update).model_dump(mode="json"),
             update.decision.rules_version,
+            route=update.decision.route if placed else None,
         )
-        if community and await call_to(conn, event, call, "reroute"):
+        if placed and await call_to(conn, event, call, "reroute"):
             await offer_next(matcher, conn, update.call_id, event)
         return
     if call.status not in lifecycle.LIVE_CALLS:
-        if _takes_call_away(update, events.SafetyScreen()):
+        if _takes_call_away(update, events.SafetyScreen(), call.route):
             # A finished call is not handed back again: the state machine records the refusal
             # (a cancelled or closed call), or finds it handed back already.
             await call_to(conn, event, call, "hand_back")
         return
     old = events.OfferDetails.model_validate(call.offer)
-    if _takes_call_away(update, old.safety):
+    if _takes_call_away(update, old.safety, call.route):
         await _withdraw(matcher, conn, call, "withdrawn_by_psap_update", event)
         explanation = {
             "inputs": {"safety": update.safety.model_dump(mode="json"), "route": update.decision.route},

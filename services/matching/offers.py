@@ -4,12 +4,12 @@ the call back with the reason and how far the roster got."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from services.matching import domain, lifecycle, repository
+from services.matching import crisis_line, domain, lifecycle, repository
 from services.matching.index import RosterIndex
 from services.matching.matcher import Matcher
 from services.matching.rules import Matching
@@ -39,7 +39,7 @@ async def place(
     event: Envelope,
     call: events.CallReceived | events.CallUpdated,
 ) -> bool:
-    """Remember a community call and offer it to the best team; False if the call was known."""
+    """Remember a community or 988 call and offer it; False if the call was known."""
     offer = offer_details(call)
     stored = await repository.insert_call(
         conn,
@@ -49,6 +49,7 @@ async def place(
         event.correlationid,
         call.decision.rules_version,
         commit_from=call.received_at if isinstance(call, events.CallReceived) else call.updated_at,
+        route=call.decision.route,
     )
     if stored is None:
         return False
@@ -71,6 +72,9 @@ async def offer_next(
     refused = lifecycle.call_step(str(call.status), "offer")
     if isinstance(refused, lifecycle.Refusal):
         await refuse(conn, cause, call_id, None, str(call.status), "offer", refused)
+        return
+    if call.route == events.Route.crisis_line:
+        await _to_crisis_line(matcher, conn, call, cause)
         return
     offer = events.OfferDetails.model_validate(call.offer)
     tried = list(call.tried_teams)
@@ -101,6 +105,54 @@ async def offer_next(
     # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
     explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
     await hand_back(conn, call, hand_back_reason(decision, tried), cause, explanation, rules.version)
+
+
+async def _to_crisis_line(
+    matcher: Matcher, conn: asyncpg.Connection, call: repository.CallRow, cause: Envelope
+) -> None:
+    """Offer a 988 call to the crisis line's agency, or hand it back once the center answered no."""
+    call_id = str(call.call_id)
+    agency_id = await repository.crisis_line_agency(conn)
+    step = crisis_line.next_step(agency_id, await repository.assignments_of_call(conn, call_id))
+    version = (await repository.rules(conn)).version
+    now = utcnow()
+    explanation: dict[str, Any] = {
+        "inputs": {"route": events.Route.crisis_line.value, "at": now.isoformat()},
+        "rules_version": version,
+        "triage_rules_version": call.triage_version,
+        "decided_by": matcher.config.instance,
+    }
+    if isinstance(step, crisis_line.HandBack):
+        explanation["detail"] = step.detail
+        await hand_back(conn, call, step.reason, cause, explanation, version)
+        return
+    assignment_id = str(uuid.uuid4())
+    deadline = now + timedelta(seconds=matcher.config.offer_timeout_s)
+    explanation["chosen"] = {"agency_id": step.agency_id, "team_id": crisis_line.CENTER}
+    payload = events.AssignmentOffered(
+        assignment_id=assignment_id,
+        call_id=call_id,
+        agency_id=step.agency_id,
+        team_id=crisis_line.CENTER,
+        attempt=len(call.tried_teams) + 1,
+        deadline=deadline,
+        offer=events.OfferDetails.model_validate(call.offer),
+    )
+    await repository.record_offer(
+        conn,
+        {
+            "id": assignment_id,
+            "call_id": call_id,
+            "team_id": crisis_line.CENTER,
+            "agency_id": step.agency_id,
+            "attempt": payload.attempt,
+            "deadline": deadline,
+            "explanation": explanation["chosen"],
+        },
+        version,
+        explanation,
+        event_about(topics.ASSIGNMENTS_OFFERED, call, payload, cause),
+    )
 
 
 def call_needs(rules: Matching, offer: events.OfferDetails) -> domain.CallNeeds:

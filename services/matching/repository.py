@@ -54,6 +54,7 @@ class CallRow:
     correlation: str
     created_at: datetime
     triage_version: str | None
+    route: str
     # When its time to commit started (None: not yet, a pending record).
     commit_from: datetime | None = None
 
@@ -107,6 +108,12 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = $1::jsonb",
         (matching_rules(j) or DEFAULT_RULES).model_dump(mode="json"),
     )
+    # The agency a `988` call is offered to; none when the jurisdiction names no crisis line.
+    await conn.execute(
+        "INSERT INTO matching.config (key, value) VALUES ('crisis_line', coalesce($1::jsonb, 'null'))"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        j.crisis_line.agency if j.crisis_line else None,
+    )
     for a in j.agencies:
         await conn.execute(
             "INSERT INTO matching.agencies (id, name, contracted_share) VALUES ($1, $2, $3)"
@@ -146,6 +153,12 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
         [Credential(a.token, a.id, "agency") for a in j.agencies]
         + [Credential(o.token, o.id, o.role) for o in j.oversight],
     )
+
+
+async def crisis_line_agency(conn: asyncpg.Connection) -> str | None:
+    """The agency of the jurisdiction's 988 crisis line (None: it names none)."""
+    raw = await conn.fetchval("SELECT value FROM matching.config WHERE key = 'crisis_line'")
+    return raw if isinstance(raw, str) else None
 
 
 async def timezone(conn: asyncpg.Connection) -> str:
@@ -363,12 +376,13 @@ async def insert_call(
     triage_version: str | None = None,
     status: str = "matching",
     commit_from: datetime | None = None,
+    route: str = "community",
 ) -> CallRow | None:
     """Remember a call (or a pending record of one, by its `status`) and return it, new in this
     transaction so no other sees it yet; None if the call was already known."""
     row = await conn.fetchrow(
         "INSERT INTO matching.calls (call_id, psap_id, offer, status, correlation, triage_version,"
-        f" commit_from) VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5, $7) ON CONFLICT DO NOTHING"
+        f" commit_from, route) VALUES ($1::uuid, $2, $3::jsonb, $6, $4, $5, $7, $8) ON CONFLICT DO NOTHING"
         f" RETURNING {_CALL}",
         call_id,
         psap_id,
@@ -377,6 +391,7 @@ async def insert_call(
         triage_version,
         status,
         commit_from,
+        route,
     )
     return as_row(CallRow, row)
 
@@ -391,14 +406,20 @@ async def start_commit_budget(conn: asyncpg.Connection, call_id: str, at: dateti
 
 
 async def update_offer(
-    conn: asyncpg.Connection, call_id: str, offer: dict[str, Any], triage_version: str
+    conn: asyncpg.Connection,
+    call_id: str,
+    offer: dict[str, Any],
+    triage_version: str,
+    route: str | None = None,
 ) -> None:
-    """Keep a call's details current for the offers still to come."""
+    """Keep a call's details (and, when given, its route) current for the offers still to come."""
     await conn.execute(
-        "UPDATE matching.calls SET offer = $2::jsonb, triage_version = $3 WHERE call_id = $1::uuid",
+        "UPDATE matching.calls SET offer = $2::jsonb, triage_version = $3, route = coalesce($4, route)"
+        " WHERE call_id = $1::uuid",
         call_id,
         offer,
         triage_version,
+        route,
     )
 
 
