@@ -25,6 +25,9 @@ TOPOLOGY: dict[str, ServiceTopics] = {
             t.ASSIGNMENTS_STATUS_CHANGED: "on_assignment_event",
             t.CALLS_UNASSIGNED: "on_assignment_event",
             t.TEAMS_CAPACITY: "on_capacity",
+            t.FOLLOW_UPS_SCHEDULED: "on_follow_up_event",
+            t.FOLLOW_UPS_CLOSED: "on_follow_up_event",
+            t.FOLLOW_UPS_OVERDUE: "on_follow_up_event",
         },
         produces=frozenset(
             {t.CALLS_RECEIVED, t.CALLS_UPDATED, t.CALLS_CANCELLED, t.CALLS_CALLBACK_FAILED, t.ACCESS_RECORDED}
@@ -67,6 +70,9 @@ TOPOLOGY: dict[str, ServiceTopics] = {
                 t.NOTIFICATIONS_DELIVERED,
                 t.NOTIFICATIONS_FAILED,
                 t.AGENCIES_REACHABILITY,
+                t.FOLLOW_UPS_SCHEDULED,
+                t.FOLLOW_UPS_CLOSED,
+                t.FOLLOW_UPS_OVERDUE,
                 t.ACCESS_RECORDED,
             }
         ),

@@ -363,6 +363,35 @@ class AgencyAssignmentMessage(Payload):
     changed: list[OfferChange] | None = None
 
 
+class FollowUpRef(Payload):
+    """What every follow-up event names: the 988 center's call back owed after it took a call."""
+
+    follow_up_id: Shown[str]
+    call_id: Shown[str]
+    agency_id: Shown[str]
+    assignment_id: Shown[str]
+    due_at: Shown[datetime]
+
+
+class FollowUpScheduled(FollowUpRef):
+    """The 988 center accepted a call; it owes the caller a call back by `due_at`
+    (`follow_ups.scheduled.v1`)."""
+
+
+class FollowUpClosed(FollowUpRef):
+    """The 988 center closed its follow-up (`follow_ups.closed.v1`)."""
+
+    outcome: Shown[str]
+    closed_at: Shown[datetime]
+    late: Shown[bool] = False
+
+
+class FollowUpOverdue(FollowUpRef):
+    """A follow-up was still open at its due time (`follow_ups.overdue.v1`)."""
+
+    overdue_at: Shown[datetime]
+
+
 class AccessRecorded(Payload):
     """Who read or tried to reach an API (`access.recorded.v1`): failed logins and oversight reads."""
 

@@ -30,6 +30,9 @@ NOTIFICATIONS_FAILED = "notifications.failed.v1"
 ACCESS_RECORDED = "access.recorded.v1"
 TEAMS_CAPACITY = "teams.capacity.v1"
 AGENCIES_REACHABILITY = "agencies.reachability.v1"
+FOLLOW_UPS_SCHEDULED = "follow_ups.scheduled.v1"
+FOLLOW_UPS_CLOSED = "follow_ups.closed.v1"
+FOLLOW_UPS_OVERDUE = "follow_ups.overdue.v1"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ REGISTRY: dict[str, Topic] = {
         Topic(ACCESS_RECORDED, events.AccessRecorded),
         Topic(TEAMS_CAPACITY, events.TeamsCapacity),
         Topic(AGENCIES_REACHABILITY, events.AgencyReachability),
+        Topic(FOLLOW_UPS_SCHEDULED, events.FollowUpScheduled),
+        Topic(FOLLOW_UPS_CLOSED, events.FollowUpClosed),
+        Topic(FOLLOW_UPS_OVERDUE, events.FollowUpOverdue),
     )
 }
 

@@ -596,6 +596,46 @@ async def _tell_psap(
     await repository.enqueue_callback(conn, str(call.id), call.psap_id, payload)
 
 
+# What each follow-up event of a 988 call is in its timeline; only an overdue one is told to the PSAP.
+FOLLOW_UP_STEP = {
+    topics.FOLLOW_UPS_SCHEDULED: "follow_up_scheduled",
+    topics.FOLLOW_UPS_CLOSED: "follow_up_closed",
+    topics.FOLLOW_UPS_OVERDUE: "follow_up_overdue",
+}
+
+
+async def on_follow_up_event(conn: asyncpg.Connection, event: Envelope, payload: events.FollowUpRef) -> None:
+    """A 988 center's follow-up was scheduled, closed or found overdue: a step in the call's
+    timeline (its status stays the center's), and an overdue one a signed callback to the PSAP."""
+    call = await repository.lock_call(conn, event.subject)
+    if call is None:
+        return  # not a call of ours
+    step = FOLLOW_UP_STEP[event.type]
+    detail = {"event": event.type, **payload.model_dump(mode="json")}
+    key = _order(call).own_step()
+    await repository.add_timeline(conn, str(call.id), step, detail, key=key, event_time=event.time)
+    if step != "follow_up_overdue":
+        return
+    psap = await repository.psap(conn, call.psap_id)
+    if psap is None or not psap.callback_url:
+        return
+    told = {
+        "type": "call.status",
+        "call_id": str(call.id),
+        "external_id": call.external_id,
+        "unitStatus": "FollowUpOverdue",
+        "status": step,
+        "reason": "follow_up_overdue",
+        "agency_id": payload.agency_id,
+        "team_id": None,
+        "disposition": None,
+        "due_at": payload.due_at.isoformat(),
+        "at": event.time.isoformat(),
+        "event_id": str(event.id),
+    }
+    await repository.enqueue_callback(conn, str(call.id), call.psap_id, told)
+
+
 async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[str, Any]:
     """A call's status and timeline for its PSAP."""
     async with pool.acquire() as conn:

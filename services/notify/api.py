@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
-from services.notify import feed, handlers, repository
+from services.notify import feed, follow_ups, handlers, repository
 from services.notify.liveness import Liveness
 from services.notify.schemas import (
     AgencyLiveness,
@@ -13,6 +13,9 @@ from services.notify.schemas import (
     AssignmentView,
     Decline,
     Disposition,
+    FollowUpClose,
+    FollowUpState,
+    FollowUpView,
     StatusReport,
 )
 from services.notify.settings import NotifySettings
@@ -119,6 +122,30 @@ async def status_report(assignment_id: str, body: StatusReport, agency: Agency, 
         pool, agency, assignment_id, body.status, body.disposition, body.urgency
     )
     return AssignmentView.model_validate(reported)
+
+
+follow_up_router = APIRouter(
+    prefix="/v1/follow-ups", tags=["follow-ups"], responses=error_responses(401, 403, 429, 503)
+)
+
+
+@follow_up_router.get("")
+async def list_follow_ups(
+    agency: Agency,
+    pool: Pool,
+    state: FollowUpState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[FollowUpView]:
+    """The 988 center's own follow-ups (one per call it accepted), newest first."""
+    return [FollowUpView.model_validate(f) for f in await follow_ups.list_for(pool, agency, state, limit)]
+
+
+@follow_up_router.post("/{follow_up_id}/close", responses=_ANSWERED)
+async def close_follow_up(follow_up_id: str, body: FollowUpClose, agency: Agency, pool: Pool) -> FollowUpView:
+    """Close a follow-up with how the call back went (closing it again the same way is a no-op;
+    another outcome is 409 `follow_up_closed`)."""
+    closed = await follow_ups.close(pool, agency, follow_up_id, body.outcome, body.note)
+    return FollowUpView.model_validate(closed)
 
 
 registries = APIRouter(prefix="/v1", tags=["reference"], responses=error_responses())

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from services.notify import delivery, domain, repository
+from services.notify import delivery, domain, follow_ups, repository
 from shared import events, topics
 from shared.auth import Principal
 from shared.domain_errors import NotFound
@@ -322,6 +322,8 @@ async def answer(
                 responded_at=now,
             )
             await _publish(conn, topics.ASSIGNMENTS_RESPONDED, row, payload)
+            if response == "accepted":
+                await follow_ups.schedule(conn, row, now)
             updated = await repository.get(conn, assignment_id)
             assert updated is not None
             await delivery.to_feed(conn, agency.tenant_id, response, view(updated))

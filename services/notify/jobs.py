@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from services.notify import handlers, repository
+from services.notify import follow_ups, handlers, repository
 from services.notify.settings import NotifySettings
 from shared.envelope import utcnow
 from shared.failures import retry_conflicts
@@ -21,9 +21,13 @@ BATCH = 100
 
 
 async def _per_agency(
-    pool: asyncpg.Pool, agency_ids: list[str], work: Callable[[asyncpg.Connection, str], Awaitable[int]]
+    pool: asyncpg.Pool,
+    agency_ids: list[str],
+    work: Callable[[asyncpg.Connection, str], Awaitable[int]],
+    committed: Callable[[int], None] | None = None,
 ) -> int:
-    """Run `work` for each agency in a transaction of its own that locks the agency's row first."""
+    """Run `work` for each agency in a transaction of its own that locks the agency's row first;
+    `committed` hears each transaction's count once it has committed."""
     done = 0
     for agency_id in agency_ids:
 
@@ -32,7 +36,10 @@ async def _per_agency(
                 await repository.lock_agency(conn, agency_id)
                 return await work(conn, agency_id)
 
-        done += await retry_conflicts(one)
+        count = await retry_conflicts(one)
+        if committed is not None:
+            committed(count)
+        done += count
     return done
 
 
@@ -66,6 +73,25 @@ async def expire_due(pool: asyncpg.Pool) -> int:
     return await _per_agency(pool, await repository.agencies_with_due_offers(pool, now), expire)
 
 
+async def report_overdue_follow_ups(pool: asyncpg.Pool) -> int:
+    """Report every open 988 follow-up past its due time, once each; return how many.
+
+    Due times live in the database, so a process that was down reports on start what came due
+    meanwhile; replicas wait on the agency's lock and find the follow-up reported already.
+    """
+    now = utcnow()
+
+    async def report(conn: asyncpg.Connection, agency_id: str) -> int:
+        rows = await repository.lock_due_follow_ups(conn, agency_id, now, BATCH)
+        for row in rows:
+            await follow_ups.report_overdue(conn, row, now)
+        return len(rows)
+
+    due = await repository.agencies_with_due_follow_ups(pool, now)
+    # Counted as each transaction commits, so one redone after a lost race is counted once.
+    return await _per_agency(pool, due, report, follow_ups.FOLLOW_UPS_OVERDUE.inc)
+
+
 def _loop(name: str, work: Callable[[], Awaitable[int]], every_s: Callable[[], float]) -> Background:
     """A runtime background job running `work` every `every_s()` until stopped."""
 
@@ -74,7 +100,7 @@ def _loop(name: str, work: Callable[[], Awaitable[int]], every_s: Callable[[], f
             try:
                 count = await work()
                 if count:
-                    log.info(f"offers {name}", count=count)
+                    log.info(name, count=count)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The database is away for a moment: the offers wait in it for the next pass.
                 log.warning(f"{name} pass failed; will retry", error=repr(exc))
@@ -90,7 +116,9 @@ class Repager:
     def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
         s = settings
         self.run = _loop(
-            "re-paged", lambda: repage_due(pool, s.repage_every_s, s.repage_max), lambda: s.repage_check_s
+            "offers re-paged",
+            lambda: repage_due(pool, s.repage_every_s, s.repage_max),
+            lambda: s.repage_check_s,
         )
 
 
@@ -98,4 +126,13 @@ class Expirer:
     """Expires unanswered offers at their deadline, every `expiry_interval_s`."""
 
     def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
-        self.run = _loop("expired", lambda: expire_due(pool), lambda: settings.expiry_interval_s)
+        self.run = _loop("offers expired", lambda: expire_due(pool), lambda: settings.expiry_interval_s)
+
+
+class FollowUpWatch:
+    """Reports 988 follow-ups left open past their due time, every `follow_up_check_s`."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
+        self.run = _loop(
+            "follow-ups overdue", lambda: report_overdue_follow_ups(pool), lambda: settings.follow_up_check_s
+        )

@@ -56,6 +56,13 @@ async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
             hook.allow_private if hook else False,
             a.liveness_timeout_s,
         )
+    line = j.crisis_line
+    # Only the 988 center's agency owes follow-ups; a reload that drops the line ends new ones.
+    await conn.execute(
+        "UPDATE notify.agencies SET follow_up_within_h = CASE WHEN id = $1 THEN $2::float8 END",
+        line.agency if line else None,
+        line.follow_up_within if line else None,
+    )
     await replace_credentials(conn, SCHEMA, [Credential(a.token, a.id, "agency") for a in j.agencies])
 
 
@@ -510,3 +517,114 @@ async def deliveries(conn: asyncpg.Connection | asyncpg.Pool, assignment_id: str
         assignment_id,
     )
     return as_rows(DeliveryRow, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRow:
+    """A follow-up call a 988 center owes after taking a call, and how it stands."""
+
+    id: uuid.UUID
+    assignment_id: uuid.UUID
+    call_id: uuid.UUID
+    agency_id: str
+    correlation: str
+    due_at: datetime
+    created_at: datetime
+    overdue_at: datetime | None
+    closed_at: datetime | None
+    outcome: str | None
+    note: str | None
+
+
+_FOLLOW_UP = columns(FollowUpRow)
+
+
+async def follow_up_within(conn: asyncpg.Connection, agency_id: str) -> float | None:
+    """Hours within which the agency must close a follow-up of a call it accepted (None: it owes none)."""
+    hours = await conn.fetchval("SELECT follow_up_within_h FROM notify.agencies WHERE id = $1", agency_id)
+    return None if hours is None else float(hours)
+
+
+async def insert_follow_up(conn: asyncpg.Connection, row: dict[str, Any]) -> FollowUpRow | None:
+    """Record the follow-up of an accepted assignment; None if it has one already."""
+    stored = await conn.fetchrow(
+        "INSERT INTO notify.follow_ups (id, assignment_id, call_id, agency_id, correlation, due_at)"
+        " VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6) ON CONFLICT (assignment_id) DO NOTHING"
+        f" RETURNING {_FOLLOW_UP}",
+        row["id"],
+        row["assignment_id"],
+        row["call_id"],
+        row["agency_id"],
+        row["correlation"],
+        row["due_at"],
+    )
+    return as_row(FollowUpRow, stored)
+
+
+async def lock_follow_up(conn: asyncpg.Connection, follow_up_id: str) -> FollowUpRow | None:
+    """One follow-up, locked (the caller holds its agency's lock)."""
+    row = await conn.fetchrow(
+        f"SELECT {_FOLLOW_UP} FROM notify.follow_ups WHERE id = $1::uuid FOR UPDATE", follow_up_id
+    )
+    return as_row(FollowUpRow, row)
+
+
+async def close_follow_up(
+    conn: asyncpg.Connection, follow_up_id: str, outcome: str, note: str | None, at: datetime
+) -> FollowUpRow:
+    """Close a follow-up with its outcome."""
+    row = await conn.fetchrow(
+        "UPDATE notify.follow_ups SET closed_at = $2, outcome = $3, note = $4 WHERE id = $1::uuid"
+        f" RETURNING {_FOLLOW_UP}",
+        follow_up_id,
+        at,
+        outcome,
+        note,
+    )
+    closed = as_row(FollowUpRow, row)
+    assert closed is not None
+    return closed
+
+
+async def agencies_with_due_follow_ups(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
+    """Agencies holding an open follow-up due `now` or earlier that was not reported overdue yet."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT agency_id FROM notify.follow_ups"
+        " WHERE closed_at IS NULL AND overdue_at IS NULL AND due_at <= $1",
+        now,
+    )
+    return [r["agency_id"] for r in rows]
+
+
+async def lock_due_follow_ups(
+    conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
+) -> list[FollowUpRow]:
+    """An agency's open follow-ups past due and not reported yet, locked (after the agency's lock)."""
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOW_UP} FROM notify.follow_ups WHERE agency_id = $1 AND closed_at IS NULL"
+        " AND overdue_at IS NULL AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE",
+        agency_id,
+        now,
+        limit,
+    )
+    return as_rows(FollowUpRow, rows)
+
+
+async def mark_overdue(conn: asyncpg.Connection, follow_up_id: str, at: datetime) -> None:
+    """Note that a follow-up was reported overdue (once)."""
+    await conn.execute("UPDATE notify.follow_ups SET overdue_at = $2 WHERE id = $1::uuid", follow_up_id, at)
+
+
+async def follow_ups_of(
+    conn: asyncpg.Connection | asyncpg.Pool, agency_id: str, state: str | None, limit: int
+) -> list[FollowUpRow]:
+    """An agency's follow-ups (`open`, `overdue` and still open, `closed`, or all), newest first."""
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOW_UP} FROM notify.follow_ups WHERE agency_id = $1 AND CASE $2::text"
+        " WHEN 'open' THEN closed_at IS NULL WHEN 'overdue' THEN closed_at IS NULL AND overdue_at IS NOT NULL"
+        " WHEN 'closed' THEN closed_at IS NOT NULL ELSE true END ORDER BY created_at DESC LIMIT $3",
+        agency_id,
+        state,
+        limit,
+    )
+    return as_rows(FollowUpRow, rows)

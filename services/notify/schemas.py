@@ -83,3 +83,30 @@ class AgencyLiveness(BaseModel):
     liveness_timeout_s: int | None = Field(description="None: the agency's liveness is not watched")
     last_seen_at: datetime | None
     last_sign: Literal["stream", "webhook", "kafka_group", "request"] | None
+
+
+# How a 988 center's follow-up call ended.
+FollowUpOutcome = Literal["reached", "unreachable", "referred", "declined_by_caller"]
+FollowUpState = Literal["open", "overdue", "closed"]
+
+
+class FollowUpClose(BaseModel):
+    """A 988 center closes its follow-up: how the call back went (the note stays in notify)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: FollowUpOutcome
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FollowUpView(BaseModel):
+    """A follow-up as its 988 center sees it."""
+
+    follow_up_id: str
+    call_id: str
+    assignment_id: str
+    state: FollowUpState = Field(description="open; overdue (open past its due time); closed")
+    due_at: datetime = Field(description="When the center must have closed it")
+    overdue_at: datetime | None = Field(description="When it was reported overdue, if it was")
+    closed_at: datetime | None
+    outcome: FollowUpOutcome | None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from services import topology
 from services.notify import api, console, delivery, feed, handlers, repository
-from services.notify.jobs import Expirer, Repager
+from services.notify.jobs import Expirer, FollowUpWatch, Repager
 from services.notify.liveness import Liveness
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
@@ -36,6 +36,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
     app.state.settings = ns
     app.state.liveness = liveness
     app.include_router(api.router)
+    app.include_router(api.follow_up_router)
     app.include_router(api.registries)
     app.include_router(api.agency_router)
     app.include_router(console.router)
@@ -60,6 +61,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
             waker.run,
             Repager(infra.pool, ns).run,
             Expirer(infra.pool, ns).run,
+            FollowUpWatch(infra.pool, ns).run,
             WebhookSender(infra.pool, ns, on_delivered=liveness.seen).run,
             liveness.run,
         ],

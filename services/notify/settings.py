@@ -28,6 +28,9 @@ class NotifySettings(BaseSettings):
     webhook_poll_s: float = Field(default=0.5, gt=0, description="how often the sender looks for work")
     sse_ping_s: float = Field(default=15.0, gt=0, description="keep-alive comment on an idle stream")
     sse_wait_s: float = Field(default=5.0, gt=0, description="longest wait before re-reading the feed")
+    follow_up_check_s: float = Field(
+        default=30.0, gt=0, description="how often open 988 follow-ups past their due time are reported"
+    )
     sse_replay_s: float = Field(
         default=3600.0, ge=0, description="a stream opened without Last-Event-ID replays this much"
     )

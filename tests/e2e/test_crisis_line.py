@@ -3,9 +3,11 @@ center is offered it, its answer is the PSAP's news, and its follow-up is closed
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -216,3 +218,119 @@ async def test_an_offer_the_center_lets_expire_goes_back_to_the_psap(system: Sys
             what="handed back after the deadline",
         )
         assert seen["non_diversion_reason"] == "crisis_line_no_answer"
+
+
+async def accepted_988_call(system: System, http: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    """A call transferred to the line and accepted by the center; its id and its follow-up."""
+    call_id = await transfer(system, http)
+    offer = await offer_of(system, call_id)
+    url = f"{system.url('notify')}/v1/assignments/{offer['assignment_id']}/accept"
+    assert (await http.post(url, headers=system.token(CENTER))).status_code == 200
+
+    async def mine() -> list[dict[str, Any]]:
+        r = await http.get(f"{system.url('notify')}/v1/follow-ups", headers=system.token(CENTER))
+        assert r.status_code == 200, r.text
+        return [f for f in r.json() if f["call_id"] == call_id]
+
+    [follow_up] = await mine()
+    return call_id, follow_up
+
+
+async def trail(system: System, http: httpx.AsyncClient, call_id: str) -> list[dict[str, Any]]:
+    r = await http.get(
+        f"{system.url('audit')}/v1/audit/calls/{call_id}", headers=system.token("civilian-review-board")
+    )
+    return list(r.json()["events"]) if r.status_code == 200 else []
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind]
+
+
+async def test_the_center_closes_its_follow_up_with_one_authenticated_call(system: System):
+    async with httpx.AsyncClient(timeout=15) as http:
+        call_id, follow_up = await accepted_988_call(system, http)
+        assert follow_up["state"] == "open" and follow_up["outcome"] is None
+        close = f"{system.url('notify')}/v1/follow-ups/{follow_up['follow_up_id']}/close"
+        # Another agency, no token, an unknown id and a bad body are refused with a code, never a 500.
+        other = await http.post(close, json={"outcome": "reached"}, headers=system.token("riverbend-crisis"))
+        assert other.status_code == 404 and other.json()["code"] == "not_found"
+        assert (await http.post(close, json={"outcome": "reached"})).status_code == 401
+        unknown = f"{system.url('notify')}/v1/follow-ups/not-a-uuid/close"
+        missing = await http.post(unknown, json={"outcome": "reached"}, headers=system.token(CENTER))
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        for bad in ({"outcome": "maybe"}, {"outcome": "reached", "extra": 1}, {}, {"outcome": "x" * 5000}):
+            r = await http.post(close, json=bad, headers=system.token(CENTER))
+            assert r.status_code == 422 and r.json()["code"], r.text
+        listing = f"{system.url('notify')}/v1/follow-ups?state=later"
+        assert (await http.get(listing, headers=system.token(CENTER))).status_code == 422
+
+        closed = await http.post(
+            close, json={"outcome": "reached", "note": "safety plan made"}, headers=system.token(CENTER)
+        )
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["state"] == "closed" and closed.json()["outcome"] == "reached"
+        again = await http.post(close, json={"outcome": "reached"}, headers=system.token(CENTER))
+        assert again.status_code == 200 and again.json()["closed_at"] == closed.json()["closed_at"]
+        changed = await http.post(close, json={"outcome": "unreachable"}, headers=system.token(CENTER))
+        assert changed.status_code == 409 and changed.json()["code"] == "follow_up_closed"
+
+        found = await eventually(
+            lambda: trail(system, http, call_id),
+            lambda t: bool(of_type(t, "follow_ups.closed.v1")),
+            what="the closed follow-up in the trail",
+        )
+        [scheduled] = of_type(found, "follow_ups.scheduled.v1")
+        [done] = of_type(found, "follow_ups.closed.v1")
+        assert done["data"]["outcome"] == "reached" and done["data"]["late"] is False
+        assert "safety plan made" not in json.dumps(found)  # the note stays with the center
+        assert at(scheduled["data"]["due_at"]) == at(follow_up["due_at"])
+        steps = [s["status"] for s in (await status(system, http, call_id))["timeline"]]
+        assert "follow_up_scheduled" in steps and "follow_up_closed" in steps
+
+
+async def test_a_follow_up_left_open_goes_overdue_in_the_trail_to_the_psap_and_is_counted(
+    system: System, callbacks: CallbackServer
+):
+    async with httpx.AsyncClient(timeout=15) as http:
+        call_id, follow_up = await accepted_988_call(system, http)
+        found = await eventually(
+            lambda: trail(system, http, call_id),
+            lambda t: bool(of_type(t, "follow_ups.overdue.v1")),
+            timeout_s=40,
+            what="the overdue follow-up in the trail",
+        )
+        [overdue] = of_type(found, "follow_ups.overdue.v1")
+        assert overdue["data"]["follow_up_id"] == follow_up["follow_up_id"]
+        got = await eventually(
+            lambda: _async(told(callbacks, system, call_id)),
+            lambda t: any(c["unitStatus"] == "FollowUpOverdue" for c in t),
+            what="the overdue follow-up told to the PSAP",
+        )
+        told_overdue = next(c for c in got if c["unitStatus"] == "FollowUpOverdue")
+        assert told_overdue["agency_id"] == CENTER and told_overdue["reason"] == "follow_up_overdue"
+        listed = await http.get(
+            f"{system.url('notify')}/v1/follow-ups?state=overdue", headers=system.token(CENTER)
+        )
+        assert follow_up["follow_up_id"] in [f["follow_up_id"] for f in listed.json()]
+        metrics = (await http.get(f"{system.url('notify')}/metrics")).text
+        counted = [ln for ln in metrics.splitlines() if ln.startswith("careroute_follow_ups_overdue_total")]
+        assert counted and float(counted[0].split()[-1]) >= 1
+        # Reported once: another pass of the watch finds nothing new to report.
+        await asyncio.sleep(1.5)  # three more passes of the watch
+        assert len(of_type(await trail(system, http, call_id), "follow_ups.overdue.v1")) == 1
+        # Closing it late is still possible, and says it was late.
+        close = f"{system.url('notify')}/v1/follow-ups/{follow_up['follow_up_id']}/close"
+        assert (
+            await http.post(close, json={"outcome": "unreachable"}, headers=system.token(CENTER))
+        ).status_code == 200
+        late = await eventually(
+            lambda: trail(system, http, call_id),
+            lambda t: bool(of_type(t, "follow_ups.closed.v1")),
+            what="the late close in the trail",
+        )
+        assert of_type(late, "follow_ups.closed.v1")[0]["data"]["late"] is True

@@ -57,8 +57,6 @@ def test_undecodable_messages_say_why(raw, why):
 def test_every_topic_follows_the_naming_rule():
     for name in topics.REGISTRY:
         aggregate, _, version = name.split(".")
-        assert (
-            aggregate in {"calls", "assignments", "notifications", "access", "teams", "agencies"}
-            and version == "v1"
-        )
+        aggregates = {"calls", "assignments", "notifications", "access", "teams", "agencies", "follow_ups"}
+        assert aggregate in aggregates and version == "v1"
     assert topics.agency_topic("riverbend-crisis") == "agency.riverbend-crisis.assignments.v1"
