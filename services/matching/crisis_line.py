@@ -37,14 +37,17 @@ class HandBack:
     detail: str
 
 
-def next_step(agency_id: str | None, earlier: Sequence[Earlier]) -> Offer | HandBack:
+def next_step(agency_id: str | None, earlier: Sequence[Earlier], paused: bool = False) -> Offer | HandBack:
     """What to do with a 988 call now: its first offer goes to the line; one answer ends it.
 
     The center is offered a call once: its decline (or silence until the deadline) means the line
-    cannot take it, and the PSAP, not another team, decides what happens next.
+    cannot take it, and the PSAP, not another team, decides what happens next. A center that has
+    paused itself is not offered the call at all.
     """
     if agency_id is None:
         return HandBack("no_crisis_line", "the jurisdiction names no 988 crisis line")
+    if not earlier and paused:
+        return HandBack("crisis_line_paused", f"the 988 center {agency_id} has paused itself")
     if not earlier:
         return Offer(agency_id)
     last = earlier[-1]

@@ -4,7 +4,7 @@ the call back with the reason and how far the roster got."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -113,9 +113,11 @@ async def _to_crisis_line(
     """Offer a 988 call to the crisis line's agency, or hand it back once the center answered no."""
     call_id = str(call.call_id)
     agency_id = await repository.crisis_line_agency(conn)
-    step = crisis_line.next_step(agency_id, await repository.assignments_of_call(conn, call_id))
-    version = (await repository.rules(conn)).version
-    now = utcnow()
+    center = None if agency_id is None else await repository.get_agency(conn, agency_id)
+    paused = center is not None and center.paused_at is not None
+    step = crisis_line.next_step(agency_id, await repository.assignments_of_call(conn, call_id), paused)
+    rules = await repository.rules(conn)
+    version, now = rules.version, utcnow()
     explanation: dict[str, Any] = {
         "inputs": {"route": events.Route.crisis_line.value, "at": now.isoformat()},
         "rules_version": version,
@@ -126,8 +128,13 @@ async def _to_crisis_line(
         explanation["detail"] = step.detail
         await hand_back(conn, call, step.reason, cause, explanation, version)
         return
+    # The center answers within the call's time to commit, as a team would.
+    deadline = await _deadline(matcher, conn, call, cause, rules, now)
+    if deadline is None:
+        explanation["detail"] = f"the center was not offered the call within {rules.commit_within:g} s of it"
+        await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, version)
+        return
     assignment_id = str(uuid.uuid4())
-    deadline = now + timedelta(seconds=matcher.config.offer_timeout_s)
     explanation["chosen"] = {"agency_id": step.agency_id, "team_id": crisis_line.CENTER}
     payload = events.AssignmentOffered(
         assignment_id=assignment_id,

@@ -1,5 +1,6 @@
 """The 988 route: which calls triage transfers to the crisis line, and the file section that says so."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from services.intake.eido import EXTENSION_KEY, EidoDocument, normalise
 from services.intake.eido import example as eido_example
 from services.intake.rules import Triage
 from services.jurisdiction import parse
+from services.matching.crisis_line import HandBack, Offer, next_step
 from shared.events import Answer, Route, SafetyScreen
 from shared.jurisdiction import CrisisLine, JurisdictionError
 
@@ -156,3 +158,23 @@ def test_the_crisis_line_agency_sends_no_teams():
     team = {"id": "phone-1", "agency": "lane-988", "name": "Phones", "home": {"lat": 44.0, "lon": -123.0}}
     with pytest.raises(JurisdictionError, match="crisis_line agency lane-988 has teams"):
         parse(_with_line({"agency": "lane-988", "when": {"answers": ANSWERS}}, teams_extra=[team]))
+
+
+@dataclass(frozen=True)
+class Earlier:
+    status: str
+    reason: str | None = None
+
+
+def test_the_center_is_offered_a_988_call_once_and_its_no_goes_back_to_the_psap():
+    assert next_step("lane-988", []) == Offer("lane-988")
+    assert next_step(None, []) == HandBack("no_crisis_line", "the jurisdiction names no 988 crisis line")
+    assert next_step("lane-988", [], paused=True) == HandBack(
+        "crisis_line_paused", "the 988 center lane-988 has paused itself"
+    )
+    declined = next_step("lane-988", [Earlier("declined", "no_staff")])
+    assert isinstance(declined, HandBack) and declined.reason == "crisis_line_declined"
+    assert "no_staff" in declined.detail
+    assert next_step("lane-988", [Earlier("expired")]) == HandBack(
+        "crisis_line_no_answer", "the 988 center lane-988 did not answer by the deadline"
+    )
