@@ -154,6 +154,8 @@ EXPECTED: dict[str, Any] = {
             "served_with_police": 1,
             "in_progress": 0,
             "awaiting_team": 0,
+            "transferred_to_988": 0,
+            "awaiting_988": 0,
             "handed_back": 2,
             "cancelled_by_psap": 0,
             "overridden": 0,
@@ -168,6 +170,8 @@ EXPECTED: dict[str, Any] = {
             "served_with_police": {"backup_requested": 1},
             "in_progress": {},
             "awaiting_team": {},
+            "transferred_to_988": {},
+            "awaiting_988": {},
             "handed_back": {"no_acceptance_in_time": 1, "no_team_on_shift": 1},
             "cancelled_by_psap": {},
             "overridden": {},
@@ -205,6 +209,15 @@ EXPECTED: dict[str, Any] = {
     # c2 at 150 (after A declined), c6 handed back at 200; [5, 120, 150, 200] by nearest rank: the
     # 2nd, the 4th and the 4th. c4 and c5 never went to matching.
     "time_to_commitment_s": {"count": 4, "p50": 120.0, "p90": 200.0, "p99": 200.0},
+    # No call went to the 988 line.
+    "follow_ups": {
+        "transferred": 0,
+        "open": 0,
+        "overdue": 0,
+        "closed": 0,
+        "closed_late": 0,
+        "by_outcome": {},
+    },
 }
 
 
@@ -249,3 +262,16 @@ def decided(call: str, route: str, codes: list[dict[str, Any]], at: float = 0, *
 def cancelled(call: str, at: float) -> Envelope:
     payload = events.CallCancelled(call_id=call, psap_id="valley-ecc")
     return _at(new_event(topics.CALLS_CANCELLED, "intake", call, payload), at)
+
+
+def follow_up(call: str, kind: str, at: float, **extra: Any) -> Envelope:
+    """A follow_ups.<kind>.v1 of the 988 center's follow-up of `call`, due an hour after T0."""
+    ref = {
+        "follow_up_id": f"{call}-f",
+        "call_id": call,
+        "agency_id": "lane-988",
+        "assignment_id": f"{call}-a1",
+        "due_at": (T0 + timedelta(hours=1)).isoformat(),
+    }
+    payload = topics.REGISTRY[f"follow_ups.{kind}.v1"].model.model_validate({**ref, **extra})
+    return _at(new_event(f"follow_ups.{kind}.v1", "notify", call, payload), at)

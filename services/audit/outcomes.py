@@ -24,7 +24,11 @@ OUTCOMES: dict[str, str] = {
     "served_with_police": "cleared after a backup request or with a law enforcement disposition",
     "in_progress": "a community team holds the call and has not cleared it yet",
     "awaiting_team": "routed to a community team; none holds it yet and it was not handed back",
-    "handed_back": "no community team took the call; it went back to the PSAP (reason: matching's code)",
+    "transferred_to_988": "the 988 crisis center took the call (reason: its follow-up: not_scheduled,"
+    " open, overdue, closed or closed_late)",
+    "awaiting_988": "routed to the 988 crisis line; its center has not taken it and it was not handed back",
+    "handed_back": "no community team (or 988 center) took the call; it went back to the PSAP (reason:"
+    " matching's code)",
     "cancelled_by_psap": "the PSAP cancelled the call before a team cleared it",
     "overridden": "the call-taker routed away from triage's recommendation (reason: the override's code)",
     "coverage_gap": (
@@ -109,6 +113,23 @@ def _coverage(story: CallStory) -> str | None:
     return "_and_".join(sorted(set(missed))) if missed else None
 
 
+def follow_up_state(story: CallStory) -> str:
+    """Where a transferred call's follow-up stands: not_scheduled (none seen yet), open, overdue
+    (open past its due time), closed, or closed_late (closed after its due time)."""
+    if story.follow_up_outcome is not None:
+        return "closed_late" if story.follow_up_late or story.follow_up_overdue else "closed"
+    if story.follow_up_overdue:
+        return "overdue"
+    return "open" if story.follow_up_due is not None else "not_scheduled"
+
+
+def _transferred(story: CallStory) -> Outcome | None:
+    """The 988 center took the call and kept it: the transfer is its fate, whatever came after."""
+    if story.route == "988" and story.last_team_step == "accepted":
+        return Outcome("transferred_to_988", follow_up_state(story), story.recommended)
+    return None
+
+
 def _ended(story: CallStory) -> Outcome | None:
     """A team cleared the call, or the PSAP cancelled it: what happened before matters no more."""
     recommended, overridden = story.recommended, story.override[0] if story.override else None
@@ -133,23 +154,28 @@ def _teams(story: CallStory) -> Outcome | None:
     if story.last_team_step == "accepted":
         stage = "on_scene" if story.on_scene_at else "accepted"
         return Outcome("in_progress", stage, recommended, overridden)
-    if story.route == "community":
+    if story.route in ("community", "988"):
         stage = "offered" if story.offers else "not_offered"
-        return Outcome("awaiting_team", stage, recommended, overridden)
+        code = "awaiting_team" if story.route == "community" else "awaiting_988"
+        return Outcome(code, stage, recommended, overridden)
     return None
 
 
 def outcome(story: CallStory, now: datetime | None) -> Outcome:
     """The one outcome of a call, as of `now` (None: no review deadline is judged passed).
 
-    An override away from community comes before the hand-back it causes: the call-taker decided,
+    A transfer the 988 center took comes first: a later clearance or cancel does not undo it. An
+    override away from community comes before the hand-back it causes: the call-taker decided,
     not a shortage of teams.
     """
+    transferred = _transferred(story)
+    if transferred is not None:
+        return transferred
     ended = _ended(story)
     if ended is not None:
         return ended
     recommended = story.recommended
-    if story.override is not None and story.route != "community":
+    if story.override is not None and story.route not in ("community", "988"):
         reason, was = story.override
         if was == "review":
             return Outcome("review_resolved", f"override:{story.route}", recommended, reason)
@@ -192,8 +218,9 @@ def table() -> str:
         "",
         "Every behavioural-health call (its incident type is one the jurisdiction file's triage rules",
         "call behavioural health) has exactly one outcome, with a reason code; the outcomes of a period",
-        "sum to its behavioural-health calls. They are picked in this order: what community teams did",
-        "(cleared, cancelled, handed back, holding it, routed and waiting), then the call-taker's",
+        "sum to its behavioural-health calls. They are picked in this order: a transfer the 988 crisis",
+        "center took, then what community teams did (cleared, cancelled, handed back, holding it,",
+        "routed and waiting; a 988 center's decline is a hand-back too), then the call-taker's",
         "override, then triage's coverage rule, then review, then the rule that kept it from them.",
         "",
         "| outcome | meaning |",

@@ -135,6 +135,18 @@ def _times_by_agency(calls: Mapping[str, CallStory]) -> dict[str, dict[str, dict
     return {a: {s: percentiles(times[a][s]) for s in STAGES} for a in sorted(times)}
 
 
+def _follow_ups(fates: Mapping[str, outcomes.Outcome], calls: Mapping[str, CallStory]) -> dict[str, Any]:
+    """The transferred calls' follow-ups by state, and the closed ones by the center's outcome."""
+    states = Counter(f.reason for f in fates.values() if f.code == "transferred_to_988")
+    closed = Counter(
+        calls[c].follow_up_outcome or "unknown"
+        for c, f in fates.items()
+        if f.code == "transferred_to_988" and f.reason in ("closed", "closed_late")
+    )
+    counted = {state: states[state] for state in ("open", "overdue", "closed", "closed_late")}
+    return {"transferred": sum(states.values()), **counted, "by_outcome": dict(sorted(closed.items()))}
+
+
 def summary(
     events: Iterable[Mapping[str, Any]],
     agency: str | None = None,
@@ -166,4 +178,5 @@ def summary(
         "time_to_commitment_s": commitment(calls),
         "coverage_gaps_by_hour_utc": _gaps_by_hour(gaps),
         "coverage_gaps_by_hour_of_week": _gaps_by_hour_of_week(gaps, zone),
+        "follow_ups": _follow_ups(fates, calls),
     }

@@ -120,6 +120,17 @@ class Outcomes(BaseModel):
     reasons: dict[str, dict[str, int]] = Field(description="Calls by outcome code, then by reason code")
 
 
+class FollowUps(BaseModel):
+    """The 988 center's follow-ups of the calls transferred to it (each call counted once)."""
+
+    transferred: int = Field(description="Calls the 988 center took")
+    open: int = Field(description="Scheduled, not closed, not past due when last seen")
+    overdue: int = Field(description="Past due and still open")
+    closed: int = Field(description="Closed by their due time")
+    closed_late: int = Field(description="Closed after their due time")
+    by_outcome: dict[str, int] = Field(description="Closed follow-ups by the center's outcome code")
+
+
 class Percentiles(BaseModel):
     """Seconds between two steps: how many, and their nearest-rank percentiles (null when none)."""
 
@@ -155,6 +166,7 @@ class Summary(PeriodReport):
     coverage_gaps_by_hour_of_week: list[int] = Field(
         description="Coverage gaps in each local hour of the week: 168 counts, Monday 00:00-01:00 first"
     )
+    follow_ups: FollowUps
 
 
 class DispositionClass(BaseModel):

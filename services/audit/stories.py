@@ -76,6 +76,11 @@ class CallStory:
     cancelled: bool = False
     backups: int = 0
     agencies: set[str] = field(default_factory=set)
+    # The 988 center's follow-up of a call it took: when due, reported overdue, how it was closed.
+    follow_up_due: datetime | None = None
+    follow_up_overdue: bool = False
+    follow_up_outcome: str | None = None
+    follow_up_late: bool = False
 
 
 def _behavioural(decision: Mapping[str, Any]) -> bool:
@@ -146,6 +151,18 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
         story.last_team_step = "handed_back"
     elif kind == "calls.cancelled.v1":
         story.cancelled = True
+    elif kind.startswith("follow_ups."):
+        _followed_up(story, kind, data)
+
+
+def _followed_up(story: CallStory, kind: str, data: Mapping[str, Any]) -> None:
+    """A 988 follow-up event: scheduled (due when), reported overdue, or closed (how, and if late)."""
+    story.follow_up_due = _time(data.get("due_at")) or story.follow_up_due
+    if kind == "follow_ups.overdue.v1":
+        story.follow_up_overdue = True
+    elif kind == "follow_ups.closed.v1":
+        story.follow_up_outcome = _text(data.get("outcome")) or "unknown"
+        story.follow_up_late = data.get("late") is True
 
 
 def readable(events: Iterable[Any]) -> list[tuple[str, str, Mapping[str, Any], datetime]]:

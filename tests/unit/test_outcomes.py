@@ -15,6 +15,7 @@ from tests.audit_scenario import (
     T0,
     cancelled,
     decided,
+    follow_up,
     offered,
     received,
     responded,
@@ -183,6 +184,71 @@ def test_every_behavioural_call_has_exactly_one_outcome_and_a_small_period_adds_
     }
     assert report["funnel"]["cleared"] == 4 and report["funnel"]["cleared_without_police"] == 2
     assert set(totals) == set(outcomes.OUTCOMES)
+
+
+CRISIS = {"code": "crisis_line_eligible", "params": {"agency": "lane-988"}}
+
+
+def to_988(call: str, *after: Envelope) -> list[Envelope]:
+    """A call triage routed 988 and the center took, then `after`."""
+    return [
+        decided(call, "988", [TYPE, CRISIS]),
+        offered(call, 1, "lane-988", 5),
+        responded(call, 1, "lane-988", 20, "accepted"),
+        *after,
+    ]
+
+
+def test_a_988_transfer_is_its_own_outcome_by_its_follow_up_and_the_summary_counts_follow_ups():
+    """Tried: before, a call the 988 center took counted as in_progress with a community team for
+    ever (its route no community, its accept a team's), and a declined one as any hand-back; the
+    follow-ups were counted nowhere. Each transfer is counted once, so the outcomes still sum up."""
+    scheduled = follow_up("f1", "scheduled", 21)
+    events = [
+        *to_988("f0"),  # accepted, its follow-up not seen yet
+        *to_988("f1", scheduled),
+        *to_988("f2", follow_up("f2", "scheduled", 21), follow_up("f2", "overdue", 3700, overdue_at=T0)),
+        *to_988(
+            "f3",
+            follow_up("f3", "scheduled", 21),
+            follow_up("f3", "closed", 900, outcome="reached", closed_at=T0, late=False),
+        ),
+        *to_988(
+            "f4",
+            follow_up("f4", "scheduled", 21),
+            follow_up("f4", "overdue", 3700, overdue_at=T0),
+            follow_up("f4", "closed", 3800, outcome="unreachable", closed_at=T0, late=True),
+        ),
+        *to_988("f5", cancelled("f5", 60)),  # the PSAP's cancel after the transfer does not undo it
+        decided("f6", "988", [TYPE, CRISIS]),
+        offered("f6", 1, "lane-988", 5),
+        decided("f7", "988", [TYPE, CRISIS]),
+        offered("f7", 1, "lane-988", 5),
+        responded("f7", 1, "lane-988", 20, "declined"),
+        unassigned("f7", "crisis_line_declined", 21),
+    ]
+    assert fates(events) == {
+        "f0": "transferred_to_988:not_scheduled",
+        "f1": "transferred_to_988:open",
+        "f2": "transferred_to_988:overdue",
+        "f3": "transferred_to_988:closed",
+        "f4": "transferred_to_988:closed_late",
+        "f5": "transferred_to_988:not_scheduled",
+        "f6": "awaiting_988:offered",
+        "f7": "handed_back:crisis_line_declined",
+    }
+    report = reports.summary(public(events))
+    totals = report["outcomes"]["totals"]
+    assert report["outcomes"]["behavioural_health"] == 8 == sum(totals.values())
+    assert totals["transferred_to_988"] == 6 and totals["awaiting_988"] == 1 and totals["handed_back"] == 1
+    assert report["follow_ups"] == {
+        "transferred": 6,
+        "open": 1,
+        "overdue": 1,
+        "closed": 1,
+        "closed_late": 1,
+        "by_outcome": {"reached": 1, "unreachable": 1},
+    }
 
 
 def test_a_behavioural_type_a_rule_routes_elsewhere_is_not_eligible_by_that_rule():
