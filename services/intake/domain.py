@@ -489,6 +489,8 @@ UNIT_STATUS = {
     "backup_requested": "Backup",
     "withdrawn": "AssignmentCancelled",
     "handed_back": "AssignmentCancelled",
+    # The 988 center did not close its follow-up of the call by its due time.
+    "follow_up_overdue": "FollowUpOverdue",
 }
 
 

@@ -572,8 +572,10 @@ async def _tell_psap(
     detail: dict[str, Any],
     reason: str | None,
     event: Envelope,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Queue a status callback for the PSAP in the same transaction as the status change."""
+    """Queue a status callback for the PSAP in the same transaction as the status change (`extra`:
+    fields of this kind of status only)."""
     unit_status = domain.UNIT_STATUS.get(status)
     if unit_status is None:
         return
@@ -592,6 +594,7 @@ async def _tell_psap(
         "disposition": detail.get("disposition"),
         "at": event.time.isoformat(),
         "event_id": str(event.id),
+        **(extra or {}),
     }
     await repository.enqueue_callback(conn, str(call.id), call.psap_id, payload)
 
@@ -616,24 +619,8 @@ async def on_follow_up_event(conn: asyncpg.Connection, event: Envelope, payload:
     await repository.add_timeline(conn, str(call.id), step, detail, key=key, event_time=event.time)
     if step != "follow_up_overdue":
         return
-    psap = await repository.psap(conn, call.psap_id)
-    if psap is None or not psap.callback_url:
-        return
-    told = {
-        "type": "call.status",
-        "call_id": str(call.id),
-        "external_id": call.external_id,
-        "unitStatus": "FollowUpOverdue",
-        "status": step,
-        "reason": "follow_up_overdue",
-        "agency_id": payload.agency_id,
-        "team_id": None,
-        "disposition": None,
-        "due_at": payload.due_at.isoformat(),
-        "at": event.time.isoformat(),
-        "event_id": str(event.id),
-    }
-    await repository.enqueue_callback(conn, str(call.id), call.psap_id, told)
+    told = {"agency_id": payload.agency_id, "due_at": payload.due_at.isoformat()}
+    await _tell_psap(conn, call, step, told, step, event, extra={"due_at": told["due_at"]})
 
 
 async def call_view(pool: asyncpg.Pool, psap: Principal, call_id: str) -> dict[str, Any]:

@@ -255,28 +255,20 @@ async def test_the_center_closes_its_follow_up_with_one_authenticated_call(syste
     async with httpx.AsyncClient(timeout=15) as http:
         call_id, follow_up = await accepted_988_call(system, http)
         assert follow_up["state"] == "open" and follow_up["outcome"] is None
-        close = f"{system.url('notify')}/v1/follow-ups/{follow_up['follow_up_id']}/close"
-        # Another agency, no token, an unknown id and a bad body are refused with a code, never a 500.
-        other = await http.post(close, json={"outcome": "reached"}, headers=system.token("riverbend-crisis"))
-        assert other.status_code == 404 and other.json()["code"] == "not_found"
-        assert (await http.post(close, json={"outcome": "reached"})).status_code == 401
-        unknown = f"{system.url('notify')}/v1/follow-ups/not-a-uuid/close"
-        missing = await http.post(unknown, json={"outcome": "reached"}, headers=system.token(CENTER))
-        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
-        for bad in ({"outcome": "maybe"}, {"outcome": "reached", "extra": 1}, {}, {"outcome": "x" * 5000}):
-            r = await http.post(close, json=bad, headers=system.token(CENTER))
-            assert r.status_code == 422 and r.json()["code"], r.text
-        listing = f"{system.url('notify')}/v1/follow-ups?state=later"
-        assert (await http.get(listing, headers=system.token(CENTER))).status_code == 422
-
         closed = await http.post(
-            close, json={"outcome": "reached", "note": "safety plan made"}, headers=system.token(CENTER)
+            close_url(system, follow_up),
+            json={"outcome": "reached", "note": "safety plan made"},
+            headers=system.token(CENTER),
         )
         assert closed.status_code == 200, closed.text
         assert closed.json()["state"] == "closed" and closed.json()["outcome"] == "reached"
-        again = await http.post(close, json={"outcome": "reached"}, headers=system.token(CENTER))
+        again = await http.post(
+            close_url(system, follow_up), json={"outcome": "reached"}, headers=system.token(CENTER)
+        )
         assert again.status_code == 200 and again.json()["closed_at"] == closed.json()["closed_at"]
-        changed = await http.post(close, json={"outcome": "unreachable"}, headers=system.token(CENTER))
+        changed = await http.post(
+            close_url(system, follow_up), json={"outcome": "unreachable"}, headers=system.token(CENTER)
+        )
         assert changed.status_code == 409 and changed.json()["code"] == "follow_up_closed"
 
         found = await eventually(
@@ -291,6 +283,95 @@ async def test_the_center_closes_its_follow_up_with_one_authenticated_call(syste
         assert at(scheduled["data"]["due_at"]) == at(follow_up["due_at"])
         steps = [s["status"] for s in (await status(system, http, call_id))["timeline"]]
         assert "follow_up_scheduled" in steps and "follow_up_closed" in steps
+
+
+def close_url(system: System, follow_up: dict[str, Any] | str) -> str:
+    """The close route of a follow-up (or of an id as given)."""
+    fid = follow_up if isinstance(follow_up, str) else follow_up["follow_up_id"]
+    return f"{system.url('notify')}/v1/follow-ups/{fid}/close"
+
+
+# What was tried against the close route, each answer a 4xx with a code (never a 500), and the
+# follow-up still open after all of them: (what, headers' tenant or None, raw body, status, code).
+BAD_CLOSES: list[tuple[str, str | None, bytes, int, str]] = [
+    ("no token", None, b'{"outcome": "reached"}', 401, "unauthenticated"),
+    ("another agency's token", "riverbend-crisis", b'{"outcome": "reached"}', 404, "not_found"),
+    # Notify holds only agencies' tokens: a PSAP's or oversight's is as unknown to it as a made-up one.
+    ("a PSAP's token", "valley-ecc", b'{"outcome": "reached"}', 401, "unauthenticated"),
+    ("an oversight token", "civilian-review-board", b'{"outcome": "reached"}', 401, "unauthenticated"),
+    (
+        "free text for the outcome code",
+        CENTER,
+        b'{"outcome": "we talked, she is fine"}',
+        422,
+        "invalid_request",
+    ),
+    ("a number for the outcome code", CENTER, b'{"outcome": 1}', 422, "invalid_request"),
+    ("an unknown field", CENTER, b'{"outcome": "reached", "caller": "Zelda"}', 422, "invalid_request"),
+    ("no outcome", CENTER, b"{}", 422, "invalid_request"),
+    (
+        "a note over 2000 characters",
+        CENTER,
+        b'{"outcome": "reached", "note": "' + b"x" * 2001 + b'"}',
+        422,
+        "invalid_request",
+    ),
+    (
+        "a body over the service's limit",
+        CENTER,
+        b'{"outcome": "reached", "note": "' + b"x" * 1_100_000 + b'"}',
+        413,
+        "body_too_large",
+    ),
+    ("a number past float's range", CENTER, b'{"outcome": 1e400}', 422, "inexact_number"),
+    (
+        "an integer of 400 digits",
+        CENTER,
+        b'{"outcome": "reached", "note": ' + b"9" * 400 + b"}",
+        422,
+        "inexact_number",
+    ),
+    ("NaN, which JSON has not", CENTER, b'{"outcome": NaN}', 422, "inexact_number"),
+    ("a body that is not JSON", CENTER, b"outcome=reached", 422, "invalid_request"),
+    ("a JSON list", CENTER, b'["reached"]', 422, "invalid_request"),
+]
+
+
+async def test_bad_closes_and_listings_are_refused_with_a_code_never_a_500(system: System):
+    async with httpx.AsyncClient(timeout=15) as http:
+        _, follow_up = await accepted_988_call(system, http)
+        json_type = {"content-type": "application/json"}
+        for what, tenant, body, want, code in BAD_CLOSES:
+            headers = {**json_type, **(system.token(tenant) if tenant else {})}
+            r = await http.post(close_url(system, follow_up), content=body, headers=headers)
+            assert (r.status_code, r.json().get("code")) == (want, code), (
+                f"{what}: {r.status_code} {r.text[:300]}"
+            )
+        mine = system.token(CENTER)
+        for what, fid in [
+            ("an id that is no uuid", "not-a-uuid"),
+            ("an unknown uuid", str(uuid.uuid4())),
+            ("a number past 64 bits for the id", "9" * 40),
+        ]:
+            r = await http.post(close_url(system, fid), json={"outcome": "reached"}, headers=mine)
+            assert (r.status_code, r.json()["code"]) == (404, "not_found"), f"{what}: {r.text}"
+        listing = f"{system.url('notify')}/v1/follow-ups"
+        for what, query in [
+            ("an unknown state", "state=later"),
+            ("a limit of zero", "limit=0"),
+            ("a limit past 64 bits", f"limit={'9' * 40}"),
+            ("a limit past float's range", "limit=1e400"),
+            ("a negative limit", "limit=-1"),
+        ]:
+            r = await http.get(f"{listing}?{query}", headers=mine)
+            assert r.status_code == 422 and r.json()["code"] == "invalid_request", f"{what}: {r.text}"
+        assert (await http.get(listing)).status_code == 401
+        [still] = [
+            f
+            for f in (await http.get(listing, headers=mine)).json()
+            if f["follow_up_id"] == follow_up["follow_up_id"]
+        ]
+        assert still["state"] == "open" and still["outcome"] is None
 
 
 async def test_a_follow_up_left_open_goes_overdue_in_the_trail_to_the_psap_and_is_counted(
@@ -334,3 +415,50 @@ async def test_a_follow_up_left_open_goes_overdue_in_the_trail_to_the_psap_and_i
             what="the late close in the trail",
         )
         assert of_type(late, "follow_ups.closed.v1")[0]["data"]["late"] is True
+
+
+async def test_a_deadline_running_while_notify_is_down_is_reported_once_when_it_is_back(
+    stack: infra.InfraEndpoints, callbacks: CallbackServer
+):
+    """The due time lives in notify's database: notify, its own process here, is SIGKILLed while a
+    follow-up's deadline runs and started again after it passed; the follow-up is reported overdue
+    once (trail, the PSAP's signed callback), not lost with the process and not reported twice."""
+    env = {"NOTIFY_FOLLOW_UP_CHECK_S": "0.5", "MATCHING_OFFER_TIMEOUT_S": "8"}
+    async with (
+        System.start(
+            stack,
+            jurisdiction=jurisdiction(callbacks.port),
+            mode="per-service",
+            settings=TEST_SETTINGS,
+            env=env,
+            prefix="c988r",
+        ) as system,
+        system.pool() as pool,
+        httpx.AsyncClient(timeout=15) as http,
+    ):
+        call_id, follow_up = await accepted_988_call(system, http)
+        system.kill("notify")
+        due = at(follow_up["due_at"])
+        await asyncio.sleep(max(0.0, (due - datetime.now(due.tzinfo)).total_seconds()) + 2)
+        assert of_type(await trail(system, http, call_id), "follow_ups.overdue.v1") == []
+        system.spawn("notify")
+        await system.wait_ready()
+        found = await eventually(
+            lambda: trail(system, http, call_id),
+            lambda t: bool(of_type(t, "follow_ups.overdue.v1")),
+            timeout_s=40,
+            what="the overdue follow-up in the trail after the restart",
+        )
+        await eventually(
+            lambda: _async(told(callbacks, system, call_id)),
+            lambda t: any(c["status"] == "follow_up_overdue" for c in t),
+            what="the overdue follow-up told to the PSAP",
+        )
+        await asyncio.sleep(1.5)  # three more passes of the restarted watch
+        assert len(of_type(await trail(system, http, call_id), "follow_ups.overdue.v1")) == 1
+        assert [c["status"] for c in told(callbacks, system, call_id)].count("follow_up_overdue") == 1
+        overdue_at = await pool.fetchval(
+            "SELECT overdue_at FROM notify.follow_ups WHERE id = $1::uuid", follow_up["follow_up_id"]
+        )
+        assert overdue_at is not None and overdue_at >= due
+        assert of_type(found, "follow_ups.overdue.v1")[0]["data"]["follow_up_id"] == follow_up["follow_up_id"]
