@@ -378,10 +378,14 @@ class FollowUpScheduled(FollowUpRef):
     (`follow_ups.scheduled.v1`)."""
 
 
+# How a 988 center's call back went: a code, so oversight reads no free text.
+FollowUpOutcome = Literal["reached", "unreachable", "referred", "declined_by_caller"]
+
+
 class FollowUpClosed(FollowUpRef):
     """The 988 center closed its follow-up (`follow_ups.closed.v1`)."""
 
-    outcome: Shown[str]
+    outcome: Shown[FollowUpOutcome]
     closed_at: Shown[datetime]
     late: Shown[bool] = False
 

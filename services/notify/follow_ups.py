@@ -81,7 +81,11 @@ async def schedule(
 
 
 async def close(
-    pool: asyncpg.Pool, agency: Principal, follow_up_id: str, outcome: str, note: str | None
+    pool: asyncpg.Pool,
+    agency: Principal,
+    follow_up_id: str,
+    outcome: events.FollowUpOutcome,
+    note: str | None,
 ) -> dict[str, Any]:
     """The center closes its follow-up with an outcome (publish `follow_ups.closed.v1`, late when
     past due); the same close again is a no-op, another outcome for a closed one is a conflict.

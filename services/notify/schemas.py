@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import OfferDetails, TeamStatus
+from shared.events import FollowUpOutcome, OfferDetails, TeamStatus
 from shared.registries import DISPOSITIONS
 
 
@@ -85,8 +85,6 @@ class AgencyLiveness(BaseModel):
     last_sign: Literal["stream", "webhook", "kafka_group", "request"] | None
 
 
-# How a 988 center's follow-up call ended.
-FollowUpOutcome = Literal["reached", "unreachable", "referred", "declined_by_caller"]
 FollowUpState = Literal["open", "overdue", "closed"]
 
 
