@@ -13,6 +13,8 @@ from services.audit import outcomes
 from services.audit.stories import CallStory, stories
 from services.audit.workforce import HOURS_OF_WEEK, hour_of_week
 
+# The routes that divert a call from police: a community team, or the 988 crisis line.
+DIVERTED = ("community", "988")
 # A hand-back for want of a team on shift is a coverage gap in time, like triage's hours rule.
 NO_TEAM_ON_SHIFT = "handed_back:no_team_on_shift"
 
@@ -54,7 +56,7 @@ def _funnel(calls: Mapping[str, CallStory]) -> dict[str, int]:
     for story in calls.values():
         funnel["received"] += 1
         funnel["behavioural_health"] += story.behavioural
-        funnel["eligible"] += story.route == "community"
+        funnel["eligible"] += story.route in DIVERTED
         funnel["offered"] += bool(story.offers)
         funnel["accepted"] += story.accepted is not None
         funnel["on_scene"] += story.on_scene_at is not None

@@ -99,7 +99,7 @@ class Funnel(BaseModel):
 
     received: int
     behavioural_health: int
-    eligible: int
+    eligible: int = Field(description="Calls routed to a community team or to the 988 crisis line")
     offered: int
     accepted: int
     on_scene: int

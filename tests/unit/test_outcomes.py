@@ -241,6 +241,9 @@ def test_a_988_transfer_is_its_own_outcome_by_its_follow_up_and_the_summary_coun
     totals = report["outcomes"]["totals"]
     assert report["outcomes"]["behavioural_health"] == 8 == sum(totals.values())
     assert totals["transferred_to_988"] == 6 and totals["awaiting_988"] == 1 and totals["handed_back"] == 1
+    # Diverted from police like a community call: in the funnel's eligible, offered and accepted.
+    funnel = report["funnel"]
+    assert (funnel["eligible"], funnel["offered"], funnel["accepted"]) == (8, 8, 6)
     assert report["follow_ups"] == {
         "transferred": 6,
         "open": 1,

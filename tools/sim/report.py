@@ -53,7 +53,7 @@ def funnel(tally: Tally) -> dict[str, int]:
     cleared = [s.cleared_disposition is not None for s in stories]
     return {
         "received": len(set(tally.call_ids)),
-        "eligible": sum(route == "community" for route in tally.routes.values()),
+        "eligible": sum(route in reports.DIVERTED for route in tally.routes.values()),
         "offered": len(reached["offered"]),
         "accepted": len(reached["accepted"]),
         "on_scene": len(reached["on_scene"]),
