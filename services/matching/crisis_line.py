@@ -51,6 +51,10 @@ def next_step(agency_id: str | None, earlier: Sequence[Earlier], paused: bool = 
     if not earlier:
         return Offer(agency_id)
     last = earlier[-1]
+    if last.status == "withdrawn" and last.reason == "agency_paused":
+        return HandBack(
+            "crisis_line_paused", f"the 988 center {agency_id} paused itself while offered the call"
+        )
     if last.status == "expired":
         return HandBack("crisis_line_no_answer", f"the 988 center {agency_id} did not answer by the deadline")
     why = f" ({last.reason})" if last.reason else ""

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from services.matching.crisis_line import CENTER
 from services.matching.domain import DEFAULT_RULES, TeamSnapshot
 from services.matching.index import LiveColumns
 from services.matching.rules import Matching, matching_rules
@@ -331,11 +332,15 @@ async def get_agency(conn: asyncpg.Connection, agency_id: str) -> AgencyRow | No
 
 
 async def offers_held_by_agency(conn: asyncpg.Connection, agency_id: str) -> list[tuple[str, str]]:
-    """(call id, team id) of each offer an agency's teams hold now, in call id order (no lock)."""
+    """(call id, team id) of each offer an agency's teams hold now, in call id order (no lock); a
+    988 center's own offers (team `988`, which holds no roster row) count as its."""
     rows = await conn.fetch(
         "SELECT h.call_id, h.team_id FROM matching.holds h JOIN matching.teams t ON t.id = h.team_id"
-        " WHERE t.agency_id = $1 AND h.status = 'offered' ORDER BY h.call_id",
+        " WHERE t.agency_id = $1 AND h.status = 'offered'"
+        " UNION SELECT call_id, team_id FROM matching.assignments"
+        " WHERE agency_id = $1 AND team_id = $2 AND status = 'offered' ORDER BY call_id",
         agency_id,
+        CENTER,
     )
     return [(str(r["call_id"]), r["team_id"]) for r in rows]
 

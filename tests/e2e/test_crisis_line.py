@@ -462,3 +462,31 @@ async def test_a_deadline_running_while_notify_is_down_is_reported_once_when_it_
         )
         assert overdue_at is not None and overdue_at >= due
         assert of_type(found, "follow_ups.overdue.v1")[0]["data"]["follow_up_id"] == follow_up["follow_up_id"]
+
+
+async def test_a_center_that_pauses_itself_is_offered_no_call_and_its_open_offer_goes_back(system: System):
+    """Tried: before, a paused center kept the offer it held until it expired (its offers are no
+    team's holds, so the pause withdrew nothing) and was offered new calls as if open."""
+    async with httpx.AsyncClient(timeout=15) as http:
+        held = await transfer(system, http)
+        await offer_of(system, held)
+        agency = f"{system.url('matching')}/v1/agency"
+        paused = await http.post(f"{agency}/pause", json={"reason": "staffing"}, headers=system.token(CENTER))
+        try:
+            assert paused.status_code == 200, paused.text
+            seen = await eventually(
+                lambda: status(system, http, held), lambda v: v["status"] == "handed_back", what="handed back"
+            )
+            assert seen["non_diversion_reason"] == "crisis_line_paused"
+            later = await transfer(system, http)
+            seen = await eventually(
+                lambda: status(system, http, later),
+                lambda v: v["status"] == "handed_back",
+                what="handed back",
+            )
+            assert seen["non_diversion_reason"] == "crisis_line_paused"
+            topic = system.settings.topic(agency_topic(CENTER))
+            assert await read_topic(system.settings, topic, 1, timeout_s=3, key=later) == []
+        finally:
+            resumed = await http.post(f"{agency}/resume", headers=system.token(CENTER))
+            assert resumed.status_code == 200, resumed.text

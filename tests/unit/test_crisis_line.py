@@ -172,6 +172,9 @@ def test_the_center_is_offered_a_988_call_once_and_its_no_goes_back_to_the_psap(
     assert next_step("lane-988", [], paused=True) == HandBack(
         "crisis_line_paused", "the 988 center lane-988 has paused itself"
     )
+    assert next_step("lane-988", [Earlier("withdrawn", "agency_paused")]) == HandBack(
+        "crisis_line_paused", "the 988 center lane-988 paused itself while offered the call"
+    )
     declined = next_step("lane-988", [Earlier("declined", "no_staff")])
     assert isinstance(declined, HandBack) and declined.reason == "crisis_line_declined"
     assert "no_staff" in declined.detail
