@@ -28,8 +28,10 @@ def to_crisis_line(
     """The decision with route `988` when triage chose a community team and the line's rule holds
     (`safety` is the screen after EIDO cautions); otherwise unchanged, with the reason it was not
     transferred when a line exists. Any rule that sent the call elsewhere (a risk answered yes, an
-    unknown, review, coverage) keeps it from the line: the line only ever replaces a team."""
-    if line is None or decision.route != Route.community:
+    unknown, review, coverage) keeps it from the line: the line only ever replaces a team. No team
+    free to take it now is no such rule: the line needs no team."""
+    for_want_of_a_team = any(c.code == "no_community_capacity" for c in decision.codes)
+    if line is None or (decision.route != Route.community and not for_want_of_a_team):
         return decision
     missing = unmet(line, incident_type, safety, consent)
     if missing:

@@ -1,12 +1,14 @@
 """The 988 route: which calls triage transfers to the crisis line, and the file section that says so."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from services.intake.capacity import Capacity
 from services.intake.crisis_line import to_crisis_line
 from services.intake.domain import TriageFacts, triage
 from services.intake.eido import EXTENSION_KEY, EidoDocument, normalise
@@ -14,7 +16,7 @@ from services.intake.eido import example as eido_example
 from services.intake.rules import Triage
 from services.jurisdiction import parse
 from services.matching.crisis_line import HandBack, Offer, next_step
-from shared.events import Answer, Route, SafetyScreen
+from shared.events import Answer, Location, Route, SafetyScreen
 from shared.jurisdiction import CrisisLine, JurisdictionError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "lane-valley.yaml"
@@ -49,6 +51,24 @@ SAFE = SafetyScreen(
 def decide(screen: SafetyScreen, consent: bool | None = True, incident_type: str = "MNTL", line=LINE):
     decision = triage(incident_type, screen, RULES, TriageFacts(consent_non_police=consent))
     return to_crisis_line(decision, line, incident_type, screen, consent)
+
+
+def test_no_community_team_free_now_does_not_keep_a_call_from_the_line():
+    """Tried: the capacity rule sends a community call no free team covers to review; a call the
+    line may take still goes to it (the line needs no team), and one it may not still goes to review."""
+    at = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+    facts = TriageFacts(
+        consent_non_police=True,
+        at=at,
+        location=Location(lat=44.05, lon=-123.09),
+        capacity=Capacity.none_free(at),
+    )
+    decision = triage("MNTL", SAFE, RULES, facts)
+    assert decision.route == Route.review and "no_community_capacity" in [c.code for c in decision.codes]
+    assert to_crisis_line(decision, LINE, "MNTL", SAFE, True).route == Route.crisis_line
+    needed = SAFE.model_copy(update={"in_person_needed": Answer.yes})
+    kept = to_crisis_line(triage("MNTL", needed, RULES, facts), LINE, "MNTL", needed, True)
+    assert kept.route == Route.review and kept.codes[-1].code == "crisis_line_unmet"
 
 
 def test_consent_and_no_risk_and_no_one_needed_goes_to_988_and_says_why():
