@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import FollowUpOutcome, OfferDetails, TeamStatus
+from shared.events import FollowUpOutcome, LifeSign, OfferDetails, TeamStatus
 from shared.registries import DISPOSITIONS
 
 
@@ -82,7 +82,7 @@ class AgencyLiveness(BaseModel):
     reachable: bool
     liveness_timeout_s: int | None = Field(description="None: the agency's liveness is not watched")
     last_seen_at: datetime | None
-    last_sign: Literal["stream", "webhook", "kafka_group", "request"] | None
+    last_sign: LifeSign | None
 
 
 FollowUpState = Literal["open", "overdue", "closed"]
