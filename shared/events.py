@@ -309,8 +309,8 @@ class TeamsCapacity(Payload):
     `every_s`, so intake can answer a call's 202 with the capacity it sees.
 
     A team is listed when it is on shift, its agency is not paused, and it holds fewer calls than
-    its capacity. Columns, one entry per team (a polygon team's circle is unused): it stays one
-    message for a large roster.
+    its capacity. Columns of integers, one entry per team (a polygon team's circle is unused): it
+    stays one message for a large roster, and cheap to encode and to canonicalise in the trail.
     """
 
     as_of: Shown[datetime]
@@ -318,9 +318,10 @@ class TeamsCapacity(Payload):
     teams_on_roster: Shown[int] = Field(ge=0)
     team_ids: Shown[list[str]] = Field(max_length=CAPACITY_TEAMS_MAX)
     places: Shown[list[int]] = Field(max_length=CAPACITY_TEAMS_MAX)
-    lat: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
-    lon: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
-    radius_km: list[float] = Field(max_length=CAPACITY_TEAMS_MAX)
+    # Positions in 1e-4 degrees (about 10 m) and radii in metres.
+    lat_e4: list[int] = Field(max_length=CAPACITY_TEAMS_MAX)
+    lon_e4: list[int] = Field(max_length=CAPACITY_TEAMS_MAX)
+    radius_m: list[int] = Field(max_length=CAPACITY_TEAMS_MAX)
     # Team id -> its coverage polygon as [lat, lon] corners, for the listed teams that have one.
     areas: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
 

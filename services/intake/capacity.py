@@ -32,9 +32,9 @@ class Capacity:
     @classmethod
     def of(cls, snap: events.TeamsCapacity) -> Capacity:
         """Index a snapshot for `can_take` (once per snapshot, not per call)."""
-        lat = np.asarray(snap.lat, dtype=np.float64)
-        lon = np.asarray(snap.lon, dtype=np.float64)
-        radius = np.asarray(snap.radius_km, dtype=np.float64)
+        lat = np.asarray(snap.lat_e4, dtype=np.float64) / 1e4
+        lon = np.asarray(snap.lon_e4, dtype=np.float64) / 1e4
+        radius = np.asarray(snap.radius_m, dtype=np.float64) / 1000
         areas: dict[int, Corners] = {i: snap.areas[t] for i, t in enumerate(snap.team_ids) if t in snap.areas}
         has_area = np.zeros(len(snap.team_ids), dtype=np.bool_)
         box = radius_boxes(lat, lon, radius)

@@ -37,9 +37,9 @@ def snapshot(index: RosterIndex, now: datetime, tz: ZoneInfo, every_s: float) ->
         team_ids=[str(t) for t in index.ids[free]],
         places=[int(p) for p in places[free]],
         # About 10 m: a team's position moves the snapshot only when it moves that far.
-        lat=[round(float(x), 4) for x in index.lat[free]],
-        lon=[round(float(x), 4) for x in index.lon[free]],
-        radius_km=[float(x) for x in index.radius[free]],
+        lat_e4=np.rint(index.lat[free] * 1e4).astype(np.int64).tolist(),
+        lon_e4=np.rint(index.lon[free] * 1e4).astype(np.int64).tolist(),
+        radius_m=np.rint(index.radius[free] * 1000).astype(np.int64).tolist(),
         areas=areas,
     )
 
@@ -55,7 +55,7 @@ class CapacityTiming:
     """How often the snapshot is published: at least every `every_s`, at most every `min_interval_s`."""
 
     every_s: float = 30.0
-    min_interval_s: float = 2.0
+    min_interval_s: float = 5.0
 
 
 class CapacityPublisher:

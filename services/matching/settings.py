@@ -34,7 +34,7 @@ class MatchingSettings(BaseSettings):
         description="the capacity snapshot intake answers 202s by is published at least this often",
     )
     capacity_min_interval_s: float = Field(
-        default=2.0,
+        default=5.0,
         ge=0.1,
         description="and at most this often, however often teams change",
     )

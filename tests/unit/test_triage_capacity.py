@@ -32,9 +32,9 @@ def _snap(**teams: tuple[float, float, float]) -> TeamsCapacity:
         teams_on_roster=10,
         team_ids=list(teams),
         places=[1] * len(teams),
-        lat=[t[0] for t in teams.values()],
-        lon=[t[1] for t in teams.values()],
-        radius_km=[t[2] for t in teams.values()],
+        lat_e4=[round(t[0] * 1e4) for t in teams.values()],
+        lon_e4=[round(t[1] * 1e4) for t in teams.values()],
+        radius_m=[round(t[2] * 1000) for t in teams.values()],
     )
 
 
