@@ -8,17 +8,20 @@ from pydantic import ConfigDict, model_validator
 
 from services.intake.rules import Triage
 from services.matching.rules import Matching
+from services.notify.rules import Watch
 from shared.jurisdiction import Jurisdiction, load_file_as, parse_as
 
 
 class Deployment(Jurisdiction):
-    """A whole deployment with intake's triage rules and matching's rules validated in place."""
+    """A whole deployment with intake's triage rules, matching's rules and notify's timers validated
+    in place."""
 
     # Errors name the document as they always have, whoever composes it.
     model_config = ConfigDict(title="Jurisdiction")
 
     triage: Triage
     matching: Matching | None = None
+    watch: Watch | None = None
 
     @model_validator(mode="after")
     def _rules_name_known_psaps(self) -> Deployment:

@@ -206,6 +206,9 @@ class AssignmentOffered(AssignmentRef):
     deadline: Shown[datetime]
     offer: Shown[OfferDetails]
     distance_km: Shown[float | None] = None
+    # Matching's travel estimate to the call, in minutes: what the on-scene timer expects when the
+    # agency's en route report names no ETA of its own.
+    eta_min: Shown[float | None] = Field(default=None, ge=0)
 
 
 class AssignmentExpired(AssignmentRef):
@@ -250,6 +253,24 @@ class AssignmentStatusChanged(AssignmentRef):
     disposition: Shown[str | None] = None
     urgency: Shown[str | None] = None
     reported_at: Shown[datetime]
+    # With en route: the team's own ETA in minutes, which the on-scene timer then expects.
+    eta_min: Shown[int | None] = Field(default=None, ge=1)
+
+
+# The timers that watch an accepted assignment: accepted to en route, en route to on scene, and the
+# safety check-in while on scene.
+Timer = Literal["en_route", "on_scene", "check_in"]
+
+
+class TimerMissed(AssignmentRef):
+    """An agency let one of its assignment's timers run out (`assignments.timer_missed.v1`): first the
+    agency is paged again (`agency_repaged`), then, still unanswered after a grace, its PSAP is told
+    with an `Overdue` status callback (`psap_told`)."""
+
+    timer: Shown[Timer]
+    escalation: Shown[Literal["agency_repaged", "psap_told"]]
+    due_at: Shown[datetime]
+    missed_at: Shown[datetime]
 
 
 class CallUnassigned(Payload):
@@ -351,9 +372,9 @@ class NotificationFailed(NotificationOutcome):
 
 
 class AgencyAssignmentMessage(Payload):
-    """What an agency's own topic carries: one offer, update, withdrawal or expiry."""
+    """What an agency's own topic carries: one offer, update, withdrawal, expiry or missed timer."""
 
-    kind: Shown[Literal["offered", "updated", "withdrawn", "expired"]]
+    kind: Shown[Literal["offered", "updated", "withdrawn", "expired", "timer_missed"]]
     assignment_id: Shown[str]
     call_id: Shown[str]
     team_id: Shown[str]
@@ -362,6 +383,9 @@ class AgencyAssignmentMessage(Payload):
     reason: str | None = None
     # For an update: what changed, so the team looks there first.
     changed: list[OfferChange] | None = None
+    # For a missed timer: which one, and when it ran out (the PSAP is told after a grace).
+    timer: Timer | None = None
+    due_at: datetime | None = None
 
 
 class FollowUpRef(Payload):

@@ -294,9 +294,9 @@ class CrisisLine(Model):
 class Jurisdiction(Model):
     """A whole deployment: what every service shares, and the sections the services own.
 
-    `triage` is intake's section and `matching` matching's: each service validates its own, and
-    `services.jurisdiction.Deployment` composes the whole file from them, so shared code never
-    needs a service's rules.
+    `triage` is intake's section, `matching` matching's and `watch` notify's: each service
+    validates its own, and `services.jurisdiction.Deployment` composes the whole file from them,
+    so shared code never needs a service's rules.
     """
 
     jurisdiction: Place
@@ -306,6 +306,8 @@ class Jurisdiction(Model):
     teams: list[Team]
     oversight: list[Oversight] = Field(default_factory=list)
     matching: Any = None
+    # Notify's section: the timers that watch an accepted assignment.
+    watch: Any = None
     # Named areas the oversight reports count calls by (the first listed wins where two overlap).
     zones: list[Zone] = Field(default_factory=list)
     # The 988 center calls may be transferred to, if any.

@@ -25,6 +25,7 @@ ASSIGNMENTS_WITHDRAWN = "assignments.withdrawn.v1"
 ASSIGNMENTS_UPDATED = "assignments.updated.v1"
 ASSIGNMENTS_RESPONDED = "assignments.responded.v1"
 ASSIGNMENTS_STATUS_CHANGED = "assignments.status_changed.v1"
+ASSIGNMENTS_TIMER_MISSED = "assignments.timer_missed.v1"
 NOTIFICATIONS_DELIVERED = "notifications.delivered.v1"
 NOTIFICATIONS_FAILED = "notifications.failed.v1"
 ACCESS_RECORDED = "access.recorded.v1"
@@ -57,6 +58,7 @@ REGISTRY: dict[str, Topic] = {
         Topic(ASSIGNMENTS_UPDATED, events.AssignmentUpdated),
         Topic(ASSIGNMENTS_RESPONDED, events.AssignmentResponded),
         Topic(ASSIGNMENTS_STATUS_CHANGED, events.AssignmentStatusChanged),
+        Topic(ASSIGNMENTS_TIMER_MISSED, events.TimerMissed),
         Topic(NOTIFICATIONS_DELIVERED, events.NotificationDelivered),
         Topic(NOTIFICATIONS_FAILED, events.NotificationFailed),
         Topic(ACCESS_RECORDED, events.AccessRecorded),

@@ -149,6 +149,22 @@ def _follow_ups(fates: Mapping[str, outcomes.Outcome], calls: Mapping[str, CallS
     return {"transferred": sum(states.values()), **counted, "by_outcome": dict(sorted(closed.items()))}
 
 
+TIMERS = ("en_route", "on_scene", "check_in")
+
+
+def missed_timers(calls: Mapping[str, CallStory]) -> dict[str, dict[str, int]]:
+    """By agency, the timers its teams let run out (each counted once, at the re-page) and how many
+    were still unanswered when the PSAP was told."""
+    found: dict[str, Counter[str]] = defaultdict(Counter)
+    for story in calls.values():
+        for agency_id, timer, escalation in story.missed:
+            if escalation == "agency_repaged" and timer in TIMERS:
+                found[agency_id][timer] += 1
+            elif escalation == "psap_told":
+                found[agency_id]["psap_told"] += 1
+    return {a: {k: found[a][k] for k in (*TIMERS, "psap_told")} for a in sorted(found)}
+
+
 def summary(
     events: Iterable[Mapping[str, Any]],
     agency: str | None = None,
@@ -181,4 +197,5 @@ def summary(
         "coverage_gaps_by_hour_utc": _gaps_by_hour(gaps),
         "coverage_gaps_by_hour_of_week": _gaps_by_hour_of_week(gaps, zone),
         "follow_ups": _follow_ups(fates, calls),
+        "missed_timers": missed_timers(calls),
     }

@@ -140,6 +140,15 @@ class Percentiles(BaseModel):
     p99: float | None
 
 
+class MissedTimers(BaseModel):
+    """One agency's timers that ran out (each miss once, when its agency was paged again)."""
+
+    en_route: int = Field(description="Accepted calls not reported en route in time")
+    on_scene: int = Field(description="Calls en route not reported on scene within the ETA and margin")
+    check_in: int = Field(description="Safety check-ins on scene not made in time")
+    psap_told: int = Field(description="Misses still unanswered after the grace: the PSAP was told Overdue")
+
+
 class PeriodReport(BaseModel):
     """A report of the calls received in a period (`from` included, `to` excluded; null: open)."""
 
@@ -167,6 +176,9 @@ class Summary(PeriodReport):
         description="Coverage gaps in each local hour of the week: 168 counts, Monday 00:00-01:00 first"
     )
     follow_ups: FollowUps
+    missed_timers: dict[str, MissedTimers] = Field(
+        description="By agency: the timers after acceptance its teams let run out (jurisdiction's watch)"
+    )
 
 
 class DispositionClass(BaseModel):

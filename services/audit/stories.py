@@ -81,6 +81,8 @@ class CallStory:
     follow_up_overdue: bool = False
     follow_up_outcome: str | None = None
     follow_up_late: bool = False
+    # Each timer a team let run out and how far it went: (agency, timer, escalation).
+    missed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _behavioural(decision: Mapping[str, Any]) -> bool:
@@ -153,6 +155,8 @@ def fold(story: CallStory, kind: str, data: Mapping[str, Any], when: datetime) -
         story.cancelled = True
     elif kind.startswith("follow_ups."):
         _followed_up(story, kind, data)
+    elif kind == "assignments.timer_missed.v1":
+        story.missed.append((str(data.get("agency_id")), str(data.get("timer")), str(data.get("escalation"))))
 
 
 def _followed_up(story: CallStory, kind: str, data: Mapping[str, Any]) -> None:

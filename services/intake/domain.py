@@ -380,6 +380,8 @@ STAGE = {
     "handed_back": 60,  # after every step of the attempts it covers
 }
 BACKUP = "backup_requested"  # a step of a live assignment, not a place in its life
+OVERDUE = "overdue"  # the same: a timer the team let run out past its grace (the PSAP is told)
+STEPS = (BACKUP, OVERDUE)
 _BACKUP_SHOWN = 45  # where a backup sits when its assignment's progress is past or unknown
 FINAL = ("cancelled", "handed_back")  # call-level ends no assignment event moves
 
@@ -451,7 +453,7 @@ def place(order: Order, status: str, attempt: int) -> Placement:
     if status == "handed_back":
         return _hand_back(order, attempt)
     current = order.attempt == attempt
-    if status == BACKUP:
+    if status in STEPS:
         stage = order.stage + 1 if current and order.stage < TERMINAL else _BACKUP_SHOWN
         why = _refusal(order, attempt)
         if why is None and current and order.stage >= TERMINAL:
@@ -487,6 +489,7 @@ UNIT_STATUS = {
     "on_scene": "OnScene",
     "cleared": "Cleared",
     "backup_requested": "Backup",
+    "overdue": "Overdue",
     "withdrawn": "AssignmentCancelled",
     "handed_back": "AssignmentCancelled",
     # The 988 center did not close its follow-up of the call by its due time.

@@ -480,6 +480,9 @@ def _move(event: Envelope, payload: Any) -> _Move:
         if payload.response == "accepted":
             return _Move("assigned", detail, assignment=_ref(payload))
         return _Move("offer_declined", detail)
+    if isinstance(payload, events.TimerMissed):
+        detail.update(timer=payload.timer, due_at=payload.due_at.isoformat())
+        return _Move(domain.OVERDUE, detail)
     if isinstance(payload, events.AssignmentStatusChanged):
         detail.update(disposition=payload.disposition, urgency=payload.urgency)
         # An en route or on scene that overtook its accept still names the team working the call.
@@ -565,6 +568,14 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
     await _tell_psap(conn, call, move.status, move.detail, move.reason, event)
 
 
+async def on_timer_missed(conn: asyncpg.Connection, event: Envelope, missed: events.TimerMissed) -> None:
+    """A team let a timer run out past its grace: the call's timeline shows it and the PSAP gets a
+    signed `Overdue` callback naming the timer (a step of the live assignment, moving no status;
+    an earlier miss the agency was only re-paged for is notify's to tell, not the PSAP's)."""
+    if missed.escalation == "psap_told":
+        await on_assignment_event(conn, event, missed)
+
+
 async def _tell_psap(
     conn: asyncpg.Connection,
     call: repository.CallRow,
@@ -596,6 +607,8 @@ async def _tell_psap(
         "event_id": str(event.id),
         **(extra or {}),
     }
+    if "timer" in detail:
+        payload["timer"] = detail["timer"]  # which one the team let run out, for an Overdue
     await repository.enqueue_callback(conn, str(call.id), call.psap_id, payload)
 
 

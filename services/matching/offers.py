@@ -312,6 +312,7 @@ async def _offer(
         deadline=deadline,
         offer=events.OfferDetails.model_validate(call.offer),
         distance_km=round(candidate.distance_km, 3),
+        eta_min=round(candidate.eta_min, 1),
     )
     await repository.record_offer(
         conn,

@@ -11,6 +11,7 @@ from services.notify.schemas import (
     AgencyLiveness,
     AssignmentStatus,
     AssignmentView,
+    CheckIn,
     Decline,
     Disposition,
     FollowUpClose,
@@ -87,8 +88,8 @@ async def stream(
     """The agency's own offers and updates as Server-Sent Events; send Last-Event-ID to resume.
 
     Each event's id is its sequence number in the agency's feed, its event name the kind
-    (offered, updated, withdrawn, expired, accepted, declined, en_route, on_scene, cleared,
-    backup_requested) and its data the assignment as `GET /v1/assignments` shows it.
+    (offered, updated, withdrawn, expired, timer_missed, accepted, declined, en_route, on_scene,
+    cleared, backup_requested, checked_in) and its data the assignment as `GET /v1/assignments` shows it.
     """
     after = feed.parse_last_event_id(last_event_id)
     # An opened stream brings an unreachable agency back at once; notify's liveness job then
@@ -117,11 +118,18 @@ async def decline(assignment_id: str, body: Decline, agency: Agency, pool: Pool)
 
 @router.post("/{assignment_id}/status", responses=_ANSWERED)
 async def status_report(assignment_id: str, body: StatusReport, agency: Agency, pool: Pool) -> AssignmentView:
-    """Report en route, on scene, cleared (with disposition) or a backup request."""
+    """Report en route (optionally with the team's ETA), on scene, cleared (with disposition) or a
+    backup request; each step starts the timer of the next (see the jurisdiction's watch section)."""
     reported = await handlers.report_status(
-        pool, agency, assignment_id, body.status, body.disposition, body.urgency
+        pool, agency, assignment_id, body.status, body.disposition, body.urgency, body.eta_min
     )
     return AssignmentView.model_validate(reported)
+
+
+@router.post("/{assignment_id}/check-in", responses=_ANSWERED)
+async def check_in(assignment_id: str, body: CheckIn, agency: Agency, pool: Pool) -> AssignmentView:
+    """A team on scene checks in: the safety check-in timer starts again (409 unless on scene)."""
+    return AssignmentView.model_validate(await handlers.check_in(pool, agency, assignment_id, body.code))
 
 
 follow_up_router = APIRouter(

@@ -12,10 +12,20 @@ from typing import Literal
 from shared.domain_errors import Conflict
 from shared.events import Location, OfferDetails, SafetyScreen
 
-# What can happen to an assignment in notify: the agency's answers and reports, matching's
-# withdrawal, and notify's own expiry at the deadline (notify alone decides whether an answer came
-# in time).
-INPUTS = ("accepted", "declined", "en_route", "on_scene", "cleared", "backup_requested", "withdraw", "expire")
+# What can happen to an assignment in notify: the agency's answers, reports and check-ins on scene,
+# matching's withdrawal, and notify's own expiry at the deadline (notify alone decides whether an
+# answer came in time).
+INPUTS = (
+    "accepted",
+    "declined",
+    "en_route",
+    "on_scene",
+    "cleared",
+    "backup_requested",
+    "check_in",
+    "withdraw",
+    "expire",
+)
 ANSWERS = ("accepted", "declined")
 # state -> input -> next state: the only changes notify makes to an assignment.
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -33,7 +43,13 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         "backup_requested": "en_route",
         "withdraw": "withdrawn",
     },
-    "on_scene": {"cleared": "cleared", "backup_requested": "on_scene", "withdraw": "withdrawn"},
+    # A check-in starts the safety check-in timer again (services/notify/watch.py).
+    "on_scene": {
+        "cleared": "cleared",
+        "backup_requested": "on_scene",
+        "check_in": "on_scene",
+        "withdraw": "withdrawn",
+    },
     "declined": {},
     "cleared": {},
     "withdrawn": {},

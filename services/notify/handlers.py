@@ -8,12 +8,14 @@ refuses is recorded in notify.refusals and never applied. Lock order: see servic
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
-from services.notify import delivery, domain, follow_ups, repository
+from services.notify import delivery, domain, follow_ups, repository, watch
+from services.notify.rules import Watch
 from shared import events, topics
 from shared.auth import Principal
 from shared.domain_errors import NotFound
@@ -45,6 +47,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             "details": details.model_dump(mode="json"),
             "correlation": event.correlationid,
             "attempt": offer.attempt,
+            "eta_min": offer.eta_min,
         },
     )
     if row is None:
@@ -204,6 +207,7 @@ async def on_withdrawn(conn: asyncpg.Connection, event: Envelope, ref: events.As
         return
     if outcome.changed:
         await repository.set_status(conn, ref.assignment_id, "withdrawn")
+        await repository.set_watch(conn, ref.assignment_id, None)
         await _tell_agency(conn, row, "withdrawn", ref.reason, event)
 
 
@@ -258,6 +262,7 @@ async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str
 
 def view(row: repository.AssignmentRow) -> dict[str, Any]:
     """An assignment as its agency sees it."""
+    running = row.running()
     return {
         "assignment_id": str(row.id),
         "call_id": str(row.call_id),
@@ -268,6 +273,9 @@ def view(row: repository.AssignmentRow) -> dict[str, Any]:
         "answer": row.answer,
         "offered_at": row.offered_at,
         "updated_at": row.updated_at,
+        "watch": None
+        if running is None
+        else {"timer": running.timer, "due_at": running.due_at, "stage": running.stage},
     }
 
 
@@ -314,6 +322,7 @@ async def answer(
                     "at": now.isoformat(),
                 },
             )
+            await _rewatch(conn, row, outcome.state, now)
             payload = events.AssignmentResponded(
                 **_ref(row),
                 response=response,
@@ -356,8 +365,11 @@ async def report_status(
     status: events.TeamStatus,
     disposition: str | None,
     urgency: str | None,
+    eta_min: int | None = None,
 ) -> dict[str, Any]:
-    """Record a status report that follows the lifecycle and publish it (a repeat is a no-op).
+    """Record a status report that follows the lifecycle and publish it (a repeat is a no-op); a
+    step into the next state replaces the timer watching the assignment (`eta_min`, with en route,
+    is the team's own ETA for the on-scene timer).
 
     A backup request is urgent: its event is written with the request and the outbox relay,
     woken by the commit, publishes it at once.
@@ -374,12 +386,15 @@ async def report_status(
             if not outcome.changed:
                 return view(row)
             await repository.set_status(conn, assignment_id, outcome.state)
+            now = utcnow()
+            await _rewatch(conn, row, outcome.state, now, eta_min)
             payload = events.AssignmentStatusChanged(
                 **_ref(row),
                 status=status,
                 disposition=disposition,
                 urgency=urgency,
-                reported_at=utcnow(),
+                reported_at=now,
+                eta_min=eta_min,
             )
             await _publish(conn, topics.ASSIGNMENTS_STATUS_CHANGED, row, payload)
             updated = await repository.get(conn, assignment_id)
@@ -389,3 +404,78 @@ async def report_status(
             return answer
 
     return _answered(await retry_conflicts(work))
+
+
+async def _rewatch(
+    conn: asyncpg.Connection,
+    row: repository.AssignmentRow,
+    state: str,
+    at: datetime,
+    eta_min: float | None = None,
+) -> None:
+    """Start the timer of the state the assignment moved into (none for a state that ends it); a
+    step that stays in its state (a backup request) leaves the running timer alone."""
+    if state == row.status:
+        return
+    rules = await repository.watch_config(conn)
+    eta = eta_min if eta_min is not None else row.eta_min
+    await repository.set_watch(conn, str(row.id), watch.started(state, at, rules, eta))
+
+
+async def check_in(pool: asyncpg.Pool, agency: Principal, assignment_id: str, code: str) -> dict[str, Any]:
+    """A team on scene checks in (`code`: how it is going): the check-in timer starts again, and a
+    check-in missed so far is answered. Refused (409) unless the assignment is on scene."""
+
+    async def work() -> dict[str, Any] | domain.Refusal:
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_agency(conn, agency.tenant_id)
+            row = await _owned(conn, agency, assignment_id)
+            outcome = domain.step(row.status, "check_in")
+            if isinstance(outcome, domain.Refusal):
+                await _refuse(conn, row, _source(agency), "check_in", outcome)
+                return outcome
+            now = utcnow()
+            rules = await repository.watch_config(conn)
+            await repository.set_watch(conn, assignment_id, watch.started(outcome.state, now, rules))
+            updated = await repository.get(conn, assignment_id)
+            assert updated is not None
+            answer = view(updated)
+            await delivery.to_feed(conn, agency.tenant_id, "checked_in", {**answer, "code": code})
+            return answer
+
+    return _answered(await retry_conflicts(work))
+
+
+async def timer_missed(
+    conn: asyncpg.Connection, row: repository.AssignmentRow, rules: Watch, now: datetime
+) -> bool:
+    """A timer fired (the row locked after its agency's): `assignments.timer_missed.v1` goes into the
+    trail; the first time the agency is paged again on every channel, the second its PSAP is told
+    (intake sends the `Overdue` callback). False when no timer is due on the row any more."""
+    running = row.running()
+    if running is None or running.fire_at is None or running.fire_at > now:
+        return False
+    miss = watch.missed(running, rules)
+    await repository.set_watch(conn, str(row.id), miss.after)
+    payload = events.TimerMissed(
+        **_ref(row), timer=running.timer, escalation=miss.escalation, due_at=running.due_at, missed_at=now
+    )
+    event = new_event(
+        topics.ASSIGNMENTS_TIMER_MISSED, SERVICE, str(row.call_id), payload, correlationid=row.correlation
+    )
+    await enqueue(conn, SERVICE, event)
+    log.warning("timer missed", assignment_id=str(row.id), timer=running.timer, escalation=miss.escalation)
+    if miss.escalation == "agency_repaged":
+        message = events.AgencyAssignmentMessage(
+            kind="timer_missed",
+            assignment_id=str(row.id),
+            call_id=str(row.call_id),
+            team_id=row.team_id,
+            timer=running.timer,
+            due_at=running.due_at,
+        )
+        updated = await repository.get(conn, str(row.id))
+        assert updated is not None
+        feed = {**view(updated), "timer": running.timer}
+        await delivery.to_agency(conn, row.agency_id, message, feed, correlation=row.correlation, cause=event)
+    return True

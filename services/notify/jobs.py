@@ -1,4 +1,5 @@
-"""Notify's background jobs: re-paging unanswered offers until their deadline, and expiring them at it."""
+"""Notify's background jobs: re-paging unanswered offers until their deadline, expiring them at it,
+and firing the timers that watch accepted assignments."""
 
 from __future__ import annotations
 
@@ -92,6 +93,24 @@ async def report_overdue_follow_ups(pool: asyncpg.Pool) -> int:
     return await _per_agency(pool, due, report, follow_ups.FOLLOW_UPS_OVERDUE.inc)
 
 
+async def watch_due(pool: asyncpg.Pool) -> int:
+    """Fire every timer due by notify's clock (an assignment's, or its miss's grace); return how many.
+
+    Like offer deadlines they live in the database: a notify that was down fires on start what came
+    due meanwhile, and replicas wait on the agency's lock and find the timer moved on already.
+    """
+    now = utcnow()
+
+    async def fire(conn: asyncpg.Connection, agency_id: str) -> int:
+        rows = await repository.lock_due_watches(conn, agency_id, now, BATCH)
+        if not rows:
+            return 0
+        rules = await repository.watch_config(conn)
+        return sum([await handlers.timer_missed(conn, row, rules, now) for row in rows])
+
+    return await _per_agency(pool, await repository.agencies_with_due_watches(pool, now), fire)
+
+
 def _loop(name: str, work: Callable[[], Awaitable[int]], every_s: Callable[[], float]) -> Background:
     """A runtime background job running `work` every `every_s()` until stopped."""
 
@@ -136,3 +155,10 @@ class FollowUpWatch:
         self.run = _loop(
             "follow-ups overdue", lambda: report_overdue_follow_ups(pool), lambda: settings.follow_up_check_s
         )
+
+
+class Watcher:
+    """Fires the timers of accepted assignments (and their misses' graces), every `watch_interval_s`."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
+        self.run = _loop("timers fired", lambda: watch_due(pool), lambda: settings.watch_interval_s)

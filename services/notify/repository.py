@@ -2,12 +2,13 @@
 
 Lock order, the one every notify transaction keeps: first the agency's row (`lock_agency`; its feed
 sequence lives there and every message to the agency bumps it), then the assignment's row
-(`get_for_update`, `lock_due_offers`, `lock_due_repages`). Why: the consumer applies a run of
-events in one transaction, so it holds the agency's row from one offer's message while it locks the
-run's next offer; a decline of that offer taking the offer's row first would then wait for the
-agency's row the run holds, a cycle PostgreSQL breaks by killing one of them. With the agency's row
-first everywhere, one simply waits for the other. Transactions touching several agencies (a run)
-may still meet another such run in the opposite order; those conflicts are retried.
+(`get_for_update`, `lock_due_offers`, `lock_due_repages`, `lock_due_watches`). Why: the consumer
+applies a run of events in one transaction, so it holds the agency's row from one offer's message
+while it locks the run's next offer; a decline of that offer taking the offer's row first would
+then wait for the agency's row the run holds, a cycle PostgreSQL breaks by killing one of them.
+With the agency's row first everywhere, one simply waits for the other. Transactions touching
+several agencies (a run) may still meet another such run in the opposite order; those conflicts
+are retried.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
+from services.notify.rules import DEFAULT_WATCH, Watch, watch_rules
+from services.notify.watch import Running, Stage
 from shared.auth import Credential, replace_credentials
 from shared.db import as_row, as_rows, columns
+from shared.events import Timer
 from shared.jurisdiction import Jurisdiction
 
 SCHEMA = "notify"
@@ -33,7 +37,12 @@ def _jsonable(value: object) -> str:
 
 
 async def load_jurisdiction(conn: asyncpg.Connection, j: Jurisdiction) -> None:
-    """Store agencies' channels and tokens (idempotent)."""
+    """Store agencies' channels and tokens and the watch section's timers (idempotent)."""
+    await conn.execute(
+        "INSERT INTO notify.watch_config (rules) VALUES ($1::jsonb)"
+        " ON CONFLICT (only_row) DO UPDATE SET rules = EXCLUDED.rules",
+        watch_rules(j).model_dump(mode="json"),
+    )
     for a in j.agencies:
         hook = a.webhook
         # A new webhook URL re-enables an endpoint that answered 410; the same URL stays disabled.
@@ -108,6 +117,18 @@ class AssignmentRow:
     pages: int
     last_paged_at: datetime
     attempt: int | None
+    eta_min: float | None
+    watch_timer: str | None
+    watch_due: datetime | None
+    watch_stage: str | None
+    watch_fire_at: datetime | None
+
+    def running(self) -> Running | None:
+        """The timer watching this assignment, if one runs (or ran out and is overdue)."""
+        if self.watch_timer is None or self.watch_due is None or self.watch_stage is None:
+            return None
+        timer, stage = cast(Timer, self.watch_timer), cast(Stage, self.watch_stage)
+        return Running(timer, self.watch_due, stage, self.watch_fire_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +204,9 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         # What an early update kept goes out in the offer and is not kept twice (a callback number).
         "WITH early AS (DELETE FROM notify.early_updates WHERE assignment_id = $1::uuid RETURNING details),"
         " stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
-        " details, correlation, attempt) VALUES ($1::uuid, $2::uuid, $3, $4,"
+        " details, correlation, attempt, eta_min) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-        " $5, coalesce((SELECT details FROM early), $6::jsonb), $7, $8)"
+        " $5, coalesce((SELECT details FROM early), $6::jsonb), $7, $8, $9)"
         f" ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT})"
         f" SELECT {_ASSIGNMENT} FROM stored WHERE status = 'offered'",
         row["id"],
@@ -196,6 +217,7 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         row["details"],
         row["correlation"],
         row["attempt"],
+        row.get("eta_min"),
     )
     return as_row(AssignmentRow, stored)
 
@@ -628,3 +650,44 @@ async def follow_ups_of(
         limit,
     )
     return as_rows(FollowUpRow, rows)
+
+
+async def watch_config(conn: asyncpg.Connection) -> Watch:
+    """The loaded jurisdiction's watch section (the defaults before one is loaded)."""
+    raw = await conn.fetchval("SELECT rules FROM notify.watch_config")
+    return DEFAULT_WATCH if raw is None else Watch.model_validate(raw)
+
+
+async def set_watch(conn: asyncpg.Connection, assignment_id: str, running: Running | None) -> None:
+    """Replace the timer watching an assignment (None: none watches it any more)."""
+    await conn.execute(
+        "UPDATE notify.assignments SET watch_timer = $2, watch_due = $3, watch_stage = $4,"
+        " watch_fire_at = $5 WHERE id = $1::uuid",
+        assignment_id,
+        running.timer if running else None,
+        running.due_at if running else None,
+        running.stage if running else None,
+        running.fire_at if running else None,
+    )
+
+
+async def agencies_with_due_watches(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
+    """Agencies holding an assignment whose timer fires at `now` or earlier."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT agency_id FROM notify.assignments WHERE watch_fire_at <= $1", now
+    )
+    return [r["agency_id"] for r in rows]
+
+
+async def lock_due_watches(
+    conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
+) -> list[AssignmentRow]:
+    """An agency's assignments whose timer fires at `now` or earlier, locked (after the agency)."""
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1 AND watch_fire_at <= $2"
+        " ORDER BY watch_fire_at LIMIT $3 FOR UPDATE",
+        agency_id,
+        now,
+        limit,
+    )
+    return as_rows(AssignmentRow, rows)

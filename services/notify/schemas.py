@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import FollowUpOutcome, LifeSign, OfferDetails, TeamStatus
+from shared.events import FollowUpOutcome, LifeSign, OfferDetails, TeamStatus, Timer
 from shared.registries import DISPOSITIONS
 
 
@@ -34,6 +34,9 @@ class StatusReport(BaseModel):
     status: TeamStatus
     disposition: str | None = Field(default=None, max_length=64)
     urgency: Literal["routine", "urgent", "emergency"] | None = None
+    eta_min: int | None = Field(
+        default=None, ge=1, le=600, description="With en_route: minutes until on scene, as the team reckons"
+    )
 
     @model_validator(mode="after")
     def _fields_fit_status(self) -> StatusReport:
@@ -46,7 +49,27 @@ class StatusReport(BaseModel):
             )
         if self.status == TeamStatus.backup_requested and not self.urgency:
             raise ValueError("a backup request needs an urgency")
+        if self.eta_min is not None and self.status != TeamStatus.en_route:
+            raise ValueError("an ETA goes with en_route only")
         return self
+
+
+class CheckIn(BaseModel):
+    """A team on scene says how it is going; the safety check-in timer starts again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Literal["all_well", "still_engaged"] = "all_well"
+
+
+class WatchView(BaseModel):
+    """The timer watching an accepted assignment."""
+
+    timer: Timer = Field(description="en_route, on_scene or check_in: what the agency owes next")
+    due_at: datetime = Field(description="When it runs out")
+    stage: Literal["running", "repaged", "overdue"] = Field(
+        description="running; repaged: missed, the agency paged again; overdue: the PSAP was told"
+    )
 
 
 AssignmentStatus = Literal[
@@ -66,6 +89,7 @@ class AssignmentView(BaseModel):
     answer: dict[str, Any] | None = Field(description="The agency's answer: response, reason, when")
     offered_at: datetime
     updated_at: datetime
+    watch: WatchView | None = Field(default=None, description="The timer watching it once accepted")
 
 
 class Disposition(BaseModel):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from services import topology
 from services.notify import api, console, delivery, feed, handlers, repository
-from services.notify.jobs import Expirer, FollowUpWatch, Repager
+from services.notify.jobs import Expirer, FollowUpWatch, Repager, Watcher
 from services.notify.liveness import Liveness
 from services.notify.repository import SCHEMA
 from services.notify.settings import NotifySettings
@@ -18,7 +18,8 @@ from shared.topics import agency_topic
 
 
 def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
-    """Notify: delivery to agencies, their answers and status reports, and offer deadlines."""
+    """Notify: delivery to agencies, their answers, status reports and check-ins, offer deadlines and
+    the timers that watch accepted assignments."""
     s = infra.settings
     ns = settings or NotifySettings()
     waker = feed.FeedWaker(infra.pool)
@@ -61,6 +62,7 @@ def build(infra: Infra, settings: NotifySettings | None = None) -> ServiceParts:
             waker.run,
             Repager(infra.pool, ns).run,
             Expirer(infra.pool, ns).run,
+            Watcher(infra.pool, ns).run,
             FollowUpWatch(infra.pool, ns).run,
             WebhookSender(infra.pool, ns, on_delivered=liveness.seen).run,
             liveness.run,

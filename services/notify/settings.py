@@ -20,6 +20,9 @@ class NotifySettings(BaseSettings):
     expiry_interval_s: float = Field(
         default=1.0, gt=0, description="how often offers past their deadline are expired"
     )
+    watch_interval_s: float = Field(
+        default=1.0, gt=0, description="how often the timers watching accepted assignments are fired"
+    )
     repage_check_s: float = Field(default=1.0, gt=0, description="how often to look for offers to re-page")
     webhook_timeout_s: float = Field(default=5.0, gt=0, description="one webhook request's time limit")
     webhook_retry_for_s: float = Field(default=120.0, gt=0, description="give up on a message after this")

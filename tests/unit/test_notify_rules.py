@@ -36,6 +36,7 @@ ALLOWED = {
     ("en_route", "withdraw"): "withdrawn",
     ("on_scene", "cleared"): "cleared",
     ("on_scene", "backup_requested"): "on_scene",
+    ("on_scene", "check_in"): "on_scene",
     ("on_scene", "withdraw"): "withdrawn",
 }
 REPEATED = {
