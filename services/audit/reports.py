@@ -152,12 +152,14 @@ def _follow_ups(fates: Mapping[str, outcomes.Outcome], calls: Mapping[str, CallS
 TIMERS = ("en_route", "on_scene", "check_in")
 
 
-def missed_timers(calls: Mapping[str, CallStory]) -> dict[str, dict[str, int]]:
-    """By agency, the timers its teams let run out (each counted once, at the re-page) and how many
-    were still unanswered when the PSAP was told."""
+def missed_timers(calls: Mapping[str, CallStory], agency: str | None = None) -> dict[str, dict[str, int]]:
+    """By agency (or `agency` alone), the timers its teams let run out (each counted once, at the
+    re-page) and how many were still unanswered when the PSAP was told."""
     found: dict[str, Counter[str]] = defaultdict(Counter)
     for story in calls.values():
         for agency_id, timer, escalation in story.missed:
+            if agency is not None and agency_id != agency:
+                continue
             if escalation == "agency_repaged" and timer in TIMERS:
                 found[agency_id][timer] += 1
             elif escalation == "psap_told":
@@ -197,5 +199,5 @@ def summary(
         "coverage_gaps_by_hour_utc": _gaps_by_hour(gaps),
         "coverage_gaps_by_hour_of_week": _gaps_by_hour_of_week(gaps, zone),
         "follow_ups": _follow_ups(fates, calls),
-        "missed_timers": missed_timers(calls),
+        "missed_timers": missed_timers(calls, agency),
     }

@@ -24,7 +24,10 @@ from tests.support import eventually, read_topic
 pytestmark = pytest.mark.integration
 
 # What an offer may carry: identifiers to answer with, the deadline, and the minimum a team needs.
-MESSAGE_KEYS = {"kind", "assignment_id", "call_id", "team_id", "deadline", "details", "reason", "changed"}
+MESSAGE_KEYS = {
+    *("kind", "assignment_id", "call_id", "team_id", "deadline", "details", "reason", "changed"),
+    *("timer", "due_at"),  # a missed timer's
+}
 DETAIL_KEYS = {"location", "presenting_problem", "language", "safety", "callback_number", "cautions"}
 SAFETY_KEYS = {"weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"}
 

@@ -5,7 +5,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.audit import domain, reports, shadow
-from tests.audit_scenario import EXPECTED, scenario
+from tests.audit_scenario import EXPECTED, scenario, timer_missed
 
 
 def public_events() -> list[dict[str, Any]]:
@@ -23,6 +23,24 @@ def test_coverage_gaps_by_hour_of_week_are_read_in_the_jurisdictions_time_zone()
     assert found["timezone"] == "America/Los_Angeles"
     assert found["coverage_gaps_by_hour_of_week"] == [int(slot == 163) for slot in range(168)]
     assert found["coverage_gaps_by_hour_utc"] == {"3": 1}
+
+
+def test_missed_timers_are_counted_by_agency_each_once_and_the_psap_told_apart():
+    """c1's en route late (A re-paged, answered in the grace); c2's check-in missed twice, the
+    second time past the grace (the PSAP told); a miss of a call received elsewhere is not counted."""
+    misses = [
+        timer_missed("c1", 1, "agency-a", 420, "en_route", "agency_repaged"),
+        timer_missed("c2", 2, "agency-b", 650, "check_in", "agency_repaged"),
+        timer_missed("c2", 2, "agency-b", 700, "check_in", "agency_repaged"),
+        timer_missed("c2", 2, "agency-b", 800, "check_in", "psap_told"),
+        timer_missed("c9", 1, "agency-a", 800, "on_scene", "agency_repaged"),
+    ]
+    events = public_events() + [domain.redact(json.loads(e.to_bytes())) for e in misses]
+    assert reports.summary(events)["missed_timers"] == {
+        "agency-a": {"en_route": 1, "on_scene": 0, "check_in": 0, "psap_told": 0},
+        "agency-b": {"en_route": 0, "on_scene": 0, "check_in": 2, "psap_told": 1},
+    }
+    assert set(reports.summary(events, "agency-a")["missed_timers"]) == {"agency-a"}
 
 
 def test_an_agency_filter_keeps_only_the_calls_it_touched():
