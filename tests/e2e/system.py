@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.jurisdiction import Jurisdiction
 from tools import infra
 from tools.jurisdictions import EXAMPLE
 from tools.system import System
@@ -24,7 +25,7 @@ def running_system(
     *,
     separate: bool = False,
     env: dict[str, str] | None = None,
-    jurisdiction: Path = EXAMPLE,
+    jurisdiction: Jurisdiction | Path = EXAMPLE,
 ) -> AbstractAsyncContextManager[System]:
     """A fresh database and namespace, the example loaded, and all four services running.
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from services.audit.outcomes import OUTCOMES
+from services.notify.rules import Watch
 from tests.e2e.system import running_system
-from tools.sim.report import commitment, compare, fates, fetch_summary, funnel
+from tools.jurisdictions import example
+from tools.sim.report import commitment, compare, fates, fetch_summary, funnel, missed_timers
 from tools.sim.run import Simulation
 from tools.sim.scenario import Options, plan_day
 
@@ -33,14 +35,20 @@ OPTIONS = Options(
     en_route_s=(600, 1800),
     on_scene_s=(1800, 7200),
     cleared_s=(3600, 14400),
+    check_in_lapse_share=0.3,
 )
 SPEEDUP = 1440
+# The system's timers run on its real clock: check-ins every 3 s (72 simulated minutes), the PSAP
+# told 3 s after a miss; the en route and on scene timers keep their real minutes (none runs out).
+WATCH = Watch(check_in_every_min=0.05, psap_after_min=0.05)
 
 
 async def test_a_simulated_day_gives_every_behavioural_call_one_outcome_and_the_simulator_agrees(
     stack, tmp_path: Path
 ) -> None:
-    async with running_system(stack, tmp_path, env={"MATCHING_OFFER_TIMEOUT_S": "5"}) as system:
+    j = example().model_copy(update={"watch": WATCH})
+    env = {"MATCHING_OFFER_TIMEOUT_S": "5", "NOTIFY_WATCH_INTERVAL_S": "0.2"}
+    async with running_system(stack, tmp_path, env=env, jurisdiction=j) as system:
         j = system.jurisdiction
         lat = sum(t.home.lat for t in j.teams) / len(j.teams)
         lon = sum(t.home.lon for t in j.teams) / len(j.teams)
@@ -65,7 +73,10 @@ async def test_a_simulated_day_gives_every_behavioural_call_one_outcome_and_the_
     ), counted
     assert counted["totals"]["served_without_police"] > 0, counted
     assert counted["totals"]["review_resolved"] + counted["totals"]["overridden"] > 0, counted
-    differing = [line for line in compare(mine, report, my_fates) if not line.matches]
+    # Teams that let a check-in lapse: their agencies were paged again, and the trail counts each.
+    my_missed = missed_timers(tally)
+    assert sum(m["check_in"] for m in my_missed.values()) > 0, (my_missed, dict(tally.counts))
+    differing = [line for line in compare(mine, report, my_fates, my_missed) if not line.matches]
     # Time to commitment: the simulated PSAPs waited for as many calls as the trail counts.
     waited = commitment(tally)
     assert waited["count"] == report["time_to_commitment_s"]["count"] > 0, (waited, report)

@@ -1,7 +1,7 @@
 """The simulated day: reproducible from its seed, busiest at noon, a realistic mix."""
 
 from shared.events import SafetyScreen
-from tools.sim.scenario import BEHAVIOURAL, Options, as_eido, diurnal_weight, plan_day
+from tools.sim.scenario import BEHAVIOURAL, Options, as_eido, check_ins, diurnal_weight, plan_day
 
 AREA = (44.05, -123.09, 0.05)
 
@@ -50,3 +50,13 @@ def test_a_simulated_eido_reads_back_as_the_same_call_and_an_update_raises_the_w
     )
     assert later.external_id == read.external_id and later.safety.weapon == "yes"
     assert later.version is not None and read.version is not None and later.version > read.version
+
+
+def test_a_team_on_scene_checks_in_twice_an_interval_and_one_that_lapses_misses_exactly_one():
+    steady = check_ins(on_scene=100, cleared=400, every=100, lapse=False)
+    assert steady == [150, 200, 250, 300, 350]
+    lapsing = check_ins(on_scene=100, cleared=400, every=100, lapse=True)
+    # Silent past the first due (200) but back before the second (its re-page answered in time).
+    assert lapsing == [250, 300, 350]
+    # Cleared before anything was due: no check-in at all.
+    assert check_ins(on_scene=100, cleared=140, every=100, lapse=True) == []

@@ -75,13 +75,30 @@ def flat(breakdown: dict[str, dict[str, int]]) -> dict[str, int]:
     return {f"{code}:{reason}": n for code, reasons in breakdown.items() for reason, n in reasons.items()}
 
 
+def missed_timers(tally: Tally) -> dict[str, dict[str, int]]:
+    """The timers each agency's teams let run out, as the agencies were paged about them."""
+    return reports.missed_timers(tally.own())
+
+
 def compare(
-    mine: dict[str, int], report: dict[str, Any], my_fates: dict[str, int] | None = None
+    mine: dict[str, int],
+    report: dict[str, Any],
+    my_fates: dict[str, int] | None = None,
+    my_missed: dict[str, dict[str, int]] | None = None,
 ) -> list[Line]:
-    """The simulator's funnel and outcomes beside the audit summary's, figure by figure."""
+    """The simulator's funnel, outcomes and missed timers beside the audit summary's, figure by
+    figure (the PSAPs' Overdue callbacks are intake's to send, not counted here)."""
     theirs = dict(report.get("funnel", {}))
     theirs["backup_requests"] = report.get("backup_requests")
     lines = [Line(name, mine[name], theirs.get(name)) for name in COMPARED]
+    if my_missed is not None:
+        their_missed = report.get("missed_timers", {})
+        for agency in sorted(set(my_missed) | set(their_missed)):
+            for timer in reports.TIMERS:
+                mine_n = my_missed.get(agency, {}).get(timer, 0)
+                lines.append(
+                    Line(f"missed {timer} {agency}", mine_n, their_missed.get(agency, {}).get(timer, 0))
+                )
     if my_fates is None:
         return lines
     reported = report.get("outcomes", {})
@@ -156,14 +173,16 @@ def show(settings: Settings, j: Jurisdiction, tally: Tally) -> bool:
     except httpx.HTTPError as exc:
         console.print(f"audit summary not readable: {exc!r}")
         return False
-    lines = compare(funnel(tally), report, fates(tally, now))
+    lines = compare(funnel(tally), report, fates(tally, now), missed_timers(tally))
     table = Table(title=f"Simulator against GET /v1/reports/summary?from={tally.started_at.isoformat()}")
     for column in ("figure", "simulator", "audit", ""):
         table.add_column(column, justify="left" if column == "figure" else "right")
     for line in lines:
         table.add_row(line.name, str(line.simulator), str(line.audit), "ok" if line.matches else "DIFFERS")
     console.print(table)
-    console.print_json(data={k: report[k] for k in ("hand_backs", "overrides") if k in report})
+    console.print_json(
+        data={k: report[k] for k in ("hand_backs", "overrides", "missed_timers") if k in report}
+    )
     console.print(commitment_line(tally))
     agree = all(line.matches for line in lines)
     console.print(

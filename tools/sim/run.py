@@ -19,12 +19,13 @@ from aiokafka import AIOKafkaConsumer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.audit.stories import CallStory, fold, received
+from services.notify.rules import watch_rules
 from shared.jurisdiction import Jurisdiction
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from tools.psap import PsapClient, bearer
-from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido
+from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido, check_ins
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
 # evaluated with no treatment needed; now and then transported by law enforcement.
@@ -73,6 +74,8 @@ class Simulation:
         self.rng = random.Random(seed + 1)
         self.tally = Tally(speedup=speedup)
         self.agency_tokens = {a.id: a.token for a in j.agencies}
+        # The system's timers run on its own clock: its check-in interval in simulated seconds.
+        self.check_in_every_s = watch_rules(j).check_in_every_min * 60 * speedup
         self.tasks: set[asyncio.Task[None]] = set()
         self.seen: set[str] = set()
         self.start = 0.0
@@ -254,6 +257,14 @@ class Simulation:
             steps.append(((on_scene + cleared) / 2, {"status": "backup_requested"}))
         for delay, body in sorted(steps, key=lambda step: step[0]):
             self._later(delay, self._status(http, base, headers, body, call_id))
+        lapse = self.rng.random() < o.check_in_lapse_share
+        self.tally.counts["check_ins_lapsing"] += lapse
+        for delay in check_ins(on_scene, cleared, self.check_in_every_s, lapse):
+            self._later(delay, self._check_in(http, base, headers))
+
+    async def _check_in(self, http: httpx.AsyncClient, base: str, headers: dict[str, str]) -> None:
+        """A team on scene checks in (one cleared or withdrawn meanwhile is answered 409)."""
+        self._count("check_ins", "check_in", await self._post(http, f"{base}/check-in", headers, {}))
 
     async def _status(
         self, http: httpx.AsyncClient, base: str, headers: dict[str, str], body: dict[str, str], call_id: str
@@ -273,6 +284,11 @@ class Simulation:
                 for record in records:
                     message = json.loads(record.value)["data"]
                     self.tally.counts[f"agency_{message['kind']}"] += 1
+                    if message["kind"] == "timer_missed":
+                        # A timer the team let run out, as its agency was paged again about it.
+                        missed = {"timer": message["timer"], "escalation": "agency_repaged"}
+                        missed["agency_id"] = agency_of[record.topic]
+                        self.tally.saw(record.key.decode(), "assignments.timer_missed.v1", missed)
                     if message["kind"] == "offered" and message["assignment_id"] not in self.seen:
                         # A re-page repeats an offer: an agency's software answers each offer once.
                         self.seen.add(message["assignment_id"])

@@ -60,6 +60,21 @@ class Options:
     en_route_s: tuple[float, float] = (20.0, 120.0)
     on_scene_s: tuple[float, float] = (300.0, 1200.0)
     cleared_s: tuple[float, float] = (900.0, 3600.0)
+    # Accepted calls whose team, on scene, lets one safety check-in lapse (checking in again later).
+    check_in_lapse_share: float = 0.1
+
+
+def check_ins(on_scene: float, cleared: float, every: float, lapse: bool, most: int = 200) -> list[float]:
+    """When a team on scene from `on_scene` to `cleared` checks in, in simulated seconds: every half
+    of the check-in interval `every`; a team that lets one lapse is silent for one and a half
+    intervals first, so its first check-in runs out and the next answers the re-page."""
+    times: list[float] = []
+    t = on_scene + every / 2
+    while t < cleared and len(times) < most:
+        if not (lapse and t < on_scene + 1.5 * every):
+            times.append(t)
+        t += every / 2
+    return times
 
 
 @dataclass(frozen=True)
