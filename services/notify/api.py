@@ -89,7 +89,8 @@ async def stream(
 
     Each event's id is its sequence number in the agency's feed, its event name the kind
     (offered, updated, withdrawn, expired, timer_missed, accepted, declined, en_route, on_scene,
-    cleared, backup_requested, checked_in) and its data the assignment as `GET /v1/assignments` shows it.
+    cleared, backup_requested, checked_in, timer_overdue: the PSAP was told of a miss) and its
+    data the assignment as `GET /v1/assignments` shows it.
     """
     after = feed.parse_last_event_id(last_event_id)
     # An opened stream brings an unreachable agency back at once; notify's liveness job then

@@ -465,7 +465,12 @@ async def timer_missed(
     )
     await enqueue(conn, SERVICE, event)
     log.warning("timer missed", assignment_id=str(row.id), timer=running.timer, escalation=miss.escalation)
-    if miss.escalation == "agency_repaged":
+    updated = await repository.get(conn, str(row.id))
+    assert updated is not None
+    if miss.escalation == "psap_told":
+        # The agency heard of the miss already; its console's stream learns the PSAP now knows.
+        await delivery.to_feed(conn, row.agency_id, "timer_overdue", view(updated))
+    else:
         message = events.AgencyAssignmentMessage(
             kind="timer_missed",
             assignment_id=str(row.id),
@@ -474,8 +479,6 @@ async def timer_missed(
             timer=running.timer,
             due_at=running.due_at,
         )
-        updated = await repository.get(conn, str(row.id))
-        assert updated is not None
         feed = {**view(updated), "timer": running.timer}
         await delivery.to_agency(conn, row.agency_id, message, feed, correlation=row.correlation, cause=event)
     return True

@@ -662,7 +662,7 @@ async def set_watch(conn: asyncpg.Connection, assignment_id: str, running: Runni
     """Replace the timer watching an assignment (None: none watches it any more)."""
     await conn.execute(
         "UPDATE notify.assignments SET watch_timer = $2, watch_due = $3, watch_stage = $4,"
-        " watch_fire_at = $5 WHERE id = $1::uuid",
+        " watch_fire_at = $5, updated_at = now() WHERE id = $1::uuid",
         assignment_id,
         running.timer if running else None,
         running.due_at if running else None,

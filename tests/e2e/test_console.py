@@ -13,9 +13,11 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from services.intake import eido
+from services.notify.rules import Watch
 from tests.e2e.system import System, running_system
 from tests.support import eventually
 from tools import infra
+from tools.jurisdictions import example
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +171,70 @@ async def test_the_console_shows_what_the_911_center_changed_until_the_team_mark
     await expect(card.locator(".callback")).to_have_class("callback")
     await page.screenshot(path=str(shots / "console-seen.png"), full_page=True)
     await context.close()
+
+
+async def test_the_console_shows_the_timer_a_team_owes_marks_a_missed_check_in_and_checks_in(
+    stack: infra.InfraEndpoints, tmp_path: Path, browser: Browser, shots: Path
+):
+    """On scene, the card says when the safety check-in is due; let run out, the agency is paged
+    again and the card turns overdue; the team presses Check in and the next check-in is due."""
+    j = example().model_copy(update={"watch": Watch(check_in_every_min=0.1, psap_after_min=5)})
+    env = {"NOTIFY_WATCH_INTERVAL_S": "0.2"}
+    async with running_system(stack, tmp_path, env=env, jurisdiction=j) as system:
+        context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        page = await context.new_page()
+        await page.goto(f"{system.url('notify')}/console")
+        token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
+        await page.get_by_label("Agency token").fill(token)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#connection")).to_contain_text("Live", timeout=15000)
+        async with httpx.AsyncClient(timeout=15) as http:
+            posted = await http.post(
+                f"{system.url('intake')}/v1/calls",
+                json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
+                auth=system.psap_auth("valley-ecc"),
+            )
+            assert posted.status_code == 202, posted.text
+            call_id = posted.json()["call_id"]
+            card = page.locator(f'li[data-call-id="{call_id}"]')
+            await expect(card).to_be_visible(timeout=30000)
+            await expect(card.locator(".watch")).to_be_hidden()
+            await card.get_by_role("button", name="Accept").click()
+            await expect(card.locator(".watch")).to_contain_text("En route report due by")
+            await card.get_by_role("button", name="On scene").click()
+            await expect(card.locator(".status")).to_have_text("On scene")
+            watch = card.locator(".watch")
+            await expect(watch).to_contain_text("Safety check-in due by")
+            await expect(watch.locator(".watch-left")).to_contain_text("left")
+            await page.screenshot(path=str(shots / "console-check-in-due.png"), full_page=True)
+
+            # Six seconds without a check-in: the stream brings the miss.
+            await expect(watch).to_contain_text("Safety check-in overdue since", timeout=30000)
+            await expect(watch).to_contain_text("answer now")
+            await expect(watch).to_have_class("watch overdue")
+            await expect(page.locator("#announce")).to_contain_text("safety check-in is overdue")
+            await page.screenshot(path=str(shots / "console-check-in-missed.png"), full_page=True)
+
+            await card.get_by_role("button", name="Check in").click()
+            await expect(watch).to_contain_text("Safety check-in due by")
+            await expect(watch).not_to_have_class("watch overdue")
+            await expect(card.locator(".error")).to_have_text("")
+            await page.screenshot(path=str(shots / "console-checked-in.png"), full_page=True)
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"the page scrolls sideways on a phone by {overflow}px"
+
+            def missed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [e["data"] for e in events if e["type"] == "assignments.timer_missed.v1"]
+
+            events = await eventually(
+                partial(trail, system, http, call_id), lambda e: bool(missed(e)), what="the miss"
+            )
+            assert [(m["timer"], m["escalation"]) for m in missed(events)] == [("check_in", "agency_repaged")]
+            await card.get_by_role("button", name="Cleared…").click()
+            await card.get_by_label("Disposition code").select_option("18")
+            await card.get_by_role("button", name="Report cleared").click()
+            await expect(card.locator(".status")).to_have_text("Cleared")
+            await expect(watch).to_be_hidden()
+        await context.close()

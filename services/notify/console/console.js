@@ -13,6 +13,8 @@ const ACTIVE = ["accepted", "en_route", "on_scene"];
 const CHANGES = {
   location: "where", callback_number: "callback number", language: "language", cautions: "cautions",
 };
+// What the agency owes next once it accepted, as the timer watching the assignment names it.
+const OWED = { en_route: "En route report", on_scene: "On scene report", check_in: "Safety check-in" };
 const FACT_OF_CHANGE = {
   location: ".where", callback_number: ".callback", language: ".language", cautions: ".cautions",
 };
@@ -71,6 +73,10 @@ function apply(view, type) {
   state.items.set(view.assignment_id, { ...known, ...view });
   if (type === "offered" && !known && view.status === "offered") {
     $("announce").textContent = `New offer for team ${view.team_id}: ${view.details.presenting_problem}`;
+  }
+  if (type === "timer_missed" && view.watch) {
+    const what = OWED[view.watch.timer] || view.watch.timer;
+    $("announce").textContent = `Team ${view.team_id}: ${what.toLowerCase()} is overdue`;
   }
   if (type === "updated" && Array.isArray(view.changed)) {
     markUnseen(view.assignment_id, view.changed);
@@ -150,6 +156,7 @@ function fill(card, item) {
   Object.entries(FACT_OF_CHANGE).forEach(([change, selector]) => {
     card.querySelector(selector).classList.toggle("fresh", changed.includes(change));
   });
+  watchLine(card, item);
   if (card.dataset.status !== item.status) {
     card.dataset.status = item.status;
     card.className = `card ${item.status}`;
@@ -157,6 +164,22 @@ function fill(card, item) {
     text(card, ".error", "");
     actions(card, item);
   }
+}
+
+// The timer watching an accepted assignment: what is owed and by when, or that it is overdue.
+function watchLine(card, item) {
+  const line = card.querySelector(".watch");
+  const w = ACTIVE.includes(item.status) ? item.watch : null;
+  line.hidden = !w;
+  card.dataset.watchDue = w ? w.due_at : "";
+  card.dataset.watchStage = w ? w.stage : "";
+  if (!w) return;
+  const what = OWED[w.timer] || w.timer;
+  const at = new Date(w.due_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  line.classList.toggle("overdue", w.stage !== "running");
+  text(card, ".watch-what", w.stage === "running" ? `${what} due by ${at}` : `${what} overdue since ${at}`);
+  text(card, ".watch-more", w.stage === "overdue" ? "· the 911 center has been told"
+    : w.stage === "repaged" ? "· answer now, or the 911 center is told" : "");
 }
 
 function button(label, onClick, kind) {
@@ -233,6 +256,9 @@ function actions(card, item) {
   if (!ACTIVE.includes(item.status)) return;
   if (item.status === "accepted") box.append(button("En route", status("en_route")));
   if (item.status !== "on_scene") box.append(button("On scene", status("on_scene")));
+  if (item.status === "on_scene") {
+    box.append(button("Check in", () => send(card, item, "check-in", { code: "all_well" })));
+  }
   box.append(button("Cleared…", () => {
     const code = select(state.dispositions.map((d) => [d.code, `${d.code} ${d.description}`]));
     form(card, "Report cleared", [field("Disposition code", code, "disposition")], "Report cleared",
@@ -248,6 +274,9 @@ function actions(card, item) {
 function tick() {
   const now = Date.now();
   for (const card of state.cards.values()) {
+    const owed = Math.floor((Date.parse(card.dataset.watchDue) - now) / 1000);
+    card.querySelector(".watch-left").textContent = card.dataset.watchStage === "running" && owed > 0
+      ? `(${Math.floor(owed / 60)}:${String(owed % 60).padStart(2, "0")} left)` : "";
     const clock = card.querySelector(".countdown");
     if (card.dataset.status !== "offered") {
       clock.textContent = "";
