@@ -270,26 +270,43 @@ async def record_refusal(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
     )
 
 
-async def agencies_with_due_offers(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
-    """Agencies holding an unanswered offer whose deadline is `now` or earlier."""
+# What makes an assignment due for one of the jobs, by the job's clock `{now}`, and their order.
+_OFFER_DUE = "status = 'offered' AND deadline <= {now}", "deadline"
+_WATCH_DUE = "watch_fire_at <= {now}", "watch_fire_at"
+
+
+async def _agencies_due(
+    conn: asyncpg.Connection | asyncpg.Pool, due: tuple[str, str], now: datetime
+) -> list[str]:
     rows = await conn.fetch(
-        "SELECT DISTINCT agency_id FROM notify.assignments WHERE status = 'offered' AND deadline <= $1", now
+        f"SELECT DISTINCT agency_id FROM notify.assignments WHERE {due[0].format(now='$1')}", now
     )
     return [r["agency_id"] for r in rows]
+
+
+async def _lock_due(
+    conn: asyncpg.Connection, agency_id: str, due: tuple[str, str], now: datetime, limit: int
+) -> list[AssignmentRow]:
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1 AND {due[0].format(now='$2')}"
+        f" ORDER BY {due[1]} LIMIT $3 FOR UPDATE",
+        agency_id,
+        now,
+        limit,
+    )
+    return as_rows(AssignmentRow, rows)
+
+
+async def agencies_with_due_offers(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
+    """Agencies holding an unanswered offer whose deadline is `now` or earlier."""
+    return await _agencies_due(conn, _OFFER_DUE, now)
 
 
 async def lock_due_offers(
     conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
 ) -> list[AssignmentRow]:
     """An agency's unanswered offers past their deadline, locked (the caller holds the agency's lock)."""
-    rows = await conn.fetch(
-        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1 AND status = 'offered'"
-        " AND deadline <= $2 ORDER BY deadline LIMIT $3 FOR UPDATE",
-        agency_id,
-        now,
-        limit,
-    )
-    return as_rows(AssignmentRow, rows)
+    return await _lock_due(conn, agency_id, _OFFER_DUE, now, limit)
 
 
 async def get_for_update(conn: asyncpg.Connection, assignment_id: str) -> AssignmentRow | None:
@@ -673,21 +690,11 @@ async def set_watch(conn: asyncpg.Connection, assignment_id: str, running: Runni
 
 async def agencies_with_due_watches(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> list[str]:
     """Agencies holding an assignment whose timer fires at `now` or earlier."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT agency_id FROM notify.assignments WHERE watch_fire_at <= $1", now
-    )
-    return [r["agency_id"] for r in rows]
+    return await _agencies_due(conn, _WATCH_DUE, now)
 
 
 async def lock_due_watches(
     conn: asyncpg.Connection, agency_id: str, now: datetime, limit: int
 ) -> list[AssignmentRow]:
     """An agency's assignments whose timer fires at `now` or earlier, locked (after the agency)."""
-    rows = await conn.fetch(
-        f"SELECT {_ASSIGNMENT} FROM notify.assignments WHERE agency_id = $1 AND watch_fire_at <= $2"
-        " ORDER BY watch_fire_at LIMIT $3 FOR UPDATE",
-        agency_id,
-        now,
-        limit,
-    )
-    return as_rows(AssignmentRow, rows)
+    return await _lock_due(conn, agency_id, _WATCH_DUE, now, limit)

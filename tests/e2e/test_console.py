@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from services.intake import eido
 from services.notify.rules import Watch
@@ -37,6 +37,25 @@ async def system(stack: infra.InfraEndpoints, tmp_path: Path) -> AsyncIterator[S
         yield running
 
 
+async def signed_in(system: System, page: Page) -> None:
+    """Sign in to the console as riverbend-crisis and wait for its live stream."""
+    token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
+    await page.get_by_label("Agency token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#connection")).to_contain_text("Live", timeout=15000)
+
+
+async def native_call(system: System, http: httpx.AsyncClient) -> str:
+    """Valley ECC forwards CALL; its id."""
+    posted = await http.post(
+        f"{system.url('intake')}/v1/calls",
+        json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
+        auth=system.psap_auth("valley-ecc"),
+    )
+    assert posted.status_code == 202, posted.text
+    return str(posted.json()["call_id"])
+
+
 async def trail(system: System, http: httpx.AsyncClient, call_id: str) -> list[dict[str, Any]]:
     answer = await http.get(
         f"{system.url('audit')}/v1/audit/calls/{call_id}", headers=system.token("civilian-review-board")
@@ -58,19 +77,10 @@ async def test_an_agency_accepts_an_offer_and_reports_cleared_from_the_browser_c
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert").first).to_contain_text("not accepted")
 
-    token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
-    await page.get_by_label("Agency token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("status")).to_contain_text("Live", timeout=15000)
+    await signed_in(system, page)
 
     async with httpx.AsyncClient(timeout=15) as http:
-        posted = await http.post(
-            f"{system.url('intake')}/v1/calls",
-            json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
-            auth=system.psap_auth("valley-ecc"),
-        )
-        assert posted.status_code == 202, posted.text
-        call_id = posted.json()["call_id"]
+        call_id = await native_call(system, http)
 
         # The offer arrives live, with what the team needs and its deadline counting down.
         card = page.locator(f'li[data-call-id="{call_id}"]')
@@ -124,10 +134,7 @@ async def test_the_console_shows_what_the_911_center_changed_until_the_team_mark
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(f"{system.url('notify')}/console")
-    token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
-    await page.get_by_label("Agency token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#connection")).to_contain_text("Live", timeout=15000)
+    await signed_in(system, page)
 
     incident = f"urn:emergency:uid:incidentid:{uuid.uuid4().hex[:12]}:console"
     document = eido.example()
@@ -184,18 +191,9 @@ async def test_the_console_shows_the_timer_a_team_owes_marks_a_missed_check_in_a
         context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
         page = await context.new_page()
         await page.goto(f"{system.url('notify')}/console")
-        token = system.token("riverbend-crisis")["Authorization"].removeprefix("Bearer ")
-        await page.get_by_label("Agency token").fill(token)
-        await page.get_by_role("button", name="Sign in").click()
-        await expect(page.locator("#connection")).to_contain_text("Live", timeout=15000)
+        await signed_in(system, page)
         async with httpx.AsyncClient(timeout=15) as http:
-            posted = await http.post(
-                f"{system.url('intake')}/v1/calls",
-                json={"external_id": f"CAD-{uuid.uuid4().hex[:8]}", **CALL},
-                auth=system.psap_auth("valley-ecc"),
-            )
-            assert posted.status_code == 202, posted.text
-            call_id = posted.json()["call_id"]
+            call_id = await native_call(system, http)
             card = page.locator(f'li[data-call-id="{call_id}"]')
             await expect(card).to_be_visible(timeout=30000)
             await expect(card.locator(".watch")).to_be_hidden()

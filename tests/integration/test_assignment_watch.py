@@ -30,6 +30,8 @@ REVIEWER = "test-oversight-watch-8c2f1b"
 # Seconds, as the jurisdiction's minutes: long enough for a test to answer in time, short enough
 # to run out while it waits.
 EN_ROUTE_S, CHECK_IN_S, GRACE_S, MARGIN_S = 4.0, 6.0, 3.0, 6.0
+# A missed en-route timer, as the trail tells it: the agency re-paged, then its PSAP told.
+EN_ROUTE_MISSED = [("en_route", "agency_repaged"), ("en_route", "psap_told")]
 ENV = {
     "NOTIFY_WATCH_INTERVAL_S": "0.2",
     "NOTIFY_REPAGE_EVERY_S": "3600",
@@ -122,6 +124,10 @@ class Team:
         assert r.status_code == 200, r.text
         return dict(r.json())
 
+    async def clear(self, assignment_id: str) -> dict[str, Any]:
+        """Report the assignment cleared (settled by contact)."""
+        return await self.ok(assignment_id, "status", {"status": "cleared", "disposition": "18"})
+
     async def offered(self, call_id: str) -> str:
         """The assignment id of the call's offer, once notify holds it."""
 
@@ -201,10 +207,7 @@ async def test_a_missed_en_route_timer_re_pages_the_agency_then_tells_the_psap_o
             return [e["data"] for e in events if e["type"] == topics.ASSIGNMENTS_TIMER_MISSED]
 
         missed = await eventually(trail, lambda m: len(m) == 2, what="both misses in the trail")
-        assert [(m["timer"], m["escalation"]) for m in missed] == [
-            ("en_route", "agency_repaged"),
-            ("en_route", "psap_told"),
-        ]
+        assert [(m["timer"], m["escalation"]) for m in missed] == EN_ROUTE_MISSED
         assert missed[0]["agency_id"] == "crisis" and missed[0]["due_at"] == missed[1]["due_at"]
         view = (await http.get(team.base, headers=team.auth)).json()
         [mine] = [a for a in view if a["assignment_id"] == assignment_id]
@@ -217,7 +220,7 @@ async def test_a_missed_en_route_timer_re_pages_the_agency_then_tells_the_psap_o
         # A late en route still counts, and starts the next timer afresh.
         late = await team.ok(assignment_id, "status", {"status": "en_route"})
         assert late["watch"]["timer"] == "on_scene" and late["watch"]["stage"] == "running"
-        await team.ok(assignment_id, "status", {"status": "cleared", "disposition": "18"})
+        await team.clear(assignment_id)
 
 
 async def test_steps_and_check_ins_in_time_stop_each_miss(system):
@@ -244,7 +247,7 @@ async def test_steps_and_check_ins_in_time_stop_each_miss(system):
             checked = await team.ok(assignment_id, "check-in", {"code": "all_well"})
             assert checked["watch"] == {**checked["watch"], "timer": "check_in", "stage": "running"}
         assert datetime.now().astimezone() > first_due
-        await team.ok(assignment_id, "status", {"status": "cleared", "disposition": "18"})
+        await team.clear(assignment_id)
         await asyncio.sleep(CHECK_IN_S + GRACE_S)  # every due has passed since
         assert await misses(running, assignment_id) == []
         assert overdue_callbacks(callbacks, call_id) == []
@@ -255,7 +258,7 @@ async def test_clearing_and_withdrawal_stop_every_timer(system):
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         cleared_call, cleared = await accepted_call(running, team, http)
-        view = await team.ok(cleared, "status", {"status": "cleared", "disposition": "18"})
+        view = await team.clear(cleared)
         assert view["watch"] is None
         # The PSAP cancels the other call: matching withdraws it from the team, and its timer stops.
         cancelled_call, withdrawn = await accepted_call(running, team, http)
@@ -295,11 +298,8 @@ async def test_a_timer_running_while_notify_and_matching_restart_still_fires(sys
         await running.wait_ready()
         await eventually(lambda: told_overdue(callbacks, call_id), bool, timeout_s=60, what="Overdue")
         missed = await misses(running, assignment_id)
-        assert [(m["timer"], m["escalation"]) for m in missed] == [
-            ("en_route", "agency_repaged"),
-            ("en_route", "psap_told"),
-        ]
-        await team.ok(assignment_id, "status", {"status": "cleared", "disposition": "18"})
+        assert [(m["timer"], m["escalation"]) for m in missed] == EN_ROUTE_MISSED
+        await team.clear(assignment_id)
 
 
 async def test_bad_check_ins_answer_a_4xx_with_a_code(system):
@@ -341,4 +341,4 @@ async def test_bad_check_ins_answer_a_4xx_with_a_code(system):
         for report in reports:
             r = await team.post(assignment_id, "status", report)
             assert r.status_code == 422 and r.json()["code"], (report, r.text)
-        await team.ok(assignment_id, "status", {"status": "cleared", "disposition": "18"})
+        await team.clear(assignment_id)
