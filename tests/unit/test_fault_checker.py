@@ -157,6 +157,26 @@ def test_duplicated_an_agency_paged_twice_for_one_page() -> None:
     assert kinds(snap) == {"duplicated": 1}
 
 
+def test_two_timers_missed_by_one_assignment_are_no_duplicate_but_one_timer_fired_twice_is() -> None:
+    snap = clean()
+
+    def missed(n: int, timer: str, due_at: str) -> Event:
+        data = {"assignment_id": A2, "timer": timer, "due_at": due_at, "escalation": "agency_repaged"}
+        return Event(f"m{n}", "assignments.timer_missed.v1", CALL, data)
+
+    snap.trail += [
+        missed(1, "check_in", "2026-11-26T10:20:00Z"),
+        missed(2, "check_in", "2026-11-26T10:40:00Z"),
+    ]
+    snap.agency_messages += [
+        AgencyMessage(AGENCY_TOPIC, "r1", A2, "timer_missed", None),
+        AgencyMessage(AGENCY_TOPIC, "r2", A2, "timer_missed", None),
+    ]
+    assert kinds(snap) == {}
+    snap.trail.append(missed(3, "check_in", "2026-11-26T10:40:00Z"))
+    assert kinds(snap) == {"duplicated": 1}
+
+
 def test_stuck_an_unsent_outbox_row() -> None:
     snap = clean()
     snap.outbox[7] = replace(snap.outbox[7], sent=False)

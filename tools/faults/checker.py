@@ -35,6 +35,7 @@ RESPONDED = "assignments.responded.v1"
 EXPIRED = "assignments.expired.v1"
 WITHDRAWN = "assignments.withdrawn.v1"
 STATUS = "assignments.status_changed.v1"
+TIMER_MISSED = "assignments.timer_missed.v1"
 ASSIGNMENT_TYPES = (OFFERED, RESPONDED, EXPIRED, WITHDRAWN, STATUS)
 
 
@@ -200,16 +201,24 @@ def check_duplicated(snap: Snapshot, v: Verdict) -> None:
                 )
         elif e.type == STATUS and e.data.get("status") != "backup_requested":
             meaning[(e.type, str(e.data.get("assignment_id")), str(e.data.get("status")))].add(e.id)
+        elif e.type == TIMER_MISSED:
+            # One assignment may miss several timers, or one check-in after another: a timer that
+            # ran out (its due time) is missed once at each escalation.
+            missed = ("assignment_id", "timer", "due_at", "escalation")
+            meaning[(e.type, *(str(e.data.get(k)) for k in missed))].add(e.id)
     for what, same in meaning.items():
         if len(same) > 1:
             v.add(
                 "duplicated", "trail:" + ":".join(what), f"{' '.join(what)}: {len(same)} times in the trail"
             )
     pages: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    # Each missed timer is its own message (its repeats are found in the trail, above).
     for m in snap.agency_messages:
-        pages[(m.topic, m.assignment_id, m.kind, str(m.page))].add(m.event_id)
+        if m.kind != "timer_missed":
+            pages[(m.topic, m.assignment_id, m.kind, str(m.page))].add(m.event_id)
     for d in snap.deliveries:
-        pages[("delivered", d.assignment_id, d.kind, str(d.page))].add(d.notification_id)
+        if d.kind != "timer_missed":
+            pages[("delivered", d.assignment_id, d.kind, str(d.page))].add(d.notification_id)
     for (topic, assignment, kind, page), sent in pages.items():
         if len(sent) > 1:
             v.add(
