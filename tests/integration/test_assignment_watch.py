@@ -18,6 +18,7 @@ import pytest
 from services.jurisdiction import Deployment
 from shared import topics
 from tests.integration.intake_harness import CallbackServer, native_call
+from tests.integration.webhook_receiver import SPEC_SECRET, Receiver, serving
 from tests.support import TEST_SETTINGS, eventually, read_topic
 from tools import infra
 from tools.psap import bearer, verify
@@ -40,9 +41,11 @@ ENV = {
 }
 
 
-def jurisdiction(callbacks: int) -> Deployment:
+def jurisdiction(callbacks: int, hooks: Receiver) -> Deployment:
     """One PSAP whose callbacks reach the test's server; `crisis` takes every call (`other`'s one
-    team has no capacity); the watch's timers in seconds."""
+    team has no capacity) and hears on its topic, its webhook and its stream; the watch's timers
+    in seconds."""
+    webhook = {"url": hooks.url("crisis"), "secret": SPEC_SECRET, "allow_private": True}
     team = {"name": "T", "home": {"lat": 44.05, "lon": -123.09}, "radius_km": 20}
     return Deployment.model_validate(
         {
@@ -62,7 +65,8 @@ def jurisdiction(callbacks: int) -> Deployment:
                     "id": "crisis",
                     "name": "Crisis",
                     "token": "test-agency-crisis-watch-2b7e",
-                    "channels": ["kafka"],
+                    "channels": ["kafka", "webhook", "sse"],
+                    "webhook": webhook,
                 },
                 {
                     "id": "other",
@@ -87,20 +91,24 @@ def jurisdiction(callbacks: int) -> Deployment:
 
 
 @pytest.fixture(scope="module")
-async def system(stack: infra.InfraEndpoints) -> AsyncIterator[tuple[System, CallbackServer]]:
+async def system(stack: infra.InfraEndpoints) -> AsyncIterator[tuple[System, CallbackServer, Receiver]]:
     callbacks = CallbackServer(infra.free_port(), fail_first=0)
+    hooks = Receiver(secrets={"crisis": SPEC_SECRET}, fail_first={}, always={})
     await callbacks.start()
     try:
-        async with System.start(
-            stack,
-            ["intake", "matching", "notify", "audit"],
-            jurisdiction=jurisdiction(callbacks.port),
-            mode="per-service",
-            settings=TEST_SETTINGS,
-            env=ENV,
-            prefix="watch",
-        ) as running:
-            yield running, callbacks
+        async with (
+            serving(hooks),
+            System.start(
+                stack,
+                ["intake", "matching", "notify", "audit"],
+                jurisdiction=jurisdiction(callbacks.port, hooks),
+                mode="per-service",
+                settings=TEST_SETTINGS,
+                env=ENV,
+                prefix="watch",
+            ) as running,
+        ):
+            yield running, callbacks, hooks
     finally:
         await callbacks.stop()
 
@@ -179,7 +187,7 @@ def overdue_callbacks(callbacks: CallbackServer, call_id: str) -> list[dict[str,
 
 
 async def test_a_missed_en_route_timer_re_pages_the_agency_then_tells_the_psap_overdue(system):
-    running, callbacks = system
+    running, callbacks, hooks = system
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         call_id, assignment_id = await accepted_call(running, team, http)
@@ -192,6 +200,23 @@ async def test_a_missed_en_route_timer_re_pages_the_agency_then_tells_the_psap_o
 
         [repage] = await eventually(repages, bool, timeout_s=30, what="the re-page")
         assert repage["assignment_id"] == assignment_id and repage["timer"] == "en_route"
+
+        # The same on its webhook, signed, and on its stream.
+        async def hooked() -> list[Any]:
+            return [
+                h
+                for h in hooks.answered("crisis")
+                if h.kind == "timer_missed" and h.assignment_id == assignment_id
+            ]
+
+        [hook] = await eventually(hooked, bool, what="the re-page on the webhook")
+        assert hook.signed and hook.data["timer"] == "en_route"
+        async with running.pool() as pool:
+            streamed = await pool.fetch(
+                "SELECT data FROM notify.feed WHERE assignment_id = $1::uuid AND kind = 'timer_missed'",
+                assignment_id,
+            )
+        assert [r["data"]["watch"]["stage"] for r in streamed] == ["repaged"]
         assert overdue_callbacks(callbacks, call_id) == []  # the grace still runs
         # Still nothing after the grace: the PSAP is told, signed, naming the timer.
         [overdue] = await eventually(
@@ -224,7 +249,7 @@ async def test_a_missed_en_route_timer_re_pages_the_agency_then_tells_the_psap_o
 
 
 async def test_steps_and_check_ins_in_time_stop_each_miss(system):
-    running, callbacks = system
+    running, callbacks, _ = system
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         call_id, assignment_id = await accepted_call(running, team, http)
@@ -254,7 +279,7 @@ async def test_steps_and_check_ins_in_time_stop_each_miss(system):
 
 
 async def test_clearing_and_withdrawal_stop_every_timer(system):
-    running, callbacks = system
+    running, callbacks, _ = system
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         cleared_call, cleared = await accepted_call(running, team, http)
@@ -286,7 +311,7 @@ async def test_clearing_and_withdrawal_stop_every_timer(system):
 async def test_a_timer_running_while_notify_and_matching_restart_still_fires(system):
     """Both SIGKILLed while the en-route timer runs, started again after it ran out: notify fires it
     from the database when it is back, once."""
-    running, callbacks = system
+    running, callbacks, _ = system
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         call_id, assignment_id = await accepted_call(running, team, http)
@@ -303,7 +328,7 @@ async def test_a_timer_running_while_notify_and_matching_restart_still_fires(sys
 
 
 async def test_bad_check_ins_answer_a_4xx_with_a_code(system):
-    running, _ = system
+    running, _, _ = system
     async with httpx.AsyncClient(timeout=15) as http:
         team = Team(running, http)
         _, assignment_id = await accepted_call(running, team, http)
