@@ -413,10 +413,13 @@ async def _rewatch(
     at: datetime,
     eta_min: float | None = None,
 ) -> None:
-    """Start the timer of the state the assignment moved into (none for a state that ends it); a
-    step that stays in its state (a backup request) leaves the running timer alone."""
+    """Start the timer of the state the assignment moved into (none for a state that ends it, nor
+    for the 988 center's); a step that stays in its state (a backup request) leaves the running
+    timer alone."""
     if state == row.status:
         return
+    if await repository.follow_up_within(conn, row.agency_id) is not None:
+        return  # the 988 center takes the call on the phone: it owes a follow-up, not a visit
     rules = await repository.watch_config(conn)
     eta = eta_min if eta_min is not None else row.eta_min
     await repository.set_watch(conn, str(row.id), watch.started(state, at, rules, eta))

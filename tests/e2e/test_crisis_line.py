@@ -158,6 +158,8 @@ async def test_a_988_call_is_offered_to_the_center_alone_and_accepted(system: Sy
         assert (await http.post(f"{url}/accept", headers=system.token("riverbend-crisis"))).status_code == 404
         accepted = await http.post(f"{url}/accept", headers=system.token(CENTER))
         assert accepted.status_code == 200, accepted.text
+        # The center takes the call on the phone: no en-route timer watches it (its follow-up does).
+        assert accepted.json()["watch"] is None
         seen = await eventually(
             lambda: status(system, http, call_id), lambda v: v["status"] == "assigned", what="assigned"
         )
