@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from services.notify.settings import NotifySettings
+from shared.events import SafetyScreen
 from shared.kafka import confluent_config
 from shared.settings import Settings
 from shared.topics import ASSIGNMENTS_OFFERED, NOTIFICATIONS_DELIVERED, agency_topic
@@ -29,7 +30,7 @@ MESSAGE_KEYS = {
     *("timer", "due_at"),  # a missed timer's
 }
 DETAIL_KEYS = {"location", "presenting_problem", "language", "safety", "callback_number", "cautions"}
-SAFETY_KEYS = {"weapon", "violence", "medical", "self_harm_imminent", "crime_in_progress"}
+SAFETY_KEYS = set(SafetyScreen.model_fields)
 
 
 @pytest.fixture
