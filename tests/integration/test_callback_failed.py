@@ -98,7 +98,13 @@ def jurisdiction(callbacks: int, supervisor: int, hanging: int) -> Jurisdiction:
     return Deployment.model_validate(
         {
             "jurisdiction": {"id": "test", "name": "Test", "timezone": "UTC"},
-            "triage": {"version": "t", "eligible_types": ["MNTL"], "exclude": {"weapon": "police"}},
+            # Offered regardless of capacity, so matching hands each call back and a callback is owed.
+            "triage": {
+                "version": "t",
+                "eligible_types": ["MNTL"],
+                "exclude": {"weapon": "police"},
+                "no_capacity": "community",
+            },
             "psaps": [
                 psap(WATCHED, WATCHED.id),
                 psap(UNWATCHED, None),
