@@ -132,7 +132,9 @@ function fill(card, item) {
   map.textContent = d.location.address || `${d.location.lat}, ${d.location.lon}`;
   where.append(map);
   text(card, ".language", d.language || "not given");
-  const flagged = Object.entries(d.safety).filter(([, answer]) => answer !== "no");
+  // The danger questions a team must see unless answered no; whether anyone needs to go is not
+  // one (the team is the one going), so it never reads as a warning.
+  const flagged = Object.entries(d.safety).filter(([q, answer]) => q !== "in_person_needed" && answer !== "no");
   text(card, ".safety", flagged.length
     ? flagged.map(([q, a]) => `${q.replaceAll("_", " ")}: ${a}`).join(", ")
     : "all answered no");
