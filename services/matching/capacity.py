@@ -26,10 +26,10 @@ def snapshot(index: RosterIndex, now: datetime, tz: ZoneInfo, every_s: float) ->
     places = index.free_places(now, tz)
     free = np.flatnonzero(places > 0)[: events.CAPACITY_TEAMS_MAX]
     areas: dict[str, list[tuple[float, float]]] = {}
-    for i in free:
+    for i in free[index.has_area[free]]:
         area = index.teams[int(i)].area
-        if area is not None:
-            areas[str(index.ids[i])] = [(round(a, 5), round(b, 5)) for a, b in area]
+        assert area is not None
+        areas[str(index.ids[i])] = [(round(a, 5), round(b, 5)) for a, b in area]
     return events.TeamsCapacity(
         as_of=now,
         every_s=every_s,

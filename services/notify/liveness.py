@@ -180,7 +180,15 @@ class Liveness:
                 await self.seen(row["id"], "webhook")
 
     async def check(self, http: httpx.AsyncClient, admin: AIOKafkaAdminClient | None) -> list[str]:
-        """One pass: read every sign of life, then mark the silent unreachable; their ids."""
+        """One pass: read every sign of life, then mark the silent unreachable; their ids.
+
+        Nothing is read (no broker call, no ping) while no agency is watched: a deployment that
+        sets no liveness timeout pays one query per pass."""
+        watched = await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM notify.agencies WHERE liveness_timeout_s IS NOT NULL)"
+        )
+        if not watched:
+            return []
         await self._streams()
         if admin is not None:
             try:
