@@ -138,11 +138,14 @@ async def ensure_topics(
     partitions: int = 3,
     service: str | None = None,
     timeout_s: float = 30.0,
+    grants_wait_s: float = 10.0,
 ) -> None:
     """Create the topics that do not exist yet (replication factor 1 on the local broker).
 
     On a secured broker a principal sees only the topics it may describe, so `service` should
     name only topics its ACLs cover (the administrator creates the rest, `careroute kafka-acls`).
+    A refusal is retried for `grants_wait_s`: grants just made reach the broker's authorizer a
+    moment after the call that made them returns, and until then the topics look missing.
     """
     wanted = sorted(set(names))
     admin = AIOKafkaAdminClient(**client_options(settings, service), request_timeout_ms=15000)
@@ -155,23 +158,39 @@ async def ensure_topics(
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+    grants_by = asyncio.get_running_loop().time() + grants_wait_s
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in wanted if n not in existing]
-        if missing:
+        while True:
             try:
-                response = await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
-                )
-                if settings.kafka_secured_protocol():
-                    _refused(response)
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create
-            except KafkaError as exc:
-                # Some brokers report per-topic errors as one failure; check what exists now.
-                still = [n for n in missing if n not in set(await admin.list_topics())]
-                if still:
-                    raise RuntimeError(f"could not create topics {still}: {exc!r}") from exc
-            log.info("topics created", topics=missing)
+                await _create_missing(admin, settings, wanted, partitions)
+                return
+            except TopicsRefused:
+                if asyncio.get_running_loop().time() > grants_by:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, settings: Settings, wanted: list[str], partitions: int
+) -> None:
+    """One attempt: create those of `wanted` the broker does not list; TopicsRefused if it refuses."""
+    existing = set(await admin.list_topics())
+    missing = [n for n in wanted if n not in existing]
+    if not missing:
+        return
+    try:
+        response = await admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+        )
+        if settings.kafka_secured_protocol():
+            _refused(response)
+    except TopicAlreadyExistsError:
+        pass  # another process created them between our list and create
+    except KafkaError as exc:
+        # Some brokers report per-topic errors as one failure; check what exists now.
+        still = [n for n in missing if n not in set(await admin.list_topics())]
+        if still:
+            raise RuntimeError(f"could not create topics {still}: {exc!r}") from exc
+    log.info("topics created", topics=missing)
