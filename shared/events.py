@@ -197,6 +197,9 @@ class AssignmentRef(Payload):
     # call's offers: the causal order between a call's assignments, never a comparison of clocks.
     # Optional only for events written before it existed.
     attempt: Shown[int | None] = Field(default=None, ge=1)
+    # How many teams were offered the call at once in this attempt (None: this team alone). The
+    # first to accept gets the call; the others' offers are withdrawn (`accepted_by_another_team`).
+    offered_with: Shown[int | None] = Field(default=None, ge=2)
 
 
 class AssignmentOffered(AssignmentRef):
@@ -386,6 +389,8 @@ class AgencyAssignmentMessage(Payload):
     # For a missed timer: which one, and when it ran out (the PSAP is told after a grace).
     timer: Timer | None = None
     due_at: datetime | None = None
+    # For an offer made to several teams at once: how many; the first to accept gets the call.
+    offered_with: Shown[int | None] = None
 
 
 class FollowUpRef(Payload):

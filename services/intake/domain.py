@@ -384,6 +384,9 @@ OVERDUE = "overdue"  # the same: a timer the team let run out past its grace (th
 STEPS = (BACKUP, OVERDUE)
 _BACKUP_SHOWN = 45  # where a backup sits when its assignment's progress is past or unknown
 FINAL = ("cancelled", "handed_back")  # call-level ends no assignment event moves
+# Why the end of one offer of a parallel attempt moves no status: another team may still accept, a
+# team already did, or matching offers again or hands the call back, each of which the PSAP hears.
+ONE_OF_PARALLEL = "one_of_parallel_offers"
 
 
 @dataclass(frozen=True)
@@ -441,14 +444,15 @@ def _refusal(order: Order, attempt: int) -> str | None:
     return None
 
 
-def place(order: Order, status: str, attempt: int) -> Placement:
+def place(order: Order, status: str, attempt: int, parallel: bool = False) -> Placement:
     """Where a call's assignment step (`status` of attempt `attempt`) goes, and whether it moves
     the status: by attempt, then by the step's place in its assignment's life; never by clocks.
 
     A later attempt supersedes every step of earlier ones; a hand-back supersedes the attempts it
     covers; after a hand-back or a cancel no assignment step moves the status, except that the
     withdrawal with which matching answers a cancel is still applied (and told to the PSAP) while
-    the call stays cancelled.
+    the call stays cancelled. The decline, expiry or withdrawal of one offer of a `parallel`
+    attempt (several teams offered at once) moves nothing.
     """
     if status == "handed_back":
         return _hand_back(order, attempt)
@@ -466,6 +470,8 @@ def place(order: Order, status: str, attempt: int) -> Placement:
     why = _refusal(order, attempt)
     if why is None and current and stage <= order.stage:
         why = "assignment_further_along"
+    if why is None and parallel and stage == TERMINAL and status != "cleared":
+        why = ONE_OF_PARALLEL
     if why is not None:
         return Placement(order, key, why)
     return Placement(replace(order, status=status, attempt=attempt, stage=stage), key)

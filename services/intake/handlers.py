@@ -542,10 +542,14 @@ async def on_assignment_event(conn: asyncpg.Connection, event: Envelope, payload
         if payload.attempt is None:  # an older producer: its offer's step may have recorded it
             recorded = await repository.assignment_attempt(conn, call_id, assignment_id)
         attempt = domain.attempt_of(payload.attempt, recorded, order)
-    placed = domain.place(order, move.status, attempt)
+    parallel = getattr(payload, "offered_with", None) is not None
+    placed = domain.place(order, move.status, attempt, parallel)
     detail = {**move.detail, "attempt": attempt}
-    if placed.late_because is not None:
+    if placed.late_because == domain.ONE_OF_PARALLEL:
+        detail |= {"offered_with": payload.offered_with, "moves_no_status": placed.late_because}
+    elif placed.late_because is not None:
         detail |= {"late": True, "late_because": placed.late_because}
+    if placed.late_because is not None:
         await repository.add_timeline(
             conn, call_id, move.status, detail, key=placed.key, event_time=event.time
         )

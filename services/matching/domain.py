@@ -133,6 +133,14 @@ def offer_deadline(
     return min(now + timedelta(seconds=timeout_s), commit_by)
 
 
+def offers_at_once(teams: int | None, below_s: float | None, left_s: float) -> int:
+    """How many teams to offer a call at once with `left_s` of its time to commit left: `teams` when
+    the jurisdiction asks for parallel offers and (with `below_s`) the budget is that short, else one."""
+    if teams is None or (below_s is not None and left_s >= below_s):
+        return 1
+    return teams
+
+
 def on_shift(shifts: tuple[Shift, ...], now: datetime, tz: ZoneInfo) -> bool:
     """Whether a team works at `now` in the jurisdiction's time zone (no shifts: always)."""
     return works_at(shifts, now.astimezone(tz))

@@ -114,7 +114,8 @@ async def _assignment_step(
 async def on_responded(
     matcher: Matcher, conn: asyncpg.Connection, event: Envelope, answer: events.AssignmentResponded
 ) -> None:
-    """Accepted: the team is assigned. Declined: free it and offer the next team."""
+    """Accepted: the team is assigned (and any other team offered the call in the same attempt is
+    withdrawn and freed). Declined: free it and offer the next team."""
     call = await repository.get_call(conn, answer.call_id)
     if call is None:
         return
@@ -126,6 +127,7 @@ async def on_responded(
         await repository.set_assignment_status(conn, answer.assignment_id, "accepted")
         await set_team_status(matcher, conn, answer.team_id, answer.call_id, "assigned")
         await call_to(conn, event, call, "accept")
+        await _withdraw_others(matcher, conn, call, a, event)
         return
     await _let_go(matcher, conn, event, call, a, nxt, answer.reason_code or "declined")
 
@@ -170,7 +172,7 @@ async def on_status_changed(
     stepped = await _assignment_step(conn, event, call, change, change.status.value)
     if stepped is None:
         return
-    _, nxt = stepped
+    a, nxt = stepped
     if nxt == "cleared":
         await repository.set_assignment_status(conn, change.assignment_id, "cleared", change.disposition)
         await release(matcher, conn, change.team_id, change.call_id)
@@ -180,6 +182,7 @@ async def on_status_changed(
     await set_team_status(matcher, conn, change.team_id, change.call_id, nxt)
     # A status report read before the acceptance it follows implies it.
     await call_to(conn, event, call, "accept")
+    await _withdraw_others(matcher, conn, call, a, event)
 
 
 async def _withdraw(
@@ -189,16 +192,34 @@ async def _withdraw(
     reason: str,
     cause: Envelope | None,
     release_to: str = "available",
+    *,
+    keep: str | None = None,
+    team_id: str | None = None,
 ) -> Envelope | None:
-    """Take back the call's live offer or assignment, if any, and free its team."""
+    """Take back the call's live offers and assignment (all but `keep`; only `team_id`'s when
+    given) and free their teams; answers the last withdrawal's event, or None if none was live."""
     call_id = str(call.call_id)
-    live = await repository.active_assignment(conn, call_id)
-    if live is None:
-        return None
-    assert lifecycle.assignment_step(str(live.status), "withdraw") == "withdrawn"
-    await repository.set_assignment_status(conn, str(live.id), "withdrawn", reason)
-    await release(matcher, conn, live.team_id, call_id, release_to)
-    return await emit_withdrawn(conn, call, live, reason, cause)
+    withdrawn = None
+    for live in await repository.live_assignments(conn, call_id):
+        if str(live.id) == keep or (team_id is not None and live.team_id != team_id):
+            continue
+        assert lifecycle.assignment_step(str(live.status), "withdraw") == "withdrawn"
+        await repository.set_assignment_status(conn, str(live.id), "withdrawn", reason)
+        await release(matcher, conn, live.team_id, call_id, release_to)
+        withdrawn = await emit_withdrawn(conn, call, live, reason, cause)
+    return withdrawn
+
+
+async def _withdraw_others(
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    call: repository.CallRow,
+    a: repository.AssignmentRow,
+    cause: Envelope,
+) -> None:
+    """A team of a parallel attempt took the call: withdraw the other teams' offers and free them."""
+    if a.offered_with > 1:
+        await _withdraw(matcher, conn, call, "accepted_by_another_team", cause, keep=str(a.id))
 
 
 async def _lock_offers_of(conn: asyncpg.Connection, team_id: str) -> list[str]:
@@ -227,10 +248,12 @@ async def _take_off_roster(
     `call_id` must be locked already (_lock_offers_of); an offer accepted meanwhile is left alone.
     """
     call = await repository.get_call(conn, call_id)
-    live = await repository.active_assignment(conn, call_id)
-    if call is None or live is None or live.status != "offered" or live.team_id != team_id:
+    if call is None:
         return
-    withdrawn = await _withdraw(matcher, conn, call, reason, None, release_to)
+    offered = [a for a in await repository.live_assignments(conn, call_id) if a.status == "offered"]
+    if not any(a.team_id == team_id for a in offered):
+        return
+    withdrawn = await _withdraw(matcher, conn, call, reason, None, release_to, team_id=team_id)
     assert withdrawn is not None
     await offer_next(matcher, conn, call_id, withdrawn)
 
@@ -382,14 +405,14 @@ async def on_call_updated(
         conn, update.call_id, offer.model_dump(mode="json"), update.decision.rules_version
     )
     changed = offer_changes(old, offer)
-    live = await repository.active_assignment(conn, update.call_id) if changed else None
-    if live is not None:
+    for live in await repository.live_assignments(conn, update.call_id) if changed else []:
         told = events.AssignmentUpdated(
             assignment_id=str(live.id),
             call_id=update.call_id,
             agency_id=live.agency_id,
             team_id=live.team_id,
             attempt=live.attempt,
+            offered_with=live.parallel(),
             offer=offer,
             changed=changed,
         )

@@ -1,5 +1,6 @@
-"""Offering a call: read what it needs, choose the best free team, reserve and offer it, or hand
-the call back with the reason and how far the roster got."""
+"""Offering a call: read what it needs, choose the best free team (or the best few at once, in a
+parallel attempt), reserve and offer it, or hand the call back with the reason and how far the
+roster got."""
 
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ async def offer_next(
     cause: Envelope,
     call: repository.CallRow | None = None,
 ) -> None:
-    """Reserve the best free team and offer it the call, or hand the call back with a reason
-    (`call`: its row when the caller holds it already, locked or new in this transaction)."""
+    """Reserve the best free team and offer it the call (the best few at once when the jurisdiction
+    asks for parallel offers), or hand the call back with a reason; while an offer of the call's
+    attempt is still open, its answer is awaited first (`call`: its row when the caller holds it
+    already, locked or new in this transaction)."""
     if call is None:
         call = await repository.get_call(conn, call_id)
     assert call is not None
@@ -76,13 +79,15 @@ async def offer_next(
     if call.route == events.Route.crisis_line:
         await _to_crisis_line(matcher, conn, call, cause)
         return
+    if call.attempts and await repository.live_assignments(conn, call_id):
+        return  # another team of a parallel attempt may still accept
     offer = events.OfferDetails.model_validate(call.offer)
     tried = list(call.tried_teams)
     index = await matcher.roster.index(conn)
     rules, now = matcher.roster.rules, utcnow()
     needs = call_needs(rules, offer)
     explanation = _explanation(matcher, call, offer, needs, rules, tried, now)
-    if len(tried) >= matcher.config.max_attempts:
+    if call.attempts >= matcher.config.max_attempts:
         explanation["detail"] = f"{len(tried)} teams were offered the call"
         await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
         return
@@ -92,15 +97,21 @@ async def offer_next(
         await hand_back(conn, call, "no_acceptance_in_time", cause, explanation, rules.version)
         return
     explanation["agency_load"] = index.load()
-    decision, chosen, taken = await _choose(matcher, conn, call_id, index, needs, tried, now)
+    want = _offers_at_once(rules, call, cause, now)
+    decision, chosen, taken = await _choose(matcher, conn, call_id, index, needs, tried, now, want)
     explanation["considered"] = "every team"
     explanation["funnel"] = decision.funnel
     explanation["taken_meanwhile"] = taken
-    if chosen is not None:
-        rank_no, candidate = chosen
-        explanation["chosen"] = {"rank": rank_no, **candidate.explain()}
-        explanation["runners_up"] = [c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]]
-        await _offer(conn, call, candidate, explanation, rules.version, deadline, cause)
+    if chosen:
+        if want > 1:
+            explanation["offered_at_once"] = len(chosen)
+        for rank_no, candidate in chosen:
+            why = {
+                **explanation,
+                "chosen": {"rank": rank_no, **candidate.explain()},
+                "runners_up": [c.explain() for c in decision.candidates[rank_no : rank_no + RUNNERS_UP]],
+            }
+            await _offer(conn, call, candidate, why, rules.version, deadline, cause, len(chosen))
         return
     # The PSAP sees how far the roster got: "teams 12, with_capacity 12, on_shift 3, in_area 0".
     explanation["detail"] = ", ".join(f"{stage} {n}" for stage, n in decision.funnel.items())
@@ -141,7 +152,7 @@ async def _to_crisis_line(
         call_id=call_id,
         agency_id=step.agency_id,
         team_id=crisis_line.CENTER,
-        attempt=len(call.tried_teams) + 1,
+        attempt=call.attempts + 1,
         deadline=deadline,
         offer=events.OfferDetails.model_validate(call.offer),
     )
@@ -176,6 +187,16 @@ def call_needs(rules: Matching, offer: events.OfferDetails) -> domain.CallNeeds:
     )
 
 
+def _offers_at_once(rules: Matching, call: repository.CallRow, cause: Envelope, now: datetime) -> int:
+    """How many teams this attempt offers the call at once, from what is left of its time to commit."""
+    parallel = rules.parallel_offers
+    if parallel is None:
+        return 1
+    commit_from = call.commit_from or cause.time
+    left_s = rules.commit_within - (now - commit_from).total_seconds()
+    return domain.offers_at_once(parallel.teams, parallel.below_s, left_s)
+
+
 def hand_back_reason(decision: domain.Decision, tried: list[str]) -> str:
     """Why no team was chosen; with every team left offered the call already, none accepted in time."""
     reason = decision.reason or "all_busy"
@@ -192,12 +213,13 @@ async def _choose(
     needs: domain.CallNeeds,
     tried: list[str],
     now: datetime,
-) -> tuple[domain.Decision, tuple[int, domain.Candidate] | None, list[str]]:
-    """Decide on the roster as last read and reserve the best team still free; with none free,
-    read the roster again (another replica may have freed a team since) and try once more.
+    want: int = 1,
+) -> tuple[domain.Decision, list[tuple[int, domain.Candidate]], list[str]]:
+    """Decide on the roster as last read and reserve the best `want` teams still free; with none
+    free, read the roster again (another replica may have freed a team since) and try once more.
 
-    Answers the decision, the reserved candidate and its rank (or None), and the teams a
-    concurrent call reserved meanwhile.
+    Answers the decision, the reserved candidates with their ranks (none: no team free), and the
+    teams a concurrent call reserved meanwhile.
     """
     load, shares = index.load(), matcher.roster.shares
     rules, tz = matcher.roster.rules, matcher.roster.timezone
@@ -216,25 +238,37 @@ async def _choose(
 
     taken: list[str] = []
     decision = decide(index)
-    chosen = await _reserve(matcher, conn, call_id, decision, taken)
-    if chosen is None:
+    chosen = await _reserve(matcher, conn, call_id, decision, taken, want)
+    if not chosen:
         decision = decide(await matcher.roster.index(conn, fresh=True))
-        chosen = await _reserve(matcher, conn, call_id, decision, taken)
+        chosen = await _reserve(matcher, conn, call_id, decision, taken, want)
     return decision, chosen, taken
 
 
 async def _reserve(
-    matcher: Matcher, conn: asyncpg.Connection, call_id: str, decision: domain.Decision, taken: list[str]
-) -> tuple[int, domain.Candidate] | None:
-    """Reserve the best candidate still free (rank from 1 and the candidate), or None."""
+    matcher: Matcher,
+    conn: asyncpg.Connection,
+    call_id: str,
+    decision: domain.Decision,
+    taken: list[str],
+    want: int,
+) -> list[tuple[int, domain.Candidate]]:
+    """Reserve the best `want` candidates still free (each with its rank from 1), best first.
+
+    Each reservation is the conditional UPDATE of reserve_team, so a team offered one call of a
+    parallel attempt is never double-booked by another call or another matching process.
+    """
+    chosen: list[tuple[int, domain.Candidate]] = []
     for rank_no, candidate in enumerate(decision.candidates, start=1):
         team_id = candidate.team.id
         matcher.roster.touched(team_id)
         if await repository.reserve_team(conn, team_id, call_id):
-            return rank_no, candidate
-        if team_id not in taken:
+            chosen.append((rank_no, candidate))
+            if len(chosen) == want:
+                break
+        elif team_id not in taken:
             taken.append(team_id)  # reserved by a concurrent call a moment ago
-    return None
+    return chosen
 
 
 def _explanation(
@@ -297,11 +331,13 @@ async def _offer(
     rules_version: str,
     deadline: datetime,
     cause: Envelope,
+    offered_with: int = 1,
 ) -> None:
-    """Offer the reserved team the call until `deadline`, recorded with the decision's explanation."""
+    """Offer the reserved team the call until `deadline`, recorded with the decision's explanation
+    (`offered_with`: how many teams this attempt offers it at once)."""
     call_id = str(call.call_id)
     team = candidate.team
-    attempt = len(call.tried_teams) + 1
+    attempt = call.attempts + 1
     assignment_id = str(uuid.uuid4())
     payload = events.AssignmentOffered(
         assignment_id=assignment_id,
@@ -313,6 +349,7 @@ async def _offer(
         offer=events.OfferDetails.model_validate(call.offer),
         distance_km=round(candidate.distance_km, 3),
         eta_min=round(candidate.eta_min, 1),
+        offered_with=offered_with if offered_with > 1 else None,
     )
     await repository.record_offer(
         conn,
@@ -324,6 +361,7 @@ async def _offer(
             "attempt": attempt,
             "deadline": deadline,
             "explanation": explanation["chosen"],
+            "offered_with": offered_with,
         },
         rules_version,
         explanation,

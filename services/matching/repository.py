@@ -58,6 +58,8 @@ class CallRow:
     route: str
     # When its time to commit started (None: not yet, a pending record).
     commit_from: datetime | None = None
+    # How many attempts offered it (an attempt may offer several teams at once).
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,12 @@ class AssignmentRow:
     created_at: datetime
     decided_at: datetime | None
     reason: str | None
+    # How many teams this attempt offered the call at once.
+    offered_with: int = 1
+
+    def parallel(self) -> int | None:
+        """How many teams shared this offer's attempt, as events carry it (None: offered alone)."""
+        return self.offered_with if self.offered_with > 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,12 +469,13 @@ async def record_offer(
     with the team tried, and the event in the outbox (the relay woken at commit)."""
     await conn.execute(
         "WITH offered AS (INSERT INTO matching.assignments (id, call_id, team_id, agency_id, attempt,"
-        " status, deadline, explanation) VALUES ($1::uuid, $2::uuid, $3, $4, $5, 'offered', $6, $7::jsonb)),"
+        " status, deadline, explanation, offered_with)"
+        " VALUES ($1::uuid, $2::uuid, $3, $4, $5, 'offered', $6, $7::jsonb, $10)),"
         " decided AS (INSERT INTO matching.decisions (call_id, attempt, outcome, team_id, rules_version,"
         " explanation) VALUES ($2::uuid, $5, 'offered', $3, $8, $9::jsonb)),"
-        " moved AS (UPDATE matching.calls SET status = 'offered', tried_teams = tried_teams || $3::text"
-        " WHERE call_id = $2::uuid),"
-        f" {outbox.queue_and_wake(SCHEMA, 10)}",
+        " moved AS (UPDATE matching.calls SET status = 'offered', tried_teams = tried_teams || $3::text,"
+        " attempts = $5 WHERE call_id = $2::uuid),"
+        f" {outbox.queue_and_wake(SCHEMA, 11)}",
         assignment["id"],
         assignment["call_id"],
         assignment["team_id"],
@@ -476,6 +485,7 @@ async def record_offer(
         assignment["explanation"],
         rules_version,
         explanation,
+        assignment.get("offered_with", 1),
         *outbox.row_values(event),
         outbox.channel(SCHEMA),
     )
@@ -489,15 +499,15 @@ async def get_assignment(conn: asyncpg.Connection, assignment_id: str) -> Assign
     return as_row(AssignmentRow, row)
 
 
-async def active_assignment(conn: asyncpg.Connection, call_id: str) -> AssignmentRow | None:
-    """The call's live assignment, if any."""
-    row = await conn.fetchrow(
+async def live_assignments(conn: asyncpg.Connection, call_id: str) -> list[AssignmentRow]:
+    """The call's live offers and assignment (several offers at once in a parallel attempt)."""
+    rows = await conn.fetch(
         f"SELECT {_ASSIGNMENT} FROM matching.assignments"
-        " WHERE call_id = $1::uuid AND status = ANY($2::text[])",
+        " WHERE call_id = $1::uuid AND status = ANY($2::text[]) ORDER BY created_at, id",
         call_id,
         list(ACTIVE),
     )
-    return as_row(AssignmentRow, row)
+    return as_rows(AssignmentRow, rows)
 
 
 async def set_assignment_status(

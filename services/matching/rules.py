@@ -30,6 +30,15 @@ class ScreenSkillRule(SkillNeed):
     answer: Literal["yes", "no", "unknown"]
 
 
+class ParallelOffers(Model):
+    """Offer a call to the best `teams` free teams at once: the first to accept gets it, the others
+    are withdrawn. With `below_s`, only once less than that much of the time to commit is left
+    (a short budget); without it, from the first offer (the region asks for it)."""
+
+    teams: int = Field(ge=2, le=10)
+    below_s: float | None = Field(default=None, gt=0)
+
+
 class Matching(Model):
     """Matching rules: skills by incident type and screen answer, language policy, score weights.
 
@@ -47,6 +56,8 @@ class Matching(Model):
     # Seconds from the call's 202 within which a team must have accepted it; past them the call
     # goes back to its PSAP (`no_acceptance_in_time`) whatever attempts remain.
     commit_within: float = Field(default=120.0, gt=0)
+    # None: one team at a time.
+    parallel_offers: ParallelOffers | None = None
 
     @field_validator("incident_types")
     @classmethod

@@ -21,7 +21,7 @@ class MatchingSettings(BaseSettings):
         description="shortest offer deadline: with less left of the call's time to commit it is handed back",
     )
     speed_kmh: float = Field(default=40.0, description="speed used to turn distance into an ETA")
-    max_attempts: int = Field(default=3, ge=1, description="offers per call before it is handed back")
+    max_attempts: int = Field(default=3, ge=1, description="attempts per call before it is handed back")
     roster_refresh_s: float = Field(
         default=1.0,
         ge=0,

@@ -119,6 +119,7 @@ async def emit_withdrawn(
         agency_id=a.agency_id,
         team_id=a.team_id,
         attempt=a.attempt,
+        offered_with=a.parallel(),
         reason=reason,
     )
     return await emit(conn, topics.ASSIGNMENTS_WITHDRAWN, call, payload, cause)
@@ -136,7 +137,7 @@ async def hand_back(
     call_id = str(call.call_id)
     if not await call_to(conn, cause, call, "hand_back"):
         return
-    attempts = len(call.tried_teams)
+    attempts = call.attempts
     await repository.insert_decision(
         conn,
         {

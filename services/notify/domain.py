@@ -87,6 +87,10 @@ class Refusal:
     detail: str
 
 
+# An accept of an offer of a parallel attempt after another team accepted the call first.
+CALL_TAKEN = Refusal("call_taken", "another team offered the call at the same time accepted it first")
+
+
 def step(state: str, event: str, *, past_deadline: bool = False) -> Step | Refusal:
     """The assignment after `event` in `state`, or why not (`past_deadline`: an answer came too late)."""
     if event not in INPUTS:

@@ -48,6 +48,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
             "correlation": event.correlationid,
             "attempt": offer.attempt,
             "eta_min": offer.eta_min,
+            "offered_with": offer.offered_with,
         },
     )
     if row is None:
@@ -63,6 +64,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
         deadline=offer.deadline,
         # The stored details: newer than the offer's own when an update was read before it.
         details=events.OfferDetails.model_validate(row.details),
+        offered_with=offer.offered_with,
     )
     await delivery.to_agency(
         conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
@@ -130,6 +132,7 @@ def _ref(row: repository.AssignmentRow) -> dict[str, Any]:
         "agency_id": row.agency_id,
         "team_id": row.team_id,
         "attempt": row.attempt,
+        "offered_with": row.offered_with,
     }
 
 
@@ -304,6 +307,14 @@ async def answer(
             row = await _owned(conn, agency, assignment_id)
             now = utcnow()
             outcome = domain.step(row.status, response, past_deadline=now >= row.deadline)
+            if (
+                not isinstance(outcome, domain.Refusal)
+                and outcome.changed
+                and response == "accepted"
+                and row.offered_with is not None
+                and await repository.taken_by_another(conn, str(row.call_id), assignment_id)
+            ):
+                outcome = domain.CALL_TAKEN
             if isinstance(outcome, domain.Refusal):
                 if outcome.code == "offer_expired" and row.status == "offered":
                     await expire(conn, row)

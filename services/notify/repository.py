@@ -122,6 +122,8 @@ class AssignmentRow:
     watch_due: datetime | None
     watch_stage: str | None
     watch_fire_at: datetime | None
+    # How many teams shared this offer's attempt (None: offered alone).
+    offered_with: int | None = None
 
     def running(self) -> Running | None:
         """The timer watching this assignment, if one runs (or ran out and is overdue)."""
@@ -204,9 +206,9 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         # What an early update kept goes out in the offer and is not kept twice (a callback number).
         "WITH early AS (DELETE FROM notify.early_updates WHERE assignment_id = $1::uuid RETURNING details),"
         " stored AS (INSERT INTO notify.assignments (id, call_id, agency_id, team_id, status, deadline,"
-        " details, correlation, attempt, eta_min) VALUES ($1::uuid, $2::uuid, $3, $4,"
+        " details, correlation, attempt, eta_min, offered_with) VALUES ($1::uuid, $2::uuid, $3, $4,"
         " coalesce((SELECT kind FROM notify.taken_back WHERE assignment_id = $1::uuid), 'offered'),"
-        " $5, coalesce((SELECT details FROM early), $6::jsonb), $7, $8, $9)"
+        " $5, coalesce((SELECT details FROM early), $6::jsonb), $7, $8, $9, $10)"
         f" ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT})"
         f" SELECT {_ASSIGNMENT} FROM stored WHERE status = 'offered'",
         row["id"],
@@ -218,8 +220,32 @@ async def insert_assignment(conn: asyncpg.Connection, row: dict[str, Any]) -> As
         row["correlation"],
         row["attempt"],
         row.get("eta_min"),
+        row.get("offered_with"),
     )
     return as_row(AssignmentRow, stored)
+
+
+# The states in which an assignment has taken its call.
+TOOK_CALL = ["accepted", "en_route", "on_scene", "cleared"]
+
+
+async def taken_by_another(conn: asyncpg.Connection, call_id: str, assignment_id: str) -> bool:
+    """Whether another offer of the call was accepted first (for an offer of a parallel attempt).
+
+    The advisory lock on the call, held to the end of the transaction, orders concurrent accepts of
+    its offers, each made under its own agency's lock; the check is a statement of its own so that
+    it sees what an accept committed while this one waited for the lock.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", call_id)
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM notify.assignments WHERE call_id = $1::uuid"
+            " AND id <> $2::uuid AND status = ANY($3::text[]))",
+            call_id,
+            assignment_id,
+            TOOK_CALL,
+        )
+    )
 
 
 async def remember_update(conn: asyncpg.Connection, assignment_id: str, details: dict[str, Any]) -> None:

@@ -42,14 +42,37 @@ def lifecycle() -> list[tuple[str, Event]]:
     ]
 
 
-def clean() -> Snapshot:
-    """A system at rest after that call, as every service would store it."""
-    events = lifecycle()
+def parallel_lifecycle() -> list[tuple[str, Event]]:
+    """A call offered to two teams at once that both declined, then to two more at once: the first
+    accepted and did the job, the other's offer was withdrawn."""
+    two = {"offered_with": 2}
+    return [
+        ("intake", ev(1, "calls.received.v1", decision=BEHAVIOURAL, received_at="2026-11-26T10:00:00Z")),
+        ("matching", ev(2, "assignments.offered.v1", assignment_id="p1", attempt=1, **two)),
+        ("matching", ev(3, "assignments.offered.v1", assignment_id="p2", attempt=1, **two)),
+        ("notify", ev(4, "assignments.responded.v1", assignment_id="p1", response="declined", **two)),
+        ("notify", ev(5, "assignments.responded.v1", assignment_id="p2", response="declined", **two)),
+        ("matching", ev(6, "assignments.offered.v1", assignment_id="p3", attempt=2, **two)),
+        ("matching", ev(7, "assignments.offered.v1", assignment_id=A2, attempt=2, **two)),
+        ("notify", ev(8, "assignments.responded.v1", assignment_id=A2, response="accepted", **two)),
+        (
+            "matching",
+            ev(9, "assignments.withdrawn.v1", assignment_id="p3", reason="accepted_by_another_team"),
+        ),
+        ("notify", ev(10, "assignments.status_changed.v1", assignment_id=A2, status="en_route")),
+        ("notify", ev(11, "assignments.status_changed.v1", assignment_id=A2, status="on_scene")),
+        ("notify", ev(12, "assignments.status_changed.v1", assignment_id=A2, status="cleared")),
+    ]
+
+
+def clean(events: list[tuple[str, Event]] | None = None) -> Snapshot:
+    """A system at rest after that call (or the call of `events`), as every service would store it."""
+    events = events or lifecycle()
     page = Event("p1", "agency.assignments.v1", CALL, {"assignment_id": A2, "kind": "offered"})
     consumers = {
         "intake": {"assignments.offered.v1", "assignments.responded.v1", "assignments.status_changed.v1"},
         "matching": {"calls.received.v1", "assignments.responded.v1", "assignments.status_changed.v1"},
-        "notify": {"assignments.offered.v1"},
+        "notify": {"assignments.offered.v1", "assignments.withdrawn.v1"},
     }
     inbox = {s: {e.id for _, e in events if e.type in types} for s, types in consumers.items()}
     inbox["audit"] = {e.id for _, e in events}
@@ -90,6 +113,44 @@ def test_a_clean_snapshot_passes() -> None:
     assert verdict.passed, verdict.examples()
     # The call's outcome, counted as the oversight report counts it.
     assert verdict.info["behavioural_health"] == 1 and verdict.info["outcome.served_without_police"] == 1
+
+
+def parallel_clean() -> Snapshot:
+    """The parallel call at rest: four offers over two attempts, one team did the job."""
+    ended = [("p1", "t1", "declined", 1), ("p2", "t3", "declined", 1), ("p3", "t4", "withdrawn", 2)]
+    rows = [*(Assignment(a, CALL, t, st, n, False) for a, t, st, n in ended)]
+    rows.append(Assignment(A2, CALL, "t2", "cleared", 2, False))
+    teams = [Team(t, "available", None) for t in ("t1", "t2", "t3", "t4")]
+    return replace(
+        clean(parallel_lifecycle()),
+        assignments=rows,
+        notify_assignments=[replace(a, attempt=None) for a in rows],
+        teams=teams,
+    )
+
+
+def test_offers_of_one_attempt_made_at_once_are_neither_repeats_nor_out_of_order() -> None:
+    """Two offers of attempt 1 would be a duplicated attempt, and the next attempt after one of them
+    out of order, but for `offered_with`: the checker counts them as the offers say."""
+    verdict = judge(parallel_clean())
+    assert verdict.passed, verdict.examples()
+    assert verdict.info["outcome.served_without_police"] == 1
+
+
+def test_out_of_order_the_next_attempt_while_one_of_the_parallel_offers_was_open() -> None:
+    snap = parallel_clean()
+    snap.trail = [e for e in snap.trail if e.id != "e4"]
+    snap.outbox = [r for r in snap.outbox if r.event.id != "e4"]
+    found = judge(snap)
+    assert "next:a2" in found.problems["out_of_order"] or "next:p3" in found.problems["out_of_order"]
+
+
+def test_duplicated_more_offers_in_an_attempt_than_it_made_at_once() -> None:
+    snap = parallel_clean()
+    extra = ev(13, "assignments.offered.v1", assignment_id="p9", attempt=2, offered_with=2)
+    snap.trail = [*snap.trail, extra]
+    found = judge(snap)
+    assert "trail:attempt:c1:2" in found.problems["duplicated"]
 
 
 def test_inconsistent_a_call_the_trail_says_was_served_that_intake_handed_back() -> None:

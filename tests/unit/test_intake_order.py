@@ -162,9 +162,12 @@ def test_an_event_without_attempt_takes_its_assignment_s_then_the_current_one():
     assert covered_by(None, Order("received")) == 0
 
 
-def _replay(steps: list[Step]) -> tuple[str, list[tuple[int, int]], list[tuple[tuple[int, int], str]]]:
+def _replay(
+    steps: list[Step], parallel: frozenset[str] = frozenset()
+) -> tuple[str, list[tuple[int, int]], list[tuple[tuple[int, int], str]]]:
     """Apply steps in the given order as intake does: the final status, every step's timeline key
-    in timeline order, and the steps told to the PSAP in order."""
+    in timeline order, and the steps told to the PSAP in order (`parallel`: the assignments offered
+    at once with others, whose events carry `offered_with`)."""
     order, recorded = Order("received"), dict[str, int]()
     keys: list[tuple[int, int]] = []
     told: list[tuple[tuple[int, int], str]] = []
@@ -174,7 +177,7 @@ def _replay(steps: list[Step]) -> tuple[str, list[tuple[int, int]], list[tuple[t
         else:
             attempt = attempt_of(given, recorded.get(assignment), order)
             recorded.setdefault(assignment, attempt)
-        placed = place(order, status, attempt)
+        placed = place(order, status, attempt, assignment in parallel)
         keys.append(placed.key)
         if placed.late_because is None:
             told.append((placed.key, status))
@@ -240,6 +243,67 @@ def test_every_arrival_order_of_a_call_s_steps_ends_in_the_same_status_and_timel
         assert (status, keys) == (final, in_order[1]), arrival
         # What the PSAP is told never goes backwards: each told step is causally after the last.
         assert told[-1][1] == final and [k for k, _ in told] == sorted({k for k, _ in told}), arrival
+
+
+# Three teams offered the call at once (attempt 1): each life in every arrival order.
+PARALLEL = frozenset({"a1", "a2", "a3"})
+PARALLEL_LIVES: dict[str, tuple[list[Step], str, list[str]]] = {
+    "one declines, one accepts and does the job, the third is withdrawn": (
+        [
+            ("a1", "offered", 1),
+            ("a2", "offered", 1),
+            ("a3", "offered", 1),
+            ("a2", "offer_declined", 1),
+            ("a1", "assigned", 1),
+            ("a3", "withdrawn", 1),
+            ("a1", "cleared", 1),
+        ],
+        "cleared",
+        ["offered", "assigned", "cleared"],
+    ),
+    "all three decline, the next attempt's team accepts": (
+        [
+            ("a1", "offered", 1),
+            ("a2", "offered", 1),
+            ("a3", "offered", 1),
+            ("a1", "offer_declined", 1),
+            ("a2", "offer_expired", 1),
+            ("a3", "offer_declined", 1),
+            ("a4", "offered", 2),
+            ("a4", "assigned", 2),
+        ],
+        "assigned",
+        ["offered", "offered", "assigned"],
+    ),
+    "none answers, handed back": (
+        [
+            ("a1", "offered", 1),
+            ("a2", "offered", 1),
+            ("a3", "offered", 1),
+            ("a1", "offer_expired", 1),
+            ("a2", "offer_expired", 1),
+            ("a3", "offer_expired", 1),
+            ("", "handed_back", 1),
+        ],
+        "handed_back",
+        ["offered", "handed_back"],
+    ),
+}
+
+
+@pytest.mark.parametrize("life", list(PARALLEL_LIVES))
+def test_the_end_of_one_of_several_offers_made_at_once_never_moves_the_status(life: str):
+    """A decline, expiry or withdrawal of one team offered the call with others moves nothing, in any
+    arrival order: without it, a decline read after the winner's accept would have told the PSAP
+    "offer declined" with a team on its way, and hidden the accept read after it."""
+    steps, final, told_in_order = PARALLEL_LIVES[life]
+    in_order = _replay(steps, PARALLEL)
+    assert in_order[0] == final and [status for _, status in in_order[2]] == told_in_order
+    for arrival in itertools.permutations(steps):
+        status, keys, told = _replay(list(arrival), PARALLEL)
+        assert (status, keys) == (final, in_order[1]), arrival
+        assert told[-1][1] == final, arrival
+        assert not {s for _, s in told} & {"offer_declined", "offer_expired", "withdrawn"}, arrival
 
 
 def test_the_psap_is_told_only_steps_that_move_the_status_in_causal_order():

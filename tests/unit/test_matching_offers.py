@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.matching.domain import Decision, offer_deadline
+from services.matching.domain import Decision, offer_deadline, offers_at_once
 from services.matching.offers import call_needs, hand_back_reason
 from services.matching.rules import Matching
 from shared import events
@@ -65,3 +65,10 @@ def test_with_less_than_the_floor_left_no_offer_is_made():
 
 def test_the_time_to_commit_defaults_to_two_minutes():
     assert Matching(version="v").commit_within == 120
+
+
+def test_parallel_offers_go_out_always_or_once_the_budget_is_short():
+    assert offers_at_once(None, None, left_s=10) == 1  # the jurisdiction asks for none
+    assert offers_at_once(3, None, left_s=120) == 3  # asked for every attempt
+    assert offers_at_once(3, 60, left_s=90) == 1  # the budget is not short yet
+    assert offers_at_once(3, 60, left_s=59.9) == 3

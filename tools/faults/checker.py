@@ -168,19 +168,27 @@ def _live(assignments: Iterable[Assignment]) -> list[Assignment]:
     return [a for a in assignments if a.status in LIVE]
 
 
+def parallel(live: list[Assignment]) -> bool:
+    """Whether a call's live assignments are offers of one attempt, none accepted yet."""
+    return len({a.attempt for a in live}) == 1 and all(a.status == "offered" for a in live)
+
+
 def check_duplicated(snap: Snapshot, v: Verdict) -> None:
     """Repeated meaning: two live assignments for a call or a team, a step of an assignment twice,
     two offers of one attempt, an agency paged twice for one page."""
     for where, rows in (("matching", snap.assignments), ("notify", snap.notify_assignments)):
-        by_call: dict[str, list[str]] = defaultdict(list)
+        by_call: dict[str, list[Assignment]] = defaultdict(list)
         by_team: dict[str, list[str]] = defaultdict(list)
         for a in _live(rows):
-            by_call[a.call_id].append(a.id)
+            by_call[a.call_id].append(a)
             by_team[a.team_id].append(a.id)
-        for call_id, ids in by_call.items():
-            if len(ids) > 1:
+        for call_id, live in by_call.items():
+            # Offers of one attempt still open side by side are parallel offers, not a repeat.
+            if len(live) > 1 and not parallel(live):
                 v.add(
-                    "duplicated", f"live-call:{call_id}", f"{call_id}: {len(ids)} live assignments in {where}"
+                    "duplicated",
+                    f"live-call:{call_id}",
+                    f"{call_id}: {len(live)} live assignments in {where}",
                 )
         for team_id, ids in by_team.items():
             if len(ids) > 1:
@@ -190,15 +198,19 @@ def check_duplicated(snap: Snapshot, v: Verdict) -> None:
                     f"team {team_id}: {len(ids)} live assignments in {where}",
                 )
     meaning: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    # An attempt of parallel offers offers as many teams as its offers say (`offered_with`).
+    allowed: dict[tuple[str, ...], int] = defaultdict(lambda: 1)
     for e in snap.trail:
         if e.type in (RECEIVED, CANCELLED, UNASSIGNED):
             meaning[(e.type, e.subject)].add(e.id)
         elif e.type in (OFFERED, RESPONDED, EXPIRED, WITHDRAWN):
             meaning[(e.type, str(e.data.get("assignment_id")))].add(e.id)
             if e.type == OFFERED:
-                meaning[("attempt", e.subject, str(e.data.get("attempt")))].add(
-                    str(e.data.get("assignment_id"))
-                )
+                attempt = ("attempt", e.subject, str(e.data.get("attempt")))
+                meaning[attempt].add(str(e.data.get("assignment_id")))
+                shared = e.data.get("offered_with")
+                if isinstance(shared, int):
+                    allowed[attempt] = max(allowed[attempt], shared)
         elif e.type == STATUS and e.data.get("status") != "backup_requested":
             meaning[(e.type, str(e.data.get("assignment_id")), str(e.data.get("status")))].add(e.id)
         elif e.type == TIMER_MISSED:
@@ -207,7 +219,7 @@ def check_duplicated(snap: Snapshot, v: Verdict) -> None:
             missed = ("assignment_id", "timer", "due_at", "escalation")
             meaning[(e.type, *(str(e.data.get(k)) for k in missed))].add(e.id)
     for what, same in meaning.items():
-        if len(same) > 1:
+        if len(same) > allowed[what]:
             v.add(
                 "duplicated", "trail:" + ":".join(what), f"{' '.join(what)}: {len(same)} times in the trail"
             )
@@ -349,8 +361,9 @@ def expected_intake(events: list[Event], snap: Snapshot) -> tuple[str, ...] | No
     offered = [a for a in steps if "offered" in steps[a] and a in attempts]
     if not offered:
         return None
-    last = max(offered, key=attempts.__getitem__)
-    if "cleared" not in steps[last]:
+    last = max(attempts[a] for a in offered)
+    # Of an attempt of parallel offers, the one team that took the call.
+    if not any("cleared" in steps[a] for a in offered if attempts[a] == last):
         return None
     return ("cleared", *ROUTED_AWAY) if rerouted(events) else ("cleared",)
 
@@ -471,7 +484,8 @@ def check_order(snap: Snapshot, v: Verdict) -> None:
             if seen & {"en_route", "on_scene", "cleared", "backup_requested"} and "accepted" not in seen:
                 v.add("out_of_order", f"accept:{a}", f"assignment {a} of {call_id}: a status with no accept")
         order = sorted((n, a) for a, n in attempts.items() if a in steps and "offered" in steps[a])
-        for (n, a), (m, b) in itertools.pairwise(order):
+        # Every offer of an attempt (several, for parallel offers) ended before the next attempt.
+        for (n, a), (m, b) in itertools.combinations(order, 2):
             if m > n and not steps[a] & ENDS:
                 v.add(
                     "out_of_order",
