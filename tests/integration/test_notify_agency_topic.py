@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 MESSAGE_KEYS = {
     *("kind", "assignment_id", "call_id", "team_id", "deadline", "details", "reason", "changed"),
     *("timer", "due_at"),  # a missed timer's
+    "offered_with",  # how many teams an offer went to at once (no other team named)
 }
 DETAIL_KEYS = {"location", "presenting_problem", "language", "safety", "callback_number", "cautions"}
 SAFETY_KEYS = set(SafetyScreen.model_fields)
