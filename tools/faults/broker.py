@@ -131,18 +131,27 @@ async def committed(settings: Settings, group: str) -> dict[TopicPartition, int]
     return {tp: o.offset for tp, o in offsets.items() if o.offset >= 0}
 
 
-async def lag(settings: Settings, group: str, names: set[str]) -> dict[str, int]:
-    """Records of `names` the group has not committed past, by topic (uncommitted partitions count whole)."""
-    done = await committed(settings, group)
+async def lags(
+    settings: Settings, groups: dict[str, set[str]], settle_s: float = 0.0
+) -> dict[str, dict[str, int]]:
+    """Records of each group's topics (group -> names) it has not committed past, by topic
+    (uncommitted partitions count whole): the records published before the call that the group
+    has still not committed `settle_s` later, so a record a timer publishes (the capacity
+    snapshot) just before the read is not taken for a group that stopped."""
     consumer, known = await _reader(settings)
     try:
-        tps = await partitions(settings, names & known)
+        tps = await partitions(settings, set().union(*groups.values()) & known) if groups else []
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
-    behind: dict[str, int] = {}
-    for tp, end in ends.items():
-        behind[tp.topic] = behind.get(tp.topic, 0) + max(0, end - done.get(tp, 0))
+    await asyncio.sleep(settle_s)
+    behind: dict[str, dict[str, int]] = {}
+    for group, names in groups.items():
+        done = await committed(settings, group)
+        mine = behind.setdefault(group, {})
+        for tp, end in ends.items():
+            if tp.topic in names:
+                mine[tp.topic] = mine.get(tp.topic, 0) + max(0, end - done.get(tp, 0))
     return behind
 
 

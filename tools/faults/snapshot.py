@@ -31,6 +31,9 @@ INTAKE_AT_REST = {
 MATCHING_LIVE = {"matching", "offered", "assigned"}
 MATCHING_AT_REST = {"unassigned", "cancelled", "closed", "routed_away"}
 LIVE = {"offered", "accepted", "en_route", "on_scene"}
+# How long a consumer group has, at rest, to commit past the records published before the lag is
+# read: matching publishes its capacity snapshot on a timer, so one may land just before.
+LAG_SETTLE_S = 3.0
 # An offer is overdue once its deadline is this far behind: the expiry loop runs every second.
 OVERDUE_GRACE_S = 10
 
@@ -304,13 +307,18 @@ async def read_broker(settings: Settings, namespace: str, snap: Snapshot) -> Non
                 parse_event(r.value),
             )
         )
+    # A group follows the topics it has processed events of; audit follows every registered one.
+    followed = {schema: set(snap.inbox_types.get(schema, set())) for schema in SCHEMAS}
+    followed["audit"] |= set(REGISTRY)
+    behind = await broker.lags(settings, _groups(namespace, followed), settle_s=LAG_SETTLE_S)
     for schema in SCHEMAS:
-        # A group follows the topics it has processed events of; audit follows every registered one.
-        followed = set(snap.inbox_types.get(schema, set()))
-        if schema == "audit":
-            followed |= set(REGISTRY)
-        behind = await broker.lag(settings, f"{namespace}{schema}", {f"{namespace}{t}" for t in followed})
-        snap.lag[schema] = {t.removeprefix(namespace): n for t, n in behind.items() if n}
+        topics = behind.get(f"{namespace}{schema}", {})
+        snap.lag[schema] = {t.removeprefix(namespace): n for t, n in topics.items() if n}
+
+
+def _groups(namespace: str, followed: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Each service's consumer group and the topics it follows, by their names on the broker."""
+    return {f"{namespace}{schema}": {f"{namespace}{t}" for t in types} for schema, types in followed.items()}
 
 
 async def read(dsn: str, settings: Settings, namespace: str, call_ids: list[str], chain_ok: bool) -> Snapshot:
@@ -372,12 +380,9 @@ async def moving(dsn: str, settings: Settings, namespace: str) -> int:
         }
     finally:
         await conn.close()
-    for schema, types in followed.items():
-        if schema == "audit":
-            types |= set(REGISTRY)
-        behind = await broker.lag(settings, f"{namespace}{schema}", {f"{namespace}{t}" for t in types})
-        count += sum(behind.values())
-    return count
+    followed["audit"] |= set(REGISTRY)
+    behind = await broker.lags(settings, _groups(namespace, followed))
+    return count + sum(n for topics in behind.values() for n in topics.values())
 
 
 async def wait_at_rest(dsn: str, settings: Settings, namespace: str, limit_s: float) -> int:
