@@ -387,6 +387,24 @@ def test_a_call_takers_override_racing_the_teams_clearance_is_not_an_inconsisten
     assert verdict.info["outcome.served_without_police"] == 1
 
 
+def test_a_reroute_matching_read_before_the_teams_clearance_may_leave_the_call_handed_back() -> None:
+    """The same race, matching reading the re-route first: it withdrew the team (which had cleared
+    at notify meanwhile) and handed the call back, so intake ends handed back while the trail counts
+    the call served. Found by the full fault run of 6d04b43 (postgres-crash-60s)."""
+    snap = clean()
+    update = Event("e9", "calls.updated.v1", CALL, {"call_id": CALL, "decision": {"route": "police"}})
+    back = Event(
+        "e10", "calls.unassigned.v1", CALL, {"call_id": CALL, "reason_code": "withdrawn_by_psap_update"}
+    )
+    snap.trail += [update, back]
+    snap.intake[CALL] = "handed_back"
+    snap.matching_calls[CALL] = "unassigned"
+    verdict = judge(snap)
+    assert "outcome:c1" not in verdict.problems["inconsistent"], verdict.examples()
+    snap.trail.remove(update)  # handed back with no re-route: a served call lost at intake
+    assert "outcome:c1" in judge(snap).problems["inconsistent"]
+
+
 def test_inconsistent_served_in_the_trail_routed_away_at_intake_with_no_reroute() -> None:
     snap = clean()
     snap.intake[CALL] = "routed_ems"

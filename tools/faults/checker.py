@@ -534,8 +534,11 @@ def check_outcomes(snap: Snapshot, v: Verdict) -> dict[str, outcomes.Outcome]:
         if status is None:
             continue
         served = o.code in ("served_without_police", "served_with_police")
-        # A PSAP's re-route racing the team's clearance: intake shows the PSAP's last decision.
-        ends = ("cleared", "cancelled", *ROUTED_AWAY) if call_id in away else ("cleared", "cancelled")
+        # A PSAP's re-route racing the team's clearance: intake shows the PSAP's last decision, or
+        # the hand-back with which matching, reading the re-route first, answered it.
+        ends: tuple[str, ...] = ("cleared", "cancelled")
+        if call_id in away:
+            ends = (*ends, *ROUTED_AWAY, "handed_back")
         if (served and status not in ends) or (o.code == "cancelled_by_psap" and status != "cancelled"):
             v.add(
                 "inconsistent", f"outcome:{call_id}", f"{call_id}: {o.key} in the trail, {status} at intake"
