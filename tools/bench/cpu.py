@@ -47,3 +47,8 @@ def snapshot(services: dict[str, int]) -> dict[str, float]:
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
     """Milliseconds of CPU per call for each part between two snapshots."""
     return {name: round((after[name] - before[name]) * 1000 / max(calls, 1), 2) for name in after}
+
+
+def percent_of_core(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Each part's CPU between two snapshots as a percentage of one core over `seconds`."""
+    return {name: round((after[name] - before[name]) * 100 / max(seconds, 1e-9), 2) for name in after}
