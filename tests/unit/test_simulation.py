@@ -1,7 +1,19 @@
 """The simulated day: reproducible from its seed, busiest at noon, a realistic mix."""
 
+import random
+from collections import Counter
+
 from shared.events import SafetyScreen
-from tools.sim.scenario import BEHAVIOURAL, Options, as_eido, check_ins, diurnal_weight, plan_day
+from tools.sim.scenario import (
+    BEHAVIOURAL,
+    DECLINE_REASONS,
+    Options,
+    agency_answer,
+    as_eido,
+    check_ins,
+    diurnal_weight,
+    plan_day,
+)
 
 AREA = (44.05, -123.09, 0.05)
 
@@ -60,3 +72,23 @@ def test_a_team_on_scene_checks_in_twice_an_interval_and_one_that_lapses_misses_
     assert lapsing == [250, 300, 350]
     # Cleared before anything was due: no check-in at all.
     assert check_ins(on_scene=100, cleared=140, every=100, lapse=True) == []
+
+
+def test_agencies_accept_decline_or_never_answer_in_their_shares_after_their_delays():
+    options = Options(accept_share=0.6, decline_share=0.3)
+    rng = random.Random(3)
+    answers = [agency_answer(rng, options) for _ in range(4000)]
+    shares = Counter(a.choice for a in answers)
+    assert abs(shares["accept"] / 4000 - 0.6) < 0.03
+    assert abs(shares["decline"] / 4000 - 0.3) < 0.03
+    assert abs(shares["ignore"] / 4000 - 0.1) < 0.02
+    for a in answers:
+        if a.choice == "accept":
+            assert options.accept_after_s[0] <= a.after_s <= options.accept_after_s[1]
+            assert a.reason_code is None
+        elif a.choice == "decline":
+            assert options.decline_after_s[0] <= a.after_s <= options.decline_after_s[1]
+            assert a.reason_code in DECLINE_REASONS
+    # The same seed gives the same answers (a benchmark run can be repeated).
+    again = random.Random(3)
+    assert [agency_answer(again, options) for _ in range(4000)] == answers

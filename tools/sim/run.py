@@ -25,12 +25,11 @@ from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import agency_topic
 from tools.psap import PsapClient, bearer
-from tools.sim.scenario import Options, Plan, PlannedCall, agency_answer, as_eido, check_ins
+from tools.sim.scenario import Answer, Options, Plan, PlannedCall, agency_answer, as_eido, check_ins
 
 # EIDO common disposition codes: settled by contact, referred, transport given, gone on arrival,
 # evaluated with no treatment needed; now and then transported by law enforcement.
 DISPOSITIONS = ("18", "15", "16", "14", "41", "18", "15", "41", "33")
-DECLINE_REASONS = ("no_capacity", "out_of_area", "skill_mismatch")
 
 
 @dataclass
@@ -222,15 +221,21 @@ class Simulation:
         if self._count("cancels_sent", "cancel", r, 202):
             self.tally.saw(call_id, "calls.cancelled.v1", {})
 
-    async def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str) -> None:
-        headers = bearer(self.agency_tokens[agency])
-        base = f"{self.url('notify')}/v1/assignments/{assignment}"
-        choice = agency_answer(self.rng, self.options)
-        if choice == "ignore":
+    def _answer(self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str) -> None:
+        """Draw the agency's answer to an offer and give it after its delay (or never)."""
+        answer = agency_answer(self.rng, self.options)
+        if answer.choice == "ignore":
             self.tally.counts["offers_ignored"] += 1
             return
-        if choice == "decline":
-            reason = {"reason_code": self.rng.choice(DECLINE_REASONS)}
+        self._later(answer.after_s, self._respond(http, agency, assignment, call_id, answer))
+
+    async def _respond(
+        self, http: httpx.AsyncClient, agency: str, assignment: str, call_id: str, answer: Answer
+    ) -> None:
+        headers = bearer(self.agency_tokens[agency])
+        base = f"{self.url('notify')}/v1/assignments/{assignment}"
+        if answer.choice == "decline":
+            reason = {"reason_code": answer.reason_code}
             self._count(
                 "offers_declined", "decline", await self._post(http, f"{base}/decline", headers, reason)
             )
@@ -300,10 +305,7 @@ class Simulation:
                             "assignments.offered.v1",
                             {"assignment_id": message["assignment_id"], "agency_id": agency},
                         )
-                        answer = self._answer(http, agency, message["assignment_id"], call_id)
-                        task = asyncio.create_task(answer)
-                        self.tasks.add(task)
-                        task.add_done_callback(self.tasks.discard)
+                        self._answer(http, agency, message["assignment_id"], call_id)
 
     async def run(self, drain_s: float, show_progress: bool = True) -> Tally:
         """Send every planned call on its schedule, answer every offer, then wait for the tail."""

@@ -54,6 +54,10 @@ class Options:
     update_share: float = 0.05
     accept_share: float = 0.80
     decline_share: float = 0.12  # the rest ignore the offer, so it times out
+    # How long an agency's dispatcher takes to answer an offer: read it, reach the team, answer
+    # (a decline, for want of a team, comes sooner). Inside the default two-minute time to commit.
+    accept_after_s: tuple[float, float] = (15.0, 90.0)
+    decline_after_s: tuple[float, float] = (5.0, 40.0)
     backup_share: float = 0.05  # accepted calls whose team asks for police backup
     review_decided_share: float = 0.6  # calls sent to review a call-taker decides (the rest wait)
     override_share: float = 0.03  # community calls a call-taker sends to police instead
@@ -135,14 +139,27 @@ def plan_day(seed: int, options: Options, psaps: list[str], area: tuple[float, f
         plan.calls.append(PlannedCall(t, rng.choice(psaps), body, cancel, behavioural, eido, update))
 
 
-def agency_answer(rng: random.Random, options: Options) -> str:
-    """accept, decline or ignore (a missed deadline)."""
+DECLINE_REASONS = ("no_capacity", "out_of_area", "skill_mismatch")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an agency does with one offer: `accept`, `decline` (with a reason code) or `ignore`
+    (it never answers, so the offer runs out), `after_s` simulated seconds after it arrived."""
+
+    choice: str
+    after_s: float = 0.0
+    reason_code: str | None = None
+
+
+def agency_answer(rng: random.Random, options: Options) -> Answer:
+    """An agency's answer to one offer, drawn from the options' shares and delays."""
     roll = rng.random()
     if roll < options.accept_share:
-        return "accept"
+        return Answer("accept", rng.uniform(*options.accept_after_s))
     if roll < options.accept_share + options.decline_share:
-        return "decline"
-    return "ignore"
+        return Answer("decline", rng.uniform(*options.decline_after_s), rng.choice(DECLINE_REASONS))
+    return Answer("ignore")
 
 
 _CAMEL = {"self_harm_imminent": "selfHarmImminent", "crime_in_progress": "crimeInProgress"}
