@@ -14,15 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from services.jurisdiction import parse
+from services.matching.rules import Matching
 from shared.db import connect
-from shared.kafka import client_options
-from shared.topics import agency_topic
 from tools import infra
+from tools.bench import agencies, commitment, cpu, hops, roster
 from tools.bench import audit as audit_bench
-from tools.bench import cpu, hops, roster
 from tools.bench import matching as matching_bench
 from tools.bench.bare import bare_latency
 from tools.bench.load import LoadClient, LoadClientError
@@ -72,25 +69,10 @@ async def count(system: System, sql: str) -> int:
 async def e2e_latency(system: System, rate: int, duration_s: float, first: int) -> dict[str, Any]:
     """Calls at `rate`/s; latency from each 202 to its offer on an agency topic."""
     s = system.settings
-    consumer = AIOKafkaConsumer(
-        **client_options(s),
-        fetch_max_wait_ms=s.fetch_max_wait_ms(),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    # Every partition of every agency topic, read from its end as it is now: no group to join, so
-    # no offer published after this point can be missed.
-    partitions = [
-        TopicPartition(s.topic(agency_topic(a)), p) for a in roster.AGENCIES for p in range(roster.PARTITIONS)
-    ]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)
+    consumer = await agencies.reader(s)
     accepted: dict[str, float] = {}
     offered: dict[str, float] = {}
     offered_wall: dict[str, float] = {}  # the same moment by the wall clock, to set beside the database's
-    failed: list[int] = []
     total = int(rate * duration_s)
     stop = asyncio.Event()
 
@@ -112,24 +94,13 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         for n in range(first, first + total)  # new external ids: a repeated one is answered as a duplicate
     ]
 
-    async def send(request: bytes) -> None:
-        try:
-            status, body = await client.send(request)
-        except LoadClientError:
-            failed.append(1)  # reported, not hidden: an overloaded server dropped the request
-            return
+    def answered(status: int, body: Any) -> None:
         if status == 202:
             accepted[body["call_id"]] = time.perf_counter()
 
     cpu_before = cpu.snapshot(pids(system))
     start = time.perf_counter()
-    tasks = []
-    for n, request in enumerate(requests):
-        delay = start + n / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(request)))
-    await asyncio.gather(*tasks)
+    failed = await client.paced(requests, rate, answered)
     await client.aclose()
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
@@ -143,7 +114,7 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     result["sent"] = total
     result["accepted"] = len(accepted)
     result["offered"] = len(latencies)
-    result["transport_errors"] = len(failed)
+    result["transport_errors"] = failed
     # Calls answered 202 per second, from the first send to the last 202 (not to the schedule's
     # end: an intake that falls behind answers later than it was asked).
     answered_s = max(max(accepted.values(), default=start) - start, duration_s)
@@ -305,11 +276,45 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ready_timeout_s=300,
         ) as system:
             await measure(system, args, rates, results)
+        if not args.skip_commitment:
+            results["time_to_commitment_s"] = await time_to_commitment(endpoints, args, run_dir)
         if not args.skip_components:
             await components(endpoints.database_url, args, results)
     finally:
         infra.down(run_dir)
     return results
+
+
+async def time_to_commitment(
+    endpoints: infra.InfraEndpoints, args: argparse.Namespace, run_dir: Path
+) -> dict[str, Any]:
+    """A second system on a fresh database, on its own deadlines, whose offers the benchmark's
+    agencies answer: each call timed from its 202 to an accepting team or its hand-back."""
+    d = commitment.deadlines(args.commit_within)
+    log(
+        f"time to commitment at {args.commitment_rate} calls/s for {args.commitment_duration} s, deadlines "
+        + ", ".join(f"{k} {v:g}" for k, v in d.items())
+    )
+    async with System.start(
+        endpoints,
+        mode="per-service" if args.processes == "separate" else "one-process",
+        jurisdiction=parse(roster.jurisdiction(args.teams, commit_within=args.commit_within), "bench roster"),
+        env={"LOG_LEVEL": "WARNING", **commitment.deadline_env(d)},
+        log_dir=run_dir / "commitment",
+        prefix="benchcommit",
+        ready_timeout_s=300,
+    ) as system:
+        client = load_client(system, 16)
+        try:
+            # Past the time to commit, a call still open is one the system lost track of.
+            found = await commitment.measure(
+                system, client, args.commitment_rate, args.commitment_duration, args.commit_within + 30
+            )
+        finally:
+            await client.aclose()
+    found["deadlines"] = d
+    log(f"  {commitment.summary_line(found)}")
+    return found
 
 
 async def components(dsn: str, args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -353,6 +358,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-components", action="store_true", help="only the running system (no matching/audit tables)"
+    )
+    parser.add_argument(
+        "--skip-commitment",
+        action="store_true",
+        help="no time-to-commitment phase (the system on its own deadlines, the agencies answering)",
+    )
+    parser.add_argument(
+        "--commit-within",
+        type=float,
+        default=Matching.model_fields["commit_within"].default,
+        help="the time-to-commitment phase's jurisdiction commit_within in seconds",
+    )
+    parser.add_argument("--commitment-rate", type=float, default=20.0, help="calls/s in that phase")
+    parser.add_argument(
+        "--commitment-duration", type=float, default=10.0, help="seconds of calls in that phase"
     )
     parser.add_argument(
         "--pg-not-durable",

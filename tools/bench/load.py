@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -106,6 +108,33 @@ class LoadClient:
         else:
             self._idle.put_nowait(conn)
         return status, json.loads(body) if body else None
+
+    async def paced(
+        self, requests: Sequence[bytes], rate: float, answered: Callable[[int, Any], None]
+    ) -> int:
+        """Send `requests` at `rate` a second on the schedule, each without waiting for the ones
+        before it (an open loop, as 911 centers call); `answered(status, body)` hears each answer.
+        Returns how many got none (reported, not hidden: an overloaded server dropped them)."""
+        failed = 0
+
+        async def one(request: bytes) -> None:
+            nonlocal failed
+            try:
+                status, body = await self.send(request)
+            except LoadClientError:
+                failed += 1
+                return
+            answered(status, body)
+
+        start = time.perf_counter()
+        tasks = []
+        for n, request in enumerate(requests):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(request)))
+        await asyncio.gather(*tasks)
+        return failed
 
     async def aclose(self) -> None:
         """Close every idle connection."""

@@ -12,9 +12,15 @@ AGENCIES = ("bench-a", "bench-b", "bench-c", "bench-d")
 PARTITIONS = 3  # of each agency's topic
 
 
-def jurisdiction(teams: int, seed: int = 7) -> str:
+def agency_token(agency: str) -> str:
+    """The bearer token of one benchmark agency."""
+    return f"bench-agency-token-{agency}-0001"
+
+
+def jurisdiction(teams: int, seed: int = 7, commit_within: float = 3600) -> str:
     """YAML for one PSAP, four agencies and `teams` teams spread over a 33 km by 32 km region, on duty
     always, each covering 10 km around its home: a call is within reach of about a quarter of them.
+    Each call must have an accepting team within `commit_within` seconds of its 202.
 
     (`make bench-matching` measures the worst case apart: every team covering every call.)
     """
@@ -27,16 +33,15 @@ def jurisdiction(teams: int, seed: int = 7) -> str:
             "exclude": {"weapon": "police", "medical": "ems"},
             "unknown_means": "eligible",
         },
-        # Nobody answers the benchmark's offers, which stay open for the run (MATCHING_OFFER_TIMEOUT_S):
-        # so does each call's time to commit, or its offers would be cut to the default two minutes.
-        "matching": {"version": "bench-1", "commit_within": 3600},
+        # Nobody answers the offer path's offers, which stay open for the run (MATCHING_OFFER_TIMEOUT_S):
+        # so does each call's time to commit there, or its offers would be cut to two minutes.
+        "matching": {"version": "bench-1", "commit_within": commit_within},
         # No signing secret and no rate limit: the benchmark measures the pipeline, not the throttle.
         "psaps": [
             {"id": "bench-psap", "name": "Bench PSAP", "token": PSAP_TOKEN, "rate_limit": "10000000/minute"}
         ],
         "agencies": [
-            {"id": a, "name": a, "token": f"bench-agency-token-{a}-0001", "partitions": PARTITIONS}
-            for a in AGENCIES
+            {"id": a, "name": a, "token": agency_token(a), "partitions": PARTITIONS} for a in AGENCIES
         ],
         "teams": [
             {
