@@ -24,11 +24,14 @@ from tools.bench import matching as matching_bench
 from tools.bench.bare import bare_latency
 from tools.bench.load import LoadClient, LoadClientError
 from tools.bench.stats import summary
+from tools.infra.lifecycle import BROKER_SLOT, PG_SLOT
+from tools.infra.state import read_state
 from tools.psap import bearer
 from tools.system import System
 
 ROOT = Path(__file__).parents[2]
 RESULTS = Path(__file__).parent / "results"
+RUN_DIR = ROOT / ".run" / "bench"
 
 
 def log(text: str) -> None:
@@ -43,8 +46,12 @@ def load_client(system: System, connections: int) -> LoadClient:
 
 
 def pids(system: System) -> dict[str, int]:
-    """Each service process by name (one "services" process when they share one)."""
-    return {name: process.pid for name, process in system.processes.items()}
+    """Each service process by name (one "services" process when they share one), and the root
+    processes of the benchmark's own PostgreSQL and broker."""
+    started = read_state(RUN_DIR).components
+    infra_roots = {"postgresql": started.get(PG_SLOT), "broker": started.get(BROKER_SLOT)}
+    roots = {name: rec.pid for name, rec in infra_roots.items() if rec is not None}
+    return {**{name: process.pid for name, process in system.processes.items()}, **roots}
 
 
 async def free_all_teams(system: System) -> None:
@@ -191,6 +198,19 @@ async def versions(endpoints: infra.InfraEndpoints) -> dict[str, str]:
     return {"broker": broker, "postgresql": pg}
 
 
+# How long the warm-up's last calls get to pass through before the system counts as at rest.
+REST_SETTLE_S = 5.0
+
+
+async def at_rest(system: System, seconds: float) -> dict[str, float]:
+    """Each part's CPU while nothing is sent, as a percentage of one core (`system`: all of it but
+    the benchmark's process): every loop, poll and idle consumer of the running system."""
+    await asyncio.sleep(REST_SETTLE_S)
+    before, start = cpu.snapshot(pids(system)), time.monotonic()
+    await asyncio.sleep(seconds)
+    return cpu.percent_of_core(before, cpu.snapshot(pids(system)), time.monotonic() - start)
+
+
 async def measure(
     system: System, args: argparse.Namespace, rates: list[int], results: dict[str, Any]
 ) -> None:
@@ -200,6 +220,9 @@ async def measure(
     # fill connection pools. Its calls use external ids the measured phases never reuse.
     log(f"warm-up at {rates[0]} calls/s for {args.warmup} s")
     await e2e_latency(system, rates[0], args.warmup, 10_000_000)
+    log(f"at rest for {args.rest} s (after {REST_SETTLE_S:g} s for the warm-up's tail)")
+    results["at_rest_pct_of_core"] = await at_rest(system, args.rest)
+    log(f"  {results['at_rest_pct_of_core']}")
     n = 0
     for rate in rates:
         await free_all_teams(system)
@@ -207,12 +230,14 @@ async def measure(
         results["e2e_latency_ms"][str(rate)] = await e2e_latency(system, rate, args.duration, n)
         n += int(rate * args.duration)
         log(f"bare baseline at {rate} msg/s")
-        results["bare_latency_ms"][str(rate)] = await bare_latency(
-            system.settings,
-            rate,
-            args.duration,
-            system.settings.fetch_max_wait_ms(),
-        )
+        before = cpu.snapshot(pids(system))
+        wait_ms = system.settings.fetch_max_wait_ms()
+        bare: dict[str, Any] = dict(await bare_latency(system.settings, rate, args.duration, wait_ms))
+        used = cpu.per_call_ms(before, cpu.snapshot(pids(system)), int(rate * args.duration))
+        # The three hops' clients run in the benchmark's process: with the broker, the floor.
+        hops = {"clients": used["benchmark"], "broker": used["broker"]}
+        bare["cpu_ms_per_message"] = {**hops, "all": round(sum(hops.values()), 2)}
+        results["bare_latency_ms"][str(rate)] = bare
         e2e, bare = (
             results["e2e_latency_ms"][str(rate)]["p50"],
             results["bare_latency_ms"][str(rate)]["p50"],
@@ -230,7 +255,7 @@ async def measure(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark."""
     broker = infra.choose_broker(args.broker)
-    run_dir = ROOT / ".run" / "bench"
+    run_dir = RUN_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
     log(f"starting {broker} and PostgreSQL in {run_dir}")
     # A stale cluster would keep its old settings: start PostgreSQL afresh, durable unless told.
@@ -346,6 +371,7 @@ def main() -> None:
         "--warmup", type=float, default=30.0, help="unmeasured seconds first (the JVM compiles)"
     )
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rest", type=float, default=20.0, help="seconds measured at rest")
     parser.add_argument("--audit-rows", default="1000000,10000000", help="audit table sizes to query")
     parser.add_argument(
         "--audit-chain-rows", type=int, default=1_000_000, help="rows of each table that form a valid chain"

@@ -17,38 +17,72 @@ def _cpu_s(stat: str, children: bool) -> float:
     return used / _TICK
 
 
-def snapshot(services: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each service process (by pid), of PostgreSQL and of the broker."""
-    totals: dict[str, float] = dict.fromkeys([*services, "postgresql", "broker", "benchmark"], 0.0)
-    by_pid = {pid: name for name, pid in services.items()}
+# The parts of the system that are not its services: started by the benchmark, found by their
+# root process (PostgreSQL's postmaster, the broker's JVM) and everything under it.
+INFRA = ("postgresql", "broker")
+
+
+def _stat_of(entry: Path) -> tuple[str, str] | None:
+    try:
+        return (entry / "stat").read_text(), (entry / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return None  # exited meanwhile
+
+
+def _by_name(stat: str, command: str) -> str | None:
+    """Which infrastructure a process is by its name, when its root is not known."""
+    if "postgres" in stat.split(" ", 2)[1]:
+        return "postgresql"
+    if ("java" in command and "kafka" in command.lower()) or "tansu" in command:
+        return "broker"
+    return None
+
+
+def snapshot(parts: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each service process (by pid), of PostgreSQL, of the broker and of
+    this process. With `parts` naming the root pids of "postgresql" and "broker", only those and
+    their descendants count (another PostgreSQL or broker on the machine is not ours); without,
+    any process of that name does."""
+    totals: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
+    by_pid = {pid: name for name, pid in parts.items()}
+    stats: dict[int, str] = {}
+    parent: dict[int, int] = {}
+    commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # exited meanwhile
-        name = by_pid.get(pid)
-        if name is None:
-            if pid == os.getpid():
-                name = "benchmark"
-            elif "postgres" in stat.split(" ", 2)[1]:
-                name = "postgresql"
-            elif ("java" in command and "kafka" in command.lower()) or "tansu broker" in command:
-                name = "broker"
-            else:
-                continue
+        if entry.name.isdigit() and (read := _stat_of(entry)) is not None:
+            pid = int(entry.name)
+            stats[pid], commands[pid] = read
+            parent[pid] = int(read[0].rpartition(")")[2].split()[1])
+
+    def part_of(pid: int) -> str | None:
+        seen = pid
+        while seen > 1:
+            if seen in by_pid:
+                return by_pid[seen]
+            seen = parent.get(seen, 0)
+        return None
+
+    for pid, stat in stats.items():
+        name = "benchmark" if pid == os.getpid() else part_of(pid)
+        if name is None and not any(part in parts for part in INFRA):
+            name = _by_name(stat, commands[pid])
+        if name is None or (name not in INFRA and name != "benchmark" and pid != parts.get(name)):
+            continue  # a child of a service (none run any) or of this process: not measured
         totals[name] += _cpu_s(stat, children=name == "postgresql")
     return totals
 
 
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
-    """Milliseconds of CPU per call for each part between two snapshots."""
-    return {name: round((after[name] - before[name]) * 1000 / max(calls, 1), 2) for name in after}
+    """Milliseconds of CPU per call for each part between two snapshots, and `system`: every part
+    but the benchmark's own process (the load generator)."""
+    used = {name: (after[name] - before[name]) * 1000 / max(calls, 1) for name in after}
+    used["system"] = sum(ms for name, ms in used.items() if name != "benchmark")
+    return {name: round(ms, 2) for name, ms in used.items()}
 
 
 def percent_of_core(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Each part's CPU between two snapshots as a percentage of one core over `seconds`."""
-    return {name: round((after[name] - before[name]) * 100 / max(seconds, 1e-9), 2) for name in after}
+    """Each part's CPU between two snapshots as a percentage of one core over `seconds`, and
+    `system`: every part but the benchmark's own process."""
+    used = {name: (after[name] - before[name]) * 100 / max(seconds, 1e-9) for name in after}
+    used["system"] = sum(pct for name, pct in used.items() if name != "benchmark")
+    return {name: round(pct, 2) for name, pct in used.items()}

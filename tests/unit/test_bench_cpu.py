@@ -1,0 +1,17 @@
+"""The benchmark's CPU arithmetic: per call and at rest, with the system's total leaving out the
+benchmark's own process (the load generator)."""
+
+from tools.bench.cpu import per_call_ms, percent_of_core
+
+BEFORE = {"intake": 1.0, "postgresql": 2.0, "broker": 3.0, "benchmark": 4.0}
+AFTER = {"intake": 1.5, "postgresql": 2.25, "broker": 3.05, "benchmark": 9.0}
+
+
+def test_cpu_per_call_sums_every_part_but_the_load_generator():
+    used = per_call_ms(BEFORE, AFTER, calls=100)
+    assert used == {"intake": 5.0, "postgresql": 2.5, "broker": 0.5, "benchmark": 50.0, "system": 8.0}
+
+
+def test_cpu_at_rest_is_a_share_of_one_core():
+    used = percent_of_core(BEFORE, AFTER, seconds=10)
+    assert used["intake"] == 5.0 and used["broker"] == 0.5 and used["system"] == 8.0
