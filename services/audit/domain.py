@@ -29,16 +29,14 @@ GENESIS = bytes(32)
 GRID_DECIMALS = 2
 
 
-# Where the standard library's sorted, compact JSON may differ from RFC 8785 (ECMAScript number
-# form, UTF-16 key order): number tokens that are integral floats ("44.0") or have an exponent,
-# and characters outside the Basic Multilingual Plane. Substring markers are checked first (fast);
-# a marker inside a string only costs the exact check.
-_FLOAT_MARKERS = (".0,", ".0}", ".0]", "e+", "e-", "E+", "E-")
-_ODD_NUMBER = re.compile(r"(?:^|[:,\[])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][+-]\d+)(?:[,}\]]|$)")
+# Where the standard library's sorted, compact JSON may differ from RFC 8785: its numbers (an
+# integral float is "44.0", not "44"; Python writes an exponent below 1e-4 and from 1e16, ECMAScript
+# below 1e-6 and from 1e21; an integer beyond 2**53 is read as the double it names) and its key
+# order (by code point, not UTF-16 units, for characters outside the Basic Multilingual Plane; a
+# lone surrogate cannot be encoded at all). Strings are escaped alike.
 _ODD_CHAR = re.compile(r"[\ud800-\udfff\U00010000-\U0010ffff]")
-# Sixteen digits in a row may be an integer beyond 2**53 (the exact range of a double).
-_LONG_DIGITS = re.compile(r"\d{16}")
 _SAFE_INTEGER = 2**53
+_FAST = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class NotCanonical(ValueError):
@@ -82,17 +80,98 @@ def _strict(value: Any) -> bytes:
         raise NotCanonical(str(exc)) from exc
 
 
+# A list at least this long is checked by the kinds of its items first, at C speed (the capacity
+# snapshot's columns hold thousands of integers).
+_LONG_LIST = 16
+
+
+def _only(items: list[Any] | tuple[Any, ...], kind: type) -> bool:
+    return set(map(type, items)) == {kind}
+
+
+def _items_agree(items: list[Any] | tuple[Any, ...], todo: list[Any]) -> bool:
+    """False when a long list's numbers are seen to disagree; otherwise what is left to look at
+    goes on `todo`."""
+    if len(items) < _LONG_LIST:
+        todo.extend(items)
+    elif _only(items, int):
+        return -_SAFE_INTEGER < min(items) <= max(items) < _SAFE_INTEGER
+    elif _only(items, float):
+        return (
+            not any(map(float.is_integer, items))
+            and 1e-4 <= min(map(abs, items)) <= max(map(abs, items)) < 1e16
+        )
+    elif not _only(items, str):
+        todo.extend(items)
+    return True
+
+
+def _numbers_agree(value: Any) -> bool:
+    """Whether every number in `value` (which the standard library could encode) is written by it
+    as RFC 8785 writes it: a float that is not integral and lies in [1e-4, 1e16), an integer that
+    a double holds exactly."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        # The exact JSON types first (json.loads gives nothing else), then their subclasses.
+        if kind is str:
+            continue
+        if kind is dict:
+            todo.extend(item.values())
+        elif kind is list:
+            if not _items_agree(item, todo):
+                return False
+        elif isinstance(item, float):
+            if item.is_integer() or not 1e-4 <= abs(item) < 1e16:
+                return False
+        elif isinstance(item, int):
+            if not -_SAFE_INTEGER < item < _SAFE_INTEGER:
+                return False
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple) and not _items_agree(item, todo):
+            return False
+    return True
+
+
+def _integral_as_int(value: Any) -> Any:
+    """`value` with each integral float below 2**53 as the integer it is, which is how RFC 8785
+    writes it (44.0 as 44, -0.0 as 0)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and -_SAFE_INTEGER < value < _SAFE_INTEGER else value
+    if isinstance(value, dict):
+        return {k: _integral_as_int(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if len(value) >= _LONG_LIST and (_only(value, int) or _only(value, str)):
+            return value
+        return [_integral_as_int(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> tuple[bytes, str | None]:
+    """`canonical(value)`, with the same JSON as text when the standard library wrote it (so its
+    numbers are written as `json.dumps` writes them), else None."""
+    try:
+        text = _FAST.encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return _strict(value), None
+    if not text.isascii() and _ODD_CHAR.search(text):
+        return _strict(value), None
+    if _numbers_agree(value):
+        return text.encode(), text
+    # Integral floats are the usual difference (a count or a whole degree sent as a float): written
+    # as integers, the standard library's encoder writes the RFC 8785 form, far faster than rfc8785.
+    integral = _integral_as_int(value)
+    if _numbers_agree(integral):
+        return _FAST.encode(integral).encode(), None
+    return _strict(value), None
+
+
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON (the standard library's C encoder where it gives the same bytes);
     NotCanonical for a value it cannot encode exactly (NaN, infinity, an integer no double holds)."""
-    try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return _strict(value)
-    odd_number = (text.endswith(".0") or any(m in text for m in _FLOAT_MARKERS)) and _ODD_NUMBER.search(text)
-    if odd_number or _LONG_DIGITS.search(text) or (not text.isascii() and _ODD_CHAR.search(text)):
-        return _strict(value)
-    return text.encode()
+    return canonical_json(value)[0]
 
 
 def seal(nonce: bytes, envelope: Mapping[str, Any]) -> bytes:
@@ -102,12 +181,28 @@ def seal(nonce: bytes, envelope: Mapping[str, Any]) -> bytes:
 
 def canonical_row(seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:
     """The RFC 8785 canonical JSON of what a row commits to."""
-    return canonical({"seq": seq, "recorded_at": recorded_at, "event": public, "sealed": sealed.hex()})
+    return _row_bytes(seq, canonical(recorded_at), canonical(public), sealed)
+
+
+def _row_bytes(seq: int, recorded_at: bytes, public: bytes, sealed: bytes) -> bytes:
+    # RFC 8785 of {"seq", "recorded_at", "event", "sealed"} from its members' canonical forms: the
+    # keys in their sorted order, each value encoded on its own as it would be inside the object.
+    return b'{"event":%b,"recorded_at":%b,"sealed":"%b","seq":%b}' % (
+        public,
+        recorded_at,
+        sealed.hex().encode(),
+        b"%d" % seq if -_SAFE_INTEGER < seq < _SAFE_INTEGER else canonical(seq),
+    )
 
 
 def row_hash(prev_hash: bytes, seq: int, recorded_at: str, public: Mapping[str, Any], sealed: bytes) -> bytes:
     """`H(prev_hash || canonical(row))` with SHA-256."""
     return hashlib.sha256(prev_hash + canonical_row(seq, recorded_at, public, sealed)).digest()
+
+
+def row_hash_of(prev_hash: bytes, seq: int, recorded_at: bytes, public: bytes, sealed: bytes) -> bytes:
+    """`row_hash` from the canonical bytes of the row's time and public view, encoded once by the caller."""
+    return hashlib.sha256(prev_hash + _row_bytes(seq, recorded_at, public, sealed)).digest()
 
 
 # The envelope attributes oversight sees: ids, type, producer, subject and times.
@@ -174,7 +269,10 @@ def disclosed(model: type[Payload], data: Mapping[str, Any]) -> dict[str, Any]:
     for name, how, nested in _rules(model):
         if name in data:
             value = data[name]
-            out[name] = _on_grid(value) if how is Disclosure.grid else _shown(nested, value)
+            if how is Disclosure.grid:
+                out[name] = _on_grid(value)
+            else:
+                out[name] = value if nested is None else _shown(nested, value)
     return out
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -106,20 +106,25 @@ class ChainHead:
 
 
 # What chain_rows takes for one event: the envelope, when it was recorded, the row's nonce and the
-# bytes audit received (None where there are none, as in the benchmark's generated rows).
-ChainItem = tuple[dict[str, Any], datetime, bytes, bytes | None]
+# bytes audit received, or how to make them when a flagged row needs them (None where there are
+# none, as in the benchmark's generated rows).
+ChainItem = tuple[dict[str, Any], datetime, bytes, bytes | Callable[[], bytes] | None]
 
 
 def _storable(envelope: dict[str, Any]) -> tuple[str, dict[str, Any], bytes] | None:
     """The envelope's JSON text, public view and canonical bytes, or None when it cannot be stored
-    as it is: not canonical (a lone surrogate, an integer no double holds) or a NUL, which jsonb refuses."""
+    as it is: not canonical (a lone surrogate, an integer no double holds) or a NUL, which jsonb refuses.
+
+    The text is the canonical JSON itself where the standard library wrote it: jsonb keeps values,
+    not key order or escapes, so it stores what `json.dumps` of the envelope would have stored."""
     try:
-        text = json.dumps(envelope, allow_nan=False)
+        full, text = domain.canonical_json(envelope)
         public = domain.redact(envelope)
-        full = domain.canonical(envelope)
+        if text is None:
+            text = json.dumps(envelope, allow_nan=False)
     except (domain.NotCanonical, ValueError, TypeError, RecursionError):
         return None
-    if _ESCAPED_NUL.search(text):
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
         return None
     return text, public, full
 
@@ -144,6 +149,7 @@ def chain_rows(
     """
     rows: list[tuple[Any, ...]] = []
     nodes: list[tuple[int, int, bytes]] = []
+    stamped: tuple[datetime, bytes] | None = None
     for envelope, recorded_at, nonce, received in items:
         head.seq += 1
         storable = _storable(envelope)
@@ -154,10 +160,17 @@ def chain_rows(
         else:
             public = flagged_view(envelope)
             text = json.dumps(public)
+            if callable(received):
+                received = received()
             raw = received if received is not None else repr(envelope).encode()
             sealed = hashlib.sha256(nonce + raw).digest()
             flag = NOT_CANONICAL
-        digest = domain.row_hash(head.hash, head.seq, recorded_at.isoformat(), public, sealed)
+        # Each view is encoded once: its canonical bytes go into the row hash, and its text (where
+        # the standard library wrote it) into the column.
+        shown, public_text = domain.canonical_json(public)
+        if stamped is None or stamped[0] is not recorded_at:
+            stamped = recorded_at, domain.canonical(recorded_at.isoformat())
+        digest = domain.row_hash_of(head.hash, head.seq, stamped[1], shown, sealed)
         head.frontier, completed = merkle.append_with_nodes(
             head.frontier, head.seq - 1, merkle.leaf_hash(digest)
         )
@@ -175,7 +188,7 @@ def chain_rows(
                 text,
                 head.hash,
                 digest,
-                json.dumps(public),
+                json.dumps(public) if public_text is None else public_text,
                 nonce,
                 flag,
                 raw,
@@ -190,8 +203,9 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def _item(event: Envelope, recorded_at: datetime, nonce: bytes) -> ChainItem:
-    raw = event.to_bytes()
-    return json.loads(raw), recorded_at, nonce, raw
+    # The JSON-mode dump is the value of the event's bytes (`json.loads(event.to_bytes())`) without
+    # writing and parsing them; only a flagged row needs the bytes themselves.
+    return event.model_dump(mode="json", exclude_none=True), recorded_at, nonce, event.to_bytes
 
 
 async def append_many(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.audit import checkpoints, domain, handlers, merkle
+from services.audit import checkpoints, domain, handlers, merkle, repository
 from services.audit.checkpoints import Checkpointer
 from services.audit.note import open_checkpoint
 from services.audit.settings import AuditSettings
 from shared.db import create_pool, migrate
 from shared.settings import Settings
+from tests.audit_events import AT, EVENTS, NONCES, received
 from tests.audit_scenario import scenario
 
 pytestmark = pytest.mark.integration
@@ -196,3 +198,80 @@ async def test_proofs_from_stored_nodes_verify_against_the_signed_checkpoints(po
         old, new = heads[0], heads[-1]
         proof = await checkpoints.consistency(conn, old.size, new.size)
         assert merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+
+
+# Per fixed event (tests/audit_events.py) as PostgreSQL stores it: the envelope and public view as
+# jsonb writes them back, and the row hash. Taken from the code before audit's one-pass change.
+STORED: list[tuple[str, str, str]] = [
+    (
+        "b08b9c23871ff3c3ba99985ca0e5f7c6858e7efc40470bbefe8abe345edac548",
+        "fa9deaa8bc2be3bde80d181fcb9b95fa826d0b5707f5ec1f07cb18b0937ebaa0",
+        "7b7d38e9e747695647e2d7f2feea6fdde93aa6b06d06ffe01ccf29637e4971c6",
+    ),
+    (
+        "4d6f258b4c9302b485f0011c77ab04b8114b2f4bd61f92ddc4bb045ec2387545",
+        "6f5618bafdb3017d4a5e1f75117186ce948cba288556c77467757bad7b7463f6",
+        "880211dcff25ede6d961ad251a1bfe99297b9d2d1828814525c1c63aa73eca13",
+    ),
+    (
+        "54fce69d5192ccd15b9fbf780cacb3ffdc42e94f030ffdfec102c7d755b9a908",
+        "582b55802cfdfacf9ee816fb8d06783abc464db7412ca299bb2837e0f35162dc",
+        "a37e2f7934676733061d3b986b75dea7f78469e6fea1d062b9e09411bac9435d",
+    ),
+    (
+        "ddfdb136ada685a65474ec5c602d68ee67ba842051e94fb61f80caa89f016c18",
+        "00ddbffe94e12811eb4cc011c5e2b958452cfdc5f60bc525315b56129e5374c4",
+        "489d72c01a38affdce61a3407ca5a68d93ec45673b42f55ca708993af72947fe",
+    ),
+    (
+        "f7366dcb8c94cb9ffdb1d559f27e1e72fe3a04d2b13b3df52cdbf8ed5ba191a0",
+        "4439ce17ce53a775f1e553896ef3ccf975e649945014e9028cc8ee0aadcc3b93",
+        "d9e959777dcd92389d7e060872e543b0b6f132b47f7f16853061f6c95a4d28ef",
+    ),
+    (
+        "c8828e316d7f330fa2ebed25f5569e5a7c26c80144ebf74aa40c549095a77526",
+        "dca31e520ef406668563443df0f1828ba19678e37c7f74d67f9ac5a915bea1d8",
+        "662f77ac5ea6331ecd6112718984f78679aaa30926786c0fc1612aea99f96c6c",
+    ),
+    (
+        "26e54478615f34f13e7451a01a92815df76a5bc814b39721004e1d519e57d9a3",
+        "cf8696433a7d4a4f1d6771b9d47211c0662dd7231897c0d0069f5975f4ca4dee",
+        "e45e0de5e3c1b1e8c3653fa8dd883de09d63ff64dcd5050c3e061bed2fcbcaf2",
+    ),
+    (
+        "248bda03474bf00d5a9789df74f94e27cddea701a86bba188d6871352eb851e8",
+        "248bda03474bf00d5a9789df74f94e27cddea701a86bba188d6871352eb851e8",
+        "3ef2c2d81a73b0b48df333fcf3973626e1786ac9eefa610b99e831ea8447ab0e",
+    ),
+    (
+        "f02c8aa013a85169ee43c41876b4db319bda778ffd6fbfd300a9318d7e66384a",
+        "f02c8aa013a85169ee43c41876b4db319bda778ffd6fbfd300a9318d7e66384a",
+        "e0e3bee2bb5f14cc13cbdbc57db3cce993aaab9ca042a029f751c8480f84099b",
+    ),
+    (
+        "e7de1b06818591d31b1421ebbc5510232eb14c87f52716c6c7c155a30765daa8",
+        "db440abbf690a3a4c3c2193416a2dc3607eed81016a011c51c2657ce7ac9628d",
+        "7c5a023e0d9d0cbcdd42a7c5aafeca8e4011fbf48f70ee7e330efb27d9b1b492",
+    ),
+]
+
+
+async def test_fixed_events_are_stored_byte_for_byte_as_they_always_were(pool: asyncpg.Pool):
+    """The JSON columns hold the same values (jsonb's text of them is the same) and the rows the
+    same hashes as before each event was encoded once, so trails written before still verify."""
+    parsed = [(event, NONCES[n]) for n, e in enumerate(EVENTS) if (event := received(e)) is not None]
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.append_many(conn, parsed, AT)
+        rows = await conn.fetch(
+            "SELECT envelope::text AS envelope, public_event::text AS public, row_hash"
+            " FROM audit.events ORDER BY seq"
+        )
+    stored = [
+        (
+            hashlib.sha256(r["envelope"].encode()).hexdigest(),
+            hashlib.sha256(r["public"].encode()).hexdigest(),
+            bytes(r["row_hash"]).hex(),
+        )
+        for r in rows
+    ]
+    assert stored == STORED

@@ -167,30 +167,57 @@ def test_the_seal_changes_with_the_full_event_and_the_nonce():
     assert seal(b"a", env) != seal(b"a", {"data": {"callback_number": "+1556"}})
 
 
+# Floats at the edges of where Python's and ECMAScript's number forms differ.
+EDGE_FLOATS = (0.0, -0.0, 1e16, 9999999999999998.0, 2.0**53, 1e21, 1e-4, 9.999999999999999e-05, 1e-7, 5e-324)
+
+
 def test_the_fast_canonical_form_is_byte_for_byte_rfc8785():
     rng = random.Random(8785)
 
-    def value(depth: int) -> Any:
-        kind = rng.randrange(9 if depth < 3 else 6)
+    def scalar(kind: int) -> Any:
         if kind == 0:
             return rng.choice([None, True, False])
         if kind == 1:
-            return rng.randrange(-(2**53) + 1, 2**53)
+            return rng.choice([rng.randrange(-(2**53) + 1, 2**53), rng.randrange(-100, 100), 2**53 - 1])
         if kind == 2:
             return rng.choice(
-                [rng.uniform(-1e6, 1e6), rng.uniform(-1, 1) * 10 ** rng.randrange(-8, 22), 44.05]
+                [
+                    rng.uniform(-1e6, 1e6),
+                    rng.uniform(-1, 1) * 10 ** rng.randrange(-8, 22),
+                    44.05,
+                    float(rng.randrange(-(10**6), 10**6)),
+                    rng.choice(EDGE_FLOATS),
+                ]
             )
-        if kind in (3, 4, 5):
-            return "".join(
-                rng.choice('e.0123456789aZ0 "\\\n\t\x01é€\u2028😀\x7f') for _ in range(rng.randrange(6))
-            )
-        if kind in (6, 7):
-            return {value(9).__str__() + str(i): value(depth + 1) for i in range(rng.randrange(4))}
-        return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return "".join(
+            rng.choice('e.0123456789aZ0 "\\\n\t\x01é€\u2028😀\x7f') for _ in range(rng.randrange(6))
+        )
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(9 if depth < 3 else 6)
+        if kind < 6:
+            return scalar(min(kind, 3))
+        if kind == 6:
+            return {str(scalar(3)) + str(i): value(depth + 1) for i in range(rng.randrange(4))}
+        if kind == 7:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        # A long list of one kind, as a capacity snapshot's columns are, or of mixed kinds.
+        one = rng.randrange(5)
+        return [scalar(one if one < 4 else rng.randrange(4)) for _ in range(rng.randrange(16, 40))]
 
     for _ in range(3000):
         v = value(0)
         assert canonical(v) == rfc8785.dumps(v), v
+
+
+def test_long_columns_of_numbers_are_encoded_as_rfc8785_encodes_them():
+    """A long list of one kind is checked as a whole: one odd number in it is enough."""
+    for odd in (2.5e-7, 44.0, -0.0, 1e16, 0.1, 2.0**53 - 1):
+        floats = [0.25 * n + 0.125 for n in range(30)] + [odd]
+        assert canonical(floats) == rfc8785.dumps(floats), odd
+    columns: list[list[Any]] = [[n * 7 for n in range(40)], [-(2**53) + 1, *range(20)], ["a1.0e-5"] * 20]
+    for column in columns:
+        assert canonical({"c": column}) == rfc8785.dumps({"c": column})
 
 
 def test_a_double_reads_the_same_after_jsonb_wrote_it_as_an_integer():
@@ -199,10 +226,19 @@ def test_a_double_reads_the_same_after_jsonb_wrote_it_as_an_integer():
         # jsonb writes the shortest decimal in full; the double's exact binary value is another integer.
         for integer in (int(Decimal(repr(value))), int(value)):
             assert canonical({"u": integer}) == canonical({"u": value}) == rfc8785.dumps({"u": value})
+            column = [integer, *range(20)]
+            assert canonical(column) == rfc8785.dumps([value, *range(20)])
 
 
 def test_values_no_double_holds_are_refused_by_name():
-    for value in (10**30 + 7, 2**53 + 1, float("inf"), float("nan"), {"deep": [3**40]}):
+    for value in (
+        10**30 + 7,
+        2**53 + 1,
+        float("inf"),
+        float("nan"),
+        {"deep": [3**40]},
+        [*range(20), 2**53 + 1],
+    ):
         try:
             canonical({"v": value})
         except NotCanonical:
