@@ -12,7 +12,7 @@ from prometheus_client import Counter
 from services.notify import repository
 from shared import events, topics
 from shared.envelope import Envelope, new_event
-from shared.outbox import enqueue, enqueue_many
+from shared.outbox import enqueue, enqueue_many, row_values
 
 SERVICE = "notify"
 # A re-page's number travels with the outbox row (and as a Kafka header) to its delivery record.
@@ -129,7 +129,7 @@ async def record(
 
 async def to_agency(
     conn: asyncpg.Connection,
-    agency_id: str,
+    agency: repository.AgencyRow | None,
     message: events.AgencyAssignmentMessage,
     feed_data: dict[str, Any],
     *,
@@ -137,14 +137,15 @@ async def to_agency(
     cause: Envelope | None = None,
     page: int | None = None,
 ) -> None:
-    """Send one offer, update, withdrawal or expiry through every channel of the agency, in this transaction.
+    """Send one offer, update, withdrawal or expiry through every channel of the agency (its row as
+    read under its lock, None if unknown: nothing is sent), in this transaction.
 
     The agency's topic gets it through the outbox (published with acks=all after commit), the
     webhook queue gets the same CloudEvent for the sender, and the SSE feed gets the agency's view.
     """
-    agency = await repository.agency(conn, agency_id)
     if agency is None:
         return
+    agency_id = agency.id
     event = new_event(
         topics.AGENCY_TYPE, SERVICE, message.call_id, message, cause=cause, correlationid=correlation
     )
@@ -157,6 +158,8 @@ async def to_agency(
         page=page,
         correlation=correlation,
     )
+    # The delivery to the agency's topic is recorded by `on_published` once the broker has acknowledged it.
+    page_header = {PAGE_HEADER: str(page)} if page is not None else None
     await repository.append_feed(
         conn,
         agency_id,
@@ -165,11 +168,10 @@ async def to_agency(
         message.call_id,
         page,
         {**feed_data, "kind": message.kind, "page": page, "notification_id": notice.notification_id},
+        row_values(event, topics.agency_topic(agency_id), page_header)
+        if "kafka" in agency.channels
+        else None,
     )
-    if "kafka" in agency.channels:
-        # The delivery is recorded by `on_published` once the broker has acknowledged it.
-        page_header = {PAGE_HEADER: str(page)} if page is not None else None
-        await enqueue(conn, SERVICE, event, topic=topics.agency_topic(agency_id), headers=page_header)
     if "webhook" in agency.channels and agency.webhook_url:
         hook = replace(notice, channel="webhook")
         if agency.webhook_disabled_at is not None:

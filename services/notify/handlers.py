@@ -35,7 +35,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
     delivered: no agency can accept it any more.
     """
     details = domain.minimum(offer.offer)
-    await repository.lock_agency(conn, offer.agency_id)
+    agency = await repository.lock_agency(conn, offer.agency_id)
     row = await repository.insert_assignment(
         conn,
         {
@@ -67,7 +67,7 @@ async def on_offered(conn: asyncpg.Connection, event: Envelope, offer: events.As
         offered_with=offer.offered_with,
     )
     await delivery.to_agency(
-        conn, offer.agency_id, message, view(row), correlation=event.correlationid, cause=event, page=1
+        conn, agency, message, view(row), correlation=event.correlationid, cause=event, page=1
     )
 
 
@@ -76,7 +76,7 @@ async def on_updated(conn: asyncpg.Connection, event: Envelope, update: events.A
     on every channel what changed. An update read before its offer is kept, so the offer goes out
     with the newer details; an assignment that is over hears nothing (the refusal is recorded)."""
     details = domain.minimum(update.offer)
-    await repository.lock_agency(conn, update.agency_id)
+    agency = await repository.lock_agency(conn, update.agency_id)
     row = await repository.get_for_update(conn, update.assignment_id)
     if row is None:
         await repository.remember_update(conn, update.assignment_id, details.model_dump(mode="json"))
@@ -102,7 +102,7 @@ async def on_updated(conn: asyncpg.Connection, event: Envelope, update: events.A
         changed=update.changed,
     )
     feed = {**view(updated), "changed": update.changed}
-    await delivery.to_agency(conn, row.agency_id, message, feed, correlation=event.correlationid, cause=event)
+    await delivery.to_agency(conn, agency, message, feed, correlation=event.correlationid, cause=event)
 
 
 async def _refuse(
@@ -155,7 +155,7 @@ async def _tell_agency(
     assert updated is not None
     await delivery.to_agency(
         conn,
-        row.agency_id,
+        await repository.agency(conn, row.agency_id),
         message,
         {**view(updated), "reason": reason},
         correlation=row.correlation,
@@ -249,7 +249,8 @@ async def repage(conn: asyncpg.Connection, row: repository.AssignmentRow) -> Non
         deadline=row.deadline,
         details=events.OfferDetails.model_validate(row.details),
     )
-    await delivery.to_agency(conn, row.agency_id, message, view(row), correlation=row.correlation, page=page)
+    agency = await repository.agency(conn, row.agency_id)
+    await delivery.to_agency(conn, agency, message, view(row), correlation=row.correlation, page=page)
 
 
 async def _owned(conn: asyncpg.Connection, agency: Principal, assignment_id: str) -> repository.AssignmentRow:
@@ -494,5 +495,6 @@ async def timer_missed(
             due_at=running.due_at,
         )
         feed = {**view(updated), "timer": running.timer}
-        await delivery.to_agency(conn, row.agency_id, message, feed, correlation=row.correlation, cause=event)
+        agency = await repository.agency(conn, row.agency_id)
+        await delivery.to_agency(conn, agency, message, feed, correlation=row.correlation, cause=event)
     return True

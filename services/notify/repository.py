@@ -23,6 +23,7 @@ import asyncpg
 
 from services.notify.rules import DEFAULT_WATCH, Watch, watch_rules
 from services.notify.watch import Running, Stage
+from shared import outbox
 from shared.auth import Credential, replace_credentials
 from shared.db import as_row, as_rows, columns
 from shared.events import Timer
@@ -276,9 +277,13 @@ async def remember_taken_back(conn: asyncpg.Connection, assignment_id: str, kind
     )
 
 
-async def lock_agency(conn: asyncpg.Connection, agency_id: str) -> None:
-    """Lock an agency's row: the first lock of every notify transaction that changes an assignment."""
-    await conn.execute("SELECT 1 FROM notify.agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id)
+async def lock_agency(conn: asyncpg.Connection, agency_id: str) -> AgencyRow | None:
+    """Lock an agency's row and return it: the first lock of every notify transaction that changes
+    an assignment. Locked, the row's channels and webhook stay as read until commit."""
+    row = await conn.fetchrow(
+        f"SELECT {columns(AgencyRow)} FROM notify.agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id
+    )
+    return as_row(AgencyRow, row)
 
 
 async def record_refusal(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
@@ -392,16 +397,24 @@ async def append_feed(
     call_id: str,
     page: int | None,
     data: dict[str, Any],
+    queued: list[Any] | None = None,
 ) -> int:
-    """Add one entry to the agency's SSE feed and return its sequence number."""
+    """Add one entry to the agency's SSE feed and return its sequence number; with `queued` (the
+    outbox's `row_values` of an event), the event goes into the outbox in the same statement."""
     # Bumping the counter locks the agency's row until commit, so entries commit in sequence order.
-    # One statement: the counter, the entry, and the NOTIFY that wakes the agency's streams at commit.
+    # One statement: the counter, the entry, the event for the agency's topic, and the NOTIFYs that
+    # wake the agency's streams and the relay at commit.
+    relay = (
+        f", {outbox.queue_cte(SCHEMA, 7, source='entry')}",
+        ", LATERAL (SELECT pg_notify($11, '') FROM queued) relayed",
+    )
+    with_queued, relayed = relay if queued is not None else ("", "")
     seq = await conn.fetchval(
         "WITH bumped AS (UPDATE notify.agencies SET feed_seq = feed_seq + 1 WHERE id = $1"
         " RETURNING feed_seq),"
         " entry AS (INSERT INTO notify.feed (agency_id, seq, kind, assignment_id, call_id, page, data)"
         " SELECT $1, feed_seq, $2, $3::uuid, $4::uuid, $5, $6::text::jsonb FROM bumped RETURNING seq)"
-        " SELECT seq FROM entry, LATERAL (SELECT pg_notify('notify_feed', $1)) woken",
+        f"{with_queued} SELECT seq FROM entry, LATERAL (SELECT pg_notify('notify_feed', $1)) woken{relayed}",
         agency_id,
         kind,
         assignment_id,
@@ -409,6 +422,7 @@ async def append_feed(
         page,
         # Encoded here, not by the pool's codec: the views hold datetimes and UUIDs, written as text.
         json.dumps(data, default=_jsonable),
+        *([] if queued is None else [*queued, outbox.channel(SCHEMA)]),
     )
     if seq is None:
         raise LookupError(f"unknown agency {agency_id}")
