@@ -117,6 +117,7 @@ class OutboxRelay:
         topic_name: Callable[[str], str],
         *,
         poll_interval_s: float = 1.0,
+        listening_poll_s: float = 10.0,
         batch_size: int = 200,
         on_published: OnPublished | None = None,
     ) -> None:
@@ -125,6 +126,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._topic_name = topic_name
         self._poll_interval_s = poll_interval_s
+        self._listening_poll_s = max(poll_interval_s, listening_poll_s)
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._on_published = on_published
@@ -206,7 +208,11 @@ class OutboxRelay:
         return listener
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set, woken by NOTIFY and by a periodic poll."""
+        """Relay until `stop` is set, woken by NOTIFY and by a periodic poll.
+
+        Every transaction that queues a row sends the NOTIFY, so while the LISTEN connection lives
+        the poll is only a safety net (`listening_poll_s`); without it, `poll_interval_s` is all.
+        """
         listener: asyncpg.Connection | None = None
         passes = failures = 0
         try:
@@ -237,7 +243,7 @@ class OutboxRelay:
                 try:
                     await asyncio.wait(
                         {stop_wait, wake_wait},
-                        timeout=self._poll_interval_s,
+                        timeout=self._poll_interval_s if listener is None else self._listening_poll_s,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:

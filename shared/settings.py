@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     auth_failure_burst: int = Field(default=10, ge=1)
     auth_failure_window_s: float = Field(default=60.0, gt=0)
     outbox_poll_interval_s: float = 1.0
+    # The relay's poll while NOTIFY wakes it: each poll is a transaction in every service at rest.
+    outbox_poll_listening_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = 1_000_000
 
     def port_for(self, service: str) -> int:
