@@ -25,11 +25,15 @@ COMPONENT = "kafka"
 START_TIMEOUT = 90.0
 STOP_GRACE = 30.0
 FETCH_TIMEOUT = 1800.0
+# One node on a small machine: the client compiler alone and the serial collector. Measured on the
+# 2-core machine beside an identical broker with the JVM's defaults plus G1 (docs/benchmark.md):
+# C2's compilations and G1's concurrent threads were a third of the broker's CPU at 50 messages/s
+# and more than half in its first minute, and the single collector's pauses on this heap are short.
 JVM_OPTIONS = (
     "-Xms256m",
     "-Xmx768m",
-    "-XX:+UseG1GC",
-    "-XX:MaxGCPauseMillis=20",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
     # Kafka's own hook logs the whole shutdown; Log4j's hook would close the log before that.
@@ -256,6 +260,9 @@ def server_properties(
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
         "auto.create.topics.enable": "false",
+        # The controller writes a no-op record to its metadata log this often when nothing else
+        # happens (500 ms by default), each one a log append and flush on a node that is idle.
+        "metadata.max.idle.interval.ms": "5000",
     }
     if login is not None:
         settings |= _secured_properties(port, login, tls)
