@@ -76,8 +76,10 @@ class Infra:
         service: str,
         handlers: Mapping[str, Handler],
         batch_handler: BatchHandler | None = None,
+        gather_ms: int = 0,
     ) -> EventConsumer:
-        """A consumer for `service`'s group whose effects go to `schema`."""
+        """A consumer for `service`'s group whose effects go to `schema`; with `gather_ms`, each
+        fetch waits that long for more records (`EventConsumer`), else the broker's usual wait."""
         s = self.settings
         return EventConsumer(
             group=s.group(service),
@@ -89,7 +91,8 @@ class Infra:
             topic_name=s.topic,
             max_attempts=s.consumer_max_attempts,
             retry_base_s=s.consumer_retry_base_s,
-            fetch_max_wait_ms=s.fetch_max_wait_ms(),
+            fetch_max_wait_ms=gather_ms or s.fetch_max_wait_ms(),
+            gather=gather_ms > 0,
             session_timeout_ms=s.kafka_session_timeout_ms,
             batch_size=s.consumer_batch_size,
             batch_handler=batch_handler,
@@ -294,6 +297,7 @@ async def run(
                     producers[part.name],
                     settings.topic,
                     poll_interval_s=settings.outbox_poll_interval_s,
+                    listening_poll_s=settings.outbox_poll_listening_s,
                     on_published=part.on_published,
                 )
                 tg.create_task(supervise(f"{part.name} outbox relay", relay.run, workers_stop))

@@ -18,3 +18,9 @@ class AuditSettings(BaseSettings):
     log_origin: str = Field(default="careroute.local/audit", description="checkpoint origin and key name")
     checkpoint_every: int = Field(default=1000, ge=1, description="sign a checkpoint after this many events")
     checkpoint_interval_s: float = Field(default=60.0, gt=0, description="or after this many seconds")
+    gather_ms: int = Field(
+        default=500,
+        ge=0,
+        le=5000,
+        description="how long a fetch of the trail's consumer may wait to fill (0: at the first record)",
+    )

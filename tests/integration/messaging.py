@@ -39,8 +39,9 @@ def consumer(
     publisher: Publisher,
     handler: Handler = record_effect,
     commit_interval_s: float = 0.2,
+    gather_ms: int = 0,
 ) -> EventConsumer:
-    """A consumer of the test topic in the test's namespace."""
+    """A consumer of the test topic in the test's namespace (gathering with `gather_ms`)."""
     return EventConsumer(
         group=settings.group("messaging"),
         schema=SCHEMA,
@@ -53,4 +54,6 @@ def consumer(
         retry_base_s=settings.consumer_retry_base_s,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         commit_interval_s=commit_interval_s,
+        fetch_max_wait_ms=gather_ms or 20,
+        gather=gather_ms > 0,
     )

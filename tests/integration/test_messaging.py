@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -249,6 +249,42 @@ async def test_a_run_of_records_is_applied_in_one_transaction_each_exactly_once(
     assert len(set(transactions)) <= 4, sorted(set(transactions))
 
 
+@pytest.mark.parametrize("gather_ms", [0, 3000])
+async def test_a_gathering_consumer_takes_records_that_trickle_in_as_one_run(
+    settings, pool, producer, gather_ms
+):
+    # Six records 150 ms apart to a consumer already waiting: a plain consumer is answered at
+    # each one (a run, a transaction, a commit each); a gathering one (audit's) waits to fill.
+    transactions: list[int] = []
+
+    async def record_with_txid(conn: asyncpg.Connection, event: Envelope, payload: object) -> None:
+        await messaging.record_effect(conn, event, payload)
+        transactions.append(await conn.fetchval("SELECT txid_current()"))
+
+    trickle = [cancelled(f"call-trickle-{gather_ms}-{n}") for n in range(6)]
+    consumer = messaging.consumer(settings, pool, producer, record_with_txid, gather_ms=gather_ms)
+    async with Running(consumer):
+        await eventually(_async(consumer.assigned), bool, what="partitions assigned")
+        await asyncio.sleep(1)  # its first fetch is waiting
+        for event in trickle:
+            await publish(producer, settings, event.to_bytes(), "one-key")
+            await asyncio.sleep(0.15)
+        await eventually(lambda: messaging.effects(pool, trickle[-1].id), lambda n: n == 1, what="last")
+    assert [await messaging.effects(pool, e.id) for e in trickle] == [1] * 6
+    runs = len(set(transactions))
+    if gather_ms:
+        assert runs <= 2, sorted(set(transactions))
+    else:
+        assert runs >= 4, sorted(set(transactions))
+
+
+def _async(probe: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def probed() -> bool:
+        return probe()
+
+    return probed
+
+
 async def test_a_run_that_fails_is_rolled_back_and_applied_again_record_by_record(settings, pool, producer):
     burst = [cancelled(f"call-redo-{n}") for n in range(30)]
     troubled = burst[17]
@@ -308,3 +344,34 @@ async def test_offsets_are_committed_at_most_every_interval_and_when_the_consume
         assert await committed_offset(settings) in (None, -1)
     # Stopping commits what was applied.
     assert await committed_offset(settings) == 5
+
+
+async def test_a_relay_woken_by_notify_polls_only_as_a_safety_net(settings, pool, producer):
+    # The poll is every 0.1 s without a LISTEN connection; with one alive, every 30 s: for 2 s at
+    # rest the relay makes its first pass and no more, and a queued row still goes out at once.
+    relay = OutboxRelay(
+        pool, messaging.SCHEMA, producer, settings.topic, poll_interval_s=0.1, listening_poll_s=30
+    )
+    passes = 0
+    relay_once = relay.relay_once
+
+    async def counted() -> int:
+        nonlocal passes
+        passes += 1
+        return await relay_once()
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(2)
+        assert passes == 1
+        event = cancelled("call-safety-net")
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, messaging.SCHEMA, event)
+        topic = settings.topic(messaging.TOPIC)
+        records = await read_topic(settings, topic, 1, timeout_s=10, key="call-safety-net")
+        assert [Envelope.from_bytes(r.value).id for r in records] == [event.id]
+    finally:
+        stop.set()
+        await task

@@ -50,6 +50,7 @@ class _Recording(Infra):
     """The runtime's resources, no connection behind them, keeping what each consumer was given."""
 
     bound: dict[str, Mapping[str, Handler]] = field(default_factory=dict)
+    gathers: dict[str, int] = field(default_factory=dict)
 
     def consumer(
         self,
@@ -57,9 +58,11 @@ class _Recording(Infra):
         service: str,
         handlers: Mapping[str, Handler],
         batch_handler: BatchHandler | None = None,
+        gather_ms: int = 0,
     ) -> EventConsumer:
         self.bound[service] = dict(handlers)
-        return super().consumer(schema, service, handlers, batch_handler)
+        self.gathers[service] = gather_ms
+        return super().consumer(schema, service, handlers, batch_handler, gather_ms)
 
 
 async def test_each_service_binds_exactly_the_handlers_the_topology_names() -> None:
@@ -71,6 +74,15 @@ async def test_each_service_binds_exactly_the_handlers_the_topology_names() -> N
         node = TOPOLOGY[name]
         bound = {t: f"{h.__module__}.{h.__qualname__}" for t, h in infra.bound[name].items()}
         assert bound == {t: f"{node.handlers}.{h}" for t, h in node.consumes.items()}, name
+
+
+async def test_only_audit_reads_in_gathered_fetches() -> None:
+    """Tried: every composition root on default settings; the three services on a call's path read
+    each record as it comes, audit (the trail, on no call's path) waits up to 500 ms to fill a fetch."""
+    infra = _Recording(settings=Settings(), pool=cast(Any, None), producer=cast(Any, None))
+    for build in builders(list(SERVICE_NAMES)).values():
+        build(infra)
+    assert infra.gathers == {"intake": 0, "matching": 0, "notify": 0, "audit": 500}
 
 
 def test_every_event_topic_a_service_names_is_one_it_consumes_or_produces() -> None:
