@@ -39,6 +39,14 @@ Decoded = tuple[ConsumerRecord[Any, Any], Envelope, Any]
 # rates the wait ends it, at high rates the size (aiokafka's default partition fetch is 1 MiB).
 GATHER_BYTES = 1024 * 1024
 
+# How long one read of fetched records waits: briefly while records flow or a commit is owed (the
+# loop commits between reads), long when idle, where each return is a wakeup of an idle service.
+BUSY_WAIT_MS = 200
+IDLE_WAIT_MS = 5000
+# aiokafka's fetch routine re-plans its fetches this often besides when a fetch returns or records
+# are taken (200 ms by default): another wakeup a fifth of a second, and only a safety net.
+FETCHER_REPLAN_MS = 1000
+
 # Waits between attempts at an outage: doubling from the consumer's retry base up to this.
 OUTAGE_BACKOFF_CAP_S = 5.0
 
@@ -119,6 +127,7 @@ class EventConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(300, session_timeout_ms // 3),
             max_poll_records=200,
+            consumer_timeout_ms=FETCHER_REPLAN_MS,
         )
 
     async def is_running(self) -> bool:
@@ -152,9 +161,14 @@ class EventConsumer:
         last_commit = clock()
         await self._count_open()  # the gauge of a process that restarts with letters open
         await self._rewind()
+        stopping = asyncio.ensure_future(stop.wait())
+        records: list[ConsumerRecord[Any, Any]] = []
         try:
             while not stop.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200)
+                if records or pending:
+                    batches = await self._consumer.getmany(timeout_ms=BUSY_WAIT_MS)
+                else:
+                    batches = await self._idle_fetch(stopping)
                 records = [r for partition in batches.values() for r in partition]
                 pending.update(await self._process_records(records, stop))
                 if pending and clock() - last_commit >= self._commit_interval_s:
@@ -164,7 +178,20 @@ class EventConsumer:
             if pending:
                 await self.commit_offsets(pending)
         finally:
+            stopping.cancel()
             self.running = False
+
+    async def _idle_fetch(self, stopping: asyncio.Future[Any]) -> dict[TopicPartition, list[Any]]:
+        """Wait for records as long as IDLE_WAIT_MS when nothing is owed a commit; `stop` ends the
+        wait at once (a fetched record is never lost by that: its offset was not committed)."""
+        fetch = asyncio.ensure_future(self._consumer.getmany(timeout_ms=IDLE_WAIT_MS))
+        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if fetch.done():
+            return fetch.result()
+        fetch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        return {}
 
     async def _rewind(self) -> None:
         """Go back to the committed offsets: when an error ended the last run (and its supervisor

@@ -16,6 +16,7 @@ from shared.envelope import CONTENT_TYPE, Envelope
 from shared.failures import backoff_s, is_transient
 from shared.kafka import Publisher
 from shared.metrics import OUTBOX_PUBLISHED
+from shared.waits import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -238,17 +239,8 @@ class OutboxRelay:
                     continue
                 if published:
                     continue
-                stop_wait = asyncio.ensure_future(stop.wait())
-                wake_wait = asyncio.ensure_future(self._wake.wait())
-                try:
-                    await asyncio.wait(
-                        {stop_wait, wake_wait},
-                        timeout=self._poll_interval_s if listener is None else self._listening_poll_s,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    stop_wait.cancel()
-                    wake_wait.cancel()
+                poll_s = self._poll_interval_s if listener is None else self._listening_poll_s
+                await first_of(stop, self._wake, timeout_s=poll_s)
             # One last pass publishes what the final requests before shutdown wrote.
             with contextlib.suppress(*TRANSIENT):
                 await self.relay_once()

@@ -6,7 +6,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -264,7 +265,7 @@ async def test_a_gathering_consumer_takes_records_that_trickle_in_as_one_run(
     trickle = [cancelled(f"call-trickle-{gather_ms}-{n}") for n in range(6)]
     consumer = messaging.consumer(settings, pool, producer, record_with_txid, gather_ms=gather_ms)
     async with Running(consumer):
-        await eventually(_async(consumer.assigned), bool, what="partitions assigned")
+        await eventually(lambda: asyncio.sleep(0, consumer.assigned()), bool, what="partitions assigned")
         await asyncio.sleep(1)  # its first fetch is waiting
         for event in trickle:
             await publish(producer, settings, event.to_bytes(), "one-key")
@@ -276,13 +277,6 @@ async def test_a_gathering_consumer_takes_records_that_trickle_in_as_one_run(
         assert runs <= 2, sorted(set(transactions))
     else:
         assert runs >= 4, sorted(set(transactions))
-
-
-def _async(probe: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def probed() -> bool:
-        return probe()
-
-    return probed
 
 
 async def test_a_run_that_fails_is_rolled_back_and_applied_again_record_by_record(settings, pool, producer):
@@ -375,3 +369,29 @@ async def test_a_relay_woken_by_notify_polls_only_as_a_safety_net(settings, pool
     finally:
         stop.set()
         await task
+
+
+async def test_an_idle_consumer_takes_a_record_as_it_comes_and_stops_at_once(settings, pool, producer):
+    # Idle, the consumer waits for records up to IDLE_WAIT_MS (5 s) at a time: neither a record
+    # arriving nor the stop may wait that out.
+    consumer = messaging.consumer(settings, pool, producer)
+    event = cancelled("call-idle")
+    stop = asyncio.Event()
+    await consumer.start()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await eventually(lambda: asyncio.sleep(0, consumer.assigned()), bool, what="partitions assigned")
+        await asyncio.sleep(1.5)  # into an idle wait
+        sent = time.monotonic()
+        await publish(producer, settings, event.to_bytes(), "call-idle")
+        await eventually(lambda: messaging.effects(pool, event.id), lambda n: n == 1, timeout_s=10)
+        assert time.monotonic() - sent < 3
+        await asyncio.sleep(1.5)  # idle again
+        told = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - told < 3
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
