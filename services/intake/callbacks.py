@@ -22,10 +22,13 @@ from services.intake.settings import IntakeSettings
 from shared import events, topics
 from shared.envelope import new_event, utcnow
 from shared.outbox import enqueue
+from shared.waits import first_of
 
 log = structlog.get_logger(__name__)
 CHANNEL = "intake_callbacks"
 ALERTS_CHANNEL = "intake_alerts"
+# The longest an idle sender sleeps without a NOTIFY: before, it looked every callback_poll_s.
+IDLE_CHECK_S = 5.0
 SERVICE = "intake"
 
 CALLBACKS_FAILED = Counter(
@@ -172,29 +175,30 @@ class _Sender(ABC, Generic[R]):
             async with httpx.AsyncClient(timeout=self._settings.callback_timeout_s) as http:
                 while not stop.is_set():
                     self._wake.clear()
+                    wait_s = self._settings.callback_poll_s
                     try:
-                        attempted = await self.deliver_once(http)
+                        if await self.deliver_once(http):
+                            continue  # the next row of each call may be due at once
+                        wait_s = await self._idle_wait_s()
                     except (OSError, asyncpg.PostgresError) as exc:
                         log.warning(
                             "delivery: database unavailable; retrying", queue=self.lock, error=repr(exc)
                         )
-                        attempted = 0
-                    if attempted:
-                        continue  # the next row of each call may be due at once
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake_or(stop), timeout=self._settings.callback_poll_s)
+                    await first_of(self._wake, stop, timeout_s=wait_s)
         finally:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await listener.remove_listener(self.channel, self._on_notify)
             await self._pool.release(listener)
 
-    async def _wake_or(self, stop: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+    async def _idle_wait_s(self) -> float:
+        """How long to sleep when nothing was due: until the next retry falls due, but at least
+        callback_poll_s and at most IDLE_CHECK_S (NOTIFY wakes the sender for a new row; the
+        check covers one whose NOTIFY went with a lost connection)."""
+        async with self._pool.acquire() as conn:
+            due_in = await repository.next_due_in_s(conn, self.queue)
+        if due_in is None:
+            return IDLE_CHECK_S
+        return min(IDLE_CHECK_S, max(self._settings.callback_poll_s, due_in))
 
 
 class CallbackSender(_Sender[DueCallback]):

@@ -462,6 +462,21 @@ async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueC
 Queue = Literal["callbacks", "supervisor_alerts"]
 
 
+async def next_due_in_s(conn: asyncpg.Connection, queue: Queue) -> float | None:
+    """Seconds until the queue's next attempt falls due (<= 0: due now; None: nothing pending). A
+    status callback counts only at the head of its call's line, where due_callbacks takes it."""
+    pending = (
+        "SELECT DISTINCT ON (call_id) next_attempt_at FROM intake.callbacks WHERE state = 'pending'"
+        " ORDER BY call_id, id"
+        if queue == "callbacks"
+        else "SELECT next_attempt_at FROM intake.supervisor_alerts WHERE state = 'pending'"
+    )
+    due_in = await conn.fetchval(
+        f"SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM ({pending}) heads"
+    )
+    return None if due_in is None else float(due_in)
+
+
 async def finish_delivery(
     conn: asyncpg.Connection, callback_id: int, state: str, error: str | None, queue: Queue = "callbacks"
 ) -> None:

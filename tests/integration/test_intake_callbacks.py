@@ -7,11 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.intake import eido
+from services.intake import eido, repository
 from services.intake.settings import IntakeSettings
 from shared import events, topics
 from tests.integration.intake_harness import (
@@ -151,3 +152,38 @@ async def test_an_update_raising_a_safety_flag_re_routes_and_the_withdrawal_reac
     await eventually(told, bool, timeout_s=60, what="AssignmentCancelled at the PSAP")
     cancelled = [g for g in delivered_to(intake, call_id) if g["unitStatus"] == "AssignmentCancelled"][-1]
     assert cancelled["reason"] == "safety_flag_raised" and cancelled["_signed"]
+
+
+async def test_an_idle_sender_sleeps_until_the_head_of_a_calls_line_falls_due(intake: Intake):
+    # Tried: a call whose oldest pending callback retries in 60 s and a newer one, due now, behind it.
+    # The newer one waits its turn, so the queue is next due in 60 s, not now (a sender woken for it
+    # would find nothing to do, again and again); its supervisor's alerts are due in 5 s.
+    call_id = await community_call(intake, "valley-ecc")
+    pool = await asyncpg.create_pool(intake.settings.database_url.get_secret_value(), min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM intake.callbacks WHERE state = 'pending'") == 0
+            assert (
+                await conn.fetchval("SELECT count(*) FROM intake.supervisor_alerts WHERE state = 'pending'")
+                == 0
+            )
+            head = await conn.fetchval(
+                "WITH line AS (INSERT INTO intake.callbacks (call_id, psap_id, payload, next_attempt_at)"
+                " VALUES ($1, 'valley-ecc', '{}', now() + interval '60 s'), ($1, 'valley-ecc', '{}', now())"
+                " RETURNING id) SELECT min(id) FROM line",
+                uuid.UUID(call_id),
+            )
+            assert 55 < (await repository.next_due_in_s(conn, "callbacks") or 0) <= 60
+            assert await repository.next_due_in_s(conn, "supervisor_alerts") is None
+            await conn.execute(
+                "INSERT INTO intake.supervisor_alerts"
+                " (callback_id, call_id, psap_id, payload, next_attempt_at)"
+                " VALUES ($2, $1, 'valley-ecc', '{}', now() + interval '5 s')",
+                uuid.UUID(call_id),
+                head,
+            )
+            assert 0 < (await repository.next_due_in_s(conn, "supervisor_alerts") or 0) <= 5
+            await conn.execute("DELETE FROM intake.supervisor_alerts WHERE call_id = $1", uuid.UUID(call_id))
+            await conn.execute("DELETE FROM intake.callbacks WHERE call_id = $1", uuid.UUID(call_id))
+    finally:
+        await pool.close()
