@@ -478,11 +478,22 @@ async def record_deliveries(conn: asyncpg.Connection, rows: list[dict[str, Any]]
     )
 
 
+# NOTIFYed at the commit of a transaction that queued a webhook message: it wakes the sender.
+WEBHOOKS_CHANNEL = "notify_webhooks"
+
+# A pending message that heads its call's line for its agency: only such a one is ever sent.
+_HEADS_ITS_LINE = (
+    "d.state = 'pending' AND NOT EXISTS (SELECT 1 FROM notify.webhook_queue e WHERE e.state = 'pending'"
+    " AND e.agency_id = d.agency_id AND e.call_id = d.call_id AND e.id < d.id)"
+)
+
+
 async def queue_webhook(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
     """Queue one webhook message; the sender takes each call's messages in order."""
     await conn.execute(
-        "INSERT INTO notify.webhook_queue (notification_id, agency_id, call_id, assignment_id, kind, page,"
-        " body) VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "WITH queued AS (INSERT INTO notify.webhook_queue (notification_id, agency_id, call_id,"
+        " assignment_id, kind, page, body) VALUES ($1::uuid, $2, $3::uuid, $4::uuid, $5, $6, $7)"
+        f" ON CONFLICT DO NOTHING RETURNING 1) SELECT pg_notify('{WEBHOOKS_CHANNEL}', '') FROM queued",
         row["notification_id"],
         row["agency_id"],
         row["call_id"],
@@ -504,9 +515,7 @@ async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -
         " next_attempt_at = now() + make_interval(secs => $1)"
         " FROM notify.agencies a"
         " WHERE a.id = q.agency_id AND q.id IN ("
-        "  SELECT d.id FROM notify.webhook_queue d WHERE d.state = 'pending' AND d.next_attempt_at <= now()"
-        "  AND NOT EXISTS (SELECT 1 FROM notify.webhook_queue e WHERE e.state = 'pending'"
-        "   AND e.agency_id = d.agency_id AND e.call_id = d.call_id AND e.id < d.id)"
+        f"  SELECT d.id FROM notify.webhook_queue d WHERE {_HEADS_ITS_LINE} AND d.next_attempt_at <= now()"
         "  ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED)"
         f" RETURNING {columns(WebhookMessage, 'q')}, a.webhook_url, a.webhook_secret,"
         " a.webhook_allow_private, a.webhook_disabled_at",
@@ -514,6 +523,16 @@ async def lease_webhooks(conn: asyncpg.Connection, lease_s: float, limit: int) -
         limit,
     )
     return as_rows(LeasedWebhook, rows)
+
+
+async def next_webhook_due_in_s(conn: asyncpg.Connection | asyncpg.Pool) -> float | None:
+    """Seconds until the next webhook message falls due (<= 0: due now; None: nothing pending),
+    counting only messages that head their call's line, as lease_webhooks takes them."""
+    due_in = await conn.fetchval(
+        "SELECT extract(epoch FROM min(d.next_attempt_at) - now())::float8"
+        f" FROM notify.webhook_queue d WHERE {_HEADS_ITS_LINE}"
+    )
+    return None if due_in is None else float(due_in)
 
 
 async def finish_webhook(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.notify import repository
 from services.notify.settings import NotifySettings
 from shared.settings import Settings
 from shared.topics import NOTIFICATIONS_FAILED
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    agencies = ("ordered", "plain", "gone", "down", "guarded", "slow")
+    agencies = ("ordered", "plain", "gone", "down", "guarded", "slow", "prompt")
     receiver = Receiver(
         secrets={a: PLAIN_SECRET if a == "plain" else SPEC_SECRET for a in agencies},
         fail_first={"plain": 2},
@@ -162,3 +163,47 @@ async def test_an_endpoint_that_keeps_failing_is_given_up_after_a_bounded_time_w
     async with notify.http() as http:
         metrics = (await http.get("/metrics")).text
     assert 'careroute_notifications_total{channel="webhook",outcome="failed"}' in metrics
+
+
+async def test_a_queued_message_wakes_the_sender_which_otherwise_sleeps_until_the_next_is_due(
+    settings: Settings, receiver: Receiver
+):
+    # Tried: a sender whose poll is 30 s (so asleep between messages for its 5 s check at most).
+    # Each of three offers is sent within a second of being queued: the queuing transaction's
+    # NOTIFY woke it (asleep for the check alone, each would wait 0-5 s, all three under a second
+    # about one time in a hundred). Then, idle with a head retrying in 60 s and a message due now
+    # queued behind it, the sender is next due in about 60 s, not now.
+    hook = {"url": receiver.url("prompt"), "secret": receiver.secrets["prompt"], "allow_private": True}
+    agencies = [{"id": "prompt", "channels": ["webhook"], "webhook": hook}]
+    tuned = NotifySettings(repage_every_s=3600, webhook_poll_s=30)
+    async with running_notify(settings, jurisdiction(agencies), tuned) as notify:
+        for n in range(3):
+            offer = await notify.offer("prompt")
+            await eventually(partial(receiver.taken, "prompt"), partial(_has, n + 1))
+            waited = await notify.pool.fetchval(
+                "SELECT extract(epoch FROM d.at - q.created_at) FROM notify.deliveries d"
+                " JOIN notify.webhook_queue q USING (notification_id) WHERE d.assignment_id = $1::uuid",
+                offer.assignment_id,
+            )
+            assert waited < 1, (n, waited)
+        await eventually(
+            partial(
+                notify.pool.fetchval, "SELECT count(*) FROM notify.webhook_queue WHERE state = 'pending'"
+            ),
+            lambda left: left == 0,
+        )
+        call, assignment = offer.call_id, offer.assignment_id
+        await notify.pool.execute(
+            "INSERT INTO notify.webhook_queue"
+            " (notification_id, agency_id, call_id, assignment_id, kind, body, next_attempt_at) VALUES"
+            " (gen_random_uuid(), 'prompt', $1::uuid, $2::uuid, 'updated', '', now() + interval '60 s'),"
+            " (gen_random_uuid(), 'prompt', $1::uuid, $2::uuid, 'updated', '', now())",
+            call,
+            assignment,
+        )
+        assert 55 < (await repository.next_webhook_due_in_s(notify.pool) or 0) <= 60
+        await notify.pool.execute("DELETE FROM notify.webhook_queue WHERE state = 'pending'")
+
+
+def _has(count: int, seen: list[Any]) -> bool:
+    return len(seen) == count
