@@ -16,6 +16,7 @@ import structlog
 from services.audit import merkle, repository
 from services.audit.note import Checkpoint, NoteError, Signer, VerifierKey, open_checkpoint
 from services.audit.settings import AuditSettings
+from shared.waits import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -75,15 +76,36 @@ class Checkpointer:
         return head
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Check for a due checkpoint every fraction of a second until `stop`."""
-        poll = min(0.5, self._settings.checkpoint_interval_s)
-        while not stop.is_set():
-            try:
-                await self.checkpoint()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("checkpoint failed; will retry", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=poll)
+        """Sign due checkpoints until `stop`: checked when the trail grew (the appending
+        transaction's NOTIFY, at most every half second) and when the interval comes due; a trail
+        that does not grow is not looked at more often than the interval."""
+        interval = self._settings.checkpoint_interval_s
+        poll = min(0.5, interval)
+        grew = asyncio.Event()
+
+        def appended(*_: object) -> None:
+            grew.set()
+
+        listener = await self._pool.acquire()
+        await listener.add_listener(repository.APPENDED_CHANNEL, appended)
+        try:
+            while not stop.is_set():
+                grew.clear()
+                checked = time.monotonic()
+                try:
+                    await self.checkpoint()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("checkpoint failed; will retry", error=repr(exc))
+                since = checked - self._last_at
+                await first_of(
+                    grew, stop, timeout_s=max(poll, interval - since if since < interval else interval)
+                )
+                if (rest := poll - (time.monotonic() - checked)) > 0:
+                    await first_of(stop, timeout_s=rest)
+        finally:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await listener.remove_listener(repository.APPENDED_CHANNEL, appended)
+            await self._pool.release(listener)
 
     async def kept(self, conn: asyncpg.Connection) -> tuple[dict[int, bytes], list[str]]:
         """Tree size -> root of the stored checkpoints that verify with our key, and why others do not."""

@@ -28,7 +28,7 @@ async def on_any_event(conn: asyncpg.Connection, event: Envelope, _: Any) -> Non
 async def on_events(conn: asyncpg.Connection, items: list[tuple[Envelope, Any]]) -> None:
     """Append a run of events to the trail in their order, as the insert-only role; an event that
     cannot be encoded canonically is kept flagged and alarmed, never refused."""
-    await repository.act_as_writer(conn)
+    await repository.act_as_writer(conn, appending=True)
     flagged = set(
         await repository.append_many(conn, [(event, os.urandom(16)) for event, _ in items], utcnow())
     )

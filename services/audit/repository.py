@@ -65,9 +65,15 @@ async def report_config(conn: asyncpg.Connection) -> ReportConfig:
 WRITER_ROLE = "audit_writer"
 
 
-async def act_as_writer(conn: asyncpg.Connection) -> None:
-    """Make the rest of the caller's transaction run as the insert-only trail role."""
-    await conn.execute(f"SET LOCAL ROLE {WRITER_ROLE}")
+# NOTIFYed at the commit of a transaction that appended to the trail: it wakes the checkpointer.
+APPENDED_CHANNEL = "audit_appended"
+
+
+async def act_as_writer(conn: asyncpg.Connection, *, appending: bool = False) -> None:
+    """Make the rest of the caller's transaction run as the insert-only trail role; `appending`
+    also tells the checkpointer at commit that the trail grew (in the same round trip)."""
+    notify = f"; NOTIFY {APPENDED_CHANNEL}" if appending else ""
+    await conn.execute(f"SET LOCAL ROLE {WRITER_ROLE}{notify}")
 
 
 # The columns of audit.events a chained row fills, in the order `chain_rows` gives them.

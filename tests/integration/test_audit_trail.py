@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -13,7 +14,7 @@ import pytest
 
 from services.audit import checkpoints, domain, handlers, merkle, repository
 from services.audit.checkpoints import Checkpointer
-from services.audit.note import open_checkpoint
+from services.audit.note import Checkpoint, open_checkpoint
 from services.audit.settings import AuditSettings
 from shared.db import create_pool, migrate
 from shared.settings import Settings
@@ -275,3 +276,41 @@ async def test_fixed_events_are_stored_byte_for_byte_as_they_always_were(pool: a
         for r in rows
     ]
     assert stored == STORED
+
+
+async def test_the_checkpointer_rests_while_the_trail_does_not_grow_and_signs_when_it_does(pool):
+    # Tried: a checkpointer (every 3 events or every hour) left for 2 s with nothing appended, then
+    # three events appended. At rest it looks once (it used to look every half second); the
+    # appending transactions' NOTIFY wakes it, and it signs the head of three.
+    checkpointer = Checkpointer(
+        pool, AuditSettings(signing_key=KEY, checkpoint_every=3, checkpoint_interval_s=3600)
+    )
+    await checkpointer.start()
+    looks = 0
+    checkpoint = checkpointer.checkpoint
+
+    async def counted(*, force: bool = False) -> Checkpoint | None:
+        nonlocal looks
+        looks += 1
+        return await checkpoint(force=force)
+
+    checkpointer.checkpoint = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(checkpointer.run(stop))
+    try:
+        await asyncio.sleep(2)
+        assert looks == 1
+        for event in scenario()[:3]:
+            async with pool.acquire() as conn, conn.transaction():
+                await handlers.on_any_event(conn, event, None)
+        for _ in range(50):
+            async with pool.acquire() as conn:
+                if await repository.latest_checkpoint(conn) is not None:
+                    break
+            await asyncio.sleep(0.1)
+        async with pool.acquire() as conn:
+            latest = await repository.latest_checkpoint(conn)
+        assert latest is not None and latest.tree_size == 3
+    finally:
+        stop.set()
+        await running
