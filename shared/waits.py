@@ -1,8 +1,14 @@
-"""Waiting on asyncio events: a background job sleeps until woken, told to stop, or its time is up."""
+"""Waiting in background jobs: woken by a NOTIFY, told to stop, or when the time is up."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+
+_LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def first_of(*events: asyncio.Event, timeout_s: float) -> None:
@@ -13,3 +19,54 @@ async def first_of(*events: asyncio.Event, timeout_s: float) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+def sleep_s(due_in_s: float | None, shortest_s: float, longest_s: float) -> float:
+    """How long an idle job sleeps: until its next work falls due (`due_in_s`; None: none is
+    pending), but at least `shortest_s` and at most `longest_s`."""
+    if due_in_s is None:
+        return longest_s
+    return min(longest_s, max(shortest_s, due_in_s))
+
+
+class Listener:
+    """A pool connection LISTENing on one channel for a background job, replaced when it is lost
+    (PostgreSQL restarted, the backend terminated): `woken` is set by each NOTIFY."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._conn: Any = None
+        self.woken = asyncio.Event()
+
+    def _notified(self, *_: object) -> None:
+        self.woken.set()
+
+    async def listening(self) -> bool:
+        """Whether a NOTIFY can wake the job now, listening again first if the connection was
+        lost; False while PostgreSQL cannot be reached (the job then polls at its shortest)."""
+        if self._conn is not None and not self._conn.is_closed():
+            return True
+        await self.close()
+        try:
+            conn = await self._pool.acquire()
+        except _LOST:
+            return False
+        try:
+            await conn.add_listener(self._channel, self._notified)
+        except _LOST:
+            with contextlib.suppress(*_LOST):
+                await self._pool.release(conn)
+            return False
+        self._conn = conn
+        return True
+
+    async def close(self) -> None:
+        """Stop listening and give the connection back."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(*_LOST):
+            await conn.remove_listener(self._channel, self._notified)
+        with contextlib.suppress(*_LOST):
+            await self._pool.release(conn)

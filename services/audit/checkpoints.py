@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ import structlog
 from services.audit import merkle, repository
 from services.audit.note import Checkpoint, NoteError, Signer, VerifierKey, open_checkpoint
 from services.audit.settings import AuditSettings
-from shared.waits import first_of
+from shared.waits import Listener, first_of
 
 log = structlog.get_logger(__name__)
 
@@ -78,34 +77,27 @@ class Checkpointer:
     async def run(self, stop: asyncio.Event) -> None:
         """Sign due checkpoints until `stop`: checked when the trail grew (the appending
         transaction's NOTIFY, at most every half second) and when the interval comes due; a trail
-        that does not grow is not looked at more often than the interval."""
+        that does not grow is not looked at more often than the interval (every half second while
+        not listening)."""
         interval = self._settings.checkpoint_interval_s
         poll = min(0.5, interval)
-        grew = asyncio.Event()
-
-        def appended(*_: object) -> None:
-            grew.set()
-
-        listener = await self._pool.acquire()
-        await listener.add_listener(repository.APPENDED_CHANNEL, appended)
+        listener = Listener(self._pool, repository.APPENDED_CHANNEL)
         try:
             while not stop.is_set():
-                grew.clear()
+                listening = await listener.listening()
+                listener.woken.clear()
                 checked = time.monotonic()
                 try:
                     await self.checkpoint()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("checkpoint failed; will retry", error=repr(exc))
                 since = checked - self._last_at
-                await first_of(
-                    grew, stop, timeout_s=max(poll, interval - since if since < interval else interval)
-                )
+                until_due = interval - since if since < interval else interval
+                await first_of(listener.woken, stop, timeout_s=max(poll, until_due) if listening else poll)
                 if (rest := poll - (time.monotonic() - checked)) > 0:
                     await first_of(stop, timeout_s=rest)
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await listener.remove_listener(repository.APPENDED_CHANNEL, appended)
-            await self._pool.release(listener)
+            await listener.close()
 
     async def kept(self, conn: asyncpg.Connection) -> tuple[dict[int, bytes], list[str]]:
         """Tree size -> root of the stored checkpoints that verify with our key, and why others do not."""

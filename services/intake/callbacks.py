@@ -4,7 +4,6 @@ one that fails for good is an event in the trail, a metric and an alert to the P
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from services.intake.settings import IntakeSettings
 from shared import events, topics
 from shared.envelope import new_event, utcnow
 from shared.outbox import enqueue
-from shared.waits import first_of
+from shared.waits import Listener, first_of, sleep_s
 
 log = structlog.get_logger(__name__)
 CHANNEL = "intake_callbacks"
@@ -108,7 +107,6 @@ class _Sender(ABC, Generic[R]):
     def __init__(self, pool: asyncpg.Pool, settings: IntakeSettings) -> None:
         self._pool = pool
         self._settings = settings
-        self._wake = asyncio.Event()
 
     def backoff_s(self, attempts: int) -> float:
         """How long to wait after `attempts` failed attempts."""
@@ -164,31 +162,28 @@ class _Sender(ABC, Generic[R]):
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock)
         return len(due)
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set, woken by NOTIFY from the queuing transaction and by a poll."""
-        listener = await self._pool.acquire()
-        await listener.add_listener(self.channel, self._on_notify)
+        """Deliver until `stop` is set, woken by NOTIFY from the queuing transaction; asleep until
+        the next retry falls due otherwise (every callback_poll_s while not listening)."""
+        listener = Listener(self._pool, self.channel)
         try:
             async with httpx.AsyncClient(timeout=self._settings.callback_timeout_s) as http:
                 while not stop.is_set():
-                    self._wake.clear()
+                    listening = await listener.listening()
+                    listener.woken.clear()
                     wait_s = self._settings.callback_poll_s
                     try:
                         if await self.deliver_once(http):
                             continue  # the next row of each call may be due at once
-                        wait_s = await self._idle_wait_s()
+                        if listening:
+                            wait_s = await self._idle_wait_s()
                     except (OSError, asyncpg.PostgresError) as exc:
                         log.warning(
                             "delivery: database unavailable; retrying", queue=self.lock, error=repr(exc)
                         )
-                    await first_of(self._wake, stop, timeout_s=wait_s)
+                    await first_of(listener.woken, stop, timeout_s=wait_s)
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await listener.remove_listener(self.channel, self._on_notify)
-            await self._pool.release(listener)
+            await listener.close()
 
     async def _idle_wait_s(self) -> float:
         """How long to sleep when nothing was due: until the next retry falls due, but at least
@@ -196,9 +191,7 @@ class _Sender(ABC, Generic[R]):
         check covers one whose NOTIFY went with a lost connection)."""
         async with self._pool.acquire() as conn:
             due_in = await repository.next_due_in_s(conn, self.queue)
-        if due_in is None:
-            return IDLE_CHECK_S
-        return min(IDLE_CHECK_S, max(self._settings.callback_poll_s, due_in))
+        return sleep_s(due_in, self._settings.callback_poll_s, IDLE_CHECK_S)
 
 
 class CallbackSender(_Sender[DueCallback]):

@@ -15,6 +15,7 @@ from sse_starlette import ServerSentEvent
 from services.notify import delivery, repository
 from services.notify.settings import NotifySettings
 from shared.domain_errors import Invalid
+from shared.waits import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -80,15 +81,6 @@ class FeedWaker:
             await self._pool.release(conn)
 
 
-async def _wait(wake: asyncio.Event, closing: asyncio.Event, timeout_s: float) -> None:
-    waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(closing.wait())]
-    try:
-        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-
-
 async def _record_sse(pool: asyncpg.Pool, agency_id: str, data: dict[str, Any]) -> None:
     async with pool.acquire() as conn, conn.transaction():
         assignment = await repository.get(conn, data["assignment_id"])
@@ -119,4 +111,4 @@ async def events(
                     # The chunk was handed to the connection: the agency's stream was told.
                     waker.record_sent(agency_id, data)
             if not rows:
-                await _wait(wake, waker.closing, settings.sse_wait_s)
+                await first_of(wake, waker.closing, timeout_s=settings.sse_wait_s)

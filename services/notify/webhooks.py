@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from services.notify import delivery, domain, repository
 from services.notify.settings import NotifySettings
 from shared.events import LifeSign
-from shared.waits import first_of
+from shared.waits import Listener, first_of
 
 log = structlog.get_logger(__name__)
 
@@ -111,36 +110,34 @@ class WebhookSender:
         self._settings = settings
         self._resolver = resolver
         self._jitter = jitter
-        self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due messages until `stop`: woken by the NOTIFY of the transaction that queued one,
         else asleep until the next retry falls due (at least webhook_poll_s, at most IDLE_CHECK_S,
-        the check for a message whose NOTIFY went with a lost connection)."""
-        listener = await self._pool.acquire()
-        await listener.add_listener(repository.WEBHOOKS_CHANNEL, self._on_notify)
+        the check for a message whose NOTIFY went with a lost connection; every webhook_poll_s
+        while not listening)."""
+        listener = Listener(self._pool, repository.WEBHOOKS_CHANNEL)
         try:
             async with httpx.AsyncClient(
                 timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
             ) as http:
                 while not stop.is_set():
-                    self._wake.clear()
+                    listening = await listener.listening()
+                    listener.woken.clear()
                     wait_s = self._settings.webhook_poll_s
                     try:
                         if await self.send_due(http):
                             continue
-                        due_in = await repository.next_webhook_due_in_s(self._pool)
-                        wait_s = IDLE_CHECK_S if due_in is None else min(IDLE_CHECK_S, max(wait_s, due_in))
+                        if listening:
+                            due_in = await repository.next_webhook_due_in_s(self._pool)
+                            wait_s = (
+                                IDLE_CHECK_S if due_in is None else min(IDLE_CHECK_S, max(wait_s, due_in))
+                            )
                     except (OSError, asyncpg.PostgresError) as exc:
                         log.warning("webhook sender failed; will retry", error=repr(exc))
-                    await first_of(self._wake, stop, timeout_s=wait_s)
+                    await first_of(listener.woken, stop, timeout_s=wait_s)
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await listener.remove_listener(repository.WEBHOOKS_CHANNEL, self._on_notify)
-            await self._pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+            await listener.close()
 
     async def send_due(self, http: httpx.AsyncClient) -> int:
         """One pass: attempt every due message that heads its call's queue; return how many."""
