@@ -16,7 +16,7 @@ from shared.envelope import CONTENT_TYPE, Envelope
 from shared.failures import backoff_s, is_transient
 from shared.kafka import Publisher
 from shared.metrics import OUTBOX_PUBLISHED
-from shared.waits import first_of
+from shared.waits import first_of, lost
 
 log = structlog.get_logger(__name__)
 
@@ -97,14 +97,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 # Called in the relay's transaction with the rows the broker has just acknowledged.
 OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[None]]
-
-
-def _lost(conn: asyncpg.Connection) -> bool:
-    """Whether a pooled connection is gone (a terminated one is taken back by the pool)."""
-    try:
-        return bool(conn.is_closed())
-    except asyncpg.InterfaceError:
-        return True
 
 
 class OutboxRelay:
@@ -219,7 +211,7 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 # A terminated connection (failover, pg_terminate_backend) is replaced, not fatal.
-                if listener is None or _lost(listener):
+                if listener is None or lost(listener):
                     listener = await self._listen(listener)
                 self._wake.clear()
                 try:

@@ -29,6 +29,14 @@ def sleep_s(due_in_s: float | None, shortest_s: float, longest_s: float) -> floa
     return min(longest_s, max(shortest_s, due_in_s))
 
 
+def lost(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection is gone (a terminated one is taken back by the pool)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 class Listener:
     """A pool connection LISTENing on one channel for a background job, replaced when it is lost
     (PostgreSQL restarted, the backend terminated): `woken` is set by each NOTIFY."""
@@ -45,7 +53,7 @@ class Listener:
     async def listening(self) -> bool:
         """Whether a NOTIFY can wake the job now, listening again first if the connection was
         lost; False while PostgreSQL cannot be reached (the job then polls at its shortest)."""
-        if self._conn is not None and not self._conn.is_closed():
+        if self._conn is not None and not lost(self._conn):
             return True
         await self.close()
         try:

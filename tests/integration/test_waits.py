@@ -8,7 +8,7 @@ import pytest
 
 from shared.db import create_pool
 from shared.settings import Settings
-from shared.waits import Listener
+from shared.waits import Listener, lost
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ async def test_a_listener_whose_backend_is_terminated_listens_again_and_is_woken
         first = listener._conn.get_server_pid()
         await pool.execute("SELECT pg_terminate_backend($1)", first)
         for _ in range(50):
-            if listener._conn.is_closed():
+            if lost(listener._conn):
                 break
             await asyncio.sleep(0.1)
         listener.woken.clear()
