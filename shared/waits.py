@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 _LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# The longest an idle queue's job sleeps without a NOTIFY: the check for a row whose NOTIFY went
+# with a lost connection.
+IDLE_CHECK_S = 5.0
 
 
 async def first_of(*events: asyncio.Event, timeout_s: float) -> None:
@@ -78,3 +82,35 @@ class Listener:
             await conn.remove_listener(self._channel, self._notified)
         with contextlib.suppress(*_LOST):
             await self._pool.release(conn)
+
+
+async def serve_queue(
+    pool: asyncpg.Pool,
+    channel: str,
+    stop: asyncio.Event,
+    *,
+    work: Callable[[], Awaitable[int]],
+    next_due_in_s: Callable[[], Awaitable[float | None]],
+    poll_s: float,
+    failed: Callable[[Exception], None],
+) -> None:
+    """Work through a queue until `stop`: a pass of `work` (how many rows it took) again at once
+    while it finds rows; otherwise asleep until woken by a NOTIFY on `channel` or until the next
+    row falls due (`sleep_s` between `poll_s` and IDLE_CHECK_S), every `poll_s` while not
+    listening. A database error is handed to `failed`, and the pass is tried again after `poll_s`."""
+    listener = Listener(pool, channel)
+    try:
+        while not stop.is_set():
+            listening = await listener.listening()
+            listener.woken.clear()
+            wait_s = poll_s
+            try:
+                if await work():
+                    continue
+                if listening:
+                    wait_s = sleep_s(await next_due_in_s(), poll_s, IDLE_CHECK_S)
+            except (OSError, asyncpg.PostgresError) as exc:
+                failed(exc)
+            await first_of(listener.woken, stop, timeout_s=wait_s)
+    finally:
+        await listener.close()

@@ -61,3 +61,17 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+class Calls:
+    """Counts the calls of one async method of an object, which it wraps in place (a test's probe)."""
+
+    def __init__(self, owner: object, method: str) -> None:
+        self.count = 0
+        inner = getattr(owner, method)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await inner(*args, **kwargs)
+
+        setattr(owner, method, counted)

@@ -8,6 +8,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import asyncpg
@@ -21,13 +22,11 @@ from services.intake.settings import IntakeSettings
 from shared import events, topics
 from shared.envelope import new_event, utcnow
 from shared.outbox import enqueue
-from shared.waits import Listener, first_of, sleep_s
+from shared.waits import serve_queue
 
 log = structlog.get_logger(__name__)
 CHANNEL = "intake_callbacks"
 ALERTS_CHANNEL = "intake_alerts"
-# The longest an idle sender sleeps without a NOTIFY: before, it looked every callback_poll_s.
-IDLE_CHECK_S = 5.0
 SERVICE = "intake"
 
 CALLBACKS_FAILED = Counter(
@@ -163,35 +162,25 @@ class _Sender(ABC, Generic[R]):
         return len(due)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set, woken by NOTIFY from the queuing transaction; asleep until
-        the next retry falls due otherwise (every callback_poll_s while not listening)."""
-        listener = Listener(self._pool, self.channel)
-        try:
-            async with httpx.AsyncClient(timeout=self._settings.callback_timeout_s) as http:
-                while not stop.is_set():
-                    listening = await listener.listening()
-                    listener.woken.clear()
-                    wait_s = self._settings.callback_poll_s
-                    try:
-                        if await self.deliver_once(http):
-                            continue  # the next row of each call may be due at once
-                        if listening:
-                            wait_s = await self._idle_wait_s()
-                    except (OSError, asyncpg.PostgresError) as exc:
-                        log.warning(
-                            "delivery: database unavailable; retrying", queue=self.lock, error=repr(exc)
-                        )
-                    await first_of(listener.woken, stop, timeout_s=wait_s)
-        finally:
-            await listener.close()
+        """Deliver until `stop` is set, woken by NOTIFY from the queuing transaction, else asleep
+        until the next retry falls due (`shared.waits.serve_queue`)."""
+        async with httpx.AsyncClient(timeout=self._settings.callback_timeout_s) as http:
+            await serve_queue(
+                self._pool,
+                self.channel,
+                stop,
+                work=partial(self.deliver_once, http),
+                next_due_in_s=self._next_due_in_s,
+                poll_s=self._settings.callback_poll_s,
+                failed=self._database_away,
+            )
 
-    async def _idle_wait_s(self) -> float:
-        """How long to sleep when nothing was due: until the next retry falls due, but at least
-        callback_poll_s and at most IDLE_CHECK_S (NOTIFY wakes the sender for a new row; the
-        check covers one whose NOTIFY went with a lost connection)."""
+    async def _next_due_in_s(self) -> float | None:
         async with self._pool.acquire() as conn:
-            due_in = await repository.next_due_in_s(conn, self.queue)
-        return sleep_s(due_in, self._settings.callback_poll_s, IDLE_CHECK_S)
+            return await repository.next_due_in_s(conn, self.queue)
+
+    def _database_away(self, exc: Exception) -> None:
+        log.warning("delivery: database unavailable; retrying", queue=self.lock, error=repr(exc))
 
 
 class CallbackSender(_Sender[DueCallback]):

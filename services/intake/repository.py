@@ -445,13 +445,18 @@ async def enqueue_callback(
     await conn.execute("SELECT pg_notify('intake_callbacks', '')")  # wakes the sender at commit
 
 
+# The oldest pending callback of each call: only it is ever attempted, so statuses keep their order.
+_CALL_HEADS = (
+    "SELECT DISTINCT ON (call_id) * FROM intake.callbacks WHERE state = 'pending' ORDER BY call_id, id"
+)
+
+
 async def due_callbacks(conn: asyncpg.Connection, limit: int = 100) -> list[DueCallback]:
     """The oldest pending callback of each call, when it is due: later ones wait their turn."""
     rows = await conn.fetch(
         "SELECT c.id, c.call_id, c.psap_id, c.payload, c.attempts, p.callback_url, p.signing_secret,"
         " p.supervisor_url"
-        " FROM (SELECT DISTINCT ON (call_id) * FROM intake.callbacks WHERE state = 'pending'"
-        "       ORDER BY call_id, id) c JOIN intake.psaps p ON p.id = c.psap_id"
+        f" FROM ({_CALL_HEADS}) c JOIN intake.psaps p ON p.id = c.psap_id"
         " WHERE c.next_attempt_at <= now() ORDER BY c.id LIMIT $1",
         limit,
     )
@@ -466,8 +471,7 @@ async def next_due_in_s(conn: asyncpg.Connection, queue: Queue) -> float | None:
     """Seconds until the queue's next attempt falls due (<= 0: due now; None: nothing pending). A
     status callback counts only at the head of its call's line, where due_callbacks takes it."""
     pending = (
-        "SELECT DISTINCT ON (call_id) next_attempt_at FROM intake.callbacks WHERE state = 'pending'"
-        " ORDER BY call_id, id"
+        _CALL_HEADS
         if queue == "callbacks"
         else "SELECT next_attempt_at FROM intake.supervisor_alerts WHERE state = 'pending'"
     )

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from services.notify import delivery, domain, repository
 from services.notify.settings import NotifySettings
 from shared.events import LifeSign
-from shared.waits import Listener, first_of
+from shared.waits import serve_queue
 
 log = structlog.get_logger(__name__)
 
@@ -88,10 +89,6 @@ async def check_url(url: str, allow_private: bool, resolver: Resolver = resolve)
     return Target(pinned, host, parts.hostname if parts.scheme == "https" else None)
 
 
-# The longest an idle sender sleeps without a NOTIFY: before, it looked every webhook_poll_s.
-IDLE_CHECK_S = 5.0
-
-
 class WebhookSender:
     """Sends queued webhook messages until each is taken, refused for good, or out of time."""
 
@@ -113,31 +110,19 @@ class WebhookSender:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send due messages until `stop`: woken by the NOTIFY of the transaction that queued one,
-        else asleep until the next retry falls due (at least webhook_poll_s, at most IDLE_CHECK_S,
-        the check for a message whose NOTIFY went with a lost connection; every webhook_poll_s
-        while not listening)."""
-        listener = Listener(self._pool, repository.WEBHOOKS_CHANNEL)
-        try:
-            async with httpx.AsyncClient(
-                timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
-            ) as http:
-                while not stop.is_set():
-                    listening = await listener.listening()
-                    listener.woken.clear()
-                    wait_s = self._settings.webhook_poll_s
-                    try:
-                        if await self.send_due(http):
-                            continue
-                        if listening:
-                            due_in = await repository.next_webhook_due_in_s(self._pool)
-                            wait_s = (
-                                IDLE_CHECK_S if due_in is None else min(IDLE_CHECK_S, max(wait_s, due_in))
-                            )
-                    except (OSError, asyncpg.PostgresError) as exc:
-                        log.warning("webhook sender failed; will retry", error=repr(exc))
-                    await first_of(listener.woken, stop, timeout_s=wait_s)
-        finally:
-            await listener.close()
+        else asleep until the next retry falls due (`shared.waits.serve_queue`)."""
+        async with httpx.AsyncClient(
+            timeout=self._settings.webhook_timeout_s, follow_redirects=False, trust_env=False
+        ) as http:
+            await serve_queue(
+                self._pool,
+                repository.WEBHOOKS_CHANNEL,
+                stop,
+                work=partial(self.send_due, http),
+                next_due_in_s=partial(repository.next_webhook_due_in_s, self._pool),
+                poll_s=self._settings.webhook_poll_s,
+                failed=lambda exc: log.warning("webhook sender failed; will retry", error=repr(exc)),
+            )
 
     async def send_due(self, http: httpx.AsyncClient) -> int:
         """One pass: attempt every due message that heads its call's queue; return how many."""

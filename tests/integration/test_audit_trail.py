@@ -14,12 +14,13 @@ import pytest
 
 from services.audit import checkpoints, domain, handlers, merkle, repository
 from services.audit.checkpoints import Checkpointer
-from services.audit.note import Checkpoint, open_checkpoint
+from services.audit.note import open_checkpoint
 from services.audit.settings import AuditSettings
 from shared.db import create_pool, migrate
 from shared.settings import Settings
 from tests.audit_events import AT, EVENTS, NONCES, received
 from tests.audit_scenario import scenario
+from tests.support import Calls
 
 pytestmark = pytest.mark.integration
 
@@ -286,20 +287,12 @@ async def test_the_checkpointer_rests_while_the_trail_does_not_grow_and_signs_wh
         pool, AuditSettings(signing_key=KEY, checkpoint_every=3, checkpoint_interval_s=3600)
     )
     await checkpointer.start()
-    looks = 0
-    checkpoint = checkpointer.checkpoint
-
-    async def counted(*, force: bool = False) -> Checkpoint | None:
-        nonlocal looks
-        looks += 1
-        return await checkpoint(force=force)
-
-    checkpointer.checkpoint = counted  # type: ignore[method-assign]
+    looks = Calls(checkpointer, "checkpoint")
     stop = asyncio.Event()
     running = asyncio.create_task(checkpointer.run(stop))
     try:
         await asyncio.sleep(2)
-        assert looks == 1
+        assert looks.count == 1
         for event in scenario()[:3]:
             async with pool.acquire() as conn, conn.transaction():
                 await handlers.on_any_event(conn, event, None)

@@ -23,7 +23,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import dlq_topic
 from tests.integration import messaging
-from tests.support import eventually, read_topic
+from tests.support import Calls, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -346,20 +346,12 @@ async def test_a_relay_woken_by_notify_polls_only_as_a_safety_net(settings, pool
     relay = OutboxRelay(
         pool, messaging.SCHEMA, producer, settings.topic, poll_interval_s=0.1, listening_poll_s=30
     )
-    passes = 0
-    relay_once = relay.relay_once
-
-    async def counted() -> int:
-        nonlocal passes
-        passes += 1
-        return await relay_once()
-
-    relay.relay_once = counted  # type: ignore[method-assign]
+    passes = Calls(relay, "relay_once")
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
         await asyncio.sleep(2)
-        assert passes == 1
+        assert passes.count == 1
         event = cancelled("call-safety-net")
         async with pool.acquire() as conn, conn.transaction():
             await outbox.enqueue(conn, messaging.SCHEMA, event)

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.runtime import Server
+from tests.support import Calls
 
 
 async def test_an_idle_server_ticks_once_a_second_and_stops_at_once() -> None:
@@ -24,15 +25,7 @@ async def test_an_idle_server_ticks_once_a_second_and_stops_at_once() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False))
-    ticks = 0
-    on_tick = server.on_tick
-
-    async def counted(counter: int) -> bool:
-        nonlocal ticks
-        ticks += 1
-        return await on_tick(counter)
-
-    server.on_tick = counted  # type: ignore[method-assign]
+    ticks = Calls(server, "on_tick")
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     port = sock.getsockname()[1]
     async with httpx.AsyncClient() as http:
@@ -42,9 +35,9 @@ async def test_an_idle_server_ticks_once_a_second_and_stops_at_once() -> None:
             await asyncio.sleep(0.05)
         reply = await http.get(f"http://127.0.0.1:{port}/ping")
     assert reply.status_code == 200 and reply.headers["date"]
-    ticks = 0
+    ticks.count = 0
     await asyncio.sleep(2.5)
-    assert 1 <= ticks <= 4, ticks
+    assert 1 <= ticks.count <= 4, ticks.count
     told = time.monotonic()
     server.should_exit = True
     await asyncio.wait_for(serving, 5)
