@@ -229,7 +229,10 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=backoff_s(failures, base_s=0.2))
                     continue
-                if published:
+                # A full batch may have more behind it. After a partial one, a row committed since
+                # the pass's snapshot has sent a NOTIFY that set the wake: another pass for nothing
+                # would be four round trips per event at low rates.
+                if published >= self._batch_size:
                     continue
                 poll_s = self._poll_interval_s if listener is None else self._listening_poll_s
                 await first_of(stop, self._wake, timeout_s=poll_s)

@@ -358,6 +358,28 @@ async def test_a_relay_woken_by_notify_polls_only_as_a_safety_net(settings, pool
         topic = settings.topic(messaging.TOPIC)
         records = await read_topic(settings, topic, 1, timeout_s=10, key="call-safety-net")
         assert [Envelope.from_bytes(r.value).id for r in records] == [event.id]
+        # The row was a partial batch: its pass is the only one, no second pass to find nothing.
+        await asyncio.sleep(0.5)
+        assert passes.count == 2
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_relay_goes_on_after_a_full_batch_without_waiting_for_a_wake(settings, pool, producer):
+    # Five rows queued together send one NOTIFY. In batches of two, the relay must take three
+    # passes at once: the 30 s poll would leave the last three behind.
+    relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic, listening_poll_s=30, batch_size=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        events = [cancelled("call-full-batch") for _ in range(5)]
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue_many(conn, messaging.SCHEMA, events)
+        topic = settings.topic(messaging.TOPIC)
+        records = await read_topic(settings, topic, 5, timeout_s=10, key="call-full-batch")
+        assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in events]
     finally:
         stop.set()
         await task
