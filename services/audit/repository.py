@@ -76,23 +76,34 @@ async def act_as_writer(conn: asyncpg.Connection, *, appending: bool = False) ->
     await conn.execute(f"SET LOCAL ROLE {WRITER_ROLE}{notify}")
 
 
-# The columns of audit.events a chained row fills, in the order `chain_rows` gives them.
-EVENT_COLUMNS = (
-    "seq",
-    "event_id",
-    "type",
-    "subject",
-    "agency_id",
-    "source",
-    "event_time",
-    "recorded_at",
-    "envelope",
-    "prev_hash",
-    "row_hash",
-    "public_event",
-    "nonce",
-    "flag",
-    "raw",
+# The columns of audit.events a chained row fills, in the order `chain_rows` gives them, and the
+# type each is sent as: a run's rows go in as one array per column, in one statement.
+_EVENT_TYPES = {
+    "seq": "bigint",
+    "event_id": "uuid",
+    "type": "text",
+    "subject": "text",
+    "agency_id": "text",
+    "source": "text",
+    "event_time": "timestamptz",
+    "recorded_at": "timestamptz",
+    "envelope": "text",
+    "prev_hash": "bytea",
+    "row_hash": "bytea",
+    "public_event": "text",
+    "nonce": "bytea",
+    "flag": "text",
+    "raw": "bytea",
+}
+EVENT_COLUMNS = tuple(_EVENT_TYPES)
+_JSON_COLUMNS = ("envelope", "public_event")
+# The JSON columns take the text chain_rows wrote (text first, so the pool's codec leaves it as it
+# is): what is stored is what was hashed and sealed.
+_INSERT_EVENTS = (
+    f"INSERT INTO audit.events ({', '.join(EVENT_COLUMNS)})"
+    f" SELECT {', '.join(f'{c}::jsonb' if c in _JSON_COLUMNS else c for c in EVENT_COLUMNS)}"
+    f" FROM unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(_EVENT_TYPES.values(), 1))})"
+    f" AS e ({', '.join(EVENT_COLUMNS)})"
 )
 # Why a row is flagged: audit could not encode the event canonically, so the row commits to a seal
 # of the bytes it received and to a public view of the envelope's header alone.
@@ -227,15 +238,7 @@ async def append_many(
     row = await conn.fetchrow("SELECT seq, hash, frontier FROM audit.chain_head WHERE id = 1 FOR UPDATE")
     head = ChainHead(row["seq"], bytes(row["hash"]), [bytes(h) for h in row["frontier"]])
     rows, nodes = chain_rows(head, (_item(event, recorded_at, nonce) for event, nonce in events))
-    # The JSON columns take the text chain_rows wrote (::text first, so the pool's codec leaves it
-    # as it is): what is stored is what was hashed and sealed.
-    placeholders = ", ".join(
-        f"${n}::text::jsonb" if c in ("envelope", "public_event") else f"${n}"
-        for n, c in enumerate(EVENT_COLUMNS, start=1)
-    )
-    await conn.executemany(
-        f"INSERT INTO audit.events ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})", rows
-    )
+    await conn.execute(_INSERT_EVENTS, *map(list, zip(*rows, strict=True)))
     if nodes:
         await conn.execute(
             "INSERT INTO audit.tree_nodes (level, idx, hash)"

@@ -271,11 +271,9 @@ class _Recorder:
     async def fetchrow(self, sql: str) -> dict[str, Any]:
         return {"seq": 0, "hash": domain.GENESIS, "frontier": []}
 
-    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self.rows.extend(rows)
-
     async def execute(self, sql: str, *args: Any) -> None:
-        pass
+        if sql.startswith("INSERT INTO audit.events"):
+            self.rows.extend(zip(*args, strict=True))  # one array per column
 
 
 async def test_events_as_received_are_chained_as_they_always_were():
