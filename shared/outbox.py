@@ -123,6 +123,16 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._on_published = on_published
+        # One statement tries the lead (once, before any row is read) and takes the oldest unsent
+        # rows, marked sent. `sent_at IS NULL` again on the row itself: a row another relay marked
+        # after this statement's snapshot is checked again at its lock, and skipped.
+        self._take = (
+            f"UPDATE {self._schema}.outbox o SET sent_at = now()"
+            " WHERE (SELECT pg_try_advisory_xact_lock(hashtext($1))) AND o.sent_at IS NULL"
+            f" AND o.id = ANY(ARRAY(SELECT id FROM {self._schema}.outbox"
+            " WHERE sent_at IS NULL ORDER BY id LIMIT $2))"
+            " RETURNING o.id, o.topic, o.key, o.value, o.headers"
+        )
 
     async def relay_once(self) -> int:
         """Publish up to one batch of unsent rows, oldest first; return how many were published.
@@ -132,15 +142,10 @@ class OutboxRelay:
         published is still found on a later pass. The advisory lock keeps one relay per schema
         active, so two replicas never publish the same call's events out of order.
         """
-        s = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"outbox:{s}")
-            if not locked:
-                return 0
-            rows = await conn.fetch(
-                f"SELECT id, topic, key, value, headers FROM {s}.outbox"
-                " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
+            rows = sorted(
+                await conn.fetch(self._take, f"outbox:{self._schema}", self._batch_size),
+                key=lambda r: r["id"],
             )
             if not rows:
                 return 0
@@ -155,16 +160,12 @@ class OutboxRelay:
                         headers=headers,
                     )
                 )
-            # Mark sent only after the broker acknowledged every record (acks=all); a failure
+            # The marks commit only after the broker acknowledged every record (acks=all); a failure
             # rolls back, and the rows go again: at-least-once, made exact by consumers' inboxes.
             await asyncio.gather(*futures)
-            await conn.execute(
-                f"UPDATE {s}.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
             if self._on_published is not None:
                 await self._on_published(conn, rows)
-        OUTBOX_PUBLISHED.labels(schema=s).inc(len(rows))
+        OUTBOX_PUBLISHED.labels(schema=self._schema).inc(len(rows))
         return len(rows)
 
     async def purge_sent(self, older_than_s: int = 3600) -> None:

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaTimeoutError
 
 from shared import events, outbox
 from shared.consumer import EventConsumer, PermanentError
@@ -140,6 +141,76 @@ async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(s
     rows = await pool.fetch(f"SELECT id, sent_at FROM {messaging.SCHEMA}.outbox ORDER BY id")
     assert rows[0]["id"] < rows[1]["id"]
     assert all(r["sent_at"] is not None for r in rows)
+
+
+class HeldPublisher:
+    """A publisher whose acknowledgements wait until the test lets them go, or fail with `error`."""
+
+    def __init__(self, producer: AIOKafkaProducer, error: Exception | None = None) -> None:
+        self.producer = producer
+        self.error = error
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]:
+        self.sending.set()
+        sent = await self.producer.send(topic, value=value, key=key, headers=headers)
+
+        async def acknowledged() -> object:
+            await self.release.wait()
+            if self.error is not None:
+                raise self.error
+            return await sent
+
+        return asyncio.ensure_future(acknowledged())
+
+
+async def unsent(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval(f"SELECT count(*) FROM {messaging.SCHEMA}.outbox WHERE sent_at IS NULL")
+
+
+async def test_while_one_relay_publishes_another_takes_nothing_and_does_not_wait(settings, pool, producer):
+    # The rows are marked sent before the broker is asked: until the first relay's acks commit, a
+    # second relay (another replica) must neither publish them nor block on them.
+    events = [cancelled("call-two-relays") for _ in range(3)]
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue_many(conn, messaging.SCHEMA, events)
+    held = HeldPublisher(producer)
+    first = asyncio.create_task(OutboxRelay(pool, messaging.SCHEMA, held, settings.topic).relay_once())
+    second = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic)
+    try:
+        await asyncio.wait_for(held.sending.wait(), 10)
+        assert await asyncio.wait_for(second.relay_once(), 2) == 0
+        assert await unsent(pool) == 3  # the marks are not visible before the acks
+        held.release.set()
+        assert await first == 3
+    finally:
+        held.release.set()
+        await asyncio.gather(first, return_exceptions=True)
+    assert await second.relay_once() == 0
+    records = await read_topic(settings, settings.topic(messaging.TOPIC), 3, key="call-two-relays")
+    assert [Envelope.from_bytes(r.value).id for r in records] == [e.id for e in events]
+
+
+async def test_a_publish_the_broker_refuses_leaves_the_rows_to_go_again(settings, pool, producer):
+    event = cancelled("call-refused")
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, messaging.SCHEMA, event)
+    refusing = HeldPublisher(producer, error=KafkaTimeoutError())
+    refusing.release.set()
+    with pytest.raises(KafkaTimeoutError):
+        await OutboxRelay(pool, messaging.SCHEMA, refusing, settings.topic).relay_once()
+    assert await unsent(pool) == 1
+    assert await OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic).relay_once() == 1
+    assert await unsent(pool) == 0
 
 
 async def committed_offset(settings: Settings) -> int | None:
