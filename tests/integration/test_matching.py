@@ -210,6 +210,22 @@ async def test_an_agency_updates_its_own_teams_only(settings, db):
         assert (r.status_code, r.json()["code"]) == (403, "forbidden"), "an oversight token"
 
 
+async def test_the_roster_refresh_of_one_team_or_several_reads_what_the_full_read_does(settings, db):
+    # One team (the usual refresh, after an offer) and several are read by different statements;
+    # both must give the full read's columns, a paused agency's team with no capacity included.
+    await load(settings, jurisdiction([team("n-1"), team("n-2", capacity=2), team("s-1", agency="south")]))
+    async with db.pool.acquire() as conn:
+        await conn.execute("UPDATE matching.agencies SET paused_at = now() WHERE id = 'south'")
+        await conn.execute("UPDATE matching.teams SET held = 1, status = 'offered' WHERE id = 'n-2'")
+        every = await repository.live_teams(conn)
+        full = {row[0]: row for row in zip(*every, strict=True)}
+        assert full["s-1"][2] == 0 and full["n-2"][2] == 2 and full["n-2"][5] == 1
+        for ids in (["s-1"], ["n-2"], ["n-1", "s-1"], ["n-1", "n-2", "s-1"]):
+            columns = await repository.live_teams(conn, ids=ids)
+            assert sorted(zip(*columns, strict=True)) == sorted(full[i] for i in ids), ids
+        assert await repository.live_teams(conn, ids=["nobody"]) == ([], [], [], [], [], [])
+
+
 async def test_capacity_or_hours_dropping_to_nothing_hands_calls_back_at_once(settings, db, producer):
     await load(settings, jurisdiction([team("only-1"), team("only-2", km_north=2)]))
     north = bearer(AGENCY_TOKENS["north"])
