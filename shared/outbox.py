@@ -16,7 +16,7 @@ from shared.envelope import CONTENT_TYPE, Envelope
 from shared.failures import backoff_s, is_transient
 from shared.kafka import Publisher
 from shared.metrics import OUTBOX_PUBLISHED
-from shared.waits import first_of, lost
+from shared.waits import Listener, first_of
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +121,6 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._listening_poll_s = max(poll_interval_s, listening_poll_s)
         self._batch_size = batch_size
-        self._wake = asyncio.Event()
         self._on_published = on_published
         # One statement tries the lead (once, before any row is read) and takes the oldest unsent
         # rows, marked sent. `sent_at IS NULL` again on the row itself: a row another relay marked
@@ -177,44 +176,19 @@ class OutboxRelay:
                 older_than_s,
             )
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _listen(self, old: asyncpg.Connection | None) -> asyncpg.Connection | None:
-        """A connection LISTENing for this schema's NOTIFY, or None (then polling alone wakes us)."""
-        if old is not None:
-            with contextlib.suppress(*TRANSIENT):
-                old.remove_termination_listener(self._on_notify)  # raises when the pool took it back
-                await self._pool.release(old)
-        try:
-            listener = await self._pool.acquire()
-        except TRANSIENT:
-            return None
-        try:
-            await listener.add_listener(channel(self._schema), self._on_notify)
-            # A lost LISTEN connection (PostgreSQL restarted, connection terminated) wakes the loop,
-            # which replaces it at once instead of sleeping through its poll interval unaware.
-            listener.add_termination_listener(self._on_notify)
-        except TRANSIENT:
-            with contextlib.suppress(*TRANSIENT):
-                await self._pool.release(listener)
-            return None
-        return listener
-
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, woken by NOTIFY and by a periodic poll.
 
         Every transaction that queues a row sends the NOTIFY, so while the LISTEN connection lives
         the poll is only a safety net (`listening_poll_s`); without it, `poll_interval_s` is all.
         """
-        listener: asyncpg.Connection | None = None
+        listener = Listener(self._pool, channel(self._schema))
         passes = failures = 0
         try:
             while not stop.is_set():
                 # A terminated connection (failover, pg_terminate_backend) is replaced, not fatal.
-                if listener is None or lost(listener):
-                    listener = await self._listen(listener)
-                self._wake.clear()
+                listening = await listener.listening()
+                listener.woken.clear()
                 try:
                     published = await self.relay_once()
                     passes += 1
@@ -232,19 +206,13 @@ class OutboxRelay:
                     continue
                 # A full batch may have more behind it. After a partial one, a row committed since
                 # the pass's snapshot has sent a NOTIFY that set the wake: another pass for nothing
-                # would be four round trips per event at low rates.
+                # would be three round trips per event at low rates.
                 if published >= self._batch_size:
                     continue
-                poll_s = self._poll_interval_s if listener is None else self._listening_poll_s
-                await first_of(stop, self._wake, timeout_s=poll_s)
+                poll_s = self._listening_poll_s if listening else self._poll_interval_s
+                await first_of(stop, listener.woken, timeout_s=poll_s)
             # One last pass publishes what the final requests before shutdown wrote.
             with contextlib.suppress(*TRANSIENT):
                 await self.relay_once()
         finally:
-            if listener is not None:
-                with contextlib.suppress(*TRANSIENT):
-                    await listener.remove_listener(channel(self._schema), self._on_notify)
-                with contextlib.suppress(*TRANSIENT):
-                    listener.remove_termination_listener(self._on_notify)
-                with contextlib.suppress(*TRANSIENT):
-                    await self._pool.release(listener)
+            await listener.close()

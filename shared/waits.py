@@ -41,47 +41,107 @@ def lost(conn: asyncpg.Connection) -> bool:
         return True
 
 
-class Listener:
-    """A pool connection LISTENing on one channel for a background job, replaced when it is lost
-    (PostgreSQL restarted, the backend terminated): `woken` is set by each NOTIFY."""
+class _Shared:
+    """The one LISTEN connection of a pool's background jobs, taken again when it is lost.
 
-    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
-        self._pool = pool
-        self._channel = channel
-        self._conn: Any = None
+    PostgreSQL wakes every listening backend of the database at each NOTIFY, whatever its channel
+    (15's async.c): one listening connection per process instead of one per job makes every
+    NOTIFY wake a backend per process, not one per job.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.conn: Any = None
+        self.users: set[Listener] = set()
+        self._lock = asyncio.Lock()
+        self._tries = 0
+
+    def _terminated(self, _conn: object) -> None:
+        # Every job wakes and listens again at once, instead of sleeping through its poll unaware.
+        for user in self.users:
+            user.woken.set()
+
+    async def listen(self, user: Listener) -> bool:
+        """Whether `user` is LISTENing now, taking the connection again first if it was lost;
+        False while PostgreSQL cannot be reached. One at a time: a connection runs one statement."""
+        tried = self._tries
+        async with self._lock:
+            if self.conn is None or lost(self.conn):
+                if self._tries != tried:
+                    return False  # another job tried while this one waited for the lock, and failed
+                self._tries += 1
+                await self.release()
+                try:
+                    conn = await self.pool.acquire()
+                except _LOST:
+                    return False
+                conn.add_termination_listener(self._terminated)
+                self.conn = conn
+            if user.on is not self.conn:
+                try:
+                    await self.conn.add_listener(user.channel, user.notified)
+                except _LOST:
+                    return False
+                user.on = self.conn
+            return True
+
+    async def unlisten(self, user: Listener) -> None:
+        """`user` stops listening; the last one gives the connection back."""
+        async with self._lock:
+            conn, user.on = user.on, None
+            if conn is not None and conn is self.conn and not lost(conn):
+                with contextlib.suppress(*_LOST):
+                    await conn.remove_listener(user.channel, user.notified)
+            self.users.discard(user)
+            if not self.users:
+                if _SHARED.get(id(self.pool)) is self:
+                    del _SHARED[id(self.pool)]
+                await self.release()
+
+    async def release(self) -> None:
+        """Give the connection back to the pool (its LISTENs end with it)."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(*_LOST):
+            conn.remove_termination_listener(self._terminated)  # raises when the pool took it back
+        with contextlib.suppress(*_LOST):
+            await self.pool.release(conn)
+
+
+# One per pool, while any of its jobs listens (the entry holds the pool, so its id stays its own).
+_SHARED: dict[int, _Shared] = {}
+
+
+class Listener:
+    """A background job's LISTEN on one channel, on the connection its pool's jobs share, listening
+    again when that is lost (PostgreSQL restarted, the backend terminated): `woken` is set by each
+    NOTIFY and by the loss. `on_payload`, when given, hears each NOTIFY's payload."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, channel: str, on_payload: Callable[[str], None] | None = None
+    ) -> None:
+        self._shared = _SHARED.setdefault(id(pool), _Shared(pool))
+        self._shared.users.add(self)
+        self.channel = channel
+        self._on_payload = on_payload
+        self.on: Any = None  # the connection this LISTEN was made on
         self.woken = asyncio.Event()
 
-    def _notified(self, *_: object) -> None:
+    def notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """asyncpg's callback for a NOTIFY on the channel."""
         self.woken.set()
+        if self._on_payload is not None:
+            self._on_payload(payload)
 
     async def listening(self) -> bool:
         """Whether a NOTIFY can wake the job now, listening again first if the connection was
         lost; False while PostgreSQL cannot be reached (the job then polls at its shortest)."""
-        if self._conn is not None and not lost(self._conn):
-            return True
-        await self.close()
-        try:
-            conn = await self._pool.acquire()
-        except _LOST:
-            return False
-        try:
-            await conn.add_listener(self._channel, self._notified)
-        except _LOST:
-            with contextlib.suppress(*_LOST):
-                await self._pool.release(conn)
-            return False
-        self._conn = conn
-        return True
+        return await self._shared.listen(self)
 
     async def close(self) -> None:
-        """Stop listening and give the connection back."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(*_LOST):
-            await conn.remove_listener(self._channel, self._notified)
-        with contextlib.suppress(*_LOST):
-            await self._pool.release(conn)
+        """Stop listening; the last of a pool's listeners gives the connection back."""
+        await self._shared.unlisten(self)
 
 
 async def serve_queue(

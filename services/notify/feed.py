@@ -15,7 +15,7 @@ from sse_starlette import ServerSentEvent
 from services.notify import delivery, repository
 from services.notify.settings import NotifySettings
 from shared.domain_errors import Invalid
-from shared.waits import first_of
+from shared.waits import IDLE_CHECK_S, Listener, first_of
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,7 @@ class FeedWaker:
         """The agencies with a stream open in this process now."""
         return [agency for agency, streams in self._waiting.items() if streams]
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, agency_id: str) -> None:
+    def _on_notify(self, agency_id: str) -> None:
         for wake in self._waiting.get(agency_id, ()):
             wake.set()
 
@@ -70,15 +70,16 @@ class FeedWaker:
         self.closing.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen for feed notifications until `stop`; streams also re-read on a timer meanwhile."""
-        conn = await self._pool.acquire()
+        """Listen for feed notifications until `stop`, listening again within IDLE_CHECK_S when the
+        connection is lost; streams also re-read on a timer meanwhile."""
+        listener = Listener(self._pool, CHANNEL, on_payload=self._on_notify)
         try:
-            await conn.add_listener(CHANNEL, self._on_notify)
-            await stop.wait()
+            while not stop.is_set():
+                await listener.listening()
+                listener.woken.clear()
+                await first_of(stop, listener.woken, timeout_s=IDLE_CHECK_S)
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await conn.remove_listener(CHANNEL, self._on_notify)
-            await self._pool.release(conn)
+            await listener.close()
 
 
 async def _record_sse(pool: asyncpg.Pool, agency_id: str, data: dict[str, Any]) -> None:
