@@ -105,14 +105,14 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         if status == 202:
             accepted[body["call_id"]] = time.perf_counter()
 
-    cpu_before = cpu.snapshot(pids(system))
+    cpu_before, switches_before = cpu.snapshot(pids(system)), cpu.switches(pids(system))
     start = time.perf_counter()
     failed = await client.paced(requests, rate, answered)
     await client.aclose()
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
         await asyncio.sleep(0.2)
-    cpu_after = cpu.snapshot(pids(system))
+    cpu_after, switches_after = cpu.snapshot(pids(system)), cpu.switches(pids(system))
     stop.set()
     await follower
     await consumer.stop()
@@ -127,6 +127,9 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
     answered_s = max(max(accepted.values(), default=start) - start, duration_s)
     result["achieved_rate_per_s"] = round(len(accepted) / answered_s, 1)
     result["cpu_ms_per_call"] = cpu.per_call_ms(cpu_before, cpu_after, len(accepted))
+    # How often each process was woken per call: at low rates each event is handled alone.
+    switched = cpu.switches_per_call(switches_before, switches_after, len(accepted))
+    result["context_switches_per_call"] = switched
     result["hops_ms"] = await hops.breakdown(
         s.database_url.get_secret_value(), {c: offered_wall[c] for c in accepted if c in offered_wall}
     )

@@ -38,12 +38,8 @@ def _by_name(stat: str, command: str) -> str | None:
     return None
 
 
-def snapshot(parts: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each service process (by pid), of PostgreSQL, of the broker and of
-    this process. With `parts` naming the root pids of "postgresql" and "broker", only those and
-    their descendants count (another PostgreSQL or broker on the machine is not ours); without,
-    any process of that name does."""
-    totals: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
+def _measured(parts: dict[str, int]) -> dict[int, tuple[str, str]]:
+    """The processes measured, by pid: the part each belongs to and its /proc stat line."""
     by_pid = {pid: name for name, pid in parts.items()}
     stats: dict[int, str] = {}
     parent: dict[int, int] = {}
@@ -62,22 +58,69 @@ def snapshot(parts: dict[str, int]) -> dict[str, float]:
             seen = parent.get(seen, 0)
         return None
 
+    measured: dict[int, tuple[str, str]] = {}
     for pid, stat in stats.items():
         name = "benchmark" if pid == os.getpid() else part_of(pid)
         if name is None and not any(part in parts for part in INFRA):
             name = _by_name(stat, commands[pid])
         if name is None or (name not in INFRA and name != "benchmark" and pid != parts.get(name)):
             continue  # a child of a service (none run any) or of this process: not measured
+        measured[pid] = (name, stat)
+    return measured
+
+
+def snapshot(parts: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each service process (by pid), of PostgreSQL, of the broker and of
+    this process. With `parts` naming the root pids of "postgresql" and "broker", only those and
+    their descendants count (another PostgreSQL or broker on the machine is not ours); without,
+    any process of that name does."""
+    totals: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
+    for name, stat in _measured(parts).values():
         totals[name] += _cpu_s(stat, children=name == "postgresql")
     return totals
+
+
+_SWITCHES = ("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+
+
+def _switches_of(pid: int) -> int:
+    """Context switches so far of every thread of a process, voluntary and not."""
+    count = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # the thread ended meanwhile
+        count += sum(int(line.split()[1]) for line in lines if line.startswith(_SWITCHES))
+    return count
+
+
+def switches(parts: dict[str, int]) -> dict[str, float]:
+    """Context switches so far of each part, measured as `snapshot` measures CPU (a PostgreSQL
+    backend that exits takes its count with it: the pools' connections stay for a run)."""
+    totals: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
+    for pid, (name, _stat) in _measured(parts).items():
+        totals[name] += _switches_of(pid)
+    return totals
+
+
+def _added_per_call(
+    before: dict[str, float], after: dict[str, float], calls: int, scale: float, digits: int
+) -> dict[str, float]:
+    used = {name: (after[name] - before[name]) * scale / max(calls, 1) for name in after}
+    used["system"] = sum(n for name, n in used.items() if name != "benchmark")
+    return {name: round(n, digits) for name, n in used.items()}
 
 
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
     """Milliseconds of CPU per call for each part between two snapshots, and `system`: every part
     but the benchmark's own process (the load generator)."""
-    used = {name: (after[name] - before[name]) * 1000 / max(calls, 1) for name in after}
-    used["system"] = sum(ms for name, ms in used.items() if name != "benchmark")
-    return {name: round(ms, 2) for name, ms in used.items()}
+    return _added_per_call(before, after, calls, 1000, 2)
+
+
+def switches_per_call(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
+    """Context switches per call for each part between two `switches` counts, and `system`."""
+    return _added_per_call(before, after, calls, 1, 1)
 
 
 def percent_of_core(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
