@@ -540,6 +540,25 @@ async def callbacks_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: str) ->
     return as_rows(CallbackRow, rows)
 
 
+def _add_step(first: int) -> str:
+    """Adding a step to call $1's timeline: its status, detail, time, attempt and stage are the five
+    parameters from $first."""
+    return (
+        "INSERT INTO intake.call_timeline (call_id, status, detail, event_time, attempt, stage)"
+        f" VALUES ($1::uuid, ${first}, ${first + 1}::jsonb, ${first + 2}, ${first + 3}, ${first + 4})"
+    )
+
+
+_ADD_STEP = _add_step(2)
+# The move and its step in one statement (a data-modifying CTE runs whether or not it is read).
+_MOVE = (
+    "WITH moved AS (UPDATE intake.calls SET status = $2, status_attempt = $3, status_stage = $4,"
+    " handed_back_through = $5,"
+    " assignment = CASE WHEN $6::jsonb IS NOT NULL THEN $6::jsonb WHEN $7 THEN NULL"
+    f" ELSE assignment END, updated_at = now() WHERE id = $1::uuid) {_add_step(8)}"
+)
+
+
 async def set_status(
     conn: asyncpg.Connection,
     call_id: str,
@@ -555,10 +574,7 @@ async def set_status(
     """Move a call to `order` (its status and where it stands among its assignments' steps) and add
     the step (`order.status` unless named), which happened at `event_time`, at `key` in its timeline."""
     await conn.execute(
-        "UPDATE intake.calls SET status = $2, status_attempt = $3, status_stage = $4,"
-        " handed_back_through = $5,"
-        " assignment = CASE WHEN $6::jsonb IS NOT NULL THEN $6::jsonb WHEN $7 THEN NULL"
-        " ELSE assignment END, updated_at = now() WHERE id = $1::uuid",
+        _MOVE,
         call_id,
         order.status,
         order.attempt,
@@ -566,8 +582,11 @@ async def set_status(
         order.handed_back_through,
         assignment,
         clear_assignment,
+        step or order.status,
+        detail,
+        event_time,
+        *key,
     )
-    await add_timeline(conn, call_id, step or order.status, detail, key=key, event_time=event_time)
 
 
 async def add_timeline(
@@ -581,15 +600,7 @@ async def add_timeline(
 ) -> None:
     """Append one step, at `key` (attempt, stage) in the call's order, which happened at `event_time`
     by its producer's clock, to a call's timeline."""
-    await conn.execute(
-        "INSERT INTO intake.call_timeline (call_id, status, detail, event_time, attempt, stage)"
-        " VALUES ($1::uuid, $2, $3::jsonb, $4, $5, $6)",
-        call_id,
-        status,
-        detail,
-        event_time,
-        *key,
-    )
+    await conn.execute(_ADD_STEP, call_id, status, detail, event_time, *key)
 
 
 async def timeline(conn: asyncpg.Connection, call_id: str) -> list[TimelineStep]:
