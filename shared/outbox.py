@@ -142,6 +142,7 @@ class OutboxRelay:
         active, so two replicas never publish the same call's events out of order.
         """
         async with self._pool.acquire() as conn, conn.transaction():
+            # RETURNING keeps no order: sorted, the rows go out oldest first.
             rows = sorted(
                 await conn.fetch(self._take, f"outbox:{self._schema}", self._batch_size),
                 key=lambda r: r["id"],

@@ -229,7 +229,7 @@ async def live_teams(conn: asyncpg.Connection, ids: list[str] | None = None) -> 
         row = await conn.fetchrow(sql)
     elif len(ids) == 1:
         # Most refreshes are of the one team the last offer took. Over an array PostgreSQL plans
-        # the statement afresh each time (150 us, more than running it); this form it plans once.
+        # the statement afresh each time (150 µs, more than running it); this form it plans once.
         row = await conn.fetchrow(f"{sql} WHERE t.id = $1", ids[0])
     else:
         row = await conn.fetchrow(f"{sql} WHERE t.id = ANY($1::text[])", ids)
