@@ -69,12 +69,13 @@ class _Shared:
             if self.conn is None or lost(self.conn):
                 if self._tries != tried:
                     return False  # another job tried while this one waited for the lock, and failed
-                self._tries += 1
                 await self.release()
                 try:
                     conn = await self.pool.acquire()
                 except _LOST:
                     return False
+                finally:
+                    self._tries += 1  # an attempt finished
                 conn.add_termination_listener(self._terminated)
                 self.conn = conn
             if user.on is not self.conn:
