@@ -122,7 +122,9 @@ class Listener:
     def __init__(
         self, pool: asyncpg.Pool, channel: str, on_payload: Callable[[str], None] | None = None
     ) -> None:
-        self._shared = _SHARED.setdefault(id(pool), _Shared(pool))
+        if (shared := _SHARED.get(id(pool))) is None:
+            shared = _SHARED[id(pool)] = _Shared(pool)
+        self._shared = shared
         self._shared.users.add(self)
         self.channel = channel
         self._on_payload = on_payload

@@ -71,13 +71,13 @@ class FeedWaker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen for feed notifications until `stop`, listening again within IDLE_CHECK_S when the
-        connection is lost; streams also re-read on a timer meanwhile."""
+        connection is lost; streams also re-read on a timer meanwhile. Each NOTIFY reaches its
+        streams through `on_payload`, without waking this loop."""
         listener = Listener(self._pool, CHANNEL, on_payload=self._on_notify)
         try:
             while not stop.is_set():
                 await listener.listening()
-                listener.woken.clear()
-                await first_of(stop, listener.woken, timeout_s=IDLE_CHECK_S)
+                await first_of(stop, timeout_s=IDLE_CHECK_S)
         finally:
             await listener.close()
 

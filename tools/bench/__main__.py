@@ -105,14 +105,14 @@ async def e2e_latency(system: System, rate: int, duration_s: float, first: int) 
         if status == 202:
             accepted[body["call_id"]] = time.perf_counter()
 
-    cpu_before, switches_before = cpu.snapshot(pids(system)), cpu.switches(pids(system))
+    cpu_before, switches_before = cpu.snapshot_with_switches(pids(system))
     start = time.perf_counter()
     failed = await client.paced(requests, rate, answered)
     await client.aclose()
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and not set(accepted) <= set(offered):  # noqa: ASYNC110 - polling two dicts
         await asyncio.sleep(0.2)
-    cpu_after, switches_after = cpu.snapshot(pids(system)), cpu.switches(pids(system))
+    cpu_after, switches_after = cpu.snapshot_with_switches(pids(system))
     stop.set()
     await follower
     await consumer.stop()

@@ -95,19 +95,21 @@ def _switches_of(pid: int) -> int:
     return count
 
 
-def switches(parts: dict[str, int]) -> dict[str, float]:
-    """Context switches so far of each part, measured as `snapshot` measures CPU (a PostgreSQL
+def snapshot_with_switches(parts: dict[str, int]) -> tuple[dict[str, float], dict[str, float]]:
+    """`snapshot` and each part's context switches so far, from one walk of /proc (a PostgreSQL
     backend that exits takes its count with it: the pools' connections stay for a run)."""
-    totals: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
-    for pid, (name, _stat) in _measured(parts).items():
-        totals[name] += _switches_of(pid)
-    return totals
+    cpu: dict[str, float] = dict.fromkeys([*parts, *INFRA, "benchmark"], 0.0)
+    switched = dict(cpu)
+    for pid, (name, stat) in _measured(parts).items():
+        cpu[name] += _cpu_s(stat, children=name == "postgresql")
+        switched[name] += _switches_of(pid)
+    return cpu, switched
 
 
-def _added_per_call(
-    before: dict[str, float], after: dict[str, float], calls: int, scale: float, digits: int
+def _added(
+    before: dict[str, float], after: dict[str, float], per: float, scale: float, digits: int
 ) -> dict[str, float]:
-    used = {name: (after[name] - before[name]) * scale / max(calls, 1) for name in after}
+    used = {name: (after[name] - before[name]) * scale / per for name in after}
     used["system"] = sum(n for name, n in used.items() if name != "benchmark")
     return {name: round(n, digits) for name, n in used.items()}
 
@@ -115,17 +117,15 @@ def _added_per_call(
 def per_call_ms(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
     """Milliseconds of CPU per call for each part between two snapshots, and `system`: every part
     but the benchmark's own process (the load generator)."""
-    return _added_per_call(before, after, calls, 1000, 2)
+    return _added(before, after, max(calls, 1), 1000, 2)
 
 
 def switches_per_call(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
-    """Context switches per call for each part between two `switches` counts, and `system`."""
-    return _added_per_call(before, after, calls, 1, 1)
+    """Context switches per call for each part between two counts, and `system`."""
+    return _added(before, after, max(calls, 1), 1, 1)
 
 
 def percent_of_core(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
     """Each part's CPU between two snapshots as a percentage of one core over `seconds`, and
     `system`: every part but the benchmark's own process."""
-    used = {name: (after[name] - before[name]) * 100 / max(seconds, 1e-9) for name in after}
-    used["system"] = sum(pct for name, pct in used.items() if name != "benchmark")
-    return {name: round(pct, 2) for name, pct in used.items()}
+    return _added(before, after, max(seconds, 1e-9), 100, 2)
