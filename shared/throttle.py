@@ -1,11 +1,39 @@
-"""Failed authentications per client address: a few are recorded one by one, a flood is counted."""
+"""Request rates: a client's requests in a moving window, and its failed authentications (a few
+recorded one by one, a flood counted)."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+class MovingWindow:
+    """At most `amount` requests per key in any `period_s`: each key keeps the times of its last
+    `amount` admitted requests, so a request is one comparison or two, and no timer runs."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._admitted: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, amount: int, period_s: float) -> float | None:
+        """Admit one request of `key` (None) or refuse it, uncounted, with the seconds until one
+        would be admitted."""
+        if amount <= 0:
+            return period_s
+        now = self._clock()
+        times = self._admitted.get(key)
+        if times is None or times.maxlen != amount:
+            # A new key, or its limit changed: the admitted times so far still count, up to the new limit.
+            times = self._admitted[key] = deque(times or (), maxlen=amount)
+        while times and times[0] <= now - period_s:
+            times.popleft()
+        if len(times) < amount:
+            times.append(now)
+            return None
+        return times[0] + period_s - now
 
 
 @dataclass

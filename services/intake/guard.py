@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import time
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
 from fastapi import Request, Response
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem, parse
 
 from services.intake import bodyshape, repository, signatures
 from services.intake.settings import IntakeSettings
 from shared.auth import Authenticator, Principal, bearer_token, token_digest
 from shared.errors import ApiError
+from shared.throttle import MovingWindow, retry_after
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -28,6 +26,12 @@ def _unauthenticated() -> ApiError:
     return ApiError(401, "unauthenticated", "authentication failed")
 
 
+@functools.lru_cache(maxsize=256)
+def _rate(limit: str) -> RateLimitItem:
+    """A rate in the `limits` package's notation ("600/minute"), parsed once."""
+    return parse(limit)
+
+
 class PsapGuard:
     """Admits a PSAP's request: a known token, within its rate, signed when the PSAP has a secret."""
 
@@ -35,8 +39,9 @@ class PsapGuard:
         self._pool = pool
         self._auth = auth
         self._settings = settings
-        self._default_rate = parse(settings.rate_limit)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._default_rate = _rate(settings.rate_limit)
+        # Not the `limits` package's storage: it starts a thread for every request it counts.
+        self._window = MovingWindow()
 
     async def _principal(self, request: Request) -> tuple[Principal, repository.CredentialRow]:
         """The PSAP and its row (signing secrets, rate), from its token in one query."""
@@ -58,16 +63,16 @@ class PsapGuard:
         return principal, row
 
     def _within_rate(self, psap: Principal, limit: str | None) -> None:
-        rate = parse(limit) if limit else self._default_rate
-        if self._limiter.hit(rate, psap.tenant_id):
+        rate = _rate(limit) if limit else self._default_rate
+        wait_s = self._window.hit(psap.tenant_id, rate.amount, rate.get_expiry())
+        if wait_s is None:
             return
-        reset_at, _ = self._limiter.get_window_stats(rate, psap.tenant_id)
-        retry_after = max(1, math.ceil(reset_at - time.time()))
+        after = retry_after(wait_s)
         raise ApiError(
             429,
             "rate_limited",
-            f"more than {rate} requests from this PSAP; retry after {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+            f"more than {rate} requests from this PSAP; retry after {after} s",
+            headers={"Retry-After": after},
         )
 
     async def _signature(
