@@ -125,9 +125,14 @@ class OutboxRelay:
         # One statement tries the lead (once, before any row is read) and takes the oldest unsent
         # rows, marked sent. `sent_at IS NULL` again on the row itself: a row another relay marked
         # after this statement's snapshot is checked again at its lock, and skipped.
+        # A pass that writes nothing but its marks commits without waiting for the WAL flush: a
+        # mark lost with a crash only sends its rows again, which the consumers' inboxes absorb.
+        # With `on_published` the pass writes what must last (notify's delivery records and the
+        # events they queue, published by the next pass), so it waits as every transaction does.
+        lazy = "" if on_published else " AND (SELECT set_config('synchronous_commit', 'off', true) = 'off')"
         self._take = (
             f"UPDATE {self._schema}.outbox o SET sent_at = now()"
-            " WHERE (SELECT pg_try_advisory_xact_lock(hashtext($1))) AND o.sent_at IS NULL"
+            f" WHERE (SELECT pg_try_advisory_xact_lock(hashtext($1))){lazy} AND o.sent_at IS NULL"
             f" AND o.id = ANY(ARRAY(SELECT id FROM {self._schema}.outbox"
             " WHERE sent_at IS NULL ORDER BY id LIMIT $2))"
             " RETURNING o.id, o.topic, o.key, o.value, o.headers"

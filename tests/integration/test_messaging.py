@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from shared import events, outbox
 from shared.consumer import EventConsumer, PermanentError
-from shared.db import create_pool
+from shared.db import create_pool, register_json
 from shared.envelope import Envelope, new_event
 from shared.kafka import client_options, ensure_topics, make_producer
 from shared.outbox import OutboxRelay
@@ -454,6 +454,59 @@ async def test_a_relay_goes_on_after_a_full_batch_without_waiting_for_a_wake(set
     finally:
         stop.set()
         await task
+
+
+@pytest.fixture
+async def durable_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """One connection that commits as a deployment's do: the test cluster's default is not to wait."""
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(),
+        min_size=1,
+        max_size=1,
+        init=register_json,
+        server_settings={"synchronous_commit": "on"},
+    )
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+async def wal_writes(pool: asyncpg.Pool) -> int:
+    """How often WAL was written out, this connection's own writes counted so far included."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        return int(await conn.fetchval("SELECT wal_write FROM pg_stat_wal"))
+
+
+async def test_a_pass_that_only_marks_rows_sent_does_not_wait_for_the_wal(
+    settings, pool, producer, durable_pool
+):
+    # A committing transaction that waits writes the WAL out itself: 40 passes of one row would be
+    # 40 writes at least. Not waiting, the WAL writer writes them out a few times a second.
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue_many(conn, messaging.SCHEMA, [cancelled("call-lazy") for _ in range(40)])
+    relay = OutboxRelay(durable_pool, messaging.SCHEMA, producer, settings.topic, batch_size=1)
+    before = await wal_writes(durable_pool)
+    for _ in range(40):
+        assert await relay.relay_once() == 1
+    assert await wal_writes(durable_pool) - before < 20
+    assert await unsent(pool) == 0
+
+
+async def test_a_pass_that_records_what_it_published_waits_for_the_wal(
+    settings, pool, producer, durable_pool
+):
+    # Notify's pass records the deliveries and queues their events: those must outlive a crash.
+    settings_seen: list[str] = []
+
+    async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+        settings_seen.append(await conn.fetchval("SELECT current_setting('synchronous_commit')"))
+
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, messaging.SCHEMA, cancelled("call-durable"))
+    relay = OutboxRelay(durable_pool, messaging.SCHEMA, producer, settings.topic, on_published=on_published)
+    assert await relay.relay_once() == 1
+    assert settings_seen == ["on"]
 
 
 async def test_an_idle_consumer_takes_a_record_as_it_comes_and_stops_at_once(settings, pool, producer):
