@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 from services.intake import eido, handlers
 from services.intake.geocode import Geocoder
 from services.intake.guard import Endpoint, PsapGuard, current_psap
+from services.intake.remembered import Remembered
 from services.intake.schemas import (
     CallAccepted,
     CallCancelled,
@@ -69,9 +70,15 @@ async def _geocoder(request: Request) -> Geocoder:
     return geocoder
 
 
+async def _remembered(request: Request) -> Remembered:
+    remembered: Remembered = request.app.state.remembered
+    return remembered
+
+
 Psap = Annotated[Principal, Depends(current_psap)]
 Settings = Annotated[IntakeSettings, Depends(_settings)]
 Geocoding = Annotated[Geocoder, Depends(_geocoder)]
+Kept = Annotated[Remembered, Depends(_remembered)]
 
 # The guard answers 401 for any credential that is not a PSAP's; only an EIDO naming another sender
 # answers 403 (sender_mismatch).
@@ -86,11 +93,13 @@ router = APIRouter(
 
 @router.post("/calls", **_RECEIVE)
 async def post_call(
-    call: NativeCall, psap: Psap, pool: Pool, settings: Settings, geocoder: Geocoding
+    call: NativeCall, psap: Psap, pool: Pool, settings: Settings, geocoder: Geocoding, remembered: Kept
 ) -> CallAccepted:
     """Forward a call; the answer carries the routing recommendation. A location given as an
     address alone is geocoded against the jurisdiction's address points."""
-    return await handlers.receive_call(pool, psap, call.to_call(), settings.clock_tolerance_s, geocoder)
+    return await handlers.receive_call(
+        pool, psap, call.to_call(), settings.clock_tolerance_s, geocoder, remembered
+    )
 
 
 @router.post("/incidents", **{**_RECEIVE, "responses": error_responses(403, 409)})
@@ -100,12 +109,15 @@ async def post_incident(
     pool: Pool,
     settings: Settings,
     geocoder: Geocoding,
+    remembered: Kept,
 ) -> CallAccepted:
     """Forward a NENA EIDO; its `$id` and `lastUpdateTimeStamp` are the version of the call (a
     timestamp more than INTAKE_CLOCK_TOLERANCE_S ahead of intake's clock: 422 timestamp_in_future).
     A document whose sender (updatedByAgencyReference, the PSAP in agencyComponent) is not this
     PSAP (its id or `eido_agencies`) answers 403 sender_mismatch and is recorded."""
-    return await handlers.receive_incident(pool, psap, document, settings.clock_tolerance_s, geocoder)
+    return await handlers.receive_incident(
+        pool, psap, document, settings.clock_tolerance_s, geocoder, remembered
+    )
 
 
 @router.get("/calls/{call_id}", responses=error_responses(404))

@@ -13,6 +13,7 @@ from fastapi import Request, Response
 from limits import RateLimitItem, parse
 
 from services.intake import bodyshape, repository, signatures
+from services.intake.remembered import Remembered
 from services.intake.settings import IntakeSettings
 from shared.auth import Authenticator, Principal, bearer_token, token_digest
 from shared.errors import ApiError
@@ -35,8 +36,11 @@ def _rate(limit: str) -> RateLimitItem:
 class PsapGuard:
     """Admits a PSAP's request: a known token, within its rate, signed when the PSAP has a secret."""
 
-    def __init__(self, pool: asyncpg.Pool, auth: Authenticator, settings: IntakeSettings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, auth: Authenticator, settings: IntakeSettings, remembered: Remembered
+    ) -> None:
         self._pool = pool
+        self._remembered = remembered
         self._auth = auth
         self._settings = settings
         self._default_rate = _rate(settings.rate_limit)
@@ -50,7 +54,7 @@ class PsapGuard:
         except ApiError as exc:
             await self._auth.record(request, "denied", None, str(exc.detail))
             raise _unauthenticated() from None
-        row = await repository.credential(self._pool, token_digest(token))
+        row = await self._remembered.credential(token_digest(token))
         if row is None:
             await self._auth.record(request, "denied", None, "unknown token")
             raise _unauthenticated()

@@ -14,6 +14,7 @@ from services.intake import crisis_line, domain, eido, repository
 from services.intake.addresses import CivicAddress
 from services.intake.call import CallInput
 from services.intake.geocode import Geocode, Geocoder
+from services.intake.remembered import Remembered
 from services.intake.schemas import CallAccepted, Outcome, OverrideAccepted, OverrideRequest
 from shared import events, topics
 from shared.auth import Principal
@@ -60,6 +61,7 @@ async def _triage(
     call: CallInput,
     at: datetime,
     geocoder: Geocoder,
+    remembered: Remembered,
     previous: events.TriageDecision | None = None,
 ) -> tuple[dict[str, Any], events.TriageDecision, events.TriageDecision | None]:
     """The stored fields of a call, its decision and the shadow rule set's decision.
@@ -67,7 +69,7 @@ async def _triage(
     A new call is weighed against matching's last capacity snapshot; a newer version of a known
     call (its `previous` decision) keeps the verdict that decision carries.
     """
-    setting = await repository.triage_setting(conn, psap.tenant_id)
+    setting = await remembered.triage_setting(conn, psap.tenant_id)
     rules = setting.rules
     if rules is None:
         raise NotConfigured("no triage rules loaded: run `careroute load`")
@@ -150,7 +152,12 @@ def _for_team(cautions: tuple[str, ...] | list[str]) -> list[str]:
 
 
 async def receive_call(
-    pool: asyncpg.Pool, psap: Principal, call: CallInput, clock_tolerance_s: float, geocoder: Geocoder
+    pool: asyncpg.Pool,
+    psap: Principal,
+    call: CallInput,
+    clock_tolerance_s: float,
+    geocoder: Geocoder,
+    remembered: Remembered,
 ) -> CallAccepted:
     """Triage a call, store it and publish `calls.received.v1` in one transaction.
 
@@ -166,7 +173,7 @@ async def receive_call(
     # before stores nothing there, and is then read and handled in a transaction.
     async with pool.acquire() as conn:
         now = utcnow()
-        fields, decision, shadow = await _triage(conn, psap, call, now, geocoder)
+        fields, decision, shadow = await _triage(conn, psap, call, now, geocoder, remembered)
         call_id = str(uuid.uuid4())
         status = domain.status_for(decision.route)
         row = {**fields, "id": call_id, "psap_id": psap.tenant_id, "external_id": call.external_id}
@@ -190,7 +197,7 @@ async def receive_call(
             existing = await repository.find_by_external_id(conn, psap.tenant_id, call.external_id)
             if existing is None:  # stored by a request whose transaction then rolled back
                 raise Conflict("this call is being received by another request; retry")
-            return await _again(conn, psap, existing, call, geocoder)
+            return await _again(conn, psap, existing, call, geocoder, remembered)
 
 
 async def receive_incident(
@@ -199,6 +206,7 @@ async def receive_incident(
     document: eido.EidoDocument,
     clock_tolerance_s: float,
     geocoder: Geocoder,
+    remembered: Remembered,
 ) -> CallAccepted:
     """Receive a NENA EIDO as a call (`receive_call`); EidoError when it cannot safely be one, and
     Forbidden (recorded as a denied access) when it names a sender other than the token's PSAP."""
@@ -215,7 +223,7 @@ async def receive_incident(
                     f" {psap.tenant_id}'s (its EIDO identifiers: {', '.join(sorted(known))})",
                     "sender_mismatch",
                 )
-    return await receive_call(pool, psap, call, clock_tolerance_s, geocoder)
+    return await receive_call(pool, psap, call, clock_tolerance_s, geocoder, remembered)
 
 
 def _sender_refused(psap: Principal) -> Envelope:
@@ -239,6 +247,7 @@ async def _again(
     existing: repository.CallRow,
     call: CallInput,
     geocoder: Geocoder,
+    remembered: Remembered,
 ) -> CallAccepted:
     """A call id seen before: the same version is a no-op, an older one is ignored, a newer one updates.
 
@@ -249,7 +258,7 @@ async def _again(
     if call.version is not None and known is not None and call.version > known:
         if existing.status == "cancelled":
             raise Conflict("this call was cancelled; a newer version cannot reopen it", "cancelled")
-        return await _update(conn, psap, existing, call, "updated", geocoder)
+        return await _update(conn, psap, existing, call, "updated", geocoder, remembered)
     older = call.version is not None and known is not None and call.version < known
     outcome: Outcome = "ignored_older" if older else "duplicate"
     what = f"version {call.version.isoformat()}" if call.version else "this resend"
@@ -267,7 +276,7 @@ async def _again(
         cautions=tuple(dict.fromkeys((*stored.cautions, *call.cautions))),
     )
     outcome = "safety_raised_from_older_version" if older else "safety_raised_from_duplicate"
-    answer = await _update(conn, psap, existing, merged, outcome, geocoder)
+    answer = await _update(conn, psap, existing, merged, outcome, geocoder, remembered)
     kept = "is older than the version in force" if older else "changes nothing else"
     detail = f"{what} {kept}, but raises {', '.join(raised)}: raised on the call, which was triaged again"
     return answer.model_copy(update={"detail": detail})
@@ -315,12 +324,13 @@ async def _update(
     call: CallInput,
     outcome: Outcome,
     geocoder: Geocoder,
+    remembered: Remembered,
 ) -> CallAccepted:
     """Store what `call` says about a known call, triage it again and publish `calls.updated.v1`."""
     call_id = str(existing.id)
     now = utcnow()
     previous = events.TriageDecision.model_validate(existing.decision)
-    fields, decision, shadow = await _triage(conn, psap, call, now, geocoder, previous)
+    fields, decision, shadow = await _triage(conn, psap, call, now, geocoder, remembered, previous)
     decision = domain.keep_review_deadline(decision, previous)
     fields["decision"] = decision.model_dump(mode="json")
     await repository.update_call(conn, call_id, fields)

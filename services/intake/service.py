@@ -9,6 +9,7 @@ from services import topology
 from services.intake import api, callbacks, handlers
 from services.intake.geocode import Geocoder
 from services.intake.guard import PsapGuard, forget_old_requests
+from services.intake.remembered import Remembered
 from services.intake.repository import SCHEMA
 from services.intake.settings import IntakeSettings
 from shared.http import make_app
@@ -30,7 +31,8 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
     app.state.pool = infra.pool
     app.state.settings = settings
     app.state.geocoder = Geocoder()
-    app.state.guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings)
+    remembered = app.state.remembered = Remembered(infra.pool, settings.kept_for_s)
+    app.state.guard = PsapGuard(infra.pool, infra.authenticator(SCHEMA), settings, remembered)
     app.include_router(api.router)
     sender = callbacks.CallbackSender(infra.pool, settings)
     alerts = callbacks.AlertSender(infra.pool, settings)
@@ -40,5 +42,5 @@ def build(infra: Infra, settings: IntakeSettings | None = None) -> ServiceParts:
         migrations=Path(__file__).parent / "migrations",
         app=app,
         consumer=consumer,
-        background=[sender.run, alerts.run, partial(forget_old_requests, infra.pool)],
+        background=[sender.run, alerts.run, partial(forget_old_requests, infra.pool), remembered.run],
     )

@@ -26,3 +26,6 @@ class IntakeSettings(BaseSettings):
     supervisor_max_attempts: int = Field(default=5, ge=1)
     # How far ahead of intake's clock a client's timestamp may be before it is refused (422).
     clock_tolerance_s: float = Field(default=300.0, ge=0)
+    # The longest a kept credential or triage setting is used without reading it again, when no
+    # NOTIFY came to say it changed (the bound on one lost with a connection that died unnoticed).
+    kept_for_s: float = Field(default=5.0, gt=0, le=60)
