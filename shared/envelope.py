@@ -51,9 +51,11 @@ def new_event(
     *,
     cause: Envelope | None = None,
     correlationid: str | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> Envelope:
-    """Wrap a payload for `type_`, continuing the correlation of the event that caused it."""
-    event_id = uuid.uuid4()
+    """Wrap a payload for `type_`, continuing the correlation of the event that caused it (a new
+    id unless `event_id` gives the one every repeat of this event must carry)."""
+    event_id = event_id or uuid.uuid4()
     correlation = correlationid or (cause.correlationid if cause else str(event_id))
     return Envelope(
         id=event_id,

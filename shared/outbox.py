@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -95,8 +95,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     KafkaError,
 )
 
-# Called in the relay's transaction with the rows the broker has just acknowledged.
-OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[None]]
+# Called in the relay's transaction with the rows the broker has just acknowledged; the events it
+# returns are published in the same pass, before the commit. It must write nothing that a later
+# pass would publish, and give each event an id that is the same when the rows go again: a pass
+# that fails after publishing them is made again, and the consumers' inboxes drop the repeat.
+OnPublished = Callable[[asyncpg.Connection, list[asyncpg.Record]], Awaitable[list[Envelope]]]
 
 
 class OutboxRelay:
@@ -125,14 +128,13 @@ class OutboxRelay:
         # One statement tries the lead (once, before any row is read) and takes the oldest unsent
         # rows, marked sent. `sent_at IS NULL` again on the row itself: a row another relay marked
         # after this statement's snapshot is checked again at its lock, and skipped.
-        # A pass that writes nothing but its marks commits without waiting for the WAL flush: a
-        # mark lost with a crash only sends its rows again, which the consumers' inboxes absorb.
-        # With `on_published` the pass writes what must last (notify's delivery records and the
-        # events they queue, published by the next pass), so it waits as every transaction does.
-        lazy = "" if on_published else " AND (SELECT set_config('synchronous_commit', 'off', true) = 'off')"
+        # The pass commits without waiting for the WAL flush: what it writes (the marks, and what
+        # `on_published` records) is all written again if a crash loses it, when the rows go again,
+        # which the consumers' inboxes absorb. set_config in the statement: no round trip more.
         self._take = (
             f"UPDATE {self._schema}.outbox o SET sent_at = now()"
-            f" WHERE (SELECT pg_try_advisory_xact_lock(hashtext($1))){lazy} AND o.sent_at IS NULL"
+            " WHERE (SELECT pg_try_advisory_xact_lock(hashtext($1)))"
+            " AND (SELECT set_config('synchronous_commit', 'off', true) = 'off') AND o.sent_at IS NULL"
             f" AND o.id = ANY(ARRAY(SELECT id FROM {self._schema}.outbox"
             " WHERE sent_at IS NULL ORDER BY id LIMIT $2))"
             " RETURNING o.id, o.topic, o.key, o.value, o.headers"
@@ -154,24 +156,28 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            futures = []
-            for row in rows:
-                headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
-                futures.append(
-                    await self._publisher.send(
-                        self._topic_name(row["topic"]),
-                        value=bytes(row["value"]),
-                        key=row["key"].encode(),
-                        headers=headers,
-                    )
-                )
             # The marks commit only after the broker acknowledged every record (acks=all); a failure
             # rolls back, and the rows go again: at-least-once, made exact by consumers' inboxes.
-            await asyncio.gather(*futures)
+            await self._publish([(r["topic"], r["key"], bytes(r["value"]), r["headers"]) for r in rows])
             if self._on_published is not None:
-                await self._on_published(conn, rows)
+                followers = await self._on_published(conn, rows)
+                await self._publish([row_values(event) for event in followers])
         OUTBOX_PUBLISHED.labels(schema=self._schema).inc(len(rows))
         return len(rows)
+
+    async def _publish(self, messages: list[Sequence[Any]]) -> None:
+        """Send each (topic, key, value, headers), in this order, and wait for every acknowledgement."""
+        futures = []
+        for topic, key, value, headers in messages:
+            futures.append(
+                await self._publisher.send(
+                    self._topic_name(topic),
+                    value=value,
+                    key=key.encode(),
+                    headers=[(k, str(v).encode()) for k, v in headers.items()],
+                )
+            )
+        await asyncio.gather(*futures)
 
     async def purge_sent(self, older_than_s: int = 3600) -> None:
         """Delete rows published long ago."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -84,29 +85,34 @@ def _fields(notice: Notice) -> dict[str, Any]:
     }
 
 
-async def record_delivered(conn: asyncpg.Connection, notices: list[Notice]) -> None:
-    """Keep many successful deliveries and publish each `notifications.delivered.v1`, in two statements."""
-    if not notices:
-        return
+# The delivered event of an agency-topic message has the id its notification id gives: a relay
+# pass that fails after publishing it and is made again publishes it again with the same id.
+DELIVERED_IDS = uuid.UUID("5b0e2f55-8d0c-4c49-9a1e-2f1f6a3c7d21")
+
+
+def _delivered(notices: list[Notice]) -> list[Envelope]:
+    """Each notice's `notifications.delivered.v1`."""
+    return [
+        new_event(
+            topics.NOTIFICATIONS_DELIVERED,
+            SERVICE,
+            n.call_id,
+            events.NotificationDelivered(**_fields(n)),
+            correlationid=n.correlation,
+            event_id=uuid.uuid5(DELIVERED_IDS, f"{n.channel}:{n.notification_id}"),
+        )
+        for n in notices
+    ]
+
+
+async def _keep_delivered(conn: asyncpg.Connection, notices: list[Notice]) -> list[Envelope]:
+    """Keep many successful deliveries in one statement; their events, to be published."""
     await repository.record_deliveries(
         conn, [{**_fields(n), "outcome": "delivered", "error": None} for n in notices]
     )
-    await enqueue_many(
-        conn,
-        SERVICE,
-        [
-            new_event(
-                topics.NOTIFICATIONS_DELIVERED,
-                SERVICE,
-                n.call_id,
-                events.NotificationDelivered(**_fields(n)),
-                correlationid=n.correlation,
-            )
-            for n in notices
-        ],
-    )
     for n in notices:
         NOTIFICATIONS.labels(channel=n.channel, outcome="delivered").inc()
+    return _delivered(notices)
 
 
 async def record(
@@ -114,7 +120,7 @@ async def record(
 ) -> None:
     """Keep one attempt and publish it: `notifications.delivered.v1` or `notifications.failed.v1`."""
     if error is None:
-        await record_delivered(conn, [notice])
+        await enqueue_many(conn, SERVICE, await _keep_delivered(conn, [notice]))
         return
     outcome = "retrying" if will_retry else "failed"
     fields = _fields(notice)
@@ -191,8 +197,9 @@ async def to_agency(
             )
 
 
-async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
-    """Record each agency-topic message as delivered, in the relay's transaction after the broker's ack."""
+async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[Envelope]:
+    """Record each agency-topic message as delivered, in the relay's transaction after the broker's
+    ack; the `notifications.delivered.v1` events the relay publishes in the same pass."""
     notices: list[Notice] = []
     for row in rows:
         topic: str = row["topic"]
@@ -211,7 +218,7 @@ async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
             correlation=event.correlationid,
         )
         notices.append(notice)
-    await record_delivered(conn, notices)
+    return await _keep_delivered(conn, notices) if notices else []
 
 
 async def to_feed(conn: asyncpg.Connection, agency_id: str, kind: str, view: dict[str, Any]) -> None:

@@ -144,11 +144,15 @@ async def test_an_outbox_row_that_commits_after_a_later_one_is_still_published(s
 
 
 class HeldPublisher:
-    """A publisher whose acknowledgements wait until the test lets them go, or fail with `error`."""
+    """A publisher whose acknowledgements wait until the test lets them go, or fail with `error`
+    (those of records with `only_key` alone, when given)."""
 
-    def __init__(self, producer: AIOKafkaProducer, error: Exception | None = None) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, error: Exception | None = None, only_key: bytes | None = None
+    ) -> None:
         self.producer = producer
         self.error = error
+        self.only_key = only_key
         self.sending = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -166,7 +170,7 @@ class HeldPublisher:
 
         async def acknowledged() -> object:
             await self.release.wait()
-            if self.error is not None:
+            if self.error is not None and self.only_key in (None, key):
                 raise self.error
             return await sent
 
@@ -282,7 +286,7 @@ async def test_a_calls_later_events_do_not_overtake_one_that_failed(settings, po
 async def test_the_relay_tells_its_service_which_rows_the_broker_acknowledged(settings, pool, producer):
     acknowledged: list[str] = []
 
-    async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[Envelope]:
         # Runs in the relay's transaction, after the broker's ack and the rows being marked sent.
         sent = await conn.fetchval(
             f"SELECT count(*) FROM {messaging.SCHEMA}.outbox"
@@ -291,6 +295,7 @@ async def test_the_relay_tells_its_service_which_rows_the_broker_acknowledged(se
         )
         assert sent == len(rows)
         acknowledged.extend(str(Envelope.from_bytes(bytes(r["value"])).id) for r in rows)
+        return []
 
     first, second = cancelled("call-9"), cancelled("call-10")
     async with pool.acquire() as conn, conn.transaction():
@@ -493,20 +498,34 @@ async def test_a_pass_that_only_marks_rows_sent_does_not_wait_for_the_wal(
     assert await unsent(pool) == 0
 
 
-async def test_a_pass_that_records_what_it_published_waits_for_the_wal(
-    settings, pool, producer, durable_pool
+async def test_what_the_service_publishes_for_acknowledged_rows_goes_in_the_same_pass(
+    settings, pool, producer
 ):
-    # Notify's pass records the deliveries and queues their events: those must outlive a crash.
-    settings_seen: list[str] = []
+    # Notify's delivered events: published after the rows' acks and before the commit, so a refusal
+    # of one leaves the rows to go again, and the event goes again with its id unchanged.
+    leader, follower = cancelled("call-leader"), cancelled("call-follower")
 
-    async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
-        settings_seen.append(await conn.fetchval("SELECT current_setting('synchronous_commit')"))
+    async def on_published(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[Envelope]:
+        return [follower]
 
     async with pool.acquire() as conn, conn.transaction():
-        await outbox.enqueue(conn, messaging.SCHEMA, cancelled("call-durable"))
-    relay = OutboxRelay(durable_pool, messaging.SCHEMA, producer, settings.topic, on_published=on_published)
+        await outbox.enqueue(conn, messaging.SCHEMA, leader)
+    refuses = HeldPublisher(producer, KafkaTimeoutError(), only_key=b"call-follower")
+    refuses.release.set()
+    refusing = OutboxRelay(pool, messaging.SCHEMA, refuses, settings.topic, on_published=on_published)
+    with pytest.raises(KafkaTimeoutError):
+        await refusing.relay_once()
+    assert await unsent(pool) == 1
+    relay = OutboxRelay(pool, messaging.SCHEMA, producer, settings.topic, on_published=on_published)
     assert await relay.relay_once() == 1
-    assert settings_seen == ["on"]
+    assert await unsent(pool) == 0
+    topic = settings.topic(messaging.TOPIC)
+    # Both passes sent both: the first one's follower went out, its acknowledgement failed.
+    leaders = await read_topic(settings, topic, 2, key="call-leader")
+    followers = await read_topic(settings, topic, 2, key="call-follower")
+    assert [Envelope.from_bytes(r.value).id for r in leaders] == [leader.id, leader.id]
+    assert [Envelope.from_bytes(r.value).id for r in followers] == [follower.id, follower.id]
+    assert followers[1].timestamp >= leaders[1].timestamp  # sent after the rows were acknowledged
 
 
 async def test_an_idle_consumer_takes_a_record_as_it_comes_and_stops_at_once(settings, pool, producer):

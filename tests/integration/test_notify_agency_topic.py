@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from services.notify.delivery import DELIVERED_IDS
 from services.notify.settings import NotifySettings
 from shared.events import SafetyScreen
 from shared.kafka import confluent_config
@@ -173,6 +174,13 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
         ("kafka", "offered", "delivered"),
         ("kafka", "withdrawn", "delivered"),
     ]
+    # Published by the relay's pass that delivered the message, never queued for a second pass,
+    # with the id its message gives: a pass made again after a failure repeats it unchanged.
+    queued = "SELECT count(*) FROM notify.outbox WHERE topic = $1"
+    assert await notify.pool.fetchval(queued, NOTIFICATIONS_DELIVERED) == 0
+    for record in delivered:
+        event = json.loads(record.value)
+        assert event["id"] == str(uuid.uuid5(DELIVERED_IDS, f"kafka:{event['data']['notification_id']}"))
 
 
 DOMAIN_AGENCY = "crisis.metro.example.gov"
