@@ -90,6 +90,11 @@ def _fields(notice: Notice) -> dict[str, Any]:
 DELIVERED_IDS = uuid.UUID("5b0e2f55-8d0c-4c49-9a1e-2f1f6a3c7d21")
 
 
+def delivered_id(channel: str, notification_id: str) -> uuid.UUID:
+    """The id of the delivered event of one message on one channel, the same at every repeat."""
+    return uuid.uuid5(DELIVERED_IDS, f"{channel}:{notification_id}")
+
+
 def _delivered(notices: list[Notice]) -> list[Envelope]:
     """Each notice's `notifications.delivered.v1`."""
     return [
@@ -99,7 +104,7 @@ def _delivered(notices: list[Notice]) -> list[Envelope]:
             n.call_id,
             events.NotificationDelivered(**_fields(n)),
             correlationid=n.correlation,
-            event_id=uuid.uuid5(DELIVERED_IDS, f"{n.channel}:{n.notification_id}"),
+            event_id=delivered_id(n.channel, n.notification_id),
         )
         for n in notices
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from services.notify.delivery import DELIVERED_IDS
+from services.notify.delivery import delivered_id
 from services.notify.settings import NotifySettings
 from shared.events import SafetyScreen
 from shared.kafka import confluent_config
@@ -180,7 +180,7 @@ async def test_the_agency_topic_carries_only_its_own_offers_withdrawals_and_expi
     assert await notify.pool.fetchval(queued, NOTIFICATIONS_DELIVERED) == 0
     for record in delivered:
         event = json.loads(record.value)
-        assert event["id"] == str(uuid.uuid5(DELIVERED_IDS, f"kafka:{event['data']['notification_id']}"))
+        assert event["id"] == str(delivered_id("kafka", event["data"]["notification_id"]))
 
 
 DOMAIN_AGENCY = "crisis.metro.example.gov"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from services.notify.delivery import delivered_id
 from tools.faults.checker import KINDS, judge
 from tools.faults.snapshot import (
     AgencyMessage,
@@ -75,7 +76,9 @@ def clean(events: list[tuple[str, Event]] | None = None) -> Snapshot:
         "notify": {"assignments.offered.v1", "assignments.withdrawn.v1"},
     }
     inbox = {s: {e.id for _, e in events if e.type in types} for s, types in consumers.items()}
-    inbox["audit"] = {e.id for _, e in events}
+    # Published by notify's relay in the pass that delivered the page, not through its outbox.
+    delivered = Event(str(delivered_id("kafka", "p1")), "notifications.delivered.v1", CALL, {"call_id": CALL})
+    inbox["audit"] = {e.id for _, e in events} | {delivered.id}
     return Snapshot(
         call_ids=[CALL],
         intake={CALL: "cleared"},
@@ -94,8 +97,8 @@ def clean(events: list[tuple[str, Event]] | None = None) -> Snapshot:
             OutboxRow("notify", 99, AGENCY_TOPIC, True, page, 1),
         ],
         inbox=inbox,
-        inbox_types={**consumers, "audit": {e.type for _, e in events}},
-        trail=[e for _, e in events],
+        inbox_types={**consumers, "audit": {e.type for _, e in events} | {delivered.type}},
+        trail=[*(e for _, e in events), delivered],
         deliveries=[Delivery("p1", A2, "offered", 1)],
         agency_messages=[AgencyMessage(AGENCY_TOPIC, "p1", A2, "offered", 1)],
         chain_ok=True,
@@ -179,6 +182,12 @@ def test_lost_an_event_missing_from_one_consumer_inbox() -> None:
 def test_lost_an_agency_message_never_on_its_topic() -> None:
     snap = clean()
     snap.agency_messages = []
+    assert kinds(snap) == {"lost": 1}
+
+
+def test_lost_a_delivery_whose_event_never_reached_the_trail() -> None:
+    snap = clean()
+    snap.trail = [e for e in snap.trail if e.type != "notifications.delivered.v1"]
     assert kinds(snap) == {"lost": 1}
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from services.audit import outcomes
 from services.audit.stories import CallStory, fold, received
-from shared.topics import AGENCY_TOPIC_PREFIX, REGISTRY
+from services.notify.delivery import delivered_id
+from shared.topics import AGENCY_TOPIC_PREFIX, NOTIFICATIONS_DELIVERED, REGISTRY
 from tools.faults.snapshot import (
     INTAKE_AT_REST,
     LIVE,
@@ -141,6 +142,22 @@ def check_lost(snap: Snapshot, v: Verdict, poisoned: dict[str, int] | None = Non
                 "lost",
                 f"event:{e.id}",
                 f"{e.type} {e.id} of {e.subject} ({row.schema}): missing from {', '.join(where)}",
+            )
+    # A delivery's event goes out in the relay's pass, not through the outbox: looked for by its id.
+    for d in snap.deliveries:
+        event_id = str(delivered_id("kafka", d.notification_id))
+        where = [] if event_id in trail_ids else ["the audit trail"]
+        where += [
+            f"{s}'s inbox"
+            for s in followers(snap, NOTIFICATIONS_DELIVERED)
+            if event_id not in snap.inbox.get(s, set())
+        ]
+        if where:
+            v.add(
+                "lost",
+                f"event:{event_id}",
+                f"{NOTIFICATIONS_DELIVERED} {event_id} of delivery {d.notification_id}: missing from"
+                f" {', '.join(where)}",
             )
     # The topic and the service's table may both hold one dead letter: each is counted on its own
     # and a key names it the same way from either, so it is one problem.
