@@ -48,7 +48,7 @@ class PsapGuard:
         self._window = MovingWindow()
 
     async def _principal(self, request: Request) -> tuple[Principal, repository.CredentialRow]:
-        """The PSAP and its row (signing secrets, rate), from its token in one query."""
+        """The PSAP and its row (signing secrets, rate), from its token: one query, or what intake kept."""
         try:
             token = bearer_token(request.headers.get("authorization"))
         except ApiError as exc:
