@@ -144,8 +144,8 @@ def check_lost(snap: Snapshot, v: Verdict, poisoned: dict[str, int] | None = Non
                 f"{e.type} {e.id} of {e.subject} ({row.schema}): missing from {', '.join(where)}",
             )
     # A delivery's event goes out in the relay's pass, not through the outbox: looked for by its id.
-    for d in snap.deliveries:
-        event_id = str(delivered_id("kafka", d.notification_id))
+    for delivery in snap.deliveries:
+        event_id = str(delivered_id("kafka", delivery.notification_id))
         where = [] if event_id in trail_ids else ["the audit trail"]
         where += [
             f"{s}'s inbox"
@@ -156,7 +156,7 @@ def check_lost(snap: Snapshot, v: Verdict, poisoned: dict[str, int] | None = Non
             v.add(
                 "lost",
                 f"event:{event_id}",
-                f"{NOTIFICATIONS_DELIVERED} {event_id} of delivery {d.notification_id}: missing from"
+                f"{NOTIFICATIONS_DELIVERED} {event_id} of delivery {delivery.notification_id}: missing from"
                 f" {', '.join(where)}",
             )
     # The topic and the service's table may both hold one dead letter: each is counted on its own
